@@ -1,0 +1,201 @@
+"""Stage 1 — intake: validate a generation request against the catalog and canonicalise it.
+
+The wire model (:class:`GenerationRequest`) rejects unknown fields. :func:`canonicalize` resolves
+defaults (format, size, steps, seed) against the model's limits, so that every later stage works on
+one explicit, complete :class:`CanonicalRequest` — the input of the content key.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pixelpipe.catalog import Catalog, ModelSpec
+from pixelpipe.errors import InvalidRequest
+
+ImageFormat = Literal["webp", "png", "jpeg"]
+SEED_MAX = 2**32 - 1
+_SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class GenerationRequest(BaseModel):
+    """Body of ``POST /v1/generations`` and ``POST /v1/estimates``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    prompt: str = Field(..., description="What to draw.", examples=["a red fox in the snow"])
+    model: str = Field("preview", description="A model name from GET /v1/models.")
+    size: str | None = Field(None, description="WIDTHxHEIGHT, e.g. 1024x1024.")
+    aspect_ratio: str | None = Field(None, description="e.g. 16:9; alternative to size.")
+    seed: int | None = Field(None, description="0..4294967295; omitted = random.")
+    format: ImageFormat | None = Field(None, description="webp, png or jpeg.")
+    quality: str | None = Field(None, description="Model-specific quality tier (gpt-image-1, dall-e-3).")
+    steps: int | None = Field(None, description="Inference steps, within the model's range.")
+    guidance: float | None = Field(None, description="Guidance scale, within the model's range.")
+    negative_prompt: str | None = Field(None, description="Only for models that support it.")
+    n: int = Field(1, description="Images per request (1; send several requests for more).")
+    provider: str | None = Field(None, description="Force one provider of the model.")
+    group: str | None = Field(None, max_length=64, description="Group label, e.g. a comparison id.")
+    webhook: str | None = Field(None, description="URL to POST the finished job to (signed).")
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalRequest:
+    """A complete, explicit request: every default resolved. Input of the content key."""
+
+    model: str
+    prompt: str
+    seed: int
+    width: int
+    height: int
+    format: str
+    aspect_ratio: str | None = None
+    negative_prompt: str | None = None
+    quality: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CanonicalRequest:
+        return cls(**data)
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1_000_000
+
+
+def normalize_prompt(prompt: str) -> str:
+    """NFC, whitespace runs collapsed, ends stripped: what the key sees as "the same prompt"."""
+    return " ".join(unicodedata.normalize("NFC", prompt).split())
+
+
+def _fail(field: str, detail: str) -> InvalidRequest:
+    return InvalidRequest(detail, field=field)
+
+
+def _check_prompt(text: str, field: str, max_chars: int) -> str:
+    if _CONTROL.search(text):
+        raise _fail(field, f"{field} contains control characters; remove them")
+    norm = normalize_prompt(text)
+    if not norm:
+        raise _fail(field, f"{field} is empty; write 1 to {max_chars} characters")
+    if len(norm) > max_chars:
+        raise _fail(field, f"{field} has {len(norm)} characters; the limit is {max_chars}")
+    return norm
+
+
+def _resolve_size(req: GenerationRequest, spec: ModelSpec) -> tuple[int, int, str | None]:
+    if req.size and req.aspect_ratio:
+        raise _fail("size", "give either size or aspect_ratio, not both")
+    if req.aspect_ratio is not None:
+        if req.aspect_ratio not in spec.aspect_ratios:
+            allowed = ", ".join(spec.aspect_ratios)
+            raise _fail(
+                "aspect_ratio",
+                f"aspect_ratio {req.aspect_ratio!r} is not offered by {spec.name}; use one of: "
+                f"{allowed}",
+            )
+        w, h = spec.aspect_ratios[req.aspect_ratio]
+        return w, h, req.aspect_ratio
+    if req.size is None:
+        ar = spec.default_aspect_ratio
+        w, h = spec.aspect_ratios[ar]
+        return w, h, ar
+    m = _SIZE_RE.match(req.size)
+    if not m:
+        raise _fail("size", f"size {req.size!r} must look like WIDTHxHEIGHT, e.g. 1024x1024")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not spec.size_allowed(w, h):
+        sizes = ", ".join(f"{a}x{b}" for a, b in spec.aspect_ratios.values())
+        custom = spec.custom_size
+        extra = (
+            f" or any size {custom.min}..{custom.max} in multiples of {custom.multiple_of}"
+            if custom
+            else ""
+        )
+        raise _fail("size", f"size {req.size} is not offered by {spec.name}; use {sizes}{extra}")
+    ar = next((k for k, v in spec.aspect_ratios.items() if v == (w, h)), None)
+    return w, h, ar
+
+
+def _resolve_number(
+    value: float | None, rng: Any, field: str, model: str
+) -> float | None:
+    if rng is None:
+        if value is not None:
+            raise _fail(field, f"{model} does not take {field}; leave it out")
+        return None
+    if value is None:
+        return float(rng.default)
+    if not rng.min <= value <= rng.max:
+        raise _fail(field, f"{field} must be between {rng.min:g} and {rng.max:g} for {model}")
+    return float(value)
+
+
+def _resolve_quality(req: GenerationRequest, spec: ModelSpec) -> str | None:
+    if not spec.qualities:
+        if req.quality is not None:
+            raise _fail("quality", f"{spec.name} has no quality tiers; leave quality out")
+        return None
+    if req.quality is None:
+        return spec.default_quality
+    if req.quality not in spec.qualities:
+        raise _fail("quality", f"quality must be one of {', '.join(spec.qualities)}")
+    return req.quality
+
+
+def _resolve_seed(seed: int | None) -> int:
+    if seed is None:
+        return secrets.randbelow(SEED_MAX + 1)
+    if not 0 <= seed <= SEED_MAX:
+        raise _fail("seed", f"seed must be between 0 and {SEED_MAX}")
+    return seed
+
+
+def canonicalize(
+    req: GenerationRequest, catalog: Catalog, *, max_prompt_chars: int = 1000
+) -> CanonicalRequest:
+    """Validate ``req`` against the model's limits and return the complete canonical request."""
+    spec = catalog.get(req.model)
+    prompt = _check_prompt(req.prompt, "prompt", max_prompt_chars)
+    negative = None
+    if req.negative_prompt is not None:
+        if not spec.negative_prompt:
+            raise _fail("negative_prompt", f"{spec.name} does not support a negative prompt")
+        negative = _check_prompt(req.negative_prompt, "negative_prompt", max_prompt_chars)
+    if req.n != 1:
+        raise _fail("n", "n must be 1: send one request per image (each is deduplicated)")
+    if req.provider is not None and req.provider not in spec.providers:
+        raise _fail("provider", f"{spec.name} is served by: {', '.join(spec.providers)}")
+    fmt = req.format or spec.default_format
+    if fmt not in spec.formats:
+        raise _fail("format", f"format must be one of {', '.join(spec.formats)}")
+    width, height, ar = _resolve_size(req, spec)
+    steps = _resolve_number(req.steps, spec.steps, "steps", spec.name)
+    guidance = _resolve_number(req.guidance, spec.guidance, "guidance", spec.name)
+    return CanonicalRequest(
+        model=spec.name,
+        prompt=prompt,
+        seed=_resolve_seed(req.seed),
+        width=width,
+        height=height,
+        format=fmt,
+        aspect_ratio=ar,
+        negative_prompt=negative,
+        quality=_resolve_quality(req, spec),
+        steps=int(steps) if steps is not None else None,
+        guidance=guidance,
+    )

@@ -1,0 +1,87 @@
+"""Stage 8 boundary — a provider runs a model for one canonical request.
+
+A provider is a small async protocol. ``submit`` starts a run and returns a :class:`ProviderUpdate`
+(possibly already terminal, e.g. OpenAI or a fast ``Prefer: wait`` answer); ``poll`` asks for the
+state of a run; ``parse_webhook`` verifies and decodes a provider's webhook delivery; ``cancel``
+stops a run. Every method translates foreign errors into :mod:`pixelpipe.errors` at this boundary:
+429 → ProviderRateLimited(retry_after), 5xx/connection/timeout → ProviderUnavailable, content policy
+→ ProviderContentRejected, 4xx validation → ProviderInvalidInput, 401/403 → ProviderAuthError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from pixelpipe.errors import PixelpipeError
+from pixelpipe.intake import CanonicalRequest
+
+
+class RunState(StrEnum):
+    PENDING = "pending"  # accepted, queued at the provider
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    """What a provider needs to start (or look up) one run."""
+
+    job_id: str
+    attempt: int
+    request: CanonicalRequest
+    model_id: str  # the provider's own id, e.g. "black-forest-labs/flux-schnell"
+    webhook_url: str | None = None  # where the provider should POST completion (None = poll)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One produced image: a URL to fetch (expires!) or bytes already in hand (base64, data:)."""
+
+    url: str | None = None
+    data: bytes | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderUpdate:
+    """The state of one provider run, as the provider reported it."""
+
+    provider_job_id: str
+    state: RunState
+    outputs: tuple[Output, ...] = ()
+    error: PixelpipeError | None = None  # set when state is FAILED
+    progress: dict[str, Any] = field(default_factory=dict)  # percent, queue_position, logs
+    poll_after_s: float | None = None  # hint: when polling next makes sense
+    usage: dict[str, Any] = field(default_factory=dict)  # e.g. OpenAI token usage, image_count
+    revised_prompt: str | None = None
+    billable: bool = True  # False when the provider does not charge this attempt (e.g. 5xx)
+    delivery_id: str | None = None  # webhook delivery id, for idempotency
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A source of images. Implementations: preview, replicate, fal, openai (and fakes in tests)."""
+
+    name: str
+    supports_webhooks: bool
+
+    async def submit(self, req: ProviderRequest) -> ProviderUpdate: ...
+
+    async def poll(self, provider_job_id: str, req: ProviderRequest) -> ProviderUpdate: ...
+
+    async def cancel(self, provider_job_id: str, req: ProviderRequest) -> None: ...
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderUpdate:
+        """Verify the signature (raise errors.Unauthorized if it fails) and decode the body."""
+        ...
+
+    async def aclose(self) -> None: ...
