@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(2.0, gt=0)
     test_mode: bool = Field(False, description="Allow http:// and loopback outputs (fakes only)")
 
+    # --- budgets (global; per-key budgets are set with `pixelpipe budgets`) ------------------
+    budget_daily_usd: float | None = Field(None, ge=0)
+    budget_monthly_usd: float | None = Field(None, ge=0)
+
     # --- providers -----------------------------------------------------------------------------
     preview_latency_ms: int = Field(0, ge=0)
     preview_failure_rate: float = Field(0.0, ge=0.0, le=1.0)

@@ -1,0 +1,58 @@
+"""Which IP addresses the fetch guard may connect to.
+
+A provider output URL is attacker-influenced data (a compromised or spoofed provider answer, a
+redirect). Anything that is not a public unicast address is refused: loopback, private (RFC 1918,
+fc00::/7), link-local (169.254/16 — cloud metadata lives at 169.254.169.254 — and fe80::/10),
+unspecified, multicast, reserved, CGNAT and the other not-globally-routable ranges. IPv6 forms
+that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4
+``2002::/16``) are judged by the IPv4 address inside them too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+# Order matters: 169.254/16 is also "private" to Python; name the more specific reason first.
+_REFUSALS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
+    ("unspecified address", lambda ip: ip.is_unspecified),
+    ("link-local address", lambda ip: ip.is_link_local),
+    ("multicast address", lambda ip: ip.is_multicast),
+    ("private address", lambda ip: ip.is_private),
+    ("reserved address", lambda ip: ip.is_reserved),
+    ("not globally routable", lambda ip: not ip.is_global),
+)
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """The address ``text`` spells (``[::1]`` brackets allowed), or None for a host name."""
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
+def refusal_reason(ip: IPAddress, *, allow_loopback: bool = False) -> str | None:
+    """Why the guard must not connect to ``ip``, or None when it may."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return refusal_reason(ip.ipv4_mapped, allow_loopback=allow_loopback)
+    inner = _embedded_ipv4(ip)
+    if inner is not None:
+        reason = refusal_reason(inner, allow_loopback=False)
+        if reason is not None:
+            return f"{reason} (embedded in IPv6)"
+    if ip.is_loopback:
+        return None if allow_loopback else "loopback address"
+    return next((name for name, refused in _REFUSALS if refused(ip)), None)
+
+
+def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour

@@ -1,0 +1,27 @@
+"""Server-generated, time-sortable ids (ULID layout, Crockford base32). Never used as paths."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ID_RE = re.compile(r"^gen_[0-9a-hjkmnp-tv-z]{26}$")
+
+
+def _b32(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def new_job_id(now: float | None = None) -> str:
+    ms = int((time.time() if now is None else now) * 1000)
+    return "gen_" + _b32(ms, 10) + _b32(secrets.randbits(80), 16)
+
+
+def is_job_id(value: str) -> bool:
+    return bool(ID_RE.match(value))

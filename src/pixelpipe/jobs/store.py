@@ -1,0 +1,370 @@
+"""The job store: jobs, their events, the image index and webhook deliveries, in SQL.
+
+One implementation serves SQLite (embedded) and PostgreSQL (scale-out): SQLAlchemy Core, guarded
+``UPDATE … WHERE status IN (…)`` transitions, ``FOR UPDATE SKIP LOCKED`` claims (a no-op on SQLite,
+where ``BEGIN IMMEDIATE`` already serialises writers). Each status change and its event are written
+in one transaction; listeners are woken after commit through the Notifier.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pixelpipe.db import Database
+from pixelpipe.errors import IdempotencyMismatch
+from pixelpipe.events.base import ALL, Notifier
+from pixelpipe.jobs.model import (
+    RUNNABLE,
+    TERMINAL,
+    ImageRecord,
+    Job,
+    JobEvent,
+    JobStatus,
+    check_transition,
+)
+from pixelpipe.jobs.rows import image_to_row, job_to_row, row_to_event, row_to_image, row_to_job
+from pixelpipe.jobs.tables import images, job_events, jobs, webhook_deliveries
+
+_RUNNABLE = [str(s) for s in RUNNABLE]
+
+
+class JobStore:
+    def __init__(self, db: Database, notifier: Notifier) -> None:
+        self.db = db
+        self.notifier = notifier
+
+    # ---- creation ---------------------------------------------------------------------------
+    async def create(
+        self, job: Job, *, single_flight: bool, fingerprint: str | None = None
+    ) -> tuple[Job, bool]:
+        """Insert ``job`` unless its idempotency key or (single-flight) content key is taken.
+
+        Returns ``(job, True)`` when inserted, or ``(existing, False)`` when the request attaches
+        to an earlier job. Raises IdempotencyMismatch when a key is reused for another request.
+        """
+        row = job_to_row(job)
+        row["request_fingerprint"] = fingerprint
+        row["inflight_key"] = job.content_key if single_flight and not job.status.terminal else None
+        for _ in range(3):
+            try:
+                async with self.db.begin() as conn:
+                    existing = await self._existing(conn, job, single_flight, fingerprint)
+                    if existing is not None:
+                        return existing, False
+                    await conn.execute(insert(jobs).values(**row))
+                    await self._event(conn, job.id, "status", _status_data(job), job.created_at)
+                break
+            except IntegrityError:
+                continue  # a concurrent insert won (other process): look again
+        await self._wake(job.id)
+        return job, True
+
+    async def _existing(
+        self, conn: AsyncConnection, job: Job, single_flight: bool, fingerprint: str | None
+    ) -> Job | None:
+        if job.idempotency_key:
+            found = (
+                await conn.execute(select(jobs).where(jobs.c.idempotency_key == job.idempotency_key))
+            ).first()
+            if found is not None:
+                if fingerprint and found._mapping["request_fingerprint"] != fingerprint:
+                    raise IdempotencyMismatch(
+                        "this Idempotency-Key was already used with a different request body; "
+                        "use a new key for a new request"
+                    )
+                return row_to_job(found)
+        if single_flight:
+            found = (
+                await conn.execute(select(jobs).where(jobs.c.inflight_key == job.content_key))
+            ).first()
+            if found is not None:
+                return row_to_job(found)
+        return None
+
+    # ---- reads ------------------------------------------------------------------------------
+    async def get(self, job_id: str) -> Job | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        return row_to_job(row) if row else None
+
+    async def list_jobs(
+        self,
+        *,
+        before: str | None = None,
+        limit: int = 30,
+        model: str | None = None,
+        query: str | None = None,
+        group: str | None = None,
+        status: str | None = None,
+    ) -> list[Job]:
+        """Newest first; ``before`` is the cursor (an id: ids sort by creation time)."""
+        stmt = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        if before:
+            stmt = stmt.where(jobs.c.id < before)
+        if model:
+            stmt = stmt.where(jobs.c.model == model)
+        if group:
+            stmt = stmt.where(jobs.c.group_id == group)
+        if status:
+            stmt = stmt.where(jobs.c.status == status)
+        if query:
+            escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(
+                func.lower(func.json_extract(jobs.c.request, "$.prompt")).like(
+                    f"%{escaped}%", escape="\\"
+                )
+                if self.db.dialect == "sqlite"
+                else func.lower(jobs.c.request["prompt"].as_string()).like(
+                    f"%{escaped}%", escape="\\"
+                )
+            )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [row_to_job(r) for r in rows]
+
+    async def find_by_provider_job(self, provider: str, provider_job_id: str) -> Job | None:
+        stmt = select(jobs).where(
+            and_(jobs.c.provider == provider, jobs.c.provider_job_id == provider_job_id)
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(stmt.order_by(jobs.c.id.desc()).limit(1))).first()
+        return row_to_job(row) if row else None
+
+    async def count_by_status(self) -> dict[str, int]:
+        stmt = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        async with self.db.read() as conn:
+            return {s: int(n) for s, n in (await conn.execute(stmt)).all()}
+
+    # ---- state changes ----------------------------------------------------------------------
+    async def transition(
+        self,
+        job_id: str,
+        expected: JobStatus | Iterable[JobStatus],
+        target: JobStatus,
+        *,
+        owner: str | None = None,
+        event: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job | None:
+        """Move a job from one of ``expected`` to ``target``; None if it was no longer there.
+
+        Terminal targets clear the single-flight key, the lease and the schedule.
+        """
+        allowed = [expected] if isinstance(expected, JobStatus) else list(expected)
+        for current in allowed:
+            check_transition(current, target)
+        now = time.time()
+        values: dict[str, Any] = {"status": str(target), "updated_at": now, **fields}
+        if target in TERMINAL:
+            values.update(
+                inflight_key=None, lease_owner=None, lease_expires_at=None, next_run_at=None
+            )
+            values.setdefault("finished_at", now)
+        cond = [jobs.c.id == job_id, jobs.c.status.in_([str(s) for s in allowed])]
+        if owner is not None:
+            cond.append(jobs.c.lease_owner == owner)
+        async with self.db.begin() as conn:
+            res = await conn.execute(update(jobs).where(*cond).values(**values).returning(jobs))
+            row = res.first()
+            if row is None:
+                return None
+            job = row_to_job(row)
+            await self._event(conn, job_id, "status", {**_status_data(job), **(event or {})}, now)
+        await self._wake(job_id)
+        return job
+
+    async def update(self, job_id: str, *, owner: str | None = None, **fields: Any) -> bool:
+        """Change fields without a status change (schedule, progress, lease)."""
+        cond = [jobs.c.id == job_id]
+        if owner is not None:
+            cond.append(jobs.c.lease_owner == owner)
+        async with self.db.begin() as conn:
+            res = await conn.execute(
+                update(jobs).where(*cond).values(updated_at=time.time(), **fields)
+            )
+        return bool(res.rowcount)
+
+    async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> None:
+        async with self.db.begin() as conn:
+            await self._event(conn, job_id, type_, data, time.time())
+        await self._wake(job_id)
+
+    async def events_since(self, job_id: str, after_id: int = 0) -> list[JobEvent]:
+        stmt = (
+            select(job_events)
+            .where(job_events.c.job_id == job_id, job_events.c.id > after_id)
+            .order_by(job_events.c.id)
+        )
+        async with self.db.read() as conn:
+            return [row_to_event(r) for r in (await conn.execute(stmt)).all()]
+
+    # ---- leases -----------------------------------------------------------------------------
+    async def claim_due(self, owner: str, *, limit: int, lease_s: float) -> list[Job]:
+        """Lease up to ``limit`` runnable jobs whose time has come (expired leases included)."""
+        now = time.time()
+        due = and_(
+            jobs.c.status.in_(_RUNNABLE),
+            jobs.c.next_run_at <= now,
+            or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+        )
+        pick = (
+            select(jobs.c.id)
+            .where(due)
+            .order_by(jobs.c.next_run_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.db.begin() as conn:
+            ids = [r[0] for r in (await conn.execute(pick)).all()]
+            if not ids:
+                return []
+            res = await conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(ids), due)
+                .values(lease_owner=owner, lease_expires_at=now + lease_s)
+                .returning(jobs)
+            )
+            return [row_to_job(r) for r in res.all()]
+
+    async def claim(self, job_id: str, owner: str, *, lease_s: float) -> Job | None:
+        """Lease one job by id (queue delivery), if it is runnable and not leased by another."""
+        now = time.time()
+        stmt = (
+            update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.status.in_(_RUNNABLE),
+                or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+            )
+            .values(lease_owner=owner, lease_expires_at=now + lease_s)
+            .returning(jobs)
+        )
+        async with self.db.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        return row_to_job(row) if row else None
+
+    async def release(self, job_id: str, owner: str, **fields: Any) -> None:
+        await self.update(job_id, owner=owner, lease_owner=None, lease_expires_at=None, **fields)
+
+    async def release_all(self, owner: str) -> int:
+        """Graceful shutdown: hand every lease of ``owner`` back for immediate pick-up."""
+        async with self.db.begin() as conn:
+            res = await conn.execute(
+                update(jobs)
+                .where(jobs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+        return int(res.rowcount or 0)
+
+    # ---- sweeper queries --------------------------------------------------------------------
+    async def overdue(self, now: float, *, limit: int = 500) -> tuple[list[Job], list[Job]]:
+        """(jobs past their overall deadline, waiting jobs past their webhook deadline)."""
+        active = [s.value for s in JobStatus if not s.terminal]
+        late = select(jobs).where(jobs.c.status.in_(active), jobs.c.deadline_at < now).limit(limit)
+        silent = select(jobs).where(
+            jobs.c.status == JobStatus.WAITING.value,
+            jobs.c.webhook_deadline_at < now,
+            or_(jobs.c.next_run_at.is_(None), jobs.c.next_run_at > now),
+        ).limit(limit)
+        async with self.db.read() as conn:
+            a = [row_to_job(r) for r in (await conn.execute(late)).all()]
+            b = [row_to_job(r) for r in (await conn.execute(silent)).all()]
+        return a, b
+
+    async def next_due_at(self) -> float | None:
+        stmt = select(func.min(jobs.c.next_run_at)).where(jobs.c.status.in_(_RUNNABLE))
+        async with self.db.read() as conn:
+            value = (await conn.execute(stmt)).scalar()
+        return float(value) if value is not None else None
+
+    # ---- images (content-addressed cache) ---------------------------------------------------
+    async def find_image(self, content_key: str) -> ImageRecord | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(select(images).where(images.c.content_key == content_key))
+            ).first()
+        return row_to_image(row) if row else None
+
+    async def save_image(self, rec: ImageRecord) -> None:
+        try:
+            async with self.db.begin() as conn:
+                exists = (
+                    await conn.execute(
+                        select(images.c.content_key).where(images.c.content_key == rec.content_key)
+                    )
+                ).first()
+                if exists is None:
+                    await conn.execute(insert(images).values(**image_to_row(rec)))
+        except IntegrityError:
+            pass  # stored by a concurrent writer: content-addressed, so identical
+
+    async def image_stats(self) -> tuple[int, int]:
+        stmt = select(func.count(), func.coalesce(func.sum(images.c.bytes), 0))
+        async with self.db.read() as conn:
+            n, total = (await conn.execute(stmt)).one()
+        return int(n), int(total)
+
+    # ---- webhook deliveries -----------------------------------------------------------------
+    async def record_delivery(self, provider: str, delivery_id: str, job_id: str | None) -> bool:
+        """True the first time a delivery id is seen (idempotent webhook handling)."""
+        try:
+            async with self.db.begin() as conn:
+                seen = (
+                    await conn.execute(
+                        select(webhook_deliveries.c.delivery_id).where(
+                            webhook_deliveries.c.provider == provider,
+                            webhook_deliveries.c.delivery_id == delivery_id,
+                        )
+                    )
+                ).first()
+                if seen is not None:
+                    return False
+                await conn.execute(
+                    insert(webhook_deliveries).values(
+                        provider=provider,
+                        delivery_id=delivery_id,
+                        job_id=job_id,
+                        received_at=time.time(),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def forget_delivery(self, provider: str, delivery_id: str) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(
+                delete(webhook_deliveries).where(
+                    webhook_deliveries.c.provider == provider,
+                    webhook_deliveries.c.delivery_id == delivery_id,
+                )
+            )
+
+    async def ping(self) -> None:
+        async with self.db.read() as conn:
+            await conn.execute(select(1))
+
+    # ---- internals --------------------------------------------------------------------------
+    async def _event(
+        self, conn: AsyncConnection, job_id: str, type_: str, data: dict[str, Any], now: float
+    ) -> None:
+        await conn.execute(
+            insert(job_events).values(job_id=job_id, type=type_, data=data, created_at=now)
+        )
+
+    async def _wake(self, job_id: str) -> None:
+        await self.notifier.publish(f"job:{job_id}", "changed")
+        await self.notifier.publish(ALL, job_id)
+
+
+def _status_data(job: Job) -> dict[str, Any]:
+    data: dict[str, Any] = {"status": str(job.status), "attempt": job.attempt}
+    if job.error_code:
+        data["error"] = {"code": job.error_code, "detail": job.error_detail}
+    return data

@@ -1,0 +1,83 @@
+"""Stage 11 boundary — the cost ledger and budgets.
+
+Money is integer micro-dollars (1 USD = 1_000_000). ``amount_micros=None`` means *unpriced*
+(unknown price) and is never treated as $0. Every entry carries the price-table version used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+MICROS = 1_000_000
+ChargeKind = Literal["attempt", "cache_hit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    amount_micros: int | None  # None = unpriced
+    version: str  # price-table version this was priced with
+    basis: str  # per_image | per_megapixel | quality_size | tokens | free | unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One billable event: a provider attempt, or a cache hit ($0, with the amount saved)."""
+
+    job_id: str
+    attempt: int
+    provider: str
+    provider_job_id: str  # "cache" for cache hits
+    model: str
+    kind: ChargeKind
+    price: Price
+    saved_micros: int | None = None
+    api_key_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CostTotals:
+    spent_today_micros: int
+    spent_total_micros: int
+    saved_total_micros: int
+    unpriced_events: int
+    images: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    group: str
+    requests: int
+    cache_hits: int
+    spent_micros: int
+    saved_micros: int
+    unpriced_events: int
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    async def reserve(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
+        """Reserve the estimate against every budget that applies; raise errors.BudgetExceeded.
+
+        Atomic (no overspend under concurrency) and idempotent per ``job_id``.
+        """
+        ...
+
+    async def record(self, charge: Charge) -> bool:
+        """Append a charge; idempotent on (job_id, attempt, provider_job_id, kind). True if new."""
+        ...
+
+    async def settle(self, job_id: str) -> None:
+        """The job finished: drop its reservation (actual cost is in the recorded charges)."""
+        ...
+
+    async def release(self, job_id: str) -> None:
+        """The job failed or was refused: drop its reservation."""
+        ...
+
+    async def totals(self, *, now: float | None = None) -> CostTotals: ...
+
+    async def usage(
+        self, group_by: str, *, since: float | None = None, until: float | None = None
+    ) -> list[UsageRow]: ...

@@ -1,0 +1,105 @@
+"""Pricing rules: how one (provider, model) turns a request (and usage) into dollars.
+
+Every function here works in exact :class:`~decimal.Decimal` dollars and returns ``None`` when the
+price is unknown (a size or quality missing from the table): the caller records that as *unpriced*,
+never as $0. Rounding to integer micro-dollars happens once, in :func:`to_micros`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from pixelpipe.ledger.base import MICROS
+
+Basis = Literal["per_image", "per_megapixel", "quality_size", "free"]
+BASES: tuple[str, ...] = ("per_image", "per_megapixel", "quality_size", "free")
+PER_MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRates:
+    """Dollars per one million tokens (OpenAI GPT image models)."""
+
+    text_input: Decimal
+    image_input: Decimal
+    image_output: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    basis: Basis
+    usd: Decimal | None = None  # per_image, per_megapixel
+    table: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)  # quality -> size -> $
+    tokens: TokenRates | None = None
+    default_quality: str | None = None
+    default_size: str = "1024x1024"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a price depends on: the output size, the quality tier and the number of images."""
+
+    width: int
+    height: int
+    quality: str | None = None
+    images: int = 1
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def to_micros(usd: Decimal) -> int:
+    """Dollars to integer micro-dollars, half-up (the one rounding step)."""
+    return int((usd * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def billed_megapixels(width: int, height: int, megapixel: int) -> int:
+    """Whole megapixels, rounded up: 1344x768 = 1.03 MP -> 2 MP (at 1,000,000 pixels per MP)."""
+    return max(1, math.ceil(width * height / megapixel))
+
+
+def price_by_table(rule: Rule, shape: Shape, megapixel: int) -> Decimal | None:
+    """The list price of ``shape`` under ``rule`` (the estimate, and the actual without usage)."""
+    if rule.basis == "free":
+        return Decimal(0)
+    if rule.basis == "per_image" and rule.usd is not None:
+        return rule.usd * shape.images
+    if rule.basis == "per_megapixel" and rule.usd is not None:
+        return rule.usd * billed_megapixels(shape.width, shape.height, megapixel) * shape.images
+    if rule.basis == "quality_size":
+        per_size = rule.table.get(shape.quality or rule.default_quality or "", {})
+        unit = per_size.get(shape.size)
+        return None if unit is None else unit * shape.images
+    return None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def price_by_tokens(rates: TokenRates, usage: Mapping[str, Any]) -> Decimal | None:
+    """Cost from an OpenAI ``usage`` object; None when it carries no usable token counts.
+
+    Input tokens are split by ``input_tokens_details`` (text / image); without details they are all
+    text. Output tokens are all billed at the image-output rate (the output is an image).
+    """
+    total_in = _count(usage.get("input_tokens"))
+    total_out = _count(usage.get("output_tokens"))
+    if total_in is None or total_out is None:
+        return None
+    details = usage.get("input_tokens_details")
+    details = details if isinstance(details, Mapping) else {}
+    image_in = _count(details.get("image_tokens")) or 0
+    text_in = _count(details.get("text_tokens"))
+    text_in = max(total_in - image_in, 0) if text_in is None else text_in
+    dollars = (
+        text_in * rates.text_input + image_in * rates.image_input + total_out * rates.image_output
+    )
+    return dollars / PER_MILLION
