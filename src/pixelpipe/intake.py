@@ -127,8 +127,8 @@ def _resolve_size(req: GenerationRequest, spec: ModelSpec) -> tuple[int, int, st
             else ""
         )
         raise _fail("size", f"size {req.size} is not offered by {spec.name}; use {sizes}{extra}")
-    ar = next((k for k, v in spec.aspect_ratios.items() if v == (w, h)), None)
-    return w, h, ar
+    matched = next((k for k, v in spec.aspect_ratios.items() if v == (w, h)), None)
+    return w, h, matched
 
 
 def _resolve_number(
@@ -180,7 +180,7 @@ def canonicalize(
         raise _fail("n", "n must be 1: send one request per image (each is deduplicated)")
     if req.provider is not None and req.provider not in spec.providers:
         raise _fail("provider", f"{spec.name} is served by: {', '.join(spec.providers)}")
-    fmt = req.format or spec.default_format
+    fmt: str = req.format or spec.default_format
     if fmt not in spec.formats:
         raise _fail("format", f"format must be one of {', '.join(spec.formats)}")
     width, height, ar = _resolve_size(req, spec)

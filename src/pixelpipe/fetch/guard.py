@@ -167,7 +167,9 @@ def _blocked(url: httpx.URL, reason: str) -> OutputBlocked:
     return OutputBlocked(f"refused to fetch {where}: {reason}", reason=reason)
 
 
-async def _fetch(url: httpx.URL, policy: FetchPolicy, client: httpx.AsyncClient) -> tuple[bytes, str | None]:
+async def _fetch(
+    url: httpx.URL, policy: FetchPolicy, client: httpx.AsyncClient
+) -> tuple[bytes, str | None]:
     first = url
     for _hop in range(policy.max_redirects + 1):
         await check_url(url, policy)
@@ -243,7 +245,9 @@ def _redirect_target(response: httpx.Response) -> httpx.URL | None:
         raise OutputBlocked("malformed redirect target", reason="malformed URL") from exc
 
 
-async def _read_image(url: httpx.URL, response: httpx.Response, policy: FetchPolicy) -> tuple[bytes, str | None]:
+async def _read_image(
+    url: httpx.URL, response: httpx.Response, policy: FetchPolicy
+) -> tuple[bytes, str | None]:
     _check_status(url, response)
     content_type = _check_content_type(url, response)
     _check_declared_length(url, response, policy.max_bytes)
@@ -263,7 +267,7 @@ def _check_status(url: httpx.URL, response: httpx.Response) -> None:
 
 
 def _check_content_type(url: httpx.URL, response: httpx.Response) -> str | None:
-    header = response.headers.get("content-type")
+    header: str | None = response.headers.get("content-type")
     if header is None:
         return None
     media = header.split(";", 1)[0].strip().lower()

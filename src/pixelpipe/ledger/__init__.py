@@ -1,0 +1,20 @@
+"""Stage 11 — the cost ledger and budgets (protocol in :mod:`pixelpipe.ledger.base`)."""
+
+from pixelpipe.ledger.base import MICROS, Charge, CostTotals, Ledger, Price, UsageRow
+from pixelpipe.ledger.entry import LedgerEntry, Reservation
+from pixelpipe.ledger.memory import MemoryLedger
+from pixelpipe.ledger.policy import Budget, format_usd
+
+__all__ = [
+    "MICROS",
+    "Budget",
+    "Charge",
+    "CostTotals",
+    "Ledger",
+    "LedgerEntry",
+    "MemoryLedger",
+    "Price",
+    "Reservation",
+    "UsageRow",
+    "format_usd",
+]

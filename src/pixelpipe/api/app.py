@@ -1,0 +1,83 @@
+"""The ASGI application factory. Settings come in; nothing is built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from pixelpipe import __version__
+from pixelpipe.api import problems
+from pixelpipe.api.routes_generations import router as generations_router
+from pixelpipe.api.routes_images import router as images_router
+from pixelpipe.api.routes_meta import router as meta_router
+from pixelpipe.api.routes_webhooks import router as webhooks_router
+from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.dispatcher import Dispatcher, run_sweeper
+from pixelpipe.queue.local import LocalQueue
+from pixelpipe.settings import Settings
+
+DESCRIPTION = """
+pixelpipe turns a prompt into an image that is stored durably, delivered by URL and paid for
+exactly once. Errors are `application/problem+json` with a stable `code`.
+"""
+
+
+@contextlib.asynccontextmanager
+async def _embedded_worker(svc: Services) -> AsyncIterator[None]:
+    if not isinstance(svc.queue, LocalQueue):
+        yield
+        return
+    dispatcher = Dispatcher(svc, svc.queue.wakeup)
+    tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(run_sweeper(svc, svc.queue.wakeup))]
+    try:
+        yield
+    finally:
+        await dispatcher.stop(grace_s=5.0)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def create_app(settings: Settings, *, worker: bool | None = None) -> FastAPI:
+    """Build the app; ``worker`` (default: settings.embedded_worker) runs steps in-process."""
+    run_worker = settings.embedded_worker if worker is None else worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = await build_services(settings)
+        app.state.services = svc
+        try:
+            if run_worker:
+                async with _embedded_worker(svc):
+                    yield
+            else:
+                yield
+        finally:
+            await svc.aclose()
+
+    app = FastAPI(
+        title="pixelpipe",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    problems.install(app)
+    for router in (generations_router, meta_router, images_router, webhooks_router):
+        app.include_router(router)
+    _include_optional(app)
+    return app
+
+
+def _include_optional(app: FastAPI) -> None:
+    """Routers owned by other stages (web page, usage reports) when present."""
+    for module in ("pixelpipe.web.routes", "pixelpipe.api.routes_usage"):
+        try:
+            mod = __import__(module, fromlist=["router"])
+        except ModuleNotFoundError:
+            continue
+        app.include_router(mod.router)

@@ -1,0 +1,27 @@
+"""Annotated dependencies: the adapters get services from app state, never from globals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pixelpipe.bootstrap import Services
+from pixelpipe.service import Caller
+
+
+def get_services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def get_caller(request: Request) -> Caller:
+    auth = getattr(request.app.state, "auth", None)
+    if auth is None:
+        return Caller()
+    caller: Caller = await auth.authenticate(request)
+    return caller
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,0 +1,64 @@
+"""One problem+json handler for every error (RFC 9457). Stack traces go to logs, never out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException
+
+from pixelpipe.errors import InvalidRequest, PixelpipeError, RateLimited
+
+log = logging.getLogger("pixelpipe.api")
+PROBLEM = "application/problem+json"
+
+
+def problem_response(exc: PixelpipeError) -> ORJSONResponse:
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, RateLimited) and retry_after:
+        headers["Retry-After"] = str(max(1, round(float(retry_after))))
+    return ORJSONResponse(
+        exc.to_problem(), status_code=exc.status, media_type=PROBLEM, headers=headers
+    )
+
+
+def _validation_detail(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    items = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "body"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field; remove it (see GET /openapi.json for the accepted fields)"
+        items.append({"field": field, "message": msg})
+    summary = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
+    return summary or "the request body is not valid", items
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PixelpipeError)
+    async def _pixelpipe(_: Request, exc: PixelpipeError) -> ORJSONResponse:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        detail, items = _validation_detail(list(exc.errors()))
+        return problem_response(InvalidRequest(detail, errors=items))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> ORJSONResponse:
+        body = {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code,
+                "detail": str(exc.detail), "code": f"http_{exc.status_code}"}
+        return ORJSONResponse(body, status_code=exc.status_code, media_type=PROBLEM,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unhandled error")
+        body = {"type": "about:blank", "title": "Internal error", "status": 500,
+                "detail": "an unexpected error occurred; it has been logged", "code": "internal_error"}
+        return ORJSONResponse(body, status_code=500, media_type=PROBLEM)

@@ -1,0 +1,106 @@
+"""/v1/generations: submit, read, list (gallery feed), cancel, live events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from sse_starlette import EventSourceResponse
+
+from pixelpipe import service
+from pixelpipe.api.deps import CallerDep, ServicesDep
+from pixelpipe.api.schemas import GenerationList, GenerationPublic, render_job, usd
+from pixelpipe.api.sse import job_event_stream
+from pixelpipe.errors import InvalidRequest
+from pixelpipe.intake import GenerationRequest
+
+router = APIRouter(prefix="/v1/generations", tags=["generations"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    402: {"description": "Budget exceeded (problem+json)"},
+    404: {"description": "Not found (problem+json)"},
+    409: {"description": "Conflict (problem+json)"},
+    422: {"description": "Invalid request or prompt blocked (problem+json)"},
+    429: {"description": "Rate limited (problem+json, Retry-After)"},
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=GenerationPublic,
+    responses={200: {"description": "Served from cache", "model": GenerationPublic}, **PROBLEMS},
+)
+async def create_generation(
+    body: GenerationRequest,
+    svc: ServicesDep,
+    caller: CallerDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> GenerationPublic:
+    """Start a generation. 202 with the job; 200 when the image is already stored (cache hit)."""
+    sub = await service.submit(svc, body, caller=caller, idempotency_key=idempotency_key)
+    job = sub.job
+    response.status_code = 200 if job.status.terminal else 202
+    response.headers["Location"] = f"/v1/generations/{job.id}"
+    response.headers["X-Pixelpipe-Cached"] = "true" if job.cached else "false"
+    cost = usd(job.cost_micros if job.cost_micros is not None else job.estimate_micros)
+    if cost is not None:
+        response.headers["X-Pixelpipe-Cost-USD"] = cost
+    return await render_job(svc, job)
+
+
+@router.get("", response_model=GenerationList)
+async def list_generations(
+    svc: ServicesDep,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 30,
+    model: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="search in prompts")] = None,
+    group: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+) -> GenerationList:
+    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    jobs = await svc.store.list_jobs(
+        before=cursor, limit=limit + 1, model=model, query=q, group=group, status=status
+    )
+    page = jobs[:limit]
+    data = [await render_job(svc, j) for j in page]
+    return GenerationList(data=data, next_cursor=page[-1].id if len(jobs) > limit else None)
+
+
+@router.get("/{job_id}", response_model=GenerationPublic, responses=PROBLEMS)
+async def get_generation(job_id: str, svc: ServicesDep, response: Response) -> GenerationPublic:
+    job = await service.get_job(svc, job_id)
+    if job.cost_micros is not None:
+        response.headers["X-Pixelpipe-Cost-USD"] = usd(job.cost_micros) or "0"
+    return await render_job(svc, job)
+
+
+@router.post("/{job_id}/cancel", response_model=GenerationPublic, responses=PROBLEMS)
+async def cancel_generation(job_id: str, svc: ServicesDep) -> GenerationPublic:
+    return await render_job(svc, await service.cancel(svc, job_id))
+
+
+@router.get(
+    "/{job_id}/events",
+    responses={200: {"content": {"text/event-stream": {}}}, **PROBLEMS},
+)
+async def generation_events(
+    job_id: str,
+    request: Request,
+    svc: ServicesDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="replay events after this id")] = None,
+) -> EventSourceResponse:
+    """Server-sent events: status and progress; replays from ``Last-Event-ID``; ends when done."""
+    await service.get_job(svc, job_id)
+    start = after or 0
+    if last_event_id:
+        try:
+            start = int(last_event_id)
+        except ValueError:
+            raise InvalidRequest("Last-Event-ID must be an event id (an integer)") from None
+    return EventSourceResponse(
+        job_event_stream(svc, job_id, start, request), ping=15, send_timeout=30
+    )

@@ -1,0 +1,138 @@
+"""Catalog, estimates, cost totals, the all-jobs event stream, health and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
+
+from pixelpipe import service
+from pixelpipe.api.deps import ServicesDep
+from pixelpipe.api.schemas import usd
+from pixelpipe.api.sse import all_jobs_stream
+from pixelpipe.intake import GenerationRequest
+
+router = APIRouter(tags=["meta"])
+
+
+class ModelPublic(BaseModel):
+    name: str
+    label: str
+    description: str
+    providers: list[str]
+    typical_latency_s: float
+    formats: list[str]
+    aspect_ratios: dict[str, list[int]]
+    custom_size: dict[str, int] | None
+    steps: dict[str, float] | None
+    guidance: dict[str, float] | None
+    qualities: list[str]
+    negative_prompt: bool
+    price_usd: dict[str, str | None]  # provider -> price of a default image; null = unpriced
+
+
+class EstimatePublic(BaseModel):
+    model: str
+    provider: str
+    usd: str | None
+    micros: int | None
+    price_version: str
+    basis: str
+    request: dict[str, Any]
+
+
+class CostsPublic(BaseModel):
+    spent_today_usd: str
+    spent_total_usd: str
+    saved_total_usd: str
+    unpriced_events: int
+    images: int
+
+
+@router.get("/v1/models", response_model=list[ModelPublic])
+async def list_models(svc: ServicesDep) -> list[ModelPublic]:
+    out = []
+    for spec in svc.catalog.models.values():
+        prices = svc.prices.display(spec.name)
+        out.append(
+            ModelPublic(
+                name=spec.name,
+                label=spec.label,
+                description=spec.description,
+                providers=list(spec.providers),
+                typical_latency_s=spec.typical_latency_s,
+                formats=list(spec.formats),
+                aspect_ratios={k: list(v) for k, v in spec.aspect_ratios.items()},
+                custom_size=vars_or_none(spec.custom_size),
+                steps=vars_or_none(spec.steps),
+                guidance=vars_or_none(spec.guidance),
+                qualities=list(spec.qualities),
+                negative_prompt=spec.negative_prompt,
+                price_usd={p: usd(prices.get(p)) for p in spec.providers},
+            )
+        )
+    return out
+
+
+def vars_or_none(obj: Any) -> Any:
+    if obj is None:
+        return None
+    return {k: getattr(obj, k) for k in obj.__slots__}
+
+
+@router.post("/v1/estimates", response_model=EstimatePublic, tags=["costs"])
+async def create_estimate(body: GenerationRequest, svc: ServicesDep) -> EstimatePublic:
+    """The cost a generation would have (same body as POST /v1/generations); nothing is spent."""
+    est = service.estimate(svc, body)
+    return EstimatePublic(
+        model=est.request.model,
+        provider=est.provider,
+        usd=usd(est.price.amount_micros),
+        micros=est.price.amount_micros,
+        price_version=est.price.version,
+        basis=est.price.basis,
+        request=est.request.to_dict(),
+    )
+
+
+@router.get("/v1/costs", response_model=CostsPublic, tags=["costs"])
+async def cost_totals(svc: ServicesDep) -> CostsPublic:
+    """Running totals for the cost counter: spent today, in total, and saved by the cache."""
+    t = await svc.ledger.totals()
+    return CostsPublic(
+        spent_today_usd=usd(t.spent_today_micros) or "0.00",
+        spent_total_usd=usd(t.spent_total_micros) or "0.00",
+        saved_total_usd=usd(t.saved_total_micros) or "0.00",
+        unpriced_events=t.unpriced_events,
+        images=t.images,
+    )
+
+
+@router.get("/v1/events", responses={200: {"content": {"text/event-stream": {}}}})
+async def all_events(request: Request, svc: ServicesDep) -> EventSourceResponse:
+    """Server-sent ``job`` events for every job change (for galleries and cost counters)."""
+    return EventSourceResponse(all_jobs_stream(svc, request), ping=15, send_timeout=30)
+
+
+@router.get("/healthz", tags=["ops"])
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["ops"])
+async def readyz(svc: ServicesDep, response: Response) -> ORJSONResponse:
+    """Readiness: every backend answers (database, storage)."""
+    checks: dict[str, str] = {}
+    for name, probe in (("database", svc.store.ping), ("storage", svc.storage.check)):
+        try:
+            await probe()
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - report, never raise from a probe
+            checks[name] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return ORJSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                          status_code=200 if ok else 503)

@@ -1,0 +1,22 @@
+"""Provider webhooks: verified by the provider's signature scheme, idempotent per delivery."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import ORJSONResponse
+
+from pixelpipe.api.deps import ServicesDep
+from pixelpipe.errors import NotFound
+from pixelpipe.webhooks import handle_provider_webhook
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+@router.post("/{provider}", responses={401: {"description": "Signature invalid"}})
+async def provider_webhook(provider: str, request: Request, svc: ServicesDep) -> ORJSONResponse:
+    """Receive a provider's completion webhook (Replicate: Standard Webhooks; fal: Ed25519)."""
+    if provider not in svc.providers or not svc.providers[provider].supports_webhooks:
+        raise NotFound(f"no webhook receiver for {provider!r}")
+    body = await request.body()
+    outcome = await handle_provider_webhook(svc, provider, dict(request.headers), body)
+    return ORJSONResponse({"status": outcome})

@@ -1,0 +1,127 @@
+"""Public resource shapes (``XPublic``) and their rendering from domain objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pixelpipe.bootstrap import Services
+from pixelpipe.errors import ERROR_CODES
+from pixelpipe.jobs.model import Job
+from pixelpipe.ledger.base import MICROS
+
+
+class ImagePublic(BaseModel):
+    url: str
+    thumbnail_url: str | None = None
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+
+
+class CostPublic(BaseModel):
+    usd: str | None = Field(None, description="Actual cost in USD (string, exact); null = unpriced/pending")
+    micros: int | None = None
+    status: str = Field(description="pending | priced | unpriced | free")
+    estimate_usd: str | None = None
+
+
+class ErrorPublic(BaseModel):
+    code: str
+    title: str
+    detail: str | None = None
+
+
+class TimingsPublic(BaseModel):
+    created_at: str
+    finished_at: str | None = None
+    duration_s: float | None = None
+
+
+class GenerationPublic(BaseModel):
+    id: str
+    object: str = "generation"
+    status: str
+    model: str
+    provider: str | None
+    request: dict[str, Any]
+    key: str
+    image: ImagePublic | None = None
+    cached: bool
+    cost: CostPublic
+    timings: TimingsPublic
+    attempt: int
+    error: ErrorPublic | None = None
+    progress: dict[str, Any] = Field(default_factory=dict)
+    group: str | None = None
+    revised_prompt: str | None = None
+    links: dict[str, str]
+
+
+class GenerationList(BaseModel):
+    object: str = "list"
+    data: list[GenerationPublic]
+    next_cursor: str | None = None
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def usd(micros: int | None) -> str | None:
+    if micros is None:
+        return None
+    whole, frac = divmod(micros, MICROS)
+    return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else f"{whole}.00"
+
+
+async def render_job(svc: Services, job: Job) -> GenerationPublic:
+    image = None
+    if job.storage_key and job.content_type:
+        image = ImagePublic(
+            url=await svc.delivery.url_for(job.storage_key),
+            thumbnail_url=await svc.delivery.url_for(job.thumb_key) if job.thumb_key else None,
+            content_type=job.content_type,
+            width=job.width or 0,
+            height=job.height or 0,
+            bytes=job.bytes or 0,
+        )
+    error = None
+    if job.error_code and job.status.terminal and job.status.value != "succeeded":
+        cls = ERROR_CODES.get(job.error_code)
+        error = ErrorPublic(
+            code=job.error_code, title=cls.title if cls else job.error_code, detail=job.error_detail
+        )
+    base = f"/v1/generations/{job.id}"
+    return GenerationPublic(
+        id=job.id,
+        status=str(job.status),
+        model=job.model,
+        provider=job.provider,
+        request=job.request.to_dict(),
+        key=job.content_key,
+        image=image,
+        cached=job.cached,
+        cost=CostPublic(
+            usd=usd(job.cost_micros),
+            micros=job.cost_micros,
+            status=job.cost_status,
+            estimate_usd=usd(job.estimate_micros),
+        ),
+        timings=TimingsPublic(
+            created_at=iso(job.created_at) or "",
+            finished_at=iso(job.finished_at),
+            duration_s=job.duration_s,
+        ),
+        attempt=job.attempt,
+        error=error,
+        progress=job.provider_state.get("progress") or {},
+        group=job.group_id,
+        revised_prompt=job.revised_prompt,
+        links={"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"},
+    )

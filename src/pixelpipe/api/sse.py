@@ -1,0 +1,57 @@
+"""SSE streams: subscribe first, then replay from the store, then follow wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from pixelpipe.api.schemas import render_job
+from pixelpipe.bootstrap import Services
+from pixelpipe.events.base import ALL
+from pixelpipe.jobs.model import JobEvent, JobStatus
+
+FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
+
+
+async def _encode(svc: Services, job_id: str, ev: JobEvent) -> dict[str, Any]:
+    data = dict(ev.data)
+    if ev.type == "status":
+        job = await svc.store.get(job_id)
+        if job is not None:
+            data["job"] = (await render_job(svc, job)).model_dump()
+    return {"id": str(ev.id), "event": ev.type, "data": orjson.dumps(data).decode()}
+
+
+async def job_event_stream(
+    svc: Services, job_id: str, after: int, request: Request
+) -> AsyncIterator[dict[str, Any]]:
+    async with svc.notifier.subscribe(f"job:{job_id}") as wakeups:
+        last = after
+        while True:
+            for ev in await svc.store.events_since(job_id, last):
+                last = ev.id
+                yield await _encode(svc, job_id, ev)
+                if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
+                    return
+            if await request.is_disconnected():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(anext(wakeups), FOLLOW_POLL_S)
+
+
+async def all_jobs_stream(svc: Services, request: Request) -> AsyncIterator[dict[str, Any]]:
+    """Every job change (gallery and cost counter): ``event: job``, data = {id, status}."""
+    async with svc.notifier.subscribe(ALL) as wakeups:
+        while not await request.is_disconnected():
+            try:
+                job_id = await asyncio.wait_for(anext(wakeups), FOLLOW_POLL_S)
+            except TimeoutError:
+                continue
+            job = await svc.store.get(job_id)
+            if job is not None:
+                yield {"event": "job", "data": orjson.dumps({"id": job.id, "status": str(job.status)}).decode()}

@@ -1,0 +1,135 @@
+"""The one place that picks concrete backends from settings and wires the services together."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import httpx
+
+from pixelpipe.catalog import Catalog, load_catalog
+from pixelpipe.db import Database, open_database
+from pixelpipe.delivery.delivery import Delivery
+from pixelpipe.errors import ConfigError
+from pixelpipe.events.base import Notifier
+from pixelpipe.events.local import LocalNotifier
+from pixelpipe.fetch import FetchPolicy
+from pixelpipe.jobs.store import JobStore
+from pixelpipe.ledger.base import Ledger
+from pixelpipe.migrations.runner import upgrade_async
+from pixelpipe.pricing import PriceTable, load_price_table
+from pixelpipe.queue.base import Queue
+from pixelpipe.queue.local import LocalQueue
+from pixelpipe.providers.base import Provider
+from pixelpipe.providers.gate import ProviderGate
+from pixelpipe.providers.preview import PreviewProvider
+from pixelpipe.safety import SafetyRules, load_rules
+from pixelpipe.settings import Settings
+from pixelpipe.storage.base import Storage
+from pixelpipe.storage.factory import open_storage
+
+
+@dataclass
+class Services:
+    """Everything a pipeline stage needs, built once per process and passed down."""
+
+    settings: Settings
+    catalog: Catalog
+    rules: SafetyRules
+    prices: PriceTable
+    db: Database
+    notifier: Notifier
+    store: JobStore
+    storage: Storage
+    delivery: Delivery
+    ledger: Ledger
+    providers: dict[str, Provider]
+    gate: ProviderGate
+    http: httpx.AsyncClient
+    fetch_policies: dict[str, FetchPolicy]
+    queue: Queue
+    instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.queue.aclose()
+        await self.http.aclose()
+        await self.storage.aclose()
+        await self.notifier.aclose()
+        await self.db.dispose()
+
+
+def _providers(settings: Settings, http: httpx.AsyncClient) -> dict[str, Provider]:
+    from pixelpipe.providers.registry import build_providers
+
+    providers: dict[str, Provider] = {
+        "preview": PreviewProvider(
+            latency_ms=settings.preview_latency_ms, failure_rate=settings.preview_failure_rate
+        )
+    }
+    providers.update(build_providers(settings))
+    return providers
+
+
+def _fetch_policies(settings: Settings) -> dict[str, FetchPolicy]:
+    from pixelpipe.providers.registry import output_hosts
+
+    return {
+        name: FetchPolicy(allowed_hosts=hosts, allow_http_and_loopback=settings.test_mode)
+        for name, hosts in output_hosts(settings).items()
+    }
+
+
+def _queue(settings: Settings) -> Queue:
+    if settings.queue_url:
+        raise ConfigError(
+            "PIXELPIPE_QUEUE_URL is set, but the SAQ queue is not available in this build; "
+            "unset it to use the embedded dispatcher"
+        )
+    return LocalQueue()
+
+
+def _notifier(settings: Settings) -> Notifier:
+    if settings.redis_url:
+        raise ConfigError(
+            "PIXELPIPE_REDIS_URL is set, but Redis fan-out is not available in this build; "
+            "unset it to use in-process events"
+        )
+    return LocalNotifier()
+
+
+def _ledger(settings: Settings, db: Database, prices: PriceTable) -> Ledger:
+    from pixelpipe.ledger.sql import SqlLedger
+
+    return SqlLedger(db, settings, prices)
+
+
+async def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if migrate:
+        await upgrade_async(settings.effective_database_url)
+    db = open_database(settings.effective_database_url)
+    notifier = _notifier(settings)
+    storage = open_storage(settings)
+    prices = load_price_table()
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+    providers = _providers(settings, http)
+    catalog = load_catalog().restricted_to(set(providers))
+    return Services(
+        settings=settings,
+        catalog=catalog,
+        rules=load_rules(settings.safety_rules_path),
+        prices=prices,
+        db=db,
+        notifier=notifier,
+        store=JobStore(db, notifier),
+        storage=storage,
+        delivery=Delivery(storage, settings),
+        ledger=_ledger(settings, db, prices),
+        providers=providers,
+        gate=ProviderGate(),
+        http=http,
+        fetch_policies=_fetch_policies(settings),
+        queue=_queue(settings),
+    )

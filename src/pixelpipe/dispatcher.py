@@ -1,0 +1,103 @@
+"""The embedded dispatcher and sweeper: an in-process worker pool over the jobs table.
+
+The dispatcher leases due rows (``next_run_at <= now``, lease free or expired) and runs one step
+for each, at most ``worker_concurrency`` at a time; it sleeps until woken by a new job or until the
+next row is due. The sweeper (same process when embedded; ``pixelpipe sweeper`` when scaled out)
+fails jobs past their deadline and makes silent waiting jobs due for a poll. A crash loses nothing:
+leases expire and the rows are claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from pixelpipe.bootstrap import Services
+from pixelpipe.errors import JobTimedOut
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.worker import Worker
+
+log = logging.getLogger("pixelpipe.dispatcher")
+IDLE_MAX_S = 1.0
+
+
+class Dispatcher:
+    def __init__(self, svc: Services, wakeup: asyncio.Event, *, owner: str | None = None) -> None:
+        self.svc = svc
+        self.wakeup = wakeup
+        self.owner = owner or f"{svc.instance}:dispatcher"
+        self.worker = Worker(svc, self.owner)
+        self.capacity = svc.settings.worker_concurrency
+        self.running: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    async def run(self) -> None:
+        while not self._stopping:
+            free = self.capacity - len(self.running)  # how many steps may start now
+            jobs = []
+            if free > 0:
+                jobs = await self.svc.store.claim_due(
+                    self.owner, limit=free, lease_s=self.svc.settings.lease_s
+                )
+            for job in jobs:
+                task = asyncio.create_task(self._run(job))
+                self.running.add(task)
+                task.add_done_callback(self.running.discard)
+            if not jobs or free == 0:
+                await self._sleep()
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await self.worker.run_step(job)
+        finally:
+            self.wakeup.set()
+
+    async def _sleep(self) -> None:
+        self.wakeup.clear()  # before looking: a wake-up after this point is not lost
+        nxt = await self.svc.store.next_due_at()
+        timeout = IDLE_MAX_S if nxt is None else min(IDLE_MAX_S, max(0.0, nxt - time.time()))
+        if len(self.running) >= self.capacity:
+            timeout = IDLE_MAX_S  # full: wait for a step to finish (it sets wakeup)
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout)
+
+    async def stop(self, *, grace_s: float = 10.0) -> None:
+        """Finish in-flight steps (up to ``grace_s``), then hand remaining leases back."""
+        self._stopping = True
+        self.wakeup.set()
+        if self.running:
+            await asyncio.wait(self.running, timeout=grace_s)
+        await self.svc.store.release_all(self.owner)
+
+
+async def sweep_once(svc: Services) -> tuple[int, int]:
+    """Fail jobs past their deadline; make waiting jobs past their webhook deadline due for a poll."""
+    now = time.time()
+    late, silent = await svc.store.overdue(now)
+    for job in late:
+        err = JobTimedOut(
+            f"no result within {svc.settings.job_deadline_s:g} s (last state: {job.status})"
+        )
+        moved = await svc.store.transition(
+            job.id, job.status, JobStatus.FAILED, error_code=err.code, error_detail=err.detail
+        )
+        if moved is not None:
+            await svc.ledger.release(job.id)
+    for job in silent:
+        await svc.store.update(job.id, next_run_at=now)
+        await svc.store.add_event(job.id, "sweeper", {"reason": "webhook overdue; polling"})
+    return len(late), len(silent)
+
+
+async def run_sweeper(svc: Services, wakeup: asyncio.Event | None = None) -> None:
+    while True:
+        try:
+            _, polled = await sweep_once(svc)
+            if polled and wakeup is not None:
+                wakeup.set()
+        except Exception:
+            log.exception("sweep failed; will try again")
+        await asyncio.sleep(svc.settings.sweep_interval_s)

@@ -1,0 +1,89 @@
+"""Stage 9 — re-encode a verified image into the requested format, and make gallery thumbnails.
+
+Pillow work is CPU-bound: inside the service call the ``*_async`` variants, which run in a worker
+thread so the event loop never stalls. Metadata (EXIF, text chunks) is dropped on re-encode; the
+ICC colour profile is kept. Only the first frame of an animated image is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+from PIL import Image
+
+from pixelpipe.fetch.verify import CONTENT_TYPES, VerifiedImage, normalise_format, open_image
+
+OUTPUT_FORMATS = ("webp", "png", "jpeg")  # what the store accepts (pixelpipe.key.CONTENT_TYPES)
+THUMBNAIL_QUALITY = 80
+_PIL_NAMES = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
+_PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
+_WHITE = (255, 255, 255)
+
+
+def to_format(img: VerifiedImage, fmt: str, *, quality: int = 90) -> VerifiedImage:
+    """``img`` encoded as ``fmt`` (same dimensions); ``img`` itself when already in that format."""
+    target = normalise_format(fmt)
+    if target not in OUTPUT_FORMATS:
+        raise ValueError(f"cannot encode {fmt!r}; output formats are {', '.join(OUTPUT_FORMATS)}")
+    if img.format == target:
+        return img
+    with open_image(img.data) as im:
+        im.load()
+        data = _encode(_prepare(im, target), target, quality, im.info.get("icc_profile"))
+    return VerifiedImage(data, target, img.width, img.height, CONTENT_TYPES[target])
+
+
+def thumbnail(img: VerifiedImage, *, max_side: int = 320) -> VerifiedImage:
+    """A WebP no larger than ``max_side`` on its longest side (never upscaled), aspect kept."""
+    if max_side <= 0:
+        raise ValueError("max_side must be positive")
+    with open_image(img.data) as im:
+        im.draft(None, (max_side * 2, max_side * 2))  # JPEG: decode at a reduced scale
+        im.load()
+        small = _prepare(im, "webp")
+        small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        data = _encode(small, "webp", THUMBNAIL_QUALITY, im.info.get("icc_profile"))
+        width, height = small.size
+    return VerifiedImage(data, "webp", width, height, CONTENT_TYPES["webp"])
+
+
+async def to_format_async(img: VerifiedImage, fmt: str, *, quality: int = 90) -> VerifiedImage:
+    """:func:`to_format` in a worker thread."""
+    return await asyncio.to_thread(to_format, img, fmt, quality=quality)
+
+
+async def thumbnail_async(img: VerifiedImage, *, max_side: int = 320) -> VerifiedImage:
+    """:func:`thumbnail` in a worker thread."""
+    return await asyncio.to_thread(thumbnail, img, max_side=max_side)
+
+
+def _prepare(im: Image.Image, target: str) -> Image.Image:
+    """A copy (or ``im`` itself) in a pixel mode ``target`` can encode."""
+    alpha = im.has_transparency_data
+    if target == "jpeg":
+        if alpha:
+            return _flatten(im)
+        return im if im.mode in ("RGB", "L") else im.convert("RGB")
+    if target == "webp":
+        wanted = "RGBA" if alpha else "RGB"
+        return im if im.mode == wanted else im.convert(wanted)
+    return im if im.mode in _PNG_MODES else im.convert("RGBA" if alpha else "RGB")
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """Composite a transparent image onto white (JPEG has no alpha channel)."""
+    rgba = im.convert("RGBA")
+    background = Image.new("RGB", rgba.size, _WHITE)
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _encode(im: Image.Image, fmt: str, quality: int, icc_profile: Any) -> bytes:
+    params: dict[str, Any] = {"quality": quality} if fmt in ("jpeg", "webp") else {}
+    if icc_profile:
+        params["icc_profile"] = icc_profile
+    buffer = io.BytesIO()
+    im.save(buffer, format=_PIL_NAMES[fmt], **params)
+    return buffer.getvalue()

@@ -1,0 +1,280 @@
+"""SqlLedger: the ledger and budgets on SQLite (embedded) or PostgreSQL (scale-out).
+
+Exactly once: ``record`` inserts with ON CONFLICT DO NOTHING on the unique
+(job_id, attempt, provider_job_id, kind), so a duplicate webhook, a retry or a restart after a crash
+finds the row already there and adds nothing.
+
+No overspend: ``reserve`` reads what is spent and reserved and inserts its reservation in ONE write
+transaction that is serialised against every other ``reserve`` — SQLite's ``BEGIN IMMEDIATE`` (see
+:mod:`pixelpipe.db`) takes the database write lock up front; on PostgreSQL the transaction first
+takes a transaction-scoped advisory lock on a fixed key. Reservations expire (job deadline plus a
+margin), so a crash between reserving and creating the job cannot hold budget forever.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Row,
+    case,
+    delete,
+    distinct,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pixelpipe.db import Database
+from pixelpipe.ledger.base import Charge, CostTotals, Price, UsageRow
+from pixelpipe.ledger.budgets import load_budgets
+from pixelpipe.ledger.entry import LedgerEntry, check_group_by
+from pixelpipe.ledger.policy import (
+    GLOBAL,
+    KEY_PREFIX,
+    NO_KEY,
+    Budget,
+    fits,
+    period_days,
+    refuse,
+    reservation_ttl,
+    scopes_for,
+    settings_budgets,
+    utc_day,
+)
+from pixelpipe.ledger.tables import budget_reservations, ledger_entries
+from pixelpipe.pricing.table import PriceTable
+from pixelpipe.settings import Settings
+
+RESERVE_LOCK_KEY = 0x70697870_6C656467  # "pixpledg": the advisory lock serialising reserve()
+
+_E = ledger_entries.c
+_R = budget_reservations.c
+
+
+class SqlLedger:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        prices: PriceTable,
+        *,
+        reservation_ttl_s: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.prices = prices  # kept for reports (storage rates); charges arrive priced
+        self._settings_budgets = settings_budgets(settings)
+        self._ttl = reservation_ttl(settings, reservation_ttl_s)
+        self._clock = clock
+
+    # --- the Ledger protocol -----------------------------------------------------------------
+
+    async def reserve(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
+        now = self._clock()
+        async with self.db.begin() as conn:
+            await _serialise(conn)
+            await conn.execute(delete(budget_reservations).where(_R.expires_at <= now))
+            if await _has_reservation(conn, job_id):
+                return
+            for budget in await self._applicable(conn, api_key_id):
+                spent = await _spent(conn, budget, now)
+                reserved = await _reserved(conn, budget.scope, now)
+                if not fits(budget, spent, reserved, amount_micros):
+                    raise refuse(budget, spent, reserved, amount_micros)
+            await conn.execute(
+                insert(budget_reservations).values(
+                    job_id=job_id,
+                    api_key_id=api_key_id,
+                    amount_micros=amount_micros,
+                    created_at=now,
+                    expires_at=now + self._ttl,
+                )
+            )
+
+    async def record(self, charge: Charge) -> bool:
+        now = self._clock()
+        values = _entry_values(charge, now)
+        async with self.db.begin() as conn:
+            return await _insert_ignore(conn, values)
+
+    async def settle(self, job_id: str) -> None:
+        await self._drop_reservation(job_id)
+
+    async def release(self, job_id: str) -> None:
+        await self._drop_reservation(job_id)
+
+    async def totals(self, *, now: float | None = None) -> CostTotals:
+        today = utc_day(self._clock() if now is None else now)
+        query = select(
+            func.coalesce(func.sum(case((_E.day == today, _E.amount_micros))), 0),
+            func.coalesce(func.sum(_E.amount_micros), 0),
+            func.coalesce(func.sum(_E.saved_micros), 0),
+            _count_if(_E.amount_micros.is_(None)),
+            func.count(distinct(_E.job_id)),
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).one()
+        return CostTotals(*(int(v) for v in row))
+
+    async def usage(
+        self, group_by: str, *, since: float | None = None, until: float | None = None
+    ) -> list[UsageRow]:
+        check_group_by(group_by)
+        group = _group_column(group_by)
+        query = (
+            select(
+                group,
+                func.count(distinct(_E.job_id)),
+                _count_if(_E.kind == "cache_hit"),
+                func.coalesce(func.sum(_E.amount_micros), 0),
+                func.coalesce(func.sum(_E.saved_micros), 0),
+                _count_if(_E.amount_micros.is_(None)),
+            )
+            .where(*_window(since, until))
+            .group_by(group)
+            .order_by(group)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [UsageRow(str(r[0]), *(int(v) for v in r[1:])) for r in rows]
+
+    # --- extras (also on MemoryLedger) -------------------------------------------------------
+
+    async def entries(self, job_id: str | None = None) -> list[LedgerEntry]:
+        """Stored entries in insertion order, optionally of one job."""
+        query = select(ledger_entries).order_by(_E.id)
+        if job_id is not None:
+            query = query.where(_E.job_id == job_id)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_entry(r) for r in rows]
+
+    async def reserved_micros(self, scope: str = GLOBAL) -> int:
+        """Sum of the active reservations counted against ``scope``."""
+        async with self.db.read() as conn:
+            return await _reserved(conn, scope, self._clock())
+
+    # --- internals -----------------------------------------------------------------------------
+
+    async def _applicable(self, conn: AsyncConnection, api_key_id: str | None) -> list[Budget]:
+        return [*self._settings_budgets, *await load_budgets(conn, scopes_for(api_key_id))]
+
+    async def _drop_reservation(self, job_id: str) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(delete(budget_reservations).where(_R.job_id == job_id))
+
+
+async def _serialise(conn: AsyncConnection) -> None:
+    """Serialise reserve() across processes (SQLite: BEGIN IMMEDIATE already holds the lock)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RESERVE_LOCK_KEY})
+
+
+async def _has_reservation(conn: AsyncConnection, job_id: str) -> bool:
+    found = await conn.execute(select(_R.job_id).where(_R.job_id == job_id))
+    return found.first() is not None
+
+
+def _key_filter(column: Any, scope: str) -> list[ColumnElement[bool]]:
+    return [] if scope == GLOBAL else [column == scope[len(KEY_PREFIX) :]]
+
+
+async def _spent(conn: AsyncConnection, budget: Budget, now: float) -> int:
+    first, last = period_days(budget.period, now)
+    query = select(func.coalesce(func.sum(_E.amount_micros), 0)).where(
+        _E.day >= first, _E.day <= last, *_key_filter(_E.api_key_id, budget.scope)
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def _reserved(conn: AsyncConnection, scope: str, now: float) -> int:
+    query = select(func.coalesce(func.sum(_R.amount_micros), 0)).where(
+        _R.expires_at > now, *_key_filter(_R.api_key_id, scope)
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+def _entry_values(charge: Charge, now: float) -> dict[str, Any]:
+    return {
+        "job_id": charge.job_id,
+        "attempt": charge.attempt,
+        "provider": charge.provider,
+        "provider_job_id": charge.provider_job_id,
+        "model": charge.model,
+        "kind": charge.kind,
+        "amount_micros": charge.price.amount_micros,
+        "saved_micros": charge.saved_micros,
+        "price_version": charge.price.version,
+        "basis": charge.price.basis,
+        "api_key_id": charge.api_key_id,
+        "detail": dict(charge.detail),
+        "day": utc_day(now),
+        "created_at": now,
+    }
+
+
+async def _insert_ignore(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Insert unless the (job, attempt, provider job, kind) row exists; True when inserted."""
+    name = conn.dialect.name
+    stmt: Insert
+    if name in ("sqlite", "postgresql"):
+        dialect_insert = sqlite.insert if name == "sqlite" else postgresql.insert
+        stmt = dialect_insert(ledger_entries).values(values).on_conflict_do_nothing()
+        return (await conn.execute(stmt)).rowcount == 1
+    try:  # other dialects: a savepoint keeps the outer transaction usable
+        async with conn.begin_nested():
+            await conn.execute(insert(ledger_entries).values(values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _group_column(group_by: str) -> ColumnElement[Any]:
+    if group_by == "key":
+        return func.coalesce(_E.api_key_id, NO_KEY)
+    columns: dict[str, ColumnElement[Any]] = {
+        "model": _E.model,
+        "provider": _E.provider,
+        "day": _E.day,
+    }
+    return columns[group_by]
+
+
+def _window(since: float | None, until: float | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions.append(_E.created_at >= since)
+    if until is not None:
+        conditions.append(_E.created_at < until)
+    return conditions
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    """COUNT(*) FILTER (WHERE ...), spelled portably."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _entry(row: Row[Any]) -> LedgerEntry:
+    m = row._mapping
+    charge = Charge(
+        job_id=m["job_id"],
+        attempt=m["attempt"],
+        provider=m["provider"],
+        provider_job_id=m["provider_job_id"],
+        model=m["model"],
+        kind=m["kind"],
+        price=Price(m["amount_micros"], m["price_version"], m["basis"]),
+        saved_micros=m["saved_micros"],
+        api_key_id=m["api_key_id"],
+        detail=dict(m["detail"] or {}),
+    )
+    return LedgerEntry(charge, float(m["created_at"]), m["day"])

@@ -1,0 +1,335 @@
+"""Replicate: predictions over its HTTP API, completion by Standard Webhooks or by polling.
+
+Official models (``owner/name``) are created with ``POST /v1/models/{owner}/{name}/predictions``;
+version refs (``owner/name:<version>`` or a bare 64-hex version id) with ``POST /v1/predictions``.
+Fast models ask ``Prefer: wait=N`` so that a short run comes back finished from the create call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from pixelpipe.errors import (
+    PixelpipeError,
+    ProviderContentRejected,
+    ProviderFailed,
+    ProviderInvalidInput,
+    ProviderJobLost,
+    ProviderUnavailable,
+    Unauthorized,
+)
+from pixelpipe.intake import CanonicalRequest
+from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, ProviderIdentity
+from pixelpipe.providers.http import is_content_policy as _is_policy
+from pixelpipe.providers.outputs import normalize_outputs
+from pixelpipe.providers.signing import SignatureInvalid, verify_standard_webhook
+
+IDENTITY = ProviderIdentity("replicate", "REPLICATE_API_TOKEN", "PIXELPIPE_REPLICATE_BASE_URL")
+FAST_MODELS = frozenset({"black-forest-labs/flux-schnell"})
+OUTPUT_QUALITY = 90
+FLUX_SIZES: dict[str, tuple[int, int]] = {
+    "1:1": (1024, 1024),
+    "16:9": (1344, 768),
+    "21:9": (1536, 640),
+    "3:2": (1216, 832),
+    "2:3": (832, 1216),
+    "4:5": (896, 1088),
+    "5:4": (1088, 896),
+    "3:4": (896, 1152),
+    "4:3": (1152, 896),
+    "9:16": (768, 1344),
+    "9:21": (640, 1536),
+}
+PRO_RATIOS = frozenset(FLUX_SIZES) - {"21:9", "9:21"}
+_VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+_PERCENT = re.compile(r"(\d{1,3})%\|")
+_STATES = {
+    "starting": RunState.PENDING,
+    "processing": RunState.RUNNING,
+    "succeeded": RunState.SUCCEEDED,
+    "failed": RunState.FAILED,
+    "canceled": RunState.CANCELED,
+    "aborted": RunState.FAILED,
+}
+_CONTENT_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "png": "image/png"}
+
+# --- request translation -------------------------------------------------------------------------
+
+
+def is_pro(model_id: str) -> bool:
+    return "flux-1.1-pro" in model_id or "flux-pro" in model_id
+
+
+def output_format(fmt: str) -> str:
+    return "jpg" if fmt == "jpeg" else fmt
+
+
+def replicate_input(req: CanonicalRequest, model_id: str) -> dict[str, Any]:
+    """The ``input`` object for one canonical request on this model."""
+    data: dict[str, Any] = {
+        "prompt": req.prompt,
+        "seed": req.seed,
+        "output_format": output_format(req.format),
+    }
+    if req.format != "png":
+        data["output_quality"] = OUTPUT_QUALITY
+    data |= _pro_size(req) if is_pro(model_id) else _flux_params(req)
+    return data
+
+
+def _flux_params(req: CanonicalRequest) -> dict[str, Any]:
+    ratio, megapixels = flux_geometry(req.width, req.height, req.aspect_ratio)
+    data: dict[str, Any] = {"aspect_ratio": ratio, "megapixels": megapixels, "num_outputs": 1}
+    if req.steps is not None:
+        data["num_inference_steps"] = req.steps
+    if req.guidance is not None:
+        data["guidance"] = req.guidance
+    return data
+
+
+def flux_geometry(width: int, height: int, ratio: str | None) -> tuple[str, str]:
+    """FLUX on Replicate has no width/height: an aspect ratio at 1 or 0.25 megapixels."""
+    candidates = [ratio] if ratio in FLUX_SIZES else []
+    for name in [*candidates, *FLUX_SIZES]:
+        w, h = FLUX_SIZES[name]
+        if (w, h) == (width, height):
+            return name, "1"
+        if (w // 2, h // 2) == (width, height):
+            return name, "0.25"
+    raise ProviderInvalidInput(
+        f"replicate FLUX cannot draw {width}x{height}; use one of its aspect ratios",
+        provider="replicate",
+    )
+
+
+def _pro_size(req: CanonicalRequest) -> dict[str, Any]:
+    ratio = req.aspect_ratio
+    if ratio in PRO_RATIOS and FLUX_SIZES[ratio] == (req.width, req.height):
+        return {"aspect_ratio": ratio}
+    width, height = _pro_side(req.width), _pro_side(req.height)
+    return {"aspect_ratio": "custom", "width": width, "height": height}
+
+
+def _pro_side(value: int) -> int:
+    return min(1440, max(256, round(value / 32) * 32))
+
+
+def prediction_route(model_id: str) -> tuple[str, dict[str, Any]]:
+    """(path, extra body) for creating a prediction on ``model_id``."""
+    if _VERSION_ID.match(model_id):
+        return "/v1/predictions", {"version": model_id}
+    name, sep, version = model_id.partition(":")
+    if sep:
+        return "/v1/predictions", {"version": version}
+    owner, slash, model = name.partition("/")
+    if not (owner and slash and model) or "/" in model:
+        raise ProviderInvalidInput(f"replicate model id {model_id!r} is not owner/name[:version]")
+    return f"/v1/models/{owner}/{model}/predictions", {}
+
+
+# --- answer translation --------------------------------------------------------------------------
+
+
+def prediction_update(pred: Mapping[str, Any], delivery_id: str | None = None) -> ProviderUpdate:
+    """A Replicate prediction object as a :class:`ProviderUpdate`."""
+    pid = str(pred.get("id") or "")
+    if not pid:
+        raise ProviderUnavailable("replicate answered a prediction without an id")
+    state = _STATES.get(str(pred.get("status")), RunState.RUNNING)
+    if state is RunState.SUCCEEDED:
+        return _succeeded(pid, pred, delivery_id)
+    return ProviderUpdate(
+        pid,
+        state,
+        error=_failure(pred) if state is RunState.FAILED else None,
+        progress=_progress(pred.get("logs")),
+        poll_after_s=1.0 if state is RunState.PENDING else 0.5,
+        usage=_usage(pred),
+        billable=state not in (RunState.FAILED, RunState.CANCELED) or bool(pred.get("output")),
+        delivery_id=delivery_id,
+    )
+
+
+def _succeeded(pid: str, pred: Mapping[str, Any], delivery_id: str | None) -> ProviderUpdate:
+    ctype = _CONTENT_TYPES.get(str(_input(pred).get("output_format", "webp")))
+    outputs = normalize_outputs(pred.get("output"), ctype)
+    if not outputs:
+        lost = ProviderJobLost(f"replicate prediction {pid} succeeded but its output is gone")
+        return ProviderUpdate(pid, RunState.FAILED, error=lost, delivery_id=delivery_id)
+    return ProviderUpdate(
+        pid,
+        RunState.SUCCEEDED,
+        outputs=outputs,
+        progress={"percent": 100},
+        usage=_usage(pred),
+        delivery_id=delivery_id,
+    )
+
+
+def _input(pred: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = pred.get("input")
+    return value if isinstance(value, dict) else {}
+
+
+def _failure(pred: Mapping[str, Any]) -> PixelpipeError:
+    message = str(pred.get("error") or "the prediction failed without a message")
+    if pred.get("status") == "aborted":
+        return ProviderUnavailable(f"replicate aborted the prediction: {message}", billable=False)
+    if _is_policy(message):
+        return ProviderContentRejected(f"replicate: {message}", provider="replicate")
+    return ProviderFailed(f"replicate: {message}", provider="replicate")
+
+
+def _progress(logs: Any) -> dict[str, Any]:
+    if not isinstance(logs, str):
+        return {}
+    found = _PERCENT.findall(logs)
+    return {"percent": min(100, int(found[-1]))} if found else {}
+
+
+def _usage(pred: Mapping[str, Any]) -> dict[str, Any]:
+    metrics = pred.get("metrics")
+    return dict(metrics) if isinstance(metrics, dict) else {}
+
+
+# --- the provider ------------------------------------------------------------------------------
+
+
+class ReplicateProvider:
+    """Replicate predictions. ``webhook_secret`` empty = fetched once from Replicate and cached."""
+
+    name = "replicate"
+    supports_webhooks = True
+
+    def __init__(
+        self,
+        api_token: str,
+        *,
+        base_url: str = "https://api.replicate.com",
+        webhook_secret: str = "",
+        client: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        wait_s: int = 10,
+        wait_models: frozenset[str] = FAST_MODELS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._http = ProviderHTTP(
+            IDENTITY,
+            auth=f"Bearer {api_token}",
+            secrets=(api_token, webhook_secret),
+            client=client,
+            timeout=timeout,
+        )
+        self._configured_secret = webhook_secret
+        self._clock = clock
+        self._secret = _SecretCache(self._fetch_secret, clock)
+        self._wait_s = max(1, min(60, wait_s))
+        self._wait_models = wait_models
+
+    async def submit(self, req: ProviderRequest) -> ProviderUpdate:
+        path, body = prediction_route(req.model_id)
+        body["input"] = replicate_input(req.request, req.model_id)
+        if req.webhook_url:
+            body |= {"webhook": req.webhook_url, "webhook_events_filter": ["completed"]}
+        headers, timeout = self._wait_headers(req.model_id)
+        resp = await self._http.send(
+            "POST", self._base + path, json=body, headers=headers, call_timeout=timeout
+        )
+        return prediction_update(self._http.json_object(resp))
+
+    async def poll(self, provider_job_id: str, req: ProviderRequest) -> ProviderUpdate:
+        resp = await self._http.send(
+            "GET", self._prediction_url(provider_job_id), not_found=ProviderJobLost
+        )
+        return prediction_update(self._http.json_object(resp))
+
+    async def cancel(self, provider_job_id: str, req: ProviderRequest) -> None:
+        url = self._prediction_url(provider_job_id) + "/cancel"
+        await self._http.send("POST", url, not_found=ProviderJobLost)
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderUpdate:
+        """Verify the Standard Webhooks signature, then decode the prediction it carries."""
+        delivery_id = await self._verify(headers, body)
+        try:
+            return prediction_update(_decode(body), delivery_id=delivery_id)
+        except (ValueError, PixelpipeError):
+            raise Unauthorized("replicate webhook body is not a prediction") from None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _prediction_url(self, provider_job_id: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", provider_job_id):
+            raise ProviderJobLost(f"{provider_job_id!r} is not a Replicate prediction id")
+        return f"{self._base}/v1/predictions/{provider_job_id}"
+
+    def _wait_headers(self, model_id: str) -> tuple[dict[str, str], httpx.Timeout | None]:
+        if model_id.partition(":")[0] not in self._wait_models:
+            return {}, None
+        t = self._http.timeout
+        read = self._wait_s + (t.read or 30.0)
+        timeout = httpx.Timeout(connect=t.connect, read=read, write=t.write, pool=t.pool)
+        return {"Prefer": f"wait={self._wait_s}"}, timeout
+
+    async def _verify(self, headers: Mapping[str, str], body: bytes) -> str:
+        secret, fresh = await self._secret.get()
+        try:
+            return verify_standard_webhook(secret, headers, body, now=self._clock())
+        except SignatureInvalid as exc:
+            if self._configured_secret or fresh or not self._secret.may_refresh(self._clock()):
+                raise Unauthorized(f"replicate webhook rejected: {exc}") from None
+        secret, _ = await self._secret.get(refresh=True)
+        try:
+            return verify_standard_webhook(secret, headers, body, now=self._clock())
+        except SignatureInvalid as exc:
+            raise Unauthorized(f"replicate webhook rejected: {exc}") from None
+
+    async def _fetch_secret(self) -> str:
+        if self._configured_secret:
+            return self._configured_secret
+        resp = await self._http.send("GET", f"{self._base}/v1/webhooks/default/secret")
+        key = self._http.json_object(resp).get("key")
+        if not isinstance(key, str) or not key:
+            raise ProviderUnavailable("replicate answered a webhook secret without a key")
+        return key
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    return data
+
+
+class _SecretCache:
+    """The webhook signing secret, fetched once; refreshed at most once a minute on a mismatch."""
+
+    REFRESH_INTERVAL_S = 60.0
+
+    def __init__(self, fetch: Callable[[], Awaitable[str]], clock: Callable[[], float]) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._value: str | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def may_refresh(self, now: float) -> bool:
+        return now - self._fetched_at >= self.REFRESH_INTERVAL_S
+
+    async def get(self, *, refresh: bool = False) -> tuple[str, bool]:
+        """(secret, fetched just now)."""
+        async with self._lock:
+            if self._value is not None and not refresh:
+                return self._value, False
+            self._value = await self._fetch()
+            self._fetched_at = self._clock()
+            return self._value, True

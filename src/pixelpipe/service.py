@@ -1,0 +1,175 @@
+"""The pipeline, as the adapters (API, web, CLI, Python API) see it.
+
+``submit`` runs stages 1–7 in order: intake → safety → content key → cache → budget → job
+(single-flight) → queue. Stages 8–12 run in the worker (:mod:`pixelpipe.worker`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from pixelpipe.bootstrap import Services
+from pixelpipe.errors import Conflict, NotFound
+from pixelpipe.intake import CanonicalRequest, GenerationRequest, canonicalize
+from pixelpipe.jobs.ids import is_job_id, new_job_id
+from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
+from pixelpipe.key import content_key
+from pixelpipe.ledger.base import Charge, Price
+from pixelpipe.safety import check_prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: an API key id (None when auth is off) and its budget scope."""
+
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    job: Job
+    created: bool  # False: attached to an earlier job (idempotency key or single-flight)
+
+    @property
+    def cached(self) -> bool:
+        return self.job.cached
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    request: CanonicalRequest
+    provider: str
+    price: Price
+
+
+def prepare(svc: Services, body: GenerationRequest) -> CanonicalRequest:
+    """Stages 1–2: intake and safety. Raises before anything is written or spent."""
+    req = canonicalize(body, svc.catalog, max_prompt_chars=svc.settings.max_prompt_chars)
+    check_prompt(req.prompt, svc.rules)
+    if req.negative_prompt:
+        check_prompt(req.negative_prompt, svc.rules, field="negative_prompt")
+    return req
+
+
+def estimate(svc: Services, body: GenerationRequest) -> Estimate:
+    req = prepare(svc, body)
+    provider = svc.gate.choose(svc.catalog.get(req.model), preferred=body.provider)
+    return Estimate(req, provider, svc.prices.estimate(req, provider))
+
+
+def _fingerprint(body: GenerationRequest) -> str:
+    raw = orjson.dumps(body.model_dump(exclude_none=True), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _new_job(
+    svc: Services, req: CanonicalRequest, body: GenerationRequest, caller: Caller, idem: str | None
+) -> Job:
+    now = time.time()
+    return Job(
+        id=new_job_id(now),
+        status=JobStatus.QUEUED,
+        model=req.model,
+        request=req,
+        content_key=content_key(req),
+        created_at=now,
+        updated_at=now,
+        deadline_at=now + svc.settings.job_deadline_s,
+        max_attempts=svc.settings.max_attempts,
+        next_run_at=now,
+        api_key_id=caller.key_id,
+        idempotency_key=f"{caller.key_id or '-'}:{idem}" if idem else None,
+        group_id=body.group,
+        webhook_url=body.webhook,
+    )
+
+
+async def submit(
+    svc: Services,
+    body: GenerationRequest,
+    *,
+    caller: Caller = Caller(),
+    idempotency_key: str | None = None,
+) -> Submission:
+    req = prepare(svc, body)
+    job = _new_job(svc, req, body, caller, idempotency_key)
+    fingerprint = _fingerprint(body) if idempotency_key else None
+    image = await svc.store.find_image(job.content_key)
+    if image is not None:
+        return await _serve_from_cache(svc, job, image, fingerprint)
+    spec = svc.catalog.get(req.model)
+    job.provider = svc.gate.choose(spec, preferred=body.provider)
+    price = svc.prices.estimate(req, job.provider)
+    job.estimate_micros = price.amount_micros
+    await svc.ledger.reserve(job.id, caller.key_id, price.amount_micros or 0)
+    stored, created = await svc.store.create(job, single_flight=True, fingerprint=fingerprint)
+    if not created:
+        await svc.ledger.release(job.id)
+        return Submission(stored, created=False)
+    await svc.queue.enqueue(stored.id)
+    return Submission(stored, created=True)
+
+
+async def _serve_from_cache(
+    svc: Services, job: Job, image: ImageRecord, fingerprint: str | None
+) -> Submission:
+    """Stage 5: the image exists — a succeeded, $0 job that records what was saved."""
+    job.status = JobStatus.SUCCEEDED
+    job.cached = True
+    job.finished_at = job.created_at
+    job.next_run_at = None
+    job.provider = "cache"
+    job.storage_key, job.thumb_key = image.storage_key, image.thumb_key
+    job.content_type, job.width, job.height = image.content_type, image.width, image.height
+    job.bytes = image.bytes
+    job.cost_micros, job.cost_status = 0, "free"
+    stored, created = await svc.store.create(job, single_flight=False, fingerprint=fingerprint)
+    if created:
+        spec = svc.catalog.get(job.model)
+        saved = svc.prices.estimate(job.request, svc.gate.choose(spec, preferred=None))
+        await svc.ledger.record(
+            Charge(
+                job_id=job.id,
+                attempt=0,
+                provider="cache",
+                provider_job_id="cache",
+                model=job.model,
+                kind="cache_hit",
+                price=Price(0, saved.version, "cache"),
+                saved_micros=saved.amount_micros,
+                api_key_id=job.api_key_id,
+            )
+        )
+    return Submission(stored, created=created)
+
+
+async def get_job(svc: Services, job_id: str) -> Job:
+    job = await svc.store.get(job_id) if is_job_id(job_id) else None
+    if job is None:
+        raise NotFound(f"no generation with id {job_id!r}")
+    return job
+
+
+async def cancel(svc: Services, job_id: str) -> Job:
+    job = await get_job(svc, job_id)
+    if job.status.terminal:
+        raise Conflict(f"generation {job_id} already {job.status}; nothing to cancel")
+    moved = await svc.store.transition(
+        job_id, job.status, JobStatus.CANCELED, error_code="canceled", error_detail="canceled"
+    )
+    if moved is None:
+        return await get_job(svc, job_id)  # it moved on meanwhile: report where it is
+    await svc.ledger.release(job_id)
+    provider = svc.providers.get(job.provider or "")
+    if provider is not None and job.provider_job_id:
+        from pixelpipe.worker import provider_request
+
+        try:
+            await provider.cancel(job.provider_job_id, provider_request(svc, job))
+        except Exception:  # noqa: BLE001 - best effort: the job is canceled on our side anyway
+            pass
+    return moved

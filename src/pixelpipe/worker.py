@@ -1,0 +1,283 @@
+"""Stages 8–12 as short, idempotent steps over a leased job row.
+
+``run_step`` looks at the job's status and does one thing: submit (queued/submitting), poll
+(waiting), or fetch+store (fetching/storing). Each step ends with the row in a new state and, if
+not terminal, a ``next_run_at``; a crash anywhere leaves a row that the next claim resumes.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from typing import Any
+
+from pixelpipe.bootstrap import Services
+from pixelpipe.errors import (
+    OutputFetchError,
+    PixelpipeError,
+    ProviderJobLost,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from pixelpipe.fetch import fetch_output, thumbnail_async, to_format_async, verify_image_async
+from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
+from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
+from pixelpipe.ledger.base import Charge
+from pixelpipe.providers.base import Output, ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.retry import retry_delay_s
+
+log = logging.getLogger("pixelpipe.worker")
+POLL_MIN_S = 0.25
+POLL_MAX_S = 10.0
+_S = JobStatus
+
+
+def provider_request(svc: Services, job: Job) -> ProviderRequest:
+    provider = svc.providers[job.provider or ""]
+    spec = svc.catalog.get(job.model)
+    webhook = None
+    if svc.settings.public_url and provider.supports_webhooks:
+        webhook = f"{svc.settings.public_url.rstrip('/')}/v1/webhooks/{provider.name}"
+    return ProviderRequest(
+        job_id=job.id,
+        attempt=job.attempt,
+        request=job.request,
+        model_id=spec.provider_ids[provider.name],
+        webhook_url=webhook,
+    )
+
+
+class Worker:
+    """Runs one step of one leased job. Stateless apart from the services it was given."""
+
+    def __init__(self, svc: Services, owner: str) -> None:
+        self.svc = svc
+        self.owner = owner
+
+    async def run_step(self, job: Job) -> None:
+        try:
+            if job.status in (_S.QUEUED, _S.SUBMITTING):
+                await self.submit(job)
+            elif job.status is _S.WAITING:
+                await self.poll(job)
+            elif job.status in (_S.FETCHING, _S.STORING):
+                await self.fetch_and_store(job, None)
+        except PixelpipeError as exc:
+            await self.fail_or_retry(job, exc)
+        except Exception as exc:  # a bug: keep the job alive, retry later, log the trace
+            log.exception("step failed for job %s", job.id)
+            await self.fail_or_retry(job, ProviderUnavailable(f"internal error: {exc!r}"))
+        finally:
+            await self.svc.store.release(job.id, self.owner)
+
+    # ---- submit -------------------------------------------------------------------------------
+    async def submit(self, job: Job) -> None:
+        svc = self.svc
+        if job.status is _S.SUBMITTING and job.provider_job_id:
+            # crashed after the provider accepted: never submit twice, ask for its state
+            moved = await svc.store.transition(job.id, _S.SUBMITTING, _S.WAITING, owner=self.owner)
+            if moved is not None:
+                await self.poll(moved)
+            return
+        attempt = job.attempt + 1
+        moved = await svc.store.transition(
+            job.id, job.status, _S.SUBMITTING, owner=self.owner, attempt=attempt,
+            submitted_at=job.submitted_at or time.time(),
+        )
+        if moved is None:
+            return
+        provider = svc.providers[moved.provider or ""]
+        if not svc.gate.available(provider.name):
+            raise ProviderRateLimited(
+                f"{provider.name} is paused after a rate limit",
+                retry_after=svc.gate.paused_for(provider.name) or 1.0,
+            )
+        update = await provider.submit(provider_request(svc, moved))
+        await self.apply(moved, update)
+
+    # ---- poll ---------------------------------------------------------------------------------
+    async def poll(self, job: Job) -> None:
+        if not job.provider_job_id:
+            raise ProviderJobLost("the job has no provider run to poll")
+        provider = self.svc.providers[job.provider or ""]
+        update = await provider.poll(job.provider_job_id, provider_request(self.svc, job))
+        await self.apply(job, update)
+
+    # ---- a provider update (from submit, poll or a webhook) -----------------------------------
+    async def apply(self, job: Job, update: ProviderUpdate) -> None:
+        if update.state is RunState.SUCCEEDED:
+            moved = await self.accept_success(job, update)
+            if moved is not None:
+                await self.fetch_and_store(moved, update)
+        elif update.state is RunState.FAILED:
+            if update.billable:
+                await self._record_attempt(job, update)
+            raise update.error or ProviderJobLost("the provider reported a failure")
+        elif update.state is RunState.CANCELED:
+            await self.svc.store.transition(
+                job.id, job.status, _S.CANCELED, error_code="canceled",
+                error_detail="canceled at the provider",
+            )
+            await self.svc.ledger.release(job.id)
+        else:
+            await self._wait(job, update)
+
+    async def _wait(self, job: Job, update: ProviderUpdate) -> None:
+        svc = self.svc
+        now = time.time()
+        webhook = provider_request(svc, job).webhook_url
+        if webhook:
+            nxt = now + svc.settings.webhook_deadline_s  # the sweeper polls if it never comes
+        else:
+            nxt = now + min(POLL_MAX_S, max(POLL_MIN_S, update.poll_after_s or 1.0))
+        fields: dict[str, Any] = {
+            "provider_job_id": update.provider_job_id,
+            "next_run_at": nxt,
+            "webhook_deadline_at": now + svc.settings.webhook_deadline_s if webhook else None,
+            "provider_state": {**job.provider_state, "progress": update.progress},
+        }
+        if job.status is _S.WAITING:
+            await svc.store.update(job.id, **fields)
+        else:
+            await svc.store.transition(job.id, job.status, _S.WAITING, **fields)
+        if update.progress and update.progress != job.provider_state.get("progress"):
+            await svc.store.add_event(job.id, "progress", update.progress)
+
+    # ---- fetch + verify + store ---------------------------------------------------------------
+    async def accept_success(self, job: Job, update: ProviderUpdate) -> Job | None:
+        """Bill the attempt (once) and persist the outputs: from here on we never pay again."""
+        await self._record_attempt(job, update)
+        saved = {**job.provider_state, "outputs": _serialisable(list(update.outputs)),
+                 "usage": update.usage}
+        return await self.svc.store.transition(
+            job.id, job.status, _S.FETCHING, provider_state=saved, next_run_at=time.time(),
+            provider_job_id=update.provider_job_id,
+            revised_prompt=update.revised_prompt or job.revised_prompt,
+        )
+
+    async def fetch_and_store(self, job: Job, update: ProviderUpdate | None) -> None:
+        svc = self.svc
+        outputs = list(update.outputs) if update else _saved_outputs(job)
+        if not outputs:
+            raise OutputFetchError("the provider reported success without an image")
+        policy = svc.fetch_policies.get(job.provider or "", svc.fetch_policies.get("*"))
+        raw = await fetch_output(outputs[0], policy, svc.http) if policy else outputs[0].data
+        if raw is None:
+            raise OutputFetchError("the provider output could not be read")
+        image = await verify_image_async(raw)
+        image = await to_format_async(image, job.request.format)
+        thumb = await thumbnail_async(image)
+        await self._store(job, image, thumb)
+
+    async def _store(self, job: Job, image: Any, thumb: Any) -> None:
+        svc = self.svc
+        if job.status is _S.FETCHING:
+            moved = await svc.store.transition(job.id, _S.FETCHING, _S.STORING)
+            if moved is None:
+                return
+        key = storage_key(job.content_key, job.model, job.request.format)
+        tkey = thumbnail_key(job.content_key, job.model)
+        await svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format])
+        await svc.storage.put(tkey, thumb.data, content_type="image/webp")
+        now = time.time()
+        await svc.store.save_image(
+            ImageRecord(job.content_key, key, CONTENT_TYPES[job.request.format], image.width,
+                        image.height, len(image.data), job.model, job.id, now, tkey)
+        )
+        cost, status = await self._actual_cost(job)
+        done = await svc.store.transition(
+            job.id, _S.STORING, _S.SUCCEEDED, storage_key=key, thumb_key=tkey,
+            content_type=CONTENT_TYPES[job.request.format], width=image.width,
+            height=image.height, bytes=len(image.data), cost_micros=cost, cost_status=status,
+            error_code=None, error_detail=None,
+        )
+        await svc.ledger.settle(job.id)
+        if done is not None:
+            await self._notify(done)
+
+    async def _actual_cost(self, job: Job) -> tuple[int | None, str]:
+        price = self.svc.prices.actual(
+            job.request, job.provider or "", job.provider_state.get("usage") or {}
+        )
+        if price.amount_micros is None:
+            return None, "unpriced"
+        return price.amount_micros, "free" if price.amount_micros == 0 else "priced"
+
+    async def _record_attempt(self, job: Job, update: ProviderUpdate) -> None:
+        price = self.svc.prices.actual(job.request, job.provider or "", update.usage)
+        await self.svc.ledger.record(
+            Charge(
+                job_id=job.id, attempt=job.attempt, provider=job.provider or "",
+                provider_job_id=update.provider_job_id, model=job.model, kind="attempt",
+                price=price, api_key_id=job.api_key_id,
+                detail={"size": job.request.size, "quality": job.request.quality,
+                        "state": str(update.state), "usage": update.usage},
+            )
+        )
+
+    async def _notify(self, job: Job) -> None:
+        hook = getattr(self.svc, "completion_hooks", None)
+        if hook is not None:
+            await hook.job_finished(job)
+
+    # ---- failure handling ---------------------------------------------------------------------
+    async def fail_or_retry(self, job: Job, exc: PixelpipeError) -> None:
+        svc = self.svc
+        current = await svc.store.get(job.id)
+        if current is None or current.status.terminal:
+            return
+        transient = exc.retryable or bool(exc.extra.get("transient"))
+        if isinstance(exc, ProviderRateLimited) and current.provider:
+            svc.gate.pause(current.provider, float(exc.retry_after or 1.0))
+        if isinstance(exc, ProviderUnavailable) and current.provider:
+            svc.gate.mark_outage(current.provider, 10.0)
+        if transient and current.attempt < current.max_attempts:
+            await self._retry(current, exc)
+            return
+        done = await svc.store.transition(
+            job.id, current.status, _S.FAILED, error_code=exc.code, error_detail=exc.detail
+        )
+        await svc.ledger.release(job.id)
+        if done is not None:
+            await self._notify(done)
+
+    async def _retry(self, job: Job, exc: PixelpipeError) -> None:
+        svc = self.svc
+        delay = retry_delay_s(exc, job.attempt)
+        event = {"retrying": True, "error": {"code": exc.code, "detail": exc.detail},
+                 "retry_in_s": round(delay, 2)}
+        if job.status in (_S.FETCHING, _S.STORING):
+            # the provider already produced the image: fetch again, never pay again
+            await svc.store.update(job.id, next_run_at=time.time() + delay)
+            await svc.store.add_event(job.id, "retry", event)
+            return
+        spec = svc.catalog.get(job.model)
+        failover = isinstance(exc, ProviderUnavailable | ProviderRateLimited)
+        provider = svc.gate.choose(spec, preferred=None, exclude=job.provider) if failover else job.provider
+        if provider != job.provider:
+            event["failover"] = {"from": job.provider, "to": provider}
+            delay = min(delay, 0.5)
+        await svc.store.transition(
+            job.id, job.status, _S.QUEUED, event=event, next_run_at=time.time() + delay,
+            provider=provider, provider_job_id=None, webhook_deadline_at=None,
+            error_code=exc.code, error_detail=exc.detail,
+        )
+
+
+def _serialisable(outputs: list[Output]) -> list[dict[str, Any]]:
+    return [
+        {"url": o.url, "content_type": o.content_type}
+        if o.url
+        else {"data_b64": base64.b64encode(o.data or b"").decode(), "content_type": o.content_type}
+        for o in outputs
+    ]
+
+
+def _saved_outputs(job: Job) -> list[Output]:
+    saved = job.provider_state.get("outputs") or []
+    return [
+        Output(url=o.get("url"), data=base64.b64decode(o["data_b64"]) if o.get("data_b64") else None,
+               content_type=o.get("content_type"))
+        for o in saved
+    ]
