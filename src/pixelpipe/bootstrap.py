@@ -73,7 +73,7 @@ def _providers(settings: Settings, http: httpx.AsyncClient) -> dict[str, Provide
 
 
 def _fetch_policies(settings: Settings) -> dict[str, FetchPolicy]:
-    from pixelpipe.providers.registry import output_hosts
+    from pixelpipe.providers.hosts import output_hosts
 
     return {
         name: FetchPolicy(allowed_hosts=hosts, allow_http_and_loopback=settings.test_mode)

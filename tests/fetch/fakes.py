@@ -117,7 +117,7 @@ _ROUTES: dict[str, Callable[[_Handler], None]] = {
 
 
 def serve(server: FakeHost) -> Iterator[FakeHost]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server

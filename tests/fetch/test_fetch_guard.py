@@ -216,6 +216,8 @@ async def test_pooled_connection_is_checked_too(
     fake_dns(monkeypatch, {"localhost": [str(PUBLIC)]})
     with pytest.raises(OutputBlocked, match=r"connected to 127\.0\.0\.1"):
         await fetch_url(url, production, tls_client)
+    # the request went out on the pooled connection; the answer was refused before its body
+    assert tls_host.requests == ["/image.png", "/image.png"]
 
 
 async def test_unverifiable_connection_is_refused(

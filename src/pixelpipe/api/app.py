@@ -80,4 +80,7 @@ def _include_optional(app: FastAPI) -> None:
             mod = __import__(module, fromlist=["router"])
         except ModuleNotFoundError:
             continue
-        app.include_router(mod.router)
+        if hasattr(mod, "install"):
+            mod.install(app)
+        else:
+            app.include_router(mod.router)

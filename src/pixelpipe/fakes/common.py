@@ -22,7 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-CONTENT_TYPES = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
+CONTENT_TYPES = {
+    "webp": "image/webp",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+}
 # Prompt markers that force an outcome without touching /_control (handy from the web UI).
 NSFW_MARKER = "[nsfw]"
 POLICY_MARKER = "[blocked]"

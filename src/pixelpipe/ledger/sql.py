@@ -229,7 +229,8 @@ async def _insert_ignore(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     if name in ("sqlite", "postgresql"):
         dialect_insert = sqlite.insert if name == "sqlite" else postgresql.insert
         stmt = dialect_insert(ledger_entries).values(values).on_conflict_do_nothing()
-        return (await conn.execute(stmt)).rowcount == 1
+        inserted = await conn.execute(stmt.returning(_E.id))
+        return inserted.first() is not None
     try:  # other dialects: a savepoint keeps the outer transaction usable
         async with conn.begin_nested():
             await conn.execute(insert(ledger_entries).values(values))

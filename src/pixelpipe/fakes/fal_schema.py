@@ -1,0 +1,93 @@
+"""Input schemas of fal's FLUX endpoints (providers.md §2.8), validated the FastAPI way.
+
+Errors come back as pydantic-style ``detail`` items: ``{"loc": ["body", field], "msg", "type"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+_ANY = (None, None)
+_COMMON: dict[str, tuple[Any, ...]] = {
+    "prompt": ("str",),
+    "image_size": ("size",),
+    "num_images": ("int", 1, 4),
+    "seed": ("int", *_ANY),
+    "output_format": ("enum", ("jpeg", "png")),
+    "sync_mode": ("bool",),
+}
+_FLUX = _COMMON | {
+    "guidance_scale": ("num", 1, 20),
+    "enable_safety_checker": ("bool",),
+    "acceleration": ("enum", ("none", "regular", "high")),
+}
+SCHEMAS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "fal-ai/flux/schnell": _FLUX | {"num_inference_steps": ("int", 1, 12)},
+    "fal-ai/flux/dev": _FLUX | {"num_inference_steps": ("int", 1, 50)},
+    "fal-ai/flux-pro/v1.1": _COMMON
+    | {
+        "safety_tolerance": ("enum", ("1", "2", "3", "4", "5", "6")),
+        "enhance_prompt": ("bool",),
+    },
+}
+
+
+def validate(model: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """FastAPI-style ``detail`` items for ``data`` (empty when valid)."""
+    schema = SCHEMAS[model]
+    errors = [] if "prompt" in data else [_err("prompt", "Field required", "missing")]
+    for name, value in data.items():
+        spec = schema.get(name)
+        problem = ("Extra inputs are not permitted", "extra_forbidden") if spec is None else _check(spec, value)
+        if problem:
+            errors.append(_err(name, *problem))
+    return errors
+
+
+def _err(name: str, msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": ["body", name], "msg": msg, "type": kind}
+
+
+def _check(spec: tuple[Any, ...], value: Any) -> tuple[str, str] | None:
+    kind = spec[0]
+    if kind == "str":
+        return None if isinstance(value, str) else ("Input should be a valid string", "string_type")
+    if kind == "bool":
+        return None if isinstance(value, bool) else ("Input should be a valid boolean", "bool_type")
+    if kind == "enum":
+        options = ", ".join(repr(v) for v in spec[1])
+        return None if value in spec[1] else (f"Input should be {options}", "literal_error")
+    if kind == "size":
+        return None if size_of(value) else ("Input should be a preset or {width, height}", "value_error")
+    return _number(kind, spec[1], spec[2], value)
+
+
+def _number(kind: str, lo: float | None, hi: float | None, value: Any) -> tuple[str, str] | None:
+    ok = isinstance(value, int) if kind == "int" else isinstance(value, int | float)
+    if not ok or isinstance(value, bool):
+        return "Input should be a valid number", "int_type" if kind == "int" else "float_type"
+    if hi is not None and value > hi:
+        return f"Input should be less than or equal to {hi}", "less_than_equal"
+    if lo is not None and value < lo:
+        return f"Input should be greater than or equal to {lo}", "greater_than_equal"
+    return None
+
+
+def size_of(value: Any) -> tuple[int, int] | None:
+    """(width, height) of an ``image_size`` value, or None when it is not valid."""
+    if isinstance(value, str):
+        return PRESETS.get(value)
+    if not isinstance(value, dict) or set(value) != {"width", "height"}:
+        return None
+    w, h = value["width"], value["height"]
+    if all(isinstance(v, int) and not isinstance(v, bool) and 64 <= v <= 2048 for v in (w, h)):
+        return int(w), int(h)
+    return None

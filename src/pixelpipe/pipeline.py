@@ -1,0 +1,110 @@
+"""In-process pipeline for scripts and the CLI: the whole service with its own worker.
+
+>>> import asyncio
+>>> from pixelpipe import Pipeline
+>>> async def main() -> None:
+...     async with Pipeline() as p:
+...         result = await p.generate("a red fox in the snow", model="preview", seed=7)
+...         print(result.job.status, result.url, len(result.image or b""))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.dispatcher import Dispatcher, run_sweeper
+from pixelpipe.errors import ConfigError, ERROR_CODES, PixelpipeError
+from pixelpipe.intake import GenerationRequest
+from pixelpipe.jobs.model import Job
+from pixelpipe.queue.local import LocalQueue
+from pixelpipe.service import Caller, cancel, get_job, submit
+from pixelpipe.settings import Settings, load_settings
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    job: Job
+    url: str | None  # delivery URL (relative to the server for app-served storage)
+    image: bytes | None  # the stored bytes (when the job succeeded)
+
+    @property
+    def cost_usd(self) -> float | None:
+        return None if self.job.cost_micros is None else self.job.cost_micros / 1_000_000
+
+
+class Pipeline:
+    """Runs submit → worker → storage in this process (embedded backends by default)."""
+
+    def __init__(self, settings: Settings | None = None, *, worker: bool = True) -> None:
+        self.settings = settings or load_settings()
+        self._worker = worker
+        self._svc: Services | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dispatcher: Dispatcher | None = None
+
+    @property
+    def services(self) -> Services:
+        if self._svc is None:
+            raise ConfigError("use `async with Pipeline() as p:` before calling it")
+        return self._svc
+
+    async def __aenter__(self) -> Pipeline:
+        self._svc = await build_services(self.settings)
+        if self._worker and isinstance(self._svc.queue, LocalQueue):
+            self._dispatcher = Dispatcher(self._svc, self._svc.queue.wakeup)
+            self._tasks = [
+                asyncio.create_task(self._dispatcher.run()),
+                asyncio.create_task(run_sweeper(self._svc, self._svc.queue.wakeup)),
+            ]
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._dispatcher is not None:
+            await self._dispatcher.stop(grace_s=2.0)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._svc is not None:
+            await self._svc.aclose()
+            self._svc = None
+
+    async def submit(self, prompt: str, **params: Any) -> Job:
+        body = GenerationRequest(prompt=prompt, **params)
+        return (await submit(self.services, body, caller=Caller())).job
+
+    async def wait(self, job_id: str, *, timeout_s: float | None = None) -> Job:
+        svc = self.services
+        async with svc.notifier.subscribe(f"job:{job_id}") as wakeups, asyncio.timeout(timeout_s):
+            while True:
+                job = await get_job(svc, job_id)
+                if job.status.terminal:
+                    return job
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(anext(wakeups), 1.0)
+
+    async def generate(
+        self, prompt: str, *, timeout_s: float | None = None, raise_on_failure: bool = True,
+        **params: Any,
+    ) -> GenerationResult:
+        """Submit and wait; returns the job, its URL and the image bytes."""
+        job = await self.wait((await self.submit(prompt, **params)).id, timeout_s=timeout_s)
+        if job.status.value != "succeeded":
+            if raise_on_failure:
+                cls = ERROR_CODES.get(job.error_code or "", PixelpipeError)
+                raise cls(job.error_detail or f"generation {job.status}")
+            return GenerationResult(job, None, None)
+        svc = self.services
+        assert job.storage_key is not None
+        return GenerationResult(
+            job, await svc.delivery.url_for(job.storage_key), await svc.storage.get(job.storage_key)
+        )
+
+    async def cancel(self, job_id: str) -> Job:
+        return await cancel(self.services, job_id)

@@ -1,0 +1,1 @@
+"""Authentication, authorisation and start-up safety checks."""

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pixelpipe.db import open_database
+from pixelpipe.events.local import LocalNotifier
+from pixelpipe.jobs.store import JobStore
+from pixelpipe.migrations.runner import upgrade_async
+
+
+@pytest.fixture(params=["sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
+    else:  # pragma: no cover - wired when PostgreSQL fixtures land
+        url = request.getfixturevalue("postgres_url")
+    await upgrade_async(url)
+    db = open_database(url)
+    yield JobStore(db, LocalNotifier())
+    await db.dispose()

@@ -1,0 +1,124 @@
+"""SqlLedger specifics: migrations, budget management, exactly-once across restarts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect
+
+from pixelpipe.db import Database, open_database
+from pixelpipe.errors import InvalidRequest
+from pixelpipe.ledger import Budget, Charge, Price
+from pixelpipe.ledger.budgets import delete_budget, list_budgets, set_budget
+from pixelpipe.ledger.sql import SqlLedger
+from pixelpipe.ledger.tables import budget_reservations, budgets, ledger_entries
+from pixelpipe.migrations.runner import alembic_config, upgrade
+from pixelpipe.pricing import load_price_table
+
+from .conftest import make_settings
+
+LEDGER_TABLES = ("ledger_entries", "budgets", "budget_reservations")
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def db(url: str) -> AsyncIterator[Database]:
+    database = open_database(url)
+    yield database
+    await database.dispose()
+
+
+def _schema(url: str) -> dict[str, list[str]]:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url.replace("+aiosqlite", ""))
+    try:
+        insp = inspect(engine)
+        return {t: [c["name"] for c in insp.get_columns(t)] for t in insp.get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def test_migration_matches_the_table_definitions(url: str) -> None:
+    schema = _schema(url)
+    for table in (ledger_entries, budgets, budget_reservations):
+        assert schema[table.name] == [c.name for c in table.columns]
+
+
+def test_migration_downgrades_to_0001(url: str) -> None:
+    command.downgrade(alembic_config(url), "0001")
+    assert not set(LEDGER_TABLES) & set(_schema(url))
+    upgrade(url)
+    assert set(LEDGER_TABLES) <= set(_schema(url))
+
+
+async def test_budget_management(db: Database, tmp_path: Path) -> None:
+    await set_budget(db, "key:k1", "month", 5_000_000)
+    await set_budget(db, "global", "day", 1_000_000)
+    await set_budget(db, "global", "day", 2_000_000)  # replaces
+    assert await list_budgets(db) == [
+        Budget("global", "day", 2_000_000),
+        Budget("key:k1", "month", 5_000_000),
+    ]
+    settings = make_settings(tmp_path, budget_monthly_usd=12.5)
+    listed = await list_budgets(db, settings)
+    assert listed[0] == Budget("global", "month", 12_500_000, "settings")
+    assert await delete_budget(db, "global", "day") is True
+    assert await delete_budget(db, "global", "day") is False
+    assert await list_budgets(db) == [Budget("key:k1", "month", 5_000_000)]
+
+
+@pytest.mark.parametrize(
+    ("scope", "period", "limit"),
+    [("everyone", "day", 1), ("key:", "day", 1), ("global", "week", 1), ("global", "day", -1)],
+)
+async def test_budget_validation(db: Database, scope: str, period: str, limit: int) -> None:
+    with pytest.raises(InvalidRequest):
+        await set_budget(db, scope, period, limit)
+
+
+async def test_one_entry_per_attempt_across_a_restart(url: str, tmp_path: Path) -> None:
+    """A SIGKILL after the provider succeeded: the worker re-runs and records the attempt again."""
+    settings = make_settings(tmp_path)
+    prices = load_price_table()
+    entry = Charge("j1", 1, "fal", "req-1", "flux-dev", "attempt", Price(50_000, "2026-01", "x"))
+    for _ in range(2):
+        database = open_database(url)
+        try:
+            await SqlLedger(database, settings, prices).record(entry)
+        finally:
+            await database.dispose()
+    database = open_database(url)
+    try:
+        assert len(await SqlLedger(database, settings, prices).entries()) == 1
+    finally:
+        await database.dispose()
+
+
+async def test_reservation_survives_restart_until_it_expires(url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    prices = load_price_table()
+    now = [1_790_000_000.0]
+    first = open_database(url)
+    await set_budget(first, "global", "day", 10)
+    await SqlLedger(first, settings, prices, reservation_ttl_s=60, clock=lambda: now[0]).reserve(
+        "j1", None, 10
+    )
+    await first.dispose()
+    second = open_database(url)
+    try:
+        ledger = SqlLedger(second, settings, prices, reservation_ttl_s=60, clock=lambda: now[0])
+        assert await ledger.reserved_micros() == 10
+        now[0] += 61
+        await ledger.reserve("j2", None, 10)
+    finally:
+        await second.dispose()
