@@ -16,6 +16,7 @@ from pixelpipe.events.local import LocalNotifier
 from pixelpipe.fetch import FetchPolicy
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.ledger.base import Ledger
+from pixelpipe.metrics import Metrics
 from pixelpipe.migrations.runner import upgrade_async
 from pixelpipe.pricing import PriceTable, load_price_table
 from pixelpipe.queue.base import Queue
@@ -48,6 +49,7 @@ class Services:
     http: httpx.AsyncClient
     fetch_policies: dict[str, FetchPolicy]
     queue: Queue
+    metrics: Metrics = field(default_factory=Metrics)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
     async def aclose(self) -> None:

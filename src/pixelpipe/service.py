@@ -109,7 +109,9 @@ async def submit(
     stored, created = await svc.store.create(job, single_flight=True, fingerprint=fingerprint)
     if not created:
         await svc.ledger.release(job.id)
+        svc.metrics.requests.labels("attached").inc()
         return Submission(stored, created=False)
+    svc.metrics.requests.labels("queued").inc()
     await svc.queue.enqueue(stored.id)
     return Submission(stored, created=True)
 
@@ -128,6 +130,7 @@ async def _serve_from_cache(
     job.bytes = image.bytes
     job.cost_micros, job.cost_status = 0, "free"
     stored, created = await svc.store.create(job, single_flight=False, fingerprint=fingerprint)
+    svc.metrics.requests.labels("cache_hit").inc()
     if created:
         spec = svc.catalog.get(job.model)
         saved = svc.prices.estimate(job.request, svc.gate.choose(spec, preferred=None))

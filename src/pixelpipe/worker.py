@@ -93,6 +93,7 @@ class Worker:
                 f"{provider.name} is paused after a rate limit",
                 retry_after=svc.gate.paused_for(provider.name) or 1.0,
             )
+        svc.metrics.submissions.labels(provider.name).inc()
         update = await provider.submit(provider_request(svc, moved))
         await self.apply(moved, update)
 
@@ -179,6 +180,7 @@ class Worker:
         key = storage_key(job.content_key, job.model, job.request.format)
         tkey = thumbnail_key(job.content_key, job.model)
         await svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format])
+        svc.metrics.stored_bytes.inc(len(image.data))
         await svc.storage.put(tkey, thumb.data, content_type="image/webp")
         now = time.time()
         await svc.store.save_image(
@@ -217,6 +219,7 @@ class Worker:
         )
 
     async def _notify(self, job: Job) -> None:
+        self.svc.metrics.finished.labels(str(job.status)).inc()
         hook = getattr(self.svc, "completion_hooks", None)
         if hook is not None:
             await hook.job_finished(job)
@@ -224,6 +227,7 @@ class Worker:
     # ---- failure handling ---------------------------------------------------------------------
     async def fail_or_retry(self, job: Job, exc: PixelpipeError) -> None:
         svc = self.svc
+        svc.metrics.provider_errors.labels(job.provider or "", exc.code).inc()
         current = await svc.store.get(job.id)
         if current is None or current.status.terminal:
             return

@@ -117,6 +117,12 @@ async def all_events(request: Request, svc: ServicesDep) -> EventSourceResponse:
     return EventSourceResponse(all_jobs_stream(svc, request), ping=15, send_timeout=30)
 
 
+@router.get("/metrics", tags=["ops"], response_class=Response)
+async def metrics(svc: ServicesDep) -> Response:
+    """Prometheus metrics of this process."""
+    return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
 @router.get("/healthz", tags=["ops"])
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,7 +35,9 @@ from pixelpipe.fakes.render import render
 from pixelpipe.providers.signing import fal_sign, public_jwk
 
 USER_ID = "fake-user"
-POLICY_MSG = "The content could not be processed because it contained material flagged by a content checker."
+POLICY_MSG = (
+    "The content could not be processed because it contained material flagged by a content checker."
+)
 
 
 @dataclass
@@ -209,7 +210,11 @@ class FakeFal:
         if req.outcome == "invalid":
             return 422, {"detail": req.errors}
         if req.outcome == "policy":
-            item = {"loc": ["body", "prompt"], "msg": POLICY_MSG, "type": "content_policy_violation"}
+            item = {
+                "loc": ["body", "prompt"],
+                "msg": POLICY_MSG,
+                "type": "content_policy_violation",
+            }
             return 422, {"detail": [item]}
         if req.result is None:
             req.result = await asyncio.to_thread(self._render_result, req)
@@ -226,7 +231,9 @@ class FakeFal:
             data = render(str(req.input["prompt"]), seed + i, width, height, fmt, black=nsfw)
             self.core.files.put(name, data, CONTENT_TYPES[fmt])
             url = f"{req.base}/files/{name}"
-            images.append({"url": url, "width": width, "height": height, "content_type": CONTENT_TYPES[fmt]})
+            images.append(
+                {"url": url, "width": width, "height": height, "content_type": CONTENT_TYPES[fmt]}
+            )
         return {
             "images": images,
             "timings": {"inference": round(req.latency * 0.75, 3)},
@@ -241,7 +248,9 @@ class FakeFal:
         assert req.webhook is not None
         early = req.latency * 0.1 if self.behaviour.out_of_order_webhooks else 0.0
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(req.cancel.wait(), timeout=max(0.0, req.finished - early - time.time()))
+            await asyncio.wait_for(
+                req.cancel.wait(), timeout=max(0.0, req.finished - early - time.time())
+            )
         if self.behaviour.take("lose_webhook_next"):
             self.core.stats.webhooks["lost"] += 1
             return
@@ -259,7 +268,11 @@ class FakeFal:
         code, payload = await self._outcome(req)
         if code == 200:
             return head | {"status": "OK", "payload": payload}
-        return head | {"status": "ERROR", "error": f"Invalid status code: {code}", "payload": payload}
+        return head | {
+            "status": "ERROR",
+            "error": f"Invalid status code: {code}",
+            "payload": payload,
+        }
 
     def _sign(self, request_id: str, body: bytes) -> dict[str, str]:
         key = Ed25519PrivateKey.generate() if self.sign_with_unknown_key else self.signing_keys[0]
@@ -273,7 +286,9 @@ class FakeFal:
 
     # --- gatekeeping -----------------------------------------------------------------------
 
-    async def _lookup(self, request: Request, operation: str) -> tuple[FalRequest | None, Response | None]:
+    async def _lookup(
+        self, request: Request, operation: str
+    ) -> tuple[FalRequest | None, Response | None]:
         if (denied := await self._gate(request, operation)) is not None:
             return None, denied
         req = self.requests.get(request.path_params["rid"])
@@ -287,11 +302,16 @@ class FakeFal:
         fault = await self.core.fault(operation)
         if fault == "rate_limit":
             return JSONResponse(
-                {"detail": "Rate limit exceeded"}, status_code=429, headers=self.core.rate_limit_headers()
+                {"detail": "Rate limit exceeded"},
+                status_code=429,
+                headers=self.core.rate_limit_headers(),
             )
         if fault == "error":
             headers = {"X-Fal-Error-Type": "runner_scheduling_failure"}
-            body = {"detail": "Runner scheduling failure", "error_type": "runner_scheduling_failure"}
+            body = {
+                "detail": "Runner scheduling failure",
+                "error_type": "runner_scheduling_failure",
+            }
             return JSONResponse(body, status_code=self.behaviour.error_status, headers=headers)
         return None
 

@@ -46,7 +46,11 @@ def validate(model: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     errors = [] if "prompt" in data else [_err("prompt", "Field required", "missing")]
     for name, value in data.items():
         spec = schema.get(name)
-        problem = ("Extra inputs are not permitted", "extra_forbidden") if spec is None else _check(spec, value)
+        problem = (
+            ("Extra inputs are not permitted", "extra_forbidden")
+            if spec is None
+            else _check(spec, value)
+        )
         if problem:
             errors.append(_err(name, *problem))
     return errors
@@ -66,7 +70,11 @@ def _check(spec: tuple[Any, ...], value: Any) -> tuple[str, str] | None:
         options = ", ".join(repr(v) for v in spec[1])
         return None if value in spec[1] else (f"Input should be {options}", "literal_error")
     if kind == "size":
-        return None if size_of(value) else ("Input should be a preset or {width, height}", "value_error")
+        return (
+            None
+            if size_of(value)
+            else ("Input should be a preset or {width, height}", "value_error")
+        )
     return _number(kind, spec[1], spec[2], value)
 
 

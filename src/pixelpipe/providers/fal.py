@@ -289,6 +289,10 @@ class FalProvider:
         if data.get("status") == "OK" and isinstance(payload, dict):
             return result_update(request_id, payload, delivery_id=delivery_id)
         error = str(data.get("error") or data.get("payload_error") or "")
+        if "cancel" in error.lower():
+            return ProviderUpdate(
+                request_id, RunState.CANCELED, billable=False, delivery_id=delivery_id
+            )
         code = int(m.group(1)) if (m := re.search(r"\b([45]\d\d)\b", error)) else 0
         failed = model_error(code, payload, error)
         return _failed(request_id, failed, delivery_id=delivery_id)

@@ -1,0 +1,147 @@
+"""All three fake providers under one server, for offline demos (``pixelpipe fake-providers``).
+
+Layout (``BASE`` = ``http://HOST:PORT``)::
+
+    BASE/replicate   Replicate API      PIXELPIPE_REPLICATE_BASE_URL=BASE/replicate
+    BASE/fal         fal queue          PIXELPIPE_FAL_QUEUE_URL=BASE/fal
+                                        PIXELPIPE_FAL_JWKS_URL=BASE/fal/.well-known/jwks.json
+    BASE/openai/v1   OpenAI Images      PIXELPIPE_OPENAI_BASE_URL=BASE/openai/v1
+
+plus ``REPLICATE_API_TOKEN``, ``FAL_KEY`` and ``OPENAI_API_KEY`` (any value; the fakes accept any
+key unless built with one) and ``PIXELPIPE_TEST_MODE=true`` (outputs are ``http://`` URLs on a
+loopback host). Each fake has ``POST /_control`` (switch behaviours) and ``GET /_stats``
+(counters) under its prefix; ``GET BASE/`` lists all of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from pixelpipe.fakes.common import Behaviour
+from pixelpipe.fakes.fal import FakeFal
+from pixelpipe.fakes.openai import FakeOpenAI
+from pixelpipe.fakes.replicate import FakeReplicate
+
+CONTROL_HELP = {
+    "POST {prefix}/_control": "JSON with any of the behaviour fields below; also "
+    '{"reset": true}, {"expire_outputs": true}; fal: {"rotate_key": true}, '
+    '{"sign_with_unknown_key": true}',
+    "GET {prefix}/_control": "current behaviours",
+    "GET {prefix}/_stats": "creates per model, calls per operation, webhook counters",
+}
+
+
+def fake_env(base: str) -> dict[str, str]:
+    """The variables that point pixelpipe at fakes served at ``base``."""
+    base = base.rstrip("/")
+    return {
+        "PIXELPIPE_REPLICATE_BASE_URL": f"{base}/replicate",
+        "PIXELPIPE_FAL_QUEUE_URL": f"{base}/fal",
+        "PIXELPIPE_FAL_JWKS_URL": f"{base}/fal/.well-known/jwks.json",
+        "PIXELPIPE_OPENAI_BASE_URL": f"{base}/openai/v1",
+        "REPLICATE_API_TOKEN": "r8_fake",
+        "FAL_KEY": "fake-key-id:fake-key-secret",
+        "OPENAI_API_KEY": "sk-fake",
+        "PIXELPIPE_TEST_MODE": "true",
+    }
+
+
+class FakeProviders:
+    """The three fakes and the Starlette app that mounts them."""
+
+    def __init__(self, *, latency_s: float = 1.0, public_url: str | None = None) -> None:
+        def behaviour() -> Behaviour:
+            return Behaviour(latency_s=latency_s)
+
+        root = public_url.rstrip("/") if public_url else None
+        self.replicate = FakeReplicate(behaviour=behaviour(), public_url=_sub(root, "replicate"))
+        self.fal = FakeFal(behaviour=behaviour(), public_url=_sub(root, "fal"))
+        self.openai = FakeOpenAI(behaviour=behaviour(), public_url=_sub(root, "openai"))
+        self.app = Starlette(
+            routes=[
+                Route("/", self._index, methods=["GET"]),
+                Mount("/replicate", app=self.replicate.app),
+                Mount("/fal", app=self.fal.app),
+                Mount("/openai", app=self.openai.app),
+            ],
+            lifespan=self._lifespan,
+        )
+        self.app.state.fakes = self
+
+    async def aclose(self) -> None:
+        await asyncio.gather(self.replicate.aclose(), self.fal.aclose(), self.openai.aclose())
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.aclose()
+
+    async def _index(self, request: Request) -> Response:
+        base = f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
+        return JSONResponse(
+            {
+                "fakes": ["replicate", "fal", "openai"],
+                "env": fake_env(base),
+                "control": CONTROL_HELP,
+                "behaviour_fields": Behaviour().as_dict(),
+                "prompt_markers": {"[nsfw]": "NSFW failure", "[blocked]": "content policy"},
+            }
+        )
+
+
+def _sub(root: str | None, prefix: str) -> str | None:
+    return f"{root}/{prefix}" if root else None
+
+
+def build_fakes_app(**kwargs: Any) -> Starlette:
+    """One ASGI app: fakes at ``/replicate``, ``/fal``, ``/openai`` (``app.state.fakes``)."""
+    return FakeProviders(**kwargs).app
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn in this event loop; yield its base URL (port 0 = free)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1, access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def serve_fakes(host: str = "127.0.0.1", port: int = 9100, **kwargs: Any) -> None:
+    """Run the fakes until interrupted (Ctrl-C / SIGTERM end it cleanly)."""
+    fakes = FakeProviders(**kwargs)
+    config = uvicorn.Config(fakes.app, host=host, port=port, log_level="info", lifespan="on")
+    print(f"fake providers on http://{host}:{port}; point pixelpipe at them with:")
+    for name, value in fake_env(f"http://{host}:{port}").items():
+        print(f"  export {name}={value}")
+    await uvicorn.Server(config).serve()
+
+
+def run_fake_providers(host: str, port: int) -> None:
+    """Blocking entry point of ``pixelpipe fake-providers``."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_fakes(host, port))
