@@ -13,17 +13,17 @@ from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.errors import ConfigError
 from pixelpipe.events.base import Notifier
 from pixelpipe.events.local import LocalNotifier
-from pixelpipe.fetch import FetchPolicy
+from pixelpipe.fetch import FetchPolicy, new_fetch_client
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.ledger.base import Ledger
 from pixelpipe.metrics import Metrics
 from pixelpipe.migrations.runner import upgrade_async
 from pixelpipe.pricing import PriceTable, load_price_table
-from pixelpipe.queue.base import Queue
-from pixelpipe.queue.local import LocalQueue
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.gate import ProviderGate
 from pixelpipe.providers.preview import PreviewProvider
+from pixelpipe.queue.base import Queue
+from pixelpipe.queue.local import LocalQueue
 from pixelpipe.safety import SafetyRules, load_rules
 from pixelpipe.settings import Settings
 from pixelpipe.storage.base import Storage
@@ -115,7 +115,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     notifier = _notifier(settings)
     storage = open_storage(settings)
     prices = load_price_table()
-    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+    http = new_fetch_client()  # trust_env=False: the SSRF guard must see the real peer
     providers = _providers(settings, http)
     catalog = load_catalog().restricted_to(set(providers))
     return Services(

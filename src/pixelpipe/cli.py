@@ -141,7 +141,9 @@ def generate(
     size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT")] = None,
     aspect_ratio: Annotated[str | None, typer.Option("--aspect-ratio")] = None,
     format: Annotated[str | None, typer.Option("--format", help="webp, png or jpeg")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Save the image here")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Save the image here")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait")] = 600.0,
 ) -> None:
@@ -149,8 +151,13 @@ def generate(
     from pixelpipe.pipeline import Pipeline
 
     settings = _settings()
-    params: dict[str, Any] = {"model": model, "seed": seed, "size": size,
-                              "aspect_ratio": aspect_ratio, "format": format}
+    params: dict[str, Any] = {
+        "model": model,
+        "seed": seed,
+        "size": size,
+        "aspect_ratio": aspect_ratio,
+        "format": format,
+    }
     params = {k: v for k, v in params.items() if v is not None}
 
     async def run() -> int:
@@ -183,8 +190,10 @@ def _print_result(settings: Settings, job: Any, url: str | None, output: Path | 
     if url and url.startswith("/"):
         url = f"http://{settings.host}:{settings.port}{url}"
     cost = usd(job.cost_micros) if job.cost_micros is not None else "unpriced"
-    out.print(f"[bold green]succeeded[/] {job.id}  model={job.model}  cost=${cost}"
-              f"  cached={'yes' if job.cached else 'no'}  {job.duration_s}s")
+    out.print(
+        f"[bold green]succeeded[/] {job.id}  model={job.model}  cost=${cost}"
+        f"  cached={'yes' if job.cached else 'no'}  {job.duration_s}s"
+    )
     out.print(f"saved to {output}" if output else url or "")
 
 

@@ -74,7 +74,7 @@ class Dispatcher:
 
 
 async def sweep_once(svc: Services) -> tuple[int, int]:
-    """Fail jobs past their deadline; make waiting jobs past their webhook deadline due for a poll."""
+    """Fail jobs past their deadline; make waiting jobs whose webhook is overdue due for a poll."""
     now = time.time()
     late, silent = await svc.store.overdue(now)
     for job in late:

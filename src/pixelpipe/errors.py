@@ -2,8 +2,8 @@
 
 Every error that can leave a pipeline stage is a :class:`PixelpipeError` with a stable ``code``
 (machine-readable, documented, never renamed), an HTTP ``status``, a human ``title`` and whether the
-operation may be ``retryable``. Third-party errors (httpx, SQLAlchemy, obstore, Pillow, provider HTTP
-answers) are translated into this tree where they enter; the worker decides retries from
+operation may be ``retryable``. Third-party errors (httpx, SQLAlchemy, obstore, Pillow, provider
+HTTP answers) are translated into this tree where they enter; the worker decides retries from
 ``retryable`` and the API renders any of them as ``application/problem+json``.
 
 ::
@@ -22,7 +22,7 @@ answers) are translated into this tree where they enter; the worker decides retr
     ├── ProviderError                   502  provider_error        (base of provider failures)
     │   ├── ProviderContentRejected     422  provider_rejected     content policy / NSFW
     │   ├── ProviderRateLimited         429  provider_rate_limited retryable, retry_after
-    │   ├── ProviderUnavailable         503  provider_unavailable  5xx, connection, timeout: retryable
+    │   ├── ProviderUnavailable         503  provider_unavailable  5xx, connection, timeout
     │   ├── ProviderInvalidInput        422  provider_invalid_input
     │   ├── ProviderAuthError           500  provider_auth         names the variable to set
     │   ├── ProviderJobLost             502  provider_job_lost     provider no longer knows the job

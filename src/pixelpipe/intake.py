@@ -35,7 +35,9 @@ class GenerationRequest(BaseModel):
     aspect_ratio: str | None = Field(None, description="e.g. 16:9; alternative to size.")
     seed: int | None = Field(None, description="0..4294967295; omitted = random.")
     format: ImageFormat | None = Field(None, description="webp, png or jpeg.")
-    quality: str | None = Field(None, description="Model-specific quality tier (gpt-image-1, dall-e-3).")
+    quality: str | None = Field(
+        None, description="Model-specific quality tier (gpt-image-1, dall-e-3)."
+    )
     steps: int | None = Field(None, description="Inference steps, within the model's range.")
     guidance: float | None = Field(None, description="Guidance scale, within the model's range.")
     negative_prompt: str | None = Field(None, description="Only for models that support it.")
@@ -131,9 +133,7 @@ def _resolve_size(req: GenerationRequest, spec: ModelSpec) -> tuple[int, int, st
     return w, h, matched
 
 
-def _resolve_number(
-    value: float | None, rng: Any, field: str, model: str
-) -> float | None:
+def _resolve_number(value: float | None, rng: Any, field: str, model: str) -> float | None:
     if rng is None:
         if value is not None:
             raise _fail(field, f"{model} does not take {field}; leave it out")

@@ -1,7 +1,8 @@
 """Stage 4 — the content key: the identity of an image, defined once.
 
-``content_key(req)`` is ``"k1:" + sha256(canonical JSON)`` over the canonical request. It is the dedup
-key (cache and single-flight) and the storage key is derived from it. Why each field is part of it:
+``content_key(req)`` is ``"k1:" + sha256(canonical JSON)`` over the canonical request. It is the
+dedup key (cache and single-flight) and the storage key is derived from it. Why each field is
+part of it:
 
 - ``model``: different models draw different pictures.
 - ``prompt`` (normalised: NFC, whitespace collapsed) and ``negative_prompt``: the content asked for;

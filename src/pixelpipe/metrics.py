@@ -20,7 +20,9 @@ class Metrics:
             "pixelpipe_provider_errors", "Provider errors by code", ["provider", "code"], registry=r
         )
         self.requests = Counter(
-            "pixelpipe_generation_requests", "Generation requests by outcome", ["outcome"],
+            "pixelpipe_generation_requests",
+            "Generation requests by outcome",
+            ["outcome"],
             registry=r,
         )
         self.finished = Counter(
@@ -29,7 +31,9 @@ class Metrics:
         self.step_seconds = Histogram(
             "pixelpipe_step_seconds", "Duration of worker steps", ["step"], registry=r
         )
-        self.stored_bytes = Counter("pixelpipe_stored_bytes", "Bytes written to storage", registry=r)
+        self.stored_bytes = Counter(
+            "pixelpipe_stored_bytes", "Bytes written to storage", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

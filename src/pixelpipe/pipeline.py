@@ -18,7 +18,7 @@ from typing import Any
 
 from pixelpipe.bootstrap import Services, build_services
 from pixelpipe.dispatcher import Dispatcher, run_sweeper
-from pixelpipe.errors import ConfigError, ERROR_CODES, PixelpipeError
+from pixelpipe.errors import ERROR_CODES, ConfigError, PixelpipeError
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job
 from pixelpipe.queue.local import LocalQueue
@@ -90,7 +90,11 @@ class Pipeline:
                     await asyncio.wait_for(anext(wakeups), 1.0)
 
     async def generate(
-        self, prompt: str, *, timeout_s: float | None = None, raise_on_failure: bool = True,
+        self,
+        prompt: str,
+        *,
+        timeout_s: float | None = None,
+        raise_on_failure: bool = True,
         **params: Any,
     ) -> GenerationResult:
         """Submit and wait; returns the job, its URL and the image bytes."""

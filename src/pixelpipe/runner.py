@@ -57,7 +57,7 @@ async def sweeper_lock(svc: Services) -> AsyncIterator[None]:
             while not (
                 await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEPER_LOCK_KEY})
             ).scalar():
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)  # noqa: ASYNC110 - polling an advisory lock
             await conn.commit()
             try:
                 yield
@@ -72,7 +72,7 @@ async def sweeper_lock(svc: Services) -> AsyncIterator[None]:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)  # polling a file lock
         try:
             yield
         finally:

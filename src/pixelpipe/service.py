@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import content_key
 from pixelpipe.ledger.base import Charge, Price
 from pixelpipe.safety import check_prompt
+
+log = logging.getLogger("pixelpipe.service")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,6 @@ async def cancel(svc: Services, job_id: str) -> Job:
 
         try:
             await provider.cancel(job.provider_job_id, provider_request(svc, job))
-        except Exception:  # noqa: BLE001 - best effort: the job is canceled on our side anyway
-            pass
+        except Exception as exc:  # best effort: the job is canceled on our side anyway
+            log.info("provider cancel for %s failed: %s", job_id, type(exc).__name__)
     return moved

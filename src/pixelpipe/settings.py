@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="sqlite:///path.db or postgresql://...")
     queue_url: str = Field("", description="empty = in-process dispatcher; postgresql://... = SAQ")
     redis_url: str = Field("", description="redis://... for cross-process events and rate limits")
-    storage_url: str = Field("", description="file:///dir, s3://bucket/prefix, r2://bucket, memory://")
+    storage_url: str = Field(
+        "", description="file:///dir, s3://bucket/prefix, r2://bucket, memory://"
+    )
     s3_endpoint: str = Field("", description="S3-compatible endpoint URL (R2, MinIO, SeaweedFS)")
     s3_region: str = "us-east-1"
     s3_access_key_id: SecretStr = SecretStr("")

@@ -82,7 +82,11 @@ class Worker:
             return
         attempt = job.attempt + 1
         moved = await svc.store.transition(
-            job.id, job.status, _S.SUBMITTING, owner=self.owner, attempt=attempt,
+            job.id,
+            job.status,
+            _S.SUBMITTING,
+            owner=self.owner,
+            attempt=attempt,
             submitted_at=job.submitted_at or time.time(),
         )
         if moved is None:
@@ -117,7 +121,10 @@ class Worker:
             raise update.error or ProviderJobLost("the provider reported a failure")
         elif update.state is RunState.CANCELED:
             await self.svc.store.transition(
-                job.id, job.status, _S.CANCELED, error_code="canceled",
+                job.id,
+                job.status,
+                _S.CANCELED,
+                error_code="canceled",
                 error_detail="canceled at the provider",
             )
             await self.svc.ledger.release(job.id)
@@ -149,10 +156,17 @@ class Worker:
     async def accept_success(self, job: Job, update: ProviderUpdate) -> Job | None:
         """Bill the attempt (once) and persist the outputs: from here on we never pay again."""
         await self._record_attempt(job, update)
-        saved = {**job.provider_state, "outputs": _serialisable(list(update.outputs)),
-                 "usage": update.usage}
+        saved = {
+            **job.provider_state,
+            "outputs": _serialisable(list(update.outputs)),
+            "usage": update.usage,
+        }
         return await self.svc.store.transition(
-            job.id, job.status, _S.FETCHING, provider_state=saved, next_run_at=time.time(),
+            job.id,
+            job.status,
+            _S.FETCHING,
+            provider_state=saved,
+            next_run_at=time.time(),
             provider_job_id=update.provider_job_id,
             revised_prompt=update.revised_prompt or job.revised_prompt,
         )
@@ -184,15 +198,34 @@ class Worker:
         await svc.storage.put(tkey, thumb.data, content_type="image/webp")
         now = time.time()
         await svc.store.save_image(
-            ImageRecord(job.content_key, key, CONTENT_TYPES[job.request.format], image.width,
-                        image.height, len(image.data), job.model, job.id, now, tkey)
+            ImageRecord(
+                job.content_key,
+                key,
+                CONTENT_TYPES[job.request.format],
+                image.width,
+                image.height,
+                len(image.data),
+                job.model,
+                job.id,
+                now,
+                tkey,
+            )
         )
         cost, status = await self._actual_cost(job)
         done = await svc.store.transition(
-            job.id, _S.STORING, _S.SUCCEEDED, storage_key=key, thumb_key=tkey,
-            content_type=CONTENT_TYPES[job.request.format], width=image.width,
-            height=image.height, bytes=len(image.data), cost_micros=cost, cost_status=status,
-            error_code=None, error_detail=None,
+            job.id,
+            _S.STORING,
+            _S.SUCCEEDED,
+            storage_key=key,
+            thumb_key=tkey,
+            content_type=CONTENT_TYPES[job.request.format],
+            width=image.width,
+            height=image.height,
+            bytes=len(image.data),
+            cost_micros=cost,
+            cost_status=status,
+            error_code=None,
+            error_detail=None,
         )
         await svc.ledger.settle(job.id)
         if done is not None:
@@ -210,11 +243,20 @@ class Worker:
         price = self.svc.prices.actual(job.request, job.provider or "", update.usage)
         await self.svc.ledger.record(
             Charge(
-                job_id=job.id, attempt=job.attempt, provider=job.provider or "",
-                provider_job_id=update.provider_job_id, model=job.model, kind="attempt",
-                price=price, api_key_id=job.api_key_id,
-                detail={"size": job.request.size, "quality": job.request.quality,
-                        "state": str(update.state), "usage": update.usage},
+                job_id=job.id,
+                attempt=job.attempt,
+                provider=job.provider or "",
+                provider_job_id=update.provider_job_id,
+                model=job.model,
+                kind="attempt",
+                price=price,
+                api_key_id=job.api_key_id,
+                detail={
+                    "size": job.request.size,
+                    "quality": job.request.quality,
+                    "state": str(update.state),
+                    "usage": update.usage,
+                },
             )
         )
 
@@ -249,8 +291,11 @@ class Worker:
     async def _retry(self, job: Job, exc: PixelpipeError) -> None:
         svc = self.svc
         delay = retry_delay_s(exc, job.attempt)
-        event = {"retrying": True, "error": {"code": exc.code, "detail": exc.detail},
-                 "retry_in_s": round(delay, 2)}
+        event = {
+            "retrying": True,
+            "error": {"code": exc.code, "detail": exc.detail},
+            "retry_in_s": round(delay, 2),
+        }
         if job.status in (_S.FETCHING, _S.STORING):
             # the provider already produced the image: fetch again, never pay again
             await svc.store.update(job.id, next_run_at=time.time() + delay)
@@ -258,14 +303,25 @@ class Worker:
             return
         spec = svc.catalog.get(job.model)
         failover = isinstance(exc, ProviderUnavailable | ProviderRateLimited)
-        provider = svc.gate.choose(spec, preferred=None, exclude=job.provider) if failover else job.provider
+        provider = (
+            svc.gate.choose(spec, preferred=None, exclude=job.provider)
+            if failover
+            else job.provider
+        )
         if provider != job.provider:
             event["failover"] = {"from": job.provider, "to": provider}
             delay = min(delay, 0.5)
         await svc.store.transition(
-            job.id, job.status, _S.QUEUED, event=event, next_run_at=time.time() + delay,
-            provider=provider, provider_job_id=None, webhook_deadline_at=None,
-            error_code=exc.code, error_detail=exc.detail,
+            job.id,
+            job.status,
+            _S.QUEUED,
+            event=event,
+            next_run_at=time.time() + delay,
+            provider=provider,
+            provider_job_id=None,
+            webhook_deadline_at=None,
+            error_code=exc.code,
+            error_detail=exc.detail,
         )
 
 
@@ -281,7 +337,10 @@ def _serialisable(outputs: list[Output]) -> list[dict[str, Any]]:
 def _saved_outputs(job: Job) -> list[Output]:
     saved = job.provider_state.get("outputs") or []
     return [
-        Output(url=o.get("url"), data=base64.b64decode(o["data_b64"]) if o.get("data_b64") else None,
-               content_type=o.get("content_type"))
+        Output(
+            url=o.get("url"),
+            data=base64.b64decode(o["data_b64"]) if o.get("data_b64") else None,
+            content_type=o.get("content_type"),
+        )
         for o in saved
     ]

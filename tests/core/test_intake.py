@@ -47,20 +47,38 @@ def test_aspect_ratio_and_size_are_the_same_request() -> None:
         ({"prompt": "x", "model": "flux-schnell", "size": "999x999"}, "size", "not offered"),
         ({"prompt": "x", "size": "big"}, "size", "WIDTHxHEIGHT"),
         ({"prompt": "x", "size": "64x64", "aspect_ratio": "1:1"}, "size", "not both"),
-        ({"prompt": "x", "model": "flux-schnell", "aspect_ratio": "7:1"}, "aspect_ratio", "use one of"),
+        (
+            {"prompt": "x", "model": "flux-schnell", "aspect_ratio": "7:1"},
+            "aspect_ratio",
+            "use one of",
+        ),
         ({"prompt": "x", "seed": -1}, "seed", "between 0"),
         ({"prompt": "x", "seed": SEED_MAX + 1}, "seed", "between 0"),
         ({"prompt": "x", "model": "flux-schnell", "steps": 9}, "steps", "between 1 and 4"),
         ({"prompt": "x", "model": "flux-schnell", "guidance": 3.0}, "guidance", "does not take"),
-        ({"prompt": "x", "model": "gpt-image-1", "quality": "ultra"}, "quality", "low, medium, high"),
+        (
+            {"prompt": "x", "model": "gpt-image-1", "quality": "ultra"},
+            "quality",
+            "low, medium, high",
+        ),
         ({"prompt": "x", "model": "flux-dev", "quality": "hd"}, "quality", "no quality tiers"),
-        ({"prompt": "x", "model": "flux-dev", "negative_prompt": "blur"}, "negative_prompt", "does not support"),
-        ({"prompt": "x", "model": "dall-e-3", "format": "webp", "size": "512x512"}, "size", "not offered"),
+        (
+            {"prompt": "x", "model": "flux-dev", "negative_prompt": "blur"},
+            "negative_prompt",
+            "does not support",
+        ),
+        (
+            {"prompt": "x", "model": "dall-e-3", "format": "webp", "size": "512x512"},
+            "size",
+            "not offered",
+        ),
         ({"prompt": "x", "n": 2}, "n", "n must be 1"),
         ({"prompt": "x", "model": "flux-dev", "provider": "openai"}, "provider", "served by"),
     ],
 )
-def test_invalid_requests_name_the_field_and_the_fix(kw: dict[str, object], field: str, needle: str) -> None:
+def test_invalid_requests_name_the_field_and_the_fix(
+    kw: dict[str, object], field: str, needle: str
+) -> None:
     with pytest.raises(InvalidRequest) as info:
         canon(**kw)
     assert info.value.code == "invalid_request"

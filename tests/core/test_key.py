@@ -8,8 +8,17 @@ import re
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.key import content_key, storage_key, thumbnail_key
 
-BASE = CanonicalRequest(model="flux-dev", prompt="a red fox", seed=42, width=1024, height=1024,
-                        format="webp", aspect_ratio="1:1", steps=28, guidance=3.0)
+BASE = CanonicalRequest(
+    model="flux-dev",
+    prompt="a red fox",
+    seed=42,
+    width=1024,
+    height=1024,
+    format="webp",
+    aspect_ratio="1:1",
+    steps=28,
+    guidance=3.0,
+)
 
 
 def test_key_is_versioned_and_stable() -> None:
@@ -19,9 +28,18 @@ def test_key_is_versioned_and_stable() -> None:
 
 
 def test_every_identity_field_changes_the_key() -> None:
-    changes = {"model": "flux-schnell", "prompt": "a blue fox", "seed": 43, "width": 1344,
-               "height": 768, "format": "png", "steps": 20, "guidance": 2.5,
-               "quality": "hd", "negative_prompt": "blur"}
+    changes = {
+        "model": "flux-schnell",
+        "prompt": "a blue fox",
+        "seed": 43,
+        "width": 1344,
+        "height": 768,
+        "format": "png",
+        "steps": 20,
+        "guidance": 2.5,
+        "quality": "hd",
+        "negative_prompt": "blur",
+    }
     keys = {content_key(dataclasses.replace(BASE, **{f: v})) for f, v in changes.items()}
     assert len(keys) == len(changes)
     assert content_key(BASE) not in keys

@@ -36,8 +36,10 @@ def test_word_boundaries_avoid_false_positives(prompt: str) -> None:
 
 def test_length_cap_from_rules(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
-    path.write_text('version = "t"\nmax_chars = 10\ninjection_markers = []\n'
-                    '[[blocked]]\nclass = "x"\nterms = ["forbidden word"]\n')
+    path.write_text(
+        'version = "t"\nmax_chars = 10\ninjection_markers = []\n'
+        '[[blocked]]\nclass = "x"\nterms = ["forbidden word"]\n'
+    )
     rules = load_rules(path)
     with pytest.raises(SafetyRejected) as info:
         check_prompt("x" * 11, rules)

@@ -14,7 +14,7 @@ from PIL import Image
 from tests.support.serve import Server, metric
 
 pytestmark = pytest.mark.slow
-SUBMISSIONS = 'pixelpipe_provider_submissions_total'
+SUBMISSIONS = "pixelpipe_provider_submissions_total"
 
 
 def follow_sse(url: str, *, last_event_id: str | None = None, timeout: float = 30) -> list[dict]:
@@ -101,15 +101,18 @@ def test_fifty_identical_concurrent_requests_make_one_provider_call(tmp_path: Pa
         assert metric(srv.url, SUBMISSIONS, 'provider="preview"') == 1
 
 
-@pytest.mark.parametrize("body,code,field", [
-    ({"prompt": ""}, "invalid_request", "prompt"),
-    ({"prompt": "x", "model": "nope"}, "invalid_request", "model"),
-    ({"prompt": "x", "size": "3x3"}, "invalid_request", "size"),
-    ({"prompt": "x", "seed": -5}, "invalid_request", "seed"),
-    ({"prompt": "x", "format": "gif"}, "invalid_request", "format"),
-    ({"prompt": "x", "surprise": 1}, "invalid_request", "surprise"),
-    ({"prompt": "a beheading scene"}, "prompt_blocked", None),
-])
+@pytest.mark.parametrize(
+    "body,code,field",
+    [
+        ({"prompt": ""}, "invalid_request", "prompt"),
+        ({"prompt": "x", "model": "nope"}, "invalid_request", "model"),
+        ({"prompt": "x", "size": "3x3"}, "invalid_request", "size"),
+        ({"prompt": "x", "seed": -5}, "invalid_request", "seed"),
+        ({"prompt": "x", "format": "gif"}, "invalid_request", "format"),
+        ({"prompt": "x", "surprise": 1}, "invalid_request", "surprise"),
+        ({"prompt": "a beheading scene"}, "prompt_blocked", None),
+    ],
+)
 def test_bad_input_gets_a_problem_and_writes_nothing(
     tmp_path: Path, server: Server, body: dict, code: str, field: str | None
 ) -> None:
@@ -136,8 +139,11 @@ def test_sigkill_while_jobs_run_then_restart_completes_everything(tmp_path: Path
     srv = Server(data, env).start()
     ids = []
     for i in range(12):
-        r = httpx.post(f"{srv.url}/v1/generations",
-                       json={"prompt": f"crash test {i}", "seed": i, "size": "64x64"}, timeout=5)
+        r = httpx.post(
+            f"{srv.url}/v1/generations",
+            json={"prompt": f"crash test {i}", "seed": i, "size": "64x64"},
+            timeout=5,
+        )
         ids.append(r.json()["id"])
     srv.kill()  # SIGKILL: jobs are queued, submitted or waiting
 

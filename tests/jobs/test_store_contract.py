@@ -18,12 +18,23 @@ S = JobStatus
 
 
 def make_job(prompt: str = "a fox", *, idem: str | None = None, due: float | None = None) -> Job:
-    req = CanonicalRequest(model="preview", prompt=prompt, seed=1, width=64, height=64, format="png")
+    req = CanonicalRequest(
+        model="preview", prompt=prompt, seed=1, width=64, height=64, format="png"
+    )
     now = time.time()
-    return Job(id=new_job_id(), status=S.QUEUED, model="preview", request=req,
-               content_key=content_key(req), created_at=now, updated_at=now,
-               deadline_at=now + 600, next_run_at=now if due is None else due,
-               provider="preview", idempotency_key=idem)
+    return Job(
+        id=new_job_id(),
+        status=S.QUEUED,
+        model="preview",
+        request=req,
+        content_key=content_key(req),
+        created_at=now,
+        updated_at=now,
+        deadline_at=now + 600,
+        next_run_at=now if due is None else due,
+        provider="preview",
+        idempotency_key=idem,
+    )
 
 
 async def test_create_roundtrip_and_first_event(store: JobStore) -> None:
@@ -37,7 +48,9 @@ async def test_create_roundtrip_and_first_event(store: JobStore) -> None:
 
 
 async def test_single_flight_under_concurrency(store: JobStore) -> None:
-    results = await asyncio.gather(*(store.create(make_job(), single_flight=True) for _ in range(50)))
+    results = await asyncio.gather(
+        *(store.create(make_job(), single_flight=True) for _ in range(50))
+    )
     created = [j for j, c in results if c]
     assert len(created) == 1
     assert {j.id for j, _ in results} == {created[0].id}
@@ -50,7 +63,9 @@ async def test_terminal_job_frees_the_single_flight_key(store: JobStore) -> None
     assert created and second.id != first.id
 
 
-async def test_idempotency_key_returns_the_same_job_or_refuses_another_body(store: JobStore) -> None:
+async def test_idempotency_key_returns_the_same_job_or_refuses_another_body(
+    store: JobStore,
+) -> None:
     a, created_a = await store.create(make_job(idem="-:k1"), single_flight=False, fingerprint="f1")
     b, created_b = await store.create(make_job(idem="-:k1"), single_flight=False, fingerprint="f1")
     assert created_a and not created_b and a.id == b.id
@@ -71,7 +86,9 @@ async def test_transitions_are_checked_and_guarded(store: JobStore) -> None:
     assert [e.data["status"] for e in events] == ["queued", "submitting", "failed"]
     assert [e.id for e in events] == sorted(e.id for e in events)
     assert [e.data["status"] for e in await store.events_since(job.id, events[0].id)] == [
-        "submitting", "failed"]
+        "submitting",
+        "failed",
+    ]
 
 
 async def test_claims_are_exclusive_across_owners(store: JobStore) -> None:
@@ -104,23 +121,39 @@ async def test_release_all_hands_leases_back(store: JobStore) -> None:
 
 
 async def test_image_index_is_idempotent(store: JobStore) -> None:
-    rec = ImageRecord("k1:" + "a" * 64, "preview/aa/x.png", "image/png", 64, 64, 100, "preview",
-                      "gen_x", time.time())
+    rec = ImageRecord(
+        "k1:" + "a" * 64,
+        "preview/aa/x.png",
+        "image/png",
+        64,
+        64,
+        100,
+        "preview",
+        "gen_x",
+        time.time(),
+    )
     await asyncio.gather(*(store.save_image(rec) for _ in range(5)))
     assert await store.find_image(rec.content_key) == rec
     assert await store.image_stats() == (1, 100)
 
 
 async def test_webhook_deliveries_are_seen_once(store: JobStore) -> None:
-    results = await asyncio.gather(*(store.record_delivery("replicate", "msg_1", None) for _ in range(5)))
+    results = await asyncio.gather(
+        *(store.record_delivery("replicate", "msg_1", None) for _ in range(5))
+    )
     assert results.count(True) == 1
 
 
 async def test_overdue_finds_late_and_silent_jobs(store: JobStore) -> None:
     job, _ = await store.create(make_job(), single_flight=True)
     await store.transition(job.id, S.QUEUED, S.SUBMITTING)
-    await store.transition(job.id, S.SUBMITTING, S.WAITING, webhook_deadline_at=time.time() - 1,
-                           next_run_at=time.time() + 300)
+    await store.transition(
+        job.id,
+        S.SUBMITTING,
+        S.WAITING,
+        webhook_deadline_at=time.time() - 1,
+        next_run_at=time.time() + 300,
+    )
     late, silent = await store.overdue(time.time())
     assert [j.id for j in silent] == [job.id] and late == []
     late, _ = await store.overdue(time.time() + 10_000)

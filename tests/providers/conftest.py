@@ -34,6 +34,7 @@ OPENAI_KEY = "sk-test-key-0123456789"
 
 def canon(**kw: Any) -> CanonicalRequest:
     kw.setdefault("seed", 42)
+    kw.setdefault("prompt", "a red fox")
     return canonicalize(GenerationRequest(**kw), CATALOG)
 
 

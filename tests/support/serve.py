@@ -38,7 +38,11 @@ class Server:
     """A pixelpipe process. ``with Server(data_dir, env) as s: s.url`` — stopped by PID on exit."""
 
     def __init__(
-        self, data_dir: Path, env: dict[str, str] | None = None, *, role: str = "serve",
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        role: str = "serve",
         port: int | None = None,
     ) -> None:
         self.data_dir = data_dir
@@ -80,7 +84,9 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"{self.role} not ready in {timeout_s}s:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"{self.role} not ready in {timeout_s}s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL: a crash, not a shutdown."""

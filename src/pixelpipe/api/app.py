@@ -32,7 +32,10 @@ async def _embedded_worker(svc: Services) -> AsyncIterator[None]:
         yield
         return
     dispatcher = Dispatcher(svc, svc.queue.wakeup)
-    tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(run_sweeper(svc, svc.queue.wakeup))]
+    tasks = [
+        asyncio.create_task(dispatcher.run()),
+        asyncio.create_task(run_sweeper(svc, svc.queue.wakeup)),
+    ]
     try:
         yield
     finally:

@@ -51,14 +51,28 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> ORJSONResponse:
-        body = {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code,
-                "detail": str(exc.detail), "code": f"http_{exc.status_code}"}
-        return ORJSONResponse(body, status_code=exc.status_code, media_type=PROBLEM,
-                              headers=getattr(exc, "headers", None))
+        body = {
+            "type": "about:blank",
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "detail": str(exc.detail),
+            "code": f"http_{exc.status_code}",
+        }
+        return ORJSONResponse(
+            body,
+            status_code=exc.status_code,
+            media_type=PROBLEM,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
         log.exception("unhandled error")
-        body = {"type": "about:blank", "title": "Internal error", "status": 500,
-                "detail": "an unexpected error occurred; it has been logged", "code": "internal_error"}
+        body = {
+            "type": "about:blank",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "an unexpected error occurred; it has been logged",
+            "code": "internal_error",
+        }
         return ORJSONResponse(body, status_code=500, media_type=PROBLEM)

@@ -23,7 +23,9 @@ class ImagePublic(BaseModel):
 
 
 class CostPublic(BaseModel):
-    usd: str | None = Field(None, description="Actual cost in USD (string, exact); null = unpriced/pending")
+    usd: str | None = Field(
+        None, description="Actual cost in USD (string, exact); null = unpriced/pending"
+    )
     micros: int | None = None
     status: str = Field(description="pending | priced | unpriced | free")
     estimate_usd: str | None = None

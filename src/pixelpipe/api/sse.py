@@ -54,4 +54,7 @@ async def all_jobs_stream(svc: Services, request: Request) -> AsyncIterator[dict
                 continue
             job = await svc.store.get(job_id)
             if job is not None:
-                yield {"event": "job", "data": orjson.dumps({"id": job.id, "status": str(job.status)}).decode()}
+                yield {
+                    "event": "job",
+                    "data": orjson.dumps({"id": job.id, "status": str(job.status)}).decode(),
+                }

@@ -43,8 +43,13 @@ TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}
 ACTIVE = frozenset(set(JobStatus) - TERMINAL)
 #: statuses a worker runs a step for when the row is due
 RUNNABLE = frozenset(
-    {JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.WAITING, JobStatus.FETCHING,
-     JobStatus.STORING}
+    {
+        JobStatus.QUEUED,
+        JobStatus.SUBMITTING,
+        JobStatus.WAITING,
+        JobStatus.FETCHING,
+        JobStatus.STORING,
+    }
 )
 
 _S = JobStatus

@@ -70,7 +70,9 @@ class JobStore:
     ) -> Job | None:
         if job.idempotency_key:
             found = (
-                await conn.execute(select(jobs).where(jobs.c.idempotency_key == job.idempotency_key))
+                await conn.execute(
+                    select(jobs).where(jobs.c.idempotency_key == job.idempotency_key)
+                )
             ).first()
             if found is not None:
                 if fingerprint and found._mapping["request_fingerprint"] != fingerprint:
@@ -267,11 +269,15 @@ class JobStore:
         """(jobs past their overall deadline, waiting jobs past their webhook deadline)."""
         active = [s.value for s in JobStatus if not s.terminal]
         late = select(jobs).where(jobs.c.status.in_(active), jobs.c.deadline_at < now).limit(limit)
-        silent = select(jobs).where(
-            jobs.c.status == JobStatus.WAITING.value,
-            jobs.c.webhook_deadline_at < now,
-            or_(jobs.c.next_run_at.is_(None), jobs.c.next_run_at > now),
-        ).limit(limit)
+        silent = (
+            select(jobs)
+            .where(
+                jobs.c.status == JobStatus.WAITING.value,
+                jobs.c.webhook_deadline_at < now,
+                or_(jobs.c.next_run_at.is_(None), jobs.c.next_run_at > now),
+            )
+            .limit(limit)
+        )
         async with self.db.read() as conn:
             a = [row_to_job(r) for r in (await conn.execute(late)).all()]
             b = [row_to_job(r) for r in (await conn.execute(silent)).all()]

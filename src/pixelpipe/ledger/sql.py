@@ -81,7 +81,7 @@ class SqlLedger:
     async def reserve(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
         now = self._clock()
         async with self.db.begin() as conn:
-            pass
+            await _serialise(conn)
             await conn.execute(delete(budget_reservations).where(_R.expires_at <= now))
             if await _has_reservation(conn, job_id):
                 return

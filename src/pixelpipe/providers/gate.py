@@ -24,9 +24,10 @@ class ProviderGate:
 
     def available(self, provider: str) -> bool:
         now = time.time()
-        return self._paused_until.get(provider, 0.0) <= now and self._failures.get(
-            provider, 0.0
-        ) <= now
+        return (
+            self._paused_until.get(provider, 0.0) <= now
+            and self._failures.get(provider, 0.0) <= now
+        )
 
     def paused_for(self, provider: str) -> float:
         return max(0.0, self._paused_until.get(provider, 0.0) - time.time())

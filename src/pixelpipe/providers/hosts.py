@@ -8,7 +8,12 @@ from pixelpipe.settings import Settings
 
 OUTPUT_HOSTS: dict[str, tuple[str, ...]] = {
     "replicate": ("replicate.delivery", "*.replicate.delivery"),
-    "fal": ("fal.media", "*.fal.media", "storage.googleapis.com", "fal-cdn.batuhan-941.workers.dev"),
+    "fal": (
+        "fal.media",
+        "*.fal.media",
+        "storage.googleapis.com",
+        "fal-cdn.batuhan-941.workers.dev",
+    ),
     "openai": ("*.blob.core.windows.net",),
     "preview": (),
 }

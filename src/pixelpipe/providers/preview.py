@@ -83,7 +83,9 @@ class PreviewProvider:
 
 def render_preview(req: CanonicalRequest) -> bytes:
     """Draw the picture: a seeded gradient and shapes, with a 'PREVIEW — not AI' label."""
-    seed = int.from_bytes(hashlib.sha256(f"{req.prompt}\x00{req.seed}".encode()).digest()[:8], "big")
+    seed = int.from_bytes(
+        hashlib.sha256(f"{req.prompt}\x00{req.seed}".encode()).digest()[:8], "big"
+    )
     rng = random.Random(seed)
     w, h = req.width, req.height
     top = tuple(rng.randrange(40, 230) for _ in range(3))

@@ -1,0 +1,166 @@
+"""``GET /v1/usage``: spend, cache savings and unpriced events grouped by model, provider, key or
+day — as JSON, or as CSV with ``format=csv`` or ``Accept: text/csv``.
+
+Unpriced events are counted in their own column, never folded into $0. The JSON form also reports
+what is stored (images, bytes) and its monthly cost at the configured storage backend's rate.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from pixelpipe.api.deps import ServicesDep
+from pixelpipe.api.schemas import usd
+from pixelpipe.bootstrap import Services
+from pixelpipe.errors import ConfigError, InvalidRequest
+from pixelpipe.ledger.base import UsageRow
+
+router = APIRouter(tags=["costs"])
+
+GroupBy = Literal["model", "provider", "key", "day"]
+CSV_COLUMNS = ("group", "requests", "cache_hits", "spent_usd", "saved_usd", "unpriced_events")
+
+
+class UsageRowPublic(BaseModel):
+    group: str
+    requests: int = Field(description="Distinct generations with a ledger entry in the group")
+    cache_hits: int
+    spent_usd: str
+    spent_micros: int = Field(description="Priced spend only; see unpriced_events")
+    saved_usd: str
+    saved_micros: int
+    unpriced_events: int = Field(description="Billable events whose price is unknown (not $0)")
+
+
+class StoragePublic(BaseModel):
+    backend: str
+    images: int
+    bytes: int
+    monthly_usd: str | None = Field(description="At the backend's $/GB-month; null = unpriced")
+    monthly_micros: int | None
+
+
+class UsagePublic(BaseModel):
+    group_by: GroupBy
+    since: str | None
+    until: str | None
+    rows: list[UsageRowPublic]
+    total: UsageRowPublic
+    storage: StoragePublic | None
+
+
+def parse_time(value: str | None, name: str) -> float | None:
+    """Epoch seconds, an ISO 8601 datetime (naive = UTC) or a date (00:00 UTC)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(
+            f"{name} must be a date (2026-01-31), an ISO 8601 time or epoch seconds",
+            field=name,
+        ) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _public(row: UsageRow) -> UsageRowPublic:
+    return UsageRowPublic(
+        group=row.group,
+        requests=row.requests,
+        cache_hits=row.cache_hits,
+        spent_usd=usd(row.spent_micros) or "0.00",
+        spent_micros=row.spent_micros,
+        saved_usd=usd(row.saved_micros) or "0.00",
+        saved_micros=row.saved_micros,
+        unpriced_events=row.unpriced_events,
+    )
+
+
+def _total(rows: list[UsageRow]) -> UsageRow:
+    return UsageRow(
+        group="total",
+        requests=sum(r.requests for r in rows),
+        cache_hits=sum(r.cache_hits for r in rows),
+        spent_micros=sum(r.spent_micros for r in rows),
+        saved_micros=sum(r.saved_micros for r in rows),
+        unpriced_events=sum(r.unpriced_events for r in rows),
+    )
+
+
+async def _storage(svc: Services) -> StoragePublic | None:
+    backend = getattr(svc.storage, "scheme", None)
+    if backend is None:
+        return None
+    count, stored = await svc.store.image_stats()
+    try:
+        monthly: int | None = svc.prices.storage_month_micros(backend, stored)
+    except ConfigError:
+        monthly = None
+    return StoragePublic(
+        backend=backend,
+        images=count,
+        bytes=stored,
+        monthly_usd=usd(monthly),
+        monthly_micros=monthly,
+    )
+
+
+def to_csv(rows: list[UsageRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        p = _public(r)
+        writer.writerow(
+            [p.group, p.requests, p.cache_hits, p.spent_usd, p.saved_usd, p.unpriced_events]
+        )
+    return out.getvalue()
+
+
+def _wants_csv(request: Request, fmt: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+@router.get(
+    "/v1/usage",
+    response_model=UsagePublic,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def usage_report(
+    request: Request,
+    svc: ServicesDep,
+    group_by: GroupBy = "model",
+    since: str | None = Query(None, description="From (inclusive): date, ISO time or epoch s"),
+    until: str | None = Query(None, description="To (exclusive): date, ISO time or epoch s"),
+    format: Literal["json", "csv"] | None = Query(None, description="Default: from Accept"),
+) -> UsagePublic | Response:
+    """Spend, cache savings and unpriced events grouped by model, provider, API key or UTC day."""
+    start, end = parse_time(since, "since"), parse_time(until, "until")
+    rows = await svc.ledger.usage(group_by, since=start, until=end)
+    if _wants_csv(request, format):
+        rows_and_total = [*rows, _total(rows)]
+        headers = {"Content-Disposition": f'attachment; filename="usage-{group_by}.csv"'}
+        return Response(to_csv(rows_and_total), media_type="text/csv", headers=headers)
+    return UsagePublic(
+        group_by=group_by,
+        since=since,
+        until=until,
+        rows=[_public(r) for r in rows],
+        total=_public(_total(rows)),
+        storage=await _storage(svc),
+    )
