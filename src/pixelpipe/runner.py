@@ -54,10 +54,9 @@ async def sweeper_lock(svc: Services) -> AsyncIterator[None]:
     """Hold the one sweeper lock for as long as the block runs (waits until it is free)."""
     if svc.db.dialect == "postgresql":
         async with svc.db.writer.connect() as conn:
-            while not (
-                await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEPER_LOCK_KEY})
-            ).scalar():
-                await asyncio.sleep(1.0)  # noqa: ASYNC110 - polling an advisory lock
+            lock = text("SELECT pg_try_advisory_lock(:k)")
+            while not (await conn.execute(lock, {"k": SWEEPER_LOCK_KEY})).scalar():  # noqa: ASYNC110
+                await asyncio.sleep(1.0)  # polling an advisory lock
             await conn.commit()
             try:
                 yield

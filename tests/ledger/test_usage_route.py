@@ -92,6 +92,8 @@ async def test_csv_by_query_or_accept(client: httpx.AsyncClient) -> None:
     assert r.text.startswith("group,requests")
 
 
+# problems.py still renders with ORJSONResponse, which this FastAPI deprecates (the lead's to fix)
+@pytest.mark.filterwarnings("ignore::fastapi.exceptions.FastAPIDeprecationWarning")
 async def test_bad_parameters_are_problems(client: httpx.AsyncClient) -> None:
     r = await client.get("/v1/usage", params={"since": "last tuesday"})
     assert r.status_code == 422

@@ -19,18 +19,19 @@ VERSION = "2026-01"
 # Written out by hand (not derived from prices.toml): reference/providers.md §1.11, §2.9, §3.7.
 PER_IMAGE = {"flux-schnell": 3_000, "flux-dev": 25_000, "flux-1.1-pro": 40_000}
 PER_MP = {"flux-schnell": 3_000, "flux-dev": 25_000, "flux-1.1-pro": 40_000}
-# whole megapixels billed by fal (1 MP = 1,000,000 pixels, rounded up)
+# whole megapixels billed by fal (1 MP = 1024*1024 = 1,048,576 pixels, rounded up):
+# every catalog aspect ratio is just under or at one such megapixel
 FAL_MP = {
-    "1024x1024": 2,  # 1.05 MP
-    "1344x768": 2,  # 1.03 MP
-    "1536x640": 1,  # 0.98 MP
-    "1216x832": 2,
-    "832x1216": 2,
-    "896x1088": 1,  # 0.97 MP
+    "1024x1024": 1,
+    "1344x768": 1,
+    "1536x640": 1,
+    "1216x832": 1,
+    "832x1216": 1,
+    "896x1088": 1,
     "1088x896": 1,
-    "896x1152": 2,
-    "1152x896": 2,
-    "768x1344": 2,
+    "896x1152": 1,
+    "1152x896": 1,
+    "768x1344": 1,
     "640x1536": 1,
 }
 QUALITY_SIZE = {
@@ -172,7 +173,7 @@ def test_before_the_first_version_everything_is_unpriced() -> None:
 
 def test_display_gives_each_provider_at_the_default_size() -> None:
     table = load_price_table()
-    assert table.display("flux-schnell") == {"replicate": 3_000, "fal": 6_000}
+    assert table.display("flux-schnell") == {"replicate": 3_000, "fal": 3_000}
     assert table.display("gpt-image-1") == {"openai": 42_000}
     assert table.display("dall-e-3") == {"openai": 40_000}
     assert table.display("preview") == {"preview": 0}
@@ -250,5 +251,5 @@ def test_invalid_tables_are_refused_with_a_reason(tmp_path: Path, text: str, mes
 def test_prices_are_exact_decimals_not_floats() -> None:
     table = load_price_table()
     # 0.003 * 3 in binary floating point is 0.009000000000000001
-    req = request("flux-schnell", 2048, 1024)  # 2.1 MP -> 3 MP
+    req = request("flux-schnell", 2048, 1536)  # exactly 3 MP of 1024*1024 pixels
     assert table.estimate(req, "fal", at=AT).amount_micros == 9_000

@@ -52,17 +52,21 @@ def fast() -> Behaviour:
 @dataclass
 class Running:
     fake: Any
-    url: str
+    url: str  # the base URL a client is given
+    root: str = ""  # where /_control, /_stats and /files live (default: url)
+
+    def __post_init__(self) -> None:
+        self.root = self.root or self.url
 
     async def control(self, **changes: Any) -> dict[str, Any]:
         async with httpx.AsyncClient() as c:
-            resp = await c.post(f"{self.url}/_control", json=changes)
+            resp = await c.post(f"{self.root}/_control", json=changes)
             resp.raise_for_status()
             return dict(resp.json())
 
     async def stats(self) -> dict[str, Any]:
         async with httpx.AsyncClient() as c:
-            return dict((await c.get(f"{self.url}/_stats")).json())
+            return dict((await c.get(f"{self.root}/_stats")).json())
 
 
 @pytest.fixture
@@ -83,7 +87,7 @@ async def fal_fake() -> AsyncIterator[Running]:
 async def openai_fake() -> AsyncIterator[Running]:
     fake = FakeOpenAI(api_key=OPENAI_KEY, behaviour=fast())
     async with serve_app(fake.app) as url:
-        yield Running(fake, url + "/v1")
+        yield Running(fake, url + "/v1", url)
 
 
 @dataclass

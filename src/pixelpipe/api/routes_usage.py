@@ -10,16 +10,17 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from pixelpipe.api.deps import ServicesDep
-from pixelpipe.api.schemas import usd
-from pixelpipe.bootstrap import Services
 from pixelpipe.errors import ConfigError, InvalidRequest
 from pixelpipe.ledger.base import UsageRow
+from pixelpipe.ledger.policy import decimal_usd
+
+if TYPE_CHECKING:
+    from pixelpipe.bootstrap import Services
 
 router = APIRouter(tags=["costs"])
 
@@ -81,9 +82,9 @@ def _public(row: UsageRow) -> UsageRowPublic:
         group=row.group,
         requests=row.requests,
         cache_hits=row.cache_hits,
-        spent_usd=usd(row.spent_micros) or "0.00",
+        spent_usd=decimal_usd(row.spent_micros),
         spent_micros=row.spent_micros,
-        saved_usd=usd(row.saved_micros) or "0.00",
+        saved_usd=decimal_usd(row.saved_micros),
         saved_micros=row.saved_micros,
         unpriced_events=row.unpriced_events,
     )
@@ -113,7 +114,7 @@ async def _storage(svc: Services) -> StoragePublic | None:
         backend=backend,
         images=count,
         bytes=stored,
-        monthly_usd=usd(monthly),
+        monthly_usd=None if monthly is None else decimal_usd(monthly),
         monthly_micros=monthly,
     )
 
@@ -143,13 +144,13 @@ def _wants_csv(request: Request, fmt: str | None) -> bool:
 )
 async def usage_report(
     request: Request,
-    svc: ServicesDep,
     group_by: GroupBy = "model",
     since: str | None = Query(None, description="From (inclusive): date, ISO time or epoch s"),
     until: str | None = Query(None, description="To (exclusive): date, ISO time or epoch s"),
     format: Literal["json", "csv"] | None = Query(None, description="Default: from Accept"),
 ) -> UsagePublic | Response:
     """Spend, cache savings and unpriced events grouped by model, provider, API key or UTC day."""
+    svc: Services = request.app.state.services
     start, end = parse_time(since, "since"), parse_time(until, "until")
     rows = await svc.ledger.usage(group_by, since=start, until=end)
     if _wants_csv(request, format):

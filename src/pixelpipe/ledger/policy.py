@@ -94,11 +94,16 @@ def period_days(period: str, now: float) -> tuple[str, str]:
     return (day, day) if period == "day" else (day[:8] + "01", day[:8] + "31")
 
 
-def format_usd(micros: int) -> str:
-    """$0.003, $10.00, $0.25: at least cents, more digits only when they matter."""
-    text = f"{Decimal(micros) / MICROS:f}".rstrip("0")
+def decimal_usd(micros: int) -> str:
+    """0.003, 10.00, 0.25: exact dollars, at least cents, more digits only when they matter."""
+    text = f"{Decimal(micros) / MICROS:f}"
     whole, _, frac = text.partition(".")
-    return f"${whole}.{frac.ljust(2, '0')}"
+    return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
+
+
+def format_usd(micros: int) -> str:
+    """$0.003, $10.00, $0.25."""
+    return "$" + decimal_usd(micros)
 
 
 def _describe(budget: Budget) -> str:

@@ -9,6 +9,10 @@ transaction that is serialised against every other ``reserve`` — SQLite's ``BE
 :mod:`pixelpipe.db`) takes the database write lock up front; on PostgreSQL the transaction first
 takes a transaction-scoped advisory lock on a fixed key. Reservations expire (job deadline plus a
 margin), so a crash between reserving and creating the job cannot hold budget forever.
+
+Reports: ``totals().images`` and ``UsageRow.requests`` count distinct jobs with at least one entry
+(a job retried three times is one request, three entries); spent sums priced entries only and
+unpriced entries are counted in ``unpriced_events``, never folded into $0.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -142,14 +141,11 @@ def _all_nsfw(flags: Any, count: int) -> bool:
 
 
 def _usage(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Image count and the first image's size (fal bills the produced megapixels)."""
     images = [i for i in result.get("images") or [] if isinstance(i, dict)]
-    pixels = sum(int(i.get("width") or 0) * int(i.get("height") or 0) for i in images)
-    usage: dict[str, Any] = {"image_count": len(images)}
-    if pixels:
-        usage["megapixels"] = sum(
-            math.ceil(int(i.get("width") or 0) * int(i.get("height") or 0) / 1_000_000)
-            for i in images
-        )
+    usage: dict[str, Any] = {"images": len(images), "image_count": len(images)}
+    if images and images[0].get("width") and images[0].get("height"):
+        usage |= {"width": int(images[0]["width"]), "height": int(images[0]["height"])}
     if isinstance(result.get("timings"), dict):
         usage["timings"] = result["timings"]
     return usage

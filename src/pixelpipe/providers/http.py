@@ -63,7 +63,7 @@ class ProviderIdentity:
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every secret (and each half of ``id:secret`` keys) in ``text`` with ``***``."""
     for secret in secrets:
-        for part in {secret, *secret.split(":")}:
+        for part in sorted({secret, *secret.split(":")}, key=len, reverse=True):
             if len(part) >= 4:
                 text = text.replace(part, "***")
     return text
@@ -109,7 +109,8 @@ def body_message(body: Any) -> str:
         return ""
     err = body.get("error")
     if isinstance(err, dict) and err.get("message"):
-        return str(err["message"])
+        param = f" (parameter: {err['param']})" if err.get("param") else ""
+        return f"{err['message']}{param}"
     if isinstance(err, str) and err:
         return err
     return _detail_message(body.get("detail")) or str(body.get("title") or "")

@@ -54,7 +54,7 @@ def images_update(job_id: str, data: Mapping[str, Any], model_id: str) -> Provid
     items = [i for i in data.get("data") or [] if isinstance(i, dict)]
     outputs = normalize_outputs(items, _CONTENT_TYPES.get(fmt, "image/png"))
     usage = dict(data["usage"]) if isinstance(data.get("usage"), dict) else {}
-    usage["image_count"] = len(outputs)
+    usage["images"] = usage["image_count"] = len(outputs)
     revised = next((str(i["revised_prompt"]) for i in items if i.get("revised_prompt")), None)
     state = RunState.SUCCEEDED if outputs else RunState.FAILED
     error = None if outputs else ProviderError(f"openai {model_id} answered no image")

@@ -164,12 +164,15 @@ def _succeeded(pid: str, pred: Mapping[str, Any], delivery_id: str | None) -> Pr
     if not outputs:
         lost = ProviderJobLost(f"replicate prediction {pid} succeeded but its output is gone")
         return ProviderUpdate(pid, RunState.FAILED, error=lost, delivery_id=delivery_id)
+    usage = _usage(pred)
+    usage.setdefault("image_count", len(outputs))
+    usage["images"] = usage["image_count"]
     return ProviderUpdate(
         pid,
         RunState.SUCCEEDED,
         outputs=outputs,
         progress={"percent": 100},
-        usage=_usage(pred),
+        usage=usage,
         delivery_id=delivery_id,
     )
 
