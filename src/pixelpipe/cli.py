@@ -208,6 +208,16 @@ def fake_providers(
     run_fake_providers(host, port)
 
 
+def _register_subcommands() -> None:
+    from pixelpipe.cli_costs import budgets_app, usage
+
+    app.command("usage")(usage)
+    app.add_typer(budgets_app, name="budgets")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     try:
         app()

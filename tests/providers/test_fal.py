@@ -110,10 +110,10 @@ async def test_submit_then_poll_returns_images(
 
 
 async def test_in_progress_logs_reach_progress(provider: FalProvider, fal_fake: Running) -> None:
-    await fal_fake.control(latency_s=2.0)
+    await fal_fake.control(latency_s=4.0)
     req = preq("fal", model="flux-dev")
     upd = await provider.submit(req)
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.5)
     mid = await provider.poll(upd.provider_job_id, req)
     assert mid.state is RunState.RUNNING and mid.progress["logs"][0].startswith("Generating")
 

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from pixelpipe import __version__
 from pixelpipe.api import problems
@@ -67,7 +66,6 @@ def create_app(settings: Settings, *, worker: bool | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     problems.install(app)
     for router in (generations_router, meta_router, images_router, webhooks_router):

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from pixelpipe.errors import InvalidRequest, PixelpipeError, RateLimited
@@ -16,12 +16,12 @@ log = logging.getLogger("pixelpipe.api")
 PROBLEM = "application/problem+json"
 
 
-def problem_response(exc: PixelpipeError) -> ORJSONResponse:
+def problem_response(exc: PixelpipeError) -> JSONResponse:
     headers: dict[str, str] = {}
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(exc, RateLimited) and retry_after:
         headers["Retry-After"] = str(max(1, round(float(retry_after))))
-    return ORJSONResponse(
+    return JSONResponse(
         exc.to_problem(), status_code=exc.status, media_type=PROBLEM, headers=headers
     )
 
@@ -41,16 +41,16 @@ def _validation_detail(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(PixelpipeError)
-    async def _pixelpipe(_: Request, exc: PixelpipeError) -> ORJSONResponse:
+    async def _pixelpipe(_: Request, exc: PixelpipeError) -> JSONResponse:
         return problem_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail, items = _validation_detail(list(exc.errors()))
         return problem_response(InvalidRequest(detail, errors=items))
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         body = {
             "type": "about:blank",
             "title": str(exc.detail),
@@ -58,7 +58,7 @@ def install(app: FastAPI) -> None:
             "detail": str(exc.detail),
             "code": f"http_{exc.status_code}",
         }
-        return ORJSONResponse(
+        return JSONResponse(
             body,
             status_code=exc.status_code,
             media_type=PROBLEM,
@@ -66,7 +66,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         body = {
             "type": "about:blank",
@@ -75,4 +75,4 @@ def install(app: FastAPI) -> None:
             "detail": "an unexpected error occurred; it has been logged",
             "code": "internal_error",
         }
-        return ORJSONResponse(body, status_code=500, media_type=PROBLEM)
+        return JSONResponse(body, status_code=500, media_type=PROBLEM)

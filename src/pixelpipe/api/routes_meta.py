@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
@@ -130,7 +130,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["ops"])
-async def readyz(svc: ServicesDep, response: Response) -> ORJSONResponse:
+async def readyz(svc: ServicesDep, response: Response) -> JSONResponse:
     """Readiness: every backend answers (database, storage)."""
     checks: dict[str, str] = {}
     for name, probe in (("database", svc.store.ping), ("storage", svc.storage.check)):
@@ -140,6 +140,6 @@ async def readyz(svc: ServicesDep, response: Response) -> ORJSONResponse:
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return ORJSONResponse(
+    return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
     )

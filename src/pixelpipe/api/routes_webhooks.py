@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from pixelpipe.api.deps import ServicesDep
 from pixelpipe.errors import NotFound
@@ -13,10 +13,10 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 @router.post("/{provider}", responses={401: {"description": "Signature invalid"}})
-async def provider_webhook(provider: str, request: Request, svc: ServicesDep) -> ORJSONResponse:
+async def provider_webhook(provider: str, request: Request, svc: ServicesDep) -> JSONResponse:
     """Receive a provider's completion webhook (Replicate: Standard Webhooks; fal: Ed25519)."""
     if provider not in svc.providers or not svc.providers[provider].supports_webhooks:
         raise NotFound(f"no webhook receiver for {provider!r}")
     body = await request.body()
     outcome = await handle_provider_webhook(svc, provider, dict(request.headers), body)
-    return ORJSONResponse({"status": outcome})
+    return JSONResponse({"status": outcome})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from pixelpipe.bootstrap import Services
 from pixelpipe.errors import ERROR_CODES
 from pixelpipe.jobs.model import Job
-from pixelpipe.ledger.base import MICROS
+from pixelpipe.ledger.policy import decimal_usd
 
 
 class ImagePublic(BaseModel):
@@ -76,10 +76,8 @@ def iso(ts: float | None) -> str | None:
 
 
 def usd(micros: int | None) -> str | None:
-    if micros is None:
-        return None
-    whole, frac = divmod(micros, MICROS)
-    return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else f"{whole}.00"
+    """Exact decimal dollars ("0.003", "10.50"); None stays None (unpriced or pending)."""
+    return None if micros is None else decimal_usd(micros)
 
 
 async def render_job(svc: Services, job: Job) -> GenerationPublic:

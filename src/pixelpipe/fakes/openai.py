@@ -141,7 +141,7 @@ class FakeOpenAI:
         size = body.get("size") or ("auto" if rules.gpt else "1024x1024")
         width, height = _dims(str(size))
         fmt = str(body.get("output_format", "png")) if rules.gpt else "png"
-        seed = int.from_bytes(secrets.token_bytes(4), "big")
+        seed = 0  # OpenAI takes no seed: same prompt, same picture (deterministic fake)
         items = [
             self._item(request, body, rules, seed + i, (width, height), fmt)
             for i in range(int(body.get("n", 1)))

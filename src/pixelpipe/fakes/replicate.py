@@ -14,11 +14,9 @@ import asyncio
 import base64
 import contextlib
 import json
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,58 +29,20 @@ from starlette.routing import Route
 from pixelpipe.fakes import replicate_schema as schema
 from pixelpipe.fakes.common import CONTENT_TYPES, Behaviour, FakeCore, base_url, outcome_for
 from pixelpipe.fakes.render import render
-
-NSFW_ERROR = (
-    "All generated images contained NSFW content. Try running it again with a different prompt."
+from pixelpipe.fakes.replicate_prediction import (
+    TERMINAL,
+    Prediction,
+    error_message,
+    iso,
+    logs,
+    metrics,
+    sleep_unless_canceled,
 )
-POLICY_ERROR = (
-    "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
-)
-_BODY_FIELDS = {"input", "webhook", "webhook_events_filter", "stream", "webhook_completed"}
-_EVENTS = {"start", "output", "logs", "completed"}
-_PREFER = re.compile(r"^\s*wait(?:=(\d+))?\s*$")
-
-
-def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _problem(status: int, detail: str, title: str = "", **extra: Any) -> JSONResponse:
     body = {"detail": detail, "status": status, **({"title": title} if title else {}), **extra}
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
-@dataclass
-class Prediction:
-    id: str
-    model: str
-    version: str
-    input: dict[str, Any]
-    created: float
-    latency: float
-    outcome: str
-    base: str
-    webhook: str | None = None
-    events: frozenset[str] = frozenset()
-    echo: dict[str, Any] = field(default_factory=dict)
-    canceled_at: float | None = None
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    output: Any = None
-
-    @property
-    def started(self) -> float:
-        return self.created + self.latency * 0.25
-
-    @property
-    def finished(self) -> float:
-        return self.created + self.latency
-
-    def phase(self, now: float) -> str:
-        if self.canceled_at is not None:
-            return "canceled"
-        if now >= self.finished:
-            return "failed" if self.outcome != "ok" else "succeeded"
-        return "processing" if now >= self.started else "starting"
 
 
 class FakeReplicate:
@@ -135,13 +95,13 @@ class FakeReplicate:
             return denied
         if model not in schema.SCHEMAS:
             return _problem(404, "The requested resource could not be found.", "Not found")
-        return await self._create(request, model, "hidden", _BODY_FIELDS)
+        return await self._create(request, model, "hidden", schema.BODY_FIELDS)
 
     async def create_version(self, request: Request) -> Response:
         if (denied := await self._gate(request, "create")) is not None:
             return denied
         body = await _json_object(request)
-        model = _model_of_version(body.get("version") if body else None)
+        model = schema.model_of_version(body.get("version") if body else None)
         if model is None:
             return _problem(
                 422,
@@ -150,7 +110,7 @@ class FakeReplicate:
                 "Invalid version or not permitted",
             )
         return await self._create(
-            request, model, schema.version_id(model), {*_BODY_FIELDS, "version"}
+            request, model, schema.version_id(model), schema.BODY_FIELDS | {"version"}
         )
 
     async def get(self, request: Request) -> Response:
@@ -183,7 +143,7 @@ class FakeReplicate:
         vid = request.path_params["vid"]
         if vid not in schema.VERSIONS:
             return _problem(404, "The requested resource could not be found.", "Not found")
-        created = _iso(0.0)
+        created = iso(0.0)
         return JSONResponse(
             {"id": vid, "created_at": created, "cog_version": "0.9.0", "openapi_schema": {}}
         )
@@ -191,25 +151,28 @@ class FakeReplicate:
     # --- create ----------------------------------------------------------------------------
 
     async def _create(
-        self, request: Request, model: str, version: str, allowed: set[str]
+        self, request: Request, model: str, version: str, allowed: frozenset[str]
     ) -> Response:
         body = await _json_object(request)
         if body is None:
             return _problem(400, "Request body must be a JSON object", "Bad request")
-        invalid = _body_errors(body, allowed) or schema.validate(model, body.get("input"))
+        invalid = schema.body_errors(body, allowed) or schema.validate(model, body.get("input"))
         if invalid:
             detail = "".join(f"- {e['field']}: {e['description']}\n" for e in invalid)
             return _problem(422, detail, "Input validation failed", invalid_fields=invalid)
-        wait = _prefer_wait(request.headers.get("prefer"))
-        if wait == 0:
+        hold = schema.prefer_wait(request.headers.get("prefer"))
+        if hold == 0:
             return _problem(400, "Prefer: wait=n needs 1 <= n <= 60", "Invalid Prefer header")
-        pred = self._new(request, model, version, body)
-        if wait is not None:
-            await _wait(pred, min(wait, pred.finished - time.time()))
-        snap = await self._snapshot(pred, blocking=wait is not None)
+        return await self._created(self._new(request, model, version, body), hold)
+
+    async def _created(self, pred: Prediction, hold: int | None) -> Response:
+        """201 with ``Location``; with ``Prefer: wait`` held until terminal or ``hold`` s."""
+        if hold is not None:
+            await sleep_unless_canceled(pred, min(hold, pred.finished - time.time()))
+        snap = await self._snapshot(pred, blocking=hold is not None)
         headers = {"Location": snap["urls"]["get"]}
-        if wait is not None:
-            headers["Preference-Applied"] = f"wait={wait}"
+        if hold is not None:
+            headers["Preference-Applied"] = f"wait={hold}"
         return JSONResponse(snap, status_code=201, headers=headers)
 
     def _new(self, request: Request, model: str, version: str, body: dict[str, Any]) -> Prediction:
@@ -252,15 +215,15 @@ class FakeReplicate:
             "model": pred.model,
             "version": pred.version,
             "input": pred.input,
-            "logs": _logs(pred, phase, now),
+            "logs": logs(pred, phase, now),
             "output": output,
-            "error": _error(pred) if phase == "failed" else None,
+            "error": error_message(pred) if phase == "failed" else None,
             "status": phase,
-            "created_at": _iso(pred.created),
-            "started_at": _iso(pred.started) if phase not in ("starting",) else None,
-            "completed_at": _iso(pred.canceled_at or pred.finished) if phase in _TERMINAL else None,
+            "created_at": iso(pred.created),
+            "started_at": iso(pred.started) if phase not in ("starting",) else None,
+            "completed_at": iso(pred.canceled_at or pred.finished) if phase in TERMINAL else None,
             "data_removed": False,
-            "metrics": _metrics(pred) if phase == "succeeded" else {},
+            "metrics": metrics(pred) if phase == "succeeded" else {},
             "urls": {"get": url, "cancel": f"{url}/cancel", "web": f"{pred.base}/p/{pred.id}"},
             **pred.echo,
         }
@@ -288,10 +251,10 @@ class FakeReplicate:
     async def _send_webhooks(self, pred: Prediction) -> None:
         assert pred.webhook is not None
         if pred.events & {"start", "output", "logs"}:
-            await _wait(pred, (pred.started + pred.finished) / 2 - time.time())
+            await sleep_unless_canceled(pred, (pred.started + pred.finished) / 2 - time.time())
             if pred.phase(time.time()) == "processing":
                 await self._deliver(pred, await self._snapshot(pred), retry=False)
-        await _wait(pred, pred.finished - time.time())
+        await sleep_unless_canceled(pred, pred.finished - time.time())
         if "completed" not in pred.events:
             return
         if self.behaviour.take("lose_webhook_next"):
@@ -350,98 +313,9 @@ class FakeReplicate:
         return None
 
 
-_TERMINAL = ("succeeded", "failed", "canceled")
-
-
-async def _wait(pred: Prediction, seconds: float) -> None:
-    """Sleep up to ``seconds``, waking early if the prediction is canceled."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(pred.cancel.wait(), timeout=max(0.0, seconds))
-
-
 async def _json_object(request: Request) -> dict[str, Any] | None:
     try:
         data = await request.json()
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _body_errors(body: dict[str, Any], allowed: set[str]) -> list[dict[str, str]]:
-    errors = [
-        {
-            "type": "additional_property_not_allowed",
-            "field": "(root)",
-            "description": f"Additional property {k} is not allowed",
-        }
-        for k in body
-        if k not in allowed
-    ]
-    if "input" not in body:
-        errors.append({"type": "required", "field": "(root)", "description": "input is required"})
-    hook = body.get("webhook")
-    if hook is not None and not (
-        isinstance(hook, str) and hook.startswith(("http://", "https://"))
-    ):
-        errors.append(
-            {"type": "format", "field": "webhook", "description": "Does not match format 'uri'"}
-        )
-    events = body.get("webhook_events_filter")
-    if events is not None and not (isinstance(events, list) and set(events) <= _EVENTS):
-        errors.append(
-            {
-                "type": "enum",
-                "field": "webhook_events_filter",
-                "description": "must be start, output, logs or completed",
-            }
-        )
-    return errors
-
-
-def _prefer_wait(header: str | None) -> int | None:
-    """None = no wait; 0 = invalid; else the seconds to hold the request (1..60)."""
-    if not header:
-        return None
-    m = _PREFER.match(header)
-    if not m:
-        return None
-    n = int(m.group(1)) if m.group(1) else 60
-    return n if 1 <= n <= 60 else 0
-
-
-def _model_of_version(version: Any) -> str | None:
-    if not isinstance(version, str):
-        return None
-    if version in schema.VERSIONS:
-        return schema.VERSIONS[version]
-    name, sep, vid = version.partition(":")
-    if sep:
-        return name if schema.VERSIONS.get(vid) == name else None
-    return version if version in schema.SCHEMAS else None
-
-
-def _logs(pred: Prediction, phase: str, now: float) -> str:
-    if phase == "starting":
-        return ""
-    done = (
-        1.0
-        if phase in _TERMINAL
-        else (now - pred.started) / max(1e-6, pred.finished - pred.started)
-    )
-    steps = int(pred.input.get("num_inference_steps", 4))
-    cur = min(steps, int(steps * done))
-    pct = int(100 * cur / steps)
-    bar = "█" * (pct // 10) + " " * (10 - pct // 10)
-    return (
-        f"Using seed: {pred.input.get('seed', 0)}\n{pct:3d}%|{bar}| {cur}/{steps} [00:00<00:00]\n"
-    )
-
-
-def _error(pred: Prediction) -> str:
-    return NSFW_ERROR if pred.outcome == "nsfw" else POLICY_ERROR
-
-
-def _metrics(pred: Prediction) -> dict[str, Any]:
-    count = 1 if isinstance(pred.output, str) else len(pred.output or [])
-    predict = round(pred.latency * 0.75, 3)
-    return {"predict_time": predict, "total_time": round(pred.latency, 3), "image_count": count}

@@ -8,11 +8,17 @@ The fake answers a bad input the way Replicate does: 422 problem+json with ``inv
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 PRO_RATIOS = ("custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
 FORMATS = ("webp", "jpg", "png")
+BODY_FIELDS = frozenset(
+    {"input", "webhook", "webhook_events_filter", "stream", "webhook_completed"}
+)
+EVENTS = frozenset({"start", "output", "logs", "completed"})
+_PREFER = re.compile(r"^\s*wait(?:=(\d+))?\s*$")
 
 # field -> ("str",) | ("bool",) | ("int", lo, hi) | ("num", lo, hi) | ("enum", values)
 Field = tuple[Any, ...]
@@ -147,3 +153,59 @@ def output_size(model: str, data: dict[str, Any]) -> tuple[int, int]:
 
 def _round32(value: int) -> int:
     return round(value / 32) * 32
+
+
+# --- request body and headers -------------------------------------------------------------
+
+
+def body_errors(body: dict[str, Any], allowed: frozenset[str]) -> list[dict[str, str]]:
+    errors = [
+        {
+            "type": "additional_property_not_allowed",
+            "field": "(root)",
+            "description": f"Additional property {k} is not allowed",
+        }
+        for k in body
+        if k not in allowed
+    ]
+    if "input" not in body:
+        errors.append({"type": "required", "field": "(root)", "description": "input is required"})
+    hook = body.get("webhook")
+    if hook is not None and not (
+        isinstance(hook, str) and hook.startswith(("http://", "https://"))
+    ):
+        errors.append(
+            {"type": "format", "field": "webhook", "description": "Does not match format 'uri'"}
+        )
+    events = body.get("webhook_events_filter")
+    if events is not None and not (isinstance(events, list) and set(events) <= EVENTS):
+        errors.append(
+            {
+                "type": "enum",
+                "field": "webhook_events_filter",
+                "description": "must be start, output, logs or completed",
+            }
+        )
+    return errors
+
+
+def prefer_wait(header: str | None) -> int | None:
+    """None = no wait; 0 = invalid; else the seconds to hold the request (1..60)."""
+    if not header:
+        return None
+    m = _PREFER.match(header)
+    if not m:
+        return None
+    n = int(m.group(1)) if m.group(1) else 60
+    return n if 1 <= n <= 60 else 0
+
+
+def model_of_version(version: Any) -> str | None:
+    if not isinstance(version, str):
+        return None
+    if version in VERSIONS:
+        return VERSIONS[version]
+    name, sep, vid = version.partition(":")
+    if sep:
+        return name if VERSIONS.get(vid) == name else None
+    return version if version in SCHEMAS else None

@@ -59,14 +59,20 @@ def fake_env(base: str) -> dict[str, str]:
 class FakeProviders:
     """The three fakes and the Starlette app that mounts them."""
 
-    def __init__(self, *, latency_s: float = 1.0, public_url: str | None = None) -> None:
-        def behaviour() -> Behaviour:
-            return Behaviour(latency_s=latency_s)
+    def __init__(
+        self, *, latency_s: float = 1.0, public_url: str | None = None, **behaviour: Any
+    ) -> None:
+        """``behaviour``: initial :class:`Behaviour` fields shared by the three fakes."""
+
+        def behaviour_() -> Behaviour:
+            b = Behaviour(latency_s=latency_s)
+            b.update(behaviour)
+            return b
 
         root = public_url.rstrip("/") if public_url else None
-        self.replicate = FakeReplicate(behaviour=behaviour(), public_url=_sub(root, "replicate"))
-        self.fal = FakeFal(behaviour=behaviour(), public_url=_sub(root, "fal"))
-        self.openai = FakeOpenAI(behaviour=behaviour(), public_url=_sub(root, "openai"))
+        self.replicate = FakeReplicate(behaviour=behaviour_(), public_url=_sub(root, "replicate"))
+        self.fal = FakeFal(behaviour=behaviour_(), public_url=_sub(root, "fal"))
+        self.openai = FakeOpenAI(behaviour=behaviour_(), public_url=_sub(root, "openai"))
         self.app = Starlette(
             routes=[
                 Route("/", self._index, methods=["GET"]),
@@ -141,7 +147,7 @@ async def serve_fakes(host: str = "127.0.0.1", port: int = 9100, **kwargs: Any) 
     await uvicorn.Server(config).serve()
 
 
-def run_fake_providers(host: str, port: int) -> None:
-    """Blocking entry point of ``pixelpipe fake-providers``."""
+def run_fake_providers(host: str, port: int, **kwargs: Any) -> None:
+    """Blocking entry point of ``pixelpipe fake-providers`` (kwargs as for FakeProviders)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_fakes(host, port))
+        asyncio.run(serve_fakes(host, port, **kwargs))

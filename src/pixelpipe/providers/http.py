@@ -15,6 +15,8 @@ Foreign errors become :mod:`pixelpipe.errors` here and nowhere else::
     UnsupportedProtocol, InvalidURL                   ConfigError (names the base-URL variable)
     anything else raised by httpx                     ProviderError
 
+A POST that fails after the request was sent (read timeout, dropped connection) carries
+``extra["ambiguous"] = True``: the provider may have started (and will bill) the run.
 Secrets never reach a message: every provider message goes through :func:`redact` first.
 """
 
@@ -329,5 +331,11 @@ class ProviderHTTP:
                     billable=False,
                 ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise error_from_exception(exc, self.ident) from None
+            error = error_from_exception(exc, self.ident)
+            if request.method == "POST" and isinstance(exc, _AFTER_SEND):
+                error.extra["ambiguous"] = True  # the provider may have started the run
+            raise error from None
         return await self._transmit(request, retry_connect=False)
+
+
+_AFTER_SEND = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)

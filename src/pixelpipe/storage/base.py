@@ -1,7 +1,8 @@
 """Stage 10 boundary — durable object storage for images.
 
-Keys are the sharded names from :func:`pixelpipe.key.storage_key` (``<model>/<2 hex>/<hash>.<ext>``).
-Objects are immutable: ``put`` of an existing key is a no-op success (idempotent, content-addressed).
+Keys are the sharded names from :func:`pixelpipe.key.storage_key`
+(``<model>/<2 hex>/<hash>.<ext>``). Objects are immutable: ``put`` of an existing key is a no-op
+success (idempotent, content-addressed).
 Errors are translated to :class:`pixelpipe.errors.StorageError` (retryable) / ``NotFound``.
 """
 

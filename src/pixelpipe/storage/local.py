@@ -1,0 +1,207 @@
+"""LocalDiskStorage — images as files under one directory (``file:///dir``), the embedded default.
+
+Durability: each object is written to a temp file in its final directory, fsynced, then published
+under its final name with ``os.link`` (atomic, and fails if the name exists, so the first writer
+wins exactly like S3's put-if-not-exists) — falling back to ``os.replace`` on filesystems without
+hard links. Readers therefore never see a partial file, and a crash leaves at most a hidden temp
+file. Directories are fsynced so a published name survives power loss.
+
+Content type: derived from the extension (the pipeline's keys always carry one, and the database
+stores the type too); only when the caller's type disagrees is it kept in a hidden sidecar
+``.<name>.ct``. Disk cannot sign URLs: the app serves files through HMAC-signed URLs
+(:mod:`pixelpipe.delivery`), so :meth:`presigned_url` is None and :meth:`local_path` is the path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pixelpipe.errors import ConfigError, NotFound
+from pixelpipe.storage._errors import translated
+from pixelpipe.storage._keys import validate_content_type, validate_key
+from pixelpipe.storage.base import StoredObject
+
+_TYPES = {
+    ".webp": "image/webp",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".avif": "image/avif",
+    ".json": "application/json",
+}
+_DEFAULT_TYPE = "application/octet-stream"
+_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+_NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+def guess_type(key: str) -> str:
+    """Content type implied by the key's extension (what a sidecar-less object reports)."""
+    return _TYPES.get(Path(key).suffix.lower(), _DEFAULT_TYPE)
+
+
+class LocalDiskStorage:
+    """Files under ``root``; blocking filesystem calls run in a worker thread."""
+
+    scheme = "file"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+
+    @classmethod
+    def from_url(cls, url: str) -> LocalDiskStorage:
+        """``file:///abs/dir`` (``file://localhost/dir`` too); relative paths are refused."""
+        parts = urlsplit(url)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path:
+            raise ConfigError(f"PIXELPIPE_STORAGE_URL: expected file:///absolute/dir, got {url!r}")
+        return cls(Path(unquote(parts.path)))
+
+    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        validate_key(key)
+        validate_content_type(content_type)
+        with translated("local", "put", key, (OSError,), missing_is_not_found=False):
+            await asyncio.to_thread(self._put_sync, key, bytes(data), content_type)
+
+    async def get(self, key: str) -> bytes:
+        path = self.local_path(key)
+        with translated("local", "get", key, (OSError,)):
+            return await asyncio.to_thread(_read, path, key)
+
+    async def head(self, key: str) -> StoredObject | None:
+        path = self.local_path(key)
+        with translated("local", "head", key, (OSError,)):
+            return await asyncio.to_thread(self._head_sync, path, key)
+
+    async def delete(self, key: str) -> None:
+        path = self.local_path(key)
+        with translated("local", "delete", key, (OSError,)):
+            await asyncio.to_thread(_unlink_all, path, _sidecar(path))
+
+    async def presigned_url(self, key: str, *, expires_in: int) -> str | None:
+        """None: files are served by the app behind HMAC-signed URLs."""
+        validate_key(key)
+        return None
+
+    def local_path(self, key: str) -> Path:
+        """Where ``key`` lives (it may not exist yet); the key rules keep it under ``root``."""
+        return self.root / validate_key(key)
+
+    async def check(self) -> None:
+        """Ready when the root exists (created if needed) and a file can be created in it."""
+        with translated("local", "check", None, (OSError,), missing_is_not_found=False):
+            await asyncio.to_thread(self._check_sync)
+
+    async def aclose(self) -> None:
+        """Nothing to release: no handles are kept between calls."""
+
+    # --- blocking helpers (run in a thread) ------------------------------------------------
+
+    def _put_sync(self, key: str, data: bytes, content_type: str) -> None:
+        path = self.root / key
+        if path.is_file():
+            return
+        _makedirs_durable(path.parent, self.root)
+        if content_type == guess_type(key):
+            _sidecar(path).unlink(missing_ok=True)  # a leftover from a deleted object
+        else:
+            _write_replace(_sidecar(path), content_type.encode())
+        _publish(path, data)
+
+    def _head_sync(self, path: Path, key: str) -> StoredObject | None:
+        try:
+            st = path.stat()
+        except _MISSING:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return StoredObject(key=key, size=st.st_size, content_type=_content_type(path, key))
+
+    def _check_sync(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.root, prefix=".check-"):
+            pass
+
+
+def _read(path: Path, key: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except _MISSING as exc:
+        raise NotFound(f"no stored object {key!r}") from exc
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f".{path.name}.ct")
+
+
+def _content_type(path: Path, key: str) -> str:
+    try:
+        return _sidecar(path).read_text("ascii").strip() or guess_type(key)
+    except _MISSING:
+        return guess_type(key)
+
+
+def _temp_copy(path: Path, data: bytes) -> Path:
+    """Write ``data`` durably to a hidden temp file beside ``path`` and return its name."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
+    return Path(tmp)
+
+
+def _publish(path: Path, data: bytes) -> None:
+    """Make ``data`` appear under ``path`` all at once, unless another writer got there first."""
+    tmp = _temp_copy(path, data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        if not path.is_file():
+            raise  # a directory holds that name: the key cannot be stored here
+        # else a concurrent put of the same (content-addressed) key won
+    except OSError as exc:
+        if exc.errno not in _NO_HARDLINKS:
+            raise
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _write_replace(path: Path, data: bytes) -> None:
+    tmp = _temp_copy(path, data)
+    os.replace(tmp, path)
+
+
+def _makedirs_durable(directory: Path, root: Path) -> None:
+    """Create missing directories down to ``directory`` and fsync each new entry's parent."""
+    if directory.is_dir():
+        return
+    if directory == root:
+        directory.mkdir(parents=True, exist_ok=True)
+        return
+    _makedirs_durable(directory.parent, root)
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir()
+    _fsync_dir(directory.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_all(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

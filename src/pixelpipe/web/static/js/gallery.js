@@ -1,0 +1,209 @@
+// Gallery: the /v1/generations feed, newest first, cursor pagination with infinite scroll,
+// filter by model / status / comparison group, search in prompts, live updates from /v1/events.
+
+import {
+  $, api, loadModels, h, icon, tag, fadeImg, fmtDuration, fmtRelative, costOf, debounce, onJobEvent,
+  modelLabel, describeProblem, problemBox, TERMINAL, announce,
+} from "./core.js";
+
+const PAGE = 24;
+const S = { models: [], cursor: null, loading: false, done: false, ids: new Set(), gen: 0, filters: {} };
+
+function readFilters() {
+  const p = new URLSearchParams(location.search);
+  return { q: p.get("q") || "", model: p.get("model") || "", status: p.get("status") || "", group: p.get("group") || "" };
+}
+
+function writeFilters() {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(S.filters)) if (v) p.set(k, v);
+  const qs = p.toString();
+  history.replaceState(null, "", qs ? `/gallery?${qs}` : "/gallery");
+}
+
+function query(cursor) {
+  const p = new URLSearchParams({ limit: String(PAGE) });
+  for (const [k, v] of Object.entries(S.filters)) if (v) p.set(k, v);
+  if (cursor) p.set("cursor", cursor);
+  return `/v1/generations?${p}`;
+}
+
+export function card(job, models) {
+  const r = job.request || {};
+  const cost = costOf(job);
+  const label = modelLabel(models, job.model);
+  let thumb;
+  if (job.status === "succeeded" && job.image) {
+    thumb = fadeImg({ src: job.image.thumbnail_url || job.image.url, alt: "", loading: "lazy", width: 512, height: 512 });
+  } else if (job.status === "failed" || job.status === "canceled") {
+    thumb = h("div", { class: "state failed" }, icon(job.status === "canceled" ? "ban" : "alert"),
+      job.status === "canceled" ? "Canceled" : (job.error && job.error.title) || "Failed");
+  } else {
+    thumb = h("div", { class: "state skeleton" }, h("span", { class: "spinner" }), "Generating…");
+  }
+  const badges = h("div", { class: "badges" },
+    job.cached ? tag("Cached", "success", "zap", "Served from the cache: $0") : null,
+    job.group ? tag("Comparison", "accent", "columns") : null);
+  const time = job.cached ? "instant" : job.timings && job.timings.duration_s != null ? fmtDuration(job.timings.duration_s) : "–";
+  return h("li", { class: "g-item", dataset: { id: job.id, status: job.status } },
+    h("article", { class: "g-card" },
+      h("div", { class: "g-thumb" }, thumb, badges),
+      h("div", { class: "g-body" },
+        h("a", { class: "g-link g-prompt", href: `/jobs/${job.id}`, title: r.prompt }, r.prompt),
+        h("div", { class: "g-meta" },
+          h("span", { class: "m g-model" }, label),
+          h("span", { class: "m", title: "Measured time" }, icon("clock"), time),
+          h("span", { class: "m g-cost", title: cost.title }, icon("coins"), cost.text)),
+        h("div", { class: "g-foot" },
+          h("time", { datetime: job.timings.created_at, title: new Date(job.timings.created_at).toLocaleString() }, fmtRelative(job.timings.created_at)),
+          job.group ? h("a", { href: `/compare/${encodeURIComponent(job.group)}` }, "Open comparison") : null))));
+}
+
+function skeletons(n) {
+  return Array.from({ length: n }, () => h("li", { class: "g-skel skeleton", "aria-hidden": "true" }));
+}
+
+async function loadPage(reset = false) {
+  if (S.loading && !reset) return;
+  if (S.done && !reset) return;
+  const gen = reset ? ++S.gen : S.gen;
+  const grid = $("#gallery");
+  if (reset) {
+    S.cursor = null;
+    S.done = false;
+    S.ids.clear();
+    grid.replaceChildren(...skeletons(8));
+    $("#gallery-empty").hidden = true;
+    $("#gallery-end").hidden = true;
+  }
+  S.loading = true;
+  $("#load-more").disabled = true;
+  grid.setAttribute("aria-busy", "true");
+  let page;
+  try {
+    page = (await api(query(S.cursor))).data;
+  } catch (err) {
+    if (gen !== S.gen) return;
+    S.loading = false;
+    grid.querySelectorAll(".g-skel").forEach((el) => el.remove());
+    $("#gallery-empty").hidden = false;
+    $("#gallery-empty").replaceChildren(problemBox(describeProblem(err.problem), {
+      actions: [h("button", { type: "button", class: "btn btn-secondary btn-sm", onclick: () => loadPage(true) }, icon("refresh"), "Try again")],
+    }));
+    return;
+  }
+  if (gen !== S.gen) return;
+  grid.querySelectorAll(".g-skel").forEach((el) => el.remove());
+  const fresh = page.data.filter((j) => !S.ids.has(j.id));
+  for (const j of fresh) S.ids.add(j.id);
+  grid.append(...fresh.map((j) => card(j, S.models)));
+  S.cursor = page.next_cursor;
+  S.done = !page.next_cursor;
+  S.loading = false;
+  grid.removeAttribute("aria-busy");
+  $("#load-more").disabled = false;
+  $("#load-more").hidden = S.done;
+  $("#gallery-end").hidden = !S.done || S.ids.size === 0;
+  if (S.ids.size === 0) showEmpty();
+  $("#gallery-status").textContent = `${S.ids.size} image${S.ids.size === 1 ? "" : "s"} shown`;
+}
+
+function showEmpty() {
+  const filtered = Object.values(S.filters).some(Boolean);
+  const box = $("#gallery-empty");
+  box.hidden = false;
+  box.replaceChildren(
+    h("div", { class: "empty-art" }, icon(filtered ? "search" : "image")),
+    h("p", { class: "empty-title" }, filtered ? "Nothing matches these filters" : "No images yet"),
+    h("p", { class: "empty-text" }, filtered ? "Try another search or model, or clear the filters." : "Generate your first image and it will show up here, stored for good."),
+    filtered
+      ? h("button", { type: "button", class: "btn btn-secondary", onclick: clearFilters }, icon("x"), "Clear filters")
+      : h("a", { class: "btn btn-primary", href: "/" }, icon("sparkles"), "Generate an image"));
+}
+
+function clearFilters() {
+  S.filters = { q: "", model: "", status: "", group: "" };
+  $("#q").value = "";
+  $("#model-filter").value = "";
+  $("#status-filter").value = "";
+  syncGroupChip();
+  writeFilters();
+  loadPage(true);
+}
+
+function syncGroupChip() {
+  const g = S.filters.group;
+  $("#group-chip").hidden = !g;
+  if (g) {
+    $("#group-chip-id").textContent = g;
+    $("#group-chip-open").href = `/compare/${encodeURIComponent(g)}`;
+  }
+}
+
+function matches(job) {
+  const f = S.filters;
+  if (f.model && job.model !== f.model) return false;
+  if (f.status && job.status !== f.status) return false;
+  if (f.group && job.group !== f.group) return false;
+  if (f.q && !(job.request.prompt || "").toLowerCase().includes(f.q.toLowerCase())) return false;
+  return true;
+}
+
+async function onLiveJob(ev) {
+  const existing = $(`#gallery li[data-id="${CSS.escape(ev.id)}"]`);
+  if (existing && existing.dataset.status === ev.status) return;
+  if (!existing && !TERMINAL.has(ev.status) && ev.status !== "queued") return;
+  let job;
+  try { job = (await api(`/v1/generations/${encodeURIComponent(ev.id)}`)).data; } catch { return; }
+  const el = $(`#gallery li[data-id="${CSS.escape(ev.id)}"]`);
+  if (el) {
+    el.replaceWith(card(job, S.models));
+    return;
+  }
+  if (!matches(job)) return;
+  S.ids.add(job.id);
+  const node = card(job, S.models);
+  node.querySelector(".g-card").classList.add("is-new");
+  $("#gallery").prepend(node);
+  $("#gallery-empty").hidden = true;
+  if (job.status === "succeeded") announce("A new image was added to the gallery");
+}
+
+export async function init() {
+  S.filters = readFilters();
+  $("#q").value = S.filters.q;
+  $("#status-filter").value = S.filters.status;
+  syncGroupChip();
+  try {
+    S.models = await loadModels();
+  } catch { S.models = []; }
+  const sel = $("#model-filter");
+  sel.append(...S.models.map((m) => h("option", { value: m.name }, m.label)));
+  if (S.filters.model && !S.models.some((m) => m.name === S.filters.model)) {
+    sel.append(h("option", { value: S.filters.model }, S.filters.model));
+  }
+  sel.value = S.filters.model;
+
+  const apply = () => { writeFilters(); loadPage(true); };
+  const searchSoon = debounce(() => { S.filters.q = $("#q").value.trim(); apply(); }, 300);
+  $("#q").addEventListener("input", searchSoon);
+  $("#gallery-filters").addEventListener("submit", (e) => { e.preventDefault(); searchSoon.cancel(); S.filters.q = $("#q").value.trim(); apply(); });
+  sel.addEventListener("change", () => { S.filters.model = sel.value; apply(); });
+  $("#status-filter").addEventListener("change", (e) => { S.filters.status = e.target.value; apply(); });
+  $("#group-chip-clear").addEventListener("click", () => { S.filters.group = ""; syncGroupChip(); apply(); $("#q").focus(); });
+  $("#load-more").addEventListener("click", () => loadPage());
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (e.key === "/" && !(t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement)) {
+      e.preventDefault();
+      $("#q").focus();
+    }
+  });
+  if ("IntersectionObserver" in window) {
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && !S.loading && !S.done && S.ids.size) loadPage();
+    }, { rootMargin: "600px 0px" }).observe($("#sentinel"));
+  }
+  onJobEvent(onLiveJob);
+  await loadPage(true);
+}

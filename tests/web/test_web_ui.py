@@ -1,0 +1,405 @@
+"""The web page, driven in Debian's Chromium through Playwright, against `pixelpipe serve`.
+
+Two servers run as subprocesses for the whole module: one on the offline preview provider (with a
+latency, so the live status can be watched and a reload can land mid-generation) and one pointed at
+the protocol-faithful fake providers (so three real catalog models can be compared).
+
+Screenshots go to ``$PIXELPIPE_WEB_SCREENSHOTS`` when set (``docs/screenshots`` to refresh the
+README's), else to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.serve import CLI, Server, free_port, stop_pid
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("PIXELPIPE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PREVIEW_LATENCY_MS = 2500
+TIMEOUT_MS = 20_000
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
+    pytest.skip(f"Chromium not found at {CHROMIUM}", allow_module_level=True)
+
+expect = sync_api.expect
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+# ---- processes ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def preview_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("web-preview")
+    with Server(data, {"PIXELPIPE_PREVIEW_LATENCY_MS": str(PREVIEW_LATENCY_MS)}) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def fakes_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("fakes") / "fakes.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*CLI, "fake-providers", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"fake providers exited:\n{log.read_text()[-2000:]}")
+            try:
+                if httpx.get(url + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake providers did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        stop_pid(proc)
+
+
+@pytest.fixture(scope="module")
+def fake_server(tmp_path_factory: pytest.TempPathFactory, fakes_url: str) -> Iterator[Server]:
+    from pixelpipe.fakes.server import fake_env
+
+    data = tmp_path_factory.mktemp("web-fakes")
+    with Server(data, fake_env(fakes_url)) as srv:
+        yield srv
+
+
+# ---- browser ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get("PIXELPIPE_WEB_SCREENSHOTS")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Page:
+    """A Playwright page that records console errors and CSP violations, for the teardown check."""
+
+    def __init__(self, browser: Any, *, width: int = 1360, height: int = 900, dark: bool = False):
+        self.ctx = browser.new_context(
+            viewport={"width": width, "height": height},
+            color_scheme="dark" if dark else "light",
+            reduced_motion="reduce",
+        )
+        self.page = self.ctx.new_page()
+        self.problems: list[str] = []
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on("console", self._console)
+
+    def _console(self, msg: Any) -> None:
+        text = msg.text
+        if "Content Security Policy" in text or "Refused to" in text:
+            self.problems.append(f"CSP: {text}")
+        elif msg.type == "error" and "status of 4" not in text and "CHUNKED" not in text:
+            self.problems.append(f"console: {text}")
+
+    def close(self) -> None:
+        self.ctx.close()
+        assert not self.problems, self.problems
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Any]:
+    pages: list[Page] = []
+
+    def make(**kw: Any) -> Any:
+        p = Page(browser, **kw)
+        pages.append(p)
+        return p.page
+
+    yield make
+    for p in pages:
+        p.close()
+
+
+def shot(page: Any, shots: Path, name: str, *, full: bool = False) -> None:
+    page.wait_for_timeout(150)  # let fade-ins settle
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=full, animations="disabled")
+
+
+def generate_via_api(base: str, **body: Any) -> dict[str, Any]:
+    r = httpx.post(f"{base}/v1/generations", json=body, timeout=10)
+    assert r.status_code in (200, 202), r.text
+    return dict(r.json())
+
+
+def wait_done(base: str, job_id: str, timeout_s: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base}/v1/generations/{job_id}", timeout=5).json()
+        if job["status"] in ("succeeded", "failed", "canceled"):
+            return dict(job)
+        time.sleep(0.1)
+    raise AssertionError(f"{job_id} did not finish")
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+
+def test_pages_send_a_strict_csp(preview_server: Server) -> None:
+    for path in ("/", "/gallery", "/compare", "/jobs/gen_x", "/compare/cmp_x"):
+        r = httpx.get(preview_server.url + path, timeout=5)
+        assert r.status_code == 200
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "style-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert "<script>" not in r.text and "style=" not in r.text and " on" + "click=" not in r.text
+    assert httpx.get(preview_server.url + "/static/js/main.js", timeout=5).status_code == 200
+
+
+def test_generate_live_status_then_image_and_counter_moves(
+    preview_server: Server, new_page: Any, shots: Path
+) -> None:
+    page = new_page(height=1000)
+    page.goto(preview_server.url + "/")
+    expect(page.locator("#cost-images")).to_have_text("0")
+    expect(page.locator("#estimate-value")).to_have_text("Free")
+    prompt = page.get_by_label("Prompt", exact=True)
+    prompt.fill("a red fox curled up in fresh snow, soft morning light")
+    page.get_by_role("radio", name="16:9 (1344 by 768 pixels)").check()
+    page.get_by_label("Seed", exact=True).fill("7")
+    prompt.press("Control+Enter")  # keyboard submit
+
+    panel = page.locator("#stage .live-panel")
+    expect(panel).to_be_visible()
+    expect(panel.locator(".step[data-state='current']")).to_be_visible()
+    expect(page.locator("#stage .live-elapsed")).to_contain_text(" s")
+    expect(page).to_have_url(re.compile(r"/\?job=gen_"))
+
+    img = page.locator("#stage figure.result img")
+    expect(img).to_be_visible()
+    expect(img).to_have_attribute("src", re.compile(r"^/v1/images/"))
+    assert page.evaluate("document.querySelector('#stage figure.result img').naturalWidth") == 1344
+    expect(page.locator("#stage .stat-time")).to_have_text(re.compile(r"\d+(\.\d)? s"))
+    expect(page.locator("#stage .stat-cost")).to_have_text("Free")
+    expect(page.locator("#cost-images")).to_have_text("1")  # the counter moved, live
+    expect(page.locator("#recent a")).to_have_count(1)
+    shot(page, shots, "generate")
+
+    # the same request again is a cache hit: instant, badged, $0
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.locator("#stage .result .tag", has_text="Cached")).to_be_visible()
+    expect(page.locator("#stage .stat-time")).to_have_text("instant")
+
+
+def test_blocked_prompt_shows_the_reason(preview_server: Server, new_page: Any, shots: Path) -> None:
+    page = new_page()
+    page.goto(preview_server.url + "/")
+    page.get_by_label("Prompt", exact=True).fill("a beheading scene")
+    # the estimate already warns, before anything is submitted
+    expect(page.locator("#estimate-meta")).to_contain_text("will be blocked")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    alert = page.locator("#stage [role=alert]")
+    expect(alert).to_contain_text("Prompt blocked")
+    expect(alert).to_contain_text("graphic violence")
+    expect(page.get_by_label("Prompt", exact=True)).to_have_attribute("aria-invalid", "true")
+    shot(page, shots, "error-blocked")
+
+
+def test_reloading_a_job_page_mid_generation_resumes_live_status(
+    preview_server: Server, new_page: Any
+) -> None:
+    job = generate_via_api(preview_server.url, prompt="a paper boat on a pond", model="preview")
+    page = new_page()
+    page.goto(f"{preview_server.url}/jobs/{job['id']}")
+    expect(page.locator("#job-stage .live-panel")).to_be_visible()
+    page.reload()
+    # after the reload the stream replays from the start and keeps following
+    expect(page.locator("#job-stage .live-panel")).to_be_visible()
+    expect(page.locator("#job-stage .step[data-state='current']")).to_be_visible()
+    expect(page.locator("#job-stage figure.result img")).to_be_visible()
+    expect(page.locator("#job-side .job-title")).to_contain_text("Succeeded")
+
+
+def test_gallery_lists_filters_searches_and_opens_details(
+    fake_server: Server, new_page: Any, shots: Path
+) -> None:
+    base = fake_server.url
+    a = generate_via_api(base, prompt="a lighthouse on a cliff at dusk", model="flux-schnell", seed=1)
+    b = generate_via_api(base, prompt="a bowl of ramen, top-down", model="preview", seed=2)
+    wait_done(base, a["id"])
+    wait_done(base, b["id"])
+
+    page = new_page(height=1000)
+    page.goto(base + "/gallery")
+    cards = page.locator("#gallery .g-card")
+    expect(cards).to_have_count(2)
+    expect(cards.first).to_contain_text("a bowl of ramen")  # newest first
+    expect(cards.nth(1)).to_contain_text("$0.003")
+    expect(cards.nth(1)).to_contain_text("FLUX.1 [schnell]")
+
+    page.get_by_label("Model", exact=True).select_option("flux-schnell")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("lighthouse")
+    expect(page).to_have_url(re.compile(r"model=flux-schnell"))
+    page.get_by_label("Model", exact=True).select_option("")
+    expect(cards).to_have_count(2)
+
+    page.keyboard.press("/")
+    page.keyboard.type("ramen")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("ramen")
+    page.get_by_label("Search prompts").fill("")
+    expect(cards).to_have_count(2)
+
+    # live: a new image appears without reloading
+    c = generate_via_api(base, prompt="a hot air balloon over fields", model="preview", seed=3)
+    expect(cards).to_have_count(3)
+    expect(page.locator(f"#gallery li[data-id='{c['id']}'] img")).to_be_visible()
+    shot(page, shots, "gallery")
+
+    # details: every parameter, the key, copy URL, generate again with a new seed
+    page.locator(f"#gallery li[data-id='{a['id']}'] a.g-link").click()
+    expect(page).to_have_url(re.compile(rf"/jobs/{a['id']}$"))
+    side = page.locator("#job-side")
+    expect(side).to_contain_text("a lighthouse on a cliff at dusk")
+    expect(side.locator("dd", has_text=a["key"][:12])).to_be_visible()
+    expect(side).to_contain_text("$0.003")
+    expect(side).to_contain_text("1024 × 1024")
+    expect(side.locator("dd", has_text=str(a["request"]["seed"]))).to_have_count(1)
+    expect(page.get_by_role("button", name="Copy image URL")).to_be_visible()
+    expect(page.locator("#job-stage img")).to_be_visible()
+    shot(page, shots, "detail")
+    page.get_by_role("button", name="Generate again with a new seed").click()
+    expect(page).not_to_have_url(re.compile(rf"/jobs/{a['id']}$"))
+    expect(page.locator("#job-stage figure.result img")).to_be_visible()
+    expect(page.locator("#job-side")).to_contain_text("a lighthouse on a cliff at dusk")
+    again_id = page.url.rsplit("/", 1)[1]
+    again = httpx.get(f"{base}/v1/generations/{again_id}", timeout=5).json()
+    assert again["request"]["seed"] != a["request"]["seed"]
+    assert again["request"]["prompt"] == a["request"]["prompt"] and again["model"] == "flux-schnell"
+
+
+def test_compare_three_models_side_by_side(
+    fake_server: Server, new_page: Any, shots: Path
+) -> None:
+    base = fake_server.url
+    page = new_page(height=980)
+    page.goto(base + "/compare")
+    page.get_by_label("Prompt", exact=True).fill("a tiny robot watering a bonsai tree, studio light")
+    models = page.locator("#c-models input[type=checkbox]")
+    expect(models).to_have_count(6)
+    for name, want in (("flux-schnell", True), ("flux-dev", True), ("flux-1.1-pro", True)):
+        box = page.locator(f"#c-models input[value='{name}']")
+        if box.is_checked() != want:
+            box.check()
+    assert sorted(page.eval_on_selector_all("#c-models input:checked", "els => els.map(e => e.value)")) == [
+        "flux-1.1-pro", "flux-dev", "flux-schnell",
+    ]
+    expect(page.locator("#c-estimate-value")).to_have_text("$0.068")
+    page.get_by_label("Seed", exact=True).fill("1234")
+    page.get_by_role("button", name="Run comparison").click()
+
+    expect(page).to_have_url(re.compile(r"/compare/cmp_"))
+    cols = page.locator("#cmp-grid .cmp-col")
+    expect(cols).to_have_count(3)
+    for i in range(3):
+        expect(cols.nth(i).locator("figure.result img")).to_be_visible()
+        expect(cols.nth(i).locator(".cmp-time")).to_have_text(re.compile(r"^\d+(\.\d)? s$"))
+        expect(cols.nth(i).locator(".cmp-cost")).to_have_text(re.compile(r"^\$0\.0\d+$"))
+    costs = sorted(cols.locator(".cmp-cost").all_inner_texts())
+    assert costs == ["$0.003", "$0.025", "$0.04"]
+    expect(page.locator("#cmp-summary")).to_contain_text("Cheapest: FLUX.1 [schnell]")
+    shot(page, shots, "compare")
+
+    # reopen later: the group is in the URL, and the gallery filters on it
+    group = page.url.rsplit("/", 1)[1]
+    jobs = httpx.get(f"{base}/v1/generations", params={"group": group}, timeout=5).json()["data"]
+    assert {j["request"]["seed"] for j in jobs} == {1234} and len(jobs) == 3
+    page.reload()
+    expect(cols).to_have_count(3)
+    expect(page.locator("#cmp-grid .cmp-col figure.result img")).to_have_count(3)
+    page.get_by_role("link", name="In gallery").click()
+    expect(page.locator("#gallery .g-card")).to_have_count(3)
+    expect(page.locator("#group-chip")).to_be_visible()
+
+
+def test_phone_width_and_dark_theme(
+    fake_server: Server, preview_server: Server, new_page: Any, shots: Path
+) -> None:
+    phone = new_page(width=390, height=844)
+    phone.goto(preview_server.url + "/")
+    expect(phone.locator("#cost-counter")).to_be_visible()  # always visible, also on a phone
+    expect(phone.locator("#model-list .model-opt")).to_have_count(1)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(phone, shots, "mobile-generate")
+    phone.goto(fake_server.url + "/gallery")
+    expect(phone.locator("#gallery .g-card").first).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(phone, shots, "mobile-gallery")
+
+    dark = new_page(dark=True, height=1000)
+    dark.goto(fake_server.url + "/gallery")
+    expect(dark.locator("#gallery .g-card img").first).to_be_visible()
+    bg = dark.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert bg == "rgb(11, 13, 19)", bg
+    shot(dark, shots, "dark-gallery")
+    # the toggle overrides the system preference and is remembered
+    dark.get_by_role("button", name="Switch to light theme").click()
+    assert dark.evaluate("document.documentElement.dataset.theme") == "light"
+    dark.reload()
+    assert dark.evaluate("document.documentElement.dataset.theme") == "light"
+    dark.get_by_role("button", name="Switch to dark theme").click()
+    dark.goto(fake_server.url + "/compare")
+    expect(dark.locator("#c-models .model-opt")).to_have_count(6)
+    shot(dark, shots, "dark-compare")
+
+
+def test_keyboard_only_generate(preview_server: Server, new_page: Any) -> None:
+    page = new_page()
+    page.goto(preview_server.url + "/")
+    # skip link first, then the navigation
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip-link")).to_be_focused()
+    page.get_by_label("Prompt", exact=True).focus()
+    page.keyboard.type("a quiet harbour at dawn")
+    # tab through to the model radios: every control is reachable and labelled
+    labelled = page.evaluate(
+        """() => [...document.querySelectorAll('#gen-form input, #gen-form select, #gen-form textarea')]
+             .filter(el => el.offsetParent !== null)
+             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+             .map(el => el.id || el.name)"""
+    )
+    assert labelled == [], labelled
+    page.locator("#generate-btn").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#stage .live-panel, #stage figure.result").first).to_be_visible()
