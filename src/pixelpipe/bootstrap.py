@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -29,6 +30,9 @@ from pixelpipe.settings import Settings
 from pixelpipe.storage.base import Storage
 from pixelpipe.storage.factory import open_storage
 
+if TYPE_CHECKING:
+    from pixelpipe.notify.hooks import CompletionHooks
+
 
 @dataclass
 class Services:
@@ -51,6 +55,7 @@ class Services:
     queue: Queue
     metrics: Metrics = field(default_factory=Metrics)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
+    completion_hooks: CompletionHooks | None = None  # set by build_services (pixelpipe.notify)
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
@@ -58,6 +63,7 @@ class Services:
         await self.queue.aclose()
         await self.http.aclose()
         await self.storage.aclose()
+        await self.gate.aclose()
         await self.notifier.aclose()
         await self.db.dispose()
 
@@ -84,21 +90,46 @@ def _fetch_policies(settings: Settings) -> dict[str, FetchPolicy]:
 
 
 def _queue(settings: Settings) -> Queue:
-    if settings.queue_url:
+    """Empty URL: the embedded dispatcher. PostgreSQL URL: SAQ (scale-out)."""
+    if not settings.queue_url:
+        return LocalQueue()
+    try:
+        from pixelpipe.queue.saq import SaqQueue
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise ConfigError(
-            "PIXELPIPE_QUEUE_URL is set, but the SAQ queue is not available in this build; "
-            "unset it to use the embedded dispatcher"
-        )
-    return LocalQueue()
+            f"PIXELPIPE_QUEUE_URL needs the postgres extra ({exc.name} is missing): "
+            "`uv sync --extra postgres` or `pip install 'pixelpipe[postgres]'`"
+        ) from None
+    return SaqQueue(settings.queue_url)
 
 
 def _notifier(settings: Settings) -> Notifier:
-    if settings.redis_url:
+    """Empty URL: in-process fan-out. redis:// URL: Redis pub/sub across processes."""
+    if not settings.redis_url:
+        return LocalNotifier()
+    if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
-            "PIXELPIPE_REDIS_URL is set, but Redis fan-out is not available in this build; "
-            "unset it to use in-process events"
+            "PIXELPIPE_REDIS_URL must look like redis://host:6379/0 (or rediss:// for TLS)"
         )
-    return LocalNotifier()
+    try:
+        from pixelpipe.events.redis import RedisNotifier
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise ConfigError(
+            "PIXELPIPE_REDIS_URL needs the redis extra: `uv sync --extra redis` or "
+            "`pip install 'pixelpipe[redis]'`"
+        ) from None
+    return RedisNotifier(settings.redis_url)
+
+
+def _gate(settings: Settings, notifier: Notifier) -> ProviderGate:
+    """Pauses stay in memory when embedded; with Redis every process shares them."""
+    if not settings.redis_url:
+        return ProviderGate()
+    from pixelpipe.events.redis import RedisNotifier
+    from pixelpipe.providers.gate_redis import RedisGateBackend
+
+    assert isinstance(notifier, RedisNotifier)
+    return ProviderGate(RedisGateBackend(notifier))
 
 
 def _ledger(settings: Settings, db: Database, prices: PriceTable) -> Ledger:
@@ -118,7 +149,13 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     http = new_fetch_client()  # trust_env=False: the SSRF guard must see the real peer
     providers = _providers(settings, http)
     catalog = load_catalog().restricted_to(set(providers))
-    return Services(
+    gate = _gate(settings, notifier)
+    await gate.start(sorted(providers))
+    queue = _queue(settings)
+    connect = getattr(queue, "connect", None)
+    if connect is not None:
+        await connect()  # fail at start-up, not on the first request
+    svc = Services(
         settings=settings,
         catalog=catalog,
         rules=load_rules(settings.safety_rules_path),
@@ -130,8 +167,12 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
         delivery=Delivery(storage, settings),
         ledger=_ledger(settings, db, prices),
         providers=providers,
-        gate=ProviderGate(),
+        gate=gate,
         http=http,
         fetch_policies=_fetch_policies(settings),
-        queue=_queue(settings),
+        queue=queue,
     )
+    from pixelpipe.notify.hooks import CompletionHooks
+
+    svc.completion_hooks = CompletionHooks(svc)  # webhooks + "done" wake-ups (issue 8)
+    return svc

@@ -10,10 +10,15 @@ process they queue in Python instead of spinning on the file lock; reads use the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from pixelpipe.group_commit import GroupCommitter
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -26,13 +31,20 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Database:
-    """A writer and a reader engine (the same engine on PostgreSQL)."""
+    """A writer and a reader engine (the same engine on PostgreSQL), plus group commit."""
 
     writer: AsyncEngine
     reader: AsyncEngine
     dialect: str
+    _group: GroupCommitter | None = None
+
+    async def batch(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in a write transaction shared with concurrent callers (group commit)."""
+        if self._group is None:
+            self._group = GroupCommitter(self.writer)
+        return await self._group.run(work)
 
     def begin(self) -> Any:
         """``async with db.begin() as conn``: a write transaction (BEGIN IMMEDIATE on SQLite)."""
@@ -43,6 +55,8 @@ class Database:
         return self.reader.connect()
 
     async def dispose(self) -> None:
+        if self._group is not None:
+            await self._group.aclose()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -42,11 +42,32 @@ class Dispatcher:
                     self.owner, limit=free, lease_s=self.svc.settings.lease_s
                 )
             for job in jobs:
-                task = asyncio.create_task(self._run(job))
-                self.running.add(task)
-                task.add_done_callback(self.running.discard)
+                self._start(job)
             if not jobs or free == 0:
                 await self._sleep()
+
+    async def offer(self, job_id: str) -> bool:
+        """A queue message named ``job_id``: claim and run its step now if there is room.
+
+        Without room (or when the row is not runnable, or leased elsewhere) nothing happens: the
+        table scan in :meth:`run` claims the row once it is due and a slot is free.
+        """
+        if self._stopping or len(self.running) >= self.capacity:
+            return False
+        job = await self.svc.store.claim(job_id, self.owner, lease_s=self.svc.settings.lease_s)
+        if job is None:
+            return False
+        if job.next_run_at is not None and job.next_run_at > time.time():
+            # a stale message for a job in backoff (e.g. a Retry-After pause): not yet
+            await self.svc.store.release(job.id, self.owner)
+            return False
+        self._start(job)
+        return True
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._run(job))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
 
     async def _run(self, job: Job) -> None:
         try:
@@ -86,9 +107,12 @@ async def sweep_once(svc: Services) -> tuple[int, int]:
         )
         if moved is not None:
             await svc.ledger.release(job.id)
+            if svc.completion_hooks is not None:
+                await svc.completion_hooks.job_finished(moved)
     for job in silent:
         await svc.store.update(job.id, next_run_at=now)
         await svc.store.add_event(job.id, "sweeper", {"reason": "webhook overdue; polling"})
+        await svc.queue.enqueue(job.id)  # a worker in another process polls it now
     return len(late), len(silent)
 
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -21,6 +20,8 @@ from pixelpipe.dispatcher import Dispatcher, run_sweeper
 from pixelpipe.errors import ERROR_CODES, ConfigError, PixelpipeError
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job
+from pixelpipe.notify.deliver import start_delivery
+from pixelpipe.notify.hooks import wait_finished
 from pixelpipe.queue.local import LocalQueue
 from pixelpipe.service import Caller, cancel, get_job, submit
 from pixelpipe.settings import Settings, load_settings
@@ -61,6 +62,9 @@ class Pipeline:
                 asyncio.create_task(self._dispatcher.run()),
                 asyncio.create_task(run_sweeper(self._svc, self._svc.queue.wakeup)),
             ]
+            deliveries = start_delivery(self._svc)  # completion webhooks (pixelpipe.notify)
+            if deliveries is not None:
+                self._tasks.append(deliveries)
         return self
 
     async def __aexit__(
@@ -80,14 +84,9 @@ class Pipeline:
         return (await submit(self.services, body, caller=Caller())).job
 
     async def wait(self, job_id: str, *, timeout_s: float | None = None) -> Job:
-        svc = self.services
-        async with svc.notifier.subscribe(f"job:{job_id}") as wakeups, asyncio.timeout(timeout_s):
-            while True:
-                job = await get_job(svc, job_id)
-                if job.status.terminal:
-                    return job
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(anext(wakeups), 1.0)
+        """Wait until the job is terminal and return it (``TimeoutError`` after ``timeout_s``)."""
+        await get_job(self.services, job_id)  # NotFound for an unknown id
+        return await wait_finished(self.services, job_id, timeout_s=timeout_s)
 
     async def generate(
         self,

@@ -12,12 +12,13 @@ import contextlib
 import fcntl
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sqlalchemy import text
 
 from pixelpipe.bootstrap import Services, build_services
-from pixelpipe.dispatcher import Dispatcher, run_sweeper
+from pixelpipe.dispatcher import Dispatcher, sweep_once
+from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.queue.local import LocalQueue
 from pixelpipe.settings import Settings
 
@@ -34,35 +35,79 @@ def _stop_event() -> asyncio.Event:
 
 
 async def run_worker(settings: Settings) -> None:
+    """Table-claiming dispatcher, plus the SAQ consumer when ``PIXELPIPE_QUEUE_URL`` is set.
+
+    Queue messages only make a step start sooner (``Dispatcher.offer``); the dispatcher's scan
+    of due rows is what guarantees progress, so a lost message delays a job by at most a second.
+    On SIGTERM: stop taking messages, finish in-flight steps (10 s), hand back remaining leases.
+    """
     svc = await build_services(settings)
     wakeup = svc.queue.wakeup if isinstance(svc.queue, LocalQueue) else asyncio.Event()
     dispatcher = Dispatcher(svc, wakeup)
     stop = _stop_event()
     task = asyncio.create_task(dispatcher.run())
-    log.info("worker %s started", dispatcher.owner)
+    deliveries = start_delivery(svc)  # completion webhooks (pixelpipe.notify)
+    consumer = None
+    make_consumer = getattr(svc.queue, "consumer", None)
+    if make_consumer is not None:
+        consumer = make_consumer(
+            dispatcher.offer,
+            concurrency=min(16, settings.worker_concurrency),
+            worker_id=dispatcher.owner,
+        )
+        await consumer.start()
+    log.info("worker %s started (%s)", dispatcher.owner, type(svc.queue).__name__)
     try:
         await stop.wait()
     finally:
+        if consumer is not None:
+            await consumer.stop()  # no new messages; the rows stay claimable by others
         await dispatcher.stop(grace_s=10.0)  # finish in-flight steps, hand back the rest
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        if deliveries is not None:
+            deliveries.cancel()
+        await asyncio.gather(task, *(d for d in [deliveries] if d), return_exceptions=True)
         await svc.aclose()
 
 
 @contextlib.asynccontextmanager
-async def sweeper_lock(svc: Services) -> AsyncIterator[None]:
-    """Hold the one sweeper lock for as long as the block runs (waits until it is free)."""
+async def sweeper_lock(svc: Services) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+    """Hold the one sweeper lock for as long as the block runs (waits until it is free).
+
+    Yields ``still_held()``: on PostgreSQL the lock lives as long as its session, so a sweeper
+    whose lock connection died must stop (another may have taken over). On exit the session is
+    closed rather than returned to the pool, so the lock can never linger on a pooled connection.
+    """
     if svc.db.dialect == "postgresql":
-        async with svc.db.writer.connect() as conn:
+        conn = await svc.db.writer.connect()
+        try:
             lock = text("SELECT pg_try_advisory_lock(:k)")
-            while not (await conn.execute(lock, {"k": SWEEPER_LOCK_KEY})).scalar():  # noqa: ASYNC110
+            while not (await conn.execute(lock, {"k": SWEEPER_LOCK_KEY})).scalar():
+                await conn.commit()
                 await asyncio.sleep(1.0)  # polling an advisory lock
             await conn.commit()
-            try:
-                yield
-            finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEPER_LOCK_KEY})
-                await conn.commit()
+
+            async def still_held() -> bool:
+                try:
+                    held = await conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                            " AND pid = pg_backend_pid() AND objid::bigint = :k AND objsubid = 1"
+                        ),
+                        {"k": SWEEPER_LOCK_KEY},
+                    )
+                    ok = bool(held.scalar())
+                    await conn.commit()
+                    return ok
+                except Exception:
+                    return False
+
+            yield still_held
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()  # closing the session releases the lock
+            with contextlib.suppress(Exception):
+                await conn.close()
         return
     path = svc.settings.data_dir / "sweeper.lock"
     with path.open("w") as fh:
@@ -72,21 +117,41 @@ async def sweeper_lock(svc: Services) -> AsyncIterator[None]:
                 break
             except BlockingIOError:
                 await asyncio.sleep(1.0)  # polling a file lock
+
+        async def always() -> bool:
+            return True
+
         try:
-            yield
+            yield always
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+async def _sweep_while_leader(svc: Services) -> None:
+    while True:
+        async with sweeper_lock(svc) as still_held:
+            log.info("sweeper %s holds the lock", svc.instance)
+            while True:
+                try:
+                    await sweep_once(svc)
+                except Exception:
+                    log.exception("sweep failed; will try again")
+                await asyncio.sleep(svc.settings.sweep_interval_s)
+                if not await still_held():
+                    log.warning("sweeper %s lost its lock; standing by", svc.instance)
+                    break
+
+
 async def run_sweeper_process(settings: Settings) -> None:
+    """Stand by until this process holds the sweeper lock, then sweep until SIGTERM."""
     svc = await build_services(settings)
     stop = _stop_event()
+    work = asyncio.create_task(_sweep_while_leader(svc))
+    waiter = asyncio.create_task(stop.wait())
     try:
-        async with sweeper_lock(svc):
-            log.info("sweeper %s holds the lock", svc.instance)
-            task = asyncio.create_task(run_sweeper(svc))
-            await stop.wait()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for t in (work, waiter):
+            t.cancel()
+        await asyncio.gather(work, waiter, return_exceptions=True)
         await svc.aclose()

@@ -20,6 +20,7 @@ from pixelpipe.jobs.ids import is_job_id, new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import content_key
 from pixelpipe.ledger.base import Charge, Price
+from pixelpipe.notify.hooks import check_webhook_url
 from pixelpipe.safety import check_prompt
 
 log = logging.getLogger("pixelpipe.service")
@@ -55,6 +56,8 @@ def prepare(svc: Services, body: GenerationRequest) -> CanonicalRequest:
     check_prompt(req.prompt, svc.rules)
     if req.negative_prompt:
         check_prompt(req.negative_prompt, svc.rules, field="negative_prompt")
+    if body.webhook is not None:
+        check_webhook_url(body.webhook)
     return req
 
 
@@ -150,7 +153,15 @@ async def _serve_from_cache(
                 api_key_id=job.api_key_id,
             )
         )
+        if stored.webhook_url:
+            await _finished(svc, stored)
     return Submission(stored, created=created)
+
+
+async def _finished(svc: Services, job: Job) -> None:
+    """A job became terminal outside the worker: completion webhooks and waiters hear of it."""
+    if svc.completion_hooks is not None:
+        await svc.completion_hooks.job_finished(job)
 
 
 async def get_job(svc: Services, job_id: str) -> Job:
@@ -170,6 +181,7 @@ async def cancel(svc: Services, job_id: str) -> Job:
     if moved is None:
         return await get_job(svc, job_id)  # it moved on meanwhile: report where it is
     await svc.ledger.release(job_id)
+    await _finished(svc, moved)
     provider = svc.providers.get(job.provider or "")
     if provider is not None and job.provider_job_id:
         from pixelpipe.worker import provider_request

@@ -62,6 +62,22 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(2.0, gt=0)
     test_mode: bool = Field(False, description="Allow http:// and loopback outputs (fakes only)")
 
+    # --- integrations: completion webhooks, OpenAI-compatible endpoint -------------------------
+    webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="whsec_… key that signs completion webhooks (empty: generated in data_dir)",
+    )
+    webhook_retry_schedule_s: str = Field(
+        "5,300,1800,7200,18000,36000,50400,72000,86400",
+        description="Seconds between completion-webhook attempts (comma-separated; then give up)",
+    )
+    webhook_allow_private: bool = Field(
+        False, description="Allow completion webhooks to private/loopback hosts and plain http"
+    )
+    openai_wait_s: float = Field(
+        300.0, gt=0, description="How long POST /v1/images/generations waits for its images"
+    )
+
     # --- budgets (global; per-key budgets are set with `pixelpipe budgets`) ------------------
     budget_daily_usd: float | None = Field(None, ge=0)
     budget_monthly_usd: float | None = Field(None, ge=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import random
 import time
 from typing import Any
 
@@ -80,6 +81,20 @@ class Worker:
             if moved is not None:
                 await self.poll(moved)
             return
+        if job.status is _S.SUBMITTING:
+            # interrupted mid-submit (crash, lost lease) before the provider's answer was saved:
+            # as ambiguous as a read timeout; go round again (see _retry on ambiguous errors)
+            await svc.store.transition(
+                job.id,
+                _S.SUBMITTING,
+                _S.QUEUED,
+                owner=self.owner,
+                event={"recovered": "submit interrupted; submitting again"},
+                next_run_at=time.time(),
+            )
+            return
+        if await self._wait_for_gate(job):
+            return
         attempt = job.attempt + 1
         moved = await svc.store.transition(
             job.id,
@@ -92,22 +107,83 @@ class Worker:
         if moved is None:
             return
         provider = svc.providers[moved.provider or ""]
-        if not svc.gate.available(provider.name):
-            raise ProviderRateLimited(
-                f"{provider.name} is paused after a rate limit",
-                retry_after=svc.gate.paused_for(provider.name) or 1.0,
-            )
         svc.metrics.submissions.labels(provider.name).inc()
         update = await provider.submit(provider_request(svc, moved))
         await self.apply(moved, update)
+
+    async def _wait_for_gate(self, job: Job) -> bool:
+        """True when the job's provider is paused after a 429 and the job was rescheduled.
+
+        A pause is not a failed attempt: the job moves to another available provider of its
+        model right away, or waits until the pause ends, without spending one of its attempts.
+        Outage marks only steer the choice of provider for new jobs; they never block a submit.
+        """
+        svc = self.svc
+        name = job.provider or ""
+        wait = svc.gate.paused_for(name)
+        if wait <= 0:
+            return False
+        event: dict[str, Any] = {
+            "retrying": True,
+            "error": {
+                "code": ProviderRateLimited.code,
+                "detail": f"{name} is paused for {wait:.1f} s after a rate limit (Retry-After)",
+            },
+        }
+        alt = svc.gate.choose(svc.catalog.get(job.model), preferred=None, exclude=name)
+        fields: dict[str, Any]
+        if alt != name and svc.gate.available(alt):
+            event |= {"retry_in_s": 0.0, "failover": {"from": name, "to": alt}}
+            fields = {"provider": alt, "next_run_at": time.time()}
+        else:
+            delay = wait + random.uniform(0.0, 0.1 * wait + 0.05)  # do not all wake at once
+            event["retry_in_s"] = round(delay, 2)
+            fields = {"next_run_at": time.time() + delay}
+        await svc.store.update(job.id, owner=self.owner, **fields)
+        await svc.store.add_event(job.id, "retry", event)
+        return True
 
     # ---- poll ---------------------------------------------------------------------------------
     async def poll(self, job: Job) -> None:
         if not job.provider_job_id:
             raise ProviderJobLost("the job has no provider run to poll")
         provider = self.svc.providers[job.provider or ""]
-        update = await provider.poll(job.provider_job_id, provider_request(self.svc, job))
+        try:
+            update = await provider.poll(job.provider_job_id, provider_request(self.svc, job))
+        except PixelpipeError as exc:
+            if isinstance(exc, ProviderJobLost) or not (
+                exc.retryable or exc.extra.get("transient")
+            ):
+                raise
+            await self._poll_later(job, exc)
+            return
         await self.apply(job, update)
+
+    async def _poll_later(self, job: Job, exc: PixelpipeError) -> None:
+        """The status call failed (429, 5xx, timeout): ask again later; the run is still ours.
+
+        Retrying by resubmitting would start (and pay for) a second run, so a failed poll never
+        spends an attempt; the job's overall deadline bounds how long polling may go on.
+        """
+        svc = self.svc
+        svc.metrics.provider_errors.labels(job.provider or "", exc.code).inc()
+        if isinstance(exc, ProviderRateLimited) and job.provider:
+            svc.gate.pause(job.provider, float(exc.retry_after or 1.0))
+        errors = int(job.provider_state.get("poll_errors") or 0) + 1
+        delay = retry_delay_s(exc, errors)
+        await svc.store.update(
+            job.id,
+            owner=self.owner,
+            next_run_at=time.time() + delay,
+            provider_state={**job.provider_state, "poll_errors": errors},
+        )
+        event = {
+            "retrying": True,
+            "polling": True,
+            "error": {"code": exc.code, "detail": exc.detail},
+            "retry_in_s": round(delay, 2),
+        }
+        await svc.store.add_event(job.id, "retry", event)
 
     # ---- a provider update (from submit, poll or a webhook) -----------------------------------
     async def apply(self, job: Job, update: ProviderUpdate) -> None:
@@ -120,7 +196,7 @@ class Worker:
                 await self._record_attempt(job, update)
             raise update.error or ProviderJobLost("the provider reported a failure")
         elif update.state is RunState.CANCELED:
-            await self.svc.store.transition(
+            canceled = await self.svc.store.transition(
                 job.id,
                 job.status,
                 _S.CANCELED,
@@ -128,6 +204,8 @@ class Worker:
                 error_detail="canceled at the provider",
             )
             await self.svc.ledger.release(job.id)
+            if canceled is not None:
+                await self._notify(canceled)
         else:
             await self._wait(job, update)
 
@@ -135,15 +213,23 @@ class Worker:
         svc = self.svc
         now = time.time()
         webhook = provider_request(svc, job).webhook_url
-        if webhook:
-            nxt = now + svc.settings.webhook_deadline_s  # the sweeper polls if it never comes
+        deadline = job.webhook_deadline_at
+        if webhook and deadline is None:  # just submitted: the webhook has until then
+            deadline = now + svc.settings.webhook_deadline_s
+        if webhook and deadline is not None and deadline > now:
+            # the sweeper polls once the webhook is overdue; this later wake-up is only the
+            # safety net of a deployment whose sweeper is not running
+            nxt = deadline + max(1.0, 2 * svc.settings.sweep_interval_s)
         else:
+            deadline = None  # no webhook, or it is overdue: poll on our own schedule from now on
             nxt = now + min(POLL_MAX_S, max(POLL_MIN_S, update.poll_after_s or 1.0))
+        state = {k: v for k, v in job.provider_state.items() if k != "poll_errors"}
+        progress = update.progress or state.get("progress") or {}
         fields: dict[str, Any] = {
             "provider_job_id": update.provider_job_id,
             "next_run_at": nxt,
-            "webhook_deadline_at": now + svc.settings.webhook_deadline_s if webhook else None,
-            "provider_state": {**job.provider_state, "progress": update.progress},
+            "webhook_deadline_at": deadline,
+            "provider_state": {**state, "progress": progress},
         }
         if job.status is _S.WAITING:
             await svc.store.update(job.id, **fields)
@@ -302,16 +388,25 @@ class Worker:
             await svc.store.add_event(job.id, "retry", event)
             return
         spec = svc.catalog.get(job.model)
-        failover = isinstance(exc, ProviderUnavailable | ProviderRateLimited)
+        # An ambiguous failure (the request was sent, the answer lost) may have started a run that
+        # the provider bills. Going round again risks paying twice, but failing would drop a job
+        # that most likely did not run; so retry, on the same provider (it took the request: it
+        # is slow, not down, and a second provider must not run it too), and say so in the event.
+        # A webhook from the orphaned run, if any, is acknowledged as an unknown run.
+        ambiguous = bool(exc.extra.get("ambiguous"))
+        failover = isinstance(exc, ProviderUnavailable | ProviderRateLimited) and not ambiguous
         provider = (
             svc.gate.choose(spec, preferred=None, exclude=job.provider)
             if failover
             else job.provider
         )
+        if ambiguous:
+            event["ambiguous"] = True
         if provider != job.provider:
             event["failover"] = {"from": job.provider, "to": provider}
-            delay = min(delay, 0.5)
-        await svc.store.transition(
+            delay = min(delay, 0.5)  # a paused target is waited for in submit, not here
+        event["retry_in_s"] = round(delay, 2)
+        moved = await svc.store.transition(
             job.id,
             job.status,
             _S.QUEUED,
@@ -323,6 +418,8 @@ class Worker:
             error_code=exc.code,
             error_detail=exc.detail,
         )
+        if moved is not None:
+            await svc.store.add_event(job.id, "retry", {**event, "attempt": job.attempt})
 
 
 def _serialisable(outputs: list[Output]) -> list[dict[str, Any]]:

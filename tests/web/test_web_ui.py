@@ -15,6 +15,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +48,8 @@ expect.set_options(timeout=TIMEOUT_MS)
 # ---- processes ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def preview_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("web-preview")
-    with Server(data, {"PIXELPIPE_PREVIEW_LATENCY_MS": str(PREVIEW_LATENCY_MS)}) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def fakes_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _start_fakes(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    log = tmp_path_factory.mktemp("fakes") / "fakes.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [*CLI, "fake-providers", "--host", "127.0.0.1", "--port", str(port)],
@@ -65,31 +57,63 @@ def fakes_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"fake providers exited:\n{log.read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake providers did not start")
-            time.sleep(0.05)
-        yield url
-    finally:
-        stop_pid(proc)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"fake providers exited:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_pid(proc)
+            raise RuntimeError("fake providers did not start")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
-def fake_server(tmp_path_factory: pytest.TempPathFactory, fakes_url: str) -> Iterator[Server]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """Both servers (and the fakes), started in parallel: each one takes seconds to import."""
     from pixelpipe.fakes.server import fake_env
 
-    data = tmp_path_factory.mktemp("web-fakes")
-    with Server(data, fake_env(fakes_url)) as srv:
-        yield srv
+    root = tmp_path_factory.mktemp("web")
+    preview = Server(root / "preview", {"PIXELPIPE_PREVIEW_LATENCY_MS": str(PREVIEW_LATENCY_MS)})
+    started: list[Server] = []
+    fakes: list[subprocess.Popen[bytes]] = []
+
+    def with_fakes() -> Server:
+        proc, url = _start_fakes(root / "fakes.log")
+        fakes.append(proc)
+        srv = Server(root / "fakes", fake_env(url))
+        started.append(srv)
+        return srv.start()
+
+    def plain() -> Server:
+        started.append(preview)
+        return preview.start()
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            a, b = pool.submit(plain), pool.submit(with_fakes)
+            yield {"preview": a.result(), "fakes": b.result()}
+    finally:
+        for srv in started:
+            srv.stop()
+        for proc in fakes:
+            stop_pid(proc)
+
+
+@pytest.fixture(scope="module")
+def preview_server(servers: dict[str, Server]) -> Server:
+    """Offline preview provider with a latency: the live status can be watched."""
+    return servers["preview"]
+
+
+@pytest.fixture(scope="module")
+def fake_server(servers: dict[str, Server]) -> Server:
+    """Pointed at the fake Replicate, fal and OpenAI: the whole catalog is available."""
+    return servers["fakes"]
 
 
 # ---- browser ------------------------------------------------------------------------------------
@@ -254,7 +278,7 @@ def test_gallery_lists_filters_searches_and_opens_details(
     fake_server: Server, new_page: Any, shots: Path
 ) -> None:
     base = fake_server.url
-    a = generate_via_api(base, prompt="a lighthouse on a cliff at dusk", model="flux-schnell", seed=1)
+    a = generate_via_api(base, prompt="a lighthouse on a cliff at dusk", model="flux-schnell", seed=424242)
     b = generate_via_api(base, prompt="a bowl of ramen, top-down", model="preview", seed=2)
     wait_done(base, a["id"])
     wait_done(base, b["id"])

@@ -16,6 +16,7 @@ from pixelpipe.api.routes_meta import router as meta_router
 from pixelpipe.api.routes_webhooks import router as webhooks_router
 from pixelpipe.bootstrap import Services, build_services
 from pixelpipe.dispatcher import Dispatcher, run_sweeper
+from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.queue.local import LocalQueue
 from pixelpipe.settings import Settings
 
@@ -35,6 +36,9 @@ async def _embedded_worker(svc: Services) -> AsyncIterator[None]:
         asyncio.create_task(dispatcher.run()),
         asyncio.create_task(run_sweeper(svc, svc.queue.wakeup)),
     ]
+    deliveries = start_delivery(svc)  # completion webhooks (pixelpipe.notify)
+    if deliveries is not None:
+        tasks.append(deliveries)
     try:
         yield
     finally:
@@ -76,7 +80,11 @@ def create_app(settings: Settings, *, worker: bool | None = None) -> FastAPI:
 
 def _include_optional(app: FastAPI) -> None:
     """Routers owned by other stages (web page, usage reports) when present."""
-    for module in ("pixelpipe.web.routes", "pixelpipe.api.routes_usage"):
+    for module in (
+        "pixelpipe.web.routes",
+        "pixelpipe.api.routes_usage",
+        "pixelpipe.api.routes_openai",
+    ):
         try:
             mod = __import__(module, fromlist=["router"])
         except ModuleNotFoundError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -16,6 +18,7 @@ from pixelpipe.api.sse import all_jobs_stream
 from pixelpipe.intake import GenerationRequest
 
 router = APIRouter(tags=["meta"])
+READY_TIMEOUT_S = 3.0
 
 
 class ModelPublic(BaseModel):
@@ -131,15 +134,31 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["ops"])
 async def readyz(svc: ServicesDep, response: Response) -> JSONResponse:
-    """Readiness: every backend answers (database, storage)."""
-    checks: dict[str, str] = {}
-    for name, probe in (("database", svc.store.ping), ("storage", svc.storage.check)):
+    """Readiness: every configured backend answers (database, storage, queue, events)."""
+    probes: dict[str, Callable[[], Awaitable[object]]] = {
+        "database": svc.store.ping,
+        "storage": svc.storage.check,
+        "queue": svc.queue.ping,
+        "events": svc.notifier.ping,
+    }
+
+    async def check(probe: Callable[[], Awaitable[object]]) -> str:
         try:
-            await probe()
-            checks[name] = "ok"
+            await asyncio.wait_for(probe(), READY_TIMEOUT_S)
         except Exception as exc:
-            checks[name] = f"error: {type(exc).__name__}"
+            return f"error: {type(exc).__name__}"
+        return "ok"
+
+    results = await asyncio.gather(*(check(p) for p in probes.values()))
+    checks = dict(zip(probes, results, strict=True))
     ok = all(v == "ok" for v in checks.values())
+    backends = {
+        "database": svc.db.dialect,
+        "storage": type(svc.storage).__name__,
+        "queue": type(svc.queue).__name__,
+        "events": type(svc.notifier).__name__,
+    }
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        {"status": "ok" if ok else "unavailable", "checks": checks, "backends": backends},
+        status_code=200 if ok else 503,
     )

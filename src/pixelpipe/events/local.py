@@ -30,6 +30,9 @@ class LocalNotifier:
             if not self._subs[channel]:
                 self._subs.pop(channel, None)
 
+    async def ping(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         self._subs.clear()
 

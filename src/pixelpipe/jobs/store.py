@@ -28,6 +28,7 @@ from pixelpipe.jobs.model import (
     JobStatus,
     check_transition,
 )
+from pixelpipe.jobs.cache import BoundedCache
 from pixelpipe.jobs.rows import image_to_row, job_to_row, row_to_event, row_to_image, row_to_job
 from pixelpipe.jobs.tables import images, job_events, jobs, webhook_deliveries
 
@@ -35,9 +36,10 @@ _RUNNABLE = [str(s) for s in RUNNABLE]
 
 
 class JobStore:
-    def __init__(self, db: Database, notifier: Notifier) -> None:
+    def __init__(self, db: Database, notifier: Notifier, *, image_cache: int = 10_000) -> None:
         self.db = db
         self.notifier = notifier
+        self._images: BoundedCache[str, ImageRecord] = BoundedCache(image_cache)
 
     # ---- creation ---------------------------------------------------------------------------
     async def create(
@@ -51,17 +53,23 @@ class JobStore:
         row = job_to_row(job)
         row["request_fingerprint"] = fingerprint
         row["inflight_key"] = job.content_key if single_flight and not job.status.terminal else None
+
+        async def work(conn: AsyncConnection) -> Job | None:
+            existing = await self._existing(conn, job, single_flight, fingerprint)
+            if existing is not None:
+                return existing
+            await conn.execute(insert(jobs).values(**row))
+            await self._event(conn, job.id, "status", _status_data(job), job.created_at)
+            return None
+
         for _ in range(3):
             try:
-                async with self.db.begin() as conn:
-                    existing = await self._existing(conn, job, single_flight, fingerprint)
-                    if existing is not None:
-                        return existing, False
-                    await conn.execute(insert(jobs).values(**row))
-                    await self._event(conn, job.id, "status", _status_data(job), job.created_at)
-                break
+                existing = await self.db.batch(work)
             except IntegrityError:
-                continue  # a concurrent insert won (other process): look again
+                continue  # a concurrent insert won (another process): look again
+            if existing is not None:
+                return existing, False
+            break
         await self._wake(job.id)
         return job, True
 
@@ -171,14 +179,19 @@ class JobStore:
         cond = [jobs.c.id == job_id, jobs.c.status.in_([str(s) for s in allowed])]
         if owner is not None:
             cond.append(jobs.c.lease_owner == owner)
-        async with self.db.begin() as conn:
+
+        async def work(conn: AsyncConnection) -> Job | None:
             res = await conn.execute(update(jobs).where(*cond).values(**values).returning(jobs))
             row = res.first()
             if row is None:
                 return None
-            job = row_to_job(row)
-            await self._event(conn, job_id, "status", {**_status_data(job), **(event or {})}, now)
-        await self._wake(job_id)
+            moved = row_to_job(row)
+            await self._event(conn, job_id, "status", {**_status_data(moved), **(event or {})}, now)
+            return moved
+
+        job = await self.db.batch(work)
+        if job is not None:
+            await self._wake(job_id)
         return job
 
     async def update(self, job_id: str, *, owner: str | None = None, **fields: Any) -> bool:
@@ -186,15 +199,16 @@ class JobStore:
         cond = [jobs.c.id == job_id]
         if owner is not None:
             cond.append(jobs.c.lease_owner == owner)
-        async with self.db.begin() as conn:
-            res = await conn.execute(
-                update(jobs).where(*cond).values(updated_at=time.time(), **fields)
-            )
-        return bool(res.rowcount)
+        stmt = update(jobs).where(*cond).values(updated_at=time.time(), **fields)
+
+        async def work(conn: AsyncConnection) -> bool:
+            return bool((await conn.execute(stmt)).rowcount)
+
+        return await self.db.batch(work)
 
     async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> None:
-        async with self.db.begin() as conn:
-            await self._event(conn, job_id, type_, data, time.time())
+        now = time.time()
+        await self.db.batch(lambda conn: self._event(conn, job_id, type_, data, now))
         await self._wake(job_id)
 
     async def events_since(self, job_id: str, after_id: int = 0) -> list[JobEvent]:
@@ -222,7 +236,8 @@ class JobStore:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        async with self.db.begin() as conn:
+
+        async def work(conn: AsyncConnection) -> list[Job]:
             ids = [r[0] for r in (await conn.execute(pick)).all()]
             if not ids:
                 return []
@@ -233,6 +248,8 @@ class JobStore:
                 .returning(jobs)
             )
             return [row_to_job(r) for r in res.all()]
+
+        return await self.db.batch(work)
 
     async def claim(self, job_id: str, owner: str, *, lease_s: float) -> Job | None:
         """Lease one job by id (queue delivery), if it is runnable and not leased by another."""
@@ -247,9 +264,12 @@ class JobStore:
             .values(lease_owner=owner, lease_expires_at=now + lease_s)
             .returning(jobs)
         )
-        async with self.db.begin() as conn:
+
+        async def work(conn: AsyncConnection) -> Job | None:
             row = (await conn.execute(stmt)).first()
-        return row_to_job(row) if row else None
+            return row_to_job(row) if row else None
+
+        return await self.db.batch(work)
 
     async def release(self, job_id: str, owner: str, **fields: Any) -> None:
         await self.update(job_id, owner=owner, lease_owner=None, lease_expires_at=None, **fields)
@@ -291,24 +311,36 @@ class JobStore:
 
     # ---- images (content-addressed cache) ---------------------------------------------------
     async def find_image(self, content_key: str) -> ImageRecord | None:
+        """The stored image for a key. Images are immutable, so hits are cached in memory."""
+        cached = self._images.get(content_key)
+        if cached is not None:
+            return cached
         async with self.db.read() as conn:
             row = (
                 await conn.execute(select(images).where(images.c.content_key == content_key))
             ).first()
-        return row_to_image(row) if row else None
+        if row is None:
+            return None
+        rec = row_to_image(row)
+        self._images[content_key] = rec
+        return rec
 
     async def save_image(self, rec: ImageRecord) -> None:
+
+        async def work(conn: AsyncConnection) -> None:
+            exists = (
+                await conn.execute(
+                    select(images.c.content_key).where(images.c.content_key == rec.content_key)
+                )
+            ).first()
+            if exists is None:
+                await conn.execute(insert(images).values(**image_to_row(rec)))
+
         try:
-            async with self.db.begin() as conn:
-                exists = (
-                    await conn.execute(
-                        select(images.c.content_key).where(images.c.content_key == rec.content_key)
-                    )
-                ).first()
-                if exists is None:
-                    await conn.execute(insert(images).values(**image_to_row(rec)))
+            await self.db.batch(work)
         except IntegrityError:
             pass  # stored by a concurrent writer: content-addressed, so identical
+        self._images[rec.content_key] = rec
 
     async def image_stats(self) -> tuple[int, int]:
         stmt = select(func.count(), func.coalesce(func.sum(images.c.bytes), 0))
@@ -319,29 +351,30 @@ class JobStore:
     # ---- webhook deliveries -----------------------------------------------------------------
     async def record_delivery(self, provider: str, delivery_id: str, job_id: str | None) -> bool:
         """True the first time a delivery id is seen (idempotent webhook handling)."""
-        try:
-            async with self.db.begin() as conn:
-                seen = (
-                    await conn.execute(
-                        select(webhook_deliveries.c.delivery_id).where(
-                            webhook_deliveries.c.provider == provider,
-                            webhook_deliveries.c.delivery_id == delivery_id,
-                        )
-                    )
-                ).first()
-                if seen is not None:
-                    return False
+
+        async def work(conn: AsyncConnection) -> bool:
+            seen = (
                 await conn.execute(
-                    insert(webhook_deliveries).values(
-                        provider=provider,
-                        delivery_id=delivery_id,
-                        job_id=job_id,
-                        received_at=time.time(),
+                    select(webhook_deliveries.c.delivery_id).where(
+                        webhook_deliveries.c.provider == provider,
+                        webhook_deliveries.c.delivery_id == delivery_id,
                     )
                 )
+            ).first()
+            if seen is not None:
+                return False
+            await conn.execute(
+                insert(webhook_deliveries).values(
+                    provider=provider, delivery_id=delivery_id, job_id=job_id,
+                    received_at=time.time(),
+                )
+            )
+            return True
+
+        try:
+            return await self.db.batch(work)
         except IntegrityError:
             return False
-        return True
 
     async def forget_delivery(self, provider: str, delivery_id: str) -> None:
         async with self.db.begin() as conn:

@@ -107,8 +107,7 @@ class SqlLedger:
     async def record(self, charge: Charge) -> bool:
         now = self._clock()
         values = _entry_values(charge, now)
-        async with self.db.begin() as conn:
-            return await _insert_ignore(conn, values)
+        return await self.db.batch(lambda conn: _insert_ignore(conn, values))
 
     async def settle(self, job_id: str) -> None:
         await self._drop_reservation(job_id)

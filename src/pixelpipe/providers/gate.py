@@ -1,26 +1,66 @@
 """Per-provider pause after a 429 (``Retry-After``) and provider choice with failover.
 
-Embedded mode keeps pauses in memory; scale-out shares them through Redis (issue 6 wires that).
+The gate answers from memory (``available`` is called on every submit and must not wait on the
+network). What it learns — a pause from ``Retry-After``, an outage after repeated 5xx — it shares
+through a pluggable :class:`GateBackend`: none when embedded (one process), Redis when scaled out
+(``events/redis_gate.py``: a key with a TTL per pause plus a pub/sub message, so every process
+stops sending to a provider that said "slow down", and a process that starts later loads the
+pauses still in force).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from pixelpipe.catalog import ModelSpec
 
+PAUSE = "pause"
+OUTAGE = "outage"
+
+
+class GateBackend(Protocol):
+    """Shares pauses between processes. ``share`` must not block: it is called from sync code."""
+
+    async def start(self, gate: ProviderGate, providers: list[str]) -> None: ...
+
+    def share(self, kind: str, provider: str, until: float) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
 
 class ProviderGate:
-    def __init__(self) -> None:
+    def __init__(self, backend: GateBackend | None = None) -> None:
         self._paused_until: dict[str, float] = {}
         self._failures: dict[str, float] = {}
+        self.backend = backend
+
+    async def start(self, providers: list[str]) -> None:
+        if self.backend is not None:
+            await self.backend.start(self, providers)
+
+    async def aclose(self) -> None:
+        if self.backend is not None:
+            await self.backend.aclose()
 
     def pause(self, provider: str, seconds: float) -> None:
         until = time.time() + max(0.0, seconds)
-        self._paused_until[provider] = max(until, self._paused_until.get(provider, 0.0))
+        self.apply(PAUSE, provider, until)
+        if self.backend is not None:
+            self.backend.share(PAUSE, provider, until)
 
     def mark_outage(self, provider: str, seconds: float = 30.0) -> None:
-        self._failures[provider] = time.time() + seconds
+        until = time.time() + seconds
+        self._failures[provider] = until
+        if self.backend is not None:
+            self.backend.share(OUTAGE, provider, until)
+
+    def apply(self, kind: str, provider: str, until: float) -> None:
+        """Take in a pause or outage (local, or learnt from another process)."""
+        target = self._paused_until if kind == PAUSE else self._failures
+        target[provider] = max(until, target.get(provider, 0.0))
 
     def available(self, provider: str) -> bool:
         now = time.time()

@@ -12,5 +12,8 @@ class LocalQueue:
     async def enqueue(self, job_id: str, *, delay_s: float = 0.0) -> None:
         self.wakeup.set()
 
+    async def ping(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         self.wakeup.set()

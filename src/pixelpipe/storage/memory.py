@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixelpipe.errors import NotFound
-from pixelpipe.storage._keys import validate_key
+from pixelpipe.storage._keys import validate_content_type, validate_key
 from pixelpipe.storage.base import StoredObject
 
 
@@ -33,6 +33,7 @@ class MemoryStorage:
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:
         """First put wins, like the real backends; later puts of the key are no-ops."""
         validate_key(key)
+        validate_content_type(content_type)
         self._objects.setdefault(key, _Entry(bytes(data), content_type))
 
     async def get(self, key: str) -> bytes:

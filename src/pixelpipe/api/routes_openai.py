@@ -1,0 +1,370 @@
+"""``POST /v1/images/generations``: the OpenAI Images API in front of the whole pipeline.
+
+Point any OpenAI client at ``http://HOST:PORT/v1``::
+
+    from openai import OpenAI
+    client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused-without-auth")
+    img = client.images.generate(model="flux-schnell", prompt="a red fox", size="1024x1024")
+    print(img.data[0].url)  # our durable URL, not an expiring provider URL
+
+Every image goes through ``service.submit`` (intake, safety, content key, cache, budget,
+single-flight, job, queue) exactly like ``POST /v1/generations``; the handler then waits for the
+jobs to finish (``done:<id>`` notifications, bounded by ``PIXELPIPE_OPENAI_WAIT_S``) and answers
+``{created, data: [{url | b64_json, revised_prompt?}]}``.
+
+Mapping (see docs/python.md, "OpenAI-compatible endpoint"):
+
+* ``model``: a catalog name (``preview`` — the default —, ``flux-schnell``, ``gpt-image-1``, …) or a
+  provider's id for it (``black-forest-labs/flux-schnell``); unknown → 404 ``model_not_found``.
+* ``n`` (1–10) fans out into ``n`` jobs with seeds ``seed … seed+n-1`` (random seeds without one).
+* ``size`` (``auto`` = the model default), ``quality`` (``auto``; ``standard``/``hd`` and
+  ``low``/``medium``/``high`` are translated to the model's tiers; ignored by models without
+  tiers), ``output_format`` → ``format``; ``response_format`` ``url`` (absolute, built from the
+  request's base URL or ``PIXELPIPE_PUBLIC_URL``) or ``b64_json`` (default for ``gpt-image-*``,
+  which is what OpenAI does); ``user``, ``style``, ``background``, ``moderation`` are accepted and
+  ignored; ``stream`` is refused.
+* pixelpipe extensions (``extra_body`` in the OpenAI SDK): ``seed``, ``webhook``,
+  ``negative_prompt``, ``steps``, ``guidance``, ``aspect_ratio``, ``provider``, ``group``.
+
+Errors are OpenAI error objects ``{"error": {message, type, param, code}}`` (plus
+``pixelpipe_code``, our stable code): blocked prompts (safety rules or the provider's content
+policy) → 400 ``content_policy_violation``; budget → 429 ``insufficient_quota`` (with
+``x-should-retry: false``); invalid input → 400 ``invalid_request_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pixelpipe import service
+from pixelpipe.api.deps import get_caller, get_services
+from pixelpipe.bootstrap import Services
+from pixelpipe.catalog import ModelSpec
+from pixelpipe.errors import (
+    ERROR_CODES,
+    InvalidRequest,
+    JobTimedOut,
+    NotFound,
+    PixelpipeError,
+)
+from pixelpipe.intake import GenerationRequest
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.notify.hooks import wait_finished
+from pixelpipe.service import Caller, Submission
+
+log = logging.getLogger("pixelpipe.api.openai")
+router = APIRouter(tags=["openai"])
+MAX_N = 10
+SEED_MAX = 2**32 - 1
+
+
+class ImageGenerationRequest(BaseModel):
+    """Body of ``POST /v1/images/generations`` (OpenAI Images API, plus pixelpipe extensions)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(..., description="What to draw.")
+    model: str | None = Field(None, description="Catalog model name; default preview.")
+    n: int = Field(1, ge=1, le=MAX_N, description="Images (one job each).")
+    size: str | None = Field(None, description="WIDTHxHEIGHT or auto.")
+    quality: str | None = Field(None, description="auto, standard, hd, low, medium, high.")
+    response_format: Literal["url", "b64_json"] | None = None
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    user: str | None = Field(None, max_length=256, description="Accepted; not stored.")
+    stream: bool | None = Field(None, description="Not supported (must be false or absent).")
+    # pixelpipe extensions
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    webhook: str | None = None
+    negative_prompt: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    aspect_ratio: str | None = None
+    provider: str | None = None
+    group: str | None = Field(None, max_length=64)
+
+
+class ImageData(BaseModel):
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str | None = None
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+    size: str | None = None
+    output_format: str | None = None
+    quality: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(BaseModel):
+    error: OpenAIErrorBody
+
+
+_ERR: dict[int | str, dict[str, Any]] = {
+    400: {"model": OpenAIError, "description": "invalid_request_error / content_policy_violation"},
+    404: {"model": OpenAIError, "description": "model_not_found"},
+    429: {"model": OpenAIError, "description": "insufficient_quota / rate_limit_exceeded"},
+    504: {"model": OpenAIError, "description": "the images were not ready in time"},
+}
+
+
+@router.post(
+    "/v1/images/generations",
+    response_model=ImagesResponse,
+    responses=_ERR,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ImageGenerationRequest.model_json_schema()}},
+        }
+    },
+)
+async def create_images(request: Request) -> Response:
+    """OpenAI-compatible image generation through the whole pipeline (waits for the images)."""
+    svc = get_services(request)
+    try:
+        caller = await get_caller(request)
+        body = parse_body(await request.body())
+        spec = resolve_model(svc, body.model)
+        bodies = generation_requests(body, spec)
+        subs = await submit_all(svc, bodies, caller)
+        jobs = await wait_all(svc, [s.job for s in subs], svc.settings.openai_wait_s)
+        return await respond(svc, request, body, spec, jobs)
+    except PixelpipeError as exc:
+        return error_response(exc.code, exc.detail, exc.extra, retry_after=_retry_after(exc))
+
+
+# ---- request → generation requests ---------------------------------------------------------
+
+
+def parse_body(raw: bytes) -> ImageGenerationRequest:
+    try:
+        body = ImageGenerationRequest.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err.get("loc", ())]
+        field = ".".join(loc) or None
+        msg = err.get("msg", "invalid")
+        detail = f"{field}: {msg}" if field else f"the request body is not valid: {msg}"
+        raise InvalidRequest(detail, field=field) from None
+    if body.stream:
+        raise InvalidRequest("stream=true is not supported; leave it out", field="stream")
+    return body
+
+
+def resolve_model(svc: Services, name: str | None) -> ModelSpec:
+    """A catalog name, or a provider's id of a catalog model (``fal-ai/flux/schnell``)."""
+    name = name or "preview"
+    spec = svc.catalog.models.get(name)
+    if spec is not None:
+        return spec
+    for candidate in svc.catalog.models.values():
+        if name in candidate.provider_ids.values():
+            return candidate
+    known = ", ".join(sorted(svc.catalog.models))
+    raise NotFound(f"The model '{name}' does not exist; available: {known}", field="model")
+
+
+_QUALITY_ALTERNATIVES = {
+    "standard": ("standard", "medium"),
+    "hd": ("hd", "high"),
+    "low": ("low", "standard"),
+    "medium": ("medium", "standard"),
+    "high": ("high", "hd"),
+}
+
+
+def map_quality(quality: str | None, spec: ModelSpec) -> str | None:
+    if quality is None or quality == "auto" or not spec.qualities:
+        return None
+    for candidate in _QUALITY_ALTERNATIVES.get(quality, (quality,)):
+        if candidate in spec.qualities:
+            return candidate
+    return quality  # intake refuses it with the list of tiers
+
+
+def generation_requests(body: ImageGenerationRequest, spec: ModelSpec) -> list[GenerationRequest]:
+    size = None if body.size in (None, "auto") else body.size
+    common: dict[str, Any] = {
+        "prompt": body.prompt,
+        "model": spec.name,
+        "size": size,
+        "aspect_ratio": body.aspect_ratio,
+        "format": body.output_format,
+        "quality": map_quality(body.quality, spec),
+        "steps": body.steps,
+        "guidance": body.guidance,
+        "negative_prompt": body.negative_prompt,
+        "provider": body.provider,
+        "group": body.group,
+        "webhook": body.webhook,
+    }
+    out = []
+    for i in range(body.n):
+        seed = None if body.seed is None else (body.seed + i) % (SEED_MAX + 1)
+        out.append(GenerationRequest(**common, seed=seed))
+    return out
+
+
+async def submit_all(
+    svc: Services, bodies: list[GenerationRequest], caller: Caller
+) -> list[Submission]:
+    """Submit each image; if one is refused, cancel the jobs this request started, then raise."""
+    subs: list[Submission] = []
+    try:
+        for body in bodies:
+            subs.append(await service.submit(svc, body, caller=caller))
+    except PixelpipeError:
+        for sub in subs:
+            if sub.created and not sub.job.status.terminal:
+                try:
+                    await service.cancel(svc, sub.job.id)
+                except PixelpipeError:
+                    pass  # finished meanwhile
+        raise
+    return subs
+
+
+async def wait_all(svc: Services, jobs: list[Job], timeout_s: float) -> list[Job]:
+    async def one(job: Job) -> Job:
+        if job.status.terminal:
+            return job
+        return await wait_finished(svc, job.id, timeout_s=timeout_s)
+
+    try:
+        return list(await asyncio.gather(*(one(j) for j in jobs)))
+    except TimeoutError:
+        ids = ", ".join(j.id for j in jobs)
+        raise JobTimedOut(
+            f"the images were not ready within {timeout_s:g} s; they keep running — follow "
+            f"GET /v1/generations/{{id}} for: {ids}"
+        ) from None
+
+
+# ---- response ------------------------------------------------------------------------------
+
+
+async def respond(
+    svc: Services, request: Request, body: ImageGenerationRequest, spec: ModelSpec, jobs: list[Job]
+) -> Response:
+    for job in jobs:
+        if job.status is not JobStatus.SUCCEEDED:
+            return failed_job_response(job)
+    fmt = body.response_format or ("b64_json" if spec.name.startswith("gpt-image") else "url")
+    base = str(request.base_url).rstrip("/")
+    data: list[dict[str, Any]] = []
+    for job in jobs:
+        assert job.storage_key is not None
+        item: dict[str, Any] = {}
+        if fmt == "b64_json":
+            item["b64_json"] = base64.b64encode(await svc.storage.get(job.storage_key)).decode()
+        else:
+            url = await svc.delivery.url_for(job.storage_key)
+            item["url"] = base + url if url.startswith("/") else url
+        if job.revised_prompt:
+            item["revised_prompt"] = job.revised_prompt
+        data.append(item)
+    first = jobs[0].request
+    payload: dict[str, Any] = {
+        "created": int(time.time()),
+        "data": data,
+        "size": first.size,
+        "output_format": first.format,
+    }
+    if first.quality:
+        payload["quality"] = first.quality
+    costs = [j.cost_micros for j in jobs]
+    headers = {
+        "x-pixelpipe-generation-ids": ",".join(j.id for j in jobs),
+        "x-pixelpipe-cached": ",".join("true" if j.cached else "false" for j in jobs),
+    }
+    if all(c is not None for c in costs):
+        from pixelpipe.api.schemas import usd
+
+        headers["x-pixelpipe-cost-usd"] = usd(sum(c or 0 for c in costs)) or "0"
+    return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
+
+
+def failed_job_response(job: Job) -> Response:
+    code = job.error_code or ("canceled" if job.status is JobStatus.CANCELED else "provider_failed")
+    detail = job.error_detail or f"generation {job.id} {job.status}"
+    return error_response(code, f"{detail} (generation {job.id})", {})
+
+
+# ---- errors --------------------------------------------------------------------------------
+
+_CONTENT_POLICY = ("prompt_blocked", "provider_rejected")
+_INVALID = ("invalid_request", "idempotency_key_reused", "provider_invalid_input", "conflict")
+
+
+def _openai_shape(code: str, extra: dict[str, Any]) -> tuple[int, str, str | None]:
+    """(HTTP status, OpenAI error type, OpenAI error code) for one of our error codes."""
+    if code in _CONTENT_POLICY:
+        return 400, "invalid_request_error", "content_policy_violation"
+    if code == "budget_exceeded":
+        return 429, "insufficient_quota", "insufficient_quota"
+    if code in _INVALID:
+        return 400, "invalid_request_error", "invalid_value"
+    if code == "not_found":
+        not_model = extra.get("field") != "model"
+        return 404, "invalid_request_error", "not_found" if not_model else "model_not_found"
+    if code == "unauthorized":
+        return 401, "invalid_request_error", "invalid_api_key"
+    if code == "forbidden":
+        return 403, "invalid_request_error", "forbidden"
+    if code in ("rate_limited", "provider_rate_limited"):
+        return 429, "requests", "rate_limit_exceeded"
+    if code == "timed_out":
+        return 504, "server_error", "timeout"
+    if code == "canceled":
+        return 409, "invalid_request_error", "canceled"
+    cls = ERROR_CODES.get(code)
+    status = cls.status if cls is not None and cls.status >= 500 else 500
+    return status, "server_error", code
+
+
+def error_response(
+    code: str, message: str, extra: dict[str, Any], *, retry_after: float | None = None
+) -> Response:
+    status, type_, oa_code = _openai_shape(code, extra)
+    field = extra.get("field")
+    body = {
+        "error": {
+            "message": message,
+            "type": type_,
+            "param": str(field) if field else None,
+            "code": oa_code,
+            "pixelpipe_code": code,
+        }
+    }
+    headers: dict[str, str] = {}
+    if status == 429 and code != "budget_exceeded":
+        if retry_after:
+            headers["retry-after"] = str(max(1, round(retry_after)))
+    elif status < 500 or status == 504:
+        # a retry would not help (or, after a wait timeout, would start more images)
+        headers["x-should-retry"] = "false"
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _retry_after(exc: PixelpipeError) -> float | None:
+    value = getattr(exc, "retry_after", None)
+    return float(value) if value else None

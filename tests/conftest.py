@@ -1,0 +1,3 @@
+"""Suite-wide plugins: the real-server fixtures (PostgreSQL, Redis, SeaweedFS) start on first use."""
+
+pytest_plugins = ["tests.servers.fixtures"]
