@@ -400,6 +400,8 @@ def test_rate_limited_poll_keeps_the_run(polled: Server, fakes: FakesThread, pro
     assert done["status"] == "succeeded", done
     assert fakes.stats(provider)["creates_total"] == 1
     assert done["attempt"] == 1 and done["provider"] == provider
+    waited = [r for r in retries(events) if r.get("polling")]
+    assert waited and all(r["retry_in_s"] >= 1.0 for r in waited), events
     assert len(ledger(polled, job["id"])) == 1
 
 

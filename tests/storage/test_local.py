@@ -139,6 +139,6 @@ def test_from_url() -> None:
         "/var/lib/px images"
     )
     assert LocalDiskStorage.from_url("file://localhost/srv/img").root == Path("/srv/img")
-    for bad in ("file://otherhost/x", "file:", "s3://bucket"):
+    for bad in ("file://otherhost/x", "file:", "file:relative/dir", "s3://bucket"):
         with pytest.raises(ConfigError):
             LocalDiskStorage.from_url(bad)

@@ -59,7 +59,8 @@ class LocalDiskStorage:
     def from_url(cls, url: str) -> LocalDiskStorage:
         """``file:///abs/dir`` (``file://localhost/dir`` too); relative paths are refused."""
         parts = urlsplit(url)
-        if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path:
+        absolute = parts.path.startswith("/")
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not absolute:
             raise ConfigError(f"PIXELPIPE_STORAGE_URL: expected file:///absolute/dir, got {url!r}")
         return cls(Path(unquote(parts.path)))
 

@@ -1,0 +1,292 @@
+"""Typed async client for a running pixelpipe server (``pixelpipe serve``).
+
+>>> import asyncio
+>>> from pixelpipe import Client
+>>> async def main() -> None:
+...     async with Client("http://127.0.0.1:8000") as client:
+...         gen = await client.generate("a red fox in the snow", model="preview", seed=7)
+...         print(gen.status, gen.image.url if gen.image else None, gen.cost.usd)
+...         png = await client.download(gen)  # the stored bytes
+
+Every method returns the same pydantic models the HTTP API documents (``GenerationPublic``,
+``GenerationList``, ``EstimatePublic``, ``UsagePublic``, ``ModelPublic``), and every error answer
+(``application/problem+json``) is raised as the matching :class:`~pixelpipe.errors.PixelpipeError`
+subclass — the same tree the in-process :class:`~pixelpipe.pipeline.Pipeline` raises — with the
+server's ``detail`` and extra fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+from pixelpipe.api.routes_meta import EstimatePublic, ModelPublic
+from pixelpipe.api.routes_usage import UsagePublic
+from pixelpipe.api.schemas import GenerationList, GenerationPublic
+from pixelpipe.errors import ERROR_CODES, PixelpipeError
+
+__all__ = [
+    "Client",
+    "EstimatePublic",
+    "GenerationList",
+    "GenerationPublic",
+    "ModelPublic",
+    "UsagePublic",
+]
+
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+_PROBLEM_KEYS = frozenset({"type", "title", "status", "detail", "code"})
+
+
+class Client:
+    """Async client for the pixelpipe HTTP API.
+
+    ``base_url``: the server (``http://127.0.0.1:8000``); ``api_key``: sent as a Bearer token
+    (only needed when the server requires keys); ``timeout``: per HTTP request, in seconds.
+    Use it as an async context manager, or call :meth:`aclose` when done.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=timeout
+        )
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    # ---- generations ---------------------------------------------------------------------------
+    async def submit(
+        self, prompt: str, *, idempotency_key: str | None = None, **params: Any
+    ) -> GenerationPublic:
+        """Start a generation; returns at once (``status`` queued, or succeeded for a cache hit).
+
+        ``params``: any field of ``POST /v1/generations`` — ``model``, ``seed``, ``size``,
+        ``aspect_ratio``, ``format``, ``quality``, ``steps``, ``guidance``, ``negative_prompt``,
+        ``provider``, ``group``, ``webhook``.
+
+        >>> gen = await client.submit("a lighthouse", model="flux-schnell", seed=1)  # doctest: +SKIP
+        """
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else None
+        body = {"prompt": prompt, **{k: v for k, v in params.items() if v is not None}}
+        resp = await self._request("POST", "/v1/generations", json=body, headers=headers)
+        return GenerationPublic.model_validate_json(resp.content)
+
+    async def get(self, generation_id: str) -> GenerationPublic:
+        """The generation as it is now."""
+        resp = await self._request("GET", f"/v1/generations/{generation_id}")
+        return GenerationPublic.model_validate_json(resp.content)
+
+    async def wait(
+        self, generation_id: str, *, timeout_s: float | None = 600.0
+    ) -> GenerationPublic:
+        """Follow the generation's server-sent events until it is terminal; return it.
+
+        Reconnects with ``Last-Event-ID`` if the stream drops. ``TimeoutError`` after
+        ``timeout_s`` (the generation keeps running on the server).
+        """
+        async with asyncio.timeout(timeout_s):
+            last: str | None = None
+            while True:
+                gen = await self.get(generation_id)
+                if gen.status in TERMINAL:
+                    return gen
+                done, last = await self._follow(generation_id, last)
+                if done is not None:
+                    return done
+                await asyncio.sleep(0.2)  # the stream ended early: look again, then resume
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        timeout_s: float | None = 600.0,
+        raise_on_failure: bool = True,
+        **params: Any,
+    ) -> GenerationPublic:
+        """Submit and wait: the finished generation (``image.url`` to fetch it).
+
+        Raises the generation's error (e.g. ``ProviderContentRejected``) when it failed, unless
+        ``raise_on_failure=False``.
+
+        >>> gen = await client.generate("a red fox", model="preview", seed=7)  # doctest: +SKIP
+        >>> gen.cached, gen.cost.usd  # doctest: +SKIP
+        (False, '0.00')
+        """
+        gen = await self.submit(prompt, **params)
+        if gen.status not in TERMINAL:
+            gen = await self.wait(gen.id, timeout_s=timeout_s)
+        if raise_on_failure and gen.status != "succeeded":
+            code = gen.error.code if gen.error else "provider_failed"
+            detail = gen.error.detail if gen.error and gen.error.detail else gen.status
+            raise _error(code, f"{detail} (generation {gen.id})", {})
+        return gen
+
+    async def list(
+        self,
+        *,
+        limit: int = 30,
+        cursor: str | None = None,
+        model: str | None = None,
+        q: str | None = None,
+        group: str | None = None,
+        status: str | None = None,
+    ) -> GenerationList:
+        """One page, newest first; pass ``page.next_cursor`` as ``cursor`` for the next one."""
+        params = {
+            k: v
+            for k, v in {
+                "limit": limit,
+                "cursor": cursor,
+                "model": model,
+                "q": q,
+                "group": group,
+                "status": status,
+            }.items()
+            if v is not None
+        }
+        resp = await self._request("GET", "/v1/generations", params=params)
+        return GenerationList.model_validate_json(resp.content)
+
+    async def iterate(self, **filters: Any) -> AsyncIterator[GenerationPublic]:
+        """Every generation matching ``filters`` (as for :meth:`list`), page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(cursor=cursor, **filters)
+            for gen in page.data:
+                yield gen
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def cancel(self, generation_id: str) -> GenerationPublic:
+        """Cancel a running generation (``Conflict`` when it already finished)."""
+        resp = await self._request("POST", f"/v1/generations/{generation_id}/cancel")
+        return GenerationPublic.model_validate_json(resp.content)
+
+    async def download(self, generation: GenerationPublic | str) -> bytes:
+        """The stored image bytes of a succeeded generation (or of an image URL)."""
+        if isinstance(generation, str):
+            url = generation
+        elif generation.image is None:
+            raise _error("not_found", f"generation {generation.id} has no image", {})
+        else:
+            url = generation.image.url
+        resp = await self._request("GET", url)
+        return resp.content
+
+    # ---- catalog and costs -----------------------------------------------------------------------
+    async def models(self) -> builtins.list[ModelPublic]:
+        resp = await self._request("GET", "/v1/models")
+        return [ModelPublic.model_validate(m) for m in orjson.loads(resp.content)]
+
+    async def estimate(self, prompt: str, **params: Any) -> EstimatePublic:
+        """What the generation would cost (same fields as :meth:`submit`); nothing is spent."""
+        body = {"prompt": prompt, **{k: v for k, v in params.items() if v is not None}}
+        resp = await self._request("POST", "/v1/estimates", json=body)
+        return EstimatePublic.model_validate_json(resp.content)
+
+    async def usage(
+        self,
+        *,
+        group_by: Literal["model", "provider", "key", "day"] = "model",
+        since: str | None = None,
+        until: str | None = None,
+    ) -> UsagePublic:
+        """Spend, savings and unpriced events (``GET /v1/usage``)."""
+        params = {"group_by": group_by, "since": since, "until": until, "format": "json"}
+        resp = await self._request(
+            "GET", "/v1/usage", params={k: v for k, v in params.items() if v is not None}
+        )
+        return UsagePublic.model_validate_json(resp.content)
+
+    # ---- internals -------------------------------------------------------------------------------
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        resp = await self._http.request(method, url, **kwargs)
+        if resp.status_code >= 400:
+            raise _from_response(resp)
+        return resp
+
+    async def _follow(
+        self, generation_id: str, last_id: str | None
+    ) -> tuple[GenerationPublic | None, str | None]:
+        """Read the event stream until a terminal status (or until it ends): (job, last id)."""
+        headers = {"last-event-id": last_id} if last_id else {}
+        timeout = httpx.Timeout(10.0, read=45.0)  # the server pings every 15 s
+        url = f"/v1/generations/{generation_id}/events"
+        event: dict[str, Any] = {}
+        try:
+            async with self._http.stream("GET", url, headers=headers, timeout=timeout) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    raise _from_response(resp)
+                async for line in resp.aiter_lines():
+                    if line.startswith("id:"):
+                        last_id = line[3:].strip()
+                    elif line.startswith("event:"):
+                        event["event"] = line[6:].strip()
+                    elif line.startswith("data:"):
+                        with contextlib.suppress(orjson.JSONDecodeError):
+                            event["data"] = orjson.loads(line[5:].strip())
+                    elif not line and event:
+                        data = event.get("data") or {}
+                        if event.get("event") == "status" and data.get("status") in TERMINAL:
+                            job = data.get("job")
+                            if job:
+                                return GenerationPublic.model_validate(job), last_id
+                            return await self.get(generation_id), last_id
+                        event = {}
+        except httpx.TransportError:
+            pass  # reconnect from last_id
+        return None, last_id
+
+
+def _from_response(resp: httpx.Response) -> PixelpipeError:
+    try:
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict) or "code" not in body:
+        text = resp.text[:300] or resp.reason_phrase
+        return _error(f"http_{resp.status_code}", f"HTTP {resp.status_code}: {text}", {})
+    extra = {k: v for k, v in body.items() if k not in _PROBLEM_KEYS}
+    retry_after = resp.headers.get("retry-after")
+    if retry_after:
+        with contextlib.suppress(ValueError):
+            extra["retry_after"] = float(retry_after)
+    return _error(str(body["code"]), str(body.get("detail") or body.get("title") or ""), extra)
+
+
+def _error(code: str, detail: str, extra: dict[str, Any]) -> PixelpipeError:
+    """An instance of the error class registered for ``code`` (PixelpipeError if unknown)."""
+    cls = ERROR_CODES.get(code, PixelpipeError)
+    try:
+        exc = cls(detail, **extra)
+    except TypeError:  # a required keyword (e.g. SafetyRejected's reason) is missing
+        exc = PixelpipeError(detail, code=code, **extra)
+    return exc
