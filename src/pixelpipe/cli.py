@@ -214,6 +214,12 @@ def _register_subcommands() -> None:
     app.command("usage")(usage)
     app.add_typer(budgets_app, name="budgets")
 
+    from pixelpipe.cli_batch import batch, compare, webhook_secret_cmd
+
+    app.command("batch")(batch)
+    app.command("compare")(compare)
+    app.command("webhook-secret")(webhook_secret_cmd)
+
 
 _register_subcommands()
 

@@ -90,7 +90,9 @@ class Client:
         ``aspect_ratio``, ``format``, ``quality``, ``steps``, ``guidance``, ``negative_prompt``,
         ``provider``, ``group``, ``webhook``.
 
-        >>> gen = await client.submit("a lighthouse", model="flux-schnell", seed=1)  # doctest: +SKIP
+        Example::
+
+            gen = await client.submit("a lighthouse", model="flux-schnell", seed=1)
         """
         headers = {"idempotency-key": idempotency_key} if idempotency_key else None
         body = {"prompt": prompt, **{k: v for k, v in params.items() if v is not None}}
@@ -134,9 +136,10 @@ class Client:
         Raises the generation's error (e.g. ``ProviderContentRejected``) when it failed, unless
         ``raise_on_failure=False``.
 
-        >>> gen = await client.generate("a red fox", model="preview", seed=7)  # doctest: +SKIP
-        >>> gen.cached, gen.cost.usd  # doctest: +SKIP
-        (False, '0.00')
+        Example::
+
+            gen = await client.generate("a red fox", model="preview", seed=7)
+            print(gen.image.url, gen.cached, gen.cost.usd)
         """
         gen = await self.submit(prompt, **params)
         if gen.status not in TERMINAL:

@@ -23,7 +23,7 @@ from pixelpipe.jobs.model import Job
 from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.notify.hooks import wait_finished
 from pixelpipe.queue.local import LocalQueue
-from pixelpipe.service import Caller, cancel, get_job, submit
+from pixelpipe.service import Caller, Estimate, cancel, estimate, get_job, submit
 from pixelpipe.settings import Settings, load_settings
 
 
@@ -39,7 +39,23 @@ class GenerationResult:
 
 
 class Pipeline:
-    """Runs submit → worker → storage in this process (embedded backends by default)."""
+    """Runs submit → worker → storage in this process (embedded backends by default).
+
+    Settings come from the environment (``PIXELPIPE_*``, as for ``pixelpipe serve``) unless
+    given; the same data directory can be shared with a server, which then shows these jobs.
+    ``worker=False`` only submits (a separate ``pixelpipe worker`` runs the jobs).
+
+    Example::
+
+        from pixelpipe import Pipeline
+        from pixelpipe.settings import load_settings
+
+        async with Pipeline(load_settings(data_dir="/tmp/pp")) as p:
+            result = await p.generate("a red fox", model="preview", seed=7, size="512x512")
+            open("fox.webp", "wb").write(result.image or b"")
+            job = await p.submit("a blue fox", seed=7)  # returns at once
+            job = await p.wait(job.id, timeout_s=60)
+    """
 
     def __init__(self, settings: Settings | None = None, *, worker: bool = True) -> None:
         self.settings = settings or load_settings()
@@ -80,6 +96,11 @@ class Pipeline:
             self._svc = None
 
     async def submit(self, prompt: str, **params: Any) -> Job:
+        """Start a generation (fields as for ``POST /v1/generations``); returns the job at once.
+
+        A cache hit comes back already ``succeeded`` (``job.cached``); an identical request in
+        flight returns that job (single-flight).
+        """
         body = GenerationRequest(prompt=prompt, **params)
         return (await submit(self.services, body, caller=Caller())).job
 
@@ -109,5 +130,14 @@ class Pipeline:
             job, await svc.delivery.url_for(job.storage_key), await svc.storage.get(job.storage_key)
         )
 
+    async def get(self, job_id: str) -> Job:
+        """The job as it is now (``NotFound`` for an unknown id)."""
+        return await get_job(self.services, job_id)
+
+    async def estimate(self, prompt: str, **params: Any) -> Estimate:
+        """What a generation would cost (``estimate.price.amount_micros``); nothing is spent."""
+        return estimate(self.services, GenerationRequest(prompt=prompt, **params))
+
     async def cancel(self, job_id: str) -> Job:
+        """Cancel a running job (``Conflict`` when it already finished)."""
         return await cancel(self.services, job_id)

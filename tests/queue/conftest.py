@@ -54,7 +54,7 @@ class QueueHarness:
             if job is not None and job.status.terminal:
                 return job
             await asyncio.sleep(0.02)
-        raise AssertionError(f"{job_id} not finished within {timeout}s")
+        raise AssertionError(f"{job_id} not finished within {timeout}s: {job}")
 
     def start_table_scan(self) -> None:
         self.tasks.append(asyncio.create_task(self.dispatcher.run()))

@@ -1,5 +1,4 @@
-"""Backends under test. Until the top-level conftest registers ``tests.servers.fixtures`` as a
-plugin, the server fixtures this package needs are imported here (remove these imports then)."""
+"""Backends under test (server fixtures come from the suite-wide ``tests.servers.fixtures``)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import pytest
 
 from pixelpipe.settings import Settings
 from pixelpipe.storage import LocalDiskStorage, MemoryStorage, S3Storage, Storage
-from tests.servers.fixtures import s3_settings, seaweedfs  # noqa: F401
 
 BACKENDS = ["memory", "local", pytest.param("s3", marks=pytest.mark.servers)]
 

@@ -353,6 +353,9 @@ def test_compare_three_models_side_by_side(
     page.get_by_label("Seed", exact=True).fill("1234")
     page.get_by_role("button", name="Run comparison").click()
 
+    outcome = page.locator("#compare-results:not([hidden]), #c-prompt-error:not([hidden])")
+    expect(outcome.first).to_be_visible()
+    assert page.locator("#c-prompt-error").is_hidden(), page.locator("#c-prompt-error").inner_text()
     expect(page).to_have_url(re.compile(r"/compare/cmp_"))
     cols = page.locator("#cmp-grid .cmp-col")
     expect(cols).to_have_count(3)
