@@ -170,7 +170,7 @@ class Outcome:
 
 class Runner(Protocol):
     async def run(
-        self, index: int, params: dict[str, Any], *, timeout_s: float, save_to: Path | None
+        self, index: int, params: dict[str, Any], *, timeout_s: float, save: Saver | None
     ) -> Outcome: ...
 
 
@@ -185,12 +185,19 @@ def _outcome(index: int, params: dict[str, Any]) -> Outcome:
     )
 
 
-def _save(save_to: Path, o: Outcome, data: bytes, content_type: str | None) -> str:
-    save_to.mkdir(parents=True, exist_ok=True)
-    ext = _EXT.get(content_type or "", "img")
-    path = save_to / f"{o.index:05d}-{o.model}-{o.seed}.{ext}"
-    path.write_bytes(data)
-    return str(path)
+Saver = Callable[[Outcome, bytes, str | None], str]  # (outcome, image, content type) -> path
+
+
+def saver(directory: Path, name: Callable[[Outcome], str]) -> Saver:
+    """Write images as ``directory/<name(outcome)>.<ext>``."""
+
+    def save(o: Outcome, data: bytes, content_type: str | None) -> str:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{name(o)}.{_EXT.get(content_type or '', 'img')}"
+        path.write_bytes(data)
+        return str(path)
+
+    return save
 
 
 class LocalRunner:
@@ -200,7 +207,7 @@ class LocalRunner:
         self.pipeline = pipeline
 
     async def run(
-        self, index: int, params: dict[str, Any], *, timeout_s: float, save_to: Path | None
+        self, index: int, params: dict[str, Any], *, timeout_s: float, save: Saver | None
     ) -> Outcome:
         from pixelpipe import service
         from pixelpipe.intake import GenerationRequest
@@ -230,9 +237,8 @@ class LocalRunner:
         o.error_code, o.error_detail = job.error_code, job.error_detail
         if o.ok and job.storage_key:
             o.url = await svc.delivery.url_for(job.storage_key)
-            if save_to is not None:
-                data = await svc.storage.get(job.storage_key)
-                o.path = _save(save_to, o, data, job.content_type)
+            if save is not None:
+                o.path = save(o, await svc.storage.get(job.storage_key), job.content_type)
             if job.cached:
                 o.provider = "cache"
                 with contextlib.suppress(PixelpipeError):
@@ -248,7 +254,7 @@ class RemoteRunner:
         self.client = client
 
     async def run(
-        self, index: int, params: dict[str, Any], *, timeout_s: float, save_to: Path | None
+        self, index: int, params: dict[str, Any], *, timeout_s: float, save: Saver | None
     ) -> Outcome:
         started = time.monotonic()
         o = _outcome(index, params)
@@ -274,9 +280,8 @@ class RemoteRunner:
         if o.ok and gen.image is not None:
             url = gen.image.url
             o.url = self.client.base_url + url if url.startswith("/") else url
-            if save_to is not None:
-                data = await self.client.download(gen)
-                o.path = _save(save_to, o, data, gen.image.content_type)
+            if save is not None:
+                o.path = save(o, await self.client.download(gen), gen.image.content_type)
             if gen.cached:
                 with contextlib.suppress(PixelpipeError):
                     est = await self.client.estimate(params["prompt"], **fields)
@@ -348,7 +353,7 @@ async def run_all(
     *,
     concurrency: int,
     timeout_s: float,
-    save_to: Path | None,
+    save: Saver | None,
     on_done: Callable[[Outcome], None],
 ) -> list[Outcome]:
     """Run every item, at most ``concurrency`` at a time; ``on_done`` after each."""
@@ -357,7 +362,7 @@ async def run_all(
 
     async def one(index: int, params: dict[str, Any]) -> None:
         async with sem:
-            o = await runner.run(index, params, timeout_s=timeout_s, save_to=save_to)
+            o = await runner.run(index, params, timeout_s=timeout_s, save=save)
         results.append(o)
         on_done(o)
 
@@ -453,7 +458,9 @@ def batch(
                 params,
                 concurrency=concurrency,
                 timeout_s=timeout,
-                save_to=out_dir,
+                save=saver(out_dir, lambda o: f"{o.index:05d}-{o.model}-{o.seed}")
+                if out_dir
+                else None,
                 on_done=on_done,
             )
 
@@ -584,7 +591,7 @@ def compare(
                 params,
                 concurrency=len(params),
                 timeout_s=timeout,
-                save_to=out_dir,
+                save=saver(out_dir, lambda o: f"{o.model}-{o.seed}"),
                 on_done=summary.outcomes.append,
             )
 
@@ -594,8 +601,9 @@ def compare(
         print(orjson.dumps([asdict(o) for o in rows], option=orjson.OPT_INDENT_2).decode())
     else:
         table = Table(title=f"{prompt!r}  seed={the_seed}  group={group}")
-        for col in ("model", "provider", "status", "time", "cost", "image"):
+        for col in ("model", "provider", "status", "time", "cost"):
             table.add_column(col, justify="right" if col in ("time", "cost") else "left")
+        table.add_column("image", overflow="fold")
         for o in rows:
             cost = "$0 (cache)" if o.cached else _usd(o.cost_micros) if o.ok else "-"
             where = (o.path or o.url or "") if o.ok else f"{o.error_code}: {o.error_detail}"

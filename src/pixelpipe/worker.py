@@ -7,6 +7,7 @@ not terminal, a ``next_run_at``; a crash anywhere leaves a row that the next cla
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import random
@@ -241,13 +242,13 @@ class Worker:
     # ---- fetch + verify + store ---------------------------------------------------------------
     async def accept_success(self, job: Job, update: ProviderUpdate) -> Job | None:
         """Bill the attempt (once) and persist the outputs: from here on we never pay again."""
-        await self._record_attempt(job, update)
+        billed = self._record_attempt(job, update)  # same group commit as the transition
         saved = {
             **job.provider_state,
             "outputs": _serialisable(list(update.outputs)),
             "usage": update.usage,
         }
-        return await self.svc.store.transition(
+        moved = self.svc.store.transition(
             job.id,
             job.status,
             _S.FETCHING,
@@ -256,6 +257,8 @@ class Worker:
             provider_job_id=update.provider_job_id,
             revised_prompt=update.revised_prompt or job.revised_prompt,
         )
+        _, result = await asyncio.gather(billed, moved)
+        return result
 
     async def fetch_and_store(self, job: Job, update: ProviderUpdate | None) -> None:
         svc = self.svc
@@ -279,9 +282,11 @@ class Worker:
                 return
         key = storage_key(job.content_key, job.model, job.request.format)
         tkey = thumbnail_key(job.content_key, job.model)
-        await svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format])
+        await asyncio.gather(
+            svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format]),
+            svc.storage.put(tkey, thumb.data, content_type="image/webp"),
+        )
         svc.metrics.stored_bytes.inc(len(image.data))
-        await svc.storage.put(tkey, thumb.data, content_type="image/webp")
         now = time.time()
         await svc.store.save_image(
             ImageRecord(

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.slow
 
 LATENCY_S = 0.3
 WEBHOOK_DEADLINE_S = 2.0
+STARTUP_S = 120.0  # migrations + imports on a busy 2-core machine
 FAKES = ("replicate", "fal", "openai")
 FLUX = ("replicate", "fal")
 
@@ -104,14 +105,20 @@ def _serve(data: Path, fakes: FakesThread, *, public: bool) -> Server:
 
 @pytest.fixture(scope="module")
 def hooked(tmp_path_factory: pytest.TempPathFactory, fakes: FakesThread) -> Iterator[Server]:
-    with _serve(tmp_path_factory.mktemp("hooked"), fakes, public=True) as srv:
-        yield srv
+    srv = _serve(tmp_path_factory.mktemp("hooked"), fakes, public=True)
+    try:
+        yield srv.start(timeout_s=STARTUP_S)
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def polled(tmp_path_factory: pytest.TempPathFactory, fakes: FakesThread) -> Iterator[Server]:
-    with _serve(tmp_path_factory.mktemp("polled"), fakes, public=False) as srv:
-        yield srv
+    srv = _serve(tmp_path_factory.mktemp("polled"), fakes, public=False)
+    try:
+        yield srv.start(timeout_s=STARTUP_S)
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -53,8 +53,13 @@ class QueueHarness:
             job = await self.producer.store.get(job_id)
             if job is not None and job.status.terminal:
                 return job
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
         raise AssertionError(f"{job_id} not finished within {timeout}s: {job}")
+
+    async def wait_all(self, job_ids: list[str], timeout: float = 30.0) -> list[Job]:
+        """One waiter at a time (many concurrent pollers would load the database themselves)."""
+        deadline = time.monotonic() + timeout
+        return [await self.wait_done(j, max(0.1, deadline - time.monotonic())) for j in job_ids]
 
     def start_table_scan(self) -> None:
         self.tasks.append(asyncio.create_task(self.dispatcher.run()))

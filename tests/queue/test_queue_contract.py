@@ -30,7 +30,7 @@ async def test_an_enqueued_job_starts_at_once(queue_harness: QueueHarness) -> No
 
 async def test_many_jobs_each_run_exactly_once(queue_harness: QueueHarness) -> None:
     jobs = await asyncio.gather(*(queue_harness.submit(f"job {i}") for i in range(40)))
-    done = await asyncio.gather(*(queue_harness.wait_done(j.id, timeout=20) for j in jobs))
+    done = await queue_harness.wait_all([j.id for j in jobs])
     assert {j.status for j in done} == {S.SUCCEEDED}
     assert queue_harness.provider.submissions == 40
 

@@ -172,8 +172,12 @@ class SqlLedger:
         return [*self._settings_budgets, *await load_budgets(conn, scopes_for(api_key_id))]
 
     async def _drop_reservation(self, job_id: str) -> None:
-        async with self.db.begin() as conn:
-            await conn.execute(delete(budget_reservations).where(_R.job_id == job_id))
+        stmt = delete(budget_reservations).where(_R.job_id == job_id)
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(stmt)
+
+        await self.db.batch(work)
 
 
 async def _serialise(conn: AsyncConnection) -> None:
