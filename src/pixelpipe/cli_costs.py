@@ -52,9 +52,14 @@ def usage(
         for col in ("group", "requests", "cache hits", "spent", "saved", "unpriced"):
             table.add_column(col, justify="left" if col == "group" else "right")
         for r in rows:
-            table.add_row(r.group, str(r.requests), str(r.cache_hits),
-                          "$" + decimal_usd(r.spent_micros), "$" + decimal_usd(r.saved_micros),
-                          str(r.unpriced_events) if r.unpriced_events else "-")
+            table.add_row(
+                r.group,
+                str(r.requests),
+                str(r.cache_hits),
+                "$" + decimal_usd(r.spent_micros),
+                "$" + decimal_usd(r.saved_micros),
+                str(r.unpriced_events) if r.unpriced_events else "-",
+            )
         out.print(table)
         n, size = await svc.store.image_stats()
         backend = svc.storage.scheme
@@ -64,8 +69,9 @@ def usage(
             f"${decimal_usd(totals.spent_total_micros)} · saved by cache "
             f"${decimal_usd(totals.saved_total_micros)} · unpriced events {totals.unpriced_events}"
         )
-        out.print(f"stored: {n} images, {size / 1e6:.1f} MB on {backend} → "
-                  f"${decimal_usd(monthly)}/month")
+        out.print(
+            f"stored: {n} images, {size / 1e6:.1f} MB on {backend} → ${decimal_usd(monthly)}/month"
+        )
 
     _run(show)
 

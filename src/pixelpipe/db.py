@@ -9,8 +9,8 @@ process they queue in Python instead of spinning on the file lock; reads use the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, event

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pixelpipe.db import Database
 from pixelpipe.errors import IdempotencyMismatch
 from pixelpipe.events.base import ALL, Notifier
+from pixelpipe.jobs.cache import BoundedCache
 from pixelpipe.jobs.model import (
     RUNNABLE,
     TERMINAL,
@@ -28,7 +29,6 @@ from pixelpipe.jobs.model import (
     JobStatus,
     check_transition,
 )
-from pixelpipe.jobs.cache import BoundedCache
 from pixelpipe.jobs.rows import image_to_row, job_to_row, row_to_event, row_to_image, row_to_job
 from pixelpipe.jobs.tables import images, job_events, jobs, webhook_deliveries
 
@@ -365,7 +365,9 @@ class JobStore:
                 return False
             await conn.execute(
                 insert(webhook_deliveries).values(
-                    provider=provider, delivery_id=delivery_id, job_id=job_id,
+                    provider=provider,
+                    delivery_id=delivery_id,
+                    job_id=job_id,
                     received_at=time.time(),
                 )
             )
