@@ -132,6 +132,19 @@ def _gate(settings: Settings, notifier: Notifier) -> ProviderGate:
     return ProviderGate(RedisGateBackend(notifier))
 
 
+def _provider_order(settings: Settings) -> tuple[str, ...]:
+    """PIXELPIPE_PROVIDER_ORDER (e.g. ``fal,replicate``): failover order of shared models."""
+    names = tuple(n.strip().lower() for n in settings.provider_order.split(",") if n.strip())
+    known = ("preview", "replicate", "fal", "openai")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"PIXELPIPE_PROVIDER_ORDER names unknown providers ({', '.join(unknown)}); "
+            f"use a comma-separated list of: {', '.join(known)}"
+        )
+    return names
+
+
 def _ledger(settings: Settings, db: Database, prices: PriceTable) -> Ledger:
     from pixelpipe.ledger.sql import SqlLedger
 
@@ -139,6 +152,7 @@ def _ledger(settings: Settings, db: Database, prices: PriceTable) -> Ledger:
 
 
 async def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+    order = _provider_order(settings)  # before anything is opened: a typo fails cleanly
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         await upgrade_async(settings.effective_database_url)
@@ -150,6 +164,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     providers = _providers(settings, http)
     catalog = load_catalog().restricted_to(set(providers))
     gate = _gate(settings, notifier)
+    gate.order = order
     await gate.start(sorted(providers))
     queue = _queue(settings)
     connect = getattr(queue, "connect", None)

@@ -220,6 +220,10 @@ def _register_subcommands() -> None:
     app.command("compare")(compare)
     app.command("webhook-secret")(webhook_secret_cmd)
 
+    from pixelpipe.cli_keys import keys_app
+
+    app.add_typer(keys_app, name="keys")
+
 
 _register_subcommands()
 

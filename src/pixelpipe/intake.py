@@ -21,7 +21,9 @@ from pixelpipe.errors import InvalidRequest
 ImageFormat = Literal["webp", "png", "jpeg"]
 SEED_MAX = 2**32 - 1
 _SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0/C1 control characters, and the bidirectional overrides/isolates that make text display in an
+# order other than it is stored ("Trojan Source", CVE-2021-42574) — a spoofing tool in a gallery.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class GenerationRequest(BaseModel):
@@ -92,7 +94,7 @@ def _check_prompt(text: str, field: str, max_chars: int) -> str:
     if _CONTROL.search(text):
         raise _fail(field, f"{field} contains control characters; remove them")
     norm = normalize_prompt(text)
-    if not norm:
+    if not any(unicodedata.category(c) != "Cf" for c in norm):  # empty, or only invisible marks
         raise _fail(field, f"{field} is empty; write 1 to {max_chars} characters")
     if len(norm) > max_chars:
         raise _fail(field, f"{field} has {len(norm)} characters; the limit is {max_chars}")

@@ -172,14 +172,18 @@ async def get_job(svc: Services, job_id: str) -> Job:
 
 
 async def cancel(svc: Services, job_id: str) -> Job:
-    job = await get_job(svc, job_id)
-    if job.status.terminal:
-        raise Conflict(f"generation {job_id} already {job.status}; nothing to cancel")
-    moved = await svc.store.transition(
-        job_id, job.status, JobStatus.CANCELED, error_code="canceled", error_detail="canceled"
-    )
+    moved = None
+    for _ in range(5):  # a worker may move the job between our read and our guarded write
+        job = await get_job(svc, job_id)
+        if job.status.terminal:
+            raise Conflict(f"generation {job_id} already {job.status}; nothing to cancel")
+        moved = await svc.store.transition(
+            job_id, job.status, JobStatus.CANCELED, error_code="canceled", error_detail="canceled"
+        )
+        if moved is not None:
+            break
     if moved is None:
-        return await get_job(svc, job_id)  # it moved on meanwhile: report where it is
+        return await get_job(svc, job_id)  # it kept moving: report where it is
     await svc.ledger.release(job_id)
     await _finished(svc, moved)
     provider = svc.providers.get(job.provider or "")

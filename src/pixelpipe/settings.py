@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(2.0, gt=0)
     test_mode: bool = Field(False, description="Allow http:// and loopback outputs (fakes only)")
 
+    # --- security: input limits, outbound fetch (issue 7; keys: `pixelpipe keys`) ---------------
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body (413)")
+    max_json_depth: int = Field(32, ge=2, le=1000, description="Deepest JSON nesting (422)")
+    output_hosts: str = Field(
+        "",
+        description="Extra hosts provider outputs may be fetched from (comma-separated, "
+        "'*.cdn.example' wildcards; '*' = any public host); address checks always apply",
+    )
+    provider_timeout_s: float | None = Field(
+        None, gt=0, description="Read timeout of provider API calls (default: per provider)"
+    )
+
     # --- integrations: completion webhooks, OpenAI-compatible endpoint -------------------------
     webhook_secret: SecretStr = Field(
         SecretStr(""),

@@ -20,7 +20,9 @@ from pixelpipe.providers.base import ProviderUpdate, RunState
 from pixelpipe.worker import Worker
 
 log = logging.getLogger("pixelpipe.webhooks")
-CLAIM_WAIT_S = 5.0  # how long a completion waits for a worker's step on the same job to end
+# How long a completion waits for a worker's step on the same job to end (providers want an
+# answer "within a few seconds"; after that, a 503 makes them deliver again).
+CLAIM_WAIT_S = 3.0
 
 
 class WebhookDeferred(PixelpipeError):

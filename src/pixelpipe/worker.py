@@ -369,7 +369,7 @@ class Worker:
             svc.gate.pause(current.provider, float(exc.retry_after or 1.0))
         if isinstance(exc, ProviderUnavailable) and current.provider:
             svc.gate.mark_outage(current.provider, 10.0)
-        if transient and current.attempt < current.max_attempts:
+        if transient and _may_retry(current, exc):
             await self._retry(current, exc)
             return
         done = await svc.store.transition(
@@ -382,16 +382,32 @@ class Worker:
     async def _retry(self, job: Job, exc: PixelpipeError) -> None:
         svc = self.svc
         delay = retry_delay_s(exc, job.attempt)
-        event = {
+        event: dict[str, Any] = {
             "retrying": True,
             "error": {"code": exc.code, "detail": exc.detail},
             "retry_in_s": round(delay, 2),
         }
         if job.status in (_S.FETCHING, _S.STORING):
             # the provider already produced the image: fetch again, never pay again
-            await svc.store.update(job.id, next_run_at=time.time() + delay)
+            errors = int(job.provider_state.get("fetch_errors") or 0) + 1
+            delay = retry_delay_s(exc, errors)
+            event["retry_in_s"] = round(delay, 2)
+            await svc.store.update(
+                job.id,
+                next_run_at=time.time() + delay,
+                provider_state={**job.provider_state, "fetch_errors": errors},
+            )
             await svc.store.add_event(job.id, "retry", event)
             return
+        fields: dict[str, Any] = {}
+        if _refused(job, exc):
+            # a 429 on submit ran nothing and cost nothing: it gives the attempt back (the job's
+            # deadline bounds a long storm); its own count drives the backoff when the provider
+            # sent no Retry-After
+            refusals = int(job.provider_state.get("rate_limited") or 0) + 1
+            delay = retry_delay_s(exc, refusals)
+            fields["attempt"] = max(0, job.attempt - 1)
+            fields["provider_state"] = {**job.provider_state, "rate_limited": refusals}
         spec = svc.catalog.get(job.model)
         # An ambiguous failure (the request was sent, the answer lost) may have started a run that
         # the provider bills. Going round again risks paying twice, but failing would drop a job
@@ -405,6 +421,8 @@ class Worker:
             if failover
             else job.provider
         )
+        if provider != job.provider and svc.gate.paused_for(provider or "") > 0:
+            provider = job.provider  # the other is paused by a 429: back off where we are
         if ambiguous:
             event["ambiguous"] = True
         if provider != job.provider:
@@ -422,9 +440,21 @@ class Worker:
             webhook_deadline_at=None,
             error_code=exc.code,
             error_detail=exc.detail,
+            **fields,
         )
         if moved is not None:
             await svc.store.add_event(job.id, "retry", {**event, "attempt": job.attempt})
+
+
+def _refused(job: Job, exc: PixelpipeError) -> bool:
+    """A provider's 429 to the submit call: nothing ran, so no attempt was spent."""
+    return isinstance(exc, ProviderRateLimited) and job.status is _S.SUBMITTING
+
+
+def _may_retry(job: Job, exc: PixelpipeError) -> bool:
+    if job.status in (_S.FETCHING, _S.STORING):
+        return int(job.provider_state.get("fetch_errors") or 0) < job.max_attempts
+    return job.attempt < job.max_attempts or _refused(job, exc)
 
 
 def _serialisable(outputs: list[Output]) -> list[dict[str, Any]]:

@@ -393,6 +393,7 @@ def test_rate_limit_storm_backs_off_honouring_retry_after(
     assert waited and all(r["error"]["code"] == "provider_rate_limited" for r in waited), events
     assert all(r["retry_in_s"] >= 1.0 for r in waited if not r.get("failover")), waited
     assert time.monotonic() - started >= 1.0
+    assert done["attempt"] == 1  # a 429 runs nothing: it spends no attempt
     assert len(ledger(polled, job["id"])) == 1
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from pixelpipe.bootstrap import Services, build_services
 from pixelpipe.errors import (
+    ConfigError,
     PixelpipeError,
     ProviderContentRejected,
     ProviderRateLimited,
@@ -161,6 +162,22 @@ async def test_when_every_provider_is_paused_the_job_waits_out_the_pause(svc: Se
     assert job.next_run_at is not None and job.next_run_at >= time.time() + 3.9
 
 
+async def test_a_429_on_submit_spends_no_attempt(svc: Services) -> None:
+    rep = stub(svc)
+    job = await new_job(svc)
+    await svc.store.update(job.id, max_attempts=1)
+    for _ in range(3):  # more refusals than max_attempts: a storm is waited out
+        rep.on_submit = [ProviderRateLimited("429", retry_after=0.01)]
+        svc.gate.pause("fal", 60.0)  # keep it on replicate
+        job = await step(svc, job.id)
+        assert job.status is JobStatus.QUEUED and job.attempt == 0
+        await asyncio.sleep(0.02)
+    assert job.provider_state["rate_limited"] == 3
+    rep.on_submit = [running()]
+    job = await step(svc, job.id)
+    assert job.status is JobStatus.WAITING and job.attempt == 1
+
+
 async def test_an_outage_mark_does_not_block_a_submit(svc: Services) -> None:
     svc.gate.mark_outage("replicate", 30.0)
     svc.gate.mark_outage("fal", 30.0)
@@ -260,3 +277,19 @@ async def test_a_webhook_for_a_job_that_moved_on_is_ignored(svc: Services) -> No
     # a stale run of an earlier attempt is unknown to the job
     rep.webhook = ProviderUpdate("run-0", RunState.FAILED, delivery_id="old")
     assert await handle_provider_webhook(svc, "replicate", {}, b"{}") == "unknown_run"
+
+
+def test_the_configured_provider_order_comes_first(svc: Services) -> None:
+    spec = svc.catalog.get("flux-dev")
+    assert svc.gate.choose(spec, preferred=None) == "replicate"  # catalog order: cheapest first
+    svc.gate.order = ("fal",)
+    assert svc.gate.choose(spec, preferred=None) == "fal"
+    assert svc.gate.choose(spec, preferred=None, exclude="fal") == "replicate"
+    svc.gate.pause("fal", 30.0)
+    assert svc.gate.choose(spec, preferred=None) == "replicate"
+
+
+async def test_an_unknown_name_in_the_provider_order_is_a_config_error(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, provider_order="fal, replicat")
+    with pytest.raises(ConfigError, match=r"PIXELPIPE_PROVIDER_ORDER.*replicat"):
+        await build_services(settings)

@@ -48,7 +48,9 @@ async def test_duplicate_messages_never_run_a_step_twice(queue_harness: QueueHar
 
 
 def _row(due_in: float) -> Job:
-    req = CanonicalRequest(model="preview", prompt=f"due {due_in}", seed=1, width=64, height=64)
+    req = CanonicalRequest(
+        model="preview", prompt=f"due {due_in}", seed=1, width=64, height=64, format="png"
+    )
     now = time.time()
     return Job(
         id=new_job_id(),

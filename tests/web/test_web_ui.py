@@ -73,7 +73,7 @@ def _start_fakes(log: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Both servers (and the fakes), started in parallel: each one takes seconds to import."""
     from pixelpipe.fakes.server import fake_env
 
@@ -81,10 +81,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
     preview = Server(root / "preview", {"PIXELPIPE_PREVIEW_LATENCY_MS": str(PREVIEW_LATENCY_MS)})
     started: list[Server] = []
     fakes: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
 
     def with_fakes() -> Server:
         proc, url = _start_fakes(root / "fakes.log")
         fakes.append(proc)
+        urls.append(url)
         srv = Server(root / "fakes", fake_env(url))
         started.append(srv)
         return srv.start(timeout_s=90)
@@ -96,7 +98,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
     try:
         with ThreadPoolExecutor(2) as pool:
             a, b = pool.submit(plain), pool.submit(with_fakes)
-            yield {"preview": a.result(), "fakes": b.result()}
+            yield {"preview": a.result(), "fakes": b.result(), "fakes_url": urls[0]}
     finally:
         for srv in started:
             srv.stop()
@@ -105,15 +107,20 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
 
 
 @pytest.fixture(scope="module")
-def preview_server(servers: dict[str, Server]) -> Server:
+def preview_server(servers: dict[str, Any]) -> Server:
     """Offline preview provider with a latency: the live status can be watched."""
     return servers["preview"]
 
 
 @pytest.fixture(scope="module")
-def fake_server(servers: dict[str, Server]) -> Server:
+def fake_server(servers: dict[str, Any]) -> Server:
     """Pointed at the fake Replicate, fal and OpenAI: the whole catalog is available."""
     return servers["fakes"]
+
+
+@pytest.fixture(scope="module")
+def fakes_url(servers: dict[str, Any]) -> str:
+    return str(servers["fakes_url"])
 
 
 # ---- browser ------------------------------------------------------------------------------------
@@ -263,21 +270,6 @@ def test_blocked_prompt_shows_the_reason(
     shot(page, shots, "error-blocked")
 
 
-def test_reloading_a_job_page_mid_generation_resumes_live_status(
-    preview_server: Server, new_page: Any
-) -> None:
-    job = generate_via_api(preview_server.url, prompt="a paper boat on a pond", model="preview")
-    page = new_page()
-    page.goto(f"{preview_server.url}/jobs/{job['id']}")
-    expect(page.locator("#job-stage .live-panel")).to_be_visible()
-    page.reload()
-    # after the reload the stream replays from the start and keeps following
-    expect(page.locator("#job-stage .live-panel")).to_be_visible()
-    expect(page.locator("#job-stage .step[data-state='current']")).to_be_visible()
-    expect(page.locator("#job-stage figure.result img")).to_be_visible()
-    expect(page.locator("#job-side .job-title")).to_contain_text("Succeeded")
-
-
 def test_gallery_lists_filters_searches_and_opens_details(
     fake_server: Server, new_page: Any, shots: Path
 ) -> None:
@@ -411,8 +403,11 @@ def test_phone_width_and_dark_theme(
     dark.reload()
     assert dark.evaluate("document.documentElement.dataset.theme") == "light"
     dark.get_by_role("button", name="Switch to dark theme").click()
-    dark.goto(fake_server.url + "/compare")
-    expect(dark.locator("#c-models .model-opt")).to_have_count(6)
+    jobs = httpx.get(f"{fake_server.url}/v1/generations?limit=100", timeout=5).json()["data"]
+    group = next(j["group"] for j in jobs if j["group"])
+    dark.goto(f"{fake_server.url}/compare/{group}")  # a comparison, reopened
+    expect(dark.locator("#cmp-grid figure.result img")).to_have_count(3)
+    expect(dark.locator("#cmp-summary")).to_contain_text("Cheapest")
     shot(dark, shots, "dark-compare")
 
 
@@ -438,4 +433,84 @@ def test_keyboard_only_generate(preview_server: Server, new_page: Any) -> None:
     assert labelled == [], labelled
     page.locator("#generate-btn").focus()
     page.keyboard.press("Enter")
-    expect(page.locator("#stage .live-panel, #stage figure.result").first).to_be_visible()
+    expect(page.locator("#stage figure.result img")).to_be_visible()
+
+
+def test_gallery_pages_with_the_cursor(preview_server: Server, new_page: Any) -> None:
+    base = preview_server.url
+    before = httpx.get(f"{base}/v1/generations", params={"limit": 100}, timeout=5).json()["data"]
+    for i in range(26 - len(before)):
+        generate_via_api(base, prompt=f"pattern study number {i}", model="preview", size="256x256")
+    page = new_page()
+    page.goto(base + "/gallery")
+    cards = page.locator("#gallery .g-card")
+    expect(cards).to_have_count(24)  # one page
+    page.locator("#sentinel").scroll_into_view_if_needed()  # infinite scroll fetches the next
+    expect(cards).to_have_count(26)
+    expect(page.locator("#gallery-end")).to_be_visible()
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+
+
+def test_provider_trouble_in_plain_words(
+    fake_server: Server, fakes_url: str, new_page: Any, shots: Path
+) -> None:
+    def control(fake: str, **behaviour: Any) -> None:
+        httpx.post(f"{fakes_url}/{fake}/_control", json=behaviour, timeout=5).raise_for_status()
+
+    page = new_page(height=1000)
+    page.goto(fake_server.url + "/")
+    prompt = page.get_by_label("Prompt", exact=True)
+
+    # both FLUX providers answer 429 for a while: the live status says so, and it retries itself
+    for fake in ("replicate", "fal"):
+        control(fake, rate_limit_next=2, retry_after="2")
+    page.locator("#model-list input[value='flux-schnell']").check()
+    prompt.fill("paper lanterns over a river at night")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    note = page.locator("#stage .live-note.warn")
+    expect(note).to_contain_text(re.compile(r"rate limit", re.IGNORECASE))
+    shot(page, shots, "error-rate-limited")
+    expect(page.locator("#stage figure.result img")).to_be_visible()
+
+    # the provider's content policy refuses the prompt after submission
+    control("openai", content_policy_next=1)
+    page.locator("#model-list input[value='dall-e-3']").check()
+    prompt.fill("a portrait of a famous politician")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    alert = page.locator("#stage [role=alert]")
+    expect(alert).to_contain_text("content policy")
+    expect(alert).to_contain_text("Rephrase the prompt")
+    shot(page, shots, "error-provider-rejected")
+
+
+def test_reloading_a_job_page_mid_generation_resumes_live_status(
+    fake_server: Server, fakes_url: str, new_page: Any
+) -> None:
+    # a slow model run, so that the reload surely lands while the provider is still working
+    httpx.post(f"{fakes_url}/replicate/_control", json={"latency_s": 60}, timeout=5)
+    try:
+        job = generate_via_api(
+            fake_server.url, prompt="a paper boat on a pond", model="flux-schnell", seed=99
+        )
+        page = new_page()
+        page.goto(f"{fake_server.url}/jobs/{job['id']}")
+        waiting = page.locator("#job-stage .step[data-step='waiting'][data-state='current']")
+        expect(waiting).to_be_visible()
+        page.reload()
+        # after the reload the stream replays from the start and keeps following
+        expect(waiting).to_be_visible()
+        expect(page.locator("#job-stage .live-elapsed")).to_contain_text(" s")
+        expect(page.locator("#job-side .job-title")).to_contain_text("Generating")
+
+        # the generate view keeps the job in its URL too: a reload resumes it and refills the form
+        page.goto(f"{fake_server.url}/?job={job['id']}")
+        expect(page.locator("#stage .live-panel")).to_be_visible()
+        expect(page.get_by_label("Prompt", exact=True)).to_have_value("a paper boat on a pond")
+        page.reload()
+        expect(
+            page.locator("#stage .step[data-step='waiting'][data-state='current']")
+        ).to_be_visible()
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.locator("#stage [role=alert]")).to_contain_text("Canceled")
+    finally:
+        httpx.post(f"{fakes_url}/replicate/_control", json={"latency_s": 1.0}, timeout=5)

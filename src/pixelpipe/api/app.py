@@ -18,6 +18,7 @@ from pixelpipe.bootstrap import Services, build_services
 from pixelpipe.dispatcher import Dispatcher, run_sweeper
 from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.queue.local import LocalQueue
+from pixelpipe.security.http import install as install_security
 from pixelpipe.settings import Settings
 
 DESCRIPTION = """
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, worker: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    install_security(app, settings)  # headers, API keys, body/JSON limits (issue 7)
     for router in (generations_router, meta_router, images_router, webhooks_router):
         app.include_router(router)
     _include_optional(app)

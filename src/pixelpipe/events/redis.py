@@ -113,6 +113,7 @@ class RedisNotifier:
                 return
             self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             await self._pubsub.subscribe(CONTROL)
+            self._watch_reconnects()
             self._reader = asyncio.create_task(self._read(), name="redis-notifier-reader")
 
     async def _redis_subscribe(self, channel: str) -> None:
@@ -158,10 +159,20 @@ class RedisNotifier:
             await self._pubsub.subscribe(CONTROL, *(self._prefix + c for c in list(self._subs)))
         except (RedisError, OSError):
             return False  # still down: the reader loop retries
+        self._watch_reconnects()
+        await self._on_reconnect(None)
+        return True
+
+    def _watch_reconnects(self) -> None:
+        """redis-py reconnects (and resubscribes) by itself after short outages; hear about it."""
+        conn = getattr(self._pubsub, "connection", None)
+        if conn is not None:
+            conn.register_connect_callback(self._on_reconnect)
+
+    async def _on_reconnect(self, _connection: object) -> None:
         log.info("Redis subscriber connection restored")
         for channel in list(self._subs):
             self._deliver(channel, RECONNECTED)  # messages may have been missed: re-read now
-        return True
 
     def _deliver(self, channel: str, message: str) -> None:
         for q in tuple(self._subs.get(channel, ())):

@@ -53,6 +53,10 @@ class Behaviour:
     webhook_retry_delays_s: list[float] = field(default_factory=lambda: [0.2, 0.5, 1.0, 2.0])
     output_ttl_s: float = 3600.0  # output URLs expire this long after they were produced
     expired_status: int = 410  # 404 or 410 for an expired output
+    # hostile providers (security tests): garbage answers, outputs pointing anywhere, bad images
+    garbage_next: int = 0  # answer the next N API calls 200 with a body that is not the API's JSON
+    output_url: str = ""  # outputs point here instead of /files/… ("{base}" = this fake's URL)
+    output_kind: str = "image"  # image | bomb | truncated | not_image: what output files hold
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply ``changes`` (unknown names or wrong types raise ValueError)."""
@@ -117,6 +121,7 @@ class FileStore:
         self._files: dict[str, StoredFile] = {}
 
     def put(self, name: str, data: bytes, content_type: str) -> None:
+        data = hostile_bytes(self._behaviour.output_kind, data)
         self._files[name] = StoredFile(data, content_type, time.monotonic())
 
     def expire_all(self) -> None:
@@ -134,6 +139,33 @@ class FileStore:
         if stored.expired or age > self._behaviour.output_ttl_s:
             return Response("expired", status_code=self._behaviour.expired_status)
         return Response(stored.data, media_type=stored.content_type)
+
+
+def hostile_bytes(kind: str, data: bytes) -> bytes:
+    """What a hostile or broken provider serves instead of ``data`` (content type unchanged)."""
+    if kind == "bomb":
+        return decompression_bomb()
+    if kind == "truncated":
+        return data[: len(data) // 2]
+    if kind == "not_image":
+        return b"<!doctype html><html><body><script>alert(1)</script>not an image</body></html>"
+    return data
+
+
+def decompression_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A ~100-byte PNG that declares ``width`` x ``height`` pixels (10 gigapixels by default)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
 class Background:
@@ -233,7 +265,7 @@ class FakeCore:
         self.public_url = public_url
 
     async def fault(self, operation: str) -> str | None:
-        """Count the call; return ``"rate_limit"``/``"error"`` when one is injected."""
+        """Count the call; ``"rate_limit"``, ``"error"`` or ``"garbage"`` when one is injected."""
         self.stats.calls[operation] += 1
         if self.behaviour.take("hang_next"):
             await self.background.sleep(self.behaviour.hang_s)
@@ -241,7 +273,20 @@ class FakeCore:
             return "rate_limit"
         if self.behaviour.take("error_next"):
             return "error"
+        if self.behaviour.take("garbage_next"):
+            self.stats.calls["garbage"] += 1
+            return "garbage"
         return None
+
+    @staticmethod
+    def garbage_response() -> Response:
+        """200 with a body no client can parse as the provider's answer (a broken proxy, say)."""
+        return Response(b"<html>502 Bad Gateway</html>\x00\xff", media_type="application/json")
+
+    def output_url(self, base: str, default: str) -> str:
+        """Where an output is said to be: the file URL, unless ``output_url`` redirects it."""
+        override = self.behaviour.output_url
+        return override.replace("{base}", base) if override else default
 
     def rate_limit_headers(self) -> dict[str, str]:
         value = self.behaviour.retry_after
@@ -262,10 +307,17 @@ class FakeCore:
         async def stats(request: Request) -> Response:
             return JSONResponse(self.stats.as_dict())
 
+        async def redirect(request: Request) -> Response:
+            # an open redirect, as a hostile output host would run (SSRF tests)
+            self.stats.calls["redirect"] += 1
+            target = request.query_params.get("to", "/")
+            return Response(status_code=302, headers={"location": target})
+
         return [
             Route("/_control", control, methods=["GET", "POST"]),
             Route("/_stats", stats, methods=["GET"]),
             Route("/files/{name:path}", self.files.serve, methods=["GET"]),
+            Route("/redirect", redirect, methods=["GET"]),
         ]
 
     async def _control(

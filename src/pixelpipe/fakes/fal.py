@@ -230,7 +230,7 @@ class FakeFal:
             name = f"{req.id}/{i}.{'jpg' if fmt == 'jpeg' else fmt}"
             data = render(str(req.input["prompt"]), seed + i, width, height, fmt, black=nsfw)
             self.core.files.put(name, data, CONTENT_TYPES[fmt])
-            url = f"{req.base}/files/{name}"
+            url = self.core.output_url(req.base, f"{req.base}/files/{name}")
             images.append(
                 {"url": url, "width": width, "height": height, "content_type": CONTENT_TYPES[fmt]}
             )
@@ -313,6 +313,8 @@ class FakeFal:
                 "error_type": "runner_scheduling_failure",
             }
             return JSONResponse(body, status_code=self.behaviour.error_status, headers=headers)
+        if fault == "garbage":
+            return self.core.garbage_response()
         return None
 
 

@@ -21,7 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pixelpipe.fakes.common import CONTENT_TYPES, Behaviour, FakeCore, base_url, outcome_for
+from pixelpipe.fakes.common import (
+    CONTENT_TYPES,
+    Behaviour,
+    FakeCore,
+    base_url,
+    hostile_bytes,
+    outcome_for,
+)
 from pixelpipe.fakes.render import render
 
 
@@ -171,11 +178,13 @@ class FakeOpenAI:
         image = render(str(body["prompt"]), seed, size[0], size[1], fmt)
         item: dict[str, Any] = {}
         if rules.gpt or body.get("response_format") == "b64_json":
-            item["b64_json"] = base64.b64encode(image).decode()
+            inline = hostile_bytes(self.behaviour.output_kind, image)
+            item["b64_json"] = base64.b64encode(inline).decode()
         else:
             name = f"img-{secrets.token_hex(8)}.{fmt}"
             self.core.files.put(name, image, CONTENT_TYPES[fmt])
-            item["url"] = f"{base_url(request, self.core.public_url)}/files/{name}"
+            base = base_url(request, self.core.public_url)
+            item["url"] = self.core.output_url(base, f"{base}/files/{name}")
         if body.get("model") == "dall-e-3":
             item["revised_prompt"] = f"A detailed, high-quality image of {body['prompt']}"
         return item
@@ -192,6 +201,8 @@ class FakeOpenAI:
         if fault == "error":
             message = "The server had an error while processing your request. Sorry about that!"
             return _error(self.behaviour.error_status, message, "server_error")
+        if fault == "garbage":
+            return self.core.garbage_response()
         return None
 
     def _rate_limited(self) -> Response:

@@ -243,7 +243,7 @@ class FakeReplicate:
             data = render(str(pred.input["prompt"]), seed + i, width, height, fmt)
             name = f"{pred.id}/out-{i}.{fmt}"
             self.core.files.put(name, data, CONTENT_TYPES[fmt])
-            urls.append(f"{pred.base}/files/{name}")
+            urls.append(self.core.output_url(pred.base, f"{pred.base}/files/{name}"))
         return urls[0] if "pro" in pred.model else urls
 
     # --- webhooks --------------------------------------------------------------------------
@@ -310,6 +310,8 @@ class FakeReplicate:
         if fault == "error":
             status = self.behaviour.error_status
             return _problem(status, "Internal server error", "Internal Server Error")
+        if fault == "garbage":
+            return self.core.garbage_response()
         return None
 
 

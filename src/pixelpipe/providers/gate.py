@@ -36,6 +36,7 @@ class ProviderGate:
         self._paused_until: dict[str, float] = {}
         self._failures: dict[str, float] = {}
         self.backend = backend
+        self.order: tuple[str, ...] = ()  # PIXELPIPE_PROVIDER_ORDER; empty = catalog order
 
     async def start(self, providers: list[str]) -> None:
         if self.backend is not None:
@@ -72,11 +73,18 @@ class ProviderGate:
     def paused_for(self, provider: str) -> float:
         return max(0.0, self._paused_until.get(provider, 0.0) - time.time())
 
+    def ranked(self, spec: ModelSpec) -> list[str]:
+        """The model's providers in failover order: the configured order, then catalog order
+        (cheapest first, then fastest) for any provider the configured order does not name."""
+        rank = {name: i for i, name in enumerate(self.order)}
+        return sorted(spec.providers, key=lambda p: rank.get(p, len(rank)))
+
     def choose(self, spec: ModelSpec, *, preferred: str | None, exclude: str | None = None) -> str:
-        """The preferred provider, else the first available in catalog order, else the first."""
+        """The preferred provider, else the first available in failover order, else the first."""
         if preferred:
             return preferred
-        order = [p for p in spec.providers if p != exclude] or list(spec.providers)
+        ranked = self.ranked(spec)
+        order = [p for p in ranked if p != exclude] or ranked
         for name in order:
             if self.available(name):
                 return name

@@ -22,7 +22,8 @@ import httpx
 from pixelpipe.errors import ConfigError
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.fal import FalProvider
-from pixelpipe.providers.openai import OpenAIProvider
+from pixelpipe.providers.http import DEFAULT_TIMEOUT
+from pixelpipe.providers.openai import GENERATION_TIMEOUT, OpenAIProvider
 from pixelpipe.providers.replicate import ReplicateProvider
 from pixelpipe.settings import Settings
 
@@ -55,6 +56,13 @@ def _client(factory: ClientFactory | None, name: str) -> httpx.AsyncClient | Non
     return factory(name) if factory else None
 
 
+def _timeout(s: Settings, default: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Timeout:
+    """``PIXELPIPE_PROVIDER_TIMEOUT_S`` as the timeout of provider calls, else ``default``."""
+    if s.provider_timeout_s is None:
+        return default
+    return httpx.Timeout(s.provider_timeout_s, connect=min(5.0, s.provider_timeout_s))
+
+
 def _replicate(s: Settings, factory: ClientFactory | None) -> Provider | None:
     token = s.replicate_api_token.get_secret_value()
     if not token:
@@ -66,6 +74,7 @@ def _replicate(s: Settings, factory: ClientFactory | None) -> Provider | None:
         ),
         webhook_secret=s.replicate_webhook_secret.get_secret_value(),
         client=_client(factory, "replicate"),
+        timeout=_timeout(s),
     )
 
 
@@ -78,6 +87,7 @@ def _fal(s: Settings, factory: ClientFactory | None) -> Provider | None:
         queue_url=check_base_url(s.fal_queue_url, "PIXELPIPE_FAL_QUEUE_URL", test_mode=s.test_mode),
         jwks_url=check_base_url(s.fal_jwks_url, "PIXELPIPE_FAL_JWKS_URL", test_mode=s.test_mode),
         client=_client(factory, "fal"),
+        timeout=_timeout(s),
     )
 
 
@@ -91,6 +101,7 @@ def _openai(s: Settings, factory: ClientFactory | None) -> Provider | None:
             s.openai_base_url, "PIXELPIPE_OPENAI_BASE_URL", test_mode=s.test_mode
         ),
         client=_client(factory, "openai"),
+        timeout=_timeout(s, GENERATION_TIMEOUT),
     )
 
 

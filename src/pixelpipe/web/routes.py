@@ -9,6 +9,7 @@ Pages send a strict Content-Security-Policy: no inline script, no inline style a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 router = APIRouter(include_in_schema=False)
 
 
+@functools.cache
 def asset_version() -> str:
     """A short hash of every static file: appended to asset URLs so a new release busts caches."""
     digest = hashlib.sha256(__version__.encode())
@@ -50,8 +52,6 @@ def asset_version() -> str:
             digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 
-
-ASSET_VERSION = asset_version()
 
 NAV = (
     ("generate", "/", "Generate"),
@@ -65,7 +65,7 @@ def _page(request: Request, template: str, page: str, title: str, **ctx: Any) ->
         "page": page,
         "title": title,
         "nav": NAV,
-        "v": ASSET_VERSION,
+        "v": asset_version(),
         "version": __version__,
         **ctx,
     }
@@ -99,7 +99,7 @@ async def comparison_page(request: Request, group: str) -> HTMLResponse:
 
 @router.get("/favicon.ico")
 async def favicon() -> Response:
-    return RedirectResponse(f"/static/img/favicon.svg?v={ASSET_VERSION}", status_code=308)
+    return RedirectResponse(f"/static/img/favicon.svg?v={asset_version()}", status_code=308)
 
 
 class _Static(StaticFiles):

@@ -243,8 +243,9 @@ function showResults(group, entries, { prompt, seed, aspect }) {
   $("#cmp-gallery-link").href = `/gallery?group=${encodeURIComponent(group)}`;
   const grid = $("#cmp-grid");
   grid.style.setProperty("--cols", String(Math.min(Math.max(entries.length, 2), 4)));
-  grid.replaceChildren(...entries.map(column));
   $("#cmp-summary").replaceChildren();
+  grid.replaceChildren(...entries.map(column));
+  summarize();
   document.title = `Comparison · ${prompt.slice(0, 40)} · pixelpipe`;
 }
 
@@ -267,7 +268,9 @@ async function openGroup(group) {
   // one column per model (the newest run of each, if a comparison was rerun into the same group)
   const byModel = new Map();
   for (const j of jobs) byModel.set(j.model, j);
-  const entries = [...byModel.values()].slice(0, MAX).map((j) => ({ model: j.model, job: j }));
+  const order = (name) => { const i = S.models.findIndex((m) => m.name === name); return i < 0 ? 99 : i; };
+  const entries = [...byModel.values()].sort((a, b) => order(a.model) - order(b.model))
+    .slice(0, MAX).map((j) => ({ model: j.model, job: j }));
   const r = entries[0].job.request;
   showResults(group, entries, { prompt: r.prompt, seed: r.seed, aspect: r.aspect_ratio });
 }

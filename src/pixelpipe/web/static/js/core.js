@@ -263,10 +263,22 @@ const REASONS = {
  * A problem+json document (or a job's error) as {title, detail, hint, tone, icon}.
  * Always words a person understands; the machine code is only shown small, underneath.
  */
+const PROVIDER_NAMES = { openai: "OpenAI", replicate: "Replicate", fal: "fal" };
+
+/** "openai answered HTTP 400: Your request…" reads as "OpenAI said: Your request…". */
+function plainDetail(detail) {
+  if (!detail) return "";
+  const m = /^(openai|replicate|fal) answered HTTP \d+:\s*/i.exec(detail);
+  if (m) return `${PROVIDER_NAMES[m[1].toLowerCase()]} said: ${sentence(detail.slice(m[0].length))}`;
+  const name = /^(openai|replicate|fal)\b/i.exec(detail);
+  if (name) return sentence(PROVIDER_NAMES[name[1].toLowerCase()] + detail.slice(name[0].length));
+  return sentence(detail);
+}
+
 export function describeProblem(p, { retryIn = null } = {}) {
   p = p || {};
   const code = p.code || "";
-  const detail = p.detail ? sentence(p.detail) : "";
+  const detail = plainDetail(p.detail);
   const out = { title: p.title || "Something went wrong", detail, hint: "", tone: "danger", icon: "alert", code };
   switch (code) {
     case "prompt_blocked": {
@@ -286,7 +298,7 @@ export function describeProblem(p, { retryIn = null } = {}) {
       break;
     case "budget_exceeded":
       out.title = "Budget reached — nothing was charged";
-      out.hint = "An operator can raise the limit (PIXELPIPE_BUDGET_DAILY_USD / _MONTHLY_USD), or try a cheaper model.";
+      out.hint = /PIXELPIPE_BUDGET/.test(detail) ? "" : "An operator can raise the limit (PIXELPIPE_BUDGET_DAILY_USD or _MONTHLY_USD), or pick a cheaper model.";
       out.icon = "wallet";
       out.tone = "warn";
       break;
@@ -408,7 +420,10 @@ export function onJobEvent(fn) {
 function openFeed(onAny) {
   let es = null;
   let backoff = 1000;
+  let retry = null;
   const connect = () => {
+    clearTimeout(retry);
+    if (es) es.close();
     es = new EventSource("/v1/events");
     es.addEventListener("open", () => { backoff = 1000; });
     es.addEventListener("job", (e) => {
@@ -420,14 +435,27 @@ function openFeed(onAny) {
       }
     });
     es.addEventListener("error", () => {
-      if (es.readyState === EventSource.CLOSED) {
-        setTimeout(connect, backoff);
+      if (es.readyState === EventSource.CLOSED && !document.hidden) {
+        retry = setTimeout(connect, backoff);
         backoff = Math.min(backoff * 2, 30000);
       }
     });
   };
-  connect();
+  // A hidden tab lets go of its stream: browsers allow about six connections per host, shared by
+  // every tab, and each open stream holds one. Coming back reconnects and catches up.
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      clearTimeout(retry);
+      if (es) es.close();
+      es = null;
+    } else {
+      connect();
+      onAny(null);
+    }
+  });
   window.addEventListener("pagehide", () => es && es.close());
+  window.addEventListener("pageshow", (e) => { if (e.persisted) { connect(); onAny(null); } });
+  connect();
 }
 
 // ---- cost counter ------------------------------------------------------------------------------
@@ -498,5 +526,4 @@ export function initShell() {
   initTheme();
   refreshCosts();
   openFeed(() => refreshCostsSoon());
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshCostsSoon(); });
 }

@@ -40,7 +40,7 @@ function renderSide(job) {
     ? h("div", { class: "prompt-block" }, h("span", { class: "label" }, "Negative prompt"), r.negative_prompt) : null;
 
   let costText = cost.text;
-  if (job.cost && job.cost.status === "pending" && job.cost.estimate_usd != null) costText = `≈ ${fmtUsd(job.cost.estimate_usd)} (estimate)`;
+  if (running && job.cost && job.cost.estimate_usd != null) costText = `≈ ${fmtUsd(job.cost.estimate_usd)} (estimate)`;
   const rows = [
     ...row("Time", job.cached ? "instant (cache)" : running ? "running…" : fmtDuration(job.timings.duration_s)),
     ...row("Cost", h("span", { title: cost.title }, costText)),

@@ -26,15 +26,18 @@ const TITLES = {
 function retryText(ev) {
   const err = ev.error || {};
   const wait = ev.retry_in_s != null ? ` in ${fmtDuration(ev.retry_in_s)}` : "";
+  const attempt = ev.attempt ? ` (attempt ${ev.attempt + 1})` : "";
   if (ev.failover && ev.failover.to) {
-    return `${ev.failover.from || "The provider"} is unavailable — switching to ${ev.failover.to}`;
+    const from = ev.failover.from || "The provider";
+    const why = err.code === "provider_rate_limited" ? "is rate limiting" : "is unavailable";
+    return `${from} ${why} — switching to ${ev.failover.to}`;
   }
   switch (err.code) {
-    case "provider_rate_limited": return `Rate limited by the provider — retrying${wait}`;
-    case "provider_unavailable": return `The provider is unavailable — retrying${wait}`;
-    case "timed_out": return `The provider is slow — retrying${wait}`;
+    case "provider_rate_limited": return `Rate limited by the provider — retrying${wait}${attempt}`;
+    case "provider_unavailable": return `The provider is unavailable — retrying${wait}${attempt}`;
+    case "timed_out": return `The provider is slow — retrying${wait}${attempt}`;
     case "output_fetch_failed": return `Downloading the image failed — retrying${wait} (no new charge)`;
-    default: return `${describeProblem(err).title} — retrying${wait}`;
+    default: return `${describeProblem(err).title} — retrying${wait}${attempt}`;
   }
 }
 
@@ -98,7 +101,7 @@ export class LiveJob {
       if (d.job) this.job = d.job;
       else this.job = { ...this.job, status: d.status, attempt: d.attempt ?? this.job.attempt, error: d.error ?? this.job.error };
       if (d.retrying) this.note = { warn: true, text: retryText(d) };
-      else if (d.status !== "queued") this.note = null;
+      else if (!["queued", "submitting"].includes(d.status)) this.note = null;
       if (d.job && d.job.progress) this.progress = { ...d.job.progress };
       this.update();
     });

@@ -1,0 +1,152 @@
+"""Benchmark POST /v1/images/generations (the OpenAI-compatible endpoint) with wrk.
+
+Not a test: prints requests/s and latency percentiles for three scenarios against a fresh
+``pixelpipe serve`` each (embedded SQLite + local disk, the 0 ms preview provider):
+
+* ``hits``     the same body every time: cache hits (intake, safety, key, cache lookup, $0 job
+               row + ledger entry, signed URL);
+* ``gen64``    a unique prompt per request, 64x64 WebP: full generations (submit, provider, verify,
+               store, thumbnail, bill, notify, wait, answer);
+* ``gen100k``  the same with a ~100 KB image (2048x2048 PNG, 98 KB).
+
+    uv run python bench/openai_endpoint.py                   # all three, 10 s each
+    uv run python bench/openai_endpoint.py --only hits -d 20
+
+wrk runs on the same 2-core machine as the server (load generator included), 2 threads, 64
+connections. Targets (issue 8): hits >= 2,000 req/s with p99 <= 50 ms; gen64 >= 350 req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import bench_server
+
+BENCH = Path(__file__).resolve().parent
+PATH = "/v1/images/generations"
+HIT_BODY = '{"prompt": "a lighthouse at dusk", "size": "64x64", "seed": 7}'
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: str
+    command: str
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def run_wrk(
+    name: str, url: str, args: list[str], env: dict[str, str], o: argparse.Namespace
+) -> Result:
+    cmd = [
+        "wrk",
+        f"-t{o.threads}",
+        f"-c{o.connections}",
+        f"-d{o.duration}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        *args,
+    ]
+    shown = " ".join(cmd).replace(url, "http://127.0.0.1:$PORT" + PATH)
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return Result(
+        name,
+        rps,
+        p50,
+        p99,
+        total,
+        int(non2xx.group(1)) if non2xx else 0,
+        sock.group(1) if sock else "none",
+        shown,
+    )
+
+
+def scenario(name: str, o: argparse.Namespace) -> Result:
+    srv = bench_server().start(timeout_s=180)
+    url = srv.url + PATH
+    try:
+        if name == "hits":
+            r = httpx.post(
+                url, content=HIT_BODY, headers={"content-type": "application/json"}, timeout=60
+            )
+            r.raise_for_status()  # the first request generates; the rest are cache hits
+            return run_wrk(
+                name, url, ["-s", str(BENCH / "openai_hit.lua"), url], {"BODY": HIT_BODY}, o
+            )
+        size, fmt = ("64x64", "webp") if name == "gen64" else ("2048x2048", "png")
+        warm = httpx.post(
+            url, json={"prompt": "warm up", "size": size, "output_format": fmt}, timeout=60
+        )
+        warm.raise_for_status()
+        prefix = f"bench-{secrets.token_hex(4)}"
+        return run_wrk(
+            name, url, ["-s", str(BENCH / "openai_unique.lua"), url, "--", prefix, size, fmt], {}, o
+        )
+    finally:
+        srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--only", choices=["hits", "gen64", "gen100k"], action="append")
+    p.add_argument("-d", "--duration", type=int, default=10)
+    p.add_argument("-c", "--connections", type=int, default=64)
+    p.add_argument("-t", "--threads", type=int, default=2)
+    o = p.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    load = os.getloadavg()[0]
+    results = [scenario(name, o) for name in (o.only or ["hits", "gen64", "gen100k"])]
+    print(
+        f"\nPOST {PATH}  wrk -t{o.threads} -c{o.connections} -d{o.duration}s  "
+        f"({os.cpu_count()} CPUs, load average before: {load:.2f})"
+    )
+    print(
+        f"{'scenario':<9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} "
+        f"{'non-2xx':>8}  socket errors"
+    )
+    for r in results:
+        print(
+            f"{r.name:<9} {r.rps:>9.1f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.requests:>9} "
+            f"{r.non_2xx:>8}  {r.socket_errors}"
+        )
+    print("\ncommands:")
+    for r in results:
+        print(f"  {r.name}: {r.command}")
+
+
+if __name__ == "__main__":
+    main()

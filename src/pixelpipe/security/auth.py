@@ -1,0 +1,171 @@
+"""Who may call what: API-key authentication, scopes and per-key rate limits.
+
+Every path under ``/v1/`` (and ``/metrics``) needs a key, except the ones that carry their own
+proof: provider webhooks (signed by the provider) and image URLs (HMAC-signed or public by opt-in).
+The web page shells, static files, health checks and the OpenAPI document carry no data and stay
+open. Which scope a request needs follows from the path and method (:func:`required_scope`), so a
+route added later is protected by default:
+
+* ``admin``: ``/metrics``, ``/v1/usage`` (all keys), ``/v1/keys…``, ``/v1/budgets…``,
+  ``/v1/admin…``;
+* ``generate``: any other unsafe method under ``/v1/`` (POST generations, estimates, cancel, …);
+* ``read``: any other ``GET``/``HEAD`` under ``/v1/``.
+
+Auth is *off* (every request is the anonymous :class:`~pixelpipe.service.Caller`) only while all of
+these hold: the server binds a loopback address, no API key was ever created, the peer is a loopback
+address and the request carries no proxy header (``Forwarded``, ``X-Forwarded-For``,
+``X-Real-IP``) — a reverse proxy in front of a loopback bind does not open the API by accident.
+Binding any other address without a key refuses to start (:mod:`.startup`).
+
+Keys are sent as ``Authorization: Bearer pp_<id>_<secret>`` (what the OpenAI SDKs send as well).
+No cookie is ever set, so there is nothing for a cross-site request to ride on (no CSRF surface).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.requests import Request
+
+from pixelpipe.db import Database
+from pixelpipe.errors import Forbidden, RateLimited, Unauthorized
+from pixelpipe.security.keys import ApiKey, count_keys, verify_key
+from pixelpipe.security.startup import is_loopback
+from pixelpipe.service import Caller
+from pixelpipe.settings import Settings
+
+Scope = Literal["read", "generate", "admin"]
+CALLER_KEY = "pixelpipe.caller"  # where the middleware leaves the caller in the ASGI scope
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_ADMIN_PREFIXES = ("/v1/usage", "/v1/keys", "/v1/budgets", "/v1/admin")
+_PROXY_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
+NO_KEYS_RECHECK_S = 1.0
+
+
+def required_scope(method: str, path: str) -> Scope | None:
+    """The scope a request needs, or None for an open path."""
+    if path == "/metrics" or path.startswith("/metrics/"):
+        return "admin"
+    if not (path.startswith("/v1/") or path == "/v1"):
+        return None  # pages, static files, health, OpenAPI document, public images (/i/)
+    safe = method.upper() in _SAFE_METHODS
+    if path.startswith("/v1/webhooks/") or (safe and path.startswith("/v1/images/")):
+        return None  # signed by the provider / by us (POST /v1/images/generations is not open)
+    if path.startswith(_ADMIN_PREFIXES):
+        return "admin"
+    return "read" if safe else "generate"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    caller: Caller
+    key: ApiKey | None = None
+
+
+class Authenticator:
+    """``app.state.auth``: decides who is calling (used by the middleware and ``get_caller``)."""
+
+    def __init__(self, settings: Settings, *, limiter_storage: Storage | None = None) -> None:
+        self.settings = settings
+        self.bind_loopback = is_loopback(settings.host)
+        self._storage = limiter_storage or MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._keys_exist = False  # once True, stays True (keys are revoked, never deleted)
+        self._no_keys_checked_at = -math.inf
+
+    # -- the public interface used by api.deps.get_caller --
+    async def authenticate(self, request: Request) -> Caller:
+        found = request.scope.get(CALLER_KEY)
+        if isinstance(found, Caller):
+            return found
+        decision = await self.check(request.scope, _db(request.scope))
+        return decision.caller
+
+    # -- the whole decision for one request --
+    async def check(self, scope: dict[str, Any], db: Database) -> Decision:
+        """Raise Unauthorized / Forbidden / RateLimited, or return the caller."""
+        method = str(scope.get("method", "GET"))
+        path = str(scope.get("path", "/"))
+        needed = required_scope(method, path)
+        if needed is None:
+            return Decision(Caller())
+        if await self.auth_off(scope, db):
+            return Decision(Caller())
+        presented = _bearer(scope)
+        if presented is None:
+            raise Unauthorized(
+                "this server requires an API key: send `Authorization: Bearer pp_…` "
+                "(an admin creates one with `pixelpipe keys create`)"
+            )
+        key = await verify_key(db, presented)
+        if key is None:
+            raise Unauthorized("the API key is not valid (check it was copied whole)")
+        if key.revoked:
+            raise Unauthorized("this API key was revoked; ask an admin for a new one")
+        if not key.allows(needed):
+            have = ", ".join(sorted(key.scopes))
+            raise Forbidden(
+                f"this API key lacks the {needed!r} scope needed for {method} {path} "
+                f"(it has: {have})",
+                required_scope=needed,
+            )
+        await self._rate_limit(key)
+        return Decision(Caller(key.id), key)
+
+    async def auth_off(self, scope: dict[str, Any], db: Database) -> bool:
+        if not self.bind_loopback or await self._any_key(db):
+            return False
+        client = scope.get("client")
+        if client and not is_loopback(str(client[0])):
+            return False
+        headers = scope.get("headers") or []
+        return not any(name in _PROXY_HEADERS for name, _ in headers)
+
+    async def _any_key(self, db: Database) -> bool:
+        if self._keys_exist:
+            return True
+        now = time.monotonic()
+        if now - self._no_keys_checked_at < NO_KEYS_RECHECK_S:
+            return False
+        self._keys_exist = await count_keys(db) > 0
+        self._no_keys_checked_at = now
+        return self._keys_exist
+
+    async def _rate_limit(self, key: ApiKey) -> None:
+        if key.rpm <= 0:
+            return
+        item = RateLimitItemPerMinute(key.rpm)
+        if await self._limiter.hit(item, "key", key.id):
+            return
+        stats = await self._limiter.get_window_stats(item, "key", key.id)
+        wait = max(1.0, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(
+            f"API key {key.id} is limited to {key.rpm} requests per minute; retry in {wait:g} s",
+            retry_after=wait,
+            retry_after_s=wait,
+        )
+
+
+def _bearer(scope: dict[str, Any]) -> str | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def _db(scope: dict[str, Any]) -> Database:
+    app = scope.get("app")
+    services = getattr(getattr(app, "state", None), "services", None)
+    if services is None:
+        raise Unauthorized("the server is starting; try again in a moment")
+    db: Database = services.db
+    return db
