@@ -206,10 +206,6 @@ def provider_job_id(srv: Server, job_id: str) -> str:
     return str(rows[0]["provider_job_id"] or "")
 
 
-def stored_files(srv: Server, job: dict[str, Any]) -> list[Path]:
-    return [p for p in (srv.data_dir / "images").rglob(f"*{job['key'].split(':')[-1]}*")]
-
-
 def model_for(provider: str) -> str:
     return "gpt-image-1" if provider == "openai" else "flux-dev"
 

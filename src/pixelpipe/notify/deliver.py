@@ -185,4 +185,5 @@ def start_delivery(svc: Services) -> asyncio.Task[None] | None:
     hooks = svc.completion_hooks
     if hooks is None:
         return None
+    hooks.worker_here = True  # the callers start a dispatcher beside it: ends are announced
     return asyncio.create_task(WebhookDeliverer(svc, hooks).run(), name="completion-webhooks")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,11 @@ if TYPE_CHECKING:
     from pixelpipe.bootstrap import Services
 
 log = logging.getLogger("pixelpipe.notify")
-FIRST_CHECK_S = 0.25  # a waiter re-reads the job this soon in case it missed the notification
-POLL_S = 1.0  # ... and then this often (other processes' jobs, lost notifications)
+# How often a waiter re-reads the job row besides listening for ``done:<id>``:
+POLL_S = 1.0  # when nothing in this process announces ends (``pixelpipe api`` + workers)
+SAFETY_POLL_S = 5.0  # when announcements are expected (in-process worker or a shared notifier)
+FIRST_CHECK_S = 0.25  # shared notifier: subscribing awaits, so an end may slip in before it
+RECENT_MAX = 4096  # finished jobs kept in memory for waiters in this process
 
 
 def done_channel(job_id: str) -> str:
@@ -47,8 +51,18 @@ class CompletionHooks:
         self.svc = svc
         self.outbox = Outbox(svc.db)
         self.wakeup = asyncio.Event()  # set when a webhook was queued: the deliverer sends now
+        self.worker_here = False  # a dispatcher runs in this process (set by start_delivery)
+        # terminal jobs announced in this process, so that a waiter needs no database read
+        self.recent: OrderedDict[str, Job] = OrderedDict()
+
+    def finished(self, job_id: str) -> Job | None:
+        """The terminal job if it was announced here recently (else None: read the row)."""
+        return self.recent.get(job_id)
 
     async def job_finished(self, job: Job) -> None:
+        self.recent[job.id] = job
+        while len(self.recent) > RECENT_MAX:
+            self.recent.popitem(last=False)
         try:
             await self.svc.notifier.publish(done_channel(job.id), str(job.status))
         except Exception:
@@ -98,29 +112,48 @@ def _iso(ts: float) -> str:
 async def wait_finished(svc: Services, job_id: str, *, timeout_s: float | None) -> Job:
     """Wait until job ``job_id`` is terminal and return it; TimeoutError after ``timeout_s``.
 
-    Listens on :func:`done_channel` (published by :class:`CompletionHooks`) and re-reads the row
-    after ``FIRST_CHECK_S`` and then every ``POLL_S`` seconds, so a lost notification or a job
-    finished by a path without hooks costs latency, never correctness.
+    Listens on :func:`done_channel` (published by :class:`CompletionHooks`) and also re-reads
+    the row now and then (:func:`_poll_plan`), so a lost notification or a job finished by a path
+    without hooks costs latency, never correctness. Each re-read is a database query, so they
+    are rare where notifications are expected to arrive.
     """
+    first, every = _poll_plan(svc)
     async with svc.notifier.subscribe(done_channel(job_id)) as messages:
         listener = _next(messages)
         try:
             async with asyncio.timeout(timeout_s):
-                delay = FIRST_CHECK_S
+                delay = first
                 while True:
                     done, _ = await asyncio.wait({listener}, timeout=delay)
                     if done:
                         listener = _next(messages) if listener.exception() is None else _never()
+                        hooks = svc.completion_hooks
+                        known = hooks.finished(job_id) if hooks is not None else None
+                        if known is not None:
+                            return known
                     job = await svc.store.get(job_id)
                     if job is None:
                         raise NotFound(f"no generation with id {job_id!r}")
                     if job.status.terminal:
                         return job
-                    delay = POLL_S
+                    delay = every
         finally:
             listener.cancel()
             with contextlib.suppress(BaseException):
                 await listener
+
+
+def _poll_plan(svc: Services) -> tuple[float, float]:
+    """(first re-read, then every) for :func:`wait_finished`."""
+    from pixelpipe.events.local import LocalNotifier
+
+    local = isinstance(svc.notifier, LocalNotifier)
+    hooks = svc.completion_hooks
+    if not local:  # a shared notifier (Redis) hears every process's ends
+        return FIRST_CHECK_S, SAFETY_POLL_S
+    if hooks is not None and hooks.worker_here:  # local subscribe cannot miss: it never awaits
+        return SAFETY_POLL_S, SAFETY_POLL_S
+    return POLL_S / 2, POLL_S
 
 
 def _next(messages: AsyncIterator[str]) -> asyncio.Future[Any]:

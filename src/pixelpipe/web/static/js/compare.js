@@ -345,8 +345,9 @@ export async function init() {
     $("#c-models").replaceChildren(problemBox(describeProblem(err.problem), { compact: true }));
     return;
   }
-  $("#c-prompt").value = params.get("prompt") || "";
-  $("#c-seed").value = params.get("seed") || String(randomSeed());
+  // never clobber what the user typed while the catalog was loading
+  if (params.get("prompt") && !$("#c-prompt").value) $("#c-prompt").value = params.get("prompt");
+  if (!$("#c-seed").value) $("#c-seed").value = params.get("seed") || String(randomSeed());
   promptCount();
   renderSetup(params);
 
