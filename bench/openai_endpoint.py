@@ -7,7 +7,7 @@ Not a test: prints requests/s and latency percentiles for three scenarios agains
                row + ledger entry, signed URL);
 * ``gen64``    a unique prompt per request, 64x64 WebP: full generations (submit, provider, verify,
                store, thumbnail, bill, notify, wait, answer);
-* ``gen100k``  the same with a ~100 KB image (2048x2048 PNG, 98 KB).
+* ``gen100k``  the same with a ~100 KB image (2048x2048 PNG, 98 KB; runs 3x as long).
 
     uv run python bench/openai_endpoint.py                   # all three, 10 s each
     uv run python bench/openai_endpoint.py --only hits -d 20
@@ -61,14 +61,15 @@ def _ms(text: str) -> float:
 def run_wrk(
     name: str, url: str, args: list[str], env: dict[str, str], o: argparse.Namespace
 ) -> Result:
+    duration = o.duration * (3 if name == "gen100k" else 1)  # seconds per request at 64 conns
     cmd = [
         "wrk",
         f"-t{o.threads}",
         f"-c{o.connections}",
-        f"-d{o.duration}s",
+        f"-d{duration}s",
         "--latency",
         "--timeout",
-        "10s",
+        "30s",
         *args,
     ]
     shown = " ".join(cmd).replace(url, "http://127.0.0.1:$PORT" + PATH)

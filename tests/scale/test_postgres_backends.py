@@ -5,9 +5,11 @@ connection pools — separate processes in all but PID."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -19,13 +21,28 @@ from pixelpipe.jobs.store import JobStore
 from pixelpipe.ledger import tables as _ledger  # noqa: F401
 from pixelpipe.migrations.runner import upgrade
 from tests.jobs.test_store_contract import make_job
+from tests.support.serve import CLI
 
 pytestmark = pytest.mark.servers
 
 
-def test_migrations_run_concurrently_and_match_the_tables(postgres_url: str) -> None:
-    with ThreadPoolExecutor(4) as pool:  # four processes starting at once
-        list(pool.map(upgrade, [postgres_url] * 4))
+def test_migrations_run_concurrently_and_match_the_tables(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PIXELPIPE_DATABASE_URL": postgres_url,
+        "PIXELPIPE_DATA_DIR": str(tmp_path),
+    }
+    procs = [  # four processes starting at once, each migrating (`pixelpipe migrate`)
+        subprocess.Popen(
+            [*CLI, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out.decode()
     engine = create_engine(postgres_url)
     try:
         insp = inspect(engine)

@@ -445,7 +445,7 @@ async def run(data: Path, fakes: FakesThread, rng: random.Random) -> tuple[Tally
 
     async def chaos() -> None:
         n = 0
-        while time.monotonic() - t0 < SUBMIT_S:
+        while time.monotonic() - t0 < SUBMIT_S or kill_at:
             now = time.monotonic() - t0
             injector.tick(n)
             if storage_at and now >= storage_at[0]:
@@ -492,7 +492,8 @@ async def run(data: Path, fakes: FakesThread, rng: random.Random) -> tuple[Tally
         sample = [r[0] for r in query(db, "SELECT id FROM jobs WHERE status='succeeded' LIMIT 15")]
         for job_id in sample:
             job = (await client.get(f"{srv[0].url}/v1/generations/{job_id}")).json()
-            img = await client.get(srv[0].url + job["image"]["url"])
+            url = job["image"]["url"]
+            img = await client.get(url if url.startswith("http") else srv[0].url + url)
             assert img.status_code == 200 and len(img.content) == job["image"]["bytes"], job_id
     srv[0].stop()
     return tally, time.monotonic() - t0

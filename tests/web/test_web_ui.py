@@ -307,7 +307,6 @@ def test_gallery_lists_filters_searches_and_opens_details(
     c = generate_via_api(base, prompt="a hot air balloon over fields", model="preview", seed=3)
     expect(cards).to_have_count(3)
     expect(page.locator(f"#gallery li[data-id='{c['id']}'] img")).to_be_visible()
-    shot(page, shots, "gallery")
 
     # details: every parameter, the key, copy URL, generate again with a new seed
     page.locator(f"#gallery li[data-id='{a['id']}'] a.g-link").click()
@@ -390,6 +389,12 @@ def test_phone_width_and_dark_theme(
     expect(phone.locator("#gallery .g-card").first).to_be_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     shot(phone, shots, "mobile-gallery")
+
+    light = new_page(height=1000)
+    light.goto(fake_server.url + "/gallery")
+    expect(light.locator("#gallery .g-card img").first).to_be_visible()
+    expect(light.locator("#gallery img:not(.loaded)")).to_have_count(0)
+    shot(light, shots, "gallery")
 
     dark = new_page(dark=True, height=1000)
     dark.goto(fake_server.url + "/gallery")

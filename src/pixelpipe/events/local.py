@@ -37,6 +37,20 @@ class LocalNotifier:
         self._subs.clear()
 
 
-async def _drain(q: asyncio.Queue[str]) -> AsyncIterator[str]:
-    while True:
-        yield await q.get()
+class Wakeups:
+    """The wake-ups of one subscription. A class, not an async generator: a listener that waits
+    with a timeout (``wait_for(anext(w), 5)``) cancels ``__anext__``, and a cancelled generator
+    would be finished for good — every later ``anext`` raising StopAsyncIteration."""
+
+    def __init__(self, q: asyncio.Queue[str]) -> None:
+        self._q = q
+
+    def __aiter__(self) -> Wakeups:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._q.get()
+
+
+def _drain(q: asyncio.Queue[str]) -> AsyncIterator[str]:
+    return Wakeups(q)

@@ -26,6 +26,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from pixelpipe.events.local import Wakeups
+
 log = logging.getLogger("pixelpipe.events.redis")
 
 PREFIX = "pixelpipe:ev:"
@@ -184,6 +186,5 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def _drain(q: asyncio.Queue[str]) -> AsyncIterator[str]:
-    while True:
-        yield await q.get()
+def _drain(q: asyncio.Queue[str]) -> AsyncIterator[str]:
+    return Wakeups(q)  # survives a cancelled anext() (see events/local.py)
