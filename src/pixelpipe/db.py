@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Table, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from pixelpipe.group_commit import GroupCommitter
@@ -45,6 +45,12 @@ class Database:
         if self._group is None:
             self._group = GroupCommitter(self.writer)
         return await self._group.run(work)
+
+    async def append(self, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+        """Group-committed multi-row INSERT of fresh rows (see GroupCommitter.append)."""
+        if self._group is None:
+            self._group = GroupCommitter(self.writer)
+        await self._group.append(rows)
 
     def begin(self) -> Any:
         """``async with db.begin() as conn``: a write transaction (BEGIN IMMEDIATE on SQLite)."""

@@ -21,6 +21,7 @@ from pixelpipe.worker import Worker
 
 log = logging.getLogger("pixelpipe.dispatcher")
 IDLE_MAX_S = 1.0
+ROUND_RETRY_S = 0.5
 
 
 class Dispatcher:
@@ -35,16 +36,25 @@ class Dispatcher:
 
     async def run(self) -> None:
         while not self._stopping:
-            free = self.capacity - len(self.running)  # how many steps may start now
-            jobs = []
-            if free > 0:
-                jobs = await self.svc.store.claim_due(
-                    self.owner, limit=free, lease_s=self.svc.settings.lease_s
-                )
-            for job in jobs:
-                self._start(job)
-            if not jobs or free == 0:
-                await self._sleep()
+            try:
+                await self._round()
+            except Exception:
+                # the database is busy or unreachable (or a bug): this loop is the process's only
+                # worker, so it must outlive any error; leases keep the rows safe meanwhile
+                log.exception("dispatcher round failed; retrying in %.1f s", ROUND_RETRY_S)
+                await asyncio.sleep(ROUND_RETRY_S)
+
+    async def _round(self) -> None:
+        free = self.capacity - len(self.running)  # how many steps may start now
+        jobs = []
+        if free > 0:
+            jobs = await self.svc.store.claim_due(
+                self.owner, limit=free, lease_s=self.svc.settings.lease_s
+            )
+        for job in jobs:
+            self._start(job)
+        if not jobs or free == 0:
+            await self._sleep()
 
     async def offer(self, job_id: str) -> bool:
         """A queue message named ``job_id``: claim and run its step now if there is room.
@@ -72,6 +82,12 @@ class Dispatcher:
     async def _run(self, job: Job) -> None:
         try:
             await self.worker.run_step(job)
+        except Exception:
+            # the step could not even record its failure (e.g. the database stayed locked): the
+            # row keeps its lease until it expires, then it is claimed and the step runs again
+            log.warning(
+                "step for %s ended with an error; its lease will expire", job.id, exc_info=True
+            )
         finally:
             self.wakeup.set()
 

@@ -32,6 +32,7 @@ HTTP answers) are translated into this tree where they enter; the worker decides
     │   ├── OutputBlocked               502  output_blocked        SSRF guard refused the URL
     │   └── ImageInvalid                502  image_invalid         not an image / bomb / truncated
     ├── StorageError                    503  storage_unavailable   retryable
+    ├── DatabaseUnavailable             503  database_unavailable  retryable (locked, unreachable)
     ├── DeliveryError                   403  delivery_forbidden    bad or expired signed URL
     └── JobTimedOut                     504  timed_out             deadline passed
 """
@@ -212,6 +213,13 @@ class StorageError(PixelpipeError):
     code = "storage_unavailable"
     status = 503
     title = "Storage unavailable"
+    retryable = True
+
+
+class DatabaseUnavailable(PixelpipeError):
+    code = "database_unavailable"
+    status = 503
+    title = "Database busy or unreachable"
     retryable = True
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -135,27 +136,37 @@ async def _serve_from_cache(
     job.content_type, job.width, job.height = image.content_type, image.width, image.height
     job.bytes = image.bytes
     job.cost_micros, job.cost_status = 0, "free"
-    stored, created = await svc.store.create(job, single_flight=False, fingerprint=fingerprint)
     svc.metrics.requests.labels("cache_hit").inc()
-    if created:
-        spec = svc.catalog.get(job.model)
-        saved = svc.prices.estimate(job.request, svc.gate.choose(spec, preferred=None))
-        await svc.ledger.record(
-            Charge(
-                job_id=job.id,
-                attempt=0,
-                provider="cache",
-                provider_job_id="cache",
-                model=job.model,
-                kind="cache_hit",
-                price=Price(0, saved.version, "cache"),
-                saved_micros=saved.amount_micros,
-                api_key_id=job.api_key_id,
-            )
+    charge = _cache_hit_charge(svc, job)
+    if fingerprint is None:  # a new job for sure: insert it and its ledger entry in one flush
+        (stored, created), _ = await asyncio.gather(
+            svc.store.create(job, single_flight=False), svc.ledger.record(charge)
         )
+    else:
+        stored, created = await svc.store.create(job, single_flight=False, fingerprint=fingerprint)
+        if created:
+            await svc.ledger.record(charge)
+    if created:
         if stored.webhook_url:
             await _finished(svc, stored)
     return Submission(stored, created=created)
+
+
+def _cache_hit_charge(svc: Services, job: Job) -> Charge:
+    """$0, with what the same image would have cost at the provider it would have gone to."""
+    spec = svc.catalog.get(job.model)
+    saved = svc.prices.estimate(job.request, svc.gate.choose(spec, preferred=None))
+    return Charge(
+        job_id=job.id,
+        attempt=0,
+        provider="cache",
+        provider_job_id="cache",
+        model=job.model,
+        kind="cache_hit",
+        price=Price(0, saved.version, "cache"),
+        saved_micros=saved.amount_micros,
+        api_key_id=job.api_key_id,
+    )
 
 
 async def _finished(svc: Services, job: Job) -> None:

@@ -14,8 +14,12 @@ import random
 import time
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from pixelpipe.bootstrap import Services
 from pixelpipe.errors import (
+    DatabaseUnavailable,
     OutputFetchError,
     PixelpipeError,
     ProviderJobLost,
@@ -67,6 +71,13 @@ class Worker:
                 await self.fetch_and_store(job, None)
         except PixelpipeError as exc:
             await self.fail_or_retry(job, exc)
+        except (DBAPIError, PoolTimeout) as exc:
+            # the database is locked or unreachable: not the provider's fault (no outage mark, no
+            # failover); retry the step later (if even this cannot be written, the lease expires)
+            log.warning("step for job %s hit a database error: %s", job.id, type(exc).__name__)
+            await self.fail_or_retry(
+                job, DatabaseUnavailable(f"database error: {exc.__class__.__name__}")
+            )
         except Exception as exc:  # a bug: keep the job alive, retry later, log the trace
             log.exception("step failed for job %s", job.id)
             await self.fail_or_retry(job, ProviderUnavailable(f"internal error: {exc!r}"))
@@ -396,6 +407,17 @@ class Worker:
                 job.id,
                 next_run_at=time.time() + delay,
                 provider_state={**job.provider_state, "fetch_errors": errors},
+            )
+            await svc.store.add_event(job.id, "retry", event)
+            return
+        if job.status is _S.QUEUED:
+            # the step failed before anything was sent (e.g. a database error): reschedule in
+            # place — queued → queued is no transition, and no attempt was spent
+            await svc.store.update(
+                job.id,
+                next_run_at=time.time() + delay,
+                error_code=exc.code,
+                error_detail=exc.detail,
             )
             await svc.store.add_event(job.id, "retry", event)
             return

@@ -267,8 +267,9 @@ async def submit(
                 again = await client.post(
                     f"{srv[0].url}/v1/generations", json=body, headers={"Idempotency-Key": key}
                 )
-                if again.status_code in (200, 202):
-                    tally.idem_conflicts += again.json()["id"] != job_id
+                if again.status_code in (200, 202) and again.json()["id"] != job_id:
+                    tally.idem_conflicts += 1
+                    print("IDEM CONFLICT", key, job_id, again.json()["id"], body)
             return
         if r.status_code < 500 and r.status_code != 429:
             raise AssertionError(f"request refused: {r.status_code} {r.text}")
@@ -499,6 +500,7 @@ async def run(data: Path, fakes: FakesThread, rng: random.Random) -> tuple[Tally
     return tally, time.monotonic() - t0
 
 
+@pytest.mark.timeout(420)
 def test_faults_lose_nothing_duplicate_nothing_leave_nothing_pending(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("PIXELPIPE_FAULT_SEED", "7")))
     data = tmp_path / "data"

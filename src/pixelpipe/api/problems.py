@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from pixelpipe.errors import InvalidRequest, PixelpipeError, RateLimited
+from pixelpipe.errors import DatabaseUnavailable, InvalidRequest, PixelpipeError, RateLimited
 
 log = logging.getLogger("pixelpipe.api")
 PROBLEM = "application/problem+json"
@@ -64,6 +66,19 @@ def install(app: FastAPI) -> None:
             media_type=PROBLEM,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        # locked (SQLite busy past its timeout), unreachable or out of connections: transient,
+        # so 503 + Retry-After tells clients to come back (with the same Idempotency-Key)
+        log.warning("database error answered 503: %s", type(exc).__name__)
+        busy = DatabaseUnavailable(
+            "the database is busy or unreachable; retry in a moment", retry_after=1
+        )
+        response = problem_response(busy)
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -53,6 +53,15 @@ class JobStore:
         row = job_to_row(job)
         row["request_fingerprint"] = fingerprint
         row["inflight_key"] = job.content_key if single_flight and not job.status.terminal else None
+        if not single_flight and not job.idempotency_key:
+            try:  # nothing to look up: a fresh id cannot collide, so append in bulk
+                event = _event_row(job.id, "status", _status_data(job), job.created_at)
+                await self.db.append([(jobs, row), (job_events, event)])
+            except IntegrityError:
+                pass  # fall through to the checked path
+            else:
+                await self._wake(job.id)
+                return job, True
 
         async def work(conn: AsyncConnection) -> Job | None:
             existing = await self._existing(conn, job, single_flight, fingerprint)
@@ -395,13 +404,15 @@ class JobStore:
     async def _event(
         self, conn: AsyncConnection, job_id: str, type_: str, data: dict[str, Any], now: float
     ) -> None:
-        await conn.execute(
-            insert(job_events).values(job_id=job_id, type=type_, data=data, created_at=now)
-        )
+        await conn.execute(insert(job_events).values(**_event_row(job_id, type_, data, now)))
 
     async def _wake(self, job_id: str) -> None:
         await self.notifier.publish(f"job:{job_id}", "changed")
         await self.notifier.publish(ALL, job_id)
+
+
+def _event_row(job_id: str, type_: str, data: dict[str, Any], now: float) -> dict[str, Any]:
+    return {"job_id": job_id, "type": type_, "data": data, "created_at": now}
 
 
 def _status_data(job: Job) -> dict[str, Any]:

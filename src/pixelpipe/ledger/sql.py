@@ -107,6 +107,12 @@ class SqlLedger:
     async def record(self, charge: Charge) -> bool:
         now = self._clock()
         values = _entry_values(charge, now)
+        if charge.kind == "cache_hit":
+            try:  # a cache hit's job id is brand new: no duplicate is possible
+                await self.db.append([(ledger_entries, values)])
+                return True
+            except IntegrityError:
+                pass  # recorded before (a retry): the idempotent path decides
         return await self.db.batch(lambda conn: _insert_ignore(conn, values))
 
     async def settle(self, job_id: str) -> None:

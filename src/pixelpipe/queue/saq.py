@@ -156,13 +156,20 @@ class SaqConsumer:
     async def start(self) -> None:
         await self.queue.connect()
         self._task = asyncio.create_task(self.worker.start(), name="saq-consumer")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("SAQ consumer stopped: %r (the table scan carries on)", task.exception())
+        elif self._task is task:
+            log.warning("SAQ consumer stopped unexpectedly (the table scan carries on)")
 
     async def stop(self) -> None:
         """Stop taking messages; a message being handled gets SAQ's grace period to finish."""
-        if self._task is None:
+        task, self._task = self._task, None
+        if task is None:
             return
         await self.worker.stop()
-        self._task.cancel()
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
-        self._task = None
+            await task

@@ -21,9 +21,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pixelpipe.api.problems import problem_response
-from pixelpipe.errors import InvalidRequest, PixelpipeError, Unauthorized
+from pixelpipe.errors import DatabaseUnavailable, InvalidRequest, PixelpipeError, Unauthorized
 from pixelpipe.security.auth import CALLER_KEY, Authenticator, _db
 from pixelpipe.settings import Settings
 
@@ -107,6 +109,11 @@ class Authenticate:
             return
         except PixelpipeError as exc:
             await _send_problem(send, exc)
+            return
+        except (DBAPIError, PoolTimeout) as exc:  # key lookup while the database is locked
+            log.warning("API key check answered 503: %s", type(exc).__name__)
+            busy = DatabaseUnavailable("the database is busy; retry in a moment", retry_after=1)
+            await _send_problem(send, busy, {"Retry-After": "1"})
             return
         scope[CALLER_KEY] = decision.caller
         await self.app(scope, receive, send)
