@@ -146,9 +146,8 @@ async def _serve_from_cache(
         stored, created = await svc.store.create(job, single_flight=False, fingerprint=fingerprint)
         if created:
             await svc.ledger.record(charge)
-    if created:
-        if stored.webhook_url:
-            await _finished(svc, stored)
+    if created and stored.webhook_url:
+        await _finished(svc, stored)
     return Submission(stored, created=created)
 
 
