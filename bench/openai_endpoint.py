@@ -14,6 +14,8 @@ Not a test: prints requests/s and latency percentiles for three scenarios agains
 
 wrk runs on the same 2-core machine as the server (load generator included), 2 threads, 64
 connections. Targets (issue 8): hits >= 2,000 req/s with p99 <= 50 ms; gen64 >= 350 req/s.
+"CPU ms/req" is the server process's CPU (user + system, all threads) during the run divided by
+the answered requests: steadier than req/s when other work shares the machine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +51,21 @@ class Result:
     non_2xx: int
     socket_errors: str
     command: str
+    cpu_ms_per_req: float = float("nan")  # server process CPU (all threads) per answered request
 
 
 def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    m = re.match(r"([\d.]+)(us|ms|s|m|h)", text)
     if not m:
         return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    scale = {"us": 0.001, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+    return float(m.group(1)) * scale[m.group(2)]
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(
@@ -92,6 +102,13 @@ def run_wrk(
     )
 
 
+def measured(pid: int, run: Callable[[], Result]) -> Result:
+    before = cpu_s(pid)
+    result = run()
+    result.cpu_ms_per_req = (cpu_s(pid) - before) * 1000 / max(1, result.requests)
+    return result
+
+
 def scenario(name: str, o: argparse.Namespace) -> Result:
     srv = bench_server().start(timeout_s=180)
     url = srv.url + PATH
@@ -101,18 +118,17 @@ def scenario(name: str, o: argparse.Namespace) -> Result:
                 url, content=HIT_BODY, headers={"content-type": "application/json"}, timeout=60
             )
             r.raise_for_status()  # the first request generates; the rest are cache hits
-            return run_wrk(
-                name, url, ["-s", str(BENCH / "openai_hit.lua"), url], {"BODY": HIT_BODY}, o
-            )
+            args = ["-s", str(BENCH / "openai_hit.lua"), url]
+            pid = srv.proc.pid if srv.proc else 0
+            return measured(pid, lambda: run_wrk(name, url, args, {"BODY": HIT_BODY}, o))
         size, fmt = ("64x64", "webp") if name == "gen64" else ("2048x2048", "png")
         warm = httpx.post(
             url, json={"prompt": "warm up", "size": size, "output_format": fmt}, timeout=60
         )
         warm.raise_for_status()
         prefix = f"bench-{secrets.token_hex(4)}"
-        return run_wrk(
-            name, url, ["-s", str(BENCH / "openai_unique.lua"), url, "--", prefix, size, fmt], {}, o
-        )
+        args = ["-s", str(BENCH / "openai_unique.lua"), url, "--", prefix, size, fmt]
+        return measured(srv.proc.pid if srv.proc else 0, lambda: run_wrk(name, url, args, {}, o))
     finally:
         srv.stop()
         shutil.rmtree(srv.data_dir, ignore_errors=True)
@@ -137,12 +153,12 @@ def main() -> None:
     )
     print(
         f"{'scenario':<9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} "
-        f"{'non-2xx':>8}  socket errors"
+        f"{'non-2xx':>8} {'CPU ms/req':>11}  socket errors"
     )
     for r in results:
         print(
             f"{r.name:<9} {r.rps:>9.1f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.requests:>9} "
-            f"{r.non_2xx:>8}  {r.socket_errors}"
+            f"{r.non_2xx:>8} {r.cpu_ms_per_req:>11.2f}  {r.socket_errors}"
         )
     print("\ncommands:")
     for r in results:

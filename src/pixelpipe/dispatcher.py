@@ -32,17 +32,37 @@ class Dispatcher:
         self.worker = Worker(svc, self.owner)
         self.capacity = svc.settings.worker_concurrency
         self.running: set[asyncio.Task[None]] = set()
+        self.active: dict[str, asyncio.Task[None]] = {}  # job id -> the step running it here
         self._stopping = False
 
     async def run(self) -> None:
-        while not self._stopping:
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            while not self._stopping:
+                try:
+                    await self._round()
+                except Exception:
+                    # the database is busy or unreachable (or a bug): this loop is the process's
+                    # only worker, so it must outlive any error; leases keep the rows safe
+                    log.exception("dispatcher round failed; retrying in %.1f s", ROUND_RETRY_S)
+                    await asyncio.sleep(ROUND_RETRY_S)
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of the steps running here, so that a slow step (a provider taking its
+        time, a busy CPU) is never mistaken for a dead worker and run a second time elsewhere."""
+        interval = max(0.05, self.svc.settings.lease_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self.active)
+            if not ids:
+                continue
             try:
-                await self._round()
-            except Exception:
-                # the database is busy or unreachable (or a bug): this loop is the process's only
-                # worker, so it must outlive any error; leases keep the rows safe meanwhile
-                log.exception("dispatcher round failed; retrying in %.1f s", ROUND_RETRY_S)
-                await asyncio.sleep(ROUND_RETRY_S)
+                await self.svc.store.renew_leases(ids, self.owner, self.svc.settings.lease_s)
+            except Exception as exc:  # e.g. the database is locked: try again next beat
+                log.warning("lease renewal failed: %s", type(exc).__name__)
 
     async def _round(self) -> None:
         free = self.capacity - len(self.running)  # how many steps may start now
@@ -75,9 +95,15 @@ class Dispatcher:
         return True
 
     def _start(self, job: Job) -> None:
+        if job.id in self.active:
+            # still running here (its lease lapsed while the database was busy and the scan
+            # claimed it again): never run two steps of one job at once
+            return
         task = asyncio.create_task(self._run(job))
         self.running.add(task)
+        self.active[job.id] = task
         task.add_done_callback(self.running.discard)
+        task.add_done_callback(lambda _: self.active.pop(job.id, None))
 
     async def _run(self, job: Job) -> None:
         try:
@@ -118,13 +144,15 @@ async def sweep_once(svc: Services) -> tuple[int, int]:
         err = JobTimedOut(
             f"no result within {svc.settings.job_deadline_s:g} s (last state: {job.status})"
         )
-        moved = await svc.store.transition(
-            job.id, job.status, JobStatus.FAILED, error_code=err.code, error_detail=err.detail
+        # one group commit: a crash cannot leave the failed job holding its reservation
+        moved, _ = await asyncio.gather(
+            svc.store.transition(
+                job.id, job.status, JobStatus.FAILED, error_code=err.code, error_detail=err.detail
+            ),
+            svc.ledger.release(job.id),
         )
-        if moved is not None:
-            await svc.ledger.release(job.id)
-            if svc.completion_hooks is not None:
-                await svc.completion_hooks.job_finished(moved)
+        if moved is not None and svc.completion_hooks is not None:
+            await svc.completion_hooks.job_finished(moved)
     for job in silent:
         await svc.store.update(job.id, next_run_at=now)
         await svc.store.add_event(job.id, "sweeper", {"reason": "webhook overdue; polling"})

@@ -129,6 +129,7 @@ async def sweeper_lock(svc: Services) -> AsyncIterator[Callable[[], Awaitable[bo
 
 async def _sweep_while_leader(svc: Services) -> None:
     while True:
+        log.info("sweeper %s started; waiting for the sweeper lock", svc.instance)
         async with sweeper_lock(svc) as still_held:
             log.info("sweeper %s holds the lock", svc.instance)
             while True:

@@ -208,14 +208,16 @@ class Worker:
                 await self._record_attempt(job, update)
             raise update.error or ProviderJobLost("the provider reported a failure")
         elif update.state is RunState.CANCELED:
-            canceled = await self.svc.store.transition(
-                job.id,
-                job.status,
-                _S.CANCELED,
-                error_code="canceled",
-                error_detail="canceled at the provider",
+            canceled, _ = await asyncio.gather(  # one group commit: no reservation outlives it
+                self.svc.store.transition(
+                    job.id,
+                    job.status,
+                    _S.CANCELED,
+                    error_code="canceled",
+                    error_detail="canceled at the provider",
+                ),
+                self.svc.ledger.release(job.id),
             )
-            await self.svc.ledger.release(job.id)
             if canceled is not None:
                 await self._notify(canceled)
         else:
@@ -314,22 +316,26 @@ class Worker:
             )
         )
         cost, status = await self._actual_cost(job)
-        done = await svc.store.transition(
-            job.id,
-            _S.STORING,
-            _S.SUCCEEDED,
-            storage_key=key,
-            thumb_key=tkey,
-            content_type=CONTENT_TYPES[job.request.format],
-            width=image.width,
-            height=image.height,
-            bytes=len(image.data),
-            cost_micros=cost,
-            cost_status=status,
-            error_code=None,
-            error_detail=None,
+        # the terminal transition and the reservation's end share one group commit, so that a
+        # crash or a locked database cannot leave a finished job holding budget
+        done, _ = await asyncio.gather(
+            svc.store.transition(
+                job.id,
+                _S.STORING,
+                _S.SUCCEEDED,
+                storage_key=key,
+                thumb_key=tkey,
+                content_type=CONTENT_TYPES[job.request.format],
+                width=image.width,
+                height=image.height,
+                bytes=len(image.data),
+                cost_micros=cost,
+                cost_status=status,
+                error_code=None,
+                error_detail=None,
+            ),
+            svc.ledger.settle(job.id),
         )
-        await svc.ledger.settle(job.id)
         if done is not None:
             await self._notify(done)
 
@@ -383,10 +389,12 @@ class Worker:
         if transient and _may_retry(current, exc):
             await self._retry(current, exc)
             return
-        done = await svc.store.transition(
-            job.id, current.status, _S.FAILED, error_code=exc.code, error_detail=exc.detail
+        done, _ = await asyncio.gather(  # one group commit (see _store)
+            svc.store.transition(
+                job.id, current.status, _S.FAILED, error_code=exc.code, error_detail=exc.detail
+            ),
+            svc.ledger.release(job.id),
         )
-        await svc.ledger.release(job.id)
         if done is not None:
             await self._notify(done)
 

@@ -46,8 +46,8 @@ pytestmark = pytest.mark.slow
 
 FAULT_JOBS = int(os.environ.get("PIXELPIPE_FAULT_JOBS", "500"))
 KILLS = int(os.environ.get("PIXELPIPE_FAULT_KILLS", "6"))
-SUBMIT_S = float(os.environ.get("PIXELPIPE_FAULT_SUBMIT_S", "70"))
-JOB_DEADLINE_S = 75.0
+SUBMIT_S = float(os.environ.get("PIXELPIPE_FAULT_SUBMIT_S", "60"))
+JOB_DEADLINE_S = 90.0
 TERMINAL = ("succeeded", "failed", "canceled")
 FAKES = ("replicate", "fal", "openai")
 COUNTERS = (
@@ -121,6 +121,7 @@ class Tally:
     kills: int = 0
     restarts_s: list[float] = field(default_factory=list)
     failed_starts: int = 0
+    timeline: list[tuple[float, str]] = field(default_factory=list)
 
 
 class Injector:
@@ -226,7 +227,7 @@ def request_body(i: int, rng: random.Random, earlier: list[dict[str, Any]]) -> d
     tag = f"fault run {i} {secrets.token_hex(3)}"
     if r < 0.08 and earlier:  # the same request again: cache hit or single-flight attach
         return dict(rng.choice(earlier))
-    if r < 0.45:
+    if r < 0.55:
         size = rng.choice(("64x64", "96x96", "128x128"))
         body = {"prompt": tag, "model": "preview", "size": size}
     elif r < 0.65:
@@ -320,6 +321,12 @@ def figures(data: Path, tally: Tally, fakes: FakesThread) -> dict[str, Any]:
     files = [p for p in root.rglob("*") if p.is_file()]
     visible = {p.relative_to(root).as_posix() for p in files if not p.name.startswith(".")}
     temp_files = [p for p in files if p.name.startswith(".") and p.name.endswith(".tmp")]
+    per_object = Counter(
+        (p.parts[0] == "thumbs", p.name.split(".")[0]) for p in (Path(v) for v in visible)
+    )
+    duplicate_objects = sum(n - 1 for n in per_object.values() if n > 1)
+    image_jobs = query(db, "SELECT j.status FROM images i JOIN jobs j ON j.id = i.job_id")
+    stored_for_unsucceeded = sum(1 for (st,) in image_jobs if st != "succeeded")
     succeeded = [(i, sk) for i, s, _, _, _, sk in all_jobs if s == "succeeded"]
     missing_image = [i for i, sk in succeeded if not sk or sk not in visible]
     distinct_keys = len(
@@ -383,9 +390,11 @@ def figures(data: Path, tally: Tally, fakes: FakesThread) -> dict[str, Any]:
         "lost": len(lost),
         "non_terminal_after_deadline": len(pending),
         "idempotency_conflicts": tally.idem_conflicts,
-        "duplicate_objects": len(visible)
-        - len(referenced)
-        + max(0, len(image_rows) - distinct_keys),
+        "duplicate_objects": duplicate_objects,
+        "stored_objects": len(visible),
+        "image_rows": len(image_rows),
+        "distinct_succeeded_content_keys": distinct_keys,
+        "images_whose_first_job_did_not_succeed": stored_for_unsucceeded,
         "orphan_files": len(visible - referenced),
         "temp_files_left": len(temp_files),
         "duplicate_ledger_entries": len(dup_ledger_attempt) + len(dup_ledger_run),
@@ -405,6 +414,7 @@ def figures(data: Path, tally: Tally, fakes: FakesThread) -> dict[str, Any]:
         "kills": tally.kills,
         "restart_s": [round(s, 2) for s in tally.restarts_s],
         "failed_starts": tally.failed_starts,
+        "timeline_s": tally.timeline,
     }
 
 
@@ -442,7 +452,7 @@ async def run(data: Path, fakes: FakesThread, rng: random.Random) -> tuple[Tally
     t0 = time.monotonic()
     kill_at = [SUBMIT_S * (k + 0.6) / (KILLS + 0.2) for k in range(KILLS)]
     storage_at = [SUBMIT_S * f for f in (0.1, 0.42, 0.74)]
-    lock_at = [SUBMIT_S * f for f in (0.27, 0.58)]
+    lock_at = [SUBMIT_S * 0.45]
 
     async def chaos() -> None:
         n = 0
@@ -451,17 +461,20 @@ async def run(data: Path, fakes: FakesThread, rng: random.Random) -> tuple[Tally
             injector.tick(n)
             if storage_at and now >= storage_at[0]:
                 storage_at.pop(0)
+                tally.timeline.append((round(now, 1), "storage outage 1.5 s"))
                 with storage_outage(data / "images"):
                     tally.injected["storage_outages"] += 1
                     await asyncio.sleep(1.5)
             if lock_at and now >= lock_at[0]:
                 lock_at.pop(0)
                 tally.injected["db_write_lock_6s"] += 1
+                tally.timeline.append((round(now, 1), "database write lock 6 s"))
                 await asyncio.to_thread(hold_write_lock, db, 6.0)
             if kill_at and now >= kill_at[0]:
                 kill_at.pop(0)
                 srv[0].kill()
                 tally.kills += 1
+                tally.timeline.append((round(now, 1), "SIGKILL"))
                 started = time.monotonic()
                 srv[0] = await asyncio.to_thread(start, data, env, port, tally)
                 tally.restarts_s.append(time.monotonic() - started)
@@ -523,3 +536,4 @@ def test_faults_lose_nothing_duplicate_nothing_leave_nothing_pending(tmp_path: P
     assert result["duplicate_ledger_entries"] == 0
     assert result["succeeded_without_image"] == 0
     assert result["succeeded_unbilled"] == 0
+    assert result["reservations_left_on_finished_jobs"] == 0

@@ -3,6 +3,7 @@ and the signed image URLs (tampered, expired, traversal)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -191,3 +192,23 @@ async def test_no_secret_reaches_the_browser(tmp_path: Path) -> None:
     for r in pages:
         for secret in (b"r8_SECRET_TOKEN_123456", b"sk-SECRET-OPENAI-9876", signing):
             assert secret not in r.content, r.url
+
+
+async def test_an_idempotency_key_that_attached_to_an_inflight_job_keeps_it(tmp_path: Path) -> None:
+    """Found by the fault run: key K2 attached (single-flight) to K1's job; once that finished,
+    a retry with K2 became a new cache-hit job — two ids for one key. K2 now maps to K1's job."""
+    async with running_app(tmp_path / "idem", preview_latency_ms=400) as srv, srv.client() as c:
+        one = await c.post("/v1/generations", json=BODY, headers={"Idempotency-Key": "k1"})
+        two = await c.post("/v1/generations", json=BODY, headers={"Idempotency-Key": "k2"})
+        assert one.json()["id"] == two.json()["id"]
+        for _ in range(100):
+            if (await c.get(f"/v1/generations/{one.json()['id']}")).json()["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+        again = await c.post("/v1/generations", json=BODY, headers={"Idempotency-Key": "k2"})
+        assert again.json()["id"] == one.json()["id"]
+        other = {**BODY, "prompt": "something else"}
+        reused = await c.post("/v1/generations", json=other, headers={"Idempotency-Key": "k2"})
+        assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
+        fresh = await c.post("/v1/generations", json=BODY, headers={"Idempotency-Key": "k3"})
+        assert fresh.json()["cached"] is True and fresh.json()["id"] != one.json()["id"]

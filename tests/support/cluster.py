@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -67,13 +68,14 @@ class Cluster:
         try:
             self.start_backends()
             self.migrate()
-            for i in range(self.spec.apis):
-                port = self.spec.api_ports[i] if i < len(self.spec.api_ports) else None
-                self.add("api", port=port)
-            for _ in range(self.spec.workers):
-                self.add("worker")
-            for _ in range(self.spec.sweepers):
-                self.add("sweeper")
+            ports = self.spec.api_ports
+            jobs: list[tuple[str, int | None]] = [
+                ("api", ports[i] if i < len(ports) else None) for i in range(self.spec.apis)
+            ]
+            jobs += [("worker", None)] * self.spec.workers
+            jobs += [("sweeper", None)] * self.spec.sweepers
+            with ThreadPoolExecutor(len(jobs)) as pool:  # start together, wait for each
+                list(pool.map(lambda job: self.add(job[0], port=job[1]), jobs))
         except BaseException:
             self.stop()
             raise
@@ -110,17 +112,27 @@ class Cluster:
         if done.returncode != 0:
             raise RuntimeError(f"pixelpipe migrate failed:\n{done.stdout}\n{done.stderr}")
 
-    def add(self, role: str, *, port: int | None = None) -> Server:
+    def add(self, role: str, *, port: int | None = None, wait: bool = True) -> Server:
+        """Start one process; with ``wait``, return once it serves (api) or runs (the others)."""
         server = Server(self.data_dir, self.env, role=role, port=port or free_port())
-        server.env["PIXELPIPE_LOG_LEVEL"] = self.spec.log_level
+        # workers and sweepers say "started" at INFO: that line is their readiness signal
+        level = self.spec.log_level if role == "api" else _at_most_info(self.spec.log_level)
+        server.env["PIXELPIPE_LOG_LEVEL"] = level
         server.start(timeout_s=60)
         {"api": self.apis, "worker": self.workers, "sweeper": self.sweepers}[role].append(server)
+        if wait and role != "api":
+            wait_for_log(server, " started", timeout_s=60)
         return server
 
     def stop(self) -> None:
-        for server in [*self.apis, *self.workers, *self.sweepers]:
+        def stop_one(server: Server) -> None:
             with contextlib.suppress(Exception):
                 server.stop()
+
+        procs = [*self.apis, *self.workers, *self.sweepers]
+        if procs:
+            with ThreadPoolExecutor(len(procs)) as pool:  # SIGTERM all, each waited for by PID
+                list(pool.map(stop_one, procs))
         for backend in reversed(self._started):
             with contextlib.suppress(Exception):
                 backend.stop()  # type: ignore[attr-defined]
@@ -151,6 +163,22 @@ class Cluster:
             "redis": self.redis.url,
             "s3 (SeaweedFS)": f"{self.s3.endpoint}/{self.s3.bucket}",
         }
+
+
+def _at_most_info(level: str) -> str:
+    return level if level.upper() == "DEBUG" else "INFO"
+
+
+def wait_for_log(server: Server, marker: str, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = server.log.read_text(errors="replace") if server.log.exists() else ""
+        if marker in text:
+            return
+        if server.proc is not None and server.proc.poll() is not None:
+            raise RuntimeError(f"{server.role} exited early:\n{text[-3000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.role} did not log {marker!r} within {timeout_s}s")
 
 
 def _describe(cluster: Cluster) -> str:

@@ -110,6 +110,7 @@ class OpenAIErrorBody(BaseModel):
     type: str
     param: str | None
     code: str | None
+    pixelpipe_code: str = Field(description="pixelpipe's stable error code")
 
 
 class OpenAIError(BaseModel):
@@ -120,6 +121,12 @@ _ERR: dict[int | str, dict[str, Any]] = {
     400: {"model": OpenAIError, "description": "invalid_request_error / content_policy_violation"},
     404: {"model": OpenAIError, "description": "model_not_found"},
     429: {"model": OpenAIError, "description": "insufficient_quota / rate_limit_exceeded"},
+    401: {"model": OpenAIError, "description": "invalid_api_key (when API keys are required)"},
+    403: {"model": OpenAIError, "description": "forbidden"},
+    409: {"model": OpenAIError, "description": "canceled while waiting"},
+    500: {"model": OpenAIError, "description": "server_error"},
+    502: {"model": OpenAIError, "description": "server_error (provider or output failure)"},
+    503: {"model": OpenAIError, "description": "server_error (provider or storage unavailable)"},
     504: {"model": OpenAIError, "description": "the images were not ready in time"},
 }
 
@@ -148,6 +155,9 @@ async def create_images(request: Request) -> Response:
         return await respond(svc, request, body, spec, jobs)
     except PixelpipeError as exc:
         return error_response(exc.code, exc.detail, exc.extra, retry_after=_retry_after(exc))
+    except Exception:
+        log.exception("unhandled error in POST /v1/images/generations")
+        return error_response("internal_error", "an unexpected error occurred; it is logged", {})
 
 
 # ---- request → generation requests ---------------------------------------------------------

@@ -30,7 +30,13 @@ from pixelpipe.jobs.model import (
     check_transition,
 )
 from pixelpipe.jobs.rows import image_to_row, job_to_row, row_to_event, row_to_image, row_to_job
-from pixelpipe.jobs.tables import images, job_events, jobs, webhook_deliveries
+from pixelpipe.jobs.tables import (
+    idempotency_aliases,
+    images,
+    job_events,
+    jobs,
+    webhook_deliveries,
+)
 
 _RUNNABLE = [str(s) for s in RUNNABLE]
 
@@ -91,8 +97,22 @@ class JobStore:
                     select(jobs).where(jobs.c.idempotency_key == job.idempotency_key)
                 )
             ).first()
+            used_with = found._mapping["request_fingerprint"] if found is not None else None
+            if found is None:  # the key may have attached to another request's job
+                alias = (
+                    await conn.execute(
+                        select(idempotency_aliases).where(
+                            idempotency_aliases.c.idempotency_key == job.idempotency_key
+                        )
+                    )
+                ).first()
+                if alias is not None:
+                    used_with = alias.request_fingerprint
+                    found = (
+                        await conn.execute(select(jobs).where(jobs.c.id == alias.job_id))
+                    ).first()
             if found is not None:
-                if fingerprint and found._mapping["request_fingerprint"] != fingerprint:
+                if fingerprint and used_with != fingerprint:
                     raise IdempotencyMismatch(
                         "this Idempotency-Key was already used with a different request body; "
                         "use a new key for a new request"
@@ -103,6 +123,15 @@ class JobStore:
                 await conn.execute(select(jobs).where(jobs.c.inflight_key == job.content_key))
             ).first()
             if found is not None:
+                if job.idempotency_key:  # remember where this key went (a retry must find it)
+                    await conn.execute(
+                        insert(idempotency_aliases).values(
+                            idempotency_key=job.idempotency_key,
+                            job_id=found._mapping["id"],
+                            request_fingerprint=fingerprint,
+                            created_at=time.time(),
+                        )
+                    )
                 return row_to_job(found)
         return None
 
@@ -277,6 +306,19 @@ class JobStore:
         async def work(conn: AsyncConnection) -> Job | None:
             row = (await conn.execute(stmt)).first()
             return row_to_job(row) if row else None
+
+        return await self.db.batch(work)
+
+    async def renew_leases(self, job_ids: list[str], owner: str, lease_s: float) -> int:
+        """Extend the leases ``owner`` still holds on ``job_ids`` (a running worker's heartbeat)."""
+        stmt = (
+            update(jobs)
+            .where(jobs.c.id.in_(job_ids), jobs.c.lease_owner == owner)
+            .values(lease_expires_at=time.time() + lease_s)
+        )
+
+        async def work(conn: AsyncConnection) -> int:
+            return int((await conn.execute(stmt)).rowcount or 0)
 
         return await self.db.batch(work)
 

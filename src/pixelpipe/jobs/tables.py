@@ -93,6 +93,17 @@ images = Table(
     Column("created_at", Float, nullable=False),
 )
 
+# An Idempotency-Key whose request attached to another request's in-flight job (single-flight):
+# the key is remembered here so that a retry with it finds that job, not a later cache-hit job.
+idempotency_aliases = Table(
+    "idempotency_aliases",
+    metadata,
+    Column("idempotency_key", String(300), primary_key=True),
+    Column("job_id", String(32), nullable=False),
+    Column("request_fingerprint", String(80)),
+    Column("created_at", Float, nullable=False),
+)
+
 webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
