@@ -275,6 +275,11 @@ class Worker:
 
     async def fetch_and_store(self, job: Job, update: ProviderUpdate | None) -> None:
         svc = self.svc
+        if update is None and (stored := await self._already_stored(job)) is not None:
+            # a previous run of this step uploaded the image, then crashed (or lost its database):
+            # finish from our own copy — the provider's URL may have expired meanwhile
+            await self._store(job, *stored)
+            return
         outputs = list(update.outputs) if update else _saved_outputs(job)
         if not outputs:
             raise OutputFetchError("the provider reported success without an image")
@@ -286,6 +291,19 @@ class Worker:
         image = await to_format_async(image, job.request.format)
         thumb = await thumbnail_async(image)
         await self._store(job, image, thumb)
+
+    async def _already_stored(self, job: Job) -> tuple[Any, Any] | None:
+        """The verified image and thumbnail this job's content key already has in storage."""
+        svc = self.svc
+        key = storage_key(job.content_key, job.model, job.request.format)
+        tkey = thumbnail_key(job.content_key, job.model)
+        try:
+            if await svc.storage.head(key) is None or await svc.storage.head(tkey) is None:
+                return None
+            image, thumb = await asyncio.gather(svc.storage.get(key), svc.storage.get(tkey))
+            return await verify_image_async(image), await verify_image_async(thumb)
+        except PixelpipeError:  # unreadable or not an image after all: fetch as usual
+            return None
 
     async def _store(self, job: Job, image: Any, thumb: Any) -> None:
         svc = self.svc

@@ -230,11 +230,11 @@ def request_body(i: int, rng: random.Random, earlier: list[dict[str, Any]]) -> d
     if r < 0.55:
         size = rng.choice(("64x64", "96x96", "128x128"))
         body = {"prompt": tag, "model": "preview", "size": size}
-    elif r < 0.65:
+    elif r < 0.72:
         body = {"prompt": tag, "model": "flux-schnell", "aspect_ratio": "21:9", "steps": 1}
-    elif r < 0.75:
+    elif r < 0.80:
         body = {"prompt": tag, "model": "flux-dev", "aspect_ratio": "21:9", "steps": 1}
-    elif r < 0.90:
+    elif r < 0.93:
         body = {"prompt": tag, "model": "gpt-image-1", "quality": "low"}
     else:
         body = {"prompt": tag, "model": "dall-e-3"}
