@@ -9,12 +9,11 @@ in one transaction; listeners are woken after commit through the Notifier.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Executable, Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelpipe.db import Database
 from pixelpipe.errors import IdempotencyMismatch
@@ -69,17 +68,17 @@ class JobStore:
                 await self._wake(job.id)
                 return job, True
 
-        async def work(conn: AsyncConnection) -> Job | None:
-            existing = await self._existing(conn, job, single_flight, fingerprint)
+        def work(conn: Connection) -> Job | None:
+            existing = self._existing(conn, job, single_flight, fingerprint)
             if existing is not None:
                 return existing
-            await conn.execute(insert(jobs).values(**row))
-            await self._event(conn, job.id, "status", _status_data(job), job.created_at)
+            conn.execute(insert(jobs).values(**row))
+            self._event(conn, job.id, "status", _status_data(job), job.created_at)
             return None
 
         for _ in range(3):
             try:
-                existing = await self.db.batch(work)
+                existing = await self.db.write(work)
             except IntegrityError:
                 continue  # a concurrent insert won (another process): look again
             if existing is not None:
@@ -88,19 +87,17 @@ class JobStore:
         await self._wake(job.id)
         return job, True
 
-    async def _existing(
-        self, conn: AsyncConnection, job: Job, single_flight: bool, fingerprint: str | None
+    def _existing(
+        self, conn: Connection, job: Job, single_flight: bool, fingerprint: str | None
     ) -> Job | None:
         if job.idempotency_key:
             found = (
-                await conn.execute(
-                    select(jobs).where(jobs.c.idempotency_key == job.idempotency_key)
-                )
+                conn.execute(select(jobs).where(jobs.c.idempotency_key == job.idempotency_key))
             ).first()
             used_with = found._mapping["request_fingerprint"] if found is not None else None
             if found is None:  # the key may have attached to another request's job
                 alias = (
-                    await conn.execute(
+                    conn.execute(
                         select(idempotency_aliases).where(
                             idempotency_aliases.c.idempotency_key == job.idempotency_key
                         )
@@ -108,9 +105,7 @@ class JobStore:
                 ).first()
                 if alias is not None:
                     used_with = alias.request_fingerprint
-                    found = (
-                        await conn.execute(select(jobs).where(jobs.c.id == alias.job_id))
-                    ).first()
+                    found = (conn.execute(select(jobs).where(jobs.c.id == alias.job_id))).first()
             if found is not None:
                 if fingerprint and used_with != fingerprint:
                     raise IdempotencyMismatch(
@@ -120,11 +115,11 @@ class JobStore:
                 return row_to_job(found)
         if single_flight:
             found = (
-                await conn.execute(select(jobs).where(jobs.c.inflight_key == job.content_key))
+                conn.execute(select(jobs).where(jobs.c.inflight_key == job.content_key))
             ).first()
             if found is not None:
                 if job.idempotency_key:  # remember where this key went (a retry must find it)
-                    await conn.execute(
+                    conn.execute(
                         insert(idempotency_aliases).values(
                             idempotency_key=job.idempotency_key,
                             job_id=found._mapping["id"],
@@ -137,8 +132,7 @@ class JobStore:
 
     # ---- reads ------------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+        row = await self._first(select(jobs).where(jobs.c.id == job_id))
         return row_to_job(row) if row else None
 
     async def list_jobs(
@@ -172,22 +166,18 @@ class JobStore:
                     f"%{escaped}%", escape="\\"
                 )
             )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [row_to_job(r) for r in rows]
+        return [row_to_job(r) for r in await self._all(stmt)]
 
     async def find_by_provider_job(self, provider: str, provider_job_id: str) -> Job | None:
         stmt = select(jobs).where(
             and_(jobs.c.provider == provider, jobs.c.provider_job_id == provider_job_id)
         )
-        async with self.db.read() as conn:
-            row = (await conn.execute(stmt.order_by(jobs.c.id.desc()).limit(1))).first()
+        row = await self._first(stmt.order_by(jobs.c.id.desc()).limit(1))
         return row_to_job(row) if row else None
 
     async def count_by_status(self) -> dict[str, int]:
         stmt = select(jobs.c.status, func.count()).group_by(jobs.c.status)
-        async with self.db.read() as conn:
-            return {s: int(n) for s, n in (await conn.execute(stmt)).all()}
+        return {str(row[0]): int(row[1]) for row in await self._all(stmt)}
 
     # ---- state changes ----------------------------------------------------------------------
     async def transition(
@@ -218,16 +208,16 @@ class JobStore:
         if owner is not None:
             cond.append(jobs.c.lease_owner == owner)
 
-        async def work(conn: AsyncConnection) -> Job | None:
-            res = await conn.execute(update(jobs).where(*cond).values(**values).returning(jobs))
+        def work(conn: Connection) -> Job | None:
+            res = conn.execute(update(jobs).where(*cond).values(**values).returning(jobs))
             row = res.first()
             if row is None:
                 return None
             moved = row_to_job(row)
-            await self._event(conn, job_id, "status", {**_status_data(moved), **(event or {})}, now)
+            self._event(conn, job_id, "status", {**_status_data(moved), **(event or {})}, now)
             return moved
 
-        job = await self.db.batch(work)
+        job = await self.db.write(work)
         if job is not None:
             await self._wake(job_id)
         return job
@@ -239,14 +229,14 @@ class JobStore:
             cond.append(jobs.c.lease_owner == owner)
         stmt = update(jobs).where(*cond).values(updated_at=time.time(), **fields)
 
-        async def work(conn: AsyncConnection) -> bool:
-            return bool((await conn.execute(stmt)).rowcount)
+        def work(conn: Connection) -> bool:
+            return bool((conn.execute(stmt)).rowcount)
 
-        return await self.db.batch(work)
+        return await self.db.write(work)
 
     async def add_event(self, job_id: str, type_: str, data: dict[str, Any]) -> None:
         now = time.time()
-        await self.db.batch(lambda conn: self._event(conn, job_id, type_, data, now))
+        await self.db.write(lambda conn: self._event(conn, job_id, type_, data, now))
         await self._wake(job_id)
 
     async def events_since(self, job_id: str, after_id: int = 0) -> list[JobEvent]:
@@ -255,8 +245,7 @@ class JobStore:
             .where(job_events.c.job_id == job_id, job_events.c.id > after_id)
             .order_by(job_events.c.id)
         )
-        async with self.db.read() as conn:
-            return [row_to_event(r) for r in (await conn.execute(stmt)).all()]
+        return [row_to_event(r) for r in await self._all(stmt)]
 
     # ---- leases -----------------------------------------------------------------------------
     async def claim_due(self, owner: str, *, limit: int, lease_s: float) -> list[Job]:
@@ -275,11 +264,11 @@ class JobStore:
             .with_for_update(skip_locked=True)
         )
 
-        async def work(conn: AsyncConnection) -> list[Job]:
-            ids = [r[0] for r in (await conn.execute(pick)).all()]
+        def work(conn: Connection) -> list[Job]:
+            ids = [r[0] for r in (conn.execute(pick)).all()]
             if not ids:
                 return []
-            res = await conn.execute(
+            res = conn.execute(
                 update(jobs)
                 .where(jobs.c.id.in_(ids), due)
                 .values(lease_owner=owner, lease_expires_at=now + lease_s)
@@ -287,7 +276,7 @@ class JobStore:
             )
             return [row_to_job(r) for r in res.all()]
 
-        return await self.db.batch(work)
+        return await self.db.write(work)
 
     async def claim(self, job_id: str, owner: str, *, lease_s: float) -> Job | None:
         """Lease one job by id (queue delivery), if it is runnable and not leased by another."""
@@ -303,11 +292,11 @@ class JobStore:
             .returning(jobs)
         )
 
-        async def work(conn: AsyncConnection) -> Job | None:
-            row = (await conn.execute(stmt)).first()
+        def work(conn: Connection) -> Job | None:
+            row = (conn.execute(stmt)).first()
             return row_to_job(row) if row else None
 
-        return await self.db.batch(work)
+        return await self.db.write(work)
 
     async def renew_leases(self, job_ids: list[str], owner: str, lease_s: float) -> int:
         """Extend the leases ``owner`` still holds on ``job_ids`` (a running worker's heartbeat)."""
@@ -317,23 +306,22 @@ class JobStore:
             .values(lease_expires_at=time.time() + lease_s)
         )
 
-        async def work(conn: AsyncConnection) -> int:
-            return int((await conn.execute(stmt)).rowcount or 0)
+        def work(conn: Connection) -> int:
+            return int((conn.execute(stmt)).rowcount or 0)
 
-        return await self.db.batch(work)
+        return await self.db.write(work)
 
     async def release(self, job_id: str, owner: str, **fields: Any) -> None:
         await self.update(job_id, owner=owner, lease_owner=None, lease_expires_at=None, **fields)
 
     async def release_all(self, owner: str) -> int:
         """Graceful shutdown: hand every lease of ``owner`` back for immediate pick-up."""
-        async with self.db.begin() as conn:
-            res = await conn.execute(
-                update(jobs)
-                .where(jobs.c.lease_owner == owner)
-                .values(lease_owner=None, lease_expires_at=None)
-            )
-        return int(res.rowcount or 0)
+        stmt = (
+            update(jobs)
+            .where(jobs.c.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+        return await self.db.write(lambda conn: int(conn.execute(stmt).rowcount or 0))
 
     # ---- sweeper queries --------------------------------------------------------------------
     async def overdue(self, now: float, *, limit: int = 500) -> tuple[list[Job], list[Job]]:
@@ -349,15 +337,13 @@ class JobStore:
             )
             .limit(limit)
         )
-        async with self.db.read() as conn:
-            a = [row_to_job(r) for r in (await conn.execute(late)).all()]
-            b = [row_to_job(r) for r in (await conn.execute(silent)).all()]
+        a = [row_to_job(r) for r in await self._all(late)]
+        b = [row_to_job(r) for r in await self._all(silent)]
         return a, b
 
     async def next_due_at(self) -> float | None:
         stmt = select(func.min(jobs.c.next_run_at)).where(jobs.c.status.in_(_RUNNABLE))
-        async with self.db.read() as conn:
-            value = (await conn.execute(stmt)).scalar()
+        value = await self.db.read_sync(lambda conn: conn.execute(stmt).scalar())
         return float(value) if value is not None else None
 
     # ---- images (content-addressed cache) ---------------------------------------------------
@@ -366,10 +352,7 @@ class JobStore:
         cached = self._images.get(content_key)
         if cached is not None:
             return cached
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(select(images).where(images.c.content_key == content_key))
-            ).first()
+        row = await self._first(select(images).where(images.c.content_key == content_key))
         if row is None:
             return None
         rec = row_to_image(row)
@@ -378,34 +361,33 @@ class JobStore:
 
     async def save_image(self, rec: ImageRecord) -> None:
 
-        async def work(conn: AsyncConnection) -> None:
+        def work(conn: Connection) -> None:
             exists = (
-                await conn.execute(
+                conn.execute(
                     select(images.c.content_key).where(images.c.content_key == rec.content_key)
                 )
             ).first()
             if exists is None:
-                await conn.execute(insert(images).values(**image_to_row(rec)))
+                conn.execute(insert(images).values(**image_to_row(rec)))
 
         try:
-            await self.db.batch(work)
+            await self.db.write(work)
         except IntegrityError:
             pass  # stored by a concurrent writer: content-addressed, so identical
         self._images[rec.content_key] = rec
 
     async def image_stats(self) -> tuple[int, int]:
         stmt = select(func.count(), func.coalesce(func.sum(images.c.bytes), 0))
-        async with self.db.read() as conn:
-            n, total = (await conn.execute(stmt)).one()
-        return int(n), int(total)
+        row = (await self._all(stmt))[0]
+        return int(row[0]), int(row[1])
 
     # ---- webhook deliveries -----------------------------------------------------------------
     async def record_delivery(self, provider: str, delivery_id: str, job_id: str | None) -> bool:
         """True the first time a delivery id is seen (idempotent webhook handling)."""
 
-        async def work(conn: AsyncConnection) -> bool:
+        def work(conn: Connection) -> bool:
             seen = (
-                await conn.execute(
+                conn.execute(
                     select(webhook_deliveries.c.delivery_id).where(
                         webhook_deliveries.c.provider == provider,
                         webhook_deliveries.c.delivery_id == delivery_id,
@@ -414,7 +396,7 @@ class JobStore:
             ).first()
             if seen is not None:
                 return False
-            await conn.execute(
+            conn.execute(
                 insert(webhook_deliveries).values(
                     provider=provider,
                     delivery_id=delivery_id,
@@ -425,28 +407,31 @@ class JobStore:
             return True
 
         try:
-            return await self.db.batch(work)
+            return await self.db.write(work)
         except IntegrityError:
             return False
 
     async def forget_delivery(self, provider: str, delivery_id: str) -> None:
-        async with self.db.begin() as conn:
-            await conn.execute(
-                delete(webhook_deliveries).where(
-                    webhook_deliveries.c.provider == provider,
-                    webhook_deliveries.c.delivery_id == delivery_id,
-                )
-            )
+        stmt = delete(webhook_deliveries).where(
+            webhook_deliveries.c.provider == provider,
+            webhook_deliveries.c.delivery_id == delivery_id,
+        )
+        await self.db.write(lambda conn: conn.execute(stmt))
 
     async def ping(self) -> None:
-        async with self.db.read() as conn:
-            await conn.execute(select(1))
+        await self._all(select(1))
+
+    async def _all(self, stmt: Executable) -> Sequence[Any]:
+        return await self.db.read_sync(lambda conn: conn.execute(stmt).all())
+
+    async def _first(self, stmt: Executable) -> Any:
+        return await self.db.read_sync(lambda conn: conn.execute(stmt).first())
 
     # ---- internals --------------------------------------------------------------------------
-    async def _event(
-        self, conn: AsyncConnection, job_id: str, type_: str, data: dict[str, Any], now: float
+    def _event(
+        self, conn: Connection, job_id: str, type_: str, data: dict[str, Any], now: float
     ) -> None:
-        await conn.execute(insert(job_events).values(**_event_row(job_id, type_, data, now)))
+        conn.execute(insert(job_events).values(**_event_row(job_id, type_, data, now)))
 
     async def _wake(self, job_id: str) -> None:
         await self.notifier.publish(f"job:{job_id}", "changed")

@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, and_, delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, select
 
 from pixelpipe.db import Database
 from pixelpipe.ledger.policy import Budget, check_budget, settings_budgets
@@ -39,17 +38,16 @@ async def delete_budget(db: Database, scope: str, period: str) -> bool:
 
 async def list_budgets(db: Database, settings: Settings | None = None) -> list[Budget]:
     """Every budget: the settings' global ones first (when ``settings`` given), then the table's."""
-    async with db.read() as conn:
-        stored = await load_budgets(conn)
+    stored = await db.read_sync(load_budgets)
     return [*settings_budgets(settings), *stored]
 
 
-async def load_budgets(conn: AsyncConnection, scopes: Iterable[str] | None = None) -> list[Budget]:
+def load_budgets(conn: Connection, scopes: Iterable[str] | None = None) -> list[Budget]:
     """The table's budgets (of ``scopes`` only, when given), global first."""
     query = select(budgets.c.scope, budgets.c.period, budgets.c.limit_micros)
     if scopes is not None:
         query = query.where(budgets.c.scope.in_(list(scopes)))
-    rows = (await conn.execute(query)).all()
+    rows = conn.execute(query).all()
     found = [_budget(r.scope, r.period, int(r.limit_micros)) for r in rows]
     return sorted(found, key=lambda b: (b.scope != "global", b.scope, b.period))
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Insert,
     Row,
     case,
@@ -35,7 +36,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pixelpipe.db import Database
 from pixelpipe.ledger.base import Charge, CostTotals, Price, UsageRow
@@ -84,17 +84,18 @@ class SqlLedger:
 
     async def reserve(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
         now = self._clock()
-        async with self.db.begin() as conn:
-            await _serialise(conn)
-            await conn.execute(delete(budget_reservations).where(_R.expires_at <= now))
-            if await _has_reservation(conn, job_id):
+
+        def work(conn: Connection) -> None:
+            _serialise(conn)
+            conn.execute(delete(budget_reservations).where(_R.expires_at <= now))
+            if _has_reservation(conn, job_id):
                 return
-            for budget in await self._applicable(conn, api_key_id):
-                spent = await _spent(conn, budget, now)
-                reserved = await _reserved(conn, budget.scope, now)
+            for budget in self._applicable(conn, api_key_id):
+                spent = _spent(conn, budget, now)
+                reserved = _reserved(conn, budget.scope, now)
                 if not fits(budget, spent, reserved, amount_micros):
                     raise refuse(budget, spent, reserved, amount_micros)
-            await conn.execute(
+            conn.execute(
                 insert(budget_reservations).values(
                     job_id=job_id,
                     api_key_id=api_key_id,
@@ -103,6 +104,8 @@ class SqlLedger:
                     expires_at=now + self._ttl,
                 )
             )
+
+        await self.db.write(work)
 
     async def record(self, charge: Charge) -> bool:
         now = self._clock()
@@ -113,7 +116,7 @@ class SqlLedger:
                 return True
             except IntegrityError:
                 pass  # recorded before (a retry): the idempotent path decides
-        return await self.db.batch(lambda conn: _insert_ignore(conn, values))
+        return await self.db.write(lambda conn: _insert_ignore(conn, values))
 
     async def settle(self, job_id: str) -> None:
         await self._drop_reservation(job_id)
@@ -130,8 +133,7 @@ class SqlLedger:
             _count_if(_E.amount_micros.is_(None)),
             func.count(distinct(_E.job_id)),
         )
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).one()
+        row = await self.db.read_sync(lambda conn: conn.execute(query).one())
         return CostTotals(*(int(v) for v in row))
 
     async def usage(
@@ -152,8 +154,7 @@ class SqlLedger:
             .group_by(group)
             .order_by(group)
         )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read_sync(lambda conn: conn.execute(query).all())
         return [UsageRow(str(r[0]), *(int(v) for v in r[1:])) for r in rows]
 
     # --- extras (also on MemoryLedger) -------------------------------------------------------
@@ -163,37 +164,33 @@ class SqlLedger:
         query = select(ledger_entries).order_by(_E.id)
         if job_id is not None:
             query = query.where(_E.job_id == job_id)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read_sync(lambda conn: conn.execute(query).all())
         return [_entry(r) for r in rows]
 
     async def reserved_micros(self, scope: str = GLOBAL) -> int:
         """Sum of the active reservations counted against ``scope``."""
-        async with self.db.read() as conn:
-            return await _reserved(conn, scope, self._clock())
+        now = self._clock()
+        return await self.db.read_sync(lambda conn: _reserved(conn, scope, now))
 
     # --- internals -----------------------------------------------------------------------------
 
-    async def _applicable(self, conn: AsyncConnection, api_key_id: str | None) -> list[Budget]:
-        return [*self._settings_budgets, *await load_budgets(conn, scopes_for(api_key_id))]
+    def _applicable(self, conn: Connection, api_key_id: str | None) -> list[Budget]:
+        return [*self._settings_budgets, *load_budgets(conn, scopes_for(api_key_id))]
 
     async def _drop_reservation(self, job_id: str) -> None:
         stmt = delete(budget_reservations).where(_R.job_id == job_id)
 
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(stmt)
-
-        await self.db.batch(work)
+        await self.db.write(lambda conn: conn.execute(stmt))
 
 
-async def _serialise(conn: AsyncConnection) -> None:
+def _serialise(conn: Connection) -> None:
     """Serialise reserve() across processes (SQLite: BEGIN IMMEDIATE already holds the lock)."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RESERVE_LOCK_KEY})
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RESERVE_LOCK_KEY})
 
 
-async def _has_reservation(conn: AsyncConnection, job_id: str) -> bool:
-    found = await conn.execute(select(_R.job_id).where(_R.job_id == job_id))
+def _has_reservation(conn: Connection, job_id: str) -> bool:
+    found = conn.execute(select(_R.job_id).where(_R.job_id == job_id))
     return found.first() is not None
 
 
@@ -201,19 +198,19 @@ def _key_filter(column: Any, scope: str) -> list[ColumnElement[bool]]:
     return [] if scope == GLOBAL else [column == scope[len(KEY_PREFIX) :]]
 
 
-async def _spent(conn: AsyncConnection, budget: Budget, now: float) -> int:
+def _spent(conn: Connection, budget: Budget, now: float) -> int:
     first, last = period_days(budget.period, now)
     query = select(func.coalesce(func.sum(_E.amount_micros), 0)).where(
         _E.day >= first, _E.day <= last, *_key_filter(_E.api_key_id, budget.scope)
     )
-    return int((await conn.execute(query)).scalar_one())
+    return int(conn.execute(query).scalar_one())
 
 
-async def _reserved(conn: AsyncConnection, scope: str, now: float) -> int:
+def _reserved(conn: Connection, scope: str, now: float) -> int:
     query = select(func.coalesce(func.sum(_R.amount_micros), 0)).where(
         _R.expires_at > now, *_key_filter(_R.api_key_id, scope)
     )
-    return int((await conn.execute(query)).scalar_one())
+    return int(conn.execute(query).scalar_one())
 
 
 def _entry_values(charge: Charge, now: float) -> dict[str, Any]:
@@ -235,18 +232,18 @@ def _entry_values(charge: Charge, now: float) -> dict[str, Any]:
     }
 
 
-async def _insert_ignore(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+def _insert_ignore(conn: Connection, values: dict[str, Any]) -> bool:
     """Insert unless the (job, attempt, provider job, kind) row exists; True when inserted."""
     name = conn.dialect.name
     stmt: Insert
     if name in ("sqlite", "postgresql"):
         dialect_insert = sqlite.insert if name == "sqlite" else postgresql.insert
         stmt = dialect_insert(ledger_entries).values(values).on_conflict_do_nothing()
-        inserted = await conn.execute(stmt.returning(_E.id))
+        inserted = conn.execute(stmt.returning(_E.id))
         return inserted.first() is not None
     try:  # other dialects: a savepoint keeps the outer transaction usable
-        async with conn.begin_nested():
-            await conn.execute(insert(ledger_entries).values(values))
+        with conn.begin_nested():
+            conn.execute(insert(ledger_entries).values(values))
     except IntegrityError:
         return False
     return True
