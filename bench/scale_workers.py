@@ -62,6 +62,38 @@ def pg_counters(c: Cluster) -> dict[str, float]:
     return out
 
 
+def _cpu_s(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds of ``pid`` (with ``children``: reaped and live children too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        total += int(fields[13]) + int(fields[14])  # cutime, cstime (reaped children)
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    child = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(child[1]) == pid:
+                    total += int(child[11]) + int(child[12])
+    return total / tick
+
+
+def cpu_by_role(c: Cluster) -> dict[str, float]:
+    """CPU seconds so far: pixelpipe roles, and the servers (PostgreSQL with its backends)."""
+    out: dict[str, float] = {}
+    for role, servers in (("api", c.apis), ("worker", c.workers), ("sweeper", c.sweepers)):
+        out[role] = sum(_cpu_s(s.proc.pid) for s in servers if s.proc is not None)
+    for name, server in (("postgres", c.pg), ("redis", c.redis), ("seaweedfs", c.s3)):
+        proc = server._proc
+        out[name] = _cpu_s(proc.pid, children=name == "postgres") if proc else 0.0
+    return out
+
+
 def table_bytes(c: Cluster) -> dict[str, int]:
     sizes = {}
     for t in TABLES:
@@ -137,7 +169,7 @@ def run_one(workdir: Path, workers: int, n: int, size: str, mode: str) -> dict[s
         if mode == "e2e":
             wait_succeeded(c, 5)
             time.sleep(1.5)
-        pg0, r0 = pg_counters(c), redis_counters(c)
+        pg0, r0, cpu0 = pg_counters(c), redis_counters(c), cpu_by_role(c)
         t0 = time.monotonic()
         post_s = asyncio.run(submit_all(urls, n, size, f"{mode}-{workers}"))
         if mode == "drain":  # all queued; now the workers start and drain the backlog
@@ -153,7 +185,7 @@ def run_one(workdir: Path, workers: int, n: int, size: str, mode: str) -> dict[s
             ).split("|"),
         )
         time.sleep(2.0)  # backends flush their statistics about once a second
-        pg1, r1 = pg_counters(c), redis_counters(c)
+        pg1, r1, cpu1 = pg_counters(c), redis_counters(c), cpu_by_role(c)
         objects, stored = s3_usage(c)
         sizes = table_bytes(c)
         lat = [
@@ -185,6 +217,11 @@ def run_one(workdir: Path, workers: int, n: int, size: str, mode: str) -> dict[s
         "pg_table_bytes_per_job": {t: round(b / total) for t, b in sizes.items() if b},
         "redis_commands_per_job": (r1["commands"] - r0["commands"]) / counted,
         "redis_publish_per_job": (r1["publish"] - r0["publish"]) / counted,
+        # CPU ms per job by process role (drain: workers started inside the window, so their
+        # start-up is in it; read the e2e rows for per-job CPU)
+        "cpu_ms_per_job": {
+            k: round((cpu1[k] - cpu0.get(k, 0.0)) * 1000 / counted, 1) for k in cpu1
+        },
         "s3_objects_per_job": objects / total,
         "s3_bytes_per_job": stored / total,
     }
@@ -226,6 +263,8 @@ def main() -> None:
     detail = results[-1]
     print("per-table row writes per job:", json.dumps(detail["pg_writes_by_table"]))
     print("table bytes per job:", json.dumps(detail["pg_table_bytes_per_job"]))
+    for res in results:
+        print(f"CPU ms per job, {res['mode']} workers={res['workers']}:", res["cpu_ms_per_job"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

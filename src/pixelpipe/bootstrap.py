@@ -153,6 +153,7 @@ def _ledger(settings: Settings, db: Database, prices: PriceTable) -> Ledger:
 
 async def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     order = _provider_order(settings)  # before anything is opened: a typo fails cleanly
+    queue = _queue(settings)  # likewise a wrong queue URL (nothing is connected yet)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         await upgrade_async(settings.effective_database_url)
@@ -166,7 +167,6 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     gate = _gate(settings, notifier)
     gate.order = order
     await gate.start(sorted(providers))
-    queue = _queue(settings)
     connect = getattr(queue, "connect", None)
     if connect is not None:
         await connect()  # fail at start-up, not on the first request

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.browsers import Follow, follow_job
 from tests.support.cluster import Cluster, ClusterSpec
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -33,64 +34,12 @@ SUBMIT_CONCURRENCY = 12
 
 
 @dataclass
-class Follow:
-    """One browser tab following one job's SSE stream."""
-
-    job_id: str
-    origin: str
-    events: list[dict] = field(default_factory=list)
-    final_at: float | None = None
-    reconnects: int = 0
-
-
-@dataclass
 class Run:
     follows: dict[str, Follow] = field(default_factory=dict)
     killed_at: float | None = None
     inflight_on_killed_worker: int = 0
     all_stream_succeeded: set[str] = field(default_factory=set)
     sweeper_samples: list[int] = field(default_factory=list)
-
-
-async def _sse(client: httpx.AsyncClient, url: str, last_id: str | None, follow: Follow) -> bool:
-    """Read one stream to its end; True when the job's final event arrived."""
-    headers = {"Last-Event-ID": last_id} if last_id else {}
-    async with client.stream("GET", url, headers=headers, timeout=120) as resp:
-        resp.raise_for_status()
-        cur: dict = {}
-        async for line in resp.aiter_lines():
-            if line.startswith("id:"):
-                cur["id"] = int(line[3:].strip())
-            elif line.startswith("event:"):
-                cur["event"] = line[6:].strip()
-            elif line.startswith("data:"):
-                cur["data"] = json.loads(line[5:].strip())
-            elif not line and cur:
-                follow.events.append(cur)
-                if cur.get("event") == "status" and cur["data"]["status"] in (
-                    "succeeded",
-                    "failed",
-                    "canceled",
-                ):
-                    follow.final_at = time.time()
-                    return True
-                cur = {}
-    return False
-
-
-async def _follow(client: httpx.AsyncClient, follow: Follow, survivor: str) -> None:
-    base = follow.origin
-    while True:
-        last = str(follow.events[-1]["id"]) if follow.events else None
-        try:
-            if await _sse(client, f"{base}/v1/generations/{follow.job_id}/events", last, follow):
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        # the API process died under us (or the stream ended early): reconnect to the survivor
-        follow.reconnects += 1
-        base = survivor
-        await asyncio.sleep(0.2)
 
 
 async def _all_events(client: httpx.AsyncClient, url: str, run: Run) -> None:
@@ -131,7 +80,7 @@ async def _drive(c: Cluster) -> Run:
                 else:
                     raise AssertionError(f"could not submit job {i}")
             follow = run.follows.setdefault(job_id, Follow(job_id, url))
-            followers.append(asyncio.create_task(_follow(client, follow, api_b.url)))
+            followers.append(asyncio.create_task(follow_job(client, follow, api_b.url)))
 
         async def crash_when_busy() -> None:
             worker = c.workers[0]

@@ -238,6 +238,8 @@ def request_body(i: int, rng: random.Random, earlier: list[dict[str, Any]]) -> d
         body = {"prompt": tag, "model": "gpt-image-1", "quality": "low"}
     else:
         body = {"prompt": tag, "model": "dall-e-3"}
+    if str(body["model"]).startswith("flux"):
+        body["provider"] = rng.choice(("replicate", "fal"))  # preferred; failover still applies
     body["seed"] = rng.randrange(2**32)
     return body
 

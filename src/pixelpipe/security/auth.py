@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -88,7 +89,7 @@ class Authenticator:
         return decision.caller
 
     # -- the whole decision for one request --
-    async def check(self, scope: dict[str, Any], db: Database) -> Decision:
+    async def check(self, scope: Mapping[str, Any], db: Database) -> Decision:
         """Raise Unauthorized / Forbidden / RateLimited, or return the caller."""
         method = str(scope.get("method", "GET"))
         path = str(scope.get("path", "/"))
@@ -118,7 +119,7 @@ class Authenticator:
         await self._rate_limit(key)
         return Decision(Caller(key.id), key)
 
-    async def auth_off(self, scope: dict[str, Any], db: Database) -> bool:
+    async def auth_off(self, scope: Mapping[str, Any], db: Database) -> bool:
         if not self.bind_loopback or await self._any_key(db):
             return False
         client = scope.get("client")
@@ -152,17 +153,16 @@ class Authenticator:
         )
 
 
-def _bearer(scope: dict[str, Any]) -> str | None:
+def _bearer(scope: Mapping[str, Any]) -> str | None:
     for name, value in scope.get("headers") or []:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").strip().partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-            return None
+            scheme, _, token = bytes(value).decode("latin-1").strip().partition(" ")
+            found = token.strip()
+            return found if scheme.lower() == "bearer" and found else None
     return None
 
 
-def _db(scope: dict[str, Any]) -> Database:
+def _db(scope: Mapping[str, Any]) -> Database:
     app = scope.get("app")
     services = getattr(getattr(app, "state", None), "services", None)
     if services is None:

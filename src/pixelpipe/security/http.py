@@ -103,7 +103,7 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         try:
-            decision = await self.auth.check(dict(scope), _db(scope))
+            decision = await self.auth.check(scope, _db(scope))
         except Unauthorized as exc:
             await _send_problem(send, exc, {"WWW-Authenticate": 'Bearer realm="pixelpipe"'})
             return

@@ -30,13 +30,45 @@ export class NetworkError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body, signal, headers = {} } = {}) {
+// ---- API key (only when the server requires one) ------------------------------------------------
+// With API keys on (any key created, or a non-loopback bind) every /v1 call needs
+// `Authorization: Bearer pp_…`. The key is typed in by the user and kept in this browser's
+// localStorage; the server never sends a key (or any other secret) to the page and sets no cookie,
+// so a cross-site request has nothing to ride on. EventSource cannot send the header: with keys on,
+// live views fall back to polling through api().
+const KEY_STORE = "pixelpipe.apiKey";
+let asking = null;
+
+export function apiKey() {
+  try { return localStorage.getItem(KEY_STORE) || ""; } catch { return ""; }
+}
+
+function askForKey(detail) {
+  if (!asking) {
+    asking = Promise.resolve().then(() => {
+      const entered = window.prompt(`${detail || "This server needs an API key."}\n\nPaste an API key (pp_…):`);
+      if (entered && entered.trim()) {
+        try { localStorage.setItem(KEY_STORE, entered.trim()); return true; } catch { return false; }
+      }
+      return false;
+    }).finally(() => { setTimeout(() => { asking = null; }, 0); });
+  }
+  return asking;
+}
+
+export async function api(path, { method = "GET", body, signal, headers = {} } = {}, retried = false) {
   let res;
+  const key = apiKey();
   try {
     res = await fetch(path, {
       method,
       signal,
-      headers: { Accept: "application/json", ...(body ? { "Content-Type": "application/json" } : {}), ...headers },
+      headers: {
+        Accept: "application/json",
+        ...(body ? { "Content-Type": "application/json" } : {}),
+        ...(key ? { Authorization: `Bearer ${key}` } : {}),
+        ...headers,
+      },
       body: body ? JSON.stringify(body) : undefined,
       credentials: "same-origin",
     });
@@ -48,6 +80,9 @@ export async function api(path, { method = "GET", body, signal, headers = {} } =
   let data = null;
   if (text) {
     try { data = JSON.parse(text); } catch { data = { title: text.slice(0, 200) }; }
+  }
+  if (res.status === 401 && !retried && (await askForKey(data && data.detail))) {
+    return api(path, { method, body, signal, headers }, true);
   }
   if (!res.ok) throw new ApiError(res.status, data, res.headers);
   return { data, status: res.status, headers: res.headers };
