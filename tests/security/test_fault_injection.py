@@ -48,6 +48,7 @@ FAULT_JOBS = int(os.environ.get("PIXELPIPE_FAULT_JOBS", "500"))
 KILLS = int(os.environ.get("PIXELPIPE_FAULT_KILLS", "6"))
 SUBMIT_S = float(os.environ.get("PIXELPIPE_FAULT_SUBMIT_S", "60"))
 JOB_DEADLINE_S = 90.0
+LATE_JOBS = 10  # submitted around the last database lock
 TERMINAL = ("succeeded", "failed", "canceled")
 FAKES = ("replicate", "fal", "openai")
 COUNTERS = (
@@ -496,9 +497,17 @@ async def run(data: Path, fakes: FakesThread, rng: random.Random) -> tuple[Tally
         await asyncio.gather(*tasks)
         await chaos_task
         injector.calm()
-        # one more lock after the last kill: the worker must survive it without a restart
+        # one more lock after the last kill, with jobs in flight: the worker must live through it
+        # without a restart (a dead worker shows up as timed_out jobs, asserted below)
+        late = [
+            asyncio.create_task(submit(client, srv, request_body(FAULT_JOBS + i, rng, []), tally))
+            for i in range(LATE_JOBS)
+        ]
+        await asyncio.sleep(0.5)
         tally.injected["db_write_lock_6s"] += 1
+        tally.timeline.append((round(time.monotonic() - t0, 1), "database write lock 6 s"))
         await asyncio.to_thread(hold_write_lock, db, 6.0)
+        await asyncio.gather(*late)
         ids = sorted(set(tally.accepted.values()))
         deadline_at = max(r[0] for r in query(db, "SELECT max(deadline_at) FROM jobs"))
         until = time.time() + max(0.0, deadline_at - time.time()) + 3.0
@@ -528,6 +537,7 @@ def test_faults_lose_nothing_duplicate_nothing_leave_nothing_pending(tmp_path: P
     if report:
         Path(report).write_text(json.dumps(result, indent=2))
     faults = sum(v for k, v in result["injected"].items() if not k.endswith("_batch"))
+    assert result["requests"] == FAULT_JOBS + LATE_JOBS
     assert result["jobs_accepted"] >= min(FAULT_JOBS, 500) * 0.9  # some are duplicates by design
     assert tally.kills >= min(KILLS, 5)
     assert faults >= 0.2 * result["jobs_accepted"], result["injected"]
@@ -539,3 +549,5 @@ def test_faults_lose_nothing_duplicate_nothing_leave_nothing_pending(tmp_path: P
     assert result["succeeded_without_image"] == 0
     assert result["succeeded_unbilled"] == 0
     assert result["reservations_left_on_finished_jobs"] == 0
+    # nothing stalled until the deadline (a dead worker or a stuck lease would show up here)
+    assert "failed:timed_out" not in result["outcomes"], result["outcomes"]

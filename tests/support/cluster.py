@@ -227,10 +227,14 @@ def main(argv: list[str] | None = None) -> None:
         stop = True
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     cluster = Cluster(workdir, spec)
     try:
         print(f"starting PostgreSQL, Redis, SeaweedFS and pixelpipe under {workdir} ...")
         cluster.start()
+        deadline = time.monotonic() + 15
+        while cluster.sweepers and not cluster.active_sweepers() and time.monotonic() < deadline:
+            time.sleep(0.2)
         print(_describe(cluster), flush=True)
         while not stop:
             time.sleep(0.5)
