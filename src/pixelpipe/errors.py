@@ -33,6 +33,7 @@ HTTP answers) are translated into this tree where they enter; the worker decides
     │   └── ImageInvalid                502  image_invalid         not an image / bomb / truncated
     ├── StorageError                    503  storage_unavailable   retryable
     ├── DatabaseUnavailable             503  database_unavailable  retryable (locked, unreachable)
+    ├── InternalStepError               500  internal_error        a bug in a step; retried later
     ├── DeliveryError                   403  delivery_forbidden    bad or expired signed URL
     └── JobTimedOut                     504  timed_out             deadline passed
 """
@@ -220,6 +221,14 @@ class DatabaseUnavailable(PixelpipeError):
     code = "database_unavailable"
     status = 503
     title = "Database busy or unreachable"
+    retryable = True
+
+
+class InternalStepError(PixelpipeError):
+    """A bug in a worker step: logged with its trace; the step is retried later."""
+
+    code = "internal_error"
+    title = "Internal error"
     retryable = True
 
 

@@ -56,15 +56,12 @@ class GroupCommitter:
         while self._pending or self._appends:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             appends, self._appends = self._appends, []
+            works, rows = [w for w, _ in batch], [r for r, _ in appends]
             try:
-                outcomes = await asyncio.to_thread(
-                    self._flush, [w for w, _ in batch], [r for r, _ in appends]
-                )
-            except Exception as exc:  # BEGIN or COMMIT failed: nobody is durable
-                for _, fut in [*appends, *batch]:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
+                outcomes = await asyncio.to_thread(self._flush, works, rows)
+            except Exception:  # BEGIN/COMMIT failed (e.g. a deadlock between two processes'
+                # batches on PostgreSQL): nothing was durable, so run each unit on its own
+                outcomes = await asyncio.to_thread(self._one_by_one, works, rows)
             for (_, fut), (value, error) in zip([*appends, *batch], outcomes, strict=True):
                 if fut.done():
                     continue
@@ -80,6 +77,17 @@ class GroupCommitter:
                 bulk = _unit(conn, _bulk_insert(appends))
                 outcomes.extend(bulk for _ in appends)
             outcomes.extend(_unit(conn, work) for work in works)
+        return outcomes
+
+    def _one_by_one(self, works: list[Work], appends: list[Rows]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        singles: list[tuple[list[Work], list[Rows]]] = [([], [rows]) for rows in appends]
+        singles += [([work], []) for work in works]
+        for one_work, one_append in singles:
+            try:
+                outcomes.extend(self._flush(one_work, one_append))
+            except Exception as exc:
+                outcomes.append((None, exc))
         return outcomes
 
     async def aclose(self) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from pixelpipe.bootstrap import Services
 from pixelpipe.errors import (
     DatabaseUnavailable,
+    InternalStepError,
     OutputFetchError,
     PixelpipeError,
     ProviderJobLost,
@@ -80,7 +81,9 @@ class Worker:
             )
         except Exception as exc:  # a bug: keep the job alive, retry later, log the trace
             log.exception("step failed for job %s", job.id)
-            await self.fail_or_retry(job, ProviderUnavailable(f"internal error: {exc!r}"))
+            await self.fail_or_retry(
+                job, InternalStepError(f"internal error: {type(exc).__name__}")
+            )
         finally:
             await self.svc.store.release(job.id, self.owner)
 
@@ -351,6 +354,7 @@ class Worker:
                 cost_status=status,
                 error_code=None,
                 error_detail=None,
+                provider_state=_without_inline_data(job.provider_state),
             ),
             svc.ledger.settle(job.id),
         )
@@ -436,9 +440,9 @@ class Worker:
             )
             await svc.store.add_event(job.id, "retry", event)
             return
-        if job.status is _S.QUEUED:
-            # the step failed before anything was sent (e.g. a database error): reschedule in
-            # place — queued → queued is no transition, and no attempt was spent
+        if job.status is _S.QUEUED or (job.provider_job_id and _ours(exc)):
+            # nothing was sent yet, or our side failed while the provider holds a run: reschedule
+            # in place (no transition, no attempt spent, the provider run kept)
             await svc.store.update(
                 job.id,
                 next_run_at=time.time() + delay,
@@ -492,6 +496,18 @@ class Worker:
         )
         if moved is not None:
             await svc.store.add_event(job.id, "retry", {**event, "attempt": job.attempt})
+
+
+def _without_inline_data(state: dict[str, Any]) -> dict[str, Any]:
+    """Once stored, inline outputs (base64) are dead weight in the row: keep only their shape."""
+    outputs = [{k: v for k, v in o.items() if k != "data_b64"} for o in state.get("outputs") or []]
+    return {**state, "outputs": outputs}
+
+
+def _ours(exc: PixelpipeError) -> bool:
+    """Our side failed (database, a bug), not the provider: a run it holds must be kept, since
+    submitting again could make the provider bill twice."""
+    return isinstance(exc, DatabaseUnavailable | InternalStepError)
 
 
 def _refused(job: Job, exc: PixelpipeError) -> bool:
