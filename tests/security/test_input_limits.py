@@ -212,3 +212,19 @@ async def test_an_idempotency_key_that_attached_to_an_inflight_job_keeps_it(tmp_
         assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
         fresh = await c.post("/v1/generations", json=BODY, headers={"Idempotency-Key": "k3"})
         assert fresh.json()["cached"] is True and fresh.json()["id"] != one.json()["id"]
+
+
+async def test_a_locked_database_is_a_503_with_retry_after(
+    srv: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the fault run: 'database is locked' used to surface as a 500."""
+    from sqlalchemy.exc import OperationalError
+
+    async def locked(**_: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(srv.svc.store, "list_jobs", locked)
+    async with srv.client() as c:
+        r = await c.get("/v1/generations")
+    assert r.status_code == 503 and is_problem(r)
+    assert r.json()["code"] == "database_unavailable" and r.headers["retry-after"] == "1"

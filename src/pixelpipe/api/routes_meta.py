@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
@@ -115,9 +115,15 @@ async def cost_totals(svc: ServicesDep) -> CostsPublic:
 
 
 @router.get("/v1/events", responses={200: {"content": {"text/event-stream": {}}}})
-async def all_events(request: Request, svc: ServicesDep) -> EventSourceResponse:
-    """Server-sent ``job`` events for every job change (for galleries and cost counters)."""
-    return EventSourceResponse(all_jobs_stream(svc, request), ping=15, send_timeout=30)
+async def all_events(
+    request: Request,
+    svc: ServicesDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    """Server-sent ``job`` events for every job status change (galleries, cost counters);
+    resumes after ``Last-Event-ID``."""
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    return EventSourceResponse(all_jobs_stream(svc, request, after), ping=15, send_timeout=30)
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)

@@ -44,17 +44,20 @@ async def job_event_stream(
                 await asyncio.wait_for(anext(wakeups), FOLLOW_POLL_S)
 
 
-async def all_jobs_stream(svc: Services, request: Request) -> AsyncIterator[dict[str, Any]]:
-    """Every job change (gallery and cost counter): ``event: job``, data = {id, status}."""
+async def all_jobs_stream(
+    svc: Services, request: Request, after: int | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Every job status change (gallery, cost counter): ``event: job``, data = {id, status}.
+
+    Read from the event log by its global, monotonic id, so nothing is lost when wake-ups are
+    dropped or coalesced, and a reconnect with ``Last-Event-ID`` resumes exactly.
+    """
     async with svc.notifier.subscribe(ALL) as wakeups:
+        last = await svc.store.last_event_id() if after is None else after
         while not await request.is_disconnected():
-            try:
-                job_id = await asyncio.wait_for(anext(wakeups), FOLLOW_POLL_S)
-            except TimeoutError:
-                continue
-            job = await svc.store.get(job_id)
-            if job is not None:
-                yield {
-                    "event": "job",
-                    "data": orjson.dumps({"id": job.id, "status": str(job.status)}).decode(),
-                }
+            for ev in await svc.store.status_events_after(last):
+                last = ev.id
+                payload = {"id": ev.job_id, "status": ev.data.get("status")}
+                yield {"id": str(ev.id), "event": "job", "data": orjson.dumps(payload).decode()}
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(anext(wakeups), FOLLOW_POLL_S)

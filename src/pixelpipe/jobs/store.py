@@ -247,6 +247,20 @@ class JobStore:
         )
         return [row_to_event(r) for r in await self._all(stmt)]
 
+    async def status_events_after(self, after_id: int, *, limit: int = 500) -> list[JobEvent]:
+        """Status events of every job after a global event id (the all-jobs stream)."""
+        stmt = (
+            select(job_events)
+            .where(job_events.c.id > after_id, job_events.c.type == "status")
+            .order_by(job_events.c.id)
+            .limit(limit)
+        )
+        return [row_to_event(r) for r in await self._all(stmt)]
+
+    async def last_event_id(self) -> int:
+        stmt = select(func.coalesce(func.max(job_events.c.id), 0))
+        return int(await self.db.read_sync(lambda conn: conn.execute(stmt).scalar_one()))
+
     # ---- leases -----------------------------------------------------------------------------
     async def claim_due(self, owner: str, *, limit: int, lease_s: float) -> list[Job]:
         """Lease up to ``limit`` runnable jobs whose time has come (expired leases included)."""
