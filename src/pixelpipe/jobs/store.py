@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Executable, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pixelpipe.db import Database
