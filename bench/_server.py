@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.serve import Server  # noqa: E402
+from tests.support.serve import Server
 
 
 def bench_server(**env: str) -> Server:

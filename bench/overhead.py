@@ -11,7 +11,6 @@ import sys
 import time
 
 import httpx
-
 from _server import bench_server
 
 

@@ -11,7 +11,6 @@ import sys
 import time
 
 import httpx
-
 from _server import bench_server, rss_mb
 
 
@@ -42,14 +41,21 @@ def main() -> None:
         while time.perf_counter() - t0 < 300:
             peak = max(peak, rss_mb(srv.proc.pid))
             counts = httpx.get(f"{srv.url}/metrics", timeout=10).text
-            done = int(sum(float(line.split()[-1]) for line in counts.splitlines()
-                           if line.startswith('pixelpipe_jobs_finished_total{status="succeeded"}')))
+            done = int(
+                sum(
+                    float(line.split()[-1])
+                    for line in counts.splitlines()
+                    if line.startswith('pixelpipe_jobs_finished_total{status="succeeded"}')
+                )
+            )
             if done >= n:
                 break
             time.sleep(0.5)
         total = time.perf_counter() - t0
-    print(f"{n} jobs waiting on a 10 s provider: submitted in {submitted:.1f} s, "
-          f"all {done} succeeded after {total:.1f} s")
+    print(
+        f"{n} jobs waiting on a 10 s provider: submitted in {submitted:.1f} s, "
+        f"all {done} succeeded after {total:.1f} s"
+    )
     print(f"server RSS: {base:.0f} MB idle → peak {peak:.0f} MB")
 
 

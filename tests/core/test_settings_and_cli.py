@@ -48,14 +48,26 @@ def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_generate_saves_the_image_and_reports_cost(tmp_path: Path) -> None:
     out = tmp_path / "fox.png"
-    first = run_cli(tmp_path, "generate", "a red fox", "--seed", "3", "--size", "128x128",
-                    "--format", "png", "-o", str(out))
+    first = run_cli(
+        tmp_path,
+        "generate",
+        "a red fox",
+        "--seed",
+        "3",
+        "--size",
+        "128x128",
+        "--format",
+        "png",
+        "-o",
+        str(out),
+    )
     assert first.returncode == 0, first.stderr
     assert out.read_bytes().startswith(b"\x89PNG")
     assert "cost=$0.00" in first.stdout
     assert "cached=no" in first.stdout
-    again = run_cli(tmp_path, "generate", "a red fox", "--seed", "3", "--size", "128x128",
-                    "--format", "png")
+    again = run_cli(
+        tmp_path, "generate", "a red fox", "--seed", "3", "--size", "128x128", "--format", "png"
+    )
     assert again.returncode == 0, again.stderr
     assert "cached=yes" in again.stdout
     assert "/v1/images/preview/" in again.stdout
@@ -72,8 +84,11 @@ def test_cli_generate_refusal_exits_nonzero_with_reason(tmp_path: Path) -> None:
 
 
 def test_serve_with_bad_setting_exits_with_message(tmp_path: Path) -> None:
-    env = {"PIXELPIPE_DATA_DIR": str(tmp_path), "PIXELPIPE_DATABASE_URL": "mysql://x",
-           "PATH": "/usr/bin:/bin"}
+    env = {
+        "PIXELPIPE_DATA_DIR": str(tmp_path),
+        "PIXELPIPE_DATABASE_URL": "mysql://x",
+        "PATH": "/usr/bin:/bin",
+    }
     proc = subprocess.run([*CLI, "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "PIXELPIPE_DATABASE_URL" in proc.stderr
