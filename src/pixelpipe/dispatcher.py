@@ -73,7 +73,7 @@ class Dispatcher:
             )
         for job in jobs:
             self._start(job)
-        if not jobs or free == 0:
+        if len(jobs) < free or free == 0:  # a full batch means more may be due right now
             await self._sleep()
 
     async def offer(self, job_id: str) -> bool:

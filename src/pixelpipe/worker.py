@@ -27,7 +27,14 @@ from pixelpipe.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from pixelpipe.fetch import fetch_output, thumbnail_async, to_format_async, verify_image_async
+from pixelpipe.fetch import (
+    VerifiedImage,
+    fetch_output,
+    thumbnail,
+    to_format,
+    verify_image,
+    verify_image_async,
+)
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
 from pixelpipe.ledger.base import Charge
@@ -290,9 +297,7 @@ class Worker:
         raw = await fetch_output(outputs[0], policy, svc.http) if policy else outputs[0].data
         if raw is None:
             raise OutputFetchError("the provider output could not be read")
-        image = await verify_image_async(raw)
-        image = await to_format_async(image, job.request.format)
-        thumb = await thumbnail_async(image)
+        image, thumb = await asyncio.to_thread(_prepare_image, raw, job.request.format)
         await self._store(job, image, thumb)
 
     async def _already_stored(self, job: Job) -> tuple[Any, Any] | None:
@@ -310,19 +315,21 @@ class Worker:
 
     async def _store(self, job: Job, image: Any, thumb: Any) -> None:
         svc = self.svc
-        if job.status is _S.FETCHING:
-            moved = await svc.store.transition(job.id, _S.FETCHING, _S.STORING)
-            if moved is None:
-                return
         key = storage_key(job.content_key, job.model, job.request.format)
         tkey = thumbnail_key(job.content_key, job.model)
-        await asyncio.gather(
+        # the puts are idempotent (content-addressed), so they run while the row says "storing"
+        moved, *_ = await asyncio.gather(
+            svc.store.transition(job.id, _S.FETCHING, _S.STORING)
+            if job.status is _S.FETCHING
+            else _same(job),
             svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format]),
             svc.storage.put(tkey, thumb.data, content_type="image/webp"),
         )
+        if moved is None:
+            return
         svc.metrics.stored_bytes.inc(len(image.data))
         now = time.time()
-        await svc.store.save_image(
+        indexed = svc.store.save_image(
             ImageRecord(
                 job.content_key,
                 key,
@@ -337,9 +344,11 @@ class Worker:
             )
         )
         cost, status = await self._actual_cost(job)
-        # the terminal transition and the reservation's end share one group commit, so that a
-        # crash or a locked database cannot leave a finished job holding budget
-        done, _ = await asyncio.gather(
+        # the image index, the terminal transition and the reservation's end share one group
+        # commit (in that order), so a crash or a locked database cannot leave a finished job
+        # without its index entry or holding budget
+        _, done, _ = await asyncio.gather(
+            indexed,
             svc.store.transition(
                 job.id,
                 _S.STORING,
@@ -496,6 +505,16 @@ class Worker:
         )
         if moved is not None:
             await svc.store.add_event(job.id, "retry", {**event, "attempt": job.attempt})
+
+
+def _prepare_image(raw: bytes, fmt: str) -> tuple[VerifiedImage, VerifiedImage]:
+    """Verify, convert and thumbnail in one worker-thread hop (all CPU-bound Pillow work)."""
+    image = to_format(verify_image(raw), fmt)
+    return image, thumbnail(image)
+
+
+async def _same(job: Job) -> Job:
+    return job
 
 
 def _without_inline_data(state: dict[str, Any]) -> dict[str, Any]:

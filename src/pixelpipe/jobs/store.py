@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Executable, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Executable, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pixelpipe.db import Database
@@ -356,7 +356,13 @@ class JobStore:
         return a, b
 
     async def next_due_at(self) -> float | None:
-        stmt = select(func.min(jobs.c.next_run_at)).where(jobs.c.status.in_(_RUNNABLE))
+        # a leased row is not due before its lease ends: without this, a running step's row
+        # (due, but leased) would make the dispatcher spin on claims while the step runs
+        due_at = case(
+            (jobs.c.lease_expires_at > jobs.c.next_run_at, jobs.c.lease_expires_at),
+            else_=jobs.c.next_run_at,
+        )
+        stmt = select(func.min(due_at)).where(jobs.c.status.in_(_RUNNABLE))
         value = await self.db.read_sync(lambda conn: conn.execute(stmt).scalar())
         return float(value) if value is not None else None
 
