@@ -18,13 +18,19 @@ from pixelpipe.jobs.model import JobEvent, JobStatus
 FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
 
 
-async def _encode(svc: Services, job_id: str, ev: JobEvent) -> dict[str, Any]:
+def _encode(ev: JobEvent, job: dict[str, Any] | None) -> dict[str, Any]:
     data = dict(ev.data)
-    if ev.type == "status":
-        job = await svc.store.get(job_id)
-        if job is not None:
-            data["job"] = (await render_job(svc, job)).model_dump()
+    if ev.type == "status" and job is not None:
+        data["job"] = job
     return {"id": str(ev.id), "event": ev.type, "data": orjson.dumps(data).decode()}
+
+
+async def _current(svc: Services, job_id: str, events: list[JobEvent]) -> dict[str, Any] | None:
+    """The job as it is now, rendered once per batch of events (status events carry it)."""
+    if not any(ev.type == "status" for ev in events):
+        return None
+    job = await svc.store.get(job_id)
+    return None if job is None else (await render_job(svc, job)).model_dump()
 
 
 async def job_event_stream(
@@ -33,9 +39,11 @@ async def job_event_stream(
     async with svc.notifier.subscribe(f"job:{job_id}") as wakeups:
         last = after
         while True:
-            for ev in await svc.store.events_since(job_id, last):
+            events = await svc.store.events_since(job_id, last)
+            job = await _current(svc, job_id, events)
+            for ev in events:
                 last = ev.id
-                yield await _encode(svc, job_id, ev)
+                yield _encode(ev, job)
                 if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
                     return
             if await request.is_disconnected():
