@@ -4,6 +4,7 @@ shutdown that hands leases back."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -75,11 +76,12 @@ def test_a_stopped_worker_hands_its_leases_back(tmp_path: Path) -> None:
         # the worker submits them, then they wait ("at the provider") for a minute
         _eventually(lambda: c.scalar("SELECT count(*) FROM jobs WHERE status='waiting'") == 5, 20)
         worker: Server = c.workers[0]
-        # park all five under a lease, as if the worker were running their steps right now
-        c.sql("UPDATE jobs SET next_run_at = 0")
-        _eventually(
-            lambda: c.scalar("SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL") > 0, 10
-        )
+        # park all five under this worker's lease, as if it were running their steps right now
+        # (a preview poll holds its lease for milliseconds: too short to catch from outside)
+        assert worker.proc is not None
+        owner = f"{os.uname().nodename}:{worker.proc.pid}:dispatcher"
+        c.sql(f"UPDATE jobs SET lease_owner = '{owner}', lease_expires_at = {time.time() + 300}")
+        assert c.scalar("SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL") == 5
         worker.stop()  # SIGTERM: finish or release, never strand a job for a 300 s lease
         assert worker.proc is not None and worker.proc.returncode == 0
         assert c.scalar("SELECT count(*) FROM jobs WHERE lease_owner IS NOT NULL") == 0
