@@ -1,12 +1,14 @@
-"""Memory with 2,000 jobs waiting on a 10 s provider in one process (issue 2: RSS <= 400 MB).
+"""Memory with 2,000 jobs waiting on a slow provider in one process (issue 2: RSS <= 400 MB).
 
-Submits N unique jobs to `pixelpipe serve` (preview provider, 10 s latency), samples the server's
-RSS while they wait, then waits until all succeeded. Run: `.venv/bin/python bench/waiting_rss.py`.
+Submits N unique jobs to `pixelpipe serve` (preview provider with LATENCY_S seconds of latency),
+samples the server's RSS and how many jobs are waiting at the provider at the same moment, then
+waits until all succeeded. Run: `.venv/bin/python bench/waiting_rss.py [N] [LATENCY_S]`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 import time
 
@@ -30,16 +32,23 @@ async def submit_all(url: str, n: int) -> list[str]:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    env = {"PIXELPIPE_PREVIEW_LATENCY_MS": "10000", "PIXELPIPE_WORKER_CONCURRENCY": "256"}
+    latency_s = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
+    env = {
+        "PIXELPIPE_PREVIEW_LATENCY_MS": str(int(latency_s * 1000)),
+        "PIXELPIPE_WORKER_CONCURRENCY": "256",
+    }
     with bench_server(**env) as srv:
         assert srv.proc is not None
         base = rss_mb(srv.proc.pid)
+        db = sqlite3.connect(f"file:{srv.data_dir / 'pixelpipe.db'}?mode=ro", uri=True)
         t0 = time.perf_counter()
         asyncio.run(submit_all(srv.url, n))
         submitted = time.perf_counter() - t0
-        peak, done = base, 0
+        peak, done, most_waiting = base, 0, 0
         while time.perf_counter() - t0 < 300:
             peak = max(peak, rss_mb(srv.proc.pid))
+            waiting = db.execute("SELECT count(*) FROM jobs WHERE status = 'waiting'").fetchone()
+            most_waiting = max(most_waiting, int(waiting[0]))
             counts = httpx.get(f"{srv.url}/metrics", timeout=10).text
             done = int(
                 sum(
@@ -53,8 +62,8 @@ def main() -> None:
             time.sleep(0.5)
         total = time.perf_counter() - t0
     print(
-        f"{n} jobs waiting on a 10 s provider: submitted in {submitted:.1f} s, "
-        f"all {done} succeeded after {total:.1f} s"
+        f"{n} jobs on a {latency_s:g} s provider: submitted in {submitted:.1f} s, "
+        f"all {done} succeeded after {total:.1f} s; at most {most_waiting} waiting at once"
     )
     print(f"server RSS: {base:.0f} MB idle → peak {peak:.0f} MB")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,7 +66,8 @@ class CanonicalRequest:
     guidance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: it deep-copies, and this runs on every rendered job
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CanonicalRequest:
@@ -79,6 +80,9 @@ class CanonicalRequest:
     @property
     def megapixels(self) -> float:
         return self.width * self.height / 1_000_000
+
+
+_FIELDS = tuple(f.name for f in fields(CanonicalRequest))
 
 
 def normalize_prompt(prompt: str) -> str:

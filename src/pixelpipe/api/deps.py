@@ -10,7 +10,8 @@ from pixelpipe.bootstrap import Services
 from pixelpipe.service import Caller
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool."""
     svc: Services = request.app.state.services
     return svc
 

@@ -144,7 +144,7 @@ _ERR: dict[int | str, dict[str, Any]] = {
 )
 async def create_images(request: Request) -> Response:
     """OpenAI-compatible image generation through the whole pipeline (waits for the images)."""
-    svc = get_services(request)
+    svc = await get_services(request)
     try:
         caller = await get_caller(request)
         body = parse_body(await request.body())

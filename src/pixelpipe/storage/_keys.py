@@ -8,9 +8,12 @@ honest: a key the memory store accepts is one the disk store can hold without es
 
 from __future__ import annotations
 
+import re
+
 from pixelpipe.errors import InvalidRequest
 
 MAX_KEY_BYTES = 1024  # S3's limit on object names
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_SEGMENT_BYTES = 255  # common filesystem limit on one path component
 
 
@@ -38,7 +41,7 @@ def _problem(key: str) -> str | None:
         return f"longer than {MAX_KEY_BYTES} bytes"
     if "\\" in key:
         return "contains a backslash"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+    if _CONTROL.search(key):
         return "contains a control character"
     if key.startswith("/"):
         return "absolute path"
