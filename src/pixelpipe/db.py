@@ -16,8 +16,10 @@ remain for code that wants ``async with db.begin()`` / ``db.read()``.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
@@ -49,8 +51,10 @@ class Database:
     sync_reader: Engine
     _group: GroupCommitter = field(init=False)
 
+    checkpoint: Callable[[], None] | None = None
+
     def __post_init__(self) -> None:
-        self._group = GroupCommitter(self.sync_writer)
+        self._group = GroupCommitter(self.sync_writer, checkpoint=self.checkpoint)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction shared with concurrent callers (group commit)."""
@@ -92,7 +96,7 @@ class Database:
             self.sync_reader.dispose()
 
 
-def _sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
+def _sqlite_pragmas(engine: Engine, *, immediate: bool, autocheckpoint: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -101,11 +105,22 @@ def _sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
         cur.execute("PRAGMA busy_timeout=5000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        if not autocheckpoint:
+            cur.execute("PRAGMA wal_autocheckpoint=0")  # the group committer checkpoints
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _wal_checkpoint(path: str) -> None:
+    """A PASSIVE checkpoint on a connection of its own: never blocks writers or readers."""
+    conn = sqlite3.connect(path, timeout=5)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        conn.close()
 
 
 def open_database(url: str) -> Database:
@@ -121,11 +136,14 @@ def open_database(url: str) -> Database:
         for engine, immediate in (
             (writer.sync_engine, True),
             (reader.sync_engine, False),
-            (sync_writer, True),
             (sync_reader, False),
         ):
             _sqlite_pragmas(engine, immediate=immediate)
-        return Database(writer, reader, "sqlite", sync_writer, sync_reader)
+        _sqlite_pragmas(sync_writer, immediate=True, autocheckpoint=False)
+        path = sync_url.split("///", 1)[-1]
+        return Database(
+            writer, reader, "sqlite", sync_writer, sync_reader, partial(_wal_checkpoint, path)
+        )
     pg = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     pg_sync = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     return Database(pg, pg, "postgresql", pg_sync, pg_sync)
