@@ -73,7 +73,9 @@ class Dispatcher:
             )
         for job in jobs:
             self._start(job)
-        if len(jobs) < free or free == 0:  # a full batch means more may be due right now
+        # a full batch means more may be due right now; otherwise (or when queue deliveries have
+        # filled the slots meanwhile, which can make ``free`` negative) wait to be woken
+        if free <= 0 or len(jobs) < free:
             await self._sleep()
 
     async def offer(self, job_id: str) -> bool:
