@@ -51,6 +51,9 @@ def test_page_asks_for_a_key_keeps_it_in_local_storage_and_generates(tmp_path: P
             page = ctx.new_page()
             page.on("dialog", answer)
             page.goto(srv.url + "/")
+            # the page is ready once the catalog (which needs the key) is on it: filling the
+            # prompt earlier races the page's own start-up on a loaded machine
+            expect(page.locator("#model-list input").first).to_be_attached(timeout=30_000)
             page.get_by_label("Prompt", exact=True).fill("a lighthouse, with a key")
             page.get_by_role("button", name="Generate", exact=True).click()
             img = page.locator("#stage figure.result img")

@@ -508,10 +508,11 @@ def test_reloading_a_job_page_mid_generation_resumes_live_status(
         page = new_page()
         page.goto(f"{fake_server.url}/jobs/{job['id']}")
         waiting = page.locator("#job-stage .step[data-step='waiting'][data-state='current']")
-        expect(waiting).to_be_visible()
+        # submitting can take a while on a loaded machine (Prefer: wait at the fake provider)
+        expect(waiting).to_be_visible(timeout=20_000)
         page.reload()
         # after the reload the stream replays from the start and keeps following
-        expect(waiting).to_be_visible()
+        expect(waiting).to_be_visible(timeout=20_000)
         expect(page.locator("#job-stage .live-elapsed")).to_contain_text(" s")
         expect(page.locator("#job-side .job-title")).to_contain_text("Generating")
 
