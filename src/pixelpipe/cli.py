@@ -7,6 +7,7 @@ import gc
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -73,26 +74,27 @@ Host = Annotated[str | None, typer.Option(help="Bind address (PIXELPIPE_HOST)")]
 Port = Annotated[int | None, typer.Option(help="Port (PIXELPIPE_PORT)")]
 
 
+def _run_role(settings: Settings, role: Callable[[Settings], object]) -> None:
+    """Start one process role with logging; a configuration error exits 1 with its message."""
+    _logging(settings)
+    try:
+        role(settings)
+    except PixelpipeError as exc:
+        _die(exc)
+    except KeyboardInterrupt:
+        pass
+
+
 @app.command()
 def serve(host: Host = None, port: Port = None) -> None:
     """API + web page + worker + sweeper in one process (the embedded default)."""
-    settings = _settings(host=host, port=port)
-    _logging(settings)
-    try:
-        _uvicorn(settings, worker=True)
-    except PixelpipeError as exc:
-        _die(exc)
+    _run_role(_settings(host=host, port=port), lambda s: _uvicorn(s, worker=True))
 
 
 @app.command()
 def api(host: Host = None, port: Port = None) -> None:
     """API + web page only (run `pixelpipe worker` processes beside it)."""
-    settings = _settings(host=host, port=port)
-    _logging(settings)
-    try:
-        _uvicorn(settings, worker=False)
-    except PixelpipeError as exc:
-        _die(exc)
+    _run_role(_settings(host=host, port=port), lambda s: _uvicorn(s, worker=False))
 
 
 @app.command()
@@ -100,14 +102,7 @@ def worker() -> None:
     """Run pipeline steps (submit, poll, fetch, store) for queued jobs."""
     from pixelpipe.runner import run_worker
 
-    settings = _settings()
-    _logging(settings)
-    try:
-        asyncio.run(run_worker(settings))
-    except PixelpipeError as exc:
-        _die(exc)
-    except KeyboardInterrupt:
-        pass
+    _run_role(_settings(), lambda s: asyncio.run(run_worker(s)))
 
 
 @app.command()
@@ -115,14 +110,7 @@ def sweeper() -> None:
     """Reconcile overdue jobs (exactly one active at a time, however many are started)."""
     from pixelpipe.runner import run_sweeper_process
 
-    settings = _settings()
-    _logging(settings)
-    try:
-        asyncio.run(run_sweeper_process(settings))
-    except PixelpipeError as exc:
-        _die(exc)
-    except KeyboardInterrupt:
-        pass
+    _run_role(_settings(), lambda s: asyncio.run(run_sweeper_process(s)))
 
 
 @app.command()
