@@ -81,8 +81,12 @@ export async function api(path, { method = "GET", body, signal, headers = {} } =
   if (text) {
     try { data = JSON.parse(text); } catch { data = { title: text.slice(0, 200) }; }
   }
-  if (res.status === 401 && !retried && (await askForKey(data && data.detail))) {
-    return api(path, { method, body, signal, headers }, true);
+  if (res.status === 401 && !retried) {
+    // sent before a key was entered (concurrent page-load requests): retry with it, don't ask again
+    const stored = apiKey();
+    if ((stored && stored !== key) || (await askForKey(data && data.detail))) {
+      return api(path, { method, body, signal, headers }, true);
+    }
   }
   if (!res.ok) throw new ApiError(res.status, data, res.headers);
   return { data, status: res.status, headers: res.headers };
