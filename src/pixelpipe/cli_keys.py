@@ -1,4 +1,5 @@
-"""``pixelpipe keys``: create, list and revoke API keys (hashed at rest, shown once)."""
+"""``pixelpipe keys``: create, list and revoke API keys (hashed at rest, shown once) and set their
+default completion webhooks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from pixelpipe.db import Database, open_database
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.ledger.budgets import list_budgets, set_budget
 from pixelpipe.ledger.policy import decimal_usd, key_scope, usd_to_micros
-from pixelpipe.security.keys import DEFAULT_RPM, SCOPES, create_key, list_keys, revoke_key
+from pixelpipe.security.keys import (
+    DEFAULT_RPM,
+    SCOPES,
+    create_key,
+    list_keys,
+    revoke_key,
+    set_key_webhook,
+)
 from pixelpipe.settings import load_settings
 
 keys_app = typer.Typer(
@@ -68,23 +76,35 @@ def keys_create(
         float | None, typer.Option("--monthly-usd", help="Monthly budget of this key (USD)")
     ] = None,
     rpm: Annotated[int, typer.Option(help="Requests per minute (0 = no limit)")] = DEFAULT_RPM,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook",
+            metavar="URL",
+            help="Completion webhook for every job of this key that names none itself",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the key as JSON")] = False,
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
 
-    async def go(db: Database) -> tuple[str, str, list[str]]:
-        key, secret = await create_key(db, name=name, scopes=scopes.split(","), rpm=rpm)
+    async def go(db: Database) -> tuple[str, str, list[str], str | None]:
+        key, secret = await create_key(
+            db, name=name, scopes=scopes.split(","), rpm=rpm, webhook_url=webhook
+        )
         for period, usd in (("day", daily_usd), ("month", monthly_usd)):
             if usd is not None:
                 await set_budget(db, key_scope(key.id), period, usd_to_micros(usd))
-        return key.id, secret, sorted(key.scopes)
+        return key.id, secret, sorted(key.scopes), key.webhook_url
 
-    key_id, secret, granted = _run(go)
+    key_id, secret, granted, hook = _run(go)
     if as_json:
-        body = {"id": key_id, "key": secret, "scopes": granted, "rpm": rpm}
+        body = {"id": key_id, "key": secret, "scopes": granted, "rpm": rpm, "webhook": hook}
         print(json.dumps(body))
         return
     out.print(f"created API key [bold]{key_id}[/] (scopes: {', '.join(granted)}; {rpm or '∞'} rpm)")
+    if hook:
+        out.print(f"completion webhook: {hook}", markup=False, soft_wrap=True)
     out.print("key (shown once, store it now):")
     print(secret)
     out.print("use it as: Authorization: Bearer <key>")
@@ -92,7 +112,7 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """Every key: id, name, scopes, rate limit, budgets, created, revoked (never the secret)."""
+    """Every key: id, name, scopes, rate limit, budgets, created, revoked, webhook (no secret)."""
 
     async def go(db: Database) -> None:
         keys = await list_keys(db)
@@ -113,6 +133,12 @@ def keys_list() -> None:
                 _when(k.revoked_at),
             )
         out.print(table)
+        # below the table, whole and unwrapped (copyable; a long URL would squeeze the table)
+        hooked = [k for k in keys if k.webhook_url]
+        if hooked:
+            out.print("completion webhooks (a request's own `webhook` wins):", markup=False)
+            for k in hooked:
+                out.print(f"  {k.id}  {k.webhook_url}", markup=False, soft_wrap=True)
 
     _run(go)
 
@@ -128,3 +154,30 @@ def keys_revoke(
 
     revoked_at = _run(go)
     out.print(f"revoked {key_id} at {_when(revoked_at)}")
+
+
+@keys_app.command("set-webhook")
+def keys_set_webhook(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `keys list`)")],
+    url: Annotated[
+        str | None, typer.Argument(help="http(s) URL that receives the key's completed jobs")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the key's webhook")] = False,
+) -> None:
+    """Set or clear a key's completion webhook: jobs it starts from now on are reported there,
+    unless a request names its own `webhook` (which wins)."""
+    if (url is None) == (not clear):
+        err.print(
+            "[bold red]error[/]: give either a URL or --clear, e.g. "
+            "`pixelpipe keys set-webhook KEY_ID https://example.com/hooks/pixelpipe`"
+        )
+        raise typer.Exit(2)
+
+    async def go(db: Database) -> str | None:
+        return (await set_key_webhook(db, key_id, None if clear else url)).webhook_url
+
+    hook = _run(go)
+    if hook is None:
+        out.print(f"{key_id}: webhook cleared (its jobs send none unless a request names one)")
+    else:
+        out.print(f"{key_id}: completed jobs are posted to {hook}", markup=False, soft_wrap=True)

@@ -32,6 +32,7 @@ class Caller:
     """Who is asking: an API key id (None when auth is off) and its budget scope."""
 
     key_id: str | None = None
+    webhook_url: str | None = None  # the key's default completion webhook (a request's wins)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ def _new_job(
         api_key_id=caller.key_id,
         idempotency_key=f"{caller.key_id or '-'}:{idem}" if idem else None,
         group_id=body.group,
-        webhook_url=body.webhook,
+        webhook_url=body.webhook or caller.webhook_url,
     )
 
 

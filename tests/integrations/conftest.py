@@ -85,6 +85,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    path: str = ""  # path and query the POST was sent to
 
 
 @dataclass
@@ -114,7 +115,12 @@ def receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             with lock:
                 rec.received.append(
-                    Received({k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                    Received(
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                        time.time(),
+                        self.path,
+                    )
                 )
                 status = rec.statuses.pop(0) if rec.statuses else 200
             payload = json.dumps({"ok": status < 300}).encode()

@@ -10,6 +10,7 @@ from pixelpipe.db import metadata
 from pixelpipe.jobs import tables as _jobs  # noqa: F401 - registers the tables
 from pixelpipe.ledger import tables as _ledger  # noqa: F401
 from pixelpipe.migrations.runner import upgrade
+from pixelpipe.security import tables as _security  # noqa: F401
 
 
 def test_migrated_schema_matches_table_definitions(tmp_path: Path) -> None:

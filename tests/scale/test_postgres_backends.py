@@ -20,6 +20,7 @@ from pixelpipe.jobs import tables as _jobs  # noqa: F401 - registers the tables
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.ledger import tables as _ledger  # noqa: F401
 from pixelpipe.migrations.runner import upgrade
+from pixelpipe.security import tables as _security  # noqa: F401
 from tests.jobs.test_store_contract import make_job
 from tests.support.serve import CLI
 

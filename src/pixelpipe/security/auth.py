@@ -117,7 +117,7 @@ class Authenticator:
                 required_scope=needed,
             )
         await self._rate_limit(key)
-        return Decision(Caller(key.id), key)
+        return Decision(Caller(key.id, webhook_url=key.webhook_url), key)
 
     async def auth_off(self, scope: Mapping[str, Any], db: Database) -> bool:
         if not self.bind_loopback or await self._any_key(db):
@@ -134,8 +134,8 @@ class Authenticator:
         now = time.monotonic()
         if now - self._no_keys_checked_at < NO_KEYS_RECHECK_S:
             return False
+        self._no_keys_checked_at = now  # one re-check at a time: the others keep the last answer
         self._keys_exist = await count_keys(db) > 0
-        self._no_keys_checked_at = now
         return self._keys_exist
 
     async def _rate_limit(self, key: ApiKey) -> None:

@@ -9,6 +9,10 @@ unknown id and a wrong secret, so ids cannot be probed.
 
 Scopes: ``generate`` (start generations, estimates), ``read`` (read jobs, the catalog, costs) and
 ``admin`` (usage for all keys, metrics, key management), which implies the other two.
+
+A key may carry a default completion webhook (``webhook_url``): every job started with the key
+that names no ``webhook`` of its own is reported there (same outbox, signing and retries as a
+per-request webhook; :mod:`pixelpipe.notify`). The URL is not secret and is shown by ``keys list``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class ApiKey:
     created_at: float
     revoked_at: float | None
     secret_hash: str = ""
+    webhook_url: str | None = None  # default completion webhook of this key's jobs
 
     @property
     def revoked(self) -> bool:
@@ -93,7 +98,25 @@ def _row_to_key(row: object) -> ApiKey:
         created_at=float(m["created_at"]),
         revoked_at=m["revoked_at"],
         secret_hash=m["secret_hash"],
+        webhook_url=m["webhook_url"],
     )
+
+
+def check_key_webhook(url: str) -> str:
+    """The URL a key's webhook is set to, checked as a per-request ``webhook`` is (raises
+    InvalidRequest saying what to fix)."""
+    from pixelpipe.notify.hooks import check_webhook_url
+
+    url = url.strip()
+    try:
+        check_webhook_url(url)
+    except InvalidRequest as exc:
+        raise InvalidRequest(
+            f"invalid key webhook {url!r}: {exc.detail} (or leave it unset: the key's jobs then "
+            "send no webhook unless a request names one)",
+            field="webhook",
+        ) from None
+    return url
 
 
 async def create_key(
@@ -102,9 +125,11 @@ async def create_key(
     name: str = "",
     scopes: Iterable[str] = DEFAULT_SCOPES,
     rpm: int = DEFAULT_RPM,
+    webhook_url: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key; returns it and the full key string (the only time it exists in clear)."""
     chosen = parse_scopes(scopes)
+    webhook = check_key_webhook(webhook_url) if webhook_url is not None else None
     if rpm < 0:
         raise InvalidRequest("--rpm cannot be negative (0 = no rate limit)")
     if len(name) > 100:
@@ -118,6 +143,7 @@ async def create_key(
         created_at=time.time(),
         revoked_at=None,
         secret_hash=hash_secret(key_id, secret),
+        webhook_url=webhook,
     )
     async with db.begin() as conn:
         await conn.execute(
@@ -129,6 +155,7 @@ async def create_key(
                 rpm=key.rpm,
                 created_at=key.created_at,
                 revoked_at=None,
+                webhook_url=key.webhook_url,
             )
         )
     return key, f"{PREFIX}{key_id}_{secret}"
@@ -154,6 +181,18 @@ async def revoke_key(db: Database, key_id: str) -> ApiKey:
             .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
             .values(revoked_at=time.time())
         )
+    key = await get_key(db, key_id)
+    if key is None:
+        raise NotFound(f"no API key with id {key_id!r} (see `pixelpipe keys list`)")
+    return key
+
+
+async def set_key_webhook(db: Database, key_id: str, webhook_url: str | None) -> ApiKey:
+    """Set (a URL) or clear (None) the default completion webhook of a key; jobs started from now
+    on use it (every request reads the key's row, so no restart is needed)."""
+    url = check_key_webhook(webhook_url) if webhook_url is not None else None
+    async with db.begin() as conn:
+        await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(webhook_url=url))
     key = await get_key(db, key_id)
     if key is None:
         raise NotFound(f"no API key with id {key_id!r} (see `pixelpipe keys list`)")

@@ -1,4 +1,4 @@
-"""The ``api_keys`` table (migration: pixelpipe/migrations/versions/0004_api_keys.py).
+"""The ``api_keys`` table (migrations: pixelpipe/migrations/versions/0004_api_keys.py, 0006).
 
 A key is shown once, when it is created; only a SHA-256 hash of its secret part is kept. The id is
 not secret: it names the key in ledger entries, budgets (scope ``key:<id>``) and usage reports.
@@ -6,7 +6,7 @@ not secret: it names the key in ledger entries, budgets (scope ``key:<id>``) and
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, String, Table
+from sqlalchemy import Column, Float, Integer, String, Table, Text
 
 from pixelpipe.db import metadata
 
@@ -20,4 +20,5 @@ api_keys = Table(
     Column("rpm", Integer, nullable=False),  # requests per minute; 0 = unlimited
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+    Column("webhook_url", Text),  # default completion webhook of the key's jobs (0006)
 )
