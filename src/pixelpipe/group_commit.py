@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy import Connection, Engine, Table, bindparam, insert
 
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
@@ -119,17 +119,62 @@ class GroupCommitter:
 
 
 def _bulk_insert(groups: list[Rows]) -> Work:
-    """One multi-row INSERT per table, tables in first-seen order (parents before children)."""
-    by_table: dict[Table, list[dict[str, Any]]] = {}
+    """One executemany per table and column set, tables in first-seen order (parents first)."""
+    by_shape: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
     for rows in groups:
         for table, row in rows:
-            by_table.setdefault(table, []).append(row)
+            by_shape.setdefault((table, tuple(row)), []).append(row)
 
     def work(conn: Connection) -> None:
-        for table, rows in by_table.items():
-            conn.execute(insert(table), rows)
+        for (table, columns), rows in by_shape.items():
+            _insert_many(conn, table, columns, rows)
 
     return work
+
+
+_Compiled = tuple[str, tuple[str, ...] | None, list[tuple[str, Any]]]
+_COMPILED: dict[tuple[Table, tuple[str, ...], str], _Compiled | None] = {}
+
+
+def _insert_many(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]
+) -> None:
+    """``executemany`` of a statement compiled once per table and column set; values go through
+    the columns' own bind processors (JSON, …), so rows are stored exactly as ``insert(table)``
+    would store them, without SQLAlchemy's per-row parameter handling."""
+    shape = (table, columns, conn.dialect.name)
+    if shape not in _COMPILED:
+        _COMPILED[shape] = _compile_insert(conn, table, columns)
+    compiled = _COMPILED[shape]
+    if compiled is None:  # not SQLite, or Python-side defaults to fill in: SQLAlchemy's way
+        conn.execute(insert(table), rows)
+        return
+    sql, order, processors = compiled
+    params: list[Any] = []
+    for row in rows:
+        values = dict(row)
+        for name, process in processors:
+            values[name] = process(values[name])
+        params.append(tuple(values[name] for name in order) if order is not None else values)
+    conn.exec_driver_sql(sql, params)
+
+
+def _compile_insert(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Compiled | None:
+    dialect = conn.dialect
+    if dialect.name != "sqlite":  # other drivers adapt some types (JSON) themselves
+        return None
+    missing = [c for c in table.columns if c.name not in columns]
+    if any(c.default is not None for c in missing):
+        return None
+    stmt = insert(table).values({name: bindparam(name) for name in columns})
+    compiled = stmt.compile(dialect=dialect)
+    order = tuple(compiled.positiontup or ()) if dialect.positional else None
+    processors = []
+    for name in columns:
+        process = table.c[name].type.bind_processor(dialect)
+        if process is not None:
+            processors.append((name, process))
+    return str(compiled), order, processors
 
 
 def _unit(conn: Connection, work: Work) -> Outcome:

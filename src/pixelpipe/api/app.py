@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from pixelpipe import __version__
 from pixelpipe.api import problems
+from pixelpipe.api.fast_lane import FastLane
 from pixelpipe.api.routes_generations import router as generations_router
 from pixelpipe.api.routes_images import router as images_router
 from pixelpipe.api.routes_meta import router as meta_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, worker: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(FastLane)  # innermost: the hot POSTs skip FastAPI, not the security layers
     install_security(app, settings)  # headers, API keys, body/JSON limits (issue 7)
     for router in (generations_router, meta_router, images_router, webhooks_router):
         app.include_router(router)

@@ -11,8 +11,10 @@ from pixelpipe import service
 from pixelpipe.api.deps import CallerDep, ServicesDep
 from pixelpipe.api.schemas import GenerationList, GenerationPublic, render_job, usd
 from pixelpipe.api.sse import job_event_stream
+from pixelpipe.bootstrap import Services
 from pixelpipe.errors import InvalidRequest
 from pixelpipe.intake import GenerationRequest
+from pixelpipe.service import Caller
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
 
@@ -35,19 +37,35 @@ async def create_generation(
     body: GenerationRequest,
     svc: ServicesDep,
     caller: CallerDep,
-    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> GenerationPublic:
-    """Start a generation. 202 with the job; 200 when the image is already stored (cache hit)."""
+) -> Response:
+    """Start a generation. 202 with the job; 200 when the image is already stored (cache hit).
+
+    Valid requests are answered by :mod:`pixelpipe.api.fast_lane` before FastAPI sees them; this
+    route documents the endpoint and answers bodies that do not validate.
+    """
+    return await submission_response(svc, body, caller, idempotency_key)
+
+
+async def submission_response(
+    svc: Services, body: GenerationRequest, caller: Caller, idempotency_key: str | None
+) -> Response:
     sub = await service.submit(svc, body, caller=caller, idempotency_key=idempotency_key)
     job = sub.job
-    response.status_code = 200 if job.status.terminal else 202
-    response.headers["Location"] = f"/v1/generations/{job.id}"
-    response.headers["X-Pixelpipe-Cached"] = "true" if job.cached else "false"
+    headers = {
+        "Location": f"/v1/generations/{job.id}",
+        "X-Pixelpipe-Cached": "true" if job.cached else "false",
+    }
     cost = usd(job.cost_micros if job.cost_micros is not None else job.estimate_micros)
     if cost is not None:
-        response.headers["X-Pixelpipe-Cost-USD"] = cost
-    return await render_job(svc, job)
+        headers["X-Pixelpipe-Cost-USD"] = cost
+    payload = await render_job(svc, job)
+    return Response(
+        payload.model_dump_json(),
+        status_code=200 if job.status.terminal else 202,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 @router.get("", response_model=GenerationList)

@@ -7,9 +7,10 @@ include the bucket prefix in it), else the app's public route ``/i/{key}``.
 
 Expiry is rounded up to a bucket boundary (:func:`signing.expiry_for`) so one image keeps one URL
 for a while: caches hit and two identical requests get identical answers. App-signed URLs are a
-pure function of (key, expiry); presigned URLs embed their signing time, so they are remembered per
-(key, expiry) in a small in-process cache. Signed URLs live at most 7 days on every backend (the
-SigV4 limit), so switching storage never changes what a client can rely on.
+pure function of (key, expiry); presigned URLs embed their signing time. Both are remembered per
+(key, expiry) in a small in-process LRU, so a cache hit signs nothing. Signed URLs live at most
+7 days on every backend (the SigV4 limit), so switching storage never changes what a client can
+rely on.
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ class Delivery:
         expires_at = expiry_for(now, self._ttl)
         cached = self._presigned.get((key, expires_at))
         if cached is not None:
+            self._presigned.move_to_end((key, expires_at))
             return cached
         url = await self._storage.presigned_url(key, expires_in=expires_at - int(now))
         if url is None:
             sig = sign(key, expires_at, self._secret)
-            return self._app_url(f"/v1/images/{_quote(key)}?exp={expires_at}&sig={sig}")
+            url = self._app_url(f"/v1/images/{_quote(key)}?exp={expires_at}&sig={sig}")
         self._remember((key, expires_at), url)
         return url
 
