@@ -23,6 +23,7 @@ Work = Callable[[Connection], Any]
 Rows = list[tuple[Table, dict[str, Any]]]
 Outcome = tuple[Any, BaseException | None]
 MAX_BATCH = 512
+_SAVEPOINT = "pixelpipe_unit"
 CHECKPOINT_EVERY_S = 1.0
 
 
@@ -178,11 +179,15 @@ def _compile_insert(conn: Connection, table: Table, columns: tuple[str, ...]) ->
 
 
 def _unit(conn: Connection, work: Work) -> Outcome:
-    savepoint = conn.begin_nested()
+    """Run ``work`` in a savepoint of its own. The savepoint statements go to the driver as they
+    are: SQLAlchemy's ``begin_nested`` compiles a fresh SAVEPOINT clause every time (~0.1 ms of
+    CPU each, two per unit), which was a third of a full generation's database CPU."""
+    conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
     try:
         value = work(conn)
     except Exception as exc:
-        savepoint.rollback()
+        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
         return None, exc
-    savepoint.commit()
+    conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
     return value, None

@@ -12,7 +12,19 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Executable, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from pixelpipe.db import Database
@@ -38,6 +50,22 @@ from pixelpipe.jobs.tables import (
 )
 
 _RUNNABLE = [str(s) for s in RUNNABLE]
+
+# Hot statements are built once; values travel as parameters (``w_*`` name the WHERE binds, the
+# rest are columns to SET). Building ``.values(**row)`` per call coerced every value into a
+# literal bind and regenerated the statement's cache key: ~0.3 ms of CPU per statement.
+_INSERT_JOB = insert(jobs)
+_INSERT_EVENT = insert(job_events)
+_INSERT_IMAGE = insert(images)
+_IMAGE_EXISTS = select(images.c.content_key).where(images.c.content_key == bindparam("w_key"))
+_BY_ID = jobs.c.id == bindparam("w_id")
+_BY_OWNER = jobs.c.lease_owner == bindparam("w_owner")
+_UPDATE = {False: update(jobs).where(_BY_ID), True: update(jobs).where(_BY_ID, _BY_OWNER)}
+_IN_STATUS = jobs.c.status.in_(bindparam("w_status", expanding=True))
+_TRANSITION = {
+    False: update(jobs).where(_BY_ID, _IN_STATUS).returning(jobs),
+    True: update(jobs).where(_BY_ID, _IN_STATUS, _BY_OWNER).returning(jobs),
+}
 
 
 class JobStore:
@@ -72,7 +100,7 @@ class JobStore:
             existing = self._existing(conn, job, single_flight, fingerprint)
             if existing is not None:
                 return existing
-            conn.execute(insert(jobs).values(**row))
+            conn.execute(_INSERT_JOB, row)
             self._event(conn, job.id, "status", _status_data(job), job.created_at)
             return None
 
@@ -204,13 +232,13 @@ class JobStore:
                 inflight_key=None, lease_owner=None, lease_expires_at=None, next_run_at=None
             )
             values.setdefault("finished_at", now)
-        cond = [jobs.c.id == job_id, jobs.c.status.in_([str(s) for s in allowed])]
+        stmt = _TRANSITION[owner is not None]
+        params = {**values, "w_id": job_id, "w_status": [str(s) for s in allowed]}
         if owner is not None:
-            cond.append(jobs.c.lease_owner == owner)
+            params["w_owner"] = owner
 
         def work(conn: Connection) -> Job | None:
-            res = conn.execute(update(jobs).where(*cond).values(**values).returning(jobs))
-            row = res.first()
+            row = conn.execute(stmt, params).first()
             if row is None:
                 return None
             moved = row_to_job(row)
@@ -224,13 +252,13 @@ class JobStore:
 
     async def update(self, job_id: str, *, owner: str | None = None, **fields: Any) -> bool:
         """Change fields without a status change (schedule, progress, lease)."""
-        cond = [jobs.c.id == job_id]
+        stmt = _UPDATE[owner is not None]
+        params = {**fields, "updated_at": time.time(), "w_id": job_id}
         if owner is not None:
-            cond.append(jobs.c.lease_owner == owner)
-        stmt = update(jobs).where(*cond).values(updated_at=time.time(), **fields)
+            params["w_owner"] = owner
 
         def work(conn: Connection) -> bool:
-            return bool((conn.execute(stmt)).rowcount)
+            return bool((conn.execute(stmt, params)).rowcount)
 
         return await self.db.write(work)
 
@@ -382,13 +410,9 @@ class JobStore:
     async def save_image(self, rec: ImageRecord) -> None:
 
         def work(conn: Connection) -> None:
-            exists = (
-                conn.execute(
-                    select(images.c.content_key).where(images.c.content_key == rec.content_key)
-                )
-            ).first()
+            exists = conn.execute(_IMAGE_EXISTS, {"w_key": rec.content_key}).first()
             if exists is None:
-                conn.execute(insert(images).values(**image_to_row(rec)))
+                conn.execute(_INSERT_IMAGE, image_to_row(rec))
 
         try:
             await self.db.write(work)
@@ -451,7 +475,7 @@ class JobStore:
     def _event(
         self, conn: Connection, job_id: str, type_: str, data: dict[str, Any], now: float
     ) -> None:
-        conn.execute(insert(job_events).values(**_event_row(job_id, type_, data, now)))
+        conn.execute(_INSERT_EVENT, _event_row(job_id, type_, data, now))
 
     async def _wake(self, job_id: str) -> None:
         await self.notifier.publish(f"job:{job_id}", "changed")

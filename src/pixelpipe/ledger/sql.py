@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Insert,
     Row,
+    bindparam,
     case,
     delete,
     distinct,
@@ -62,6 +62,15 @@ RESERVE_LOCK_KEY = 0x70697870_6C656467  # "pixpledg": the advisory lock serialis
 
 _E = ledger_entries.c
 _R = budget_reservations.c
+# built once, values bound at execution (building ``.values(...)`` per call costs ~0.3 ms of CPU)
+_DROP_EXPIRED = delete(budget_reservations).where(_R.expires_at <= bindparam("w_now"))
+_DROP_RESERVATION = delete(budget_reservations).where(_R.job_id == bindparam("w_job"))
+_HAS_RESERVATION = select(_R.job_id).where(_R.job_id == bindparam("w_job"))
+_INSERT_RESERVATION = insert(budget_reservations)
+_INSERT_IGNORE = {
+    "sqlite": sqlite.insert(ledger_entries).on_conflict_do_nothing().returning(_E.id),
+    "postgresql": postgresql.insert(ledger_entries).on_conflict_do_nothing().returning(_E.id),
+}
 
 
 class SqlLedger:
@@ -87,7 +96,7 @@ class SqlLedger:
 
         def work(conn: Connection) -> None:
             _serialise(conn)
-            conn.execute(delete(budget_reservations).where(_R.expires_at <= now))
+            conn.execute(_DROP_EXPIRED, {"w_now": now})
             if _has_reservation(conn, job_id):
                 return
             for budget in self._applicable(conn, api_key_id):
@@ -96,13 +105,14 @@ class SqlLedger:
                 if not fits(budget, spent, reserved, amount_micros):
                     raise refuse(budget, spent, reserved, amount_micros)
             conn.execute(
-                insert(budget_reservations).values(
-                    job_id=job_id,
-                    api_key_id=api_key_id,
-                    amount_micros=amount_micros,
-                    created_at=now,
-                    expires_at=now + self._ttl,
-                )
+                _INSERT_RESERVATION,
+                {
+                    "job_id": job_id,
+                    "api_key_id": api_key_id,
+                    "amount_micros": amount_micros,
+                    "created_at": now,
+                    "expires_at": now + self._ttl,
+                },
             )
 
         await self.db.write(work)
@@ -178,9 +188,7 @@ class SqlLedger:
         return [*self._settings_budgets, *load_budgets(conn, scopes_for(api_key_id))]
 
     async def _drop_reservation(self, job_id: str) -> None:
-        stmt = delete(budget_reservations).where(_R.job_id == job_id)
-
-        await self.db.write(lambda conn: conn.execute(stmt))
+        await self.db.write(lambda conn: conn.execute(_DROP_RESERVATION, {"w_job": job_id}))
 
 
 def _serialise(conn: Connection) -> None:
@@ -190,8 +198,7 @@ def _serialise(conn: Connection) -> None:
 
 
 def _has_reservation(conn: Connection, job_id: str) -> bool:
-    found = conn.execute(select(_R.job_id).where(_R.job_id == job_id))
-    return found.first() is not None
+    return conn.execute(_HAS_RESERVATION, {"w_job": job_id}).first() is not None
 
 
 def _key_filter(column: Any, scope: str) -> list[ColumnElement[bool]]:
@@ -235,11 +242,8 @@ def _entry_values(charge: Charge, now: float) -> dict[str, Any]:
 def _insert_ignore(conn: Connection, values: dict[str, Any]) -> bool:
     """Insert unless the (job, attempt, provider job, kind) row exists; True when inserted."""
     name = conn.dialect.name
-    stmt: Insert
     if name in ("sqlite", "postgresql"):
-        dialect_insert = sqlite.insert if name == "sqlite" else postgresql.insert
-        stmt = dialect_insert(ledger_entries).values(values).on_conflict_do_nothing()
-        inserted = conn.execute(stmt.returning(_E.id))
+        inserted = conn.execute(_INSERT_IGNORE[name], values)
         return inserted.first() is not None
     try:  # other dialects: a savepoint keeps the outer transaction usable
         with conn.begin_nested():
