@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -123,16 +124,26 @@ def _wal_checkpoint(path: str) -> None:
         conn.close()
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (requests, events, provider state) through orjson: ~10x the stdlib's speed
+_JSON: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 def open_database(url: str) -> Database:
     if url.startswith("sqlite"):
         sync_url = url.replace("+aiosqlite", "")
         thread_ok = {"check_same_thread": False}
-        writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-        reader = create_async_engine(url, pool_size=4, max_overflow=4)
+        writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **_JSON)
+        reader = create_async_engine(url, pool_size=4, max_overflow=4, **_JSON)
         sync_writer = create_engine(
-            sync_url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args=thread_ok
+            sync_url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args=thread_ok, **_JSON
         )
-        sync_reader = create_engine(sync_url, pool_size=4, max_overflow=8, connect_args=thread_ok)
+        sync_reader = create_engine(
+            sync_url, pool_size=4, max_overflow=8, connect_args=thread_ok, **_JSON
+        )
         for engine, immediate in (
             (writer.sync_engine, True),
             (reader.sync_engine, False),

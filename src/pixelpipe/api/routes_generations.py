@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from pixelpipe import service
 from pixelpipe.api.deps import CallerDep, ServicesDep
-from pixelpipe.api.schemas import GenerationList, GenerationPublic, render_job, usd
+from pixelpipe.api.schemas import GenerationList, GenerationPublic, job_payload, render_job, usd
 from pixelpipe.api.sse import job_event_stream
 from pixelpipe.bootstrap import Services
 from pixelpipe.errors import InvalidRequest
@@ -59,9 +60,8 @@ async def submission_response(
     cost = usd(job.cost_micros if job.cost_micros is not None else job.estimate_micros)
     if cost is not None:
         headers["X-Pixelpipe-Cost-USD"] = cost
-    payload = await render_job(svc, job)
     return Response(
-        payload.model_dump_json(),
+        orjson.dumps(await job_payload(svc, job)),
         status_code=200 if job.status.terminal else 202,
         media_type="application/json",
         headers=headers,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,9 +72,23 @@ class GenerationList(BaseModel):
 
 
 def iso(ts: float | None) -> str | None:
+    """``2026-11-21T23:50:38.123Z``, exactly as ``datetime.isoformat(timespec="milliseconds")``
+    gives it (microseconds rounded half-even, then truncated to ms) at a fraction of the cost."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    seconds = int(whole)
+    if us >= 1_000_000:
+        seconds, us = seconds + 1, us - 1_000_000
+    elif us < 0:
+        seconds, us = seconds - 1, us + 1_000_000
+    return f"{_iso_seconds(seconds)}.{us // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def usd(micros: int | None) -> str | None:
@@ -81,47 +97,58 @@ def usd(micros: int | None) -> str | None:
 
 
 async def render_job(svc: Services, job: Job) -> GenerationPublic:
+    return GenerationPublic.model_validate(await job_payload(svc, job))
+
+
+async def job_payload(svc: Services, job: Job) -> dict[str, Any]:
+    """The job resource as plain JSON data (the shape of :class:`GenerationPublic`).
+
+    The hot POST answers it without building the pydantic model (see ``api/fast_lane.py``);
+    tests check that the two renderings agree field for field."""
     image = None
     if job.storage_key and job.content_type:
-        image = ImagePublic(
-            url=await svc.delivery.url_for(job.storage_key),
-            thumbnail_url=await svc.delivery.url_for(job.thumb_key) if job.thumb_key else None,
-            content_type=job.content_type,
-            width=job.width or 0,
-            height=job.height or 0,
-            bytes=job.bytes or 0,
-        )
+        image = {
+            "url": await svc.delivery.url_for(job.storage_key),
+            "thumbnail_url": await svc.delivery.url_for(job.thumb_key) if job.thumb_key else None,
+            "content_type": job.content_type,
+            "width": job.width or 0,
+            "height": job.height or 0,
+            "bytes": job.bytes or 0,
+        }
     error = None
     if job.error_code and job.status.terminal and job.status.value != "succeeded":
         cls = ERROR_CODES.get(job.error_code)
-        error = ErrorPublic(
-            code=job.error_code, title=cls.title if cls else job.error_code, detail=job.error_detail
-        )
+        error = {
+            "code": job.error_code,
+            "title": cls.title if cls else job.error_code,
+            "detail": job.error_detail,
+        }
     base = f"/v1/generations/{job.id}"
-    return GenerationPublic(
-        id=job.id,
-        status=str(job.status),
-        model=job.model,
-        provider=job.provider,
-        request=job.request.to_dict(),
-        key=job.content_key,
-        image=image,
-        cached=job.cached,
-        cost=CostPublic(
-            usd=usd(job.cost_micros),
-            micros=job.cost_micros,
-            status=job.cost_status,
-            estimate_usd=usd(job.estimate_micros),
-        ),
-        timings=TimingsPublic(
-            created_at=iso(job.created_at) or "",
-            finished_at=iso(job.finished_at),
-            duration_s=job.duration_s,
-        ),
-        attempt=job.attempt,
-        error=error,
-        progress=job.provider_state.get("progress") or {},
-        group=job.group_id,
-        revised_prompt=job.revised_prompt,
-        links={"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"},
-    )
+    return {
+        "id": job.id,
+        "object": "generation",
+        "status": str(job.status),
+        "model": job.model,
+        "provider": job.provider,
+        "request": job.request.to_dict(),
+        "key": job.content_key,
+        "image": image,
+        "cached": job.cached,
+        "cost": {
+            "usd": usd(job.cost_micros),
+            "micros": job.cost_micros,
+            "status": job.cost_status,
+            "estimate_usd": usd(job.estimate_micros),
+        },
+        "timings": {
+            "created_at": iso(job.created_at) or "",
+            "finished_at": iso(job.finished_at),
+            "duration_s": job.duration_s,
+        },
+        "attempt": job.attempt,
+        "error": error,
+        "progress": job.provider_state.get("progress") or {},
+        "group": job.group_id,
+        "revised_prompt": job.revised_prompt,
+        "links": {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"},
+    }

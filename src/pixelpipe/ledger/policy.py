@@ -13,6 +13,7 @@ recorded charges both count (conservative: the reservation is dropped when the j
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -85,7 +86,12 @@ def reservation_ttl(settings: Settings | None, ttl_s: float | None) -> float:
 
 
 def utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return _day_name(int(ts // 86_400))  # UTC days are 86,400 s long (no leap seconds in Unix time)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_name(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86_400, UTC).strftime("%Y-%m-%d")
 
 
 def period_days(period: str, now: float) -> tuple[str, str]:
@@ -96,6 +102,8 @@ def period_days(period: str, now: float) -> tuple[str, str]:
 
 def decimal_usd(micros: int) -> str:
     """0.003, 10.00, 0.25: exact dollars, at least cents, more digits only when they matter."""
+    if micros == 0:
+        return "0.00"
     text = f"{Decimal(micros) / MICROS:f}"
     whole, _, frac = text.partition(".")
     return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 
 from pixelpipe.errors import ConfigError
 from pixelpipe.settings import Settings
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 (bracketed or not, IPv4-mapped too) and ``localhost``; nothing else."""
     host = host.strip().strip("[]").lower()
