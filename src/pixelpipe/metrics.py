@@ -25,6 +25,9 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # children resolved once: ``labels()`` takes a lock and a dict lookup per call
+        outcomes = ("attached", "queued", "cache_hit")
+        self.request_outcome = {outcome: self.requests.labels(outcome) for outcome in outcomes}
         self.finished = Counter(
             "pixelpipe_jobs_finished", "Jobs reaching a terminal state", ["status"], registry=r
         )

@@ -117,9 +117,9 @@ async def submit(
     stored, created = await svc.store.create(job, single_flight=True, fingerprint=fingerprint)
     if not created:
         await svc.ledger.release(job.id)
-        svc.metrics.requests.labels("attached").inc()
+        svc.metrics.request_outcome["attached"].inc()
         return Submission(stored, created=False)
-    svc.metrics.requests.labels("queued").inc()
+    svc.metrics.request_outcome["queued"].inc()
     await svc.queue.enqueue(stored.id)
     return Submission(stored, created=True)
 
@@ -137,7 +137,7 @@ async def _serve_from_cache(
     job.content_type, job.width, job.height = image.content_type, image.width, image.height
     job.bytes = image.bytes
     job.cost_micros, job.cost_status = 0, "free"
-    svc.metrics.requests.labels("cache_hit").inc()
+    svc.metrics.request_outcome["cache_hit"].inc()
     charge = _cache_hit_charge(svc, job)
     if fingerprint is None:  # a new job for sure: insert it and its ledger entry in one flush
         (stored, created), _ = await asyncio.gather(

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     # --- operability ----------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = False
+    otel: bool = Field(
+        False,
+        description="FastAPI's OpenTelemetry spans, metrics and logs (needs an OTel SDK "
+        "configured in the process); off by default: the checks cost CPU on every request",
+    )
 
     @field_validator("database_url")
     @classmethod

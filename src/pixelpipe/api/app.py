@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, worker: bool | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
     problems.install(app)
     app.add_middleware(FastLane)  # innermost: the hot POSTs skip FastAPI, not the security layers

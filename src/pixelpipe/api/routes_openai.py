@@ -257,6 +257,8 @@ async def wait_all(svc: Services, jobs: list[Job], timeout_s: float) -> list[Job
             return job
         return await wait_finished(svc, job.id, timeout_s=timeout_s)
 
+    if all(job.status.terminal for job in jobs):  # cache hits: nothing to wait for
+        return jobs
     try:
         return list(await asyncio.gather(*(one(j) for j in jobs)))
     except TimeoutError:
@@ -277,7 +279,7 @@ async def respond(
         if job.status is not JobStatus.SUCCEEDED:
             return failed_job_response(job)
     fmt = body.response_format or ("b64_json" if spec.name.startswith("gpt-image") else "url")
-    base = str(request.base_url).rstrip("/")
+    base = ""
     data: list[dict[str, Any]] = []
     for job in jobs:
         assert job.storage_key is not None
@@ -286,7 +288,10 @@ async def respond(
             item["b64_json"] = base64.b64encode(await svc.storage.get(job.storage_key)).decode()
         else:
             url = await svc.delivery.url_for(job.storage_key)
-            item["url"] = base + url if url.startswith("/") else url
+            if url.startswith("/"):  # an app URL: absolute, on the host the client called
+                base = base or str(request.base_url).rstrip("/")
+                url = base + url
+            item["url"] = url
         if job.revised_prompt:
             item["revised_prompt"] = job.revised_prompt
         data.append(item)
