@@ -17,6 +17,7 @@ import time
 from pixelpipe.bootstrap import Services
 from pixelpipe.errors import JobTimedOut
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.queue.local import LocalQueue
 from pixelpipe.worker import Worker
 
 log = logging.getLogger("pixelpipe.dispatcher")
@@ -33,7 +34,24 @@ class Dispatcher:
         self.capacity = svc.settings.worker_concurrency
         self.running: set[asyncio.Task[None]] = set()
         self.active: dict[str, asyncio.Task[None]] = {}  # job id -> the step running it here
+        self._promised = 0  # slots taken by in-process submits whose job is being inserted
         self._stopping = False
+        if isinstance(svc.queue, LocalQueue) and wakeup is svc.queue.wakeup:
+            svc.queue.attach(self)
+
+    # -- in-process hand-over (queue.local.Handoff) --
+    def take_slot(self) -> bool:
+        if self._stopping or len(self.running) + self._promised >= self.capacity:
+            return False
+        self._promised += 1
+        return True
+
+    def give_slot(self, job: Job | None) -> None:
+        self._promised -= 1
+        if job is not None:
+            self._start(job)
+        else:
+            self.wakeup.set()  # the slot is free again
 
     async def run(self) -> None:
         beat = asyncio.create_task(self._heartbeat())
@@ -65,7 +83,7 @@ class Dispatcher:
                 log.warning("lease renewal failed: %s", type(exc).__name__)
 
     async def _round(self) -> None:
-        free = self.capacity - len(self.running)  # how many steps may start now
+        free = self.capacity - len(self.running) - self._promised  # steps that may start now
         jobs = []
         if free > 0:
             jobs = await self.svc.store.claim_due(
@@ -84,7 +102,7 @@ class Dispatcher:
         Without room (or when the row is not runnable, or leased elsewhere) nothing happens: the
         table scan in :meth:`run` claims the row once it is due and a slot is free.
         """
-        if self._stopping or len(self.running) >= self.capacity:
+        if self._stopping or len(self.running) + self._promised >= self.capacity:
             return False
         job = await self.svc.store.claim(job_id, self.owner, lease_s=self.svc.settings.lease_s)
         if job is None:
@@ -132,6 +150,8 @@ class Dispatcher:
     async def stop(self, *, grace_s: float = 10.0) -> None:
         """Finish in-flight steps (up to ``grace_s``), then hand remaining leases back."""
         self._stopping = True
+        if isinstance(self.svc.queue, LocalQueue) and self.svc.queue.handoff is self:
+            self.svc.queue.attach(None)
         self.wakeup.set()
         if self.running:
             await asyncio.wait(self.running, timeout=grace_s)

@@ -91,6 +91,8 @@ class GroupCommitter:
         )
 
     def _flush(self, works: list[Work], appends: list[Rows]) -> list[Outcome]:
+        if len(works) == 1 and not appends:
+            return [self._alone(works[0])]
         outcomes: list[Outcome] = []
         with self._engine.begin() as conn:
             if appends:
@@ -98,6 +100,16 @@ class GroupCommitter:
                 outcomes.extend(bulk for _ in appends)
             outcomes.extend(_unit(conn, work) for work in works)
         return outcomes
+
+    def _alone(self, work: Work) -> Outcome:
+        """A batch of one unit (low load): its own transaction, no savepoint needed. Whatever
+        fails — the unit, BEGIN or COMMIT — rolls it back and is that unit's outcome."""
+        try:
+            with self._engine.begin() as conn:
+                value = work(conn)
+        except Exception as exc:
+            return None, exc
+        return value, None
 
     def _one_by_one(self, works: list[Work], appends: list[Rows]) -> list[Outcome]:
         outcomes: list[Outcome] = []

@@ -22,6 +22,7 @@ from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import content_key
 from pixelpipe.ledger.base import Charge, Price
 from pixelpipe.notify.hooks import check_webhook_url
+from pixelpipe.queue.local import Handoff, LocalQueue
 from pixelpipe.safety import check_prompt
 
 log = logging.getLogger("pixelpipe.service")
@@ -106,22 +107,50 @@ async def submit(
     req = prepare(svc, body)
     job = _new_job(svc, req, body, caller, idempotency_key)
     fingerprint = _fingerprint(body) if idempotency_key else None
-    image = await svc.store.find_image(job.content_key)
+    image = svc.store.cached_image(job.content_key)
     if image is not None:
         return await _serve_from_cache(svc, job, image, fingerprint)
     spec = svc.catalog.get(req.model)
     job.provider = svc.gate.choose(spec, preferred=body.provider)
     price = svc.prices.estimate(req, job.provider)
     job.estimate_micros = price.amount_micros
-    await svc.ledger.reserve(job.id, caller.key_id, price.amount_micros or 0)
-    stored, created = await svc.store.create(job, single_flight=True, fingerprint=fingerprint)
-    if not created:
+    # stages 4-6 in one commit: image lookup, attach, budget reservation, job row
+    amount = price.amount_micros or 0
+    guard = svc.ledger.reservation(job.id, caller.key_id, amount)
+    if guard is None:  # a ledger with books of its own: reserve first, release if unused
+        await svc.ledger.reserve(job.id, caller.key_id, amount)
+    handoff = _local_slot(svc, job)
+    try:
+        admitted = await svc.store.admit(job, fingerprint=fingerprint, guard=guard)
+    except BaseException:
+        if handoff is not None:
+            handoff.give_slot(None)
+        raise
+    if handoff is not None:
+        handoff.give_slot(job if admitted.created else None)
+    if not admitted.created and guard is None:
         await svc.ledger.release(job.id)
+    if admitted.image is not None:
+        job.estimate_micros = job.lease_owner = job.lease_expires_at = None
+        return await _serve_from_cache(svc, job, admitted.image, fingerprint)
+    if not admitted.created:
         svc.metrics.request_outcome["attached"].inc()
-        return Submission(stored, created=False)
+        return Submission(admitted.job, created=False)
     svc.metrics.request_outcome["queued"].inc()
-    await svc.queue.enqueue(stored.id)
-    return Submission(stored, created=True)
+    if handoff is None:
+        await svc.queue.enqueue(job.id)
+    return Submission(admitted.job, created=True)
+
+
+def _local_slot(svc: Services, job: Job) -> Handoff | None:
+    """A slot of this process's dispatcher, if it has one free: ``job`` is then inserted leased
+    to it and handed over in memory (see :mod:`pixelpipe.queue.local`)."""
+    handoff = svc.queue.handoff if isinstance(svc.queue, LocalQueue) else None
+    if handoff is None or not handoff.take_slot():
+        return None
+    job.lease_owner = handoff.owner
+    job.lease_expires_at = job.created_at + svc.settings.lease_s
+    return handoff
 
 
 async def _serve_from_cache(

@@ -86,3 +86,16 @@ async def test_failed_commit_falls_back_to_one_transaction_per_unit(engine, monk
     assert results == ["x", "y"]
     assert calls[0] == 2 and calls[1:] == [1, 1]
     assert _names(engine) == ["x", "y"]
+
+
+async def test_a_unit_alone_commits_without_a_savepoint_and_fails_cleanly(engine) -> None:  # type: ignore[no-untyped-def]
+    gc = GroupCommitter(engine)
+    assert await gc.run(_add("solo")) == "solo"
+
+    def half_then_fail(conn: Connection) -> None:
+        conn.execute(insert(things).values(name="half"))
+        raise RuntimeError("the unit failed after writing")
+
+    with pytest.raises(RuntimeError):
+        await gc.run(half_then_fail)  # alone in its batch: its transaction rolls back
+    assert _names(engine) == ["solo"]

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from pixelpipe.api.schemas import render_job
+from pixelpipe.api.schemas import job_payload
 from pixelpipe.bootstrap import Services
 from pixelpipe.events.base import ALL
-from pixelpipe.jobs.model import JobEvent, JobStatus
+from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 
 FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
 
@@ -25,12 +25,9 @@ def _encode(ev: JobEvent, job: dict[str, Any] | None) -> dict[str, Any]:
     return {"id": str(ev.id), "event": ev.type, "data": orjson.dumps(data).decode()}
 
 
-async def _current(svc: Services, job_id: str, events: list[JobEvent]) -> dict[str, Any] | None:
+async def _rendered(svc: Services, job: Job | None) -> dict[str, Any] | None:
     """The job as it is now, rendered once per batch of events (status events carry it)."""
-    if not any(ev.type == "status" for ev in events):
-        return None
-    job = await svc.store.get(job_id)
-    return None if job is None else (await render_job(svc, job)).model_dump()
+    return None if job is None else await job_payload(svc, job)
 
 
 async def job_event_stream(
@@ -39,8 +36,8 @@ async def job_event_stream(
     async with svc.notifier.subscribe(f"job:{job_id}") as wakeups:
         last = after
         while True:
-            events = await svc.store.events_since(job_id, last)
-            job = await _current(svc, job_id, events)
+            events, current = await svc.store.events_with_job(job_id, last)
+            job = await _rendered(svc, current)
             for ev in events:
                 last = ev.id
                 yield _encode(ev, job)

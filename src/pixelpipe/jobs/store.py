@@ -9,7 +9,8 @@ in one transaction; listeners are woken after commit through the Notifier.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -58,7 +59,14 @@ _INSERT_JOB = insert(jobs)
 _INSERT_EVENT = insert(job_events)
 _INSERT_IMAGE = insert(images)
 _IMAGE_EXISTS = select(images.c.content_key).where(images.c.content_key == bindparam("w_key"))
+_IMAGE_BY_KEY = select(images).where(images.c.content_key == bindparam("w_key"))
 _BY_ID = jobs.c.id == bindparam("w_id")
+_JOB_BY_ID = select(jobs).where(_BY_ID)
+_EVENTS_SINCE = (
+    select(job_events)
+    .where(job_events.c.job_id == bindparam("w_job"), job_events.c.id > bindparam("w_after"))
+    .order_by(job_events.c.id)
+)
 _BY_OWNER = jobs.c.lease_owner == bindparam("w_owner")
 _UPDATE = {False: update(jobs).where(_BY_ID), True: update(jobs).where(_BY_ID, _BY_OWNER)}
 _IN_STATUS = jobs.c.status.in_(bindparam("w_status", expanding=True))
@@ -66,6 +74,13 @@ _TRANSITION = {
     False: update(jobs).where(_BY_ID, _IN_STATUS).returning(jobs),
     True: update(jobs).where(_BY_ID, _IN_STATUS, _BY_OWNER).returning(jobs),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    job: Job  # the new job, or the earlier one this request attaches to
+    created: bool
+    image: ImageRecord | None = None  # the key's image is stored: serve it, nothing was written
 
 
 class JobStore:
@@ -114,6 +129,52 @@ class JobStore:
             break
         await self._wake(job.id)
         return job, True
+
+    async def admit(
+        self,
+        job: Job,
+        *,
+        fingerprint: str | None = None,
+        guard: Callable[[Connection], object] | None = None,
+    ) -> Admission:
+        """A new request's one write: in a single unit of work, look for the stored image of its
+        key (then nothing is written), an earlier job it attaches to (idempotency key or
+        single flight), run ``guard`` (the budget reservation; its error rolls the unit back),
+        and insert the job. One commit instead of a read and two writes."""
+        row = job_to_row(job)
+        row["request_fingerprint"] = fingerprint
+        row["inflight_key"] = job.content_key
+
+        def work(conn: Connection) -> Admission:
+            found = conn.execute(_IMAGE_BY_KEY, {"w_key": job.content_key}).first()
+            if found is not None:
+                return Admission(job, created=False, image=row_to_image(found))
+            existing = self._existing(conn, job, True, fingerprint)
+            if existing is not None:
+                return Admission(existing, created=False)
+            if guard is not None:
+                guard(conn)
+            conn.execute(_INSERT_JOB, row)
+            self._event(conn, job.id, "status", _status_data(job), job.created_at)
+            return Admission(job, created=True)
+
+        for _ in range(3):
+            try:
+                admission = await self.db.write(work)
+            except IntegrityError:
+                continue  # a concurrent insert won (another process): look again
+            break
+        else:
+            admission = await self.db.write(work)
+        if admission.image is not None:
+            self._images[job.content_key] = admission.image
+        if admission.created:
+            await self._wake(job.id)
+        return admission
+
+    def cached_image(self, content_key: str) -> ImageRecord | None:
+        """The image of a key when this process has seen it (images are immutable)."""
+        return self._images.get(content_key)
 
     def _existing(
         self, conn: Connection, job: Job, single_flight: bool, fingerprint: str | None
@@ -274,6 +335,22 @@ class JobStore:
             .order_by(job_events.c.id)
         )
         return [row_to_event(r) for r in await self._all(stmt)]
+
+    async def events_with_job(
+        self, job_id: str, after_id: int
+    ) -> tuple[list[JobEvent], Job | None]:
+        """:meth:`events_since` plus, when a status event is among them, the job as it is now:
+        one read (one thread hop) per wake-up of a live status stream."""
+
+        def work(conn: Connection) -> tuple[list[JobEvent], Job | None]:
+            params = {"w_job": job_id, "w_after": after_id}
+            events = [row_to_event(r) for r in conn.execute(_EVENTS_SINCE, params).all()]
+            if not any(ev.type == "status" for ev in events):
+                return events, None
+            row = conn.execute(_JOB_BY_ID, {"w_id": job_id}).first()
+            return events, row_to_job(row) if row is not None else None
+
+        return await self.db.read_sync(work)
 
     async def status_events_after(self, after_id: int, *, limit: int = 500) -> list[JobEvent]:
         """Status events of every job after a global event id (the all-jobs stream)."""

@@ -6,8 +6,12 @@ Money is integer micro-dollars (1 USD = 1_000_000). ``amount_micros=None`` means
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 MICROS = 1_000_000
 ChargeKind = Literal["attempt", "cache_hit"]
@@ -62,6 +66,13 @@ class Ledger(Protocol):
 
         Atomic (no overspend under concurrency) and idempotent per ``job_id``.
         """
+        ...
+
+    def reservation(
+        self, job_id: str, api_key_id: str | None, amount_micros: int
+    ) -> Callable[[Connection], None] | None:
+        """:meth:`reserve` as a unit of work for the job store's own transaction (SQL ledgers
+        sharing the job store's database), or None: then the caller awaits :meth:`reserve`."""
         ...
 
     async def record(self, charge: Charge) -> bool:

@@ -61,6 +61,10 @@ class MemoryLedger:
 
     # --- the Ledger protocol -----------------------------------------------------------------
 
+    def reservation(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
+        """No shared transaction here: callers use :meth:`reserve`."""
+        return None
+
     async def reserve(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
         now = self._clock()
         existing = self._reservations.get(job_id)

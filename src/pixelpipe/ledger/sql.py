@@ -92,6 +92,13 @@ class SqlLedger:
     # --- the Ledger protocol -----------------------------------------------------------------
 
     async def reserve(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
+        await self.db.write(self.reservation(job_id, api_key_id, amount_micros))
+
+    def reservation(
+        self, job_id: str, api_key_id: str | None, amount_micros: int
+    ) -> Callable[[Connection], None]:
+        """:meth:`reserve` as a unit of work, to run inside the transaction that creates the job
+        (:meth:`JobStore.admit`): the job and its reservation commit together or not at all."""
         now = self._clock()
 
         def work(conn: Connection) -> None:
@@ -115,7 +122,7 @@ class SqlLedger:
                 },
             )
 
-        await self.db.write(work)
+        return work
 
     async def record(self, charge: Charge) -> bool:
         now = self._clock()
