@@ -191,15 +191,17 @@ def _compile_insert(conn: Connection, table: Table, columns: tuple[str, ...]) ->
 
 
 def _unit(conn: Connection, work: Work) -> Outcome:
-    """Run ``work`` in a savepoint of its own. The savepoint statements go to the driver as they
-    are: SQLAlchemy's ``begin_nested`` compiles a fresh SAVEPOINT clause every time (~0.1 ms of
-    CPU each, two per unit), which was a third of a full generation's database CPU."""
-    conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+    """Run ``work`` in a savepoint of its own. The savepoint statements go straight to the
+    driver's connection: through SQLAlchemy each costs ~0.05-0.1 ms of CPU (``begin_nested``
+    also compiles a fresh clause every time), and a batch issues two per unit."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
         value = work(conn)
     except Exception as exc:
-        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-        conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        raw.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        raw.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
         return None, exc
-    conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    raw.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
     return value, None

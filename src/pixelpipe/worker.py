@@ -68,6 +68,7 @@ class Worker:
     def __init__(self, svc: Services, owner: str) -> None:
         self.svc = svc
         self.owner = owner
+        self._ended: set[str] = set()  # jobs whose terminal transition (run here) cleared the lease
 
     async def run_step(self, job: Job) -> None:
         try:
@@ -92,7 +93,10 @@ class Worker:
                 job, InternalStepError(f"internal error: {type(exc).__name__}")
             )
         finally:
-            await self.svc.store.release(job.id, self.owner)
+            if job.id in self._ended:
+                self._ended.discard(job.id)  # terminal: the lease went with the transition
+            else:
+                await self.svc.store.release(job.id, self.owner)
 
     # ---- submit -------------------------------------------------------------------------------
     async def submit(self, job: Job) -> None:
@@ -400,6 +404,8 @@ class Worker:
         )
 
     async def _notify(self, job: Job) -> None:
+        if job.status.terminal:
+            self._ended.add(job.id)
         self.svc.metrics.finished.labels(str(job.status)).inc()
         hook = getattr(self.svc, "completion_hooks", None)
         if hook is not None:

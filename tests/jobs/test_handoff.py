@@ -32,13 +32,23 @@ async def test_a_job_is_handed_over_leased_and_never_claimed(tmp_path: Path) -> 
             return jobs
 
         svc.store.claim_due = claim_due  # type: ignore[method-assign]
+        released: list[str] = []
+        real_release = svc.store.release
+
+        async def release(job_id: str, owner: str, **fields: Any) -> None:
+            released.append(job_id)
+            await real_release(job_id, owner, **fields)
+
+        svc.store.release = release  # type: ignore[method-assign]
         sub = await service.submit(svc, _body("handed over"))
         assert sub.created and sub.job.lease_owner == svc.queue.handoff.owner
         done = await wait_finished(svc, sub.job.id, timeout_s=10)
         assert done.status.value == "succeeded"
         assert sub.job.id not in claimed
+        await asyncio.sleep(0.05)  # the step's own end, after the waiters heard of it
         stored = await svc.store.get(sub.job.id)
-        assert stored is not None and stored.lease_owner is None  # released when done
+        assert stored is not None and stored.lease_owner is None  # cleared by the transition
+        assert released == []  # so the step's end had nothing to release
 
 
 async def test_a_full_dispatcher_takes_no_handover_and_the_table_scan_runs_the_job(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Executable,
+    Update,
     and_,
     bindparam,
     case,
@@ -69,11 +70,18 @@ _EVENTS_SINCE = (
 )
 _BY_OWNER = jobs.c.lease_owner == bindparam("w_owner")
 _UPDATE = {False: update(jobs).where(_BY_ID), True: update(jobs).where(_BY_ID, _BY_OWNER)}
-_IN_STATUS = jobs.c.status.in_(bindparam("w_status", expanding=True))
-_TRANSITION = {
-    False: update(jobs).where(_BY_ID, _IN_STATUS).returning(jobs),
-    True: update(jobs).where(_BY_ID, _IN_STATUS, _BY_OWNER).returning(jobs),
-}
+_TRANSITIONS: dict[tuple[int, bool], Update] = {}
+
+
+def _transition_stmt(n_expected: int, owned: bool) -> Update:
+    """``UPDATE jobs … WHERE id = ? AND status IN (?, …) [AND lease_owner = ?] RETURNING *``
+    with one plain bind per expected status (an expanding IN is re-rendered on every run)."""
+    key = (n_expected, owned)
+    if key not in _TRANSITIONS:
+        statuses = jobs.c.status.in_([bindparam(f"w_status{i}") for i in range(n_expected)])
+        where = [_BY_ID, statuses, _BY_OWNER] if owned else [_BY_ID, statuses]
+        _TRANSITIONS[key] = update(jobs).where(*where).returning(jobs)
+    return _TRANSITIONS[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +301,9 @@ class JobStore:
                 inflight_key=None, lease_owner=None, lease_expires_at=None, next_run_at=None
             )
             values.setdefault("finished_at", now)
-        stmt = _TRANSITION[owner is not None]
-        params = {**values, "w_id": job_id, "w_status": [str(s) for s in allowed]}
+        stmt = _transition_stmt(len(allowed), owner is not None)
+        params = {**values, "w_id": job_id}
+        params.update((f"w_status{i}", str(s)) for i, s in enumerate(allowed))
         if owner is not None:
             params["w_owner"] = owner
 
