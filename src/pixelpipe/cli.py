@@ -58,10 +58,9 @@ def _uvicorn(settings: Settings, worker: bool) -> None:
     from pixelpipe.security.startup import check_bind
 
     check_bind(settings)
-    gc.freeze()  # start-up objects are permanent: keep them out of every collection
     gc.set_threshold(20_000, 20, 50)  # fewer, cheaper collections under request load
     uvicorn.run(
-        create_app(settings, worker=worker),
+        create_app(settings, worker=worker, freeze_gc=True),  # start-up objects: permanent
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

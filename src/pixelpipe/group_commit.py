@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -145,7 +146,7 @@ def _bulk_insert(groups: list[Rows]) -> Work:
     return work
 
 
-_Compiled = tuple[str, tuple[str, ...] | None, list[tuple[str, Any]]]
+_Compiled = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], list[tuple[str, Any]]]
 _COMPILED: dict[tuple[Table, tuple[str, ...], str], _Compiled | None] = {}
 
 
@@ -162,13 +163,14 @@ def _insert_many(
     if compiled is None:  # not SQLite, or Python-side defaults to fill in: SQLAlchemy's way
         conn.execute(insert(table), rows)
         return
-    sql, order, processors = compiled
+    sql, values_of, processors = compiled
     params: list[Any] = []
     for row in rows:
-        values = dict(row)
-        for name, process in processors:
-            values[name] = process(values[name])
-        params.append(tuple(values[name] for name in order) if order is not None else values)
+        if processors:
+            row = dict(row)
+            for name, process in processors:
+                row[name] = process(row[name])
+        params.append(values_of(row))
     conn.exec_driver_sql(sql, params)
 
 
@@ -181,13 +183,14 @@ def _compile_insert(conn: Connection, table: Table, columns: tuple[str, ...]) ->
         return None
     stmt = insert(table).values({name: bindparam(name) for name in columns})
     compiled = stmt.compile(dialect=dialect)
-    order = tuple(compiled.positiontup or ()) if dialect.positional else None
+    order = tuple(compiled.positiontup or ())
+    values_of = operator.itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
     processors = []
     for name in columns:
         process = table.c[name].type.bind_processor(dialect)
         if process is not None:
             processors.append((name, process))
-    return str(compiled), order, processors
+    return str(compiled), values_of, processors
 
 
 def _unit(conn: Connection, work: Work) -> Outcome:
