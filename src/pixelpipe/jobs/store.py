@@ -63,6 +63,11 @@ _IMAGE_EXISTS = select(images.c.content_key).where(images.c.content_key == bindp
 _IMAGE_BY_KEY = select(images).where(images.c.content_key == bindparam("w_key"))
 _BY_ID = jobs.c.id == bindparam("w_id")
 _JOB_BY_ID = select(jobs).where(_BY_ID)
+_JOB_IN_FLIGHT = select(jobs).where(jobs.c.inflight_key == bindparam("w_key"))
+_JOB_BY_IDEMPOTENCY = select(jobs).where(jobs.c.idempotency_key == bindparam("w_key"))
+_ALIAS_BY_KEY = select(idempotency_aliases).where(
+    idempotency_aliases.c.idempotency_key == bindparam("w_key")
+)
 _EVENTS_SINCE = (
     select(job_events)
     .where(job_events.c.job_id == bindparam("w_job"), job_events.c.id > bindparam("w_after"))
@@ -188,21 +193,13 @@ class JobStore:
         self, conn: Connection, job: Job, single_flight: bool, fingerprint: str | None
     ) -> Job | None:
         if job.idempotency_key:
-            found = (
-                conn.execute(select(jobs).where(jobs.c.idempotency_key == job.idempotency_key))
-            ).first()
+            found = conn.execute(_JOB_BY_IDEMPOTENCY, {"w_key": job.idempotency_key}).first()
             used_with = found._mapping["request_fingerprint"] if found is not None else None
             if found is None:  # the key may have attached to another request's job
-                alias = (
-                    conn.execute(
-                        select(idempotency_aliases).where(
-                            idempotency_aliases.c.idempotency_key == job.idempotency_key
-                        )
-                    )
-                ).first()
+                alias = conn.execute(_ALIAS_BY_KEY, {"w_key": job.idempotency_key}).first()
                 if alias is not None:
                     used_with = alias.request_fingerprint
-                    found = (conn.execute(select(jobs).where(jobs.c.id == alias.job_id))).first()
+                    found = conn.execute(_JOB_BY_ID, {"w_id": alias.job_id}).first()
             if found is not None:
                 if fingerprint and used_with != fingerprint:
                     raise IdempotencyMismatch(
@@ -211,9 +208,7 @@ class JobStore:
                     )
                 return row_to_job(found)
         if single_flight:
-            found = (
-                conn.execute(select(jobs).where(jobs.c.inflight_key == job.content_key))
-            ).first()
+            found = conn.execute(_JOB_IN_FLIGHT, {"w_key": job.content_key}).first()
             if found is not None:
                 if job.idempotency_key:  # remember where this key went (a retry must find it)
                     conn.execute(

@@ -6,10 +6,12 @@ Budgets set here live in the ``budgets`` table; the global ones from settings
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, delete, insert, select
 
 from pixelpipe.db import Database
 from pixelpipe.ledger.policy import Budget, check_budget, settings_budgets
@@ -42,12 +44,24 @@ async def list_budgets(db: Database, settings: Settings | None = None) -> list[B
     return [*settings_budgets(settings), *stored]
 
 
+_ALL_BUDGETS = select(budgets.c.scope, budgets.c.period, budgets.c.limit_micros)
+
+
+@functools.lru_cache(maxsize=8)
+def _budgets_of(n_scopes: int) -> Select[Any]:
+    """The budgets of ``n_scopes`` scopes, built once (this runs in every reservation)."""
+    wanted: list[Any] = [bindparam(f"w_scope{i}") for i in range(n_scopes)]
+    return _ALL_BUDGETS.where(budgets.c.scope.in_(wanted))
+
+
 def load_budgets(conn: Connection, scopes: Iterable[str] | None = None) -> list[Budget]:
     """The table's budgets (of ``scopes`` only, when given), global first."""
-    query = select(budgets.c.scope, budgets.c.period, budgets.c.limit_micros)
-    if scopes is not None:
-        query = query.where(budgets.c.scope.in_(list(scopes)))
-    rows = conn.execute(query).all()
+    if scopes is None:
+        rows = conn.execute(_ALL_BUDGETS).all()
+    else:
+        wanted = list(scopes)
+        params = {f"w_scope{i}": scope for i, scope in enumerate(wanted)}
+        rows = conn.execute(_budgets_of(len(wanted)), params).all()
     found = [_budget(r.scope, r.period, int(r.limit_micros)) for r in rows]
     return sorted(found, key=lambda b: (b.scope != "global", b.scope, b.period))
 
