@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import operator
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert
+from sqlalchemy import Connection, Engine, Table
+
+from pixelpipe.compiled_sql import insert_rows
 
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
@@ -140,57 +141,10 @@ def _bulk_insert(groups: list[Rows]) -> Work:
             by_shape.setdefault((table, tuple(row)), []).append(row)
 
     def work(conn: Connection) -> None:
-        for (table, columns), rows in by_shape.items():
-            _insert_many(conn, table, columns, rows)
+        for (table, _), rows in by_shape.items():
+            insert_rows(conn, table, rows)
 
     return work
-
-
-_Compiled = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]], list[tuple[str, Any]]]
-_COMPILED: dict[tuple[Table, tuple[str, ...], str], _Compiled | None] = {}
-
-
-def _insert_many(
-    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]
-) -> None:
-    """``executemany`` of a statement compiled once per table and column set; values go through
-    the columns' own bind processors (JSON, …), so rows are stored exactly as ``insert(table)``
-    would store them, without SQLAlchemy's per-row parameter handling."""
-    shape = (table, columns, conn.dialect.name)
-    if shape not in _COMPILED:
-        _COMPILED[shape] = _compile_insert(conn, table, columns)
-    compiled = _COMPILED[shape]
-    if compiled is None:  # not SQLite, or Python-side defaults to fill in: SQLAlchemy's way
-        conn.execute(insert(table), rows)
-        return
-    sql, values_of, processors = compiled
-    params: list[Any] = []
-    for row in rows:
-        if processors:
-            row = dict(row)
-            for name, process in processors:
-                row[name] = process(row[name])
-        params.append(values_of(row))
-    conn.exec_driver_sql(sql, params)
-
-
-def _compile_insert(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Compiled | None:
-    dialect = conn.dialect
-    if dialect.name != "sqlite":  # other drivers adapt some types (JSON) themselves
-        return None
-    missing = [c for c in table.columns if c.name not in columns]
-    if any(c.default is not None for c in missing):
-        return None
-    stmt = insert(table).values({name: bindparam(name) for name in columns})
-    compiled = stmt.compile(dialect=dialect)
-    order = tuple(compiled.positiontup or ())
-    values_of = operator.itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
-    processors = []
-    for name in columns:
-        process = table.c[name].type.bind_processor(dialect)
-        if process is not None:
-            processors.append((name, process))
-    return str(compiled), values_of, processors
 
 
 def _unit(conn: Connection, work: Work) -> Outcome:

@@ -20,7 +20,9 @@ def job_to_row(job: Job) -> dict[str, Any]:
 
 
 def row_to_job(row: Any) -> Job:
-    data = {k: v for k, v in row._mapping.items() if k in _JOB_FIELDS}
+    """A job from a result row or a plain mapping of column names (``compiled_sql``)."""
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    data = {k: v for k, v in mapping.items() if k in _JOB_FIELDS}
     data["status"] = JobStatus(data["status"])
     data["request"] = CanonicalRequest.from_dict(data["request"])
     data["provider_state"] = data.get("provider_state") or {}

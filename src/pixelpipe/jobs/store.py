@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from pixelpipe.compiled_sql import insert_row, update_returning
 from pixelpipe.db import Database
 from pixelpipe.errors import IdempotencyMismatch
 from pixelpipe.events.base import ALL, Notifier
@@ -303,7 +304,7 @@ class JobStore:
             params["w_owner"] = owner
 
         def work(conn: Connection) -> Job | None:
-            row = conn.execute(stmt, params).first()
+            row = update_returning(conn, stmt, jobs, params)
             if row is None:
                 return None
             moved = row_to_job(row)
@@ -556,7 +557,7 @@ class JobStore:
     def _event(
         self, conn: Connection, job_id: str, type_: str, data: dict[str, Any], now: float
     ) -> None:
-        conn.execute(_INSERT_EVENT, _event_row(job_id, type_, data, now))
+        insert_row(conn, job_events, _event_row(job_id, type_, data, now))
 
     async def _wake(self, job_id: str) -> None:
         await self.notifier.publish(f"job:{job_id}", "changed")
