@@ -90,6 +90,16 @@ def test_thumbnail(pil_format: str, size: tuple[int, int], expected: tuple[int, 
     assert (checked.width, checked.height) == expected
 
 
+def test_a_small_webp_is_its_own_thumbnail_and_a_large_one_is_not() -> None:
+    small = verify_image(make_image("WEBP", (64, 48)))
+    assert thumbnail(small) is small  # nothing to shrink, already WebP: no re-encode
+    large = verify_image(make_image("WEBP", (640, 480)))
+    thumb = thumbnail(large)
+    assert thumb is not large and (thumb.width, thumb.height) == (320, 240)
+    png = verify_image(make_image("PNG", (64, 48)))
+    assert thumbnail(png).format == "webp"  # small but not WebP: encoded
+
+
 def test_thumbnail_max_side() -> None:
     thumb = thumbnail(verify_image(make_image("PNG", (640, 480))), max_side=64)
     assert max(thumb.width, thumb.height) == 64

@@ -39,6 +39,8 @@ def thumbnail(img: VerifiedImage, *, max_side: int = 320) -> VerifiedImage:
     """A WebP no larger than ``max_side`` on its longest side (never upscaled), aspect kept."""
     if max_side <= 0:
         raise ValueError("max_side must be positive")
+    if img.format == "webp" and max(img.width, img.height) <= max_side:
+        return img  # already a WebP that small: decoding and re-encoding it changes nothing
     with open_image(img.data) as im:
         im.draft(None, (max_side * 2, max_side * 2))  # JPEG: decode at a reduced scale
         im.load()

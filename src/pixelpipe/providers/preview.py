@@ -9,6 +9,7 @@ Latency and transient failures are configurable for demos and tests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import random
@@ -70,7 +71,12 @@ class PreviewProvider:
         return None
 
     async def _done(self, run_id: str, req: ProviderRequest) -> ProviderUpdate:
-        data = await asyncio.to_thread(render_preview, req.request)
+        small = req.request.width * req.request.height <= INLINE_PIXELS
+        data = (
+            render_preview(req.request)  # cheaper than a worker-thread round trip
+            if small
+            else await asyncio.to_thread(render_preview, req.request)
+        )
         out = Output(data=data, content_type=CONTENT_TYPES[req.request.format])
         return ProviderUpdate(run_id, RunState.SUCCEEDED, outputs=(out,), usage={"image_count": 1})
 
@@ -79,6 +85,15 @@ class PreviewProvider:
             return False
         h = hashlib.sha256(f"{req.job_id}:{req.attempt}".encode()).digest()
         return int.from_bytes(h[:4], "big") / 2**32 < self.failure_rate
+
+
+INLINE_PIXELS = 128 * 128
+
+
+@functools.lru_cache(maxsize=32)
+def _gradient(width: int, height: int) -> Image.Image:
+    """The vertical ramp every preview of a size blends with (read-only once made)."""
+    return Image.linear_gradient("L").resize((width, height))
 
 
 def render_preview(req: CanonicalRequest) -> bytes:
@@ -90,7 +105,7 @@ def render_preview(req: CanonicalRequest) -> bytes:
     w, h = req.width, req.height
     top = tuple(rng.randrange(40, 230) for _ in range(3))
     bottom = tuple(rng.randrange(10, 200) for _ in range(3))
-    grad = Image.linear_gradient("L").resize((w, h))
+    grad = _gradient(w, h)
     img = Image.composite(Image.new("RGB", (w, h), bottom), Image.new("RGB", (w, h), top), grad)
     draw = ImageDraw.Draw(img, "RGBA")
     for _ in range(3 + rng.randrange(5)):
