@@ -150,3 +150,31 @@ def test_schedule_and_url_checks() -> None:
     for bad in ("ftp://example.com/x", "/relative", "https://user:pw@example.com/", "x" * 3000):
         with pytest.raises(InvalidRequest):
             check_webhook_url(bad)
+
+
+async def test_in_process_waiters_wake_on_the_announcement_and_leave_nothing_behind(
+    svc: Services,
+) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    from pixelpipe.jobs.model import JobStatus
+    from pixelpipe.notify.hooks import wait_finished
+
+    hooks = svc.completion_hooks
+    assert hooks is not None
+    hooks.worker_here = True  # as when a dispatcher runs in this process
+    sub = await submit(svc, GenerationRequest(prompt="waited for", size="64x64", seed=9))
+    waiter = asyncio.create_task(wait_finished(svc, sub.job.id, timeout_s=5))
+    await asyncio.sleep(0.01)
+    assert not waiter.done() and sub.job.id in hooks._watchers
+    done = replace(sub.job, status=JobStatus.SUCCEEDED)
+    await hooks.job_finished(done)  # no database change: the announcement alone wakes it
+    assert await asyncio.wait_for(waiter, 1) is done
+    assert hooks._watchers == {}
+    # announced before anyone waits: answered from memory at once
+    assert await wait_finished(svc, sub.job.id, timeout_s=1) is done
+    other = await submit(svc, GenerationRequest(prompt="never ends", size="64x64", seed=9))
+    with pytest.raises(TimeoutError):
+        await wait_finished(svc, other.job.id, timeout_s=0.05)
+    assert hooks._watchers == {}

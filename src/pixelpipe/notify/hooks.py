@@ -54,6 +54,21 @@ class CompletionHooks:
         self.worker_here = False  # a dispatcher runs in this process (set by start_delivery)
         # terminal jobs announced in this process, so that a waiter needs no database read
         self.recent: OrderedDict[str, Job] = OrderedDict()
+        self._watchers: dict[str, list[asyncio.Future[Job]]] = {}
+
+    def watch(self, job_id: str) -> asyncio.Future[Job]:
+        """A future this process's announcement of ``job_id``'s end resolves (see
+        :func:`wait_finished`); give it back with :meth:`unwatch`."""
+        fut: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(job_id, []).append(fut)
+        return fut
+
+    def unwatch(self, job_id: str, fut: asyncio.Future[Job]) -> None:
+        futures = self._watchers.get(job_id)
+        if futures is not None and fut in futures:
+            futures.remove(fut)
+            if not futures:
+                del self._watchers[job_id]
 
     def finished(self, job_id: str) -> Job | None:
         """The terminal job if it was announced here recently (else None: read the row)."""
@@ -63,6 +78,9 @@ class CompletionHooks:
         self.recent[job.id] = job
         while len(self.recent) > RECENT_MAX:
             self.recent.popitem(last=False)
+        for fut in self._watchers.pop(job.id, ()):
+            if not fut.done():
+                fut.set_result(job)
         try:
             await self.svc.notifier.publish(done_channel(job.id), str(job.status))
         except Exception:
@@ -117,6 +135,11 @@ async def wait_finished(svc: Services, job_id: str, *, timeout_s: float | None) 
     without hooks costs latency, never correctness. Each re-read is a database query, so they
     are rare where notifications are expected to arrive.
     """
+    from pixelpipe.events.local import LocalNotifier
+
+    hooks = svc.completion_hooks
+    if hooks is not None and hooks.worker_here and isinstance(svc.notifier, LocalNotifier):
+        return await _wait_here(svc, hooks, job_id, timeout_s)
     first, every = _poll_plan(svc)
     async with svc.notifier.subscribe(done_channel(job_id)) as messages:
         listener = _next(messages)
@@ -141,6 +164,31 @@ async def wait_finished(svc: Services, job_id: str, *, timeout_s: float | None) 
             listener.cancel()
             with contextlib.suppress(BaseException):
                 await listener
+
+
+async def _wait_here(
+    svc: Services, hooks: CompletionHooks, job_id: str, timeout_s: float | None
+) -> Job:
+    """Embedded: the worker runs here and announces every end to ``hooks`` (the in-process
+    notifier hears no other process anyway), so wait on a plain future — no subscription, no
+    listener task — re-reading the row every few seconds all the same."""
+    fut = hooks.watch(job_id)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                known = hooks.finished(job_id)  # ended before the watch began
+                if known is not None:
+                    return known
+                done, _ = await asyncio.wait({fut}, timeout=SAFETY_POLL_S)
+                if done:
+                    return fut.result()
+                job = await svc.store.get(job_id)
+                if job is None:
+                    raise NotFound(f"no generation with id {job_id!r}")
+                if job.status.terminal:
+                    return job
+    finally:
+        hooks.unwatch(job_id, fut)
 
 
 def _poll_plan(svc: Services) -> tuple[float, float]:
