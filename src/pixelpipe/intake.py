@@ -87,7 +87,9 @@ _FIELDS = tuple(f.name for f in fields(CanonicalRequest))
 
 def normalize_prompt(prompt: str) -> str:
     """NFC, whitespace runs collapsed, ends stripped: what the key sees as "the same prompt"."""
-    return " ".join(unicodedata.normalize("NFC", prompt).split())
+    if not prompt.isascii():  # ASCII is already NFC
+        prompt = unicodedata.normalize("NFC", prompt)
+    return " ".join(prompt.split())
 
 
 def _fail(field: str, detail: str) -> InvalidRequest:
@@ -98,7 +100,8 @@ def _check_prompt(text: str, field: str, max_chars: int) -> str:
     if _CONTROL.search(text):
         raise _fail(field, f"{field} contains control characters; remove them")
     norm = normalize_prompt(text)
-    if not any(unicodedata.category(c) != "Cf" for c in norm):  # empty, or only invisible marks
+    visible = bool(norm) if norm.isascii() else any(unicodedata.category(c) != "Cf" for c in norm)
+    if not visible:  # empty, or only invisible format marks (none of them is ASCII)
         raise _fail(field, f"{field} is empty; write 1 to {max_chars} characters")
     if len(norm) > max_chars:
         raise _fail(field, f"{field} has {len(norm)} characters; the limit is {max_chars}")

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from pixelpipe.bootstrap import Services
+from pixelpipe.security.http import BODY_KEY
 from pixelpipe.service import Caller
 
 
@@ -26,3 +27,9 @@ async def get_caller(request: Request) -> Caller:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def request_body(request: Request) -> bytes:
+    """The body, as the input-limits middleware already read it (else from the stream)."""
+    body = request.scope.get(BODY_KEY)
+    return body if isinstance(body, bytes) else await request.body()

@@ -19,10 +19,11 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pixelpipe.api.deps import get_caller, get_services
+from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.api.routes_generations import submission_response
 from pixelpipe.api.routes_openai import create_images
 from pixelpipe.intake import GenerationRequest
+from pixelpipe.security.http import BODY_KEY
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -40,7 +41,7 @@ async def create_generation(request: Request) -> Response | None:
     if not _is_json(request.headers.get("content-type")):
         return None  # FastAPI does not parse such a body as JSON: its answer is the reference
     try:
-        body = GenerationRequest.model_validate_json(await request.body())
+        body = GenerationRequest.model_validate_json(await request_body(request))
     except ValidationError:
         return None
     svc = await get_services(request)
@@ -76,8 +77,10 @@ class FastLane:
             response = await handler(request)
         except Exception as exc:  # the app's own handlers: the same problem+json as FastAPI's
             response = await _handle(request, exc)
-        if response is None:
-            await self.app(scope, _replay(await request.body(), receive), send)
+        if response is None:  # a body that came with the scope is still unread in the stream
+            if BODY_KEY not in scope:
+                receive = _replay(await request.body(), receive)
+            await self.app(scope, receive, send)
             return
         await response(scope, receive, send)
 

@@ -45,7 +45,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pixelpipe import service
-from pixelpipe.api.deps import get_caller, get_services
+from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.bootstrap import Services
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.errors import (
@@ -147,7 +147,7 @@ async def create_images(request: Request) -> Response:
     svc = await get_services(request)
     try:
         caller = await get_caller(request)
-        body = parse_body(await request.body())
+        body = parse_body(await request_body(request))
         spec = resolve_model(svc, body.model)
         bodies = generation_requests(body, spec)
         subs = await submit_all(svc, bodies, caller)

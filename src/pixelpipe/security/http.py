@@ -37,6 +37,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+BODY_KEY = "pixelpipe.body"  # the request body InputLimits read whole (scope entry)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 HTML_CSP = "frame-ancestors 'none'"
@@ -157,6 +158,7 @@ class InputLimits:
             detail = f"JSON nested deeper than {self.max_depth} levels; flatten the document"
             await _send_problem(send, InvalidRequest(detail, field="body"))
             return
+        scope[BODY_KEY] = bytes(body)  # handlers that know the key skip re-reading the stream
         replayed = False
 
         async def replay() -> Message:

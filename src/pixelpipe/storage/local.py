@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import os
 import stat
 import tempfile
@@ -54,6 +55,8 @@ class LocalDiskStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
+        self._root = str(self.root)
+        self._dirs: set[str] = set()  # directories made (or seen) durable: no stat per put
 
     @classmethod
     def from_url(cls, url: str) -> LocalDiskStorage:
@@ -105,15 +108,27 @@ class LocalDiskStorage:
     # --- blocking helpers (run in a thread) ------------------------------------------------
 
     def _put_sync(self, key: str, data: bytes, content_type: str) -> None:
-        path = self.root / key
-        if path.is_file():
+        # plain os calls on str paths: pathlib costs more than the syscalls on this hot path
+        path = os.path.join(self._root, key)
+        if os.path.isfile(path):
             return
-        _makedirs_durable(path.parent, self.root)
-        if content_type == guess_type(key):
-            _sidecar(path).unlink(missing_ok=True)  # a leftover from a deleted object
-        else:
-            _write_replace(_sidecar(path), content_type.encode())
-        _publish(path, data)
+        directory = os.path.dirname(path)
+        if directory not in self._dirs:
+            _makedirs_durable(Path(directory), self.root)
+            self._dirs.add(directory)
+        sidecar = _sidecar_of(path)
+        try:
+            if content_type == guess_type(key):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(sidecar)  # a leftover from a deleted object
+            else:
+                _write_replace(sidecar, content_type.encode())
+            _publish(path, directory, data)
+        except FileNotFoundError:
+            if directory not in self._dirs:
+                raise
+            self._dirs.discard(directory)  # removed behind our back: make it again, once
+            self._put_sync(key, data, content_type)
 
     def _head_sync(self, path: Path, key: str) -> StoredObject | None:
         try:
@@ -148,24 +163,47 @@ def _content_type(path: Path, key: str) -> str:
         return guess_type(key)
 
 
-def _temp_copy(path: Path, data: bytes) -> Path:
+def _sidecar_of(path: str) -> str:
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.ct")
+
+
+_temp_names = itertools.count()
+
+
+def _temp_copy(path: str, data: bytes) -> str:
     """Write ``data`` durably to a hidden temp file beside ``path`` and return its name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    return Path(tmp)
+    directory, name = os.path.split(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    while True:
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{next(_temp_names)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o644)
+            break
+        except FileExistsError:  # left by a crashed process that had our pid: next name
+            continue
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, 0o644)  # whatever the umask
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
 
 
-def _publish(path: Path, data: bytes) -> None:
+def _publish(path: str, directory: str, data: bytes) -> None:
     """Make ``data`` appear under ``path`` all at once, unless another writer got there first."""
     tmp = _temp_copy(path, data)
     try:
         os.link(tmp, path)
     except FileExistsError:
-        if not path.is_file():
+        if not os.path.isfile(path):
             raise  # a directory holds that name: the key cannot be stored here
         # else a concurrent put of the same (content-addressed) key won
     except OSError as exc:
@@ -173,13 +211,13 @@ def _publish(path: Path, data: bytes) -> None:
             raise
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(directory)
 
 
-def _write_replace(path: Path, data: bytes) -> None:
-    tmp = _temp_copy(path, data)
-    os.replace(tmp, path)
+def _write_replace(path: str, data: bytes) -> None:
+    os.replace(_temp_copy(path, data), path)
 
 
 def _makedirs_durable(directory: Path, root: Path) -> None:
@@ -195,7 +233,7 @@ def _makedirs_durable(directory: Path, root: Path) -> None:
     _fsync_dir(directory.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: Path | str) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
