@@ -110,6 +110,17 @@ async def test_sidecar_only_when_the_type_disagrees_with_the_extension(tmp_path:
     assert files_under(tmp_path / "m" / "aa") == {"plain.png"}
 
 
+async def test_a_directory_removed_behind_its_back_is_made_again(tmp_path: Path) -> None:
+    import shutil
+
+    storage = LocalDiskStorage(tmp_path)
+    await storage.put("m/aa/one.png", b"1", content_type="image/png")  # m/aa now remembered
+    shutil.rmtree(tmp_path / "m")
+    await storage.put("m/aa/two.png", b"2", content_type="image/png")
+    assert await storage.get("m/aa/two.png") == b"2"
+    assert files_under(tmp_path / "m" / "aa") == {"two.png"}
+
+
 async def test_published_files_are_world_readable(tmp_path: Path) -> None:
     storage = LocalDiskStorage(tmp_path)
     await storage.put(KEY, b"data", content_type="image/png")
