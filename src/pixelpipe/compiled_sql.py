@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import JSON, Boolean, Connection, Table, Update, bindparam, insert
+from sqlalchemy import JSON, Boolean, Connection, Executable, Table, bindparam, insert
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 Values = Callable[[Mapping[str, Any]], tuple[Any, ...]]
 Processors = list[tuple[str, Callable[[Any], Any]]]
@@ -38,22 +40,35 @@ class _Insert:
         return self.values(row)
 
 
-class _Returning:
-    """An ``UPDATE … RETURNING`` whose SET columns are the non-``w_`` parameter names."""
+class _Plan:
+    """A statement compiled for one set of parameter names: the columns it writes are the
+    non-``w_`` names (``w_*`` name WHERE binds), values bound through their columns' types."""
 
-    def __init__(self, conn: Connection, stmt: Update, table: Table, keys: tuple[str, ...]) -> None:
+    def __init__(self, conn: Connection, stmt: Executable, table: Table, keys: tuple[str, ...]):
         columns = tuple(k for k in keys if not k.startswith("w_"))
-        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(columns))
+        clause = cast(ClauseElement, stmt)  # every Executable here is a Core statement
+        compiled = cast(
+            SQLCompiler, clause.compile(dialect=conn.dialect, column_keys=list(columns))
+        )
         self.sql = str(compiled)
         self.values = _getter(tuple(compiled.positiontup or ()))
         self.processors = _processors(conn, table, columns)
         self.json = frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
         self.booleans = frozenset(c.name for c in table.columns if isinstance(c.type, Boolean))
 
+    def decode(self, names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
+        out = dict(zip(names, row, strict=True))
+        for name in self.json:
+            if out.get(name) is not None:
+                out[name] = orjson.loads(out[name])
+        for name in self.booleans:
+            if out.get(name) is not None:
+                out[name] = bool(out[name])
+        return out
 
-# keyed by dialect too: one process may talk to SQLite and PostgreSQL (tests, migrations)
+
 _INSERTS: dict[tuple[Table, tuple[str, ...], str], _Insert | None] = {}
-_RETURNING: dict[tuple[Update, tuple[str, ...]], _Returning] = {}
+_PLANS: dict[tuple[Executable, tuple[str, ...]], _Plan] = {}
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -74,34 +89,59 @@ def insert_row(conn: Connection, table: Table, row: dict[str, Any]) -> None:
     _driver(conn).execute(plan.sql, plan.params(row))
 
 
-def update_returning(
-    conn: Connection, stmt: Update, table: Table, params: dict[str, Any]
-) -> Mapping[str, Any] | None:
-    """Run ``stmt`` (``UPDATE table … RETURNING table``) and return its one row, or None."""
+def first_row(
+    conn: Connection, stmt: Executable, table: Table, params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The first row ``stmt`` (a SELECT, or DML with RETURNING, over ``table``'s columns)
+    gives, as a dict with JSON and booleans decoded, or None."""
     if conn.dialect.name != "sqlite":
         found = conn.execute(stmt, params).first()
         return None if found is None else dict(found._mapping)
+    plan, cursor = _run(conn, stmt, table, params)
+    try:
+        row = cursor.fetchone()
+        return None if row is None else plan.decode([d[0] for d in cursor.description], row)
+    finally:
+        cursor.close()  # finished: nothing left pending in the transaction
+
+
+def all_rows(
+    conn: Connection, stmt: Executable, table: Table, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if conn.dialect.name != "sqlite":
+        return [dict(r._mapping) for r in conn.execute(stmt, params)]
+    plan, cursor = _run(conn, stmt, table, params)
+    try:
+        names = [d[0] for d in cursor.description]
+        return [plan.decode(names, row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def execute(conn: Connection, stmt: Executable, table: Table, params: dict[str, Any]) -> int:
+    """Run DML without results; the number of rows it touched."""
+    if conn.dialect.name != "sqlite":
+        return int(conn.execute(stmt, params).rowcount or 0)
+    _, cursor = _run(conn, stmt, table, params)
+    count = int(cursor.rowcount)
+    cursor.close()
+    return count
+
+
+update_returning = first_row  # ``UPDATE … RETURNING`` reads its one row like a SELECT
+
+
+def _run(
+    conn: Connection, stmt: Executable, table: Table, params: dict[str, Any]
+) -> tuple[_Plan, Any]:
     keys = tuple(sorted(params))
-    plan = _RETURNING.get((stmt, keys))
+    plan = _PLANS.get((stmt, keys))
     if plan is None:
-        plan = _RETURNING[(stmt, keys)] = _Returning(conn, stmt, table, keys)
-    values = dict(params)
+        plan = _PLANS[(stmt, keys)] = _Plan(conn, stmt, table, keys)
+    values = dict(params) if plan.processors else params
     for name, process in plan.processors:
         values[name] = process(values[name])
-    cursor = _driver(conn).execute(plan.sql, plan.values(values))
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    names = [d[0] for d in cursor.description]
-    cursor.close()
-    out = dict(zip(names, row, strict=True))
-    for name in plan.json:
-        if out.get(name) is not None:
-            out[name] = orjson.loads(out[name])
-    for name in plan.booleans:
-        if out.get(name) is not None:
-            out[name] = bool(out[name])
-    return out
+    return plan, _driver(conn).execute(plan.sql, plan.values(values))
 
 
 def _insert_plan(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Insert | None:
@@ -122,6 +162,8 @@ def _driver(conn: Connection) -> Any:
 
 
 def _getter(order: tuple[str, ...]) -> Values:
+    if not order:
+        return lambda row: ()
     if len(order) == 1:
         return lambda row: (row[order[0]],)
     return operator.itemgetter(*order)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, insert, select
+from sqlalchemy import Engine, create_engine, func, insert, select
 
 from pixelpipe.compiled_sql import insert_row, insert_rows, update_returning
 from pixelpipe.db import metadata
@@ -73,3 +73,29 @@ def test_update_returning_matches_sqlalchemy(engine: Engine) -> None:
     assert ours["provider_state"] == {"progress": {"pct": 40}} and ours["cached"] is True
     with engine.connect() as conn:  # the statement left nothing pending: the commit went through
         assert conn.execute(select(jobs.c.status)).scalar() == "submitting"
+
+
+def test_selects_and_deletes_match_sqlalchemy(engine: Engine) -> None:
+    from sqlalchemy import bindparam, delete
+
+    from pixelpipe.compiled_sql import all_rows, execute, first_row
+
+    rows = [_row(f"sel {i}") for i in range(3)]
+    with engine.begin() as conn:
+        conn.execute(insert(jobs), rows)
+    by_id = select(jobs).where(jobs.c.id == bindparam("w_id"))
+    everything = select(jobs).order_by(jobs.c.id)
+    with engine.begin() as conn:
+        ours = first_row(conn, by_id, jobs, {"w_id": rows[1]["id"]})
+        theirs = conn.execute(by_id, {"w_id": rows[1]["id"]}).one()
+        assert ours == dict(theirs._mapping)
+        assert first_row(conn, by_id, jobs, {"w_id": "gen_missing"}) is None
+        assert all_rows(conn, everything, jobs, {}) == [
+            dict(r._mapping) for r in conn.execute(everything)
+        ]
+        gone = execute(
+            conn, delete(jobs).where(jobs.c.id == bindparam("w_id")), jobs, {"w_id": rows[0]["id"]}
+        )
+        assert gone == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(jobs)).scalar() == 2

@@ -40,4 +40,5 @@ def image_to_row(rec: ImageRecord) -> dict[str, Any]:
 
 
 def row_to_image(row: Any) -> ImageRecord:
-    return ImageRecord(**{k: v for k, v in row._mapping.items() if k in _IMAGE_FIELDS})
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    return ImageRecord(**{k: v for k, v in mapping.items() if k in _IMAGE_FIELDS})

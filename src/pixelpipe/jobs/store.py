@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from pixelpipe.compiled_sql import insert_row, update_returning
+from pixelpipe.compiled_sql import first_row, insert_row, update_returning
 from pixelpipe.db import Database
 from pixelpipe.errors import IdempotencyMismatch
 from pixelpipe.events.base import ALL, Notifier
@@ -160,7 +160,7 @@ class JobStore:
         row["inflight_key"] = job.content_key
 
         def work(conn: Connection) -> Admission:
-            found = conn.execute(_IMAGE_BY_KEY, {"w_key": job.content_key}).first()
+            found = first_row(conn, _IMAGE_BY_KEY, images, {"w_key": job.content_key})
             if found is not None:
                 return Admission(job, created=False, image=row_to_image(found))
             existing = self._existing(conn, job, True, fingerprint)
@@ -168,7 +168,7 @@ class JobStore:
                 return Admission(existing, created=False)
             if guard is not None:
                 guard(conn)
-            conn.execute(_INSERT_JOB, row)
+            insert_row(conn, jobs, row)
             self._event(conn, job.id, "status", _status_data(job), job.created_at)
             return Admission(job, created=True)
 
@@ -194,13 +194,15 @@ class JobStore:
         self, conn: Connection, job: Job, single_flight: bool, fingerprint: str | None
     ) -> Job | None:
         if job.idempotency_key:
-            found = conn.execute(_JOB_BY_IDEMPOTENCY, {"w_key": job.idempotency_key}).first()
-            used_with = found._mapping["request_fingerprint"] if found is not None else None
+            found = first_row(conn, _JOB_BY_IDEMPOTENCY, jobs, {"w_key": job.idempotency_key})
+            used_with = found["request_fingerprint"] if found is not None else None
             if found is None:  # the key may have attached to another request's job
-                alias = conn.execute(_ALIAS_BY_KEY, {"w_key": job.idempotency_key}).first()
+                alias = first_row(
+                    conn, _ALIAS_BY_KEY, idempotency_aliases, {"w_key": job.idempotency_key}
+                )
                 if alias is not None:
-                    used_with = alias.request_fingerprint
-                    found = conn.execute(_JOB_BY_ID, {"w_id": alias.job_id}).first()
+                    used_with = alias["request_fingerprint"]
+                    found = first_row(conn, _JOB_BY_ID, jobs, {"w_id": alias["job_id"]})
             if found is not None:
                 if fingerprint and used_with != fingerprint:
                     raise IdempotencyMismatch(
@@ -209,13 +211,13 @@ class JobStore:
                     )
                 return row_to_job(found)
         if single_flight:
-            found = conn.execute(_JOB_IN_FLIGHT, {"w_key": job.content_key}).first()
+            found = first_row(conn, _JOB_IN_FLIGHT, jobs, {"w_key": job.content_key})
             if found is not None:
                 if job.idempotency_key:  # remember where this key went (a retry must find it)
                     conn.execute(
                         insert(idempotency_aliases).values(
                             idempotency_key=job.idempotency_key,
-                            job_id=found._mapping["id"],
+                            job_id=found["id"],
                             request_fingerprint=fingerprint,
                             created_at=time.time(),
                         )
@@ -492,9 +494,9 @@ class JobStore:
     async def save_image(self, rec: ImageRecord) -> None:
 
         def work(conn: Connection) -> None:
-            exists = conn.execute(_IMAGE_EXISTS, {"w_key": rec.content_key}).first()
+            exists = first_row(conn, _IMAGE_EXISTS, images, {"w_key": rec.content_key})
             if exists is None:
-                conn.execute(_INSERT_IMAGE, image_to_row(rec))
+                insert_row(conn, images, image_to_row(rec))
 
         try:
             await self.db.write(work)

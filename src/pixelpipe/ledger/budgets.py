@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, delete, insert, select
 
+from pixelpipe.compiled_sql import all_rows
 from pixelpipe.db import Database
 from pixelpipe.ledger.policy import Budget, check_budget, settings_budgets
 from pixelpipe.ledger.tables import budgets
@@ -57,12 +58,12 @@ def _budgets_of(n_scopes: int) -> Select[Any]:
 def load_budgets(conn: Connection, scopes: Iterable[str] | None = None) -> list[Budget]:
     """The table's budgets (of ``scopes`` only, when given), global first."""
     if scopes is None:
-        rows = conn.execute(_ALL_BUDGETS).all()
+        rows = all_rows(conn, _ALL_BUDGETS, budgets, {})
     else:
         wanted = list(scopes)
         params = {f"w_scope{i}": scope for i, scope in enumerate(wanted)}
-        rows = conn.execute(_budgets_of(len(wanted)), params).all()
-    found = [_budget(r.scope, r.period, int(r.limit_micros)) for r in rows]
+        rows = all_rows(conn, _budgets_of(len(wanted)), budgets, params)
+    found = [_budget(r["scope"], r["period"], int(r["limit_micros"])) for r in rows]
     return sorted(found, key=lambda b: (b.scope != "global", b.scope, b.period))
 
 

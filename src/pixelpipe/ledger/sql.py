@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from pixelpipe.compiled_sql import execute, first_row, insert_row
 from pixelpipe.db import Database
 from pixelpipe.ledger.base import Charge, CostTotals, Price, UsageRow
 from pixelpipe.ledger.budgets import load_budgets
@@ -103,7 +104,7 @@ class SqlLedger:
 
         def work(conn: Connection) -> None:
             _serialise(conn)
-            conn.execute(_DROP_EXPIRED, {"w_now": now})
+            execute(conn, _DROP_EXPIRED, budget_reservations, {"w_now": now})
             if _has_reservation(conn, job_id):
                 return
             for budget in self._applicable(conn, api_key_id):
@@ -111,8 +112,9 @@ class SqlLedger:
                 reserved = _reserved(conn, budget.scope, now)
                 if not fits(budget, spent, reserved, amount_micros):
                     raise refuse(budget, spent, reserved, amount_micros)
-            conn.execute(
-                _INSERT_RESERVATION,
+            insert_row(
+                conn,
+                budget_reservations,
                 {
                     "job_id": job_id,
                     "api_key_id": api_key_id,
@@ -195,7 +197,9 @@ class SqlLedger:
         return [*self._settings_budgets, *load_budgets(conn, scopes_for(api_key_id))]
 
     async def _drop_reservation(self, job_id: str) -> None:
-        await self.db.write(lambda conn: conn.execute(_DROP_RESERVATION, {"w_job": job_id}))
+        await self.db.write(
+            lambda conn: execute(conn, _DROP_RESERVATION, budget_reservations, {"w_job": job_id})
+        )
 
 
 def _serialise(conn: Connection) -> None:
@@ -205,7 +209,8 @@ def _serialise(conn: Connection) -> None:
 
 
 def _has_reservation(conn: Connection, job_id: str) -> bool:
-    return conn.execute(_HAS_RESERVATION, {"w_job": job_id}).first() is not None
+    found = first_row(conn, _HAS_RESERVATION, budget_reservations, {"w_job": job_id})
+    return found is not None
 
 
 def _key_filter(column: Any, scope: str) -> list[ColumnElement[bool]]:
@@ -250,8 +255,7 @@ def _insert_ignore(conn: Connection, values: dict[str, Any]) -> bool:
     """Insert unless the (job, attempt, provider job, kind) row exists; True when inserted."""
     name = conn.dialect.name
     if name in ("sqlite", "postgresql"):
-        inserted = conn.execute(_INSERT_IGNORE[name], values)
-        return inserted.first() is not None
+        return first_row(conn, _INSERT_IGNORE[name], ledger_entries, values) is not None
     try:  # other dialects: a savepoint keeps the outer transaction usable
         with conn.begin_nested():
             conn.execute(insert(ledger_entries).values(values))
