@@ -30,6 +30,7 @@ from pixelpipe.errors import (
 from pixelpipe.fetch import (
     VerifiedImage,
     fetch_output,
+    is_own_thumbnail,
     thumbnail,
     to_format,
     verify_image,
@@ -316,24 +317,31 @@ class Worker:
         key = storage_key(job.content_key, job.model, job.request.format)
         tkey = thumbnail_key(job.content_key, job.model)
         try:
-            if await svc.storage.head(key) is None or await svc.storage.head(tkey) is None:
+            if await svc.storage.head(key) is None:
                 return None
-            image, thumb = await asyncio.gather(svc.storage.get(key), svc.storage.get(tkey))
-            return await verify_image_async(image), await verify_image_async(thumb)
+            image = await verify_image_async(await svc.storage.get(key))
+            if is_own_thumbnail(image):  # there is no separate thumbnail object
+                return image, image
+            if await svc.storage.head(tkey) is None:
+                return None
+            return image, await verify_image_async(await svc.storage.get(tkey))
         except PixelpipeError:  # unreadable or not an image after all: fetch as usual
             return None
 
     async def _store(self, job: Job, image: Any, thumb: Any) -> None:
         svc = self.svc
         key = storage_key(job.content_key, job.model, job.request.format)
-        tkey = thumbnail_key(job.content_key, job.model)
+        # a small WebP is its own thumbnail (fetch.transcode.thumbnail): one object, one put
+        tkey = key if thumb is image else thumbnail_key(job.content_key, job.model)
+        puts = [svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format])]
+        if tkey != key:
+            puts.append(svc.storage.put(tkey, thumb.data, content_type="image/webp"))
         # the puts are idempotent (content-addressed), so they run while the row says "storing"
         moved, *_ = await asyncio.gather(
             svc.store.transition(job.id, _S.FETCHING, _S.STORING)
             if job.status is _S.FETCHING
             else _same(job),
-            svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format]),
-            svc.storage.put(tkey, thumb.data, content_type="image/webp"),
+            *puts,
         )
         if moved is None:
             return

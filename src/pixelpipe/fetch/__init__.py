@@ -19,6 +19,7 @@ from pixelpipe.fetch.guard import (
 )
 from pixelpipe.fetch.transcode import (
     OUTPUT_FORMATS,
+    is_own_thumbnail,
     thumbnail,
     thumbnail_async,
     to_format,
@@ -42,6 +43,7 @@ __all__ = [
     "fetch_output",
     "fetch_url",
     "host_allowed",
+    "is_own_thumbnail",
     "new_fetch_client",
     "normalise_format",
     "thumbnail",

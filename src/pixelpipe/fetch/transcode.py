@@ -17,6 +17,7 @@ from pixelpipe.fetch.verify import CONTENT_TYPES, VerifiedImage, normalise_forma
 
 OUTPUT_FORMATS = ("webp", "png", "jpeg")  # what the store accepts (pixelpipe.key.CONTENT_TYPES)
 THUMBNAIL_QUALITY = 80
+THUMBNAIL_MAX_SIDE = 320
 _PIL_NAMES = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
 _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
 _WHITE = (255, 255, 255)
@@ -35,12 +36,12 @@ def to_format(img: VerifiedImage, fmt: str, *, quality: int = 90) -> VerifiedIma
     return VerifiedImage(data, target, img.width, img.height, CONTENT_TYPES[target])
 
 
-def thumbnail(img: VerifiedImage, *, max_side: int = 320) -> VerifiedImage:
+def thumbnail(img: VerifiedImage, *, max_side: int = THUMBNAIL_MAX_SIDE) -> VerifiedImage:
     """A WebP no larger than ``max_side`` on its longest side (never upscaled), aspect kept."""
     if max_side <= 0:
         raise ValueError("max_side must be positive")
-    if img.format == "webp" and max(img.width, img.height) <= max_side:
-        return img  # already a WebP that small: decoding and re-encoding it changes nothing
+    if is_own_thumbnail(img, max_side=max_side):
+        return img  # decoding and re-encoding it would change nothing
     with open_image(img.data) as im:
         im.draft(None, (max_side * 2, max_side * 2))  # JPEG: decode at a reduced scale
         im.load()
@@ -51,12 +52,19 @@ def thumbnail(img: VerifiedImage, *, max_side: int = 320) -> VerifiedImage:
     return VerifiedImage(data, "webp", width, height, CONTENT_TYPES["webp"])
 
 
+def is_own_thumbnail(img: VerifiedImage, *, max_side: int = THUMBNAIL_MAX_SIDE) -> bool:
+    """A WebP within the thumbnail size already is its thumbnail (stored once, see worker)."""
+    return img.format == "webp" and max(img.width, img.height) <= max_side
+
+
 async def to_format_async(img: VerifiedImage, fmt: str, *, quality: int = 90) -> VerifiedImage:
     """:func:`to_format` in a worker thread."""
     return await asyncio.to_thread(to_format, img, fmt, quality=quality)
 
 
-async def thumbnail_async(img: VerifiedImage, *, max_side: int = 320) -> VerifiedImage:
+async def thumbnail_async(
+    img: VerifiedImage, *, max_side: int = THUMBNAIL_MAX_SIDE
+) -> VerifiedImage:
     """:func:`thumbnail` in a worker thread."""
     return await asyncio.to_thread(thumbnail, img, max_side=max_side)
 

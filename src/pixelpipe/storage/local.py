@@ -45,7 +45,7 @@ _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errn
 
 def guess_type(key: str) -> str:
     """Content type implied by the key's extension (what a sidecar-less object reports)."""
-    return _TYPES.get(Path(key).suffix.lower(), _DEFAULT_TYPE)
+    return _TYPES.get(os.path.splitext(key)[1].lower(), _DEFAULT_TYPE)
 
 
 class LocalDiskStorage:
