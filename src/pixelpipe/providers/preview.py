@@ -88,6 +88,13 @@ class PreviewProvider:
 
 
 INLINE_PIXELS = 128 * 128
+# fastest encoder settings: a preview is a placeholder, not a deliverable (WebP method 0 encodes
+# ~2.5x faster than the default for files ~1.3x the size)
+_ENCODER: dict[str, dict[str, int]] = {
+    "WEBP": {"quality": 85, "method": 0},
+    "JPEG": {"quality": 85},
+    "PNG": {"compress_level": 1},
+}
 
 
 @functools.lru_cache(maxsize=32)
@@ -118,7 +125,7 @@ def render_preview(req: CanonicalRequest) -> bytes:
         _label(draw, w, h, req.prompt)
     buf = io.BytesIO()
     fmt = _PIL_FORMAT[req.format]
-    img.save(buf, fmt, **({"quality": 85} if fmt != "PNG" else {"compress_level": 1}))
+    img.save(buf, fmt, **_ENCODER[fmt])
     return buf.getvalue()
 
 
