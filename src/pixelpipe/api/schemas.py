@@ -17,7 +17,10 @@ from pixelpipe.ledger.policy import decimal_usd
 
 class ImagePublic(BaseModel):
     url: str
-    thumbnail_url: str | None = None
+    thumbnail_url: str | None = Field(
+        None,
+        description="A WebP of at most 320 px a side (the image's own URL when it is one already)",
+    )
     content_type: str
     width: int
     height: int
