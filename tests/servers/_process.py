@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import signal
 import socket
@@ -9,6 +10,8 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -100,3 +103,56 @@ def can_connect(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
         return True
     return False
+
+
+class DetachedServer:
+    """A server process of our own: started in its own session with output to ``log``, waited
+    for until ``ready``, stopped by PID (``stop_signal``, then SIGKILL after ``grace_s``) — at
+    exit too. Subclasses give the command line and the readiness check."""
+
+    what = "server"
+    stop_signal = signal.SIGTERM
+    grace_s = 10.0
+
+    def __init__(self, workdir: Path, log_name: str, *, start_timeout: float) -> None:
+        self.workdir = workdir
+        self.log = workdir / log_name
+        self.start_timeout = start_timeout
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def launch(
+        self, args: list[str], ready: Callable[[], bool], **popen: Any
+    ) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **popen,
+            )
+        atexit.register(self.stop)
+        try:
+            wait_until(
+                ready, proc=self._proc, what=self.what, log=self.log, timeout=self.start_timeout
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self._proc
+
+    def stop(self) -> None:
+        stop_process(self._proc, sig=self.stop_signal, grace_s=self.grace_s)
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

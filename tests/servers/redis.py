@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import socket
-import subprocess
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from tests.servers._process import LOOPBACK, ServerStartError, free_port, stop_process, wait_until
+from tests.servers._process import LOOPBACK, DetachedServer, ServerStartError, free_port
 
 
 def redis_command(port: int, *args: str, timeout: float = 2.0) -> bytes:
@@ -21,15 +18,14 @@ def redis_command(port: int, *args: str, timeout: float = 2.0) -> bytes:
         return s.recv(4096).split(b"\r\n", 1)[0]
 
 
-class RedisServer:
+class RedisServer(DetachedServer):
     """``with RedisServer(tmp_dir) as r: r.url`` — ``redis://127.0.0.1:<port>/0``."""
 
+    what = "redis-server"
+    grace_s = 5.0  # SIGTERM: redis exits at once without persistence
+
     def __init__(self, workdir: Path, *, start_timeout: float = 20.0) -> None:
-        self.workdir = workdir
-        self.start_timeout = start_timeout
-        self.port = 0
-        self.log = workdir / "redis.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(workdir, "redis.log", start_timeout=start_timeout)
 
     @property
     def url(self) -> str:
@@ -41,27 +37,7 @@ class RedisServer:
             raise ServerStartError("redis-server not found: `apt-get install -y redis-server`")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [binary, *self._flags()],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        atexit.register(self.stop)
-        try:
-            wait_until(
-                self.ping,
-                proc=self._proc,
-                what="redis-server",
-                log=self.log,
-                timeout=self.start_timeout,
-            )
-        except BaseException:
-            self.stop()
-            raise
+        self.launch([binary, *self._flags()], self.ping, cwd=self.workdir)
         return self
 
     def ping(self) -> bool:
@@ -75,18 +51,6 @@ class RedisServer:
         reply = redis_command(self.port, "FLUSHALL")
         if reply != b"+OK":
             raise RuntimeError(f"FLUSHALL failed: {reply!r}")
-
-    def stop(self) -> None:
-        """SIGTERM (redis exits at once without persistence), SIGKILL after 5 s."""
-        stop_process(self._proc, grace_s=5.0)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _flags(self) -> list[str]:
         return [

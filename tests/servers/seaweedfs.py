@@ -7,24 +7,20 @@ counts as ready once a signed LIST of that bucket succeeds, which proves port, a
 
 from __future__ import annotations
 
-import atexit
 import json
 import secrets
 import shutil
-import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from tests.servers._process import (
     LOOPBACK,
+    DetachedServer,
     ServerStartError,
     free_port,
     free_port_pair,
     free_ports,
-    stop_process,
-    wait_until,
 )
 
 DEFAULT_BUCKET = "pixelpipe-test"
@@ -40,20 +36,19 @@ def weed_binary() -> str:
     return found
 
 
-class SeaweedFS:
+class SeaweedFS(DetachedServer):
     """``with SeaweedFS(tmp_dir) as s3: s3.endpoint, s3.bucket, s3.settings(prefix)``."""
+
+    what = "weed mini"
+    grace_s = 10.0  # SIGTERM: weed mini exits in ~2 s (SIGKILL after 10 s)
 
     def __init__(
         self, workdir: Path, *, bucket: str = DEFAULT_BUCKET, start_timeout: float = 60.0
     ) -> None:
-        self.workdir = workdir
+        super().__init__(workdir, "weed.log", start_timeout=start_timeout)
         self.bucket = bucket
         self.access_key = "pixelpipe-test"
         self.secret_key = secrets.token_urlsafe(24)
-        self.start_timeout = start_timeout
-        self.port = 0
-        self.log = workdir / "weed.log"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -80,40 +75,10 @@ class SeaweedFS:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self._write_s3_config()
         self.port = free_port()
-        with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [weed_binary(), "mini", *self._flags(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        atexit.register(self.stop)
-        try:
-            wait_until(
-                self._bucket_listable,
-                proc=self._proc,
-                what="weed mini",
-                log=self.log,
-                timeout=self.start_timeout,
-            )
-        except BaseException:
-            self.stop()
-            raise
+        self.launch(
+            [weed_binary(), "mini", *self._flags(config)], self._bucket_listable, cwd=self.workdir
+        )
         return self
-
-    def stop(self) -> None:
-        """SIGTERM (weed mini exits in ~2 s), SIGKILL after 10 s."""
-        stop_process(self._proc, grace_s=10.0)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _write_s3_config(self) -> Path:
         identity = {
