@@ -16,28 +16,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import JSON, Boolean, Connection, Executable, Table, bindparam, insert
+from sqlalchemy import JSON, Boolean, Connection, Executable, Table, insert
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 Values = Callable[[Mapping[str, Any]], tuple[Any, ...]]
 Processors = list[tuple[str, Callable[[Any], Any]]]
-
-
-class _Insert:
-    def __init__(self, conn: Connection, table: Table, columns: tuple[str, ...]) -> None:
-        stmt = insert(table).values({name: bindparam(name) for name in columns})
-        compiled = stmt.compile(dialect=conn.dialect)
-        self.sql = str(compiled)
-        self.values = _getter(tuple(compiled.positiontup or ()))
-        self.processors = _processors(conn, table, columns)
-
-    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        if self.processors:
-            row = dict(row)
-            for name, process in self.processors:
-                row[name] = process(row[name])
-        return self.values(row)
 
 
 class _Plan:
@@ -56,6 +40,14 @@ class _Plan:
         self.json = frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
         self.booleans = frozenset(c.name for c in table.columns if isinstance(c.type, Boolean))
 
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The driver's positional parameters, each converted by its column's type."""
+        if self.processors:
+            values = dict(values)
+            for name, process in self.processors:
+                values[name] = process(values[name])
+        return self.values(values)
+
     def decode(self, names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
         out = dict(zip(names, row, strict=True))
         for name in self.json:
@@ -67,7 +59,7 @@ class _Plan:
         return out
 
 
-_INSERTS: dict[tuple[Table, tuple[str, ...], str], _Insert | None] = {}
+_INSERTS: dict[tuple[Table, tuple[str, ...], str], _Plan | None] = {}
 _PLANS: dict[tuple[Executable, tuple[str, ...]], _Plan] = {}
 
 
@@ -128,9 +120,6 @@ def execute(conn: Connection, stmt: Executable, table: Table, params: dict[str, 
     return count
 
 
-update_returning = first_row  # ``UPDATE … RETURNING`` reads its one row like a SELECT
-
-
 def _run(
     conn: Connection, stmt: Executable, table: Table, params: dict[str, Any]
 ) -> tuple[_Plan, Any]:
@@ -138,20 +127,17 @@ def _run(
     plan = _PLANS.get((stmt, keys))
     if plan is None:
         plan = _PLANS[(stmt, keys)] = _Plan(conn, stmt, table, keys)
-    values = dict(params) if plan.processors else params
-    for name, process in plan.processors:
-        values[name] = process(values[name])
-    return plan, _driver(conn).execute(plan.sql, plan.values(values))
+    return plan, _driver(conn).execute(plan.sql, plan.params(params))
 
 
-def _insert_plan(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Insert | None:
+def _insert_plan(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Plan | None:
     """The compiled INSERT, or None for SQLAlchemy's own way (not SQLite, or Python-side
     defaults to fill in for missing columns)."""
     key = (table, columns, conn.dialect.name)
     if key not in _INSERTS:
         missing = [c for c in table.columns if c.name not in columns]
         usable = conn.dialect.name == "sqlite" and all(c.default is None for c in missing)
-        _INSERTS[key] = _Insert(conn, table, columns) if usable else None
+        _INSERTS[key] = _Plan(conn, insert(table), table, columns) if usable else None
     return _INSERTS[key]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, func, insert, select
 
-from pixelpipe.compiled_sql import insert_row, insert_rows, update_returning
+from pixelpipe.compiled_sql import first_row, insert_row, insert_rows
 from pixelpipe.db import metadata
 from pixelpipe.jobs.rows import job_to_row, row_to_job
 from pixelpipe.jobs.store import _transition_stmt
@@ -62,8 +62,8 @@ def test_update_returning_matches_sqlalchemy(engine: Engine) -> None:
         "updated_at": 9.0,
     }
     with engine.begin() as conn:
-        ours = update_returning(conn, _transition_stmt(1, False), jobs, params)
-        assert update_returning(conn, _transition_stmt(1, False), jobs, params) is None  # moved
+        ours = first_row(conn, _transition_stmt(1, False), jobs, params)
+        assert first_row(conn, _transition_stmt(1, False), jobs, params) is None  # moved
     with engine.begin() as conn:
         again = {**params, "w_status0": "submitting", "status": "submitting"}
         theirs = conn.execute(_transition_stmt(1, False), again).first()
