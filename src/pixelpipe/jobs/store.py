@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -53,6 +53,7 @@ from pixelpipe.jobs.tables import (
 )
 
 _RUNNABLE = [str(s) for s in RUNNABLE]
+T = TypeVar("T")
 
 # Hot statements are built once; values travel as parameters (``w_*`` name the WHERE binds, the
 # rest are columns to SET). Building ``.values(**row)`` per call coerced every value into a
@@ -124,21 +125,11 @@ class JobStore:
                 return job, True
 
         def work(conn: Connection) -> Job | None:
-            existing = self._existing(conn, job, single_flight, fingerprint)
-            if existing is not None:
-                return existing
-            insert_row(conn, jobs, row)
-            self._event(conn, job.id, "status", _status_data(job), job.created_at)
-            return None
+            return self._insert_unless_taken(conn, job, row, single_flight, fingerprint)
 
-        for _ in range(3):
-            try:
-                existing = await self.db.write(work)
-            except IntegrityError:
-                continue  # a concurrent insert won (another process): look again
-            if existing is not None:
-                return existing, False
-            break
+        existing = await self._write_racing(work)
+        if existing is not None:
+            return existing, False
         await self._wake(job.id)
         return job, True
 
@@ -161,23 +152,10 @@ class JobStore:
             found = first_row(conn, _IMAGE_BY_KEY, images, {"w_key": job.content_key})
             if found is not None:
                 return Admission(job, created=False, image=row_to_image(found))
-            existing = self._existing(conn, job, True, fingerprint)
-            if existing is not None:
-                return Admission(existing, created=False)
-            if guard is not None:
-                guard(conn)
-            insert_row(conn, jobs, row)
-            self._event(conn, job.id, "status", _status_data(job), job.created_at)
-            return Admission(job, created=True)
+            existing = self._insert_unless_taken(conn, job, row, True, fingerprint, guard)
+            return Admission(existing or job, created=existing is None)
 
-        for _ in range(3):
-            try:
-                admission = await self.db.write(work)
-            except IntegrityError:
-                continue  # a concurrent insert won (another process): look again
-            break
-        else:
-            admission = await self.db.write(work)
+        admission = await self._write_racing(work)
         if admission.image is not None:
             self._images[job.content_key] = admission.image
         if admission.created:
@@ -187,6 +165,36 @@ class JobStore:
     def cached_image(self, content_key: str) -> ImageRecord | None:
         """The image of a key when this process has seen it (images are immutable)."""
         return self._images.get(content_key)
+
+    def _insert_unless_taken(
+        self,
+        conn: Connection,
+        job: Job,
+        row: dict[str, Any],
+        single_flight: bool,
+        fingerprint: str | None,
+        guard: Callable[[Connection], object] | None = None,
+    ) -> Job | None:
+        """The earlier job this request attaches to, or None after running ``guard`` and
+        inserting ``row`` with its first status event."""
+        existing = self._existing(conn, job, single_flight, fingerprint)
+        if existing is not None:
+            return existing
+        if guard is not None:
+            guard(conn)
+        insert_row(conn, jobs, row)
+        self._event(conn, job.id, "status", _status_data(job), job.created_at)
+        return None
+
+    async def _write_racing(self, work: Callable[[Connection], T]) -> T:
+        """Run a checked insert; an IntegrityError means another process inserted the same key
+        in between, so look again (three times; a fourth failure is raised)."""
+        for _ in range(3):
+            try:
+                return await self.db.write(work)
+            except IntegrityError:
+                continue
+        return await self.db.write(work)
 
     def _existing(
         self, conn: Connection, job: Job, single_flight: bool, fingerprint: str | None
