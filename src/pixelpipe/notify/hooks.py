@@ -109,9 +109,9 @@ class CompletionHooks:
 
     async def render(self, job: Job) -> dict[str, Any]:
         """The public generation (as ``GET /v1/generations/{id}`` shows it), with absolute URLs."""
-        from pixelpipe.api.schemas import render_job
+        from pixelpipe.api.schemas import job_payload
 
-        data = (await render_job(self.svc, job)).model_dump(mode="json")
+        data = await job_payload(self.svc, job)  # already JSON data: no model round trip
         base = base_url(self.svc)
         image = data.get("image")
         if image:
@@ -154,10 +154,7 @@ async def wait_finished(svc: Services, job_id: str, *, timeout_s: float | None) 
                         known = hooks.finished(job_id) if hooks is not None else None
                         if known is not None:
                             return known
-                    job = await svc.store.get(job_id)
-                    if job is None:
-                        raise NotFound(f"no generation with id {job_id!r}")
-                    if job.status.terminal:
+                    if (job := await _ended_row(svc, job_id)) is not None:
                         return job
                     delay = every
         finally:
@@ -182,25 +179,27 @@ async def _wait_here(
                 done, _ = await asyncio.wait({fut}, timeout=SAFETY_POLL_S)
                 if done:
                     return fut.result()
-                job = await svc.store.get(job_id)
-                if job is None:
-                    raise NotFound(f"no generation with id {job_id!r}")
-                if job.status.terminal:
+                if (job := await _ended_row(svc, job_id)) is not None:
                     return job
     finally:
         hooks.unwatch(job_id, fut)
 
 
+async def _ended_row(svc: Services, job_id: str) -> Job | None:
+    """The job as its row says, when that says it ended (a waiter's safety re-read)."""
+    job = await svc.store.get(job_id)
+    if job is None:
+        raise NotFound(f"no generation with id {job_id!r}")
+    return job if job.status.terminal else None
+
+
 def _poll_plan(svc: Services) -> tuple[float, float]:
-    """(first re-read, then every) for :func:`wait_finished`."""
+    """(first re-read, then every) for :func:`wait_finished` when it subscribes (an in-process
+    notifier with the worker here never gets this far: see :func:`_wait_here`)."""
     from pixelpipe.events.local import LocalNotifier
 
-    local = isinstance(svc.notifier, LocalNotifier)
-    hooks = svc.completion_hooks
-    if not local:  # a shared notifier (Redis) hears every process's ends
+    if not isinstance(svc.notifier, LocalNotifier):  # a shared notifier hears every process
         return FIRST_CHECK_S, SAFETY_POLL_S
-    if hooks is not None and hooks.worker_here:  # local subscribe cannot miss: it never awaits
-        return SAFETY_POLL_S, SAFETY_POLL_S
     return POLL_S / 2, POLL_S
 
 
