@@ -40,8 +40,12 @@ class Dispatcher:
             svc.queue.attach(self)
 
     # -- in-process hand-over (queue.local.Handoff) --
+    def _free(self) -> int:
+        """Steps that may start now: capacity less running steps and promised slots."""
+        return self.capacity - len(self.running) - self._promised
+
     def take_slot(self) -> bool:
-        if self._stopping or len(self.running) + self._promised >= self.capacity:
+        if self._stopping or self._free() <= 0:
             return False
         self._promised += 1
         return True
@@ -83,7 +87,7 @@ class Dispatcher:
                 log.warning("lease renewal failed: %s", type(exc).__name__)
 
     async def _round(self) -> None:
-        free = self.capacity - len(self.running) - self._promised  # steps that may start now
+        free = self._free()
         jobs = []
         if free > 0:
             jobs = await self.svc.store.claim_due(
@@ -102,7 +106,7 @@ class Dispatcher:
         Without room (or when the row is not runnable, or leased elsewhere) nothing happens: the
         table scan in :meth:`run` claims the row once it is due and a slot is free.
         """
-        if self._stopping or len(self.running) + self._promised >= self.capacity:
+        if self._stopping or self._free() <= 0:
             return False
         job = await self.svc.store.claim(job_id, self.owner, lease_s=self.svc.settings.lease_s)
         if job is None:
