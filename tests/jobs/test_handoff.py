@@ -54,14 +54,17 @@ async def test_a_job_is_handed_over_leased_and_never_claimed(tmp_path: Path) -> 
 async def test_a_full_dispatcher_takes_no_handover_and_the_table_scan_runs_the_job(
     tmp_path: Path,
 ) -> None:
-    async with running_app(tmp_path, worker_concurrency=1, preview_latency_ms=300) as app:
+    async with running_app(tmp_path, worker_concurrency=1) as app:
         svc = app.svc
-        first = await service.submit(svc, _body("takes the only slot"))
-        second = await service.submit(svc, _body("waits for the slot"))
-        assert first.job.lease_owner is not None
-        assert second.job.lease_owner is None  # queued unleased: claimed when a slot frees
-        done = await asyncio.gather(
-            wait_finished(svc, first.job.id, timeout_s=10),
-            wait_finished(svc, second.job.id, timeout_s=10),
-        )
-        assert [j.status.value for j in done] == ["succeeded", "succeeded"]
+        assert isinstance(svc.queue, LocalQueue) and svc.queue.handoff is not None
+        dispatcher = svc.queue.handoff
+        # hold the only slot (a step of 300 ms would free it while waiting on its provider,
+        # which made this a race): the submit finds no room
+        assert dispatcher.take_slot() and not dispatcher.take_slot()
+        queued = await service.submit(svc, _body("waits for the slot"))
+        assert queued.job.lease_owner is None  # queued unleased: claimed when a slot frees
+        stored = await svc.store.get(queued.job.id)
+        assert stored is not None and stored.status.value == "queued"
+        dispatcher.give_slot(None)  # the slot frees: the table scan claims and runs the job
+        done = await wait_finished(svc, queued.job.id, timeout_s=10)
+        assert done.status.value == "succeeded"
