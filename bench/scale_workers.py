@@ -117,18 +117,9 @@ def redis_counters(c: Cluster) -> dict[str, float]:
 
 def s3_usage(c: Cluster) -> tuple[int, int]:
     import obstore
-    from obstore.store import S3Store
 
-    store = S3Store(
-        c.s3.bucket,
-        endpoint=c.s3.endpoint,
-        region="us-east-1",
-        access_key_id=c.s3.access_key,
-        secret_access_key=c.s3.secret_key,
-        client_options={"allow_http": True},
-    )
     n = size = 0
-    for batch in obstore.list(store, prefix="images/"):
+    for batch in obstore.list(c.s3.raw_store(), prefix="images/"):
         for obj in batch:
             n += 1
             size += int(obj["size"])

@@ -114,18 +114,9 @@ async def _drive(c: Cluster) -> Run:
 
 def _s3_keys(c: Cluster) -> set[str]:
     import obstore
-    from obstore.store import S3Store
 
-    store = S3Store(
-        c.s3.bucket,
-        endpoint=c.s3.endpoint,
-        region="us-east-1",
-        access_key_id=c.s3.access_key,
-        secret_access_key=c.s3.secret_key,
-        client_options={"allow_http": True},
-    )
     keys: set[str] = set()
-    for batch in obstore.list(store, prefix="images/"):
+    for batch in obstore.list(c.s3.raw_store(), prefix="images/"):
         keys.update(str(o["path"]) for o in batch)
     return keys
 

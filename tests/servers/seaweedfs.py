@@ -12,7 +12,7 @@ import secrets
 import shutil
 import sys
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 from tests.servers._process import (
     LOOPBACK,
@@ -22,6 +22,9 @@ from tests.servers._process import (
     free_port_pair,
     free_ports,
 )
+
+if TYPE_CHECKING:
+    from obstore.store import S3Store
 
 DEFAULT_BUCKET = "pixelpipe-test"
 REGION = "us-east-1"
@@ -118,18 +121,28 @@ class SeaweedFS(DetachedServer):
             f"-bucket={self.bucket}",
         ]
 
-    def _bucket_listable(self) -> bool:
-        import obstore
-        from obstore.exceptions import BaseError
+    def raw_store(self, **options: Any) -> S3Store:
+        """An obstore client on the bucket, beside pixelpipe's own (to look at what it wrote);
+        ``options`` go to ``S3Store`` (``client_options`` extend plain HTTP)."""
         from obstore.store import S3Store
 
-        store = S3Store(
+        client_options = {"allow_http": True, **options.pop("client_options", {})}
+        return S3Store(
             self.bucket,
             endpoint=self.endpoint,
             region=REGION,
             access_key_id=self.access_key,
             secret_access_key=self.secret_key,
-            client_options={"allow_http": True, "timeout": "2s", "connect_timeout": "1s"},
+            client_options=client_options,
+            **options,
+        )
+
+    def _bucket_listable(self) -> bool:
+        import obstore
+        from obstore.exceptions import BaseError
+
+        store = self.raw_store(
+            client_options={"timeout": "2s", "connect_timeout": "1s"},
             retry_config={"max_retries": 0},
         )
         try:

@@ -18,14 +18,7 @@ KEY = "gpt-image-1/ef/ef987.png"
 
 
 def raw_store(s3: SeaweedFS) -> S3Store:
-    return S3Store(
-        s3.bucket,
-        endpoint=s3.endpoint,
-        region="us-east-1",
-        access_key_id=s3.access_key,
-        secret_access_key=s3.secret_key,
-        client_options={"allow_http": True},
-    )
+    return s3.raw_store()
 
 
 async def test_objects_carry_content_type_and_immutable_cache_control(
