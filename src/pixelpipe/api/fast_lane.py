@@ -23,7 +23,7 @@ from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.api.routes_generations import submission_response
 from pixelpipe.api.routes_openai import create_images
 from pixelpipe.intake import GenerationRequest
-from pixelpipe.security.http import BODY_KEY
+from pixelpipe.security.http import BODY_KEY, replay_body
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -79,7 +79,7 @@ class FastLane:
             response = await _handle(request, exc)
         if response is None:  # a body that came with the scope is still unread in the stream
             if BODY_KEY not in scope:
-                receive = _replay(await request.body(), receive)
+                receive = replay_body(await request.body(), receive)
             await self.app(scope, receive, send)
             return
         await response(scope, receive, send)
@@ -93,16 +93,3 @@ async def _handle(request: Request, exc: Exception) -> Response:
             response: Response = await handler(request, exc)
             return response
     raise exc
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

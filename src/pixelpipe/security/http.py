@@ -159,16 +159,22 @@ class InputLimits:
             await _send_problem(send, InvalidRequest(detail, field="body"))
             return
         scope[BODY_KEY] = bytes(body)  # handlers that know the key skip re-reading the stream
-        replayed = False
+        await self.app(scope, replay_body(scope[BODY_KEY], receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app ``body`` (already read whole) first, then goes on with
+    the connection's own messages (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -86,7 +86,7 @@ class LocalDiskStorage:
     async def delete(self, key: str) -> None:
         path = self.local_path(key)
         with translated("local", "delete", key, (OSError,)):
-            await asyncio.to_thread(_unlink_all, path, _sidecar(path))
+            await asyncio.to_thread(_unlink_all, path, Path(_sidecar(path)))
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str | None:
         """None: files are served by the app behind HMAC-signed URLs."""
@@ -116,7 +116,7 @@ class LocalDiskStorage:
         if directory not in self._dirs:
             _makedirs_durable(Path(directory), self.root)
             self._dirs.add(directory)
-        sidecar = _sidecar_of(path)
+        sidecar = _sidecar(path)
         try:
             if content_type == guess_type(key):
                 with contextlib.suppress(FileNotFoundError):
@@ -152,18 +152,15 @@ def _read(path: Path, key: str) -> bytes:
         raise NotFound(f"no stored object {key!r}") from exc
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(f".{path.name}.ct")
-
-
 def _content_type(path: Path, key: str) -> str:
     try:
-        return _sidecar(path).read_text("ascii").strip() or guess_type(key)
+        return Path(_sidecar(path)).read_text("ascii").strip() or guess_type(key)
     except _MISSING:
         return guess_type(key)
 
 
-def _sidecar_of(path: str) -> str:
+def _sidecar(path: str | Path) -> str:
+    """Where an object's content type is kept when its extension does not imply it."""
     directory, name = os.path.split(path)
     return os.path.join(directory, f".{name}.ct")
 
