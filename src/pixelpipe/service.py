@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from pixelpipe.bootstrap import Services
-from pixelpipe.errors import Conflict, NotFound
+from pixelpipe.errors import Conflict, Forbidden, NotFound, PixelpipeError
 from pixelpipe.intake import CanonicalRequest, GenerationRequest, canonicalize
 from pixelpipe.jobs.ids import is_job_id, new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
@@ -34,6 +33,7 @@ class Caller:
 
     key_id: str | None = None
     webhook_url: str | None = None  # the key's default completion webhook (a request's wins)
+    admin: bool = False  # the key has the admin scope: it may act on every key's jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +105,28 @@ async def submit(
     idempotency_key: str | None = None,
 ) -> Submission:
     req = prepare(svc, body)
+    for _ in range(3):  # a cache hit whose image is deleted meanwhile goes round again
+        done = await _submit_once(svc, req, body, caller, idempotency_key)
+        if done is not None:
+            return done
+    raise Conflict("the stored image of this request was deleted while it was served; retry")
+
+
+async def _submit_once(
+    svc: Services,
+    req: CanonicalRequest,
+    body: GenerationRequest,
+    caller: Caller,
+    idempotency_key: str | None,
+) -> Submission | None:
     job = _new_job(svc, req, body, caller, idempotency_key)
     fingerprint = _fingerprint(body) if idempotency_key else None
     image = svc.store.cached_image(job.content_key)
     if image is not None:
-        return await _serve_from_cache(svc, job, image, fingerprint)
+        served = await _serve_from_cache(svc, job, image, fingerprint)
+        if served is not None:
+            return served
+        job = _new_job(svc, req, body, caller, idempotency_key)  # the image was deleted
     spec = svc.catalog.get(req.model)
     job.provider = svc.gate.choose(spec, preferred=body.provider)
     price = svc.prices.estimate(req, job.provider)
@@ -155,8 +172,9 @@ def _local_slot(svc: Services, job: Job) -> Handoff | None:
 
 async def _serve_from_cache(
     svc: Services, job: Job, image: ImageRecord, fingerprint: str | None
-) -> Submission:
-    """Stage 5: the image exists — a succeeded, $0 job that records what was saved."""
+) -> Submission | None:
+    """Stage 5: the image exists — a succeeded, $0 job that records what was saved. None when
+    the image was deleted before the job could reference it (nothing was written)."""
     job.status = JobStatus.SUCCEEDED
     job.cached = True
     job.finished_at = job.created_at
@@ -166,18 +184,16 @@ async def _serve_from_cache(
     job.content_type, job.width, job.height = image.content_type, image.width, image.height
     job.bytes = image.bytes
     job.cost_micros, job.cost_status = 0, "free"
+    # the job goes in only while its image is indexed (a delete may race it), then its $0 entry
+    inserted = await svc.store.create_cache_hit(job, fingerprint=fingerprint)
+    if inserted is None:
+        return None
+    stored, created = inserted
     svc.metrics.request_outcome["cache_hit"].inc()
-    charge = _cache_hit_charge(svc, job)
-    if fingerprint is None:  # a new job for sure: insert it and its ledger entry in one flush
-        (stored, created), _ = await asyncio.gather(
-            svc.store.create(job, single_flight=False), svc.ledger.record(charge)
-        )
-    else:
-        stored, created = await svc.store.create(job, single_flight=False, fingerprint=fingerprint)
-        if created:
-            await svc.ledger.record(charge)
-    if created and stored.webhook_url:
-        await _finished(svc, stored)
+    if created:
+        await svc.ledger.record(_cache_hit_charge(svc, job))
+        if stored.webhook_url:
+            await _finished(svc, stored)
     return Submission(stored, created=created)
 
 
@@ -209,6 +225,37 @@ async def get_job(svc: Services, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"no generation with id {job_id!r}")
     return job
+
+
+def check_owner(job: Job, caller: Caller) -> None:
+    """A keyed caller acts only on its own key's jobs (an admin key on any). Jobs started with
+    auth off belong to no key: only an admin key may act on them once keys exist."""
+    if caller.key_id is None or caller.admin or job.api_key_id == caller.key_id:
+        return
+    raise Forbidden(
+        f"generation {job.id} was started with another API key; only that key or an admin "
+        "key may delete it",
+        required_scope="admin",
+    )
+
+
+async def delete(svc: Services, job_id: str, *, caller: Caller = Caller()) -> None:
+    """Delete a finished job. Its image is deleted from storage only when no other job (a
+    cache hit, a repeat) shares it. Ledger entries stay: what was spent stays spent. Deleting
+    again is a no-op; an id that never existed raises NotFound."""
+    job = await svc.store.get(job_id) if is_job_id(job_id) else None
+    if job is not None:
+        check_owner(job, caller)
+    done = await svc.store.delete(job_id) if is_job_id(job_id) else None
+    if done is None or not done.found:
+        raise NotFound(f"no generation with id {job_id!r}")
+    for key in done.orphaned:
+        try:
+            await svc.storage.delete(key)
+        except PixelpipeError as exc:  # the index row is gone: a leftover object is harmless
+            log.warning("deleting stored object %s failed: %s", key, type(exc).__name__)
+    if not done.already:
+        log.info("deleted %s (%d stored objects freed)", job_id, len(done.orphaned))
 
 
 async def cancel(svc: Services, job_id: str) -> Job:

@@ -158,3 +158,68 @@ async def test_overdue_finds_late_and_silent_jobs(store: JobStore) -> None:
     assert [j.id for j in silent] == [job.id] and late == []
     late, _ = await store.overdue(time.time() + 10_000)
     assert [j.id for j in late] == [job.id]
+
+
+async def _succeeded_with_image(store: JobStore, job: Job) -> ImageRecord:
+    await store.create(job, single_flight=True)
+    await store.transition(job.id, S.QUEUED, S.CANCELED)  # terminal, like a finished job
+    rec = ImageRecord(job.content_key, "preview/ab/x.png", "image/png", 64, 64, 10, "preview",
+                      job.id, time.time(), "thumbs/preview/ab/x.webp")  # fmt: skip
+    await store.save_image(rec)
+    await store.update(job.id, storage_key=rec.storage_key, thumb_key=rec.thumb_key)
+    return rec
+
+
+async def test_delete_keeps_a_shared_image_and_frees_the_last(store: JobStore) -> None:
+    first = make_job("shared")
+    rec = await _succeeded_with_image(store, first)
+    hit = make_job("shared")
+    hit.status, hit.cached, hit.storage_key = S.SUCCEEDED, True, rec.storage_key
+    assert await store.create_cache_hit(hit) == (hit, True)
+
+    done = await store.delete(first.id)
+    assert done.found and not done.already and done.orphaned == ()
+    assert await store.get(first.id) is None
+    assert [e.type for e in await store.events_since(first.id)] == ["deleted"]  # a tombstone
+    assert await store.find_image(rec.content_key) == rec  # the hit still references it
+
+    last = await store.delete(hit.id)
+    assert last.orphaned == ("preview/ab/x.png", "thumbs/preview/ab/x.webp")
+    assert await store.find_image(rec.content_key) is None
+    assert (await store.delete(hit.id)).already  # a repeat is recognised
+    assert not (await store.delete(new_job_id())).found
+
+
+async def test_a_cache_hit_after_the_delete_finds_the_image_gone(store: JobStore) -> None:
+    job = make_job("raced")
+    rec = await _succeeded_with_image(store, job)
+    await store.delete(job.id)
+    store._images[rec.content_key] = rec  # another process's memory of the image
+    late = make_job("raced")
+    late.status, late.cached = S.SUCCEEDED, True
+    assert await store.create_cache_hit(late) is None
+    assert await store.get(late.id) is None and store.cached_image(rec.content_key) is None
+
+
+async def test_concurrent_hits_and_delete_leave_no_dangling_reference(store: JobStore) -> None:
+    job = make_job("contended")
+    rec = await _succeeded_with_image(store, job)
+    hits = [make_job("contended") for _ in range(20)]
+    for h in hits:
+        h.status, h.cached, h.storage_key = S.SUCCEEDED, True, rec.storage_key
+    results = await asyncio.gather(store.delete(job.id), *(store.create_cache_hit(h) for h in hits))
+    done, inserted = results[0], results[1:]
+    kept = [h for h, r in zip(hits, inserted, strict=True) if r is not None]
+    index = await store.find_image(rec.content_key)
+    if kept:  # some hits won: the image must still be indexed and not handed out for deletion
+        assert index is not None and done.orphaned == ()
+    else:
+        assert index is None and done.orphaned
+
+
+async def test_a_running_job_is_not_deleted(store: JobStore) -> None:
+    job = make_job("busy")
+    await store.create(job, single_flight=True)
+    with pytest.raises(Conflict, match="cancel it first"):
+        await store.delete(job.id)
+    assert await store.get(job.id) is not None

@@ -27,6 +27,25 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     429: {"description": "Rate limited (problem+json, Retry-After)"},
 }
 
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+    },
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": f"{description} (problem+json)",
+        "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
+    }
+
 
 @router.post(
     "",
@@ -98,6 +117,25 @@ async def get_generation(job_id: str, svc: ServicesDep, response: Response) -> G
 @router.post("/{job_id}/cancel", response_model=GenerationPublic, responses=PROBLEMS)
 async def cancel_generation(job_id: str, svc: ServicesDep) -> GenerationPublic:
     return await render_job(svc, await service.cancel(svc, job_id))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "Deleted (also when it was already deleted)"},
+        403: _problem("Started with another API key"),
+        404: _problem("No generation with this id"),
+        409: _problem("Still running: cancel it first"),
+    },
+)
+async def delete_generation(job_id: str, svc: ServicesDep, caller: CallerDep) -> Response:
+    """Delete a finished generation (scope ``generate``). Its stored image is deleted only when
+    no other generation shares it (cache hits reference the same object); ledger entries stay.
+    Idempotent: deleting again answers 204; an id that never existed answers 404."""
+    await service.delete(svc, job_id, caller=caller)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -20,6 +20,9 @@ class BoundedCache(Generic[K, V]):
             self._data.move_to_end(key)
         return value
 
+    def discard(self, key: K) -> None:
+        self._data.pop(key, None)
+
     def __setitem__(self, key: K, value: V) -> None:
         self._data[key] = value
         self._data.move_to_end(key)

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pixelpipe.compiled_sql import first_row, insert_row
 from pixelpipe.db import Database
-from pixelpipe.errors import IdempotencyMismatch
+from pixelpipe.errors import Conflict, IdempotencyMismatch
 from pixelpipe.events.base import ALL, Notifier
 from pixelpipe.jobs.cache import BoundedCache
 from pixelpipe.jobs.model import (
@@ -61,6 +61,18 @@ T = TypeVar("T")
 # need no statement here: ``compiled_sql.insert_row`` compiles ``insert(table)`` per column set.
 _IMAGE_EXISTS = select(images.c.content_key).where(images.c.content_key == bindparam("w_key"))
 _IMAGE_BY_KEY = select(images).where(images.c.content_key == bindparam("w_key"))
+# the index row of an image, locked: shared by a cache hit that is about to reference it, exclusive
+# by a delete that may drop it (PostgreSQL; on SQLite BEGIN IMMEDIATE serialises the writers)
+_IMAGE_SHARED = _IMAGE_EXISTS.with_for_update(read=True)
+_IMAGE_LOCKED = _IMAGE_BY_KEY.with_for_update()
+_OTHER_JOB_WITH_KEY = (
+    select(jobs.c.id)
+    .where(jobs.c.content_key == bindparam("w_key"), jobs.c.id != bindparam("w_id"))
+    .limit(1)
+)
+_TOMBSTONE = select(job_events.c.id).where(
+    job_events.c.job_id == bindparam("w_job"), job_events.c.type == "deleted"
+)
 _BY_ID = jobs.c.id == bindparam("w_id")
 _JOB_BY_ID = select(jobs).where(_BY_ID)
 _JOB_IN_FLIGHT = select(jobs).where(jobs.c.inflight_key == bindparam("w_key"))
@@ -94,6 +106,19 @@ class Admission:
     job: Job  # the new job, or the earlier one this request attaches to
     created: bool
     image: ImageRecord | None = None  # the key's image is stored: serve it, nothing was written
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What :meth:`JobStore.delete` did. ``found`` is False for an id that never existed."""
+
+    found: bool
+    already: bool = False  # deleted by an earlier call: nothing more was done
+    orphaned: tuple[str, ...] = ()  # storage keys no remaining job references: delete them
+    content_key: str | None = None  # set when the image index row was deleted
+
+
+_GONE = object()  # a cache hit's image was deleted before the hit could reference it
 
 
 class JobStore:
@@ -161,6 +186,72 @@ class JobStore:
         if admission.created:
             await self._wake(job.id)
         return admission
+
+    async def create_cache_hit(
+        self, job: Job, *, fingerprint: str | None = None
+    ) -> tuple[Job, bool] | None:
+        """Insert a cache-hit ``job`` (like :meth:`create`, without single flight) only while
+        its image is still indexed, checked under a share lock in the same unit of work: a
+        concurrent :meth:`delete` then either sees this job and keeps the image, or deletes it
+        first and this answers None (the image is forgotten here; generate it again)."""
+        row = job_to_row(job)
+        row["request_fingerprint"] = fingerprint
+        row["inflight_key"] = None
+        params = {"w_key": job.content_key}
+
+        def work(conn: Connection) -> Job | object | None:
+            if conn.execute(_IMAGE_SHARED, params).first() is None:
+                return _GONE
+            return self._insert_unless_taken(conn, job, row, False, fingerprint)
+
+        existing = await self._write_racing(work)
+        if existing is _GONE:
+            self._images.discard(job.content_key)
+            return None
+        if isinstance(existing, Job):
+            return existing, False
+        await self._wake(job.id)
+        return job, True
+
+    async def delete(self, job_id: str) -> Deletion:
+        """Delete a finished job, its events and idempotency aliases, leaving a tombstone event
+        (so a repeated delete is recognised). Its image index row goes too when no other job
+        has the same content key; the caller then deletes ``orphaned`` from storage. Ledger
+        entries are never touched: the money history stays. A job still running raises
+        Conflict (cancel it first)."""
+        now = time.time()
+
+        def work(conn: Connection) -> Deletion:
+            row = first_row(conn, _JOB_BY_ID, jobs, {"w_id": job_id})
+            if row is None:
+                gone = conn.execute(_TOMBSTONE, {"w_job": job_id}).first()
+                return Deletion(found=gone is not None, already=gone is not None)
+            job = row_to_job(row)
+            if not job.status.terminal:
+                raise Conflict(
+                    f"generation {job_id} is still {job.status}; cancel it first "
+                    f"(POST /v1/generations/{job_id}/cancel), then delete it",
+                    status=str(job.status),
+                )
+            key = {"w_key": job.content_key}
+            image = conn.execute(_IMAGE_LOCKED, key).first()  # before counting the references
+            conn.execute(delete(jobs).where(jobs.c.id == job_id))
+            conn.execute(delete(job_events).where(job_events.c.job_id == job_id))
+            conn.execute(delete(idempotency_aliases).where(idempotency_aliases.c.job_id == job_id))
+            self._event(conn, job_id, "deleted", {}, now)
+            if conn.execute(_OTHER_JOB_WITH_KEY, {**key, "w_id": job_id}).first() is not None:
+                return Deletion(found=True)  # the image is shared: it stays
+            keys = {job.storage_key, job.thumb_key}
+            if image is not None:
+                conn.execute(delete(images).where(images.c.content_key == job.content_key))
+                keys |= {image.storage_key, image.thumb_key}
+            orphaned = tuple(sorted(k for k in keys if k))
+            return Deletion(found=True, orphaned=orphaned, content_key=job.content_key)
+
+        done = await self.db.write(work)
+        if done.content_key is not None:
+            self._images.discard(done.content_key)
+        return done
 
     def cached_image(self, content_key: str) -> ImageRecord | None:
         """The image of a key when this process has seen it (images are immutable)."""

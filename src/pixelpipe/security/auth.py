@@ -117,7 +117,8 @@ class Authenticator:
                 required_scope=needed,
             )
         await self._rate_limit(key)
-        return Decision(Caller(key.id, webhook_url=key.webhook_url), key)
+        caller = Caller(key.id, webhook_url=key.webhook_url, admin=key.allows("admin"))
+        return Decision(caller, key)
 
     async def auth_off(self, scope: Mapping[str, Any], db: Database) -> bool:
         if not self.bind_loopback or await self._any_key(db):
