@@ -64,6 +64,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = await build_services(settings)
+        await app.state.auth.start(svc.db)  # whether keys exist is known before serving
         app.state.services = svc
         if freeze_gc:
             gc.collect()

@@ -17,12 +17,22 @@ address and the request carries no proxy header (``Forwarded``, ``X-Forwarded-Fo
 ``X-Real-IP``) — a reverse proxy in front of a loopback bind does not open the API by accident.
 Binding any other address without a key refuses to start (:mod:`.startup`).
 
+"Was a key ever created?" fails closed (:class:`KeyExistence`): the answer is loaded while the app
+starts, before the first request is served, and once a key exists it stays known (keys are revoked,
+never deleted). While no key is known, every request that would be let in anonymously is decided by
+a database query that *started after the request arrived*, so a key made by another process
+(``pixelpipe keys create``, another API node) counts from the next request on; concurrent requests
+share queries (a burst costs at most two). A database error during that check answers 503, never
+anonymous.
+
 Keys are sent as ``Authorization: Bearer pp_<id>_<secret>`` (what the OpenAI SDKs send as well).
 No cookie is ever set, so there is nothing for a cross-site request to ride on (no CSRF surface).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -35,7 +45,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from pixelpipe.db import Database
-from pixelpipe.errors import Forbidden, RateLimited, Unauthorized
+from pixelpipe.errors import DatabaseUnavailable, Forbidden, RateLimited, Unauthorized
 from pixelpipe.security.keys import ApiKey, count_keys, verify_key
 from pixelpipe.security.startup import is_loopback
 from pixelpipe.service import Caller
@@ -46,7 +56,7 @@ CALLER_KEY = "pixelpipe.caller"  # where the middleware leaves the caller in the
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ADMIN_PREFIXES = ("/v1/usage", "/v1/keys", "/v1/budgets", "/v1/admin")
 _PROXY_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
-NO_KEYS_RECHECK_S = 1.0
+log = logging.getLogger("pixelpipe.security")
 
 
 def required_scope(method: str, path: str) -> Scope | None:
@@ -77,8 +87,12 @@ class Authenticator:
         self.bind_loopback = is_loopback(settings.host)
         self._storage = limiter_storage or MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
-        self._keys_exist = False  # once True, stays True (keys are revoked, never deleted)
-        self._no_keys_checked_at = -math.inf
+        self.keys = KeyExistence()
+
+    async def start(self, db: Database) -> None:
+        """Called by the app's lifespan before it serves: learn whether keys exist."""
+        if self.bind_loopback:  # beyond loopback auth is always on: nothing to learn
+            await self.keys.prime(db)
 
     # -- the public interface used by api.deps.get_caller --
     async def authenticate(self, request: Request) -> Caller:
@@ -121,23 +135,15 @@ class Authenticator:
         return Decision(caller, key)
 
     async def auth_off(self, scope: Mapping[str, Any], db: Database) -> bool:
-        if not self.bind_loopback or await self._any_key(db):
+        if not self.bind_loopback:
             return False
         client = scope.get("client")
         if client and not is_loopback(str(client[0])):
             return False
         headers = scope.get("headers") or []
-        return not any(name in _PROXY_HEADERS for name, _ in headers)
-
-    async def _any_key(self, db: Database) -> bool:
-        if self._keys_exist:
-            return True
-        now = time.monotonic()
-        if now - self._no_keys_checked_at < NO_KEYS_RECHECK_S:
+        if any(name in _PROXY_HEADERS for name, _ in headers):
             return False
-        self._no_keys_checked_at = now  # one re-check at a time: the others keep the last answer
-        self._keys_exist = await count_keys(db) > 0
-        return self._keys_exist
+        return not await self.keys.exist(db)  # last: the only step that may ask the database
 
     async def _rate_limit(self, key: ApiKey) -> None:
         if key.rpm <= 0:
@@ -152,6 +158,61 @@ class Authenticator:
             retry_after=wait,
             retry_after_s=wait,
         )
+
+
+class KeyExistence:
+    """Whether any API key was ever created, answered fail-closed.
+
+    ``True`` is sticky (keys are revoked, never deleted). While the answer is "no", a caller of
+    :meth:`exist` gets the result of a query that started after it called: when a query is
+    already running (it may have read the table before a key was committed), the caller waits for
+    the next one, which every caller arriving meanwhile shares — at most two queries per burst.
+    """
+
+    def __init__(self) -> None:
+        self.known = False
+        self.queries = 0  # how many times the table was asked (tests, diagnostics)
+        self._running: asyncio.Future[bool] | None = None
+        self._next: asyncio.Future[bool] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def prime(self, db: Database) -> None:
+        """The first answer, before anything is served (a database error stops the start)."""
+        self.queries += 1
+        self.known = self.known or await count_keys(db) > 0
+
+    async def exist(self, db: Database) -> bool:
+        if self.known:
+            return True
+        loop = asyncio.get_running_loop()
+        if self._running is None:
+            self._running = fut = loop.create_future()
+            self._task = asyncio.create_task(self._ask(db), name="api-key-existence")
+        else:  # the running query may predate this request: wait for the next one
+            if self._next is None:
+                self._next = loop.create_future()
+            fut = self._next
+        return await asyncio.shield(fut)
+
+    async def _ask(self, db: Database) -> None:
+        """Answer ``_running``, then ``_next`` (promoted) while callers keep queueing."""
+        while (fut := self._running) is not None:
+            try:
+                self.queries += 1
+                found = await count_keys(db) > 0
+            except Exception as exc:  # never anonymous on an error: the callers answer 503
+                log.warning("API key check failed (%s): answering 503", type(exc).__name__)
+                fut.set_exception(
+                    DatabaseUnavailable(
+                        "cannot check API keys: the database is busy or unreachable; retry in a "
+                        "moment",
+                        retry_after=1,
+                    )
+                )
+            else:
+                self.known = self.known or found
+                fut.set_result(self.known)
+            self._running, self._next = self._next, None
 
 
 def _bearer(scope: Mapping[str, Any]) -> str | None:

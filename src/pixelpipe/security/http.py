@@ -108,6 +108,9 @@ class Authenticate:
         except Unauthorized as exc:
             await _send_problem(send, exc, {"WWW-Authenticate": 'Bearer realm="pixelpipe"'})
             return
+        except DatabaseUnavailable as exc:  # could not tell whether keys exist: never anonymous
+            await _send_problem(send, exc, {"Retry-After": "1"})
+            return
         except PixelpipeError as exc:
             await _send_problem(send, exc)
             return
