@@ -11,9 +11,10 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from pixelpipe.catalog import Catalog, ModelSpec
 from pixelpipe.errors import InvalidRequest
@@ -24,6 +25,33 @@ _SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 # C0/C1 control characters, and the bidirectional overrides/isolates that make text display in an
 # order other than it is stored ("Trojan Source", CVE-2021-42574) — a spoofing tool in a gallery.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Half of a UTF-16 pair on its own (JSON can spell one: "\ud800"); not a character, not UTF-8.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def lone_surrogate(text: str) -> str | None:
+    """What is wrong with ``text`` if it holds a lone UTF-16 surrogate (else None). The message
+    spells the code point as an escape, so that it can itself be sent as UTF-8."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"contains a lone UTF-16 surrogate (\\u{ord(found.group()):04x}) at character "
+        f"{found.start() + 1}: half of an escaped pair, it is not a character. Send valid "
+        "Unicode text (UTF-8); a character above U+FFFF is escaped as both halves, e.g. "
+        "\\ud83e\\udd8a"
+    )
+
+
+def _unicode_text(value: Any) -> Any:
+    if isinstance(value, str) and (message := lone_surrogate(value)) is not None:
+        raise PydanticCustomError("lone_surrogate", message)
+    return value
+
+
+# Every text field of a request: checked before any other rule (a length limit included), so the
+# answer names the field and says what to fix instead of failing later as a 500.
+Text = Annotated[str, BeforeValidator(_unicode_text)]
 
 
 class GenerationRequest(BaseModel):
@@ -31,22 +59,38 @@ class GenerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    prompt: str = Field(..., description="What to draw.", examples=["a red fox in the snow"])
-    model: str = Field("preview", description="A model name from GET /v1/models.")
-    size: str | None = Field(None, description="WIDTHxHEIGHT, e.g. 1024x1024.")
-    aspect_ratio: str | None = Field(None, description="e.g. 16:9; alternative to size.")
+    prompt: Text = Field(..., description="What to draw.", examples=["a red fox in the snow"])
+    model: Text = Field("preview", description="A model name from GET /v1/models.")
+    size: Text | None = Field(None, description="WIDTHxHEIGHT, e.g. 1024x1024.")
+    aspect_ratio: Text | None = Field(None, description="e.g. 16:9; alternative to size.")
     seed: int | None = Field(None, description="0..4294967295; omitted = random.")
     format: ImageFormat | None = Field(None, description="webp, png or jpeg.")
-    quality: str | None = Field(
+    quality: Text | None = Field(
         None, description="Model-specific quality tier (gpt-image-1, dall-e-3)."
     )
     steps: int | None = Field(None, description="Inference steps, within the model's range.")
     guidance: float | None = Field(None, description="Guidance scale, within the model's range.")
-    negative_prompt: str | None = Field(None, description="Only for models that support it.")
+    negative_prompt: Text | None = Field(None, description="Only for models that support it.")
     n: int = Field(1, description="Images per request (1; send several requests for more).")
-    provider: str | None = Field(None, description="Force one provider of the model.")
-    group: str | None = Field(None, max_length=64, description="Group label, e.g. a comparison id.")
-    webhook: str | None = Field(None, description="URL to POST the finished job to (signed).")
+    provider: Text | None = Field(None, description="Force one provider of the model.")
+    group: Text | None = Field(
+        None, max_length=64, description="Group label, e.g. a comparison id."
+    )
+    webhook: Text | None = Field(None, description="URL to POST the finished job to (signed).")
+
+
+def new_request(prompt: str, **params: Any) -> GenerationRequest:
+    """A :class:`GenerationRequest` from Python values (the ``Pipeline``, the CLI): what does not
+    validate raises :class:`InvalidRequest` naming the field, as the HTTP API answers it."""
+    try:
+        return GenerationRequest(prompt=prompt, **params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or "request"
+        message = str(err.get("msg", "invalid"))
+        if err.get("type") == "extra_forbidden":
+            message = "unknown parameter; remove it (see GenerationRequest for the accepted ones)"
+        raise InvalidRequest(f"{field}: {message}", field=field) from None
 
 
 @dataclass(frozen=True, slots=True)

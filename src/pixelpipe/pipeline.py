@@ -18,7 +18,7 @@ from typing import Any
 from pixelpipe.bootstrap import Services, build_services
 from pixelpipe.dispatcher import Dispatcher, run_sweeper
 from pixelpipe.errors import ERROR_CODES, ConfigError, PixelpipeError
-from pixelpipe.intake import GenerationRequest
+from pixelpipe.intake import new_request
 from pixelpipe.jobs.model import Job
 from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.notify.hooks import wait_finished
@@ -101,7 +101,7 @@ class Pipeline:
         A cache hit comes back already ``succeeded`` (``job.cached``); an identical request in
         flight returns that job (single-flight).
         """
-        body = GenerationRequest(prompt=prompt, **params)
+        body = new_request(prompt, **params)
         return (await submit(self.services, body, caller=Caller())).job
 
     async def wait(self, job_id: str, *, timeout_s: float | None = None) -> Job:
@@ -136,7 +136,7 @@ class Pipeline:
 
     async def estimate(self, prompt: str, **params: Any) -> Estimate:
         """What a generation would cost (``estimate.price.amount_micros``); nothing is spent."""
-        return estimate(self.services, GenerationRequest(prompt=prompt, **params))
+        return estimate(self.services, new_request(prompt, **params))
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a running job (``Conflict`` when it already finished)."""

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from pixelpipe.api.decoding import invalid_json_detail
 from pixelpipe.errors import DatabaseUnavailable, InvalidRequest, PixelpipeError, RateLimited
 
 log = logging.getLogger("pixelpipe.api")
@@ -28,17 +29,32 @@ def problem_response(exc: PixelpipeError) -> JSONResponse:
     )
 
 
-def _validation_detail(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+def _validation_detail(errors: list[Any], body: Any = None) -> tuple[str, list[dict[str, Any]]]:
     items = []
     for err in errors:
+        if err.get("type") == "json_invalid":  # FastAPI's json.loads failed at loc[-1]
+            pos = next((p for p in reversed(err.get("loc", ())) if isinstance(p, int)), 0)
+            reason = str((err.get("ctx") or {}).get("error") or "cannot parse")
+            detail = invalid_json_detail(body, pos, reason)
+            return detail, [{"field": "body", "message": detail}]
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        field = ".".join(loc) or "body"
-        msg = err.get("msg", "invalid")
+        field = _printable(".".join(loc) or "body")
+        msg = _printable(str(err.get("msg", "invalid")))
         if err.get("type") == "extra_forbidden":
             msg = "unknown field; remove it (see GET /openapi.json for the accepted fields)"
+        elif err.get("type") == "string_unicode":  # e.g. a field *name* with a lone surrogate
+            msg = (
+                "holds text that is not Unicode (a lone UTF-16 surrogate such as \\ud800 is "
+                "half of a pair, not a character); send valid UTF-8 text"
+            )
         items.append({"field": field, "message": msg})
     summary = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
     return summary or "the request body is not valid", items
+
+
+def _printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (a lone surrogate in a field name) escaped."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
 
 
 def install(app: FastAPI) -> None:
@@ -48,7 +64,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        detail, items = _validation_detail(list(exc.errors()))
+        detail, items = _validation_detail(list(exc.errors()), exc.body)
         return problem_response(InvalidRequest(detail, errors=items))
 
     @app.exception_handler(HTTPException)

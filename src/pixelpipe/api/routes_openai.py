@@ -45,6 +45,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pixelpipe import service
+from pixelpipe.api.decoding import body_error
 from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.bootstrap import Services
 from pixelpipe.catalog import ModelSpec
@@ -168,6 +169,8 @@ def parse_body(raw: bytes) -> ImageGenerationRequest:
         body = ImageGenerationRequest.model_validate_json(raw or b"null")
     except ValidationError as exc:
         err = exc.errors()[0]
+        if err.get("type") == "json_invalid" and (why := body_error(raw)) is not None:
+            raise why from None  # where the JSON broke, or which field is not Unicode text
         loc = [str(p) for p in err.get("loc", ())]
         field = ".".join(loc) or None
         msg = err.get("msg", "invalid")
