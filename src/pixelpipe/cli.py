@@ -177,8 +177,6 @@ def generate(
 def _print_result(settings: Settings, job: Any, url: str | None, output: Path | None) -> None:
     from pixelpipe.api.schemas import usd
 
-    if url and url.startswith("/"):
-        url = f"http://{settings.host}:{settings.port}{url}"
     cost = usd(job.cost_micros) if job.cost_micros is not None else "unpriced"
     out.print(
         f"[bold green]succeeded[/] {job.id}  model={job.model}  cost=${cost}"

@@ -236,7 +236,7 @@ class LocalRunner:
         o.cost_micros = job.cost_micros
         o.error_code, o.error_detail = job.error_code, job.error_detail
         if o.ok and job.storage_key:
-            o.url = await svc.delivery.url_for(job.storage_key)
+            o.url = await svc.delivery.local_url(job.storage_key)
             if save is not None:
                 o.path = save(o, await svc.storage.get(job.storage_key), job.content_type)
             if job.cached:

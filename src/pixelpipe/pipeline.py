@@ -30,7 +30,7 @@ from pixelpipe.settings import Settings, load_settings
 @dataclass(frozen=True, slots=True)
 class GenerationResult:
     job: Job
-    url: str | None  # delivery URL (relative to the server for app-served storage)
+    url: str | None  # the stored image: file:// (local storage), the bucket's URL, or public URL
     image: bytes | None  # the stored bytes (when the job succeeded)
 
     @property
@@ -127,7 +127,9 @@ class Pipeline:
         svc = self.services
         assert job.storage_key is not None
         return GenerationResult(
-            job, await svc.delivery.url_for(job.storage_key), await svc.storage.get(job.storage_key)
+            job,
+            await svc.delivery.local_url(job.storage_key),
+            await svc.storage.get(job.storage_key),
         )
 
     async def get(self, job_id: str) -> Job:

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.api.routes_generations import submission_response
 from pixelpipe.api.routes_openai import create_images
+from pixelpipe.api.urls import request_base
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.security.http import BODY_KEY, replay_body
 
@@ -46,7 +47,7 @@ async def create_generation(request: Request) -> Response | None:
         return None
     svc = await get_services(request)
     caller = await get_caller(request)
-    return await submission_response(svc, body, caller, idempotency_key)
+    return await submission_response(svc, body, caller, idempotency_key, request_base(svc, request))
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -12,6 +12,7 @@ from pixelpipe import service
 from pixelpipe.api.deps import CallerDep, ServicesDep
 from pixelpipe.api.schemas import GenerationList, GenerationPublic, job_payload, render_job, usd
 from pixelpipe.api.sse import job_event_stream
+from pixelpipe.api.urls import request_base
 from pixelpipe.bootstrap import Services
 from pixelpipe.errors import InvalidRequest
 from pixelpipe.intake import GenerationRequest
@@ -55,6 +56,7 @@ def _problem(description: str) -> dict[str, Any]:
 )
 async def create_generation(
     body: GenerationRequest,
+    request: Request,
     svc: ServicesDep,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
@@ -64,23 +66,27 @@ async def create_generation(
     Valid requests are answered by :mod:`pixelpipe.api.fast_lane` before FastAPI sees them; this
     route documents the endpoint and answers bodies that do not validate.
     """
-    return await submission_response(svc, body, caller, idempotency_key)
+    return await submission_response(svc, body, caller, idempotency_key, request_base(svc, request))
 
 
 async def submission_response(
-    svc: Services, body: GenerationRequest, caller: Caller, idempotency_key: str | None
+    svc: Services,
+    body: GenerationRequest,
+    caller: Caller,
+    idempotency_key: str | None,
+    base: str,
 ) -> Response:
     sub = await service.submit(svc, body, caller=caller, idempotency_key=idempotency_key)
     job = sub.job
     headers = {
-        "Location": f"/v1/generations/{job.id}",
+        "Location": f"{base}/v1/generations/{job.id}",
         "X-Pixelpipe-Cached": "true" if job.cached else "false",
     }
     cost = usd(job.cost_micros if job.cost_micros is not None else job.estimate_micros)
     if cost is not None:
         headers["X-Pixelpipe-Cost-USD"] = cost
     return Response(
-        orjson.dumps(await job_payload(svc, job)),
+        orjson.dumps(await job_payload(svc, job, base)),
         status_code=200 if job.status.terminal else 202,
         media_type="application/json",
         headers=headers,
@@ -89,6 +95,7 @@ async def submission_response(
 
 @router.get("", response_model=GenerationList)
 async def list_generations(
+    request: Request,
     svc: ServicesDep,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 30,
@@ -102,21 +109,24 @@ async def list_generations(
         before=cursor, limit=limit + 1, model=model, query=q, group=group, status=status
     )
     page = jobs[:limit]
-    data = [await render_job(svc, j) for j in page]
+    base = request_base(svc, request)
+    data = [await render_job(svc, j, base) for j in page]
     return GenerationList(data=data, next_cursor=page[-1].id if len(jobs) > limit else None)
 
 
 @router.get("/{job_id}", response_model=GenerationPublic, responses=PROBLEMS)
-async def get_generation(job_id: str, svc: ServicesDep, response: Response) -> GenerationPublic:
+async def get_generation(
+    job_id: str, request: Request, svc: ServicesDep, response: Response
+) -> GenerationPublic:
     job = await service.get_job(svc, job_id)
     if job.cost_micros is not None:
         response.headers["X-Pixelpipe-Cost-USD"] = usd(job.cost_micros) or "0"
-    return await render_job(svc, job)
+    return await render_job(svc, job, request_base(svc, request))
 
 
 @router.post("/{job_id}/cancel", response_model=GenerationPublic, responses=PROBLEMS)
-async def cancel_generation(job_id: str, svc: ServicesDep) -> GenerationPublic:
-    return await render_job(svc, await service.cancel(svc, job_id))
+async def cancel_generation(job_id: str, request: Request, svc: ServicesDep) -> GenerationPublic:
+    return await render_job(svc, await service.cancel(svc, job_id), request_base(svc, request))
 
 
 @router.delete(
@@ -158,5 +168,7 @@ async def generation_events(
         except ValueError:
             raise InvalidRequest("Last-Event-ID must be an event id (an integer)") from None
     return EventSourceResponse(
-        job_event_stream(svc, job_id, start, request), ping=15, send_timeout=30
+        job_event_stream(svc, job_id, start, request, request_base(svc, request)),
+        ping=15,
+        send_timeout=30,
     )

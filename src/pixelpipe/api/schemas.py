@@ -99,20 +99,25 @@ def usd(micros: int | None) -> str | None:
     return None if micros is None else decimal_usd(micros)
 
 
-async def render_job(svc: Services, job: Job) -> GenerationPublic:
-    return GenerationPublic.model_validate(await job_payload(svc, job))
+async def render_job(svc: Services, job: Job, base: str | None = None) -> GenerationPublic:
+    return GenerationPublic.model_validate(await job_payload(svc, job, base))
 
 
-async def job_payload(svc: Services, job: Job) -> dict[str, Any]:
+async def job_payload(svc: Services, job: Job, base: str | None = None) -> dict[str, Any]:
     """The job resource as plain JSON data (the shape of :class:`GenerationPublic`).
 
-    The hot POST answers it without building the pydantic model (see ``api/fast_lane.py``);
-    tests check that the two renderings agree field for field."""
+    ``base``: the absolute base URL of the request being answered
+    (:func:`pixelpipe.api.urls.request_base`); every URL in the answer is absolute on it. None
+    in a process with no server (``Pipeline``, an in-process CLI run): image URLs then name the
+    stored file itself (:meth:`~pixelpipe.delivery.Delivery.local_url`) and links are paths
+    (absolute only under ``PIXELPIPE_PUBLIC_URL``). The hot POST answers it without building
+    the pydantic model (see ``api/fast_lane.py``); tests check that the two renderings agree
+    field for field."""
     image = None
     if job.storage_key and job.content_type:
         image = {
-            "url": await svc.delivery.url_for(job.storage_key),
-            "thumbnail_url": await svc.delivery.url_for(job.thumb_key) if job.thumb_key else None,
+            "url": await _image_url(svc, job.storage_key, base),
+            "thumbnail_url": await _image_url(svc, job.thumb_key, base) if job.thumb_key else None,
             "content_type": job.content_type,
             "width": job.width or 0,
             "height": job.height or 0,
@@ -126,7 +131,8 @@ async def job_payload(svc: Services, job: Job) -> dict[str, Any]:
             "title": cls.title if cls else job.error_code,
             "detail": job.error_detail,
         }
-    base = f"/v1/generations/{job.id}"
+    root = svc.settings.public_url.rstrip("/") if base is None else base
+    self_url = f"{root}/v1/generations/{job.id}"
     return {
         "id": job.id,
         "object": "generation",
@@ -153,5 +159,12 @@ async def job_payload(svc: Services, job: Job) -> dict[str, Any]:
         "progress": job.provider_state.get("progress") or {},
         "group": job.group_id,
         "revised_prompt": job.revised_prompt,
-        "links": {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"},
+        "links": {"self": self_url, "events": f"{self_url}/events", "cancel": f"{self_url}/cancel"},
     }
+
+
+async def _image_url(svc: Services, storage_key: str, base: str | None) -> str:
+    if base is None:
+        return await svc.delivery.local_url(storage_key)
+    url = await svc.delivery.url_for(storage_key)
+    return base + url if url.startswith("/") else url

@@ -14,33 +14,39 @@ from pixelpipe.api.schemas import job_payload
 from pixelpipe.bootstrap import Services
 from pixelpipe.events.base import ALL
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
+from pixelpipe.jobs.snapshots import job_at
 
 FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
 
 
 def _encode(ev: JobEvent, job: dict[str, Any] | None) -> dict[str, Any]:
     data = dict(ev.data)
-    if ev.type == "status" and job is not None:
+    if job is not None:
         data["job"] = job
     return {"id": str(ev.id), "event": ev.type, "data": orjson.dumps(data).decode()}
 
 
-async def _rendered(svc: Services, job: Job | None) -> dict[str, Any] | None:
-    """The job as it is now, rendered once per batch of events (status events carry it)."""
-    return None if job is None else await job_payload(svc, job)
+async def _rendered(
+    svc: Services, ev: JobEvent, current: Job | None, base: str
+) -> dict[str, Any] | None:
+    """A status event's job as it was at that event (its snapshot completed by the job now)."""
+    if ev.type != "status" or current is None:
+        return None
+    return await job_payload(svc, job_at(current, ev), base)
 
 
 async def job_event_stream(
-    svc: Services, job_id: str, after: int, request: Request
+    svc: Services, job_id: str, after: int, request: Request, base: str
 ) -> AsyncIterator[dict[str, Any]]:
+    """One job's events from ``after`` on, replayed then live; each status event carries the job
+    as it was at that moment (``jobs/snapshots.py``), with absolute URLs on ``base``."""
     async with svc.notifier.subscribe(f"job:{job_id}") as wakeups:
         last = after
         while True:
             events, current = await svc.store.events_with_job(job_id, last)
-            job = await _rendered(svc, current)
             for ev in events:
                 last = ev.id
-                yield _encode(ev, job)
+                yield _encode(ev, await _rendered(svc, ev, current, base))
                 if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
                     return
             if await request.is_disconnected():

@@ -52,6 +52,18 @@ class Delivery:
             return self._public_url(storage_key)
         return await self._signed_url(storage_key)
 
+    async def local_url(self, storage_key: str) -> str:
+        """The URL for a reader in a process with no server (``Pipeline``, an in-process CLI
+        run): never a server address made up. An absolute delivery URL (a presigned or public
+        bucket URL, ``PIXELPIPE_DELIVERY_BASE_URL``, an app URL under ``PIXELPIPE_PUBLIC_URL``)
+        as for the API; else the stored file's ``file://`` URL (local storage); else (memory
+        storage) the app path, which only a server on the same storage would answer."""
+        url = await self.url_for(storage_key)
+        if not url.startswith("/"):
+            return url
+        path = self._storage.local_path(storage_key)
+        return path.resolve().as_uri() if path is not None else url
+
     def verify(self, storage_key: str, expires_at: int, sig: str) -> None:
         """Check an app-signed URL's query (raises :class:`~pixelpipe.errors.DeliveryError`)."""
         verify(storage_key, expires_at, sig, self._secret, now=self._clock())
@@ -77,7 +89,8 @@ class Delivery:
         return url
 
     def _app_url(self, path: str) -> str:
-        """Relative when no public URL is configured (the browser resolves it), else absolute."""
+        """Absolute under ``PIXELPIPE_PUBLIC_URL``, else a path: the API puts it on the request's
+        base URL (``api/urls.py``), an in-process reader gets the file (:meth:`local_url`)."""
         return self._settings.public_url.rstrip("/") + path
 
     def _remember(self, entry: tuple[str, int], url: str) -> None:

@@ -125,6 +125,7 @@ class JobEvent:
     type: str  # "status" | "progress" | "error"
     data: dict[str, Any]
     created_at: float
+    snapshot: dict[str, Any] | None = None  # status events: the job then (jobs/snapshots.py)
 
 
 @dataclass(frozen=True, slots=True)

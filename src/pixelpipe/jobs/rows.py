@@ -32,7 +32,7 @@ def row_to_job(row: Any) -> Job:
 
 def row_to_event(row: Any) -> JobEvent:
     m = row._mapping
-    return JobEvent(m["id"], m["job_id"], m["type"], m["data"], m["created_at"])
+    return JobEvent(m["id"], m["job_id"], m["type"], m["data"], m["created_at"], m.get("snapshot"))
 
 
 def image_to_row(rec: ImageRecord) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from pixelpipe.jobs.model import (
     check_transition,
 )
 from pixelpipe.jobs.rows import image_to_row, job_to_row, row_to_event, row_to_image, row_to_job
+from pixelpipe.jobs.snapshots import snapshot
 from pixelpipe.jobs.tables import (
     idempotency_aliases,
     images,
@@ -141,7 +142,7 @@ class JobStore:
         row["inflight_key"] = job.content_key if single_flight and not job.status.terminal else None
         if not single_flight and not job.idempotency_key:
             try:  # nothing to look up: a fresh id cannot collide, so append in bulk
-                event = _event_row(job.id, "status", _status_data(job), job.created_at)
+                event = _event_row(job.id, "status", _status_data(job), job.created_at, job)
                 await self.db.append([(jobs, row), (job_events, event)])
             except IntegrityError:
                 pass  # fall through to the checked path
@@ -274,7 +275,7 @@ class JobStore:
         if guard is not None:
             guard(conn)
         insert_row(conn, jobs, row)
-        self._event(conn, job.id, "status", _status_data(job), job.created_at)
+        self._event(conn, job.id, "status", _status_data(job), job.created_at, job)
         return None
 
     async def _write_racing(self, work: Callable[[Connection], T]) -> T:
@@ -408,7 +409,9 @@ class JobStore:
             if row is None:
                 return None
             moved = row_to_job(row)
-            self._event(conn, job_id, "status", {**_status_data(moved), **(event or {})}, now)
+            self._event(
+                conn, job_id, "status", {**_status_data(moved), **(event or {})}, now, moved
+            )
             return moved
 
         job = await self.db.write(work)
@@ -441,7 +444,8 @@ class JobStore:
     async def events_with_job(
         self, job_id: str, after_id: int
     ) -> tuple[list[JobEvent], Job | None]:
-        """:meth:`events_since` plus, when a status event is among them, the job as it is now:
+        """:meth:`events_since` plus, when a status event is among them, the job as it is now
+        (its fixed fields complete each event's snapshot, :func:`~pixelpipe.jobs.snapshots.job_at`):
         one read (one thread hop) per wake-up of a live status stream."""
 
         def work(conn: Connection) -> tuple[list[JobEvent], Job | None]:
@@ -457,7 +461,7 @@ class JobStore:
     async def status_events_after(self, after_id: int, *, limit: int = 500) -> list[JobEvent]:
         """Status events of every job after a global event id (the all-jobs stream)."""
         stmt = (
-            select(job_events)
+            select(*(c for c in job_events.c if c.name != "snapshot"))  # the feed needs no job
             .where(job_events.c.id > after_id, job_events.c.type == "status")
             .order_by(job_events.c.id)
             .limit(limit)
@@ -653,17 +657,29 @@ class JobStore:
 
     # ---- internals --------------------------------------------------------------------------
     def _event(
-        self, conn: Connection, job_id: str, type_: str, data: dict[str, Any], now: float
+        self,
+        conn: Connection,
+        job_id: str,
+        type_: str,
+        data: dict[str, Any],
+        now: float,
+        job: Job | None = None,
     ) -> None:
-        insert_row(conn, job_events, _event_row(job_id, type_, data, now))
+        insert_row(conn, job_events, _event_row(job_id, type_, data, now, job))
 
     async def _wake(self, job_id: str) -> None:
         await self.notifier.publish(f"job:{job_id}", "changed")
         await self.notifier.publish(ALL, job_id)
 
 
-def _event_row(job_id: str, type_: str, data: dict[str, Any], now: float) -> dict[str, Any]:
-    return {"job_id": job_id, "type": type_, "data": data, "created_at": now}
+def _event_row(
+    job_id: str, type_: str, data: dict[str, Any], now: float, job: Job | None = None
+) -> dict[str, Any]:
+    """An event row; a status event (``job`` given) keeps the job as it is in this write."""
+    row = {"job_id": job_id, "type": type_, "data": data, "created_at": now}
+    if job is not None:
+        row["snapshot"] = snapshot(job)
+    return row
 
 
 def _status_data(job: Job) -> dict[str, Any]:

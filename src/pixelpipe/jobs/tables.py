@@ -74,6 +74,8 @@ job_events = Table(
     Column("type", String(16), nullable=False),
     Column("data", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
+    # status events: the job as it was at that moment (jobs/snapshots.py); NULL for other events
+    Column("snapshot", JSON),
     Index("ix_job_events_job", "job_id", "id"),
     sqlite_autoincrement=True,  # ids never reused: Last-Event-ID replay stays monotonic
 )

@@ -38,12 +38,6 @@ def base_url(svc: Services) -> str:
     return s.public_url.rstrip("/") or f"http://{s.host}:{s.port}"
 
 
-def absolute(url: str | None, base: str) -> str | None:
-    if url is None or not url.startswith("/"):
-        return url
-    return base + url
-
-
 class CompletionHooks:
     """Cheap, never-raising reactions to a finished job (see :mod:`pixelpipe.notify`)."""
 
@@ -111,14 +105,7 @@ class CompletionHooks:
         """The public generation (as ``GET /v1/generations/{id}`` shows it), with absolute URLs."""
         from pixelpipe.api.schemas import job_payload
 
-        data = await job_payload(self.svc, job)  # already JSON data: no model round trip
-        base = base_url(self.svc)
-        image = data.get("image")
-        if image:
-            image["url"] = absolute(image["url"], base)
-            image["thumbnail_url"] = absolute(image.get("thumbnail_url"), base)
-        data["links"] = {k: absolute(v, base) for k, v in data.get("links", {}).items()}
-        return data
+        return await job_payload(self.svc, job, base_url(self.svc))  # JSON data, no model
 
 
 def _iso(ts: float) -> str:
