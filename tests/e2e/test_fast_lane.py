@@ -48,7 +48,8 @@ async def test_lane_answers_valid_posts_as_the_documented_route_would(
         async with running_app(tmp_path) as app, app.client() as c:
             first = await c.post("/v1/generations", json=BODY)
             assert first.status_code == 202
-            assert first.headers["location"] == f"/v1/generations/{first.json()['id']}"
+            assert first.headers["location"] == first.json()["links"]["self"]
+            assert first.json()["links"]["self"].startswith("http://127.0.0.1:8000/v1/generations/")
             assert first.headers["x-pixelpipe-cached"] == "false"
             assert "default-src 'none'" in first.headers["content-security-policy"]
             done = await _until_done(c, first.json()["id"])

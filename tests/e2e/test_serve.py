@@ -44,9 +44,10 @@ def test_generate_follow_sse_fetch_image_then_cache_hit(tmp_path: Path) -> None:
         assert r.status_code == 202, r.text
         job = r.json()
         assert job["status"] == "queued" and job["cached"] is False
-        assert r.headers["location"] == f"/v1/generations/{job['id']}"
+        assert r.headers["location"] == f"{srv.url}/v1/generations/{job['id']}"
+        assert job["links"]["self"] == r.headers["location"]  # absolute, on the URL we called
 
-        events = follow_sse(f"{srv.url}{job['links']['events']}")
+        events = follow_sse(job["links"]["events"])
         statuses = [e["data"]["status"] for e in events if e.get("event") == "status"]
         assert statuses[0] == "queued" and statuses[-1] == "succeeded"
         assert {"submitting", "waiting", "fetching", "storing"} <= set(statuses)
@@ -55,14 +56,15 @@ def test_generate_follow_sse_fetch_image_then_cache_hit(tmp_path: Path) -> None:
         done = events[-1]["data"]["job"]
         assert done["cost"]["status"] == "free" and done["image"]["width"] == 256
 
-        img = httpx.get(srv.url + done["image"]["url"], timeout=10)
+        assert done["image"]["url"].startswith(f"{srv.url}/v1/images/")
+        img = httpx.get(done["image"]["url"], timeout=10)
         assert img.status_code == 200 and img.headers["content-type"] == "image/webp"
         assert Image.open(io.BytesIO(img.content)).size == (256, 256)
-        thumb = httpx.get(srv.url + done["image"]["thumbnail_url"], timeout=10)
+        thumb = httpx.get(done["image"]["thumbnail_url"], timeout=10)
         assert thumb.status_code == 200
 
         # replay from Last-Event-ID: only what came after
-        replay = follow_sse(f"{srv.url}{job['links']['events']}", last_event_id=events[-2]["id"])
+        replay = follow_sse(job["links"]["events"], last_event_id=events[-2]["id"])
         assert [e["id"] for e in replay] == [events[-1]["id"]]
 
         calls = metric(srv.url, SUBMISSIONS, 'provider="preview"')
@@ -75,13 +77,13 @@ def test_generate_follow_sse_fetch_image_then_cache_hit(tmp_path: Path) -> None:
         assert metric(srv.url, SUBMISSIONS, 'provider="preview"') == calls
 
         # tampered signed URL → 403 problem
-        bad = httpx.get(srv.url + done["image"]["url"].replace("sig=", "sig=x"), timeout=10)
+        bad = httpx.get(done["image"]["url"].replace("sig=", "sig=x"), timeout=10)
         assert bad.status_code == 403
         assert bad.headers["content-type"].startswith("application/problem+json")
 
-    # the URL keeps working after a restart (same data dir, same signing key)
+    # the URL keeps working after a restart (same data dir, same signing key; another port)
     with Server(tmp_path / "data") as srv2:
-        img = httpx.get(srv2.url + done["image"]["url"], timeout=10)
+        img = httpx.get(done["image"]["url"].replace(srv.url, srv2.url), timeout=10)
         assert img.status_code == 200
 
 
