@@ -58,7 +58,7 @@ def test_page_asks_for_a_key_keeps_it_in_local_storage_and_generates(tmp_path: P
             page.get_by_role("button", name="Generate", exact=True).click()
             img = page.locator("#stage figure.result img")
             expect(img).to_be_visible(timeout=30_000)
-            expect(img).to_have_attribute("src", re.compile(r"^/v1/images/"))
+            expect(img).to_have_attribute("src", re.compile(rf"^{re.escape(srv.url)}/v1/images/"))
             stored = page.evaluate("localStorage.getItem('pixelpipe.apiKey')")
             cookies = ctx.cookies()
             page.reload()

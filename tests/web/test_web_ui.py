@@ -240,7 +240,9 @@ def test_generate_live_status_then_image_and_counter_moves(
 
     img = page.locator("#stage figure.result img")
     expect(img).to_be_visible()
-    expect(img).to_have_attribute("src", re.compile(r"^/v1/images/"))
+    expect(img).to_have_attribute(
+        "src", re.compile(rf"^{re.escape(preview_server.url)}/v1/images/")
+    )
     assert page.evaluate("document.querySelector('#stage figure.result img').naturalWidth") == 1344
     expect(page.locator("#stage .stat-time")).to_have_text(re.compile(r"\d+(\.\d)? s"))
     expect(page.locator("#stage .stat-cost")).to_have_text("Free")

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from pixelpipe import service
 from pixelpipe.api.deps import CallerDep, ServicesDep
-from pixelpipe.api.schemas import GenerationList, GenerationPublic, job_payload, render_job, usd
+from pixelpipe.api.schemas import (
+    GenerationList,
+    GenerationPublic,
+    iso,
+    job_payload,
+    render_job,
+    usd,
+)
 from pixelpipe.api.sse import job_event_stream
 from pixelpipe.api.urls import request_base
 from pixelpipe.bootstrap import Services
 from pixelpipe.errors import InvalidRequest
 from pixelpipe.intake import GenerationRequest
+from pixelpipe.security import event_tokens
 from pixelpipe.service import Caller
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
@@ -148,6 +159,39 @@ async def delete_generation(job_id: str, svc: ServicesDep, caller: CallerDep) ->
     return Response(status_code=204)
 
 
+class EventTokenPublic(BaseModel):
+    object: str = "event_token"
+    token: str
+    expires_at: str
+    expires_in: int = Field(description="seconds the token can open a stream for")
+    url: str = Field(description="the events URL with the token: what EventSource opens")
+
+
+@router.post(
+    "/{job_id}/event-token",
+    response_model=EventTokenPublic,
+    responses={404: PROBLEMS[404]},
+)
+async def create_event_token(
+    job_id: str, request: Request, svc: ServicesDep, caller: CallerDep, response: Response
+) -> EventTokenPublic:
+    """A short-lived token for ``GET …/events?token=`` (EventSource cannot send a key).
+
+    Scope ``read``; valid 5 minutes for this job's events only, and only while the key that
+    asked for it is active (see ``security/event_tokens.py``)."""
+    await service.get_job(svc, job_id)
+    now = time.time()
+    token, expires_at = event_tokens.issue(job_id, caller.key_id, svc.settings.signing_key(), now)
+    response.headers["Cache-Control"] = "no-store"
+    events = f"{request_base(svc, request)}/v1/generations/{quote(job_id, safe='')}/events"
+    return EventTokenPublic(
+        token=token,
+        expires_at=iso(expires_at) or "",
+        expires_in=expires_at - int(now),
+        url=f"{events}?{urlencode({event_tokens.PARAM: token})}",
+    )
+
+
 @router.get(
     "/{job_id}/events",
     responses={200: {"content": {"text/event-stream": {}}}, **PROBLEMS},
@@ -158,8 +202,14 @@ async def generation_events(
     svc: ServicesDep,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0, description="replay events after this id")] = None,
+    token: Annotated[
+        str | None, Query(max_length=200, description="an event token (instead of a key)")
+    ] = None,
 ) -> EventSourceResponse:
-    """Server-sent events: status and progress; replays from ``Last-Event-ID``; ends when done."""
+    """Server-sent events: status and progress; replays from ``Last-Event-ID``; ends when done.
+
+    Each ``status`` event's ``job`` is the generation as it was at that event. With API keys on,
+    send the key, or pass ``token`` from ``POST …/event-token`` (for EventSource)."""
     await service.get_job(svc, job_id)
     start = after or 0
     if last_event_id:

@@ -32,6 +32,7 @@ No cookie is ever set, so there is nothing for a cross-site request to ride on (
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -46,6 +47,7 @@ from starlette.requests import Request
 
 from pixelpipe.db import Database
 from pixelpipe.errors import DatabaseUnavailable, Forbidden, RateLimited, Unauthorized
+from pixelpipe.security import event_tokens
 from pixelpipe.security.keys import ApiKey, count_keys, verify_key
 from pixelpipe.security.startup import is_loopback
 from pixelpipe.service import Caller
@@ -70,6 +72,8 @@ def required_scope(method: str, path: str) -> Scope | None:
         return None  # signed by the provider / by us (POST /v1/images/generations is not open)
     if path.startswith(_ADMIN_PREFIXES):
         return "admin"
+    if path.endswith("/event-token") and path.startswith("/v1/generations/"):
+        return "read"  # a token to read one job's events (security/event_tokens.py)
     return "read" if safe else "generate"
 
 
@@ -112,6 +116,10 @@ class Authenticator:
             return Decision(Caller())
         if await self.auth_off(scope, db):
             return Decision(Caller())
+        if (stream := event_tokens.presented(method, path, scope)) is not None:
+            holder = await event_tokens.key_of(db, stream[1], stream[0], self._secret, time.time())
+            await self._rate_limit(holder)  # EventSource sends no header: the token stands for it
+            return Decision(Caller(holder.id, webhook_url=holder.webhook_url), holder)
         presented = _bearer(scope)
         if presented is None:
             raise Unauthorized(
@@ -144,6 +152,10 @@ class Authenticator:
         if any(name in _PROXY_HEADERS for name, _ in headers):
             return False
         return not await self.keys.exist(db)  # last: the only step that may ask the database
+
+    @functools.cached_property
+    def _secret(self) -> bytes:
+        return self.settings.signing_key()
 
     async def _rate_limit(self, key: ApiKey) -> None:
         if key.rpm <= 0:

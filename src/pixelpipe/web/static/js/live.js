@@ -90,11 +90,26 @@ export class LiveJob {
   }
 
   // ---- live updates ----------------------------------------------------------------------
-  follow() {
+  async follow() {
     const id = this.job.id;
-    const es = new EventSource(`/v1/generations/${encodeURIComponent(id)}/events`);
-    this.es = es;
+    const path = `/v1/generations/${encodeURIComponent(id)}`;
+    const ticket = (this.followTicket = (this.followTicket || 0) + 1);
     this.lastEventAt = Date.now();
+    // Belt and braces: if the stream goes quiet (or never opens), read the job directly now and then.
+    this.poll = setInterval(() => {
+      if (Date.now() - this.lastEventAt > 6000) this.refetch();
+    }, 3000);
+    this.timer = setInterval(() => this.tick(), 100);
+    // EventSource cannot send the API key: trade it (api() sends it) for a short-lived token that
+    // opens this job's events and nothing else. With auth off the token is not needed, but harmless.
+    let query = "";
+    try {
+      const { token } = (await api(`${path}/event-token`, { method: "POST" })).data;
+      query = `?token=${encodeURIComponent(token)}`;
+    } catch { /* open without one: fine while auth is off, else the poll above carries on */ }
+    if (ticket !== this.followTicket || this.poll === null || TERMINAL.has(this.job.status)) return;
+    const es = new EventSource(`${path}/events${query}`);
+    this.es = es;
     es.addEventListener("status", (e) => {
       const d = JSON.parse(e.data);
       this.lastEventAt = Date.now();
@@ -127,11 +142,6 @@ export class LiveJob {
         this.refetch();
       }
     });
-    // Belt and braces: if the stream goes quiet, read the job directly now and then.
-    this.poll = setInterval(() => {
-      if (Date.now() - this.lastEventAt > 6000) this.refetch();
-    }, 3000);
-    this.timer = setInterval(() => this.tick(), 100);
   }
 
   async refetch() {
