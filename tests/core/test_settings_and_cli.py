@@ -70,7 +70,7 @@ def test_cli_generate_saves_the_image_and_reports_cost(tmp_path: Path) -> None:
     )
     assert again.returncode == 0, again.stderr
     assert "cached=yes" in again.stdout
-    assert "/v1/images/preview/" in again.stdout
+    assert "file:///" in again.stdout  # no server here: the stored file itself
 
 
 def test_cli_generate_refusal_exits_nonzero_with_reason(tmp_path: Path) -> None:
