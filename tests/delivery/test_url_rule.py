@@ -13,7 +13,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
+from starlette.requests import Request
 
+from pixelpipe.api.urls import scope_base
 from pixelpipe.pipeline import Pipeline
 from pixelpipe.settings import Settings
 from tests.security.conftest import running_app
@@ -115,3 +117,29 @@ def test_cli_generate_in_process_prints_the_file_not_a_made_up_server(tmp_path: 
     assert "127.0.0.1" not in done.stdout and "http://" not in done.stdout
     url = done.stdout.strip().splitlines()[-1].strip()
     assert url.startswith("file:///") and Path(unquote(urlsplit(url).path)).is_file(), url
+
+
+@pytest.mark.parametrize(
+    ("scheme", "server", "root_path", "host"),
+    [
+        ("http", ("127.0.0.1", 8000), "", b"127.0.0.1:8000"),
+        ("https", ("10.0.0.1", 443), "/pp", None),
+        ("http", ("10.0.0.1", 8080), "", b"example.com"),
+        ("http", ("10.0.0.1", 80), "", None),
+        ("http", ("10.0.0.1", 8080), "/", None),
+        ("https", ("10.0.0.1", 8443), "/a/b", b"[::1]:8443"),
+    ],
+)
+def test_the_request_base_is_what_starlette_computes(
+    scheme: str, server: tuple[str, int], root_path: str, host: bytes | None
+) -> None:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "scheme": scheme,
+        "server": server,
+        "root_path": root_path,
+        "path": f"{root_path.rstrip('/')}/v1/generations",
+        "query_string": b"",
+        "headers": [(b"host", host)] if host else [],
+    }
+    assert scope_base(scope) == str(Request(scope).base_url).rstrip("/")
