@@ -27,7 +27,7 @@ from typing import Any, Literal
 import httpx
 import orjson
 
-from pixelpipe.api.routes_meta import EstimatePublic, ModelPublic
+from pixelpipe.api.routes_meta import EstimatePublic, ModelList, ModelPublic
 from pixelpipe.api.routes_usage import UsagePublic
 from pixelpipe.api.schemas import GenerationList, GenerationPublic
 from pixelpipe.errors import ERROR_CODES, PixelpipeError
@@ -206,7 +206,7 @@ class Client:
     # ---- catalog and costs -----------------------------------------------------------------------
     async def models(self) -> builtins.list[ModelPublic]:
         resp = await self._request("GET", "/v1/models")
-        return [ModelPublic.model_validate(m) for m in orjson.loads(resp.content)]
+        return ModelList.model_validate_json(resp.content).data
 
     async def estimate(self, prompt: str, **params: Any) -> EstimatePublic:
         """What the generation would cost (same fields as :meth:`submit`); nothing is spent."""

@@ -120,6 +120,14 @@ class Unauthorized(PixelpipeError):
     title = "Unauthorized"
 
 
+class UnsupportedEndpoint(PixelpipeError):
+    """An endpoint of the OpenAI API that pixelpipe does not implement (yet)."""
+
+    code = "unsupported_endpoint"
+    status = 400
+    title = "Not supported"
+
+
 class Forbidden(PixelpipeError):
     code = "forbidden"
     status = 403

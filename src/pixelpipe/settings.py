@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # --- security: input limits, outbound fetch (issue 7; keys: `pixelpipe keys`) ---------------
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body (413)")
     max_json_depth: int = Field(32, ge=2, le=1000, description="Deepest JSON nesting (422)")
+    max_upload_bytes: int = Field(
+        25 * 1024 * 1024,
+        ge=1024,
+        description="Largest image upload (multipart, POST /v1/images/edits|variations; 413)",
+    )
     output_hosts: str = Field(
         "",
         description="Extra hosts provider outputs may be fetched from (comma-separated, "

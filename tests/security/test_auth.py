@@ -38,7 +38,7 @@ async def test_auth_is_off_on_loopback_until_the_first_key_exists(srv: Running) 
         assert (await c.get("/v1/models")).status_code == 200
         assert (await c.post("/v1/generations", json=_body(1))).status_code == 202
         await srv.key()
-        r = await c.get("/v1/models")  # the very next request: "no keys" is never cached
+        r = await c.get("/v1/costs")  # the very next request: "no keys" is never cached
     assert r.status_code == 401 and is_problem(r)
     assert r.headers["www-authenticate"].startswith("Bearer")
     assert "pixelpipe keys create" in r.json()["detail"]
@@ -118,9 +118,9 @@ async def test_per_key_rate_limit_answers_429_with_retry_after(srv: Running) -> 
     slow = await srv.key("read", rpm=3)
     other = await srv.key("read", rpm=3)
     async with srv.client() as c:
-        codes = [(await c.get("/v1/models", headers=bearer(slow))).status_code for _ in range(3)]
-        r = await c.get("/v1/models", headers=bearer(slow))
-        assert (await c.get("/v1/models", headers=bearer(other))).status_code == 200
+        codes = [(await c.get("/v1/costs", headers=bearer(slow))).status_code for _ in range(3)]
+        r = await c.get("/v1/costs", headers=bearer(slow))
+        assert (await c.get("/v1/costs", headers=bearer(other))).status_code == 200
     assert codes == [200, 200, 200]
     assert r.status_code == 429 and is_problem(r)
     assert r.json()["code"] == "rate_limited"

@@ -4,8 +4,9 @@ Every operation in ``/openapi.json`` gets ``FUZZ_EXAMPLES`` generated cases in s
 positive mode (valid by the schema) and as many in its negative mode (invalid by the schema: wrong
 types, missing fields, out-of-range values, odd path segments and headers), sent over HTTP to a real
 server process. Whatever comes in, the answer must not be a 5xx, and every 4xx must be
-``application/problem+json`` with a ``code`` — except on the OpenAI-compatible endpoint, whose
-4xx are OpenAI error objects (``{"error": {...}}``) by design.
+``application/problem+json`` with a ``code`` — except on the OpenAI-compatible routes
+(``/v1/images/generations|edits|variations``, ``/v1/models``), whose 4xx are OpenAI error objects
+(``{"error": {...}}``) by design.
 
 ``GET /v1/events`` is left out: it is an unbounded server-sent event stream (its per-job sibling
 is fuzzed; with an unknown id it answers 404 at once).
@@ -35,7 +36,13 @@ pytestmark = pytest.mark.slow
 
 FUZZ_EXAMPLES = int(os.environ.get("PIXELPIPE_FUZZ_EXAMPLES", "70"))
 UNBOUNDED = {("GET", "/v1/events")}
-OPENAI_STYLE = {("POST", "/v1/images/generations")}
+OPENAI_STYLE = {
+    ("POST", "/v1/images/generations"),
+    ("POST", "/v1/images/edits"),
+    ("POST", "/v1/images/variations"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/{model}"),
+}
 
 
 def _header(resp: Any, name: str) -> str:

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from pixelpipe import service
 from pixelpipe.api.deps import ServicesDep
+from pixelpipe.api.routes_openai import OPENAI_ERRORS, resolve_model
 from pixelpipe.api.schemas import usd
 from pixelpipe.api.sse import all_jobs_stream
+from pixelpipe.bootstrap import Services
+from pixelpipe.catalog import ModelSpec
 from pixelpipe.intake import GenerationRequest
 
 router = APIRouter(tags=["meta"])
 READY_TIMEOUT_S = 3.0
+_LOADED_AT = int(time.time())  # when this process loaded its catalog: OpenAI's ``created``
 
 
 class ModelPublic(BaseModel):
+    """One catalog model: OpenAI's model object (``id``, ``object``, ``created``, ``owned_by``)
+    with pixelpipe's details as extra fields (limits, providers, prices)."""
+
+    id: str = Field(description="The model name to send as `model` (same as `name`).")
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix time this server loaded its catalog.")
+    owned_by: str = Field("pixelpipe", description="Always `pixelpipe` (see `providers`).")
     name: str
     label: str
     description: str
@@ -55,29 +67,52 @@ class CostsPublic(BaseModel):
     images: int
 
 
-@router.get("/v1/models", response_model=list[ModelPublic])
-async def list_models(svc: ServicesDep) -> list[ModelPublic]:
-    out = []
-    for spec in svc.catalog.models.values():
-        prices = svc.prices.display(spec.name)
-        out.append(
-            ModelPublic(
-                name=spec.name,
-                label=spec.label,
-                description=spec.description,
-                providers=list(spec.providers),
-                typical_latency_s=spec.typical_latency_s,
-                formats=list(spec.formats),
-                aspect_ratios={k: list(v) for k, v in spec.aspect_ratios.items()},
-                custom_size=vars_or_none(spec.custom_size),
-                steps=vars_or_none(spec.steps),
-                guidance=vars_or_none(spec.guidance),
-                qualities=list(spec.qualities),
-                negative_prompt=spec.negative_prompt,
-                price_usd={p: usd(prices.get(p)) for p in spec.providers},
-            )
-        )
-    return out
+class ModelList(BaseModel):
+    """OpenAI's list object: what ``client.models.list()`` of the OpenAI SDKs reads."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelPublic]
+
+
+_MODEL_ERRORS: dict[int | str, dict[str, Any]] = {s: OPENAI_ERRORS[s] for s in (401, 403, 429, 503)}
+
+
+@router.get("/v1/models", response_model=ModelList, tags=["openai"], responses=_MODEL_ERRORS)
+async def list_models(svc: ServicesDep) -> ModelList:
+    """The catalog, as OpenAI's model list (``client.models.list()``), with limits and prices."""
+    return ModelList(data=[model_public(svc, spec) for spec in svc.catalog.models.values()])
+
+
+@router.get(
+    "/v1/models/{model:path}",
+    response_model=ModelPublic,
+    tags=["openai"],
+    responses={**_MODEL_ERRORS, 404: OPENAI_ERRORS[404]},
+)
+async def get_model(model: str, svc: ServicesDep) -> ModelPublic:
+    """One catalog model by name (or by a provider's id for it): ``client.models.retrieve``."""
+    return model_public(svc, resolve_model(svc, model))
+
+
+def model_public(svc: Services, spec: ModelSpec) -> ModelPublic:
+    prices = svc.prices.display(spec.name)
+    return ModelPublic(
+        id=spec.name,
+        created=_LOADED_AT,
+        name=spec.name,
+        label=spec.label,
+        description=spec.description,
+        providers=list(spec.providers),
+        typical_latency_s=spec.typical_latency_s,
+        formats=list(spec.formats),
+        aspect_ratios={k: list(v) for k, v in spec.aspect_ratios.items()},
+        custom_size=vars_or_none(spec.custom_size),
+        steps=vars_or_none(spec.steps),
+        guidance=vars_or_none(spec.guidance),
+        qualities=list(spec.qualities),
+        negative_prompt=spec.negative_prompt,
+        price_usd={p: usd(prices.get(p)) for p in spec.providers},
+    )
 
 
 def vars_or_none(obj: Any) -> Any:

@@ -47,14 +47,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pixelpipe import service
 from pixelpipe.api.decoding import body_error
 from pixelpipe.api.deps import get_caller, get_services, request_body
+from pixelpipe.api.problems import openai_error_response
 from pixelpipe.bootstrap import Services
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.errors import (
-    ERROR_CODES,
     InvalidRequest,
     JobTimedOut,
     NotFound,
     PixelpipeError,
+    UnsupportedEndpoint,
 )
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
@@ -98,12 +99,28 @@ class ImageData(BaseModel):
     revised_prompt: str | None = None
 
 
+class InputTokensDetails(BaseModel):
+    text_tokens: int
+    image_tokens: int
+
+
+class ImagesUsage(BaseModel):
+    """Token usage (GPT image models), summed over the images; cache hits count 0."""
+
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    total_tokens: int
+
+
 class ImagesResponse(BaseModel):
     created: int
     data: list[ImageData]
     size: str | None = None
     output_format: str | None = None
     quality: str | None = None
+    background: str | None = Field(None, description="GPT image models: `auto` (not forwarded)")
+    usage: ImagesUsage | None = Field(None, description="GPT image models, when reported")
 
 
 class OpenAIErrorBody(BaseModel):
@@ -118,13 +135,14 @@ class OpenAIError(BaseModel):
     error: OpenAIErrorBody
 
 
-_ERR: dict[int | str, dict[str, Any]] = {
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": OpenAIError, "description": "invalid_request_error / content_policy_violation"},
     404: {"model": OpenAIError, "description": "model_not_found"},
     429: {"model": OpenAIError, "description": "insufficient_quota / rate_limit_exceeded"},
     401: {"model": OpenAIError, "description": "invalid_api_key (when API keys are required)"},
     403: {"model": OpenAIError, "description": "forbidden"},
     409: {"model": OpenAIError, "description": "canceled while waiting"},
+    413: {"model": OpenAIError, "description": "request body too large"},
     500: {"model": OpenAIError, "description": "server_error"},
     502: {"model": OpenAIError, "description": "server_error (provider or output failure)"},
     503: {"model": OpenAIError, "description": "server_error (provider or storage unavailable)"},
@@ -135,7 +153,7 @@ _ERR: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/v1/images/generations",
     response_model=ImagesResponse,
-    responses=_ERR,
+    responses=OPENAI_ERRORS,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -159,6 +177,62 @@ async def create_images(request: Request) -> Response:
     except Exception:
         log.exception("unhandled error in POST /v1/images/generations")
         return error_response("internal_error", "an unexpected error occurred; it is logged", {})
+
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "image": {"type": "string", "format": "binary"},
+                    "prompt": {"type": "string"},
+                    "model": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+_UNSUPPORTED_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: OPENAI_ERRORS[s] for s in (401, 403, 413, 429)
+}
+_INSTEAD = (
+    "generate a new image with POST /v1/images/generations (client.images.generate) and "
+    "describe the change in the prompt"
+)
+
+
+@router.post(
+    "/v1/images/edits",
+    status_code=400,
+    response_model=OpenAIError,
+    response_description="Always: image edits are not supported yet",
+    responses=_UNSUPPORTED_ERRORS,
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+)
+async def create_edit() -> Response:
+    """Not supported yet: answers 400 ``unsupported_endpoint`` (uploads up to
+    ``PIXELPIPE_MAX_UPLOAD_BYTES`` are read and dropped, larger ones get 413)."""
+    return _unsupported("image edits (POST /v1/images/edits)")
+
+
+@router.post(
+    "/v1/images/variations",
+    status_code=400,
+    response_model=OpenAIError,
+    response_description="Always: image variations are not supported yet",
+    responses=_UNSUPPORTED_ERRORS,
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+)
+async def create_variation() -> Response:
+    """Not supported yet: answers 400 ``unsupported_endpoint``."""
+    return _unsupported("image variations (POST /v1/images/variations)")
+
+
+def _unsupported(what: str) -> Response:
+    exc = UnsupportedEndpoint(f"{what} are not supported by pixelpipe yet; {_INSTEAD}")
+    return error_response(exc.code, exc.detail, exc.extra)
 
 
 # ---- request → generation requests ---------------------------------------------------------
@@ -298,15 +372,7 @@ async def respond(
         if job.revised_prompt:
             item["revised_prompt"] = job.revised_prompt
         data.append(item)
-    first = jobs[0].request
-    payload: dict[str, Any] = {
-        "created": int(time.time()),
-        "data": data,
-        "size": first.size,
-        "output_format": first.format,
-    }
-    if first.quality:
-        payload["quality"] = first.quality
+    payload: dict[str, Any] = {"created": int(time.time()), "data": data, **echo(spec, jobs)}
     costs = [j.cost_micros for j in jobs]
     headers = {
         "x-pixelpipe-generation-ids": ",".join(j.id for j in jobs),
@@ -319,6 +385,51 @@ async def respond(
     return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
 
 
+def echo(spec: ModelSpec, jobs: list[Job]) -> dict[str, Any]:
+    """What OpenAI echoes: ``size``, ``output_format``, ``quality`` (models with tiers) and, for
+    GPT image models, ``background`` and the token ``usage`` (see docs/integrations.md)."""
+    first = jobs[0].request
+    out: dict[str, Any] = {"size": first.size, "output_format": first.format}
+    if first.quality:
+        out["quality"] = first.quality
+    if spec.name.startswith("gpt-image"):
+        out["background"] = "auto"  # not forwarded: the model chooses
+        usage = token_usage(jobs)
+        if usage is not None:
+            out["usage"] = usage
+    return out
+
+
+def token_usage(jobs: list[Job]) -> dict[str, Any] | None:
+    """The provider's token counts summed over ``jobs`` (a cache hit ran nothing: 0 tokens);
+    None when an image that ran at the provider reported none."""
+    text = image = output = 0
+    for job in jobs:
+        if job.cached:
+            continue
+        counts = _token_counts(job.provider_state.get("usage") or {})
+        if counts is None:
+            return None
+        text, image, output = text + counts[0], image + counts[1], output + counts[2]
+    return {
+        "input_tokens": text + image,
+        "input_tokens_details": {"text_tokens": text, "image_tokens": image},
+        "output_tokens": output,
+        "total_tokens": text + image + output,
+    }
+
+
+def _token_counts(usage: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(text input, image input, output) tokens of one OpenAI ``usage`` object."""
+    total_in, output = usage.get("input_tokens"), usage.get("output_tokens")
+    if not isinstance(total_in, int) or not isinstance(output, int):
+        return None
+    details = usage.get("input_tokens_details") or {}
+    image = details.get("image_tokens") if isinstance(details, dict) else None
+    image_in = image if isinstance(image, int) else 0
+    return total_in - image_in, image_in, output
+
+
 def failed_job_response(job: Job) -> Response:
     code = job.error_code or ("canceled" if job.status is JobStatus.CANCELED else "provider_failed")
     detail = job.error_detail or f"generation {job.id} {job.status}"
@@ -327,60 +438,12 @@ def failed_job_response(job: Job) -> Response:
 
 # ---- errors --------------------------------------------------------------------------------
 
-_CONTENT_POLICY = ("prompt_blocked", "provider_rejected")
-_INVALID = ("invalid_request", "idempotency_key_reused", "provider_invalid_input", "conflict")
-
-
-def _openai_shape(code: str, extra: dict[str, Any]) -> tuple[int, str, str | None]:
-    """(HTTP status, OpenAI error type, OpenAI error code) for one of our error codes."""
-    if code in _CONTENT_POLICY:
-        return 400, "invalid_request_error", "content_policy_violation"
-    if code == "budget_exceeded":
-        return 429, "insufficient_quota", "insufficient_quota"
-    if code in _INVALID:
-        return 400, "invalid_request_error", "invalid_value"
-    if code == "not_found":
-        not_model = extra.get("field") != "model"
-        return 404, "invalid_request_error", "not_found" if not_model else "model_not_found"
-    if code == "unauthorized":
-        return 401, "invalid_request_error", "invalid_api_key"
-    if code == "forbidden":
-        return 403, "invalid_request_error", "forbidden"
-    if code in ("rate_limited", "provider_rate_limited"):
-        return 429, "requests", "rate_limit_exceeded"
-    if code == "timed_out":
-        return 504, "server_error", "timeout"
-    if code == "canceled":
-        return 409, "invalid_request_error", "canceled"
-    cls = ERROR_CODES.get(code)
-    status = cls.status if cls is not None and cls.status >= 500 else 500
-    return status, "server_error", code
-
 
 def error_response(
     code: str, message: str, extra: dict[str, Any], *, retry_after: float | None = None
 ) -> Response:
-    status, type_, oa_code = _openai_shape(code, extra)
-    field = extra.get("field")
-    body = {
-        "error": {
-            "message": message,
-            "type": type_,
-            "param": str(field) if field else None,
-            "code": oa_code,
-            "pixelpipe_code": code,
-        }
-    }
-    headers: dict[str, str] = {}
-    if status == 429 and code != "budget_exceeded":
-        if retry_after:
-            headers["retry-after"] = str(max(1, round(retry_after)))
-    elif status < 500 or status == 504:
-        # a retry would not help (or, after a wait timeout, would start more images)
-        headers["x-should-retry"] = "false"
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
+    """OpenAI's error envelope (:func:`pixelpipe.api.problems.openai_error_response`)."""
+    return openai_error_response(code, message, extra, retry_after=retry_after)
 
 
 def _retry_after(exc: PixelpipeError) -> float | None:

@@ -9,9 +9,10 @@ Installed by the app factory (:func:`install`), outermost first:
    brings no policy of its own (the interactive ``/docs``); the web pages send their own strict CSP.
 2. **Authentication** (:mod:`.auth`): 401 / 403 / 429 problem+json before any handler runs.
 3. **Input limits**: a request body larger than ``PIXELPIPE_MAX_BODY_BYTES`` (64 KiB; provider
-   webhooks get 1 MiB) is refused with 413 before it is read whole, and JSON nested deeper than
-   ``PIXELPIPE_MAX_JSON_DEPTH`` (32) with 422 — the JSON parser is recursive, so a 64 KiB body of
-   ``[[[[…`` would otherwise exhaust the stack.
+   webhooks get 1 MiB, image uploads to ``/v1/images/edits|variations``
+   ``PIXELPIPE_MAX_UPLOAD_BYTES``, 25 MiB) is refused with 413 before it is read whole, and
+   JSON nested deeper than ``PIXELPIPE_MAX_JSON_DEPTH`` (32) with 422 — the JSON parser is
+   recursive, so a 64 KiB body of ``[[[[…`` would otherwise exhaust the stack.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from pixelpipe.api.problems import problem_response
+from pixelpipe.api.problems import error_for
 from pixelpipe.errors import DatabaseUnavailable, InvalidRequest, PixelpipeError, Unauthorized
 from pixelpipe.security.auth import CALLER_KEY, Authenticator, _db
 from pixelpipe.settings import Settings
@@ -37,6 +38,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+UPLOAD_PATHS = frozenset({"/v1/images/edits", "/v1/images/variations"})
 BODY_KEY = "pixelpipe.body"  # the request body InputLimits read whole (scope entry)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -55,9 +57,15 @@ class PayloadTooLarge(PixelpipeError):
 
 
 async def _send_problem(
-    send: Send, exc: PixelpipeError, extra: dict[str, str] | None = None
+    scope: MutableMapping[str, Any],
+    send: Send,
+    exc: PixelpipeError,
+    extra: dict[str, str] | None = None,
 ) -> None:
-    response = problem_response(exc)
+    """problem+json, or OpenAI's error envelope on the OpenAI-compatible routes (the SDKs then
+    raise with our message instead of a bare "Error code: 401")."""
+    method, path = str(scope.get("method", "GET")), str(scope.get("path", ""))
+    response = error_for(method, path, exc)
     for name, value in (extra or {}).items():
         response.headers[name] = value
     await send(
@@ -106,18 +114,18 @@ class Authenticate:
         try:
             decision = await self.auth.check(scope, _db(scope))
         except Unauthorized as exc:
-            await _send_problem(send, exc, {"WWW-Authenticate": 'Bearer realm="pixelpipe"'})
+            await _send_problem(scope, send, exc, {"WWW-Authenticate": 'Bearer realm="pixelpipe"'})
             return
         except DatabaseUnavailable as exc:  # could not tell whether keys exist: never anonymous
-            await _send_problem(send, exc, {"Retry-After": "1"})
+            await _send_problem(scope, send, exc, {"Retry-After": "1"})
             return
         except PixelpipeError as exc:
-            await _send_problem(send, exc)
+            await _send_problem(scope, send, exc)
             return
         except (DBAPIError, PoolTimeout) as exc:  # key lookup while the database is locked
             log.warning("API key check answered 503: %s", type(exc).__name__)
             busy = DatabaseUnavailable("the database is busy; retry in a moment", retry_after=1)
-            await _send_problem(send, busy, {"Retry-After": "1"})
+            await _send_problem(scope, send, busy, {"Retry-After": "1"})
             return
         scope[CALLER_KEY] = decision.caller
         await self.app(scope, receive, send)
@@ -126,14 +134,24 @@ class Authenticate:
 class InputLimits:
     """Buffer request bodies (they are small by contract) to enforce size and JSON depth."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_json_depth: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_json_depth: int,
+        max_upload_bytes: int = 25 * 1024 * 1024,
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_depth = max_json_depth
+        self.max_upload = max_upload_bytes
 
     def limit_for(self, path: str) -> int:
         if path.startswith("/v1/webhooks/"):
             return max(self.max_body, WEBHOOK_MAX_BODY_BYTES)
+        if path in UPLOAD_PATHS:
+            return max(self.max_body, self.max_upload)
         return self.max_body
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
@@ -144,7 +162,7 @@ class InputLimits:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _send_problem(send, _too_large(limit))
+            await _send_problem(scope, send, _too_large(limit))
             return
         body = bytearray()
         more = True
@@ -155,11 +173,11 @@ class InputLimits:
             body += message.get("body", b"")
             more = bool(message.get("more_body"))
             if len(body) > limit:
-                await _send_problem(send, _too_large(limit))
+                await _send_problem(scope, send, _too_large(limit))
                 return
         if b"json" in headers.get(b"content-type", b"") and too_deep(bytes(body), self.max_depth):
             detail = f"JSON nested deeper than {self.max_depth} levels; flatten the document"
-            await _send_problem(send, InvalidRequest(detail, field="body"))
+            await _send_problem(scope, send, InvalidRequest(detail, field="body"))
             return
         scope[BODY_KEY] = bytes(body)  # handlers that know the key skip re-reading the stream
         await self.app(scope, replay_body(scope[BODY_KEY], receive), send)
@@ -218,6 +236,7 @@ def install(app: FastAPI, settings: Settings) -> Authenticator:
         InputLimits,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
+        max_upload_bytes=settings.max_upload_bytes,
     )
     app.add_middleware(Authenticate, auth=auth)
     app.add_middleware(SecurityHeaders)

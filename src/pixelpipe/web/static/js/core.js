@@ -96,7 +96,7 @@ let modelsPromise = null;
 /** The catalog (GET /v1/models), fetched once per page. */
 export function loadModels() {
   if (!modelsPromise) {
-    modelsPromise = api("/v1/models").then((r) => r.data).catch((err) => { modelsPromise = null; throw err; });
+    modelsPromise = api("/v1/models").then((r) => r.data.data).catch((err) => { modelsPromise = null; throw err; });
   }
   return modelsPromise;
 }
