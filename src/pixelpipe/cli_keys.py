@@ -90,7 +90,12 @@ def keys_create(
 
     async def go(db: Database) -> tuple[str, str, list[str], str | None]:
         key, secret = await create_key(
-            db, name=name, scopes=scopes.split(","), rpm=rpm, webhook_url=webhook
+            db,
+            name=name,
+            scopes=scopes.split(","),
+            rpm=rpm,
+            webhook_url=webhook,
+            settings=load_settings(),  # the server's webhook rules (private hosts allowed?)
         )
         for period, usd in (("day", daily_usd), ("month", monthly_usd)):
             if usd is not None:
@@ -174,7 +179,8 @@ def keys_set_webhook(
         raise typer.Exit(2)
 
     async def go(db: Database) -> str | None:
-        return (await set_key_webhook(db, key_id, None if clear else url)).webhook_url
+        hook = None if clear else url
+        return (await set_key_webhook(db, key_id, hook, load_settings())).webhook_url
 
     hook = _run(go)
     if hook is None:

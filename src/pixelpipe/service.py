@@ -20,7 +20,7 @@ from pixelpipe.jobs.ids import is_job_id, new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import content_key
 from pixelpipe.ledger.base import Charge, Price
-from pixelpipe.notify.hooks import check_webhook_url
+from pixelpipe.notify.destinations import check_webhook_url
 from pixelpipe.queue.local import Handoff, LocalQueue
 from pixelpipe.safety import check_prompt
 
@@ -60,7 +60,7 @@ def prepare(svc: Services, body: GenerationRequest) -> CanonicalRequest:
     if req.negative_prompt:
         check_prompt(req.negative_prompt, svc.rules, field="negative_prompt")
     if body.webhook is not None:
-        check_webhook_url(body.webhook)
+        check_webhook_url(body.webhook, svc.settings)  # the rule its delivery will apply
     return req
 
 

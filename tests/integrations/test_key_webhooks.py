@@ -23,7 +23,12 @@ pytestmark = pytest.mark.slow
 def _keys(data_dir: Path, *args: str) -> str:
     done = subprocess.run(
         [*CLI, "keys", *args],
-        env={**os.environ, "PIXELPIPE_DATA_DIR": str(data_dir)},
+        # the server's webhook rule: its receiver is on 127.0.0.1 (refused without the opt-in)
+        env={
+            **os.environ,
+            "PIXELPIPE_DATA_DIR": str(data_dir),
+            "PIXELPIPE_WEBHOOK_ALLOW_PRIVATE": "true",
+        },
         capture_output=True,
         text=True,
         timeout=120,

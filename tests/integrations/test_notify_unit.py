@@ -14,7 +14,7 @@ from pixelpipe.bootstrap import Services, build_services
 from pixelpipe.errors import ConfigError, InvalidRequest
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.notify.deliver import WebhookDeliverer, parse_schedule
-from pixelpipe.notify.hooks import check_webhook_url
+from pixelpipe.notify.destinations import check_webhook_url
 from pixelpipe.notify.outbox import DELIVERED, FAILED, PENDING
 from pixelpipe.notify.signing import headers, webhook_secret
 from pixelpipe.service import submit
@@ -22,18 +22,31 @@ from pixelpipe.settings import load_settings
 from tests.integrations.conftest import WEBHOOK_SECRET
 
 
-@pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Services]:
+async def _services(tmp_path: Path, **overrides: object) -> AsyncIterator[Services]:
     settings = load_settings(
         data_dir=tmp_path / "data",
         webhook_secret=WEBHOOK_SECRET,
         webhook_retry_schedule_s="10,20",
+        **overrides,
     )
     services = await build_services(settings)
     try:
         yield services
     finally:
         await services.aclose()
+
+
+@pytest.fixture
+async def svc(tmp_path: Path) -> AsyncIterator[Services]:
+    async for services in _services(tmp_path):
+        yield services
+
+
+@pytest.fixture
+async def private_svc(tmp_path: Path) -> AsyncIterator[Services]:
+    """PIXELPIPE_WEBHOOK_ALLOW_PRIVATE=true: a loopback webhook is accepted when submitted."""
+    async for services in _services(tmp_path, webhook_allow_private=True):
+        yield services
 
 
 def deliverer(svc: Services, answer: httpx.Response | Exception) -> tuple[WebhookDeliverer, list]:  # type: ignore[type-arg]
@@ -112,15 +125,16 @@ async def test_retry_after_wins_and_gone_stops(svc: Services) -> None:
 
 
 async def test_connection_errors_retry_and_private_destinations_are_refused(
-    svc: Services,
+    private_svc: Services,
 ) -> None:
+    svc = private_svc  # queued while private hosts were allowed, refused once they are not
     job_id = await finished_job(svc, "http://127.0.0.1:9/hook")
     d, seen = deliverer(svc, httpx.ConnectError("refused"))
     await d.deliver_due()
     row = await d.outbox.for_job(job_id)
     assert row is not None and row.status == PENDING and "ConnectError" in (row.last_error or "")
     await d.outbox.retry_at(row.id, 0.0, None, "x")
-    d.check_addresses = True  # the default without PIXELPIPE_WEBHOOK_ALLOW_PRIVATE
+    d.check_addresses = True  # as without PIXELPIPE_WEBHOOK_ALLOW_PRIVATE
     await d.deliver_due()
     row = await d.outbox.for_job(job_id)
     assert row is not None and row.status == FAILED and "refused" in (row.last_error or "")

@@ -11,6 +11,7 @@ and :class:`~pixelpipe.errors.ImageInvalid`.
 from pixelpipe.fetch.guard import (
     FetchPolicy,
     check_url,
+    check_url_form,
     describe_url,
     fetch_output,
     fetch_url,
@@ -39,6 +40,7 @@ __all__ = [
     "FetchPolicy",
     "VerifiedImage",
     "check_url",
+    "check_url_form",
     "describe_url",
     "fetch_output",
     "fetch_url",

@@ -11,11 +11,15 @@ that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Callable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# what the resolver reads as an IPv4 address in a legacy spelling: 2130706433, 0x7f.1, 127.1
+_LEGACY_IPV4 = re.compile(r"^[0-9][0-9a-fA-FxX.]*$")
 
 # Order matters: 169.254/16 is also "private" to Python; name the more specific reason first.
 _REFUSALS: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
@@ -34,6 +38,25 @@ def parse_ip(text: str) -> IPAddress | None:
         return ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         return None
+
+
+def literal_ip(host: str) -> IPAddress | None:
+    """The address a host *spells* without any DNS: a plain IPv4/IPv6 literal, or an IPv4 address
+    in one of the legacy numeric forms the system resolver accepts (``2130706433``, ``0x7f.1``,
+    ``127.1``, octal parts) — the address a connection to ``host`` would reach. None for a name."""
+    ip = parse_ip(host)
+    if ip is not None or not _LEGACY_IPV4.match(host):
+        return ip
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def is_loopback_name(host: str) -> bool:
+    """``localhost`` and ``*.localhost``: loopback by definition (RFC 6761), whatever DNS says."""
+    host = host.lower().rstrip(".")
+    return host == "localhost" or host.endswith(".localhost")
 
 
 def refusal_reason(ip: IPAddress, *, allow_loopback: bool = False) -> str | None:

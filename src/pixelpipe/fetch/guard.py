@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from pixelpipe.errors import OutputBlocked, OutputFetchError
-from pixelpipe.fetch.addresses import IPAddress, parse_ip, refusal_reason
+from pixelpipe.fetch.addresses import IPAddress, literal_ip, parse_ip, refusal_reason
 from pixelpipe.fetch.datauri import decode_data_uri, is_data_uri
 from pixelpipe.providers.base import Output
 
@@ -106,18 +106,40 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
 
 async def check_url(url: httpx.URL, policy: FetchPolicy) -> None:
     """Raise OutputBlocked unless ``url`` may be fetched (scheme, host, resolved addresses)."""
-    allowed_schemes = ("https", "http") if policy.allow_http_and_loopback else ("https",)
-    if url.scheme not in allowed_schemes:
-        raise _blocked(url, f"scheme {url.scheme!r} is not allowed")
-    if url.userinfo:
-        raise _blocked(url, "credentials in the URL are not allowed")
-    host = url.raw_host.decode("ascii").lower().rstrip(".")
-    if not host:
-        raise _blocked(url, "no host")
-    if not host_allowed(host, policy.allowed_hosts):
-        raise _blocked(url, f"host {host} is not in the allowlist")
+    try:
+        host = check_url_form(url, policy)
+    except OutputBlocked as exc:
+        log.warning("fetch guard refused %s: %s", describe_url(url), exc.extra.get("reason"))
+        raise
+    if literal_ip(host) is not None:
+        return  # the address itself was judged by check_url_form
     for ip in await _addresses(host, url.port or _DEFAULT_PORTS[url.scheme]):
         _refuse_address(url, ip, policy)
+
+
+def check_url_form(url: httpx.URL, policy: FetchPolicy) -> str:
+    """What can be refused from the URL as written, without DNS (returns its host): the scheme,
+    credentials, the allowlist and a host that spells an address (:func:`literal_ip`). A name is
+    judged by :func:`check_url` from the addresses it resolves to. Raises OutputBlocked (not
+    logged)."""
+    allowed_schemes = ("https", "http") if policy.allow_http_and_loopback else ("https",)
+    if url.scheme not in allowed_schemes:
+        raise _refused(url, f"scheme {url.scheme!r} is not allowed")
+    if url.userinfo:
+        raise _refused(url, "credentials in the URL are not allowed")
+    host = url.raw_host.decode("ascii").lower().rstrip(".")
+    if not host:
+        raise _refused(url, "no host")
+    if not host_allowed(host, policy.allowed_hosts):
+        raise _refused(url, f"host {host} is not in the allowlist")
+    ip = literal_ip(host)
+    if ip is not None:
+        reason = refusal_reason(ip, allow_loopback=policy.allow_http_and_loopback)
+        if reason is not None:
+            spelled = host.strip("[]")
+            said = spelled if str(ip) == spelled else f"{spelled} means {ip}"
+            raise _refused(url, f"{said} ({reason})")
+    return host
 
 
 def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
@@ -148,7 +170,7 @@ def _parse(url: str) -> httpx.URL:
 
 
 async def _addresses(host: str, port: int) -> list[IPAddress]:
-    literal = parse_ip(host)
+    literal = literal_ip(host)
     addresses = [literal] if literal is not None else await resolve_host(host, port)
     if not addresses:
         raise OutputFetchError(f"output host {host} has no address", transient=True)
@@ -162,9 +184,12 @@ def _refuse_address(url: httpx.URL, ip: IPAddress, policy: FetchPolicy) -> None:
 
 
 def _blocked(url: httpx.URL, reason: str) -> OutputBlocked:
-    where = describe_url(url)
-    log.warning("fetch guard refused %s: %s", where, reason)
-    return OutputBlocked(f"refused to fetch {where}: {reason}", reason=reason)
+    log.warning("fetch guard refused %s: %s", describe_url(url), reason)
+    return _refused(url, reason)
+
+
+def _refused(url: httpx.URL, reason: str) -> OutputBlocked:
+    return OutputBlocked(f"refused to fetch {describe_url(url)}: {reason}", reason=reason)
 
 
 async def _fetch(

@@ -6,7 +6,8 @@ are not followed), a timeout or a connection error is retried on the schedule in
 24 h after the first attempt, each ±10 % jitter; a larger ``Retry-After`` wins), then the row is
 marked ``failed``. ``410 Gone`` stops at once. Destinations must be public ``https`` hosts unless
 ``PIXELPIPE_WEBHOOK_ALLOW_PRIVATE`` (or test mode, loopback only) says otherwise; the address
-check runs on every attempt. The loop runs beside the worker and never blocks it.
+check runs on every attempt, and the same rule refuses such a URL when it is given
+(:mod:`pixelpipe.notify.destinations`). The loop runs beside the worker and never blocks it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import httpx
 from pixelpipe import __version__
 from pixelpipe.errors import ConfigError, OutputBlocked
 from pixelpipe.fetch import FetchPolicy, check_url
+from pixelpipe.notify.destinations import webhook_policy
 from pixelpipe.notify.outbox import Delivery
 from pixelpipe.notify.signing import headers as signed_headers
 from pixelpipe.notify.signing import webhook_secret
@@ -71,9 +73,9 @@ class WebhookDeliverer:
         self.outbox = hooks.outbox
         self.schedule = parse_schedule(svc.settings.webhook_retry_schedule_s)
         self.secret = webhook_secret(svc.settings)
-        allow_private = svc.settings.webhook_allow_private
-        self.policy = FetchPolicy(allow_http_and_loopback=svc.settings.test_mode)
-        self.check_addresses = not allow_private
+        policy = webhook_policy(svc.settings)  # the rule submit applied (notify.destinations)
+        self.policy = policy or FetchPolicy(allow_http_and_loopback=svc.settings.test_mode)
+        self.check_addresses = policy is not None
         self.http = httpx.AsyncClient(
             timeout=TIMEOUT_S,
             follow_redirects=False,

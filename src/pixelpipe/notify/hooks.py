@@ -198,31 +198,3 @@ def _next(messages: AsyncIterator[str]) -> asyncio.Future[Any]:
 
 def _never() -> asyncio.Future[Any]:
     return asyncio.get_running_loop().create_future()
-
-
-MAX_URL_CHARS = 2000
-
-
-def check_webhook_url(url: str) -> None:
-    """Intake check of a completion-webhook URL (the address itself is checked when sending)."""
-    from urllib.parse import urlsplit
-
-    from pixelpipe.errors import InvalidRequest
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        host = None
-        parts = None
-    if len(url) > MAX_URL_CHARS:
-        raise InvalidRequest(
-            f"webhook URL has {len(url)} characters; the limit is {MAX_URL_CHARS}", field="webhook"
-        )
-    if parts is None or parts.scheme not in ("https", "http") or not host:
-        raise InvalidRequest(
-            "webhook must be an absolute http(s) URL, e.g. https://example.com/hooks/pixelpipe",
-            field="webhook",
-        )
-    if parts.username or parts.password:
-        raise InvalidRequest("webhook URL must not contain credentials", field="webhook")

@@ -24,12 +24,16 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, update
 
 from pixelpipe.db import Database
 from pixelpipe.errors import InvalidRequest, NotFound
 from pixelpipe.security.tables import api_keys
+
+if TYPE_CHECKING:
+    from pixelpipe.settings import Settings
 
 SCOPES = ("generate", "read", "admin")
 DEFAULT_SCOPES = ("generate", "read")
@@ -102,14 +106,15 @@ def _row_to_key(row: object) -> ApiKey:
     )
 
 
-def check_key_webhook(url: str) -> str:
-    """The URL a key's webhook is set to, checked as a per-request ``webhook`` is (raises
-    InvalidRequest saying what to fix)."""
-    from pixelpipe.notify.hooks import check_webhook_url
+def check_key_webhook(url: str, settings: Settings | None = None) -> str:
+    """The URL a key's webhook is set to, checked as a per-request ``webhook`` is, under the
+    server's ``settings`` (None: public https hosts only); raises InvalidRequest saying what to
+    fix."""
+    from pixelpipe.notify.destinations import check_webhook_url
 
     url = url.strip()
     try:
-        check_webhook_url(url)
+        check_webhook_url(url, settings)
     except InvalidRequest as exc:
         raise InvalidRequest(
             f"invalid key webhook {url!r}: {exc.detail} (or leave it unset: the key's jobs then "
@@ -126,10 +131,12 @@ async def create_key(
     scopes: Iterable[str] = DEFAULT_SCOPES,
     rpm: int = DEFAULT_RPM,
     webhook_url: str | None = None,
+    settings: Settings | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key; returns it and the full key string (the only time it exists in clear)."""
+    """Store a new key; returns it and the full key string (the only time it exists in clear).
+    ``settings``: the server's, whose webhook rules ``webhook_url`` must pass."""
     chosen = parse_scopes(scopes)
-    webhook = check_key_webhook(webhook_url) if webhook_url is not None else None
+    webhook = check_key_webhook(webhook_url, settings) if webhook_url is not None else None
     if rpm < 0:
         raise InvalidRequest("--rpm cannot be negative (0 = no rate limit)")
     if len(name) > 100:
@@ -187,10 +194,13 @@ async def revoke_key(db: Database, key_id: str) -> ApiKey:
     return key
 
 
-async def set_key_webhook(db: Database, key_id: str, webhook_url: str | None) -> ApiKey:
+async def set_key_webhook(
+    db: Database, key_id: str, webhook_url: str | None, settings: Settings | None = None
+) -> ApiKey:
     """Set (a URL) or clear (None) the default completion webhook of a key; jobs started from now
-    on use it (every request reads the key's row, so no restart is needed)."""
-    url = check_key_webhook(webhook_url) if webhook_url is not None else None
+    on use it (every request reads the key's row, so no restart is needed). ``settings``: the
+    server's, whose webhook rules the URL must pass."""
+    url = check_key_webhook(webhook_url, settings) if webhook_url is not None else None
     async with db.begin() as conn:
         await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(webhook_url=url))
     key = await get_key(db, key_id)
