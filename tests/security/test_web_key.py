@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,11 +34,7 @@ def test_page_asks_for_a_key_keeps_it_in_local_storage_and_generates(tmp_path: P
         timeout=60,
     )
     key = json.loads(made.stdout)["key"]
-    prompts: list[str] = []
-
-    def answer(dialog: Any) -> None:
-        prompts.append(dialog.message)
-        dialog.accept(key)
+    native: list[str] = []
 
     with (
         Server(data) as srv,
@@ -47,12 +42,30 @@ def test_page_asks_for_a_key_keeps_it_in_local_storage_and_generates(tmp_path: P
     ):
         browser = pw.chromium.launch(executable_path=web.CHROMIUM, args=web.CHROMIUM_ARGS)
         try:
-            ctx = browser.new_context()
+            ctx = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
             page = ctx.new_page()
-            page.on("dialog", answer)
+            page.on("dialog", lambda d: (native.append(d.message), d.dismiss()))
             page.goto(srv.url + "/")
-            # the page is ready once the catalog (which needs the key) is on it: filling the
-            # prompt earlier races the page's own start-up on a loaded machine
+            # one dialog, however many requests were refused; it says what a key is, where to
+            # get one, where it is kept and how to forget it
+            dialog = page.get_by_role("dialog", name="API key needed")
+            expect(dialog).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("dialog")).to_have_count(1)
+            for words in ("pixelpipe keys create", "pp_", "stays in this browser", "Forget"):
+                expect(dialog).to_contain_text(words)
+            field = dialog.get_by_label("API key")
+            expect(field).to_be_focused()  # keyboard: type, Enter
+            expect(field).to_have_attribute("type", "password")
+            field.fill("not-a-key")
+            field.press("Enter")
+            expect(dialog.locator("#api-key-error")).to_contain_text("start with pp_")
+            expect(dialog).to_be_visible()
+            box = dialog.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+            field.fill(key)
+            field.press("Enter")
+            expect(dialog).to_be_hidden()
+            # the page is ready once the catalog (which needs the key) is on it
             expect(page.locator("#model-list input").first).to_be_attached(timeout=30_000)
             page.get_by_label("Prompt", exact=True).fill("a lighthouse, with a key")
             page.get_by_role("button", name="Generate", exact=True).click()
@@ -63,7 +76,18 @@ def test_page_asks_for_a_key_keeps_it_in_local_storage_and_generates(tmp_path: P
             cookies = ctx.cookies()
             page.reload()
             expect(page.get_by_label("Prompt", exact=True)).to_be_visible()
+            expect(page.locator("#model-list input").first).to_be_attached(timeout=30_000)
+            expect(page.get_by_role("dialog")).to_have_count(0)  # remembered: not asked again
+
+            # forgetting it (footer button) asks again on the next load; Esc cancels the dialog
+            page.get_by_role("button", name="Forget API key").click()
+            assert page.evaluate("localStorage.getItem('pixelpipe.apiKey')") is None
+            expect(page.get_by_role("button", name="Forget API key")).to_be_hidden()
+            page.reload()
+            expect(dialog).to_be_visible(timeout=30_000)
+            page.keyboard.press("Escape")
+            expect(dialog).to_be_hidden()
         finally:
             browser.close()
-    assert len(prompts) == 1 and "API key" in prompts[0]  # asked once, then remembered
+    assert native == []  # no window.prompt() any more
     assert stored == key and cookies == []

@@ -37,18 +37,11 @@ function syncSelection() {
   estimateSoon();
 }
 
+/** Only what the link asked for (``?models=``, e.g. "Compare" on an image): nothing paid is
+ * ticked behind the user's back, so clicking the models you want selects exactly those. */
 function defaultSelection(wanted) {
   const names = S.models.map((m) => m.name);
-  const picked = wanted.filter((n) => names.includes(n));
-  for (const m of S.models) {
-    if (picked.length >= 3) break;
-    if (!picked.includes(m.name) && m.name !== "preview") picked.push(m.name);
-  }
-  for (const m of S.models) {
-    if (picked.length >= MIN) break;
-    if (!picked.includes(m.name)) picked.push(m.name);
-  }
-  return picked.slice(0, MAX);
+  return [...new Set(wanted.filter((n) => names.includes(n)))].slice(0, MAX);
 }
 
 const estimateSoon = debounce(runEstimate, 300);

@@ -43,15 +43,20 @@ export function apiKey() {
   try { return localStorage.getItem(KEY_STORE) || ""; } catch { return ""; }
 }
 
+export function saveApiKey(key) {
+  try { localStorage.setItem(KEY_STORE, key); return true; } catch { return false; }
+}
+
+export function forgetApiKey() {
+  try { localStorage.removeItem(KEY_STORE); } catch { /* private mode: nothing was stored */ }
+}
+
+// One dialog at a time, however many requests were refused at once (dialogs.js: <dialog>).
 function askForKey(detail) {
   if (!asking) {
-    asking = Promise.resolve().then(() => {
-      const entered = window.prompt(`${detail || "This server needs an API key."}\n\nPaste an API key (pp_…):`);
-      if (entered && entered.trim()) {
-        try { localStorage.setItem(KEY_STORE, entered.trim()); return true; } catch { return false; }
-      }
-      return false;
-    }).finally(() => { setTimeout(() => { asking = null; }, 0); });
+    asking = import("./dialogs.js")
+      .then((m) => m.askForKeyDialog(detail))
+      .finally(() => { setTimeout(() => { asking = null; }, 0); });
   }
   return asking;
 }

@@ -3,11 +3,12 @@
 
 import {
   $, api, loadModels, h, icon, tag, fadeImg, fmtDuration, fmtRelative, costOf, debounce, onJobEvent,
-  modelLabel, describeProblem, problemBox, TERMINAL, announce,
+  modelLabel, describeProblem, problemBox, TERMINAL, announce, toast,
 } from "./core.js";
+import { confirmDialog } from "./dialogs.js";
 
 const PAGE = 24;
-const S = { models: [], cursor: null, loading: false, done: false, ids: new Set(), gen: 0, filters: {} };
+const S = { models: [], cursor: null, loading: false, done: false, ids: new Set(), jobs: new Map(), gen: 0, filters: {}, open: null };
 
 function readFilters() {
   const p = new URLSearchParams(location.search);
@@ -29,6 +30,7 @@ function query(cursor) {
 }
 
 export function card(job, models) {
+  S.jobs.set(job.id, job);
   const r = job.request || {};
   const cost = costOf(job);
   const label = modelLabel(models, job.model);
@@ -41,13 +43,16 @@ export function card(job, models) {
   } else {
     thumb = h("div", { class: "state skeleton" }, h("span", { class: "spinner" }), "Generating…");
   }
+  const zoom = job.status === "succeeded" && job.image
+    ? h("button", { type: "button", class: "g-zoom", "aria-label": `View larger: ${r.prompt}`, "aria-haspopup": "dialog" })
+    : null;
   const badges = h("div", { class: "badges" },
     job.cached ? tag("Cached", "success", "zap", "Served from the cache: $0") : null,
     job.group ? tag("Comparison", "accent", "columns") : null);
   const time = job.cached ? "instant" : job.timings && job.timings.duration_s != null ? fmtDuration(job.timings.duration_s) : "–";
   return h("li", { class: "g-item", dataset: { id: job.id, status: job.status } },
     h("article", { class: "g-card" },
-      h("div", { class: "g-thumb" }, thumb, badges),
+      h("div", { class: "g-thumb" }, thumb, badges, zoom),
       h("div", { class: "g-body" },
         h("a", { class: "g-link g-prompt", href: `/jobs/${job.id}`, title: r.prompt }, r.prompt),
         h("div", { class: "g-meta" },
@@ -72,6 +77,7 @@ async function loadPage(reset = false) {
     S.cursor = null;
     S.done = false;
     S.ids.clear();
+    S.jobs.clear();
     grid.replaceChildren(...skeletons(8));
     $("#gallery-empty").hidden = true;
     $("#gallery-end").hidden = true;
@@ -169,6 +175,113 @@ async function onLiveJob(ev) {
   if (job.status === "succeeded") announce("A new image was added to the gallery");
 }
 
+// ---- lightbox: the loaded images one by one (arrows, Esc, swipe), with delete ---------------------
+
+function viewable() {
+  return [...document.querySelectorAll("#gallery li.g-item")].filter((li) => li.querySelector(".g-zoom")).map((li) => li.dataset.id);
+}
+
+function showInLightbox(id) {
+  const job = S.jobs.get(id);
+  if (!job) return;
+  S.open = id;
+  const ids = viewable();
+  const at = ids.indexOf(id);
+  const img = $("#lb-img");
+  img.src = job.image.url;
+  img.alt = job.request.prompt;
+  $("#lb-prompt").textContent = job.request.prompt;
+  const cost = costOf(job);
+  $("#lb-meta").textContent = [modelLabel(S.models, job.model), `${job.request.width} × ${job.request.height}`, cost.text, fmtRelative(job.timings.created_at)].join(" · ");
+  $("#lb-count").textContent = `${at + 1} of ${ids.length}${S.done ? "" : "+"}`;
+  $("#lb-details").href = `/jobs/${job.id}`;
+  $("#lb-prev").disabled = at <= 0;
+  $("#lb-next").disabled = at >= ids.length - 1 && S.done;
+}
+
+async function step(delta) {
+  if (!S.open) return;
+  let ids = viewable();
+  let at = ids.indexOf(S.open) + delta;
+  if (at >= ids.length && !S.done) { // past the last loaded image: fetch the next page
+    await loadPage();
+    ids = viewable();
+  }
+  at = Math.max(0, Math.min(ids.length - 1, at));
+  if (ids[at] && ids[at] !== S.open) showInLightbox(ids[at]);
+}
+
+async function deleteOpen() {
+  const job = S.jobs.get(S.open);
+  if (!job) return;
+  const sure = await confirmDialog({
+    title: "Delete this image?",
+    text: "The generation and its image are deleted for good (the image file stays only while another generation shares it). What it cost stays in the cost history.",
+  });
+  if (!sure) return;
+  const ids = viewable();
+  const at = ids.indexOf(job.id);
+  try {
+    await api(`/v1/generations/${encodeURIComponent(job.id)}`, { method: "DELETE" });
+  } catch (err) {
+    toast(describeProblem(err.problem).detail || "Delete failed", "alert");
+    return;
+  }
+  removeCard(job.id);
+  toast("Image deleted", "trash");
+  const rest = viewable();
+  if (!rest.length) { $("#lightbox").close(); return; }
+  showInLightbox(rest[Math.min(at, rest.length - 1)]);
+}
+
+function removeCard(id) {
+  const li = $(`#gallery li[data-id="${CSS.escape(id)}"]`);
+  if (li) li.remove();
+  S.ids.delete(id);
+  S.jobs.delete(id);
+  $("#gallery-status").textContent = `${S.ids.size} image${S.ids.size === 1 ? "" : "s"} shown`;
+  if (S.ids.size === 0 && S.done) showEmpty();
+}
+
+function initLightbox() {
+  const dlg = $("#lightbox");
+  $("#gallery").addEventListener("click", (e) => {
+    const btn = e.target.closest(".g-zoom");
+    if (!btn) return;
+    showInLightbox(btn.closest("li").dataset.id);
+    dlg.showModal();
+    $("#lb-close").focus();
+  });
+  $("#lb-prev").addEventListener("click", () => step(-1));
+  $("#lb-next").addEventListener("click", () => step(1));
+  $("#lb-close").addEventListener("click", () => dlg.close());
+  $("#lb-delete").addEventListener("click", deleteOpen);
+  dlg.addEventListener("keydown", (e) => {
+    if (e.key === "ArrowLeft") { e.preventDefault(); step(-1); }
+    else if (e.key === "ArrowRight") { e.preventDefault(); step(1); }
+  });
+  dlg.addEventListener("close", () => {
+    const li = S.open && $(`#gallery li[data-id="${CSS.escape(S.open)}"] .g-zoom`);
+    S.open = null;
+    $("#lb-img").removeAttribute("src");
+    if (li) li.focus();
+  });
+  // a horizontal swipe on the image: previous / next
+  let start = null;
+  const stage = $("#lb-stage");
+  stage.addEventListener("pointerdown", (e) => {
+    start = e.target.closest("button") ? null : { x: e.clientX, y: e.clientY };
+  });
+  stage.addEventListener("pointercancel", () => { start = null; });
+  stage.addEventListener("pointerup", (e) => {
+    if (!start) return;
+    const dx = e.clientX - start.x;
+    const dy = e.clientY - start.y;
+    start = null;
+    if (Math.abs(dx) > 50 && Math.abs(dx) > 1.5 * Math.abs(dy)) step(dx < 0 ? 1 : -1);
+  });
+}
+
 export async function init() {
   S.filters = readFilters();
   $("#q").value = S.filters.q;
@@ -205,5 +318,6 @@ export async function init() {
     }, { rootMargin: "600px 0px" }).observe($("#sentinel"));
   }
   onJobEvent(onLiveJob);
+  initLightbox();
   await loadPage(true);
 }

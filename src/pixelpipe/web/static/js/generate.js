@@ -16,16 +16,23 @@ const S = {
   estimateCtl: null,
   live: null,
   retryTimer: null,
+  busy: false,
+  blocked: null, // why the estimate says this prompt will be blocked (Generate is disabled)
 };
 
 // ---- models --------------------------------------------------------------------------------
 
+function lowestPrice(m) {
+  const prices = Object.values(m.price_usd || {}).filter((p) => p !== null && p !== undefined).map(Number);
+  return prices.length ? Math.min(...prices) : Infinity; // unpriced models come last
+}
+
+/** The model used last in this browser, else the cheapest (nothing is spent by surprise). */
 function defaultModel(models) {
   let saved = null;
   try { saved = localStorage.getItem("pp-model"); } catch { /* ignore */ }
   if (saved && models.some((m) => m.name === saved)) return saved;
-  const real = models.find((m) => m.name === "flux-schnell") || models.find((m) => m.name !== "preview");
-  return (real || models[0]).name;
+  return models.reduce((best, m) => (lowestPrice(m) < lowestPrice(best) ? m : best), models[0]).name;
 }
 
 function renderModels() {
@@ -137,17 +144,41 @@ async function runEstimate() {
     value.title = data.usd === null ? "No price is known for this model and provider" : `Exactly $${data.usd} (price list ${data.price_version})`;
     meta.className = "estimate-meta";
     meta.textContent = `${fmtLatency(S.model.typical_latency_s)} · via ${data.provider}`;
-    clearFieldErrors(false);
+    clearFieldErrors(Boolean(S.blocked));
+    setBlocked(null);
   } catch (err) {
     if (err.name === "AbortError") return;
     value.className = "estimate-value loading";
     value.textContent = "–";
     meta.className = "estimate-meta warn";
     const p = err.problem || {};
-    if (p.code === "prompt_blocked") meta.textContent = `This prompt will be blocked: ${describeProblem(p).detail}`;
-    else if (p.code === "invalid_request") meta.textContent = describeProblem(p).detail || "Check the settings";
+    if (p.code === "prompt_blocked") {
+      meta.textContent = `This prompt will be blocked: ${describeProblem(p).detail}`;
+      setBlocked(p);
+    } else if (p.code === "invalid_request") meta.textContent = describeProblem(p).detail || "Check the settings";
     else meta.textContent = describeProblem(p).title;
+    if (p.code !== "prompt_blocked") setBlocked(null);
   }
+}
+
+/** The estimate said the prompt will be blocked: Generate is disabled and the field says why. */
+function setBlocked(problem) {
+  S.blocked = problem ? describeProblem(problem).detail || "it breaks this server's content rules." : null;
+  const btn = $("#generate-btn");
+  btn.disabled = S.busy || Boolean(S.blocked);
+  if (!S.blocked) {
+    btn.removeAttribute("aria-describedby");
+    btn.title = "";
+    return;
+  }
+  const field = problem.field === "negative_prompt" ? "negative_prompt" : "prompt";
+  $(FIELD_INPUT[field]).setAttribute("aria-invalid", "true");
+  const where = field === "prompt" ? "This prompt will be blocked" : "The negative prompt will be blocked";
+  const el = $("#prompt-error");
+  el.replaceChildren(icon("shield"), `${where}: ${S.blocked} Rephrase it to generate; nothing is spent.`);
+  el.hidden = false;
+  btn.setAttribute("aria-describedby", "prompt-error");
+  btn.title = "Generate is off: the prompt would be refused";
 }
 
 // ---- field errors --------------------------------------------------------------------------------
@@ -176,7 +207,8 @@ function clearFieldErrors(all = true) {
 
 function setBusy(busy) {
   const btn = $("#generate-btn");
-  btn.disabled = busy;
+  S.busy = busy;
+  btn.disabled = busy || Boolean(S.blocked);
   btn.classList.toggle("is-busy", busy);
   btn.querySelector("span").textContent = busy ? "Sending…" : "Generate";
 }
@@ -188,6 +220,10 @@ async function submit(ev, attempt = 0) {
   const body = buildBody();
   if (!body.prompt) {
     showFieldError("prompt", "Write a prompt first: describe the image you want.");
+    $("#prompt").focus();
+    return;
+  }
+  if (S.blocked) { // Ctrl+Enter while Generate is disabled: the reason is already on the field
     $("#prompt").focus();
     return;
   }

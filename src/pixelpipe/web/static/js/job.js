@@ -6,6 +6,7 @@ import {
   toast, bodyFromJob, randomSeed, describeProblem, modelLabel, TERMINAL, fmtUsd, compareHref,
 } from "./core.js";
 import { LiveJob } from "./live.js";
+import { confirmDialog } from "./dialogs.js";
 
 const S = { models: [], job: null };
 
@@ -72,6 +73,7 @@ function renderSide(job) {
   }
   actions.push(h("a", { class: "btn btn-secondary", href: compareHref(job) }, icon("columns"), "Compare models"));
   actions.push(h("a", { class: "btn btn-secondary", href: editHref(job) }, icon("pencil"), "Edit in generator"));
+  if (!running) actions.push(h("button", { type: "button", class: "btn btn-danger", id: "delete-btn", onclick: remove }, icon("trash"), "Delete"));
 
   $("#job-side").replaceChildren(...[
     title,
@@ -104,6 +106,25 @@ async function again() {
     const info = describeProblem(err.problem);
     toast(info.title, "alert");
   }
+}
+
+async function remove() {
+  const sure = await confirmDialog({
+    title: "Delete this generation?",
+    text: "The generation and its image are deleted for good (the image file stays only while another generation shares it). What it cost stays in the cost history.",
+  });
+  if (!sure) return;
+  const btn = $("#delete-btn");
+  btn.disabled = true;
+  try {
+    await api(`/v1/generations/${encodeURIComponent(S.job.id)}`, { method: "DELETE" });
+  } catch (err) {
+    btn.disabled = false;
+    const info = describeProblem(err.problem);
+    toast(info.detail || info.title, "alert");
+    return;
+  }
+  location.assign("/gallery");
 }
 
 export async function init() {

@@ -2,6 +2,7 @@
 import { initShell } from "./core.js";
 
 initShell();
+import("./dialogs.js").then((m) => m.initKeyControls());
 
 const pages = {
   generate: () => import("./generate.js"),
