@@ -62,6 +62,9 @@ def test_page_asks_for_a_key_keeps_it_in_local_storage_and_generates(tmp_path: P
             expect(dialog).to_be_visible()
             box = dialog.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+            shots = os.environ.get("PIXELPIPE_WEB_SCREENSHOTS")  # refreshes docs/screenshots
+            if shots:
+                page.screenshot(path=str(Path(shots) / "key-dialog.png"), animations="disabled")
             field.fill(key)
             field.press("Enter")
             expect(dialog).to_be_hidden()

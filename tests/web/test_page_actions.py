@@ -52,9 +52,7 @@ def _overflow(page: Any) -> dict[str, float]:
     )
 
 
-def test_detail_actions_stay_inside_the_side_card(
-    fake_server: Server, new_page: Any, shots: Path
-) -> None:
+def test_detail_actions_stay_inside_the_side_card(fake_server: Server, new_page: Any) -> None:
     job = _finished(fake_server.url, prompt="a lighthouse on a cliff at dusk", model="flux-schnell")
     for width, height in DESKTOPS:
         page = new_page(width=width, height=height)
@@ -63,8 +61,6 @@ def test_detail_actions_stay_inside_the_side_card(
         expect(page.get_by_role("button", name="Delete")).to_be_visible()
         found = _overflow(page)
         assert found["past_card"] <= 0.5 and found["page"] <= 0, (width, found)
-        if width == 1366:
-            shot(page, shots, "detail")
 
 
 def test_phone_detail_has_no_blank_band_under_the_image(

@@ -274,6 +274,8 @@ def test_blocked_prompt_shows_the_reason(
     expect(generate).to_have_attribute("aria-describedby", "prompt-error")
     prompt.press("Control+Enter")  # the keyboard shortcut is off too: nothing is sent
     expect(page.locator("#stage .empty-stage")).to_be_visible()
+    expect(reason).to_be_visible()  # and the reason stays
+    expect(prompt).to_have_attribute("aria-invalid", "true")
     assert page.url.endswith("/")
     shot(page, shots, "error-blocked")
     prompt.fill("a lighthouse at dawn")  # rephrased: Generate comes back

@@ -216,14 +216,14 @@ function setBusy(busy) {
 async function submit(ev, attempt = 0) {
   if (ev) ev.preventDefault();
   clearTimeout(S.retryTimer);
+  if (S.blocked) { // Ctrl+Enter while Generate is disabled: the reason stays on the field
+    $("#prompt").focus();
+    return;
+  }
   clearFieldErrors();
   const body = buildBody();
   if (!body.prompt) {
     showFieldError("prompt", "Write a prompt first: describe the image you want.");
-    $("#prompt").focus();
-    return;
-  }
-  if (S.blocked) { // Ctrl+Enter while Generate is disabled: the reason is already on the field
     $("#prompt").focus();
     return;
   }
