@@ -89,7 +89,7 @@ export async function api(path, { method = "GET", body, signal, headers = {} } =
   if (res.status === 401 && !retried) {
     // sent before a key was entered (concurrent page-load requests): retry with it, don't ask again
     const stored = apiKey();
-    if ((stored && stored !== key) || (await askForKey(data && data.detail))) {
+    if ((stored && stored !== key) || (await askForKey(data && (data.detail || (data.error && data.error.message))))) {
       return api(path, { method, body, signal, headers }, true);
     }
   }
