@@ -11,6 +11,7 @@ import pytest
 from pixelpipe.errors import BudgetExceeded, InvalidRequest
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.ledger import Charge, Ledger, Price, UsageRow
+from pixelpipe.ledger.entry import LedgerEntry
 from pixelpipe.pricing import load_price_table
 
 from .conftest import TTL, HarnessFactory
@@ -219,6 +220,76 @@ async def test_empty_ledger_totals(make_harness: HarnessFactory) -> None:
     totals = await h.ledger.totals()
     assert (totals.spent_total_micros, totals.unpriced_events, totals.images) == (0, 0, 0)
     assert await h.ledger.usage("model") == []
+
+
+# --- attempts before money can be spent ----------------------------------------------------------
+
+
+def states(entries: list[LedgerEntry]) -> list[tuple[int, str, str, int | None]]:
+    return [
+        (e.charge.attempt, e.charge.provider_job_id, e.charge.state, e.amount_micros)
+        for e in entries
+    ]
+
+
+async def test_open_attempt_is_completed_by_its_charge(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.ledger.open_attempt(charge(amount=30_000))
+    await h.ledger.open_attempt(charge(amount=30_000))  # a retried step: still one row
+    assert states(await h.ledger.entries("j1")) == [(1, "", "pending", 30_000)]
+    assert (await h.ledger.totals()).spent_total_micros == 0  # in flight, not spent yet
+    assert await h.ledger.record(charge(amount=25_000, provider_job_id="p1")) is True
+    assert await h.ledger.record(charge(amount=25_000, provider_job_id="p1")) is False
+    assert states(await h.ledger.entries("j1")) == [(1, "p1", "billed", 25_000)]
+    assert (await h.ledger.totals()).spent_total_micros == 25_000
+
+
+async def test_refused_attempt_leaves_no_row(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.ledger.open_attempt(charge())
+    await h.ledger.close_attempt("j1", 1, charged=False)
+    assert await h.ledger.entries("j1") == []
+
+
+async def test_unanswered_attempt_stays_unconfirmed_at_the_estimate(
+    make_harness: HarnessFactory,
+) -> None:
+    h = await make_harness()
+    await h.ledger.open_attempt(charge(amount=30_000))
+    await h.ledger.close_attempt("j1", 1, charged=None)
+    await h.ledger.close_attempt("j1", 1, charged=False)  # no longer pending: stays
+    assert states(await h.ledger.entries("j1")) == [(1, "", "unconfirmed", 30_000)]
+    totals = await h.ledger.totals()
+    assert (totals.spent_total_micros, totals.unconfirmed_events) == (30_000, 1)
+    # the orphaned run turns up after all (a late webhook): the same row, now billed
+    assert await h.ledger.record(charge(amount=25_000, provider_job_id="p9")) is True
+    assert states(await h.ledger.entries("j1")) == [(1, "p9", "billed", 25_000)]
+    assert (await h.ledger.totals()).unconfirmed_events == 0
+
+
+async def test_job_end_unconfirms_what_is_still_pending(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.ledger.reserve("j1", None, 30_000)
+    await h.ledger.open_attempt(charge(attempt=1, amount=30_000))
+    await h.ledger.open_attempt(charge(attempt=2, amount=30_000))
+    await h.ledger.record(charge(attempt=2, amount=25_000, provider_job_id="p2"))
+    await h.ledger.settle("j1")
+    assert states(await h.ledger.entries("j1")) == [
+        (1, "", "unconfirmed", 30_000),
+        (2, "p2", "billed", 25_000),
+    ]
+
+
+async def test_pending_attempts_do_not_count_twice_against_a_budget(
+    make_harness: HarnessFactory,
+) -> None:
+    h = await make_harness()
+    await h.set_budget("global", "day", 60_000)
+    await h.ledger.reserve("j1", None, 30_000)
+    await h.ledger.open_attempt(charge(amount=30_000))  # covered by j1's reservation
+    await h.ledger.reserve("j2", None, 30_000)  # fits: 30k reserved + 30k
+    with pytest.raises(BudgetExceeded):
+        await h.ledger.reserve("j3", None, 1)
 
 
 # --- budgets -------------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 MICROS = 1_000_000
 ChargeKind = Literal["attempt", "cache_hit"]
+# pending: sent (or about to be), outcome unknown yet; billed: the provider said what it costs;
+# unconfirmed: the outcome will never be known (it may have been billed, at the estimate)
+ChargeState = Literal["pending", "billed", "unconfirmed"]
+OPEN_RUN = ""  # the provider_job_id of a pending attempt whose run id is not known yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ class Charge:
     saved_micros: int | None = None
     api_key_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    state: ChargeState = "billed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,7 @@ class CostTotals:
     saved_total_micros: int
     unpriced_events: int
     images: int
+    unconfirmed_events: int = 0  # attempts that may have been billed (counted at the estimate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +81,32 @@ class Ledger(Protocol):
         sharing the job store's database), or None: then the caller awaits :meth:`reserve`."""
         ...
 
+    async def open_attempt(self, charge: Charge) -> None:
+        """Before a request that may cost money is sent: the attempt's ``pending`` row, at the
+        estimated price and with no run id yet. Idempotent per (job_id, attempt)."""
+        ...
+
     async def record(self, charge: Charge) -> bool:
-        """Append a charge; idempotent on (job_id, attempt, provider_job_id, kind). True if new."""
+        """Record a charge; idempotent on (job_id, attempt, provider_job_id, kind). True if new.
+
+        An attempt's charge completes the attempt's open (pending or unconfirmed) row when there
+        is one, so that one provider attempt is one row whatever the order of events."""
+        ...
+
+    async def close_attempt(self, job_id: str, attempt: int, *, charged: bool | None) -> None:
+        """The attempt ended without a charge being recorded: ``charged=False`` (the provider
+        refused it; nothing ran) removes its pending row, ``None`` (nobody will ever know) marks
+        it ``unconfirmed``. Rows already billed or unconfirmed are left as they are."""
         ...
 
     async def settle(self, job_id: str) -> None:
-        """The job finished: drop its reservation (actual cost is in the recorded charges)."""
+        """The job finished: drop its reservation (actual cost is in the recorded charges); any
+        attempt of it still pending becomes unconfirmed."""
         ...
 
     async def release(self, job_id: str) -> None:
-        """The job failed or was refused: drop its reservation."""
+        """The job failed or was refused: drop its reservation; pending attempts become
+        unconfirmed."""
         ...
 
     async def totals(self, *, now: float | None = None) -> CostTotals: ...

@@ -6,10 +6,11 @@ between, so concurrent coroutines cannot overspend (one event loop, one process)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 
-from pixelpipe.ledger.base import Charge, CostTotals, UsageRow
+from pixelpipe.ledger.base import OPEN_RUN, Charge, CostTotals, UsageRow
 from pixelpipe.ledger.entry import LedgerEntry, Reservation, charge_key, check_group_by
 from pixelpipe.ledger.policy import (
     GLOBAL,
@@ -79,29 +80,64 @@ class MemoryLedger:
             job_id, api_key_id, amount_micros, now, now + self._ttl
         )
 
+    async def open_attempt(self, charge: Charge) -> None:
+        pending = dataclasses.replace(charge, provider_job_id=OPEN_RUN, state="pending")
+        key = charge_key(pending)
+        if key not in self._entries:
+            now = self._clock()
+            self._entries[key] = LedgerEntry(pending, now, utc_day(now))
+
     async def record(self, charge: Charge) -> bool:
         key = charge_key(charge)
         if key in self._entries:
             return False
+        open_key = (charge.job_id, charge.attempt, OPEN_RUN, charge.kind)
+        found = self._entries.get(open_key)
+        if charge.kind == "attempt" and found is not None and found.charge.state != "billed":
+            del self._entries[open_key]  # completed in place: keeps its time, takes the charge
+            charge = dataclasses.replace(charge, state="billed")
+            self._entries[key] = dataclasses.replace(found, charge=charge)
+            return True
         now = self._clock()
         self._entries[key] = LedgerEntry(charge, now, utc_day(now))
         return True
 
+    async def close_attempt(self, job_id: str, attempt: int, *, charged: bool | None) -> None:
+        key = (job_id, attempt, OPEN_RUN, "attempt")
+        found = self._entries.get(key)
+        if found is None or found.charge.state != "pending":
+            return
+        if charged is False:
+            del self._entries[key]
+        elif charged is None:
+            self._unconfirm(key, found)
+
     async def settle(self, job_id: str) -> None:
-        self._reservations.pop(job_id, None)
+        self._end_job(job_id)
 
     async def release(self, job_id: str) -> None:
+        self._end_job(job_id)
+
+    def _end_job(self, job_id: str) -> None:
         self._reservations.pop(job_id, None)
+        for key, entry in list(self._entries.items()):
+            if entry.charge.job_id == job_id and entry.charge.state == "pending":
+                self._unconfirm(key, entry)
+
+    def _unconfirm(self, key: tuple[str, int, str, str], entry: LedgerEntry) -> None:
+        charge = dataclasses.replace(entry.charge, state="unconfirmed")
+        self._entries[key] = dataclasses.replace(entry, charge=charge)
 
     async def totals(self, *, now: float | None = None) -> CostTotals:
         today = utc_day(self._clock() if now is None else now)
-        entries = list(self._entries.values())
+        entries = self._counted()
         return CostTotals(
             spent_today_micros=sum(e.amount_micros or 0 for e in entries if e.day == today),
             spent_total_micros=sum(e.amount_micros or 0 for e in entries),
             saved_total_micros=sum(e.charge.saved_micros or 0 for e in entries),
             unpriced_events=sum(1 for e in entries if e.amount_micros is None),
             images=len({e.charge.job_id for e in entries}),
+            unconfirmed_events=sum(1 for e in entries if e.charge.state == "unconfirmed"),
         )
 
     async def usage(
@@ -109,7 +145,7 @@ class MemoryLedger:
     ) -> list[UsageRow]:
         check_group_by(group_by)
         groups: dict[str, list[LedgerEntry]] = {}
-        for e in self._entries.values():
+        for e in self._counted():
             if (since is None or e.created_at >= since) and (until is None or e.created_at < until):
                 groups.setdefault(e.group(group_by), []).append(e)
         return [_row(group, entries) for group, entries in sorted(groups.items())]
@@ -126,11 +162,15 @@ class MemoryLedger:
 
     # --- internals -----------------------------------------------------------------------------
 
+    def _counted(self) -> list[LedgerEntry]:
+        """Entries counted as spent: not the pending ones (their job's reservation covers them)."""
+        return [e for e in self._entries.values() if e.charge.state != "pending"]
+
     def _spent(self, budget: Budget, now: float) -> int:
         first, last = period_days(budget.period, now)
         return sum(
             e.amount_micros or 0
-            for e in self._entries.values()
+            for e in self._counted()
             if first <= e.day <= last and _in_scope(budget.scope, e.charge.api_key_id)
         )
 

@@ -2,7 +2,10 @@
 
 Exactly once: ``record`` inserts with ON CONFLICT DO NOTHING on the unique
 (job_id, attempt, provider_job_id, kind), so a duplicate webhook, a retry or a restart after a crash
-finds the row already there and adds nothing.
+finds the row already there and adds nothing. A provider attempt is in the ledger before its request
+is sent (``open_attempt``: a ``pending`` row with no run id, at the estimate); its charge completes
+that row (one guarded UPDATE), so the attempt stays one row. Pending rows are not counted as spent
+(the job's reservation covers them); unconfirmed ones are.
 
 No overspend: ``reserve`` reads what is spent and reserved and inserts its reservation in ONE write
 transaction that is serialised against every other ``reserve`` — SQLite's ``BEGIN IMMEDIATE`` (see
@@ -33,13 +36,14 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from pixelpipe.compiled_sql import execute, first_row, insert_row
 from pixelpipe.db import Database
-from pixelpipe.ledger.base import Charge, CostTotals, Price, UsageRow
+from pixelpipe.ledger.base import OPEN_RUN, Charge, CostTotals, Price, UsageRow
 from pixelpipe.ledger.budgets import load_budgets
 from pixelpipe.ledger.entry import LedgerEntry, check_group_by
 from pixelpipe.ledger.policy import (
@@ -68,6 +72,21 @@ _DROP_EXPIRED = delete(budget_reservations).where(_R.expires_at <= bindparam("w_
 _DROP_RESERVATION = delete(budget_reservations).where(_R.job_id == bindparam("w_job"))
 _HAS_RESERVATION = select(_R.job_id).where(_R.job_id == bindparam("w_job"))
 _INSERT_RESERVATION = insert(budget_reservations)
+# every value is a named bind (compiled_sql runs these on the driver's cursor): see _open_row()
+_OPEN_ROW = (
+    (_E.job_id == bindparam("w_job"))
+    & (_E.attempt == bindparam("w_attempt"))
+    & (_E.kind == bindparam("w_kind"))
+    & (_E.provider_job_id == bindparam("w_open"))
+)
+# an attempt's charge completes its open row (pending, or unconfirmed after a crash)
+_COMPLETE_OPEN = update(ledger_entries).where(_OPEN_ROW, _E.state != bindparam("w_billed"))
+_DROP_PENDING = delete(ledger_entries).where(_OPEN_ROW, _E.state == bindparam("w_pending"))
+_CONFIRM_NEVER = update(ledger_entries).where(_OPEN_ROW, _E.state == bindparam("w_pending"))
+_UNCONFIRM_JOB = update(ledger_entries).where(
+    _E.job_id == bindparam("w_job"), _E.state == bindparam("w_pending")
+)
+_COUNTED = _E.state != "pending"  # in flight: its job's reservation still covers it
 _INSERT_IGNORE = {
     "sqlite": sqlite.insert(ledger_entries).on_conflict_do_nothing().returning(_E.id),
     "postgresql": postgresql.insert(ledger_entries).on_conflict_do_nothing().returning(_E.id),
@@ -126,6 +145,11 @@ class SqlLedger:
 
         return work
 
+    async def open_attempt(self, charge: Charge) -> None:
+        pending = _entry_values(charge, self._clock())
+        pending |= {"provider_job_id": OPEN_RUN, "state": "pending"}
+        await self.db.write(lambda conn: _insert_ignore(conn, pending))
+
     async def record(self, charge: Charge) -> bool:
         now = self._clock()
         values = _entry_values(charge, now)
@@ -135,13 +159,22 @@ class SqlLedger:
                 return True
             except IntegrityError:
                 pass  # recorded before (a retry): the idempotent path decides
-        return await self.db.write(lambda conn: _insert_ignore(conn, values))
+            return await self.db.write(lambda conn: _insert_ignore(conn, values))
+        return await self.db.write(lambda conn: _record_attempt(conn, values))
+
+    async def close_attempt(self, job_id: str, attempt: int, *, charged: bool | None) -> None:
+        where = _open_row(job_id, attempt) | {"w_pending": "pending"}
+        if charged is False:
+            await self.db.write(lambda conn: execute(conn, _DROP_PENDING, ledger_entries, where))
+        elif charged is None:
+            params = where | {"state": "unconfirmed"}
+            await self.db.write(lambda conn: execute(conn, _CONFIRM_NEVER, ledger_entries, params))
 
     async def settle(self, job_id: str) -> None:
-        await self._drop_reservation(job_id)
+        await self._end_job(job_id)
 
     async def release(self, job_id: str) -> None:
-        await self._drop_reservation(job_id)
+        await self._end_job(job_id)
 
     async def totals(self, *, now: float | None = None) -> CostTotals:
         today = utc_day(self._clock() if now is None else now)
@@ -151,7 +184,8 @@ class SqlLedger:
             func.coalesce(func.sum(_E.saved_micros), 0),
             _count_if(_E.amount_micros.is_(None)),
             func.count(distinct(_E.job_id)),
-        )
+            _count_if(_E.state == "unconfirmed"),
+        ).where(_COUNTED)
         row = await self.db.read_sync(lambda conn: conn.execute(query).one())
         return CostTotals(*(int(v) for v in row))
 
@@ -169,7 +203,7 @@ class SqlLedger:
                 func.coalesce(func.sum(_E.saved_micros), 0),
                 _count_if(_E.amount_micros.is_(None)),
             )
-            .where(*_window(since, until))
+            .where(_COUNTED, *_window(since, until))
             .group_by(group)
             .order_by(group)
         )
@@ -196,10 +230,15 @@ class SqlLedger:
     def _applicable(self, conn: Connection, api_key_id: str | None) -> list[Budget]:
         return [*self._settings_budgets, *load_budgets(conn, scopes_for(api_key_id))]
 
-    async def _drop_reservation(self, job_id: str) -> None:
-        await self.db.write(
-            lambda conn: execute(conn, _DROP_RESERVATION, budget_reservations, {"w_job": job_id})
-        )
+    async def _end_job(self, job_id: str) -> None:
+        """Drop the reservation; an attempt still pending now will never be answered."""
+
+        def work(conn: Connection) -> None:
+            execute(conn, _DROP_RESERVATION, budget_reservations, {"w_job": job_id})
+            params = {"w_job": job_id, "w_pending": "pending", "state": "unconfirmed"}
+            execute(conn, _UNCONFIRM_JOB, ledger_entries, params)
+
+        await self.db.write(work)
 
 
 def _serialise(conn: Connection) -> None:
@@ -220,7 +259,7 @@ def _key_filter(column: Any, scope: str) -> list[ColumnElement[bool]]:
 def _spent(conn: Connection, budget: Budget, now: float) -> int:
     first, last = period_days(budget.period, now)
     query = select(func.coalesce(func.sum(_E.amount_micros), 0)).where(
-        _E.day >= first, _E.day <= last, *_key_filter(_E.api_key_id, budget.scope)
+        _E.day >= first, _E.day <= last, _COUNTED, *_key_filter(_E.api_key_id, budget.scope)
     )
     return int(conn.execute(query).scalar_one())
 
@@ -248,7 +287,24 @@ def _entry_values(charge: Charge, now: float) -> dict[str, Any]:
         "detail": dict(charge.detail),
         "day": utc_day(now),
         "created_at": now,
+        "state": charge.state,
     }
+
+
+def _open_row(job_id: str, attempt: int) -> dict[str, Any]:
+    return {"w_job": job_id, "w_attempt": attempt, "w_kind": "attempt", "w_open": OPEN_RUN}
+
+
+def _record_attempt(conn: Connection, values: dict[str, Any]) -> bool:
+    """Complete the attempt's open row, or insert the charge unless it is there already."""
+    completion = {
+        k: values[k] for k in ("provider_job_id", "amount_micros", "price_version", "basis")
+    }
+    completion |= {"detail": values["detail"], "state": values["state"]}
+    completion |= _open_row(values["job_id"], values["attempt"]) | {"w_billed": "billed"}
+    if values["state"] == "billed" and execute(conn, _COMPLETE_OPEN, ledger_entries, completion):
+        return True
+    return _insert_ignore(conn, values)
 
 
 def _insert_ignore(conn: Connection, values: dict[str, Any]) -> bool:
@@ -302,5 +358,6 @@ def _entry(row: Row[Any]) -> LedgerEntry:
         saved_micros=m["saved_micros"],
         api_key_id=m["api_key_id"],
         detail=dict(m["detail"] or {}),
+        state=m["state"],
     )
     return LedgerEntry(charge, float(m["created_at"]), m["day"])

@@ -1,9 +1,13 @@
 """Tables of the cost ledger (migration: pixelpipe/migrations/versions/0002_ledger.py).
 
 Money columns are integer micro-dollars; ``ledger_entries.amount_micros`` NULL means *unpriced*.
-``ledger_entries`` is append-only: one row per billable event, unique per
+``ledger_entries`` holds one row per billable event, unique per
 (job_id, attempt, provider_job_id, kind) so that duplicate webhooks, retries and restarts cannot
-create a second row for one attempt.
+create a second row for one attempt. A provider attempt's row is written *before* the request that
+may cost money is sent (``state = 'pending'``, ``provider_job_id = ''``, the estimated price); the
+provider's answer turns it into ``billed`` (its run id and actual price), a definite "not charged"
+removes it, and an outcome that will never be known leaves it ``unconfirmed`` at the estimate.
+Billed and unconfirmed rows are never changed or removed.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ ledger_entries = Table(
     Column("detail", JSON, nullable=False),
     Column("day", String(10), nullable=False),  # UTC YYYY-MM-DD of created_at
     Column("created_at", Float, nullable=False),
+    # pending | billed | unconfirmed (migration 0008)
+    Column("state", String(12), nullable=False, server_default="billed"),
     UniqueConstraint(
         "job_id", "attempt", "provider_job_id", "kind", name="uq_ledger_entries_attempt"
     ),
