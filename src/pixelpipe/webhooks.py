@@ -1,23 +1,32 @@
 """Provider webhook handling: verify, deduplicate, advance the row, hand the next step on.
 
 The receiver never does slow work: a verified completion moves the job to ``fetching`` (billing
-the attempt exactly once) and enqueues it; a worker fetches and stores. Duplicates, deliveries for
-unknown runs and anything after a terminal state (or for a run the job has left) are acknowledged
-and ignored. A completion that finds a worker's step holding the job waits briefly for it, then
-answers 503 so that the provider delivers again.
+the attempt exactly once) and enqueues it; a worker fetches and stores. Duplicates and progress for
+runs the job has left are acknowledged and ignored. A completion that finds a worker's step holding
+the job waits briefly for it, then answers 503 so that the provider delivers again.
+
+Orphans: a run whose id was never saved (the process died during the create call, or its answer
+was lost) is named by the signed ``run`` parameter of its webhook URL (:mod:`.providers.run_tag`).
+Its completion is adopted: its cost is recorded once, on its own attempt's ledger row, and when it
+succeeded while the job still has no image, the job takes its outputs (a later attempt's run, if
+one is in flight, is canceled best-effort and stays in the ledger). A terminal delivery for a run
+the job has moved away from is still recorded in the ledger: the provider bills it either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 
 from pixelpipe.bootstrap import Services
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.base import ProviderUpdate, RunState
-from pixelpipe.worker import Worker
+from pixelpipe.providers.run_tag import RUN_PARAM, RunRef, parse_run
+from pixelpipe.worker import Worker, provider_request
 
 log = logging.getLogger("pixelpipe.webhooks")
 # How long a completion waits for a worker's step on the same job to end (providers want an
@@ -35,19 +44,30 @@ class WebhookDeferred(PixelpipeError):
 
 
 async def handle_provider_webhook(
-    svc: Services, provider_name: str, headers: dict[str, str], body: bytes
+    svc: Services,
+    provider_name: str,
+    headers: dict[str, str],
+    body: bytes,
+    query: Mapping[str, str] | None = None,
 ) -> str:
     update = await svc.providers[provider_name].parse_webhook(headers, body)  # 401 on bad sig
+    run = _run(svc, provider_name, query)
     job = await svc.store.find_by_provider_job(provider_name, update.provider_job_id)
     if job is None:
-        # an orphan of an ambiguous submit, or a completion that raced the submit answer (the
-        # sweeper polls that job): acknowledged, and not recorded so a redelivery still counts
-        return "unknown_run"
+        if run is None or not update.state.terminal:
+            # nothing of ours names this run (or it is only progress): acknowledged, and not
+            # recorded, so that a redelivery still counts
+            return "unknown_run"
+        return await _adopt(svc, provider_name, update, run)
     delivery = update.delivery_id or f"{update.provider_job_id}:{update.state}"
     if not await svc.store.record_delivery(provider_name, delivery, job.id):
         return "duplicate"
     if not _current(job, update):
-        return "ignored"  # after a terminal state, or for a run the job has moved away from
+        # after a terminal state, or for a run the job has moved away from: nothing moves, but
+        # a finished run is billed by the provider, so its attempt is in the ledger (once)
+        if update.state.terminal and (attempt := _attempt_of(job, update, run)) is not None:
+            await _record_run(svc, job, provider_name, update, attempt)
+        return "ignored"
     if not update.state.terminal:
         if update.progress:
             await svc.store.add_event(job.id, "progress", update.progress)
@@ -80,6 +100,105 @@ async def handle_provider_webhook(
         await svc.store.release(job.id, owner)
     await svc.queue.enqueue(job.id)
     return "applied"
+
+
+def _run(svc: Services, provider_name: str, query: Mapping[str, str] | None) -> RunRef | None:
+    value = (query or {}).get(RUN_PARAM)
+    return parse_run(value, provider_name, svc.settings.signing_key()) if value else None
+
+
+def _attempt_of(job: Job, update: ProviderUpdate, run: RunRef | None) -> int | None:
+    if run is not None and run.job_id == job.id:
+        return run.attempt
+    return job.attempt if job.provider_job_id == update.provider_job_id else None
+
+
+async def _adopt(svc: Services, provider_name: str, update: ProviderUpdate, run: RunRef) -> str:
+    """A finished run whose id we never saved: record it, and give its image to its job."""
+    delivery = update.delivery_id or f"{update.provider_job_id}:{update.state}"
+    if not await svc.store.record_delivery(provider_name, delivery, run.job_id):
+        return "duplicate"
+    try:
+        job = await svc.store.get(run.job_id)
+        if job is None:
+            return "unknown_run"
+        if update.state is RunState.SUCCEEDED and _needs_image(job):
+            return await _adopt_image(svc, provider_name, update, run, delivery)
+        await _record_run(svc, job, provider_name, update, run.attempt)
+    except BaseException:
+        await svc.store.forget_delivery(provider_name, delivery)  # the redelivery decides
+        raise
+    log.info(
+        "orphaned %s run %s of job %s attempt %d recorded",
+        provider_name,
+        update.provider_job_id,
+        run.job_id,
+        run.attempt,
+    )
+    return "adopted"
+
+
+async def _adopt_image(
+    svc: Services, provider_name: str, update: ProviderUpdate, run: RunRef, delivery: str
+) -> str:
+    owner = f"{svc.instance}:webhook"
+    claimed = await _claim(svc, run.job_id, owner)
+    if claimed is None:
+        current = await svc.store.get(run.job_id)
+        if current is not None and _needs_image(current):
+            raise WebhookDeferred(f"job {run.job_id} is busy; deliver again")  # forgotten above
+        if current is not None:
+            await _record_run(svc, current, provider_name, update, run.attempt)
+        return "adopted"
+    worker = Worker(svc, owner)
+    try:
+        if not _needs_image(claimed):
+            await _record_run(svc, claimed, provider_name, update, run.attempt)
+            return "adopted"
+        superseded = claimed.provider_job_id if claimed.provider else None
+        adopted = dataclasses.replace(claimed, provider=provider_name)
+        moved = await worker.accept_success(adopted, update, attempt=run.attempt)
+        if moved is not None and superseded and superseded != update.provider_job_id:
+            await _cancel_run(svc, claimed, superseded)
+    finally:
+        await svc.store.release(run.job_id, owner)
+    await svc.queue.enqueue(run.job_id)
+    log.info(
+        "orphaned %s run %s adopted by job %s (attempt %d)",
+        provider_name,
+        update.provider_job_id,
+        run.job_id,
+        run.attempt,
+    )
+    return "adopted"
+
+
+async def _record_run(
+    svc: Services, job: Job, provider_name: str, update: ProviderUpdate, attempt: int
+) -> None:
+    """A finished run's charge on its own attempt's row (once), or no row if it is not billed."""
+    worker = Worker(svc, f"{svc.instance}:webhook")
+    of_run = dataclasses.replace(job, provider=provider_name)
+    if update.billable:
+        await worker.record_attempt(of_run, update, attempt)
+    else:
+        await svc.ledger.close_attempt(job.id, attempt, charged=False)
+
+
+async def _cancel_run(svc: Services, job: Job, provider_job_id: str) -> None:
+    """Best effort: the job has its image; a later attempt's run need not go on."""
+    provider = svc.providers.get(job.provider or "")
+    if provider is None:
+        return
+    try:
+        await provider.cancel(provider_job_id, provider_request(svc, job))
+    except Exception as exc:  # it stays in the ledger (unconfirmed or billed) either way
+        log.info("cancel of superseded run %s failed: %s", provider_job_id, type(exc).__name__)
+
+
+def _needs_image(job: Job) -> bool:
+    settled = job.status.terminal or job.status in (JobStatus.FETCHING, JobStatus.STORING)
+    return not settled
 
 
 def _current(job: Job, update: ProviderUpdate) -> bool:

@@ -38,8 +38,9 @@ from pixelpipe.fetch import (
 )
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
-from pixelpipe.ledger.base import Charge
+from pixelpipe.ledger.base import Charge, Price
 from pixelpipe.providers.base import Output, ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.run_tag import RunRef, run_webhook_url
 from pixelpipe.retry import retry_delay_s
 
 log = logging.getLogger("pixelpipe.worker")
@@ -56,7 +57,9 @@ def provider_request(svc: Services, job: Job) -> ProviderRequest:
     spec = svc.catalog.get(job.model)
     webhook = None
     if svc.settings.public_url and provider.supports_webhooks:
-        webhook = f"{svc.settings.public_url.rstrip('/')}/v1/webhooks/{provider.name}"
+        base = f"{svc.settings.public_url.rstrip('/')}/v1/webhooks/{provider.name}"
+        run = RunRef(job.id, job.attempt)
+        webhook = run_webhook_url(base, provider.name, run, svc.settings.signing_key())
     return ProviderRequest(
         job_id=job.id,
         attempt=job.attempt,
@@ -113,7 +116,10 @@ class Worker:
             return
         if job.status is _S.SUBMITTING:
             # interrupted mid-submit (crash, lost lease) before the provider's answer was saved:
-            # as ambiguous as a read timeout; go round again (see _retry on ambiguous errors)
+            # as ambiguous as a read timeout; go round again (see _retry on ambiguous errors).
+            # The attempt may have started a run: it stays in the ledger as unconfirmed, and its
+            # completion webhook, if it comes, names the attempt and is adopted (webhooks.py)
+            await svc.ledger.close_attempt(job.id, job.attempt, charged=None)
             await svc.store.transition(
                 job.id,
                 _S.SUBMITTING,
@@ -138,8 +144,16 @@ class Worker:
             return
         provider = svc.providers[moved.provider or ""]
         svc.metrics.submissions.labels(provider.name).inc()
+        await self._open_attempt(moved)  # in the ledger before money can be spent
         update = await provider.submit(provider_request(svc, moved))
         await self.apply(moved, update)
+
+    async def _open_attempt(self, job: Job) -> None:
+        """The attempt's pending ledger row, at the estimate; free providers cannot bill."""
+        estimate = self.svc.prices.estimate(job.request, job.provider or "")
+        if estimate.amount_micros == 0:
+            return
+        await self.svc.ledger.open_attempt(self._charge(job, job.attempt, "", estimate, {}))
 
     async def _wait_for_gate(self, job: Job) -> bool:
         """True when the job's provider is paused after a 429 and the job was rescheduled.
@@ -222,10 +236,10 @@ class Worker:
             if moved is not None:
                 await self.fetch_and_store(moved, update)
         elif update.state is RunState.FAILED:
-            if update.billable:
-                await self._record_attempt(job, update)
+            await self._record_end(job, update)
             raise update.error or ProviderJobLost("the provider reported a failure")
         elif update.state is RunState.CANCELED:
+            await self._record_end(job, update)
             canceled, _ = await asyncio.gather(  # one group commit: no reservation outlives it
                 self.svc.store.transition(
                     job.id,
@@ -271,9 +285,14 @@ class Worker:
             await svc.store.add_event(job.id, "progress", update.progress)
 
     # ---- fetch + verify + store ---------------------------------------------------------------
-    async def accept_success(self, job: Job, update: ProviderUpdate) -> Job | None:
-        """Bill the attempt (once) and persist the outputs: from here on we never pay again."""
-        billed = self._record_attempt(job, update)  # same group commit as the transition
+    async def accept_success(
+        self, job: Job, update: ProviderUpdate, *, attempt: int | None = None
+    ) -> Job | None:
+        """Bill the attempt (once) and persist the outputs: from here on we never pay again.
+
+        ``attempt``: the attempt whose run produced ``update`` (an adopted orphan's), if not the
+        job's current one."""
+        billed = self.record_attempt(job, update, attempt)  # same group commit as transition
         saved = {
             **job.provider_state,
             "outputs": _serialisable(list(update.outputs)),
@@ -285,6 +304,7 @@ class Worker:
             _S.FETCHING,
             provider_state=saved,
             next_run_at=time.time(),
+            provider=job.provider,  # an adopted run's provider, when it is another's
             provider_job_id=update.provider_job_id,
             revised_prompt=update.revised_prompt or job.revised_prompt,
         )
@@ -396,25 +416,37 @@ class Worker:
             return None, "unpriced"
         return price.amount_micros, "free" if price.amount_micros == 0 else "priced"
 
-    async def _record_attempt(self, job: Job, update: ProviderUpdate) -> None:
+    async def _record_end(self, job: Job, update: ProviderUpdate) -> None:
+        """A run that ended without an image: its charge if it is billed, else no row at all."""
+        if update.billable:
+            await self.record_attempt(job, update)
+        else:
+            await self.svc.ledger.close_attempt(job.id, job.attempt, charged=False)
+
+    async def record_attempt(
+        self, job: Job, update: ProviderUpdate, attempt: int | None = None
+    ) -> None:
         price = self.svc.prices.actual(job.request, job.provider or "", update.usage)
-        await self.svc.ledger.record(
-            Charge(
-                job_id=job.id,
-                attempt=job.attempt,
-                provider=job.provider or "",
-                provider_job_id=update.provider_job_id,
-                model=job.model,
-                kind="attempt",
-                price=price,
-                api_key_id=job.api_key_id,
-                detail={
-                    "size": job.request.size,
-                    "quality": job.request.quality,
-                    "state": str(update.state),
-                    "usage": update.usage,
-                },
-            )
+        detail = {"state": str(update.state), "usage": update.usage}
+        charge = self._charge(
+            job, job.attempt if attempt is None else attempt, update.provider_job_id, price, detail
+        )
+        await self.svc.ledger.record(charge)
+
+    @staticmethod
+    def _charge(
+        job: Job, attempt: int, provider_job_id: str, price: Price, detail: dict[str, Any]
+    ) -> Charge:
+        return Charge(
+            job_id=job.id,
+            attempt=attempt,
+            provider=job.provider or "",
+            provider_job_id=provider_job_id,
+            model=job.model,
+            kind="attempt",
+            price=price,
+            api_key_id=job.api_key_id,
+            detail={"size": job.request.size, "quality": job.request.quality, **detail},
         )
 
     async def _notify(self, job: Job) -> None:
@@ -440,6 +472,7 @@ class Worker:
         if transient and _may_retry(current, exc):
             await self._retry(current, exc)
             return
+        await self._leave_attempt(current, exc)
         done, _ = await asyncio.gather(  # one group commit (see _store)
             svc.store.transition(
                 job.id, current.status, _S.FAILED, error_code=exc.code, error_detail=exc.detail
@@ -480,6 +513,7 @@ class Worker:
             )
             await svc.store.add_event(job.id, "retry", event)
             return
+        await self._leave_attempt(job, exc)  # the job goes round again: this attempt is over
         fields: dict[str, Any] = {}
         if _refused(job, exc):
             # a 429 on submit ran nothing and cost nothing: it gives the attempt back (the job's
@@ -525,6 +559,16 @@ class Worker:
         )
         if moved is not None:
             await svc.store.add_event(job.id, "retry", {**event, "attempt": job.attempt})
+
+    async def _leave_attempt(self, job: Job, exc: PixelpipeError) -> None:
+        """The job leaves its current attempt on ``exc``: a provider refusal ran nothing (its
+        pending row goes); an answer that was lost may have started a billed run (unconfirmed).
+        A charge recorded for the attempt already is kept either way."""
+        if job.status not in (_S.SUBMITTING, _S.WAITING):
+            return  # queued: not sent yet; fetching/storing: billed when the run succeeded
+        unknown = bool(exc.extra.get("ambiguous")) or isinstance(exc, ProviderJobLost) or _ours(exc)
+        charged = None if unknown else False
+        await self.svc.ledger.close_attempt(job.id, job.attempt, charged=charged)
 
 
 def _prepare_image(raw: bytes, fmt: str) -> tuple[VerifiedImage, VerifiedImage]:

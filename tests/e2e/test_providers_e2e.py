@@ -364,11 +364,16 @@ def test_forged_tampered_replayed_webhooks_get_401_and_change_nothing(
         assert r.headers["content-type"].startswith("application/problem+json")
     after = get_job(hooked, job["id"])
     assert after["status"] == "waiting" and after["attempt"] == before["attempt"]
-    assert ledger(hooked, job["id"]) == []
+    # only the attempt in flight (pending since before its create call), nothing billed
+    assert [(e["state"], e["provider_job_id"]) for e in ledger(hooked, job["id"])] == [
+        ("pending", "")
+    ]
     deliveries = db_rows(hooked, "SELECT * FROM webhook_deliveries WHERE job_id = ?", job["id"])
     assert deliveries == []
     canceled = httpx.post(f"{hooked.url}/v1/generations/{job['id']}/cancel", timeout=5)
     assert canceled.json()["status"] == "canceled"
+    # canceled mid-run: the provider may bill what ran, so the attempt stays, unconfirmed
+    assert [e["state"] for e in ledger(hooked, job["id"])] == ["unconfirmed"]
 
 
 # --- rate limits, outages, failover ------------------------------------------------------------

@@ -118,9 +118,25 @@ async def test_submit_then_poll_returns_list_output(
     assert (await replicate_fake.stats())["creates"] == {"black-forest-labs/flux-dev": 1}
 
 
-async def test_fast_model_returns_finished_from_prefer_wait(provider: ReplicateProvider) -> None:
-    done = await provider.submit(preq("replicate", model="flux-schnell"))
-    assert done.state is RunState.SUCCEEDED and done.outputs[0].url
+async def test_create_answers_at_once_so_the_id_is_saved_before_the_run_ends(
+    provider: ReplicateProvider, replicate_fake: Running
+) -> None:
+    # no `Prefer: wait`: a create held for the whole run would lose a billed run's id on a crash
+    await replicate_fake.control(latency_s=3.0)
+    started = time.monotonic()
+    first = await provider.submit(preq("replicate", model="flux-schnell"))
+    assert time.monotonic() - started < 1.5
+    assert first.state in (RunState.PENDING, RunState.RUNNING) and first.provider_job_id
+
+
+async def test_sync_mode_is_opt_in(replicate_fake: Running) -> None:
+    fast = frozenset({"black-forest-labs/flux-schnell"})
+    p = ReplicateProvider(REPLICATE_TOKEN, base_url=replicate_fake.url, wait_models=fast)
+    try:
+        done = await p.submit(preq("replicate", model="flux-schnell"))
+        assert done.state is RunState.SUCCEEDED and done.outputs[0].url
+    finally:
+        await p.aclose()
 
 
 async def test_pro_returns_a_single_url_string(provider: ReplicateProvider) -> None:
@@ -237,7 +253,8 @@ async def test_content_failures_map_to_content_rejected(
 async def test_expired_output_url_answers_410(
     replicate_fake: Running, provider: ReplicateProvider
 ) -> None:
-    done = await provider.submit(preq("replicate", model="flux-schnell"))
+    req = preq("replicate", model="flux-schnell")
+    done = await finish(provider, await provider.submit(req), req)
     await replicate_fake.control(expire_outputs=True)
     async with httpx.AsyncClient() as c:
         assert (await c.get(str(done.outputs[0].url))).status_code == 410

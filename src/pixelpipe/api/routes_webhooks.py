@@ -18,5 +18,6 @@ async def provider_webhook(provider: str, request: Request, svc: ServicesDep) ->
     if provider not in svc.providers or not svc.providers[provider].supports_webhooks:
         raise NotFound(f"no webhook receiver for {provider!r}")
     body = await request.body()
-    outcome = await handle_provider_webhook(svc, provider, dict(request.headers), body)
+    query = dict(request.query_params)  # ?run=… names an orphaned run's job and attempt
+    outcome = await handle_provider_webhook(svc, provider, dict(request.headers), body, query)
     return JSONResponse({"status": outcome})

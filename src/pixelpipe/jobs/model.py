@@ -54,7 +54,8 @@ RUNNABLE = frozenset(
 
 _S = JobStatus
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    _S.QUEUED: frozenset({_S.SUBMITTING, _S.FAILED, _S.CANCELED}),
+    # queued → fetching: an earlier attempt's orphaned run finished after all (webhooks.py)
+    _S.QUEUED: frozenset({_S.SUBMITTING, _S.FETCHING, _S.FAILED, _S.CANCELED}),
     _S.SUBMITTING: frozenset({_S.WAITING, _S.FETCHING, _S.QUEUED, _S.FAILED, _S.CANCELED}),
     _S.WAITING: frozenset({_S.WAITING, _S.FETCHING, _S.QUEUED, _S.FAILED, _S.CANCELED}),
     _S.FETCHING: frozenset({_S.STORING, _S.QUEUED, _S.FAILED, _S.CANCELED}),

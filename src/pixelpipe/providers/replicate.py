@@ -2,7 +2,11 @@
 
 Official models (``owner/name``) are created with ``POST /v1/models/{owner}/{name}/predictions``;
 version refs (``owner/name:<version>`` or a bare 64-hex version id) with ``POST /v1/predictions``.
-Fast models ask ``Prefer: wait=N`` so that a short run comes back finished from the create call.
+Creates are asynchronous: the create call answers at once with the prediction id, which is saved
+before the run can finish, and completion comes by webhook or polling. ``Prefer: wait=N`` (sync
+mode) would hold the create call for the whole run, and a crash or a timeout during it loses the id
+of a run Replicate bills; it is available (``wait_models``) but off by default. Every create that
+asks for a webhook names its job and attempt in the webhook URL (:mod:`.run_tag`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from pixelpipe.providers.outputs import normalize_outputs
 from pixelpipe.providers.signing import SignatureInvalid, verify_standard_webhook
 
 IDENTITY = ProviderIdentity("replicate", "REPLICATE_API_TOKEN", "PIXELPIPE_REPLICATE_BASE_URL")
-FAST_MODELS = frozenset({"black-forest-labs/flux-schnell"})
 OUTPUT_QUALITY = 90
 FLUX_SIZES: dict[str, tuple[int, int]] = {
     "1:1": (1024, 1024),
@@ -221,7 +224,7 @@ class ReplicateProvider:
         client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         wait_s: int = 10,
-        wait_models: frozenset[str] = FAST_MODELS,
+        wait_models: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._base = base_url.rstrip("/")

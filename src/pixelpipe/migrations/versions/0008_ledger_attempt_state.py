@@ -22,9 +22,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("ledger_entries") as batch:
-        batch.add_column(
-            sa.Column("state", sa.String(12), nullable=False, server_default="billed")
-        )
+        batch.add_column(sa.Column("state", sa.String(12), nullable=False, server_default="billed"))
 
 
 def downgrade() -> None:
