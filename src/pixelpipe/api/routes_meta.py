@@ -65,6 +65,11 @@ class CostsPublic(BaseModel):
     saved_total_usd: str
     unpriced_events: int
     images: int
+    unconfirmed_events: int = Field(
+        0,
+        description="Provider attempts whose outcome will never be known (a crash or a lost "
+        "answer): they may have been billed, and are counted in the spend at their estimate",
+    )
 
 
 class ModelList(BaseModel):
@@ -146,6 +151,7 @@ async def cost_totals(svc: ServicesDep) -> CostsPublic:
         saved_total_usd=usd(t.saved_total_micros) or "0.00",
         unpriced_events=t.unpriced_events,
         images=t.images,
+        unconfirmed_events=t.unconfirmed_events,
     )
 
 

@@ -44,6 +44,9 @@ class Behaviour:
     error_status: int = 503
     hang_next: int = 0  # hold the next N API calls for hang_s (client timeouts)
     hang_s: float = 30.0
+    # the answer to a create reaches the caller this long after the run was made (network
+    # latency): a caller that dies meanwhile never learns the id of a run that goes on and bills
+    create_answer_delay_s: float = 0.0
     content_policy_next: int = 0  # next N runs are refused by the content policy
     nsfw_next: int = 0  # next N runs produce only NSFW-filtered images
     lose_webhook_next: int = 0  # next N runs never send their terminal webhook

@@ -139,6 +139,8 @@ class FakeFal:
             return JSONResponse({"detail": "Request body must be a JSON object"}, status_code=422)
         req = self._new(request, model, data)
         body = {"status": "IN_QUEUE", "request_id": req.id, "gateway_request_id": req.id}
+        if self.behaviour.create_answer_delay_s > 0:
+            await asyncio.sleep(self.behaviour.create_answer_delay_s)
         return JSONResponse({**body, **req.urls(), "queue_position": 0}, headers=_rid(req))
 
     async def status(self, request: Request) -> Response:

@@ -169,6 +169,8 @@ class FakeReplicate:
         """201 with ``Location``; with ``Prefer: wait`` held until terminal or ``hold`` s."""
         if hold is not None:
             await sleep_unless_canceled(pred, min(hold, pred.finished - time.time()))
+        elif self.behaviour.create_answer_delay_s > 0:
+            await asyncio.sleep(self.behaviour.create_answer_delay_s)
         snap = await self._snapshot(pred, blocking=hold is not None)
         headers = {"Location": snap["urls"]["get"]}
         if hold is not None:
