@@ -176,13 +176,10 @@ async def _adopt_image(
 async def _record_run(
     svc: Services, job: Job, provider_name: str, update: ProviderUpdate, attempt: int
 ) -> None:
-    """A finished run's charge on its own attempt's row (once), or no row if it is not billed."""
+    """A finished run's charge on its own attempt's row, once: every run the provider made is
+    in the ledger (one it does not charge, e.g. canceled before it started, at $0)."""
     worker = Worker(svc, f"{svc.instance}:webhook")
-    of_run = dataclasses.replace(job, provider=provider_name)
-    if update.billable:
-        await worker.record_attempt(of_run, update, attempt)
-    else:
-        await svc.ledger.close_attempt(job.id, attempt, charged=False)
+    await worker.record_attempt(dataclasses.replace(job, provider=provider_name), update, attempt)
 
 
 async def _cancel_run(svc: Services, job: Job, provider_job_id: str) -> None:

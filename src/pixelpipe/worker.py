@@ -426,7 +426,11 @@ class Worker:
     async def record_attempt(
         self, job: Job, update: ProviderUpdate, attempt: int | None = None
     ) -> None:
+        """The attempt's charge; a run that the provider does not charge (``billable`` False)
+        is recorded at $0 when this is called for it (a run the job has left: it did run)."""
         price = self.svc.prices.actual(job.request, job.provider or "", update.usage)
+        if not update.billable:
+            price = Price(0, price.version, "not_charged")
         detail = {"state": str(update.state), "usage": update.usage}
         charge = self._charge(
             job, job.attempt if attempt is None else attempt, update.provider_job_id, price, detail

@@ -316,6 +316,7 @@ def figures(data: Path, tally: Tally, fakes: FakesThread) -> dict[str, Any]:
     dup_ledger_run = query(
         db,
         "SELECT provider, provider_job_id, count(*) FROM ledger_entries WHERE kind = 'attempt' "
+        "AND provider_job_id != '' "
         "GROUP BY provider, provider_job_id HAVING count(*) > 1",
     )
     image_rows = query(db, "SELECT content_key, storage_key, thumb_key FROM images")
@@ -343,12 +344,13 @@ def figures(data: Path, tally: Tally, fakes: FakesThread) -> dict[str, Any]:
     )
     billed_runs = query(
         db,
-        "SELECT provider, count(*) FROM ledger_entries WHERE kind = 'attempt' GROUP BY provider",
+        "SELECT provider, count(*) FROM ledger_entries WHERE kind = 'attempt' "
+        "AND provider_job_id != '' GROUP BY provider",
     )
     multi_run = query(
         db,
         "SELECT count(*) FROM (SELECT job_id FROM ledger_entries WHERE kind = 'attempt' "
-        "GROUP BY job_id HAVING count(*) > 1)",
+        "AND provider_job_id != '' GROUP BY job_id HAVING count(*) > 1)",
     )[0][0]
     reservations_left = query(
         db,
