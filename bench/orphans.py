@@ -186,5 +186,5 @@ if __name__ == "__main__":
     parser.add_argument("--answer-delay", type=float, default=0.3, help="create answer delay, s")
     parser.add_argument("--settle-s", type=float, default=150.0)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--log-level", default="WARNING", help="the server's (logs in its data dir)")
+    parser.add_argument("--log-level", default="WARNING", help="server log level")
     sys.exit(asyncio.run(main(parser.parse_args())))
