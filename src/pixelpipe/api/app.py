@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from pixelpipe import __version__
-from pixelpipe.api import problems
+from pixelpipe.api import openapi_doc, problems
 from pixelpipe.api.fast_lane import FastLane
 from pixelpipe.api.routes_generations import router as generations_router
 from pixelpipe.api.routes_images import router as images_router
@@ -91,6 +91,7 @@ def create_app(
     for router in (generations_router, meta_router, images_router, webhooks_router):
         app.include_router(router)
     _include_optional(app)
+    openapi_doc.install(app)  # /openapi.json documents the errors every layer answers
     return app
 
 
