@@ -201,7 +201,7 @@ class JobStore:
         params = {"w_key": job.content_key}
 
         def work(conn: Connection) -> Job | object | None:
-            if conn.execute(_IMAGE_SHARED, params).first() is None:
+            if first_row(conn, _IMAGE_SHARED, images, params) is None:
                 return _GONE
             return self._insert_unless_taken(conn, job, row, False, fingerprint)
 
