@@ -3,7 +3,8 @@
 A real ``pixelpipe serve`` (subprocess, loopback) is driven with cases that schemathesis generates
 from the served OpenAPI document — positive (valid by the schema) and negative (wrong types, missing
 fields, out-of-range values) — first with auth off (loopback, no key yet: every handler reachable),
-then with API keys on (an admin key on every request). Every answer must pass:
+then with API keys on (an admin key on every request), then with a wrong key (the 401s). Every
+answer must pass:
 
 * ``not_a_server_error`` — no 5xx;
 * ``status_code_conformance`` — the status is one the operation documents;
@@ -148,13 +149,17 @@ def test_every_answer_conforms_to_the_served_openapi_document(tmp_path: Path) ->
         run.everything(schema, EXAMPLES)  # loopback, no key yet: auth off
         run.headers = {"Authorization": f"Bearer {_admin_key(srv)}"}
         run.phase = "admin key"
-        run.everything(schema, max(3, EXAMPLES // 5))  # keys on: the auth layer answers too
+        run.everything(schema, max(3, EXAMPLES // 5))  # keys on: the handlers behind auth
+        run.headers = {"Authorization": "Bearer pp_not_a_key"}
+        run.phase = "bad key"
+        run.everything(schema, 2)  # keys on, a wrong key: the auth layer's 401s
 
     total = sum(run.cases.values())
     summary = {
         "cases": total,
         "cases_auth_off": sum(n for k, n in run.cases.items() if "auth off" in k),
         "cases_admin_key": sum(n for k, n in run.cases.items() if "admin key" in k),
+        "cases_bad_key": sum(n for k, n in run.cases.items() if "bad key" in k),
         "operations": len({k.rsplit(" [", 1)[0] for k in run.cases}),
         "5xx": sum(n for s, n in run.statuses.items() if s >= 500),
         "conformance_failures": len(run.failures),
