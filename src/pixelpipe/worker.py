@@ -39,7 +39,13 @@ from pixelpipe.fetch import (
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
 from pixelpipe.ledger.base import Charge, Price
-from pixelpipe.providers.base import Output, ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.base import (
+    FindsLostRuns,
+    Output,
+    ProviderRequest,
+    ProviderUpdate,
+    RunState,
+)
 from pixelpipe.providers.run_tag import RunRef, run_webhook_url
 from pixelpipe.retry import retry_delay_s
 
@@ -115,7 +121,10 @@ class Worker:
                 await self.poll(moved)
             return
         if job.status is _S.SUBMITTING:
-            # interrupted mid-submit (crash, lost lease) before the provider's answer was saved:
+            # interrupted mid-submit (crash, lost lease) before the provider's answer was saved
+            if (found := await self._find_lost_run(job)) is not None:
+                await self.apply(job, found)  # resumed on the run it made: no second run
+                return
             # as ambiguous as a read timeout; go round again (see _retry on ambiguous errors).
             # The attempt may have started a run: it stays in the ledger as unconfirmed, and its
             # completion webhook, if it comes, names the attempt and is adopted (webhooks.py)
@@ -154,6 +163,20 @@ class Worker:
         if estimate.amount_micros == 0:
             return
         await self.svc.ledger.open_attempt(self._charge(job, job.attempt, "", estimate, {}))
+
+    async def _find_lost_run(self, job: Job) -> ProviderUpdate | None:
+        """Ask the provider for the run an interrupted submit made, where it can list runs."""
+        provider = self.svc.providers.get(job.provider or "")
+        if not isinstance(provider, FindsLostRuns):
+            return None
+        try:
+            found = await provider.find_run(provider_request(self.svc, job), job.updated_at)
+        except PixelpipeError as exc:  # cannot tell: treated as lost, as before
+            log.info("looking up job %s's lost run failed: %s", job.id, exc.code)
+            return None
+        if found is not None:
+            log.info("job %s: interrupted submit resumed on run %s", job.id, found.provider_job_id)
+        return found
 
     async def _wait_for_gate(self, job: Job) -> bool:
         """True when the job's provider is paused after a 429 and the job was rescheduled.

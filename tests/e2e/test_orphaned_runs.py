@@ -3,8 +3,10 @@ provider runs (and bills) it anyway. Every such run must reach the ledger: adopt
 webhook (which names its job and attempt) when webhooks are on, and as an *unconfirmed* attempt
 (may have been billed, at the estimate) when nothing will ever name it.
 
-The fake Replicate holds each create's answer (``create_answer_delay_s``) after making the run, and
+The fake provider holds each create's answer (``create_answer_delay_s``) after making the run, and
 ``pixelpipe serve`` is SIGKILLed inside that window, then started again on the same port and data.
+Replicate can also list predictions: a restarted worker finds the lost run and resumes on it
+instead of starting a second one.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def fakes() -> Iterator[FakesThread]:
 
 @pytest.fixture(autouse=True)
 def _reset(fakes: FakesThread) -> None:
-    fakes.control("replicate", reset=True)
+    for name in ("replicate", "fal"):
+        fakes.control(name, reset=True)
 
 
 def _server(data: Path, fakes: FakesThread, *, webhooks: bool) -> Server:
@@ -52,11 +55,11 @@ def _server(data: Path, fakes: FakesThread, *, webhooks: bool) -> Server:
     return Server(data, env, port=port)
 
 
-def _crash_during_create(srv: Server, fakes: FakesThread) -> str:
+def _crash_during_create(srv: Server, fakes: FakesThread, provider: str = "replicate") -> str:
     """Submit, SIGKILL the server once the fake has made the run, start it again; the job id."""
-    job = submit(srv, model="flux-schnell", provider="replicate")
+    job = submit(srv, model="flux-schnell", provider=provider)
     deadline = time.monotonic() + 20
-    while fakes.stats("replicate")["creates_total"] < 1:
+    while fakes.stats(provider)["creates_total"] < 1:
         assert time.monotonic() < deadline, "the create never reached the fake"
         time.sleep(0.02)
     srv.kill()  # the create's answer (the run's id) is still on its way
@@ -119,17 +122,39 @@ def test_orphaned_run_is_adopted_through_its_webhook(tmp_path: Path, fakes: Fake
         srv.stop()
 
 
-def test_orphan_nothing_will_name_stays_unconfirmed(tmp_path: Path, fakes: FakesThread) -> None:
+def test_lost_replicate_run_is_found_and_resumed(tmp_path: Path, fakes: FakesThread) -> None:
     fakes.control("replicate", latency_s=0.3, create_answer_delay_s=ANSWER_DELAY_S)
     srv = _server(tmp_path / "polled", fakes, webhooks=False)
     srv.start(timeout_s=STARTUP_S)
     try:
         job_id = _crash_during_create(srv, fakes)
-        fakes.control("replicate", create_answer_delay_s=0.0)
+        done = _finished(srv, job_id)
+        assert done["status"] == "succeeded", done
+        # the restarted worker listed Replicate's predictions and resumed on the lost run
+        assert fakes.stats("replicate")["creates_total"] == 1
+        assert fakes.stats("replicate")["calls"].get("list", 0) >= 1
+        rows = db_rows(srv, "SELECT * FROM ledger_entries")
+        assert [(r["attempt"], r["state"], r["amount_micros"]) for r in rows] == [
+            (1, "billed", 3000)
+        ]
+        [(run,)] = db_rows(srv, "SELECT provider_job_id FROM jobs")
+        assert run and rows[0]["provider_job_id"] == run
+    finally:
+        srv.stop()
+
+
+def test_orphan_nothing_will_name_stays_unconfirmed(tmp_path: Path, fakes: FakesThread) -> None:
+    # fal's queue cannot be listed, and without webhooks nothing will ever name the lost run
+    fakes.control("fal", latency_s=0.3, create_answer_delay_s=ANSWER_DELAY_S)
+    srv = _server(tmp_path / "polled-fal", fakes, webhooks=False)
+    srv.start(timeout_s=STARTUP_S)
+    try:
+        job_id = _crash_during_create(srv, fakes, "fal")
+        fakes.control("fal", create_answer_delay_s=0.0)
         done = _finished(srv, job_id)
         assert done["status"] == "succeeded", done
         rows = db_rows(srv, "SELECT * FROM ledger_entries ORDER BY attempt")
-        assert fakes.stats("replicate")["creates_total"] == 2
+        assert fakes.stats("fal")["creates_total"] == 2
         assert [r["attempt"] for r in rows] == [1, 2]  # both runs may have been billed
         # attempt 1 may have been billed: it is in the ledger as such, at the estimate
         assert [(r["attempt"], r["state"], r["amount_micros"]) for r in rows] == [

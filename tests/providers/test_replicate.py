@@ -383,3 +383,52 @@ async def test_lost_webhook_is_never_sent(
     with pytest.raises(TimeoutError):
         await receiver.next(timeout=0.5)
     assert (await replicate_fake.stats())["webhooks"]["lost"] == 1
+
+
+# --- finding a run whose create answer was lost ----------------------------------------------------
+
+
+async def test_find_run_returns_the_run_made_for_this_request(
+    provider: ReplicateProvider, replicate_fake: Running
+) -> None:
+    since = time.time()
+    mine = preq("replicate", model="flux-dev", prompt="a lost lighthouse", seed=11)
+    other = preq("replicate", model="flux-dev", prompt="another lighthouse", seed=11)
+    await provider.submit(other)
+    made = await provider.submit(mine)
+    await provider.submit(other)
+    found = await provider.find_run(mine, since)
+    assert found is not None and found.provider_job_id == made.provider_job_id
+    # nothing made for it: None (never a look-alike)
+    alone = preq("replicate", model="flux-dev", prompt="never submitted", seed=11)
+    assert await provider.find_run(alone, since) is None
+    # made before the attempt started (less the skew margin): not this attempt's run
+    assert await provider.find_run(mine, time.time() + 60) is None
+
+
+async def test_find_run_tells_attempts_apart_by_their_webhook(
+    provider: ReplicateProvider, replicate_fake: Running
+) -> None:
+    since = time.time()
+    first = preq("replicate", "https://hooks.example/r?run=job_1.1.x", model="flux-dev", seed=3)
+    second = preq("replicate", "https://hooks.example/r?run=job_1.2.y", model="flux-dev", seed=3)
+    made = await provider.submit(second)
+    assert await provider.find_run(first, since) is None  # same input, another attempt's run
+    found = await provider.find_run(second, since)
+    assert found is not None and found.provider_job_id == made.provider_job_id
+
+
+async def test_predictions_list_pages_newest_first(
+    provider: ReplicateProvider, replicate_fake: Running
+) -> None:
+    for i in range(3):
+        await provider.submit(preq("replicate", model="flux-dev", prompt=f"page {i}", seed=i))
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {REPLICATE_TOKEN}"}) as c:
+        page = (await c.get(f"{replicate_fake.url}/v1/predictions")).json()
+        assert set(page) == {"next", "previous", "results"}
+        created = [p["created_at"] for p in page["results"]]
+        assert created == sorted(created, reverse=True) and len(created) >= 3
+        future = (
+            await c.get(f"{replicate_fake.url}/v1/predictions?created_after=2999-01-01T00:00:00Z")
+        ).json()
+        assert future["results"] == [] and future["next"] is None

@@ -39,6 +39,14 @@ from pixelpipe.fakes.replicate_prediction import (
     sleep_unless_canceled,
 )
 
+LIST_PAGE = 100
+
+
+def _iso_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
 
 def _problem(status: int, detail: str, title: str = "", **extra: Any) -> JSONResponse:
     body = {"detail": detail, "status": status, **({"title": title} if title else {}), **extra}
@@ -80,6 +88,7 @@ class FakeReplicate:
         return [
             Route("/v1/models/{owner}/{name}/predictions", self.create_official, methods=["POST"]),
             Route("/v1/predictions", self.create_version, methods=["POST"]),
+            Route("/v1/predictions", self.list_predictions, methods=["GET"]),
             Route("/v1/predictions/{pid}", self.get, methods=["GET"]),
             Route("/v1/predictions/{pid}/cancel", self.cancel, methods=["POST"]),
             Route("/v1/webhooks/default/secret", self.secret, methods=["GET"]),
@@ -120,6 +129,46 @@ class FakeReplicate:
         if pred is None:
             return _problem(404, "The requested resource could not be found.", "Not found")
         return JSONResponse(await self._snapshot(pred))
+
+    async def list_predictions(self, request: Request) -> Response:
+        """``GET /v1/predictions``: newest first, 100 a page, ``created_after``/``created_before``
+        (ISO 8601) filters, an opaque ``cursor`` in ``next``/``previous``."""
+        if (denied := await self._gate(request, "list")) is not None:
+            return denied
+        query = request.query_params
+        try:
+            after = _iso_time(query.get("created_after"))
+            before = _iso_time(query.get("created_before"))
+            start = int(base64.urlsafe_b64decode(query.get("cursor") or "MA==").decode() or 0)
+        except ValueError:
+            return _problem(400, "Invalid filter or cursor", "Bad request")
+        chosen = sorted(
+            (
+                p
+                for p in self.predictions.values()
+                if (after is None or p.created >= after) and (before is None or p.created < before)
+            ),
+            key=lambda p: p.created,
+            reverse=True,
+        )
+        page = chosen[start : start + LIST_PAGE]
+        results = [await self._snapshot(p) for p in page]
+        base = f"{base_url(request, self.core.public_url)}/v1/predictions"
+        filters = "".join(
+            f"&{k}={query[k]}" for k in ("created_after", "created_before") if k in query
+        )
+
+        def link(offset: int) -> str:
+            cursor = base64.urlsafe_b64encode(str(offset).encode()).decode()
+            return f"{base}?cursor={cursor}{filters}"
+
+        return JSONResponse(
+            {
+                "next": link(start + LIST_PAGE) if start + LIST_PAGE < len(chosen) else None,
+                "previous": link(max(0, start - LIST_PAGE)) if start > 0 else None,
+                "results": results,
+            }
+        )
 
     async def cancel(self, request: Request) -> Response:
         if (denied := await self._gate(request, "cancel")) is not None:

@@ -85,3 +85,13 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FindsLostRuns(Protocol):
+    """A provider that can look up a run whose create call's answer was lost (Replicate lists
+    predictions); a crashed submit is then resumed on that run instead of starting another."""
+
+    async def find_run(self, req: ProviderRequest, since: float) -> ProviderUpdate | None:
+        """The run made for ``req`` at or after ``since`` (unix s), or None."""
+        ...

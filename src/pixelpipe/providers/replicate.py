@@ -16,7 +16,9 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -52,6 +54,8 @@ FLUX_SIZES: dict[str, tuple[int, int]] = {
     "9:21": (640, 1536),
 }
 PRO_RATIOS = frozenset(FLUX_SIZES) - {"21:9", "9:21"}
+FIND_SKEW_S = 10.0  # clock difference allowed between us and Replicate when looking a run up
+FIND_MAX_PAGES = 5  # 500 predictions: a lost run is looked up within a minute of its create
 _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 _PERCENT = re.compile(r"(\d{1,3})%\|")
 _STATES = {
@@ -258,6 +262,25 @@ class ReplicateProvider:
         )
         return prediction_update(self._http.json_object(resp))
 
+    async def find_run(self, req: ProviderRequest, since: float) -> ProviderUpdate | None:
+        """The run a lost create call made for ``req``, if Replicate has one: the oldest
+        prediction created since ``since`` (less a clock-skew margin) with this request's exact
+        input (and webhook, when one was given — it names the job and attempt)."""
+        expected = replicate_input(req.request, req.model_id)
+        after = datetime.fromtimestamp(since - FIND_SKEW_S, UTC).isoformat()
+        url: str | None = f"{self._base}/v1/predictions?created_after={quote(after)}"
+        found: dict[str, Any] | None = None
+        for _ in range(FIND_MAX_PAGES):
+            if url is None:
+                break
+            page = self._http.json_object(await self._http.send("GET", url))
+            for pred in page.get("results") or []:  # newest first: the last match is the oldest
+                if isinstance(pred, dict) and _made_for(pred, expected, req.webhook_url):
+                    found = pred
+            nxt = page.get("next")
+            url = nxt if isinstance(nxt, str) and nxt.startswith(self._base) else None
+        return prediction_update(found) if found is not None else None
+
     async def cancel(self, provider_job_id: str, req: ProviderRequest) -> None:
         url = self._prediction_url(provider_job_id) + "/cancel"
         await self._http.send("POST", url, not_found=ProviderJobLost)
@@ -307,6 +330,13 @@ class ReplicateProvider:
         if not isinstance(key, str) or not key:
             raise ProviderUnavailable("replicate answered a webhook secret without a key")
         return key
+
+
+def _made_for(pred: Mapping[str, Any], expected: Mapping[str, Any], webhook: str | None) -> bool:
+    if pred.get("input") != expected:
+        return False
+    echoed = pred.get("webhook")
+    return not (webhook and isinstance(echoed, str)) or echoed == webhook
 
 
 def _decode(body: bytes) -> dict[str, Any]:
