@@ -232,9 +232,10 @@ def check_owner(job: Job, caller: Caller) -> None:
     auth off belong to no key: only an admin key may act on them once keys exist."""
     if caller.key_id is None or caller.admin or job.api_key_id == caller.key_id:
         return
+    started = "with another API key" if job.api_key_id else "without a key (before keys were on)"
+    only = "that key or an admin key" if job.api_key_id else "an admin key"
     raise Forbidden(
-        f"generation {job.id} was started with another API key; only that key or an admin "
-        "key may delete it",
+        f"generation {job.id} was started {started}; only {only} may delete it",
         required_scope="admin",
     )
 

@@ -151,6 +151,20 @@ async def test_keyed_callers_delete_only_their_own_jobs(tmp_path: Path) -> None:
             assert (await c.delete(f"/v1/generations/{second['id']}")).status_code == 204
 
 
+async def test_jobs_from_before_keys_are_deleted_by_an_admin_key_only(tmp_path: Path) -> None:
+    async with running_app(tmp_path) as app:
+        async with app.client() as c:  # auth is off: no key exists yet
+            job = await _finished(c, {**BODY, "seed": 11})
+        mine, admin = await app.key(name="mine"), await app.key("admin", name="adm")
+        url = f"/v1/generations/{job['id']}"
+        async with app.client(headers=bearer(mine)) as c:
+            r = await c.delete(url)
+            assert r.status_code == 403 and "without a key" in r.json()["detail"]
+            assert "an admin key" in r.json()["detail"]
+        async with app.client(headers=bearer(admin)) as c:
+            assert (await c.delete(url)).status_code == 204
+
+
 async def test_openapi_documents_delete_with_problem_json(tmp_path: Path) -> None:
     async with running_app(tmp_path) as app, app.client() as c:
         doc = (await c.get("/openapi.json")).json()

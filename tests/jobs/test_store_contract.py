@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+from pixelpipe.db import open_database
 from pixelpipe.errors import Conflict, IdempotencyMismatch
+from pixelpipe.events.local import LocalNotifier
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.jobs.ids import is_job_id, new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
@@ -223,3 +225,30 @@ async def test_a_running_job_is_not_deleted(store: JobStore) -> None:
     with pytest.raises(Conflict, match="cancel it first"):
         await store.delete(job.id)
     assert await store.get(job.id) is not None
+
+
+async def test_a_delete_and_hits_from_another_process_leave_no_dangling_reference(
+    store: JobStore,
+) -> None:
+    """Two processes (two engines on the same database): the image row lock decides the race."""
+    url = store.db.writer.url.render_as_string(hide_password=False)
+    other_db = open_database(url)
+    other = JobStore(other_db, LocalNotifier())
+    try:
+        for round_ in range(5):
+            job = make_job(f"two processes {round_}")
+            rec = await _succeeded_with_image(store, job)
+            other._images[rec.content_key] = rec  # the other process served this image before
+            hits = [make_job(f"two processes {round_}") for _ in range(8)]
+            for h in hits:
+                h.status, h.cached, h.storage_key = S.SUCCEEDED, True, rec.storage_key
+            done, *inserted = await asyncio.gather(
+                store.delete(job.id), *(other.create_cache_hit(h) for h in hits)
+            )
+            index = await store.find_image(rec.content_key)
+            if any(r is not None for r in inserted):
+                assert index is not None and done.orphaned == ()
+            else:
+                assert index is None and done.orphaned
+    finally:
+        await other_db.dispose()
