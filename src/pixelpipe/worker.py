@@ -23,6 +23,9 @@ from pixelpipe.errors import (
     InternalStepError,
     OutputFetchError,
     PixelpipeError,
+    ProviderAuthError,
+    ProviderContentRejected,
+    ProviderInvalidInput,
     ProviderJobLost,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -588,14 +591,25 @@ class Worker:
             await svc.store.add_event(job.id, "retry", {**event, "attempt": job.attempt})
 
     async def _leave_attempt(self, job: Job, exc: PixelpipeError) -> None:
-        """The job leaves its current attempt on ``exc``: a provider refusal ran nothing (its
-        pending row goes); an answer that was lost may have started a billed run (unconfirmed).
-        A charge recorded for the attempt already is kept either way."""
+        """The job leaves its current attempt on ``exc``: a provider's refusal ran nothing (its
+        pending row goes); anything else — an answer lost after sending, a run the provider lost,
+        an answer we could not read — may have started a billed run (unconfirmed). A charge
+        recorded for the attempt already is kept either way."""
         if job.status not in (_S.SUBMITTING, _S.WAITING):
             return  # queued: not sent yet; fetching/storing: billed when the run succeeded
-        unknown = bool(exc.extra.get("ambiguous")) or isinstance(exc, ProviderJobLost) or _ours(exc)
-        charged = None if unknown else False
+        charged = False if _refused_by_provider(exc) else None
         await self.svc.ledger.close_attempt(job.id, job.attempt, charged=charged)
+
+
+def _refused_by_provider(exc: PixelpipeError) -> bool:
+    """The provider's own answer says nothing ran: a 429, a 4xx (validation, auth, content policy
+    at submit), a 5xx or a connection that never reached it (``billable=False``)."""
+    if exc.extra.get("ambiguous") or _ours(exc):
+        return False
+    refusals = (
+        ProviderRateLimited | ProviderInvalidInput | ProviderAuthError | ProviderContentRejected
+    )
+    return isinstance(exc, refusals) or exc.extra.get("billable") is False
 
 
 def _prepare_image(raw: bytes, fmt: str) -> tuple[VerifiedImage, VerifiedImage]:

@@ -441,6 +441,20 @@ def test_5xx_on_a_single_provider_model_retries_it(polled: Server, fakes: FakesT
     assert retry["error"]["code"] == "provider_unavailable" and "failover" not in retry
 
 
+def test_unreadable_create_answer_leaves_the_attempt_unconfirmed(
+    polled: Server, fakes: FakesThread
+) -> None:
+    """A 200 whose body is not a prediction: the create may have started a billed run, so the
+    attempt stays in the ledger (unconfirmed, at the estimate) beside the one that succeeded."""
+    fakes.control("openai", garbage_next=1)
+    job = submit(polled, model="dall-e-3")
+    done, _ = finish(polled, job["id"])
+    assert done["status"] == "succeeded" and done["attempt"] == 2, done
+    rows = ledger(polled, job["id"])
+    assert [(r["attempt"], r["state"]) for r in rows] == [(1, "unconfirmed"), (2, "billed")]
+    assert rows[0]["amount_micros"] == rows[1]["amount_micros"] == 40_000
+
+
 # --- refusals and bad outputs ------------------------------------------------------------------
 
 
