@@ -1,48 +1,59 @@
-"""The ``pixelpipe`` command: a thin adapter over the service layer."""
+"""The ``pixelpipe`` command: a thin adapter over the service layer.
+
+Start-up is lazy: this module imports Typer and the standard library only, and each command imports
+what it needs (settings, the database, FastAPI, Pillow, providers…) when it runs, so ``--help`` and
+the small commands answer at once (``tests/core/test_cli_startup.py`` holds it to that).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from pixelpipe.errors import PixelpipeError
-from pixelpipe.settings import Settings, load_settings
+from pixelpipe.cli_output import (
+    ApiKey,
+    Command,
+    Group,
+    Server,
+    die,
+    err,
+    money,
+    out,
+    unreachable,
+)
+
+if TYPE_CHECKING:
+    from pixelpipe.client import GenerationPublic
+    from pixelpipe.settings import Settings
 
 app = typer.Typer(
     name="pixelpipe",
+    cls=Group,
     help="Prompt in, durable image out: generate, serve, and account for AI images.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-err = Console(stderr=True)
-out = Console()
 
 
 def _settings(**overrides: Any) -> Settings:
+    from pixelpipe.errors import PixelpipeError
+    from pixelpipe.settings import load_settings
+
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except PixelpipeError as exc:
-        _die(exc)
-
-
-def _die(exc: PixelpipeError, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error[/] ({exc.code}): {exc.detail}")
-    reason = exc.extra.get("reason")
-    if reason:
-        err.print(f"reason: {reason}")
-    raise typer.Exit(code)
+        die(exc)
 
 
 def _logging(settings: Settings) -> None:
+    import logging
+
     logging.basicConfig(
         level=settings.log_level.upper(),
         format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
@@ -52,6 +63,8 @@ def _logging(settings: Settings) -> None:
 
 
 def _uvicorn(settings: Settings, worker: bool) -> None:
+    import gc
+
     import uvicorn
 
     from pixelpipe.api.app import create_app
@@ -69,50 +82,67 @@ def _uvicorn(settings: Settings, worker: bool) -> None:
     )
 
 
-Host = Annotated[str | None, typer.Option(help="Bind address (PIXELPIPE_HOST)")]
-Port = Annotated[int | None, typer.Option(help="Port (PIXELPIPE_PORT)")]
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000  # as Settings.host / Settings.port (a test checks)
+Host = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDRESS",
+        help=f"Bind address (PIXELPIPE_HOST; default {DEFAULT_HOST}); any other than loopback "
+        "needs an API key first",
+    ),
+]
+Port = Annotated[
+    int | None,
+    typer.Option(metavar="PORT", help=f"Port (PIXELPIPE_PORT; default {DEFAULT_PORT})"),
+]
 
 
 def _run_role(settings: Settings, role: Callable[[Settings], object]) -> None:
     """Start one process role with logging; a configuration error exits 1 with its message."""
+    from pixelpipe.errors import PixelpipeError
+
     _logging(settings)
     try:
         role(settings)
     except PixelpipeError as exc:
-        _die(exc)
+        die(exc)
     except KeyboardInterrupt:
         pass
 
 
-@app.command()
+@app.command(cls=Command)
 def serve(host: Host = None, port: Port = None) -> None:
     """API + web page + worker + sweeper in one process (the embedded default)."""
     _run_role(_settings(host=host, port=port), lambda s: _uvicorn(s, worker=True))
 
 
-@app.command()
+@app.command(cls=Command)
 def api(host: Host = None, port: Port = None) -> None:
     """API + web page only (run `pixelpipe worker` processes beside it)."""
     _run_role(_settings(host=host, port=port), lambda s: _uvicorn(s, worker=False))
 
 
-@app.command()
+@app.command(cls=Command)
 def worker() -> None:
     """Run pipeline steps (submit, poll, fetch, store) for queued jobs."""
+    import asyncio
+
     from pixelpipe.runner import run_worker
 
     _run_role(_settings(), lambda s: asyncio.run(run_worker(s)))
 
 
-@app.command()
+@app.command(cls=Command)
 def sweeper() -> None:
     """Reconcile overdue jobs (exactly one active at a time, however many are started)."""
+    import asyncio
+
     from pixelpipe.runner import run_sweeper_process
 
     _run_role(_settings(), lambda s: asyncio.run(run_sweeper_process(s)))
 
 
-@app.command()
+@app.command(cls=Command)
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
     from pixelpipe.migrations.runner import upgrade
@@ -120,75 +150,166 @@ def migrate() -> None:
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url)
-    out.print("database is at the latest schema")
+    out().print("database is at the latest schema")
 
 
-@app.command()
+@app.command(cls=Command)
 def generate(
-    prompt: Annotated[str, typer.Argument(help="What to draw")],
-    model: Annotated[str, typer.Option(help="Model name (see GET /v1/models)")] = "preview",
-    seed: Annotated[int | None, typer.Option(help="0..4294967295; default random")] = None,
-    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT")] = None,
-    aspect_ratio: Annotated[str | None, typer.Option("--aspect-ratio")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="webp, png or jpeg")] = None,
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Save the image here")
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="What to draw")],
+    model: Annotated[
+        str, typer.Option(metavar="MODEL", help="Model name (see GET /v1/models)")
+    ] = "preview",
+    seed: Annotated[
+        int | None, typer.Option(metavar="N", help="0..4294967295; default random")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait")] = 600.0,
+    size: Annotated[str | None, typer.Option(metavar="WxH", help="WIDTHxHEIGHT")] = None,
+    aspect_ratio: Annotated[
+        str | None, typer.Option("--aspect-ratio", metavar="W:H", help="e.g. 16:9 (or --size)")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", metavar="FORMAT", help="webp, png or jpeg")
+    ] = None,
+    quality: Annotated[
+        str | None,
+        typer.Option(metavar="TIER", help="Model-specific quality tier (gpt-image-1, dall-e-3)"),
+    ] = None,
+    negative_prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--negative-prompt", metavar="TEXT", help="What to avoid (models that support it)"
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(metavar="N", help="Inference steps, within the model's range")
+    ] = None,
+    guidance: Annotated[
+        float | None,
+        typer.Option(metavar="SCALE", help="Guidance scale, within the model's range"),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="Save the image here")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the generation as JSON")] = False,
+    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait")] = 600.0,
+    server: Server = None,
+    api_key: ApiKey = None,
 ) -> None:
-    """Generate one image in-process and print its URL (or save it with -o)."""
-    from pixelpipe.pipeline import Pipeline
+    """Generate one image and print its URL (or save it with -o); --server runs it on a server.
 
-    settings = _settings()
+    By default the pipeline runs in this process, on the local data directory (as `pixelpipe
+    serve` would); with --server URL it runs on that server through the Python Client.
+    """
+    import asyncio
+
+    from pixelpipe.errors import PixelpipeError
+
     params: dict[str, Any] = {
         "model": model,
         "seed": seed,
         "size": size,
         "aspect_ratio": aspect_ratio,
         "format": format,
+        "quality": quality,
+        "negative_prompt": negative_prompt,
+        "steps": steps,
+        "guidance": guidance,
     }
     params = {k: v for k, v in params.items() if v is not None}
+    job = _Generate(prompt, params, timeout, output, as_json)
+    try:
+        if server:
+            code = asyncio.run(job.remote(server, api_key))
+        else:
+            code = asyncio.run(job.local(_settings()))
+    except PixelpipeError as exc:
+        die(exc)
+    raise typer.Exit(code)
 
-    async def run() -> int:
+
+class _Generate:
+    """One ``pixelpipe generate``, in this process or through :class:`~pixelpipe.client.Client`."""
+
+    def __init__(
+        self,
+        prompt: str,
+        params: dict[str, Any],
+        timeout: float,
+        output: Path | None,
+        as_json: bool,
+    ) -> None:
+        self.prompt, self.params, self.timeout = prompt, params, timeout
+        self.output, self.as_json = output, as_json
+
+    async def local(self, settings: Settings) -> int:
+        from pixelpipe.pipeline import Pipeline
+
         async with Pipeline(settings) as p:
-            result = await p.generate(prompt, timeout_s=timeout, raise_on_failure=False, **params)
+            result = await p.generate(
+                self.prompt, timeout_s=self.timeout, raise_on_failure=False, **self.params
+            )
             job = result.job
-            if as_json:
+            if self.as_json:
                 from pixelpipe.api.schemas import render_job
 
                 print(json.dumps((await render_job(p.services, job)).model_dump(), indent=2))
             if job.status.value != "succeeded":
-                err.print(f"[bold red]{job.status}[/] ({job.error_code}): {job.error_detail}")
+                err().print(f"[bold red]{job.status}[/] ({job.error_code}): {job.error_detail}")
                 return 2
-            if output is not None and result.image is not None:
-                output.write_bytes(result.image)
-            if not as_json:
-                _print_result(settings, job, result.url, output)
+            if self.output is not None and result.image is not None:
+                self.output.write_bytes(result.image)
+            if not self.as_json:
+                _print_result(settings, job, result.url, self.output)
             return 0
 
-    try:
-        code = asyncio.run(run())
-    except PixelpipeError as exc:
-        _die(exc)
-    raise typer.Exit(code)
+    async def remote(self, server: str, api_key: str | None) -> int:
+        import httpx
+
+        from pixelpipe.client import Client
+
+        try:
+            async with Client(server, api_key=api_key, timeout=60.0) as client:
+                gen = await client.generate(
+                    self.prompt, timeout_s=self.timeout, raise_on_failure=False, **self.params
+                )
+                if self.as_json:
+                    print(json.dumps(gen.model_dump(mode="json"), indent=2))
+                if gen.status != "succeeded" or gen.image is None:
+                    code, detail = (gen.error.code, gen.error.detail) if gen.error else ("-", "")
+                    err().print(f"[bold red]{gen.status}[/] ({code}): {detail}")
+                    return 2
+                if self.output is not None:
+                    self.output.write_bytes(await client.download(gen))
+        except httpx.TransportError as exc:
+            unreachable(server, exc)
+        if not self.as_json:
+            url = gen.image.url
+            _print_remote(
+                gen, server.rstrip("/") + url if url.startswith("/") else url, self.output
+            )
+        return 0
 
 
 def _print_result(settings: Settings, job: Any, url: str | None, output: Path | None) -> None:
-    from pixelpipe.api.schemas import usd
-
-    cost = usd(job.cost_micros) if job.cost_micros is not None else "unpriced"
-    out.print(
-        f"[bold green]succeeded[/] {job.id}  model={job.model}  cost=${cost}"
+    cost = "$0.0000 (cache)" if job.cached and not job.cost_micros else money(job.cost_micros)
+    out().print(
+        f"[bold green]succeeded[/] {job.id}  model={job.model}  cost={cost}"
         f"  cached={'yes' if job.cached else 'no'}  {job.duration_s}s"
     )
-    out.print(f"saved to {output}" if output else url or "")
+    out().print(f"saved to {output}" if output else url or "", markup=False, highlight=False)
 
 
-@app.command("fake-providers")
+def _print_remote(gen: GenerationPublic, url: str, output: Path | None) -> None:
+    out().print(
+        f"[bold green]succeeded[/] {gen.id}  model={gen.model}  cost={money(gen.cost.micros)}"
+        f"  cached={'yes' if gen.cached else 'no'}  {gen.timings.duration_s}s"
+    )
+    out().print(f"saved to {output}" if output else url, markup=False, highlight=False)
+
+
+@app.command("fake-providers", cls=Command)
 def fake_providers(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 9100,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port")] = 9100,
 ) -> None:
     """Run protocol-faithful fake Replicate, fal and OpenAI servers (offline demos and tests)."""
     from pixelpipe.fakes.server import run_fake_providers
@@ -199,14 +320,14 @@ def fake_providers(
 def _register_subcommands() -> None:
     from pixelpipe.cli_costs import budgets_app, usage
 
-    app.command("usage")(usage)
+    app.command("usage", cls=Command)(usage)
     app.add_typer(budgets_app, name="budgets")
 
     from pixelpipe.cli_batch import batch, compare, webhook_secret_cmd
 
-    app.command("batch")(batch)
-    app.command("compare")(compare)
-    app.command("webhook-secret")(webhook_secret_cmd)
+    app.command("batch", cls=Command)(batch)
+    app.command("compare", cls=Command)(compare)
+    app.command("webhook-secret", cls=Command)(webhook_secret_cmd)
 
     from pixelpipe.cli_keys import keys_app
 

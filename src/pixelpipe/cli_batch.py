@@ -13,7 +13,6 @@ rest.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import hashlib
@@ -24,25 +23,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import orjson
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
+from pixelpipe.cli_output import ApiKey, Server, err, money, out, print_json, table
 from pixelpipe.errors import InvalidRequest, PixelpipeError
 
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 FIELDS = (
     "prompt",
@@ -357,6 +347,8 @@ async def run_all(
     on_done: Callable[[Outcome], None],
 ) -> list[Outcome]:
     """Run every item, at most ``concurrency`` at a time; ``on_done`` after each."""
+    import asyncio
+
     sem = asyncio.Semaphore(concurrency)
     results: list[Outcome] = []
 
@@ -388,41 +380,49 @@ async def _with_runner(
 
 def _cancel_on_sigterm() -> None:
     """SIGTERM stops a run like Ctrl-C does: in-flight jobs are handed back, the summary prints."""
+    import asyncio
+
     task = asyncio.current_task()
     if task is not None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
-def _usd(micros: int | None) -> str:
-    from pixelpipe.ledger.policy import decimal_usd
-
-    return "unpriced" if micros is None else f"${decimal_usd(micros)}"
-
-
 # ---- pixelpipe batch -----------------------------------------------------------------------------
-
-Server = Annotated[
-    str | None, typer.Option("--server", help="Run against this pixelpipe server (default: here)")
-]
-ApiKey = Annotated[str | None, typer.Option("--api-key", envvar="PIXELPIPE_API_KEY")]
 
 
 def batch(
-    file: Annotated[Path, typer.Argument(help="prompts.jsonl, prompts.csv or prompts.txt")],
-    model: Annotated[str | None, typer.Option(help="Default model for lines without one")] = None,
-    size: Annotated[str | None, typer.Option(help="Default WIDTHxHEIGHT")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="webp, png or jpeg")] = None,
-    quality: Annotated[str | None, typer.Option(help="Default quality tier")] = None,
-    concurrency: Annotated[int, typer.Option("-c", "--concurrency", min=1, max=256)] = 4,
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="prompts.jsonl, prompts.csv or prompts.txt")
+    ],
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Default model for lines without one")
+    ] = None,
+    size: Annotated[str | None, typer.Option(metavar="WxH", help="Default WIDTHxHEIGHT")] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", metavar="FORMAT", help="webp, png or jpeg")
+    ] = None,
+    quality: Annotated[
+        str | None, typer.Option(metavar="TIER", help="Default quality tier")
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option("-c", "--concurrency", min=1, max=256, metavar="N", help="Prompts at once"),
+    ] = 4,
     out_dir: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Save every image in this directory")
+        Path | None,
+        typer.Option("-o", "--out", metavar="DIR", help="Save every image in this directory"),
     ] = None,
     results: Annotated[
-        Path | None, typer.Option("--results", help="Append one JSON line per finished prompt")
+        Path | None,
+        typer.Option("--results", metavar="FILE", help="Append one JSON line per finished prompt"),
     ] = None,
-    group: Annotated[str | None, typer.Option(help="Group label for the gallery")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each image")] = 600.0,
+    group: Annotated[
+        str | None, typer.Option(metavar="LABEL", help="Group label for the gallery")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds to wait for each image")
+    ] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     server: Server = None,
     api_key: ApiKey = None,
@@ -472,6 +472,8 @@ def batch(
 
 
 def _drive(make: Callable[[], Awaitable[None]], summary: Summary) -> int:
+    import asyncio
+
     async def main() -> None:
         await make()
 
@@ -487,6 +489,15 @@ def _drive(make: Callable[[], Awaitable[None]], summary: Summary) -> int:
 
 @contextlib.contextmanager
 def _progress(total: int) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("[bold]batch"),
         BarColumn(),
@@ -495,7 +506,7 @@ def _progress(total: int) -> Any:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        console=err,
+        console=err(),
         transient=False,
     )
     task = progress.add_task("batch", total=total, stats="")
@@ -503,7 +514,7 @@ def _progress(total: int) -> Any:
     def update(p: Progress, s: Summary) -> None:
         stats = (
             f"[green]✓ {s.done}[/] ([cyan]{s.cached} cached[/])  [red]✗ {len(s.failed)}[/]  "
-            f"{_usd(s.cost_micros)} spent"
+            f"{money(s.cost_micros)} spent"
         )
         p.update(task, completed=len(s.outcomes), stats=stats)
 
@@ -514,39 +525,37 @@ def _progress(total: int) -> Any:
 def _print_summary(summary: Summary, as_json: bool) -> None:
     data = summary.as_dict()
     if as_json:
-        print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        print_json(data)
         return
-    table = Table(title="batch summary" + (" (interrupted)" if summary.interrupted else ""))
-    table.add_column("")
-    table.add_column("prompts", justify="right")
-    table.add_column("cost", justify="right")
-    table.add_row("done", str(data["done"]), f"${data['cost_usd']}")
-    table.add_row("  generated", str(data["generated"]), f"${data['cost_usd']}")
-    table.add_row("  from cache", str(data["cached"]), f"$0 (saved ${data['saved_usd']})")
-    table.add_row("failed", str(data["failed"]), "")
+    cost, saved = money(data["cost_micros"]), money(data["saved_micros"])
+    t = table("batch summary" + (" (interrupted)" if summary.interrupted else ""), ["", "prompts"])
+    t.add_column("cost", justify="right")
+    t.columns[1].justify = "right"
+    t.add_row("done", str(data["done"]), cost)
+    t.add_row("  generated", str(data["generated"]), cost)
+    t.add_row("  from cache", str(data["cached"]), f"{money(0)} (saved {saved})")
+    t.add_row("failed", str(data["failed"]), "")
     if data["not_run"]:
-        table.add_row("not finished", str(data["not_run"]), "")
+        t.add_row("not finished", str(data["not_run"]), "")
     if data["unpriced"]:
-        table.add_row("unpriced", str(data["unpriced"]), "price unknown (not $0)")
-    table.add_row("total", str(data["total"]), f"${data['cost_usd']}")
-    out.print(table)
+        t.add_row("unpriced", str(data["unpriced"]), "price unknown (not $0)")
+    t.add_row("total", str(data["total"]), cost)
+    out().print(t)
     if data["failures"]:
-        why = Table(title="failures")
-        why.add_column("code")
-        why.add_column("count", justify="right")
-        why.add_column("example")
+        why = table("failures", ["code", "count", "example"], ids=("code",))
+        why.columns[1].justify = "right"
         for code, info in sorted(data["failures"].items(), key=lambda kv: -kv[1]["count"]):
             why.add_row(code, str(info["count"]), str(info["example"])[:120])
-        out.print(why)
+        out().print(why)
     if summary.interrupted:
-        err.print("interrupted: run the same command again to resume (done prompts cost $0)")
+        err().print("interrupted: run the same command again to resume (done prompts cost $0)")
 
 
 def _fail(exc: BaseException) -> Any:
     if isinstance(exc, PixelpipeError):
-        err.print(f"[bold red]error[/] ({exc.code}): {exc.detail}")
+        err().print(f"[bold red]error[/] ({exc.code}): {exc.detail}")
     else:
-        err.print(f"[bold red]error[/]: {exc}")
+        err().print(f"[bold red]error[/]: {exc}")
     raise typer.Exit(1)
 
 
@@ -554,17 +563,25 @@ def _fail(exc: BaseException) -> Any:
 
 
 def compare(
-    prompt: Annotated[str, typer.Argument(help="What to draw")],
-    models: Annotated[str, typer.Option("--models", help="Comma-separated, e.g. a,b,c")],
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="What to draw")],
+    models: Annotated[
+        str, typer.Option("--models", metavar="A,B,C", help="Comma-separated model names")
+    ],
     seed: Annotated[
-        int | None, typer.Option(help="Same seed for every model (default: derived)")
+        int | None, typer.Option(metavar="N", help="Same seed for every model (default: derived)")
     ] = None,
-    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT (default: each model's)")] = None,
-    aspect_ratio: Annotated[str | None, typer.Option("--aspect-ratio")] = None,
-    out_dir: Annotated[Path, typer.Option("-o", "--out", help="Where the images go")] = Path(
-        "pixelpipe-compare"
-    ),
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each image")] = 600.0,
+    size: Annotated[
+        str | None, typer.Option(metavar="WxH", help="WIDTHxHEIGHT (default: each model's)")
+    ] = None,
+    aspect_ratio: Annotated[
+        str | None, typer.Option("--aspect-ratio", metavar="W:H", help="e.g. 16:9")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("-o", "--out", metavar="DIR", help="Where the images go")
+    ] = Path("pixelpipe-compare"),
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds to wait for each image")
+    ] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON")] = False,
     server: Server = None,
     api_key: ApiKey = None,
@@ -585,7 +602,7 @@ def compare(
 
     async def go(runner: Runner) -> None:
         _cancel_on_sigterm()
-        with err.status(f"comparing {len(names)} models…"):
+        with err().status(f"comparing {len(names)} models…"):
             await run_all(
                 runner,
                 params,
@@ -598,20 +615,25 @@ def compare(
     code = _drive(lambda: _with_runner(server, api_key, go), summary)
     rows = sorted(summary.outcomes, key=lambda o: o.index)
     if as_json:
-        print(orjson.dumps([asdict(o) for o in rows], option=orjson.OPT_INDENT_2).decode())
+        print_json([asdict(o) for o in rows])
     else:
-        table = Table(title=f"{prompt!r}  seed={the_seed}  group={group}")
-        for col in ("model", "provider", "status", "time", "cost"):
-            table.add_column(col, justify="right" if col in ("time", "cost") else "left")
-        table.add_column("image", overflow="fold")
-        for o in rows:
-            cost = "$0 (cache)" if o.cached else _usd(o.cost_micros) if o.ok else "-"
-            where = (o.path or o.url or "") if o.ok else f"{o.error_code}: {o.error_detail}"
-            table.add_row(
-                o.model, o.provider or "-", o.status, f"{o.seconds:.2f}s", cost, str(where)
-            )
-        out.print(table)
+        _print_compare(f"{prompt!r}  seed={the_seed}  group={group}", rows)
     raise typer.Exit(code if code else (2 if summary.failed else 0))
+
+
+def _print_compare(title: str, rows: list[Outcome]) -> None:
+    """The table (model, provider, status, time, cost), then each image path or error on a line of
+    its own, whole: a path or URL is never folded into a table cell."""
+    t = table(title, ["model", "provider", "status", "time", "cost"], ids=("model",))
+    for col in t.columns[3:]:
+        col.justify = "right"
+    for o in rows:
+        cost = f"{money(0)} (cache)" if o.cached else money(o.cost_micros) if o.ok else "-"
+        t.add_row(o.model, o.provider or "-", o.status, f"{o.seconds:.2f}s", cost)
+    out().print(t)
+    for o in rows:
+        where = (o.path or o.url or "") if o.ok else f"{o.error_code}: {o.error_detail}"
+        out().print(f"{o.model}  {where}", markup=False, highlight=False)
 
 
 # ---- pixelpipe webhook-secret --------------------------------------------------------------------

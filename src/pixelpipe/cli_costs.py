@@ -1,120 +1,209 @@
-"""``pixelpipe usage`` and ``pixelpipe budgets``: the ledger in the terminal."""
+"""``pixelpipe usage`` and ``pixelpipe budgets``: the ledger in the terminal.
+
+Both open the database only (no providers, no HTTP clients), so they answer quickly.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from pixelpipe.bootstrap import Services, build_services
-from pixelpipe.errors import PixelpipeError
-from pixelpipe.ledger.budgets import delete_budget, list_budgets, set_budget
-from pixelpipe.ledger.policy import decimal_usd, usd_to_micros
-from pixelpipe.settings import load_settings
+from pixelpipe.cli_output import Command, Group, money, out, print_json, table, with_db
 
-budgets_app = typer.Typer(help="Daily and monthly spend limits (global or per API key).")
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from pixelpipe.db import Database
+    from pixelpipe.ledger.base import UsageRow
+    from pixelpipe.settings import Settings
 
-
-async def _with_services(fn: Callable[[Services], Awaitable[None]]) -> None:
-    svc = await build_services(load_settings())
-    try:
-        await fn(svc)
-    finally:
-        await svc.aclose()
-
-
-def _run(coro_fn: Callable[[Services], Awaitable[None]]) -> None:
-    try:
-        asyncio.run(_with_services(coro_fn))
-    except PixelpipeError as exc:
-        err.print(f"[bold red]error[/] ({exc.code}): {exc.detail}")
-        raise typer.Exit(1) from None
+budgets_app = typer.Typer(
+    cls=Group, help="Daily and monthly spend limits (global or per API key).", no_args_is_help=True
+)
 
 
 def usage(
-    group_by: Annotated[str, typer.Option(help="model | provider | key | day")] = "model",
-    days: Annotated[int | None, typer.Option(help="Only the last N days")] = None,
+    group_by: Annotated[
+        str, typer.Option(metavar="GROUP", help="model | provider | key | day")
+    ] = "model",
+    days: Annotated[int | None, typer.Option(metavar="N", help="Only the last N days")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (the shape of GET /v1/usage)")
+    ] = False,
 ) -> None:
     """Spend, cache savings and unpriced events, grouped; plus what is stored and its cost."""
 
-    async def show(svc: Services) -> None:
-        since = time.time() - days * 86400 if days else None
-        rows = await svc.ledger.usage(group_by, since=since)
-        totals = await svc.ledger.totals()
-        table = Table(title=f"usage by {group_by}")
-        for col in ("group", "requests", "cache hits", "spent", "saved", "unpriced"):
-            table.add_column(col, justify="left" if col == "group" else "right")
-        for r in rows:
-            table.add_row(
-                r.group,
-                str(r.requests),
-                str(r.cache_hits),
-                "$" + decimal_usd(r.spent_micros),
-                "$" + decimal_usd(r.saved_micros),
-                str(r.unpriced_events) if r.unpriced_events else "-",
-            )
-        out.print(table)
-        n, size = await svc.store.image_stats()
-        backend = svc.storage.scheme
-        monthly = svc.prices.storage_month_micros(backend, size)
-        out.print(
-            f"today ${decimal_usd(totals.spent_today_micros)} · total "
-            f"${decimal_usd(totals.spent_total_micros)} · saved by cache "
-            f"${decimal_usd(totals.saved_total_micros)} · unpriced events {totals.unpriced_events}"
+    async def go(settings: Settings, db: Database) -> dict[str, Any]:
+        return await usage_report(settings, db, group_by, days)
+
+    report = with_db(go)
+    if as_json:
+        print_json(report)
+        return
+    _print_usage(report)
+
+
+async def usage_report(
+    settings: Settings, db: Database, group_by: str, days: int | None
+) -> dict[str, Any]:
+    """The report as ``GET /v1/usage`` answers it (plus today's spend)."""
+    from urllib.parse import urlsplit
+
+    from pixelpipe.errors import ConfigError
+    from pixelpipe.events.local import LocalNotifier
+    from pixelpipe.jobs.store import JobStore
+    from pixelpipe.ledger.base import UsageRow
+    from pixelpipe.ledger.sql import SqlLedger
+    from pixelpipe.pricing import load_price_table
+
+    prices = load_price_table()
+    ledger = SqlLedger(db, settings, prices)
+    since = time.time() - days * 86400 if days else None
+    rows = await ledger.usage(group_by, since=since)
+    totals = await ledger.totals()
+    total = UsageRow(
+        group="total",
+        requests=sum(r.requests for r in rows),
+        cache_hits=sum(r.cache_hits for r in rows),
+        spent_micros=sum(r.spent_micros for r in rows),
+        saved_micros=sum(r.saved_micros for r in rows),
+        unpriced_events=sum(r.unpriced_events for r in rows),
+    )
+    count, stored = await JobStore(db, LocalNotifier()).image_stats()
+    backend = urlsplit(settings.effective_storage_url).scheme
+    try:
+        monthly: int | None = prices.storage_month_micros(backend, stored)
+    except ConfigError:
+        monthly = None
+    return {
+        "group_by": group_by,
+        "since": None if since is None else _iso(since),
+        "until": None,
+        "rows": [_row(r) for r in rows],
+        "total": _row(total),
+        "storage": {
+            "backend": backend,
+            "images": count,
+            "bytes": stored,
+            "monthly_usd": None if monthly is None else _usd(monthly),
+            "monthly_micros": monthly,
+        },
+        "today": {
+            "spent_usd": _usd(totals.spent_today_micros),
+            "spent_micros": totals.spent_today_micros,
+        },
+    }
+
+
+def _usd(micros: int) -> str:
+    from pixelpipe.ledger.policy import decimal_usd
+
+    return decimal_usd(micros)
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def _row(r: UsageRow) -> dict[str, Any]:
+    return {
+        "group": r.group,
+        "requests": r.requests,
+        "cache_hits": r.cache_hits,
+        "spent_usd": _usd(r.spent_micros),
+        "spent_micros": r.spent_micros,
+        "saved_usd": _usd(r.saved_micros),
+        "saved_micros": r.saved_micros,
+        "unpriced_events": r.unpriced_events,
+    }
+
+
+def _print_usage(report: dict[str, Any]) -> None:
+    cols = ["group", "requests", "cache hits", "spent", "saved", "unpriced"]
+    t = table(f"usage by {report['group_by']}", cols, ids=("group",))
+    for c in t.columns[1:]:
+        c.justify = "right"
+    for r in report["rows"]:
+        t.add_row(
+            r["group"],
+            str(r["requests"]),
+            str(r["cache_hits"]),
+            money(r["spent_micros"]),
+            money(r["saved_micros"]),
+            str(r["unpriced_events"]) if r["unpriced_events"] else "-",
         )
-        out.print(
-            f"stored: {n} images, {size / 1e6:.1f} MB on {backend} → ${decimal_usd(monthly)}/month"
-        )
+    out().print(t)
+    total, s = report["total"], report["storage"]
+    out().print(
+        f"today {money(report['today']['spent_micros'])} · total {money(total['spent_micros'])}"
+        f" · saved by cache {money(total['saved_micros'])}"
+        f" · unpriced events {total['unpriced_events']}",
+        markup=False,
+    )
+    out().print(
+        f"stored: {s['images']} images, {s['bytes'] / 1e6:.1f} MB on {s['backend']} → "
+        f"{money(s['monthly_micros'])}/month",
+        markup=False,
+    )
 
-    _run(show)
+
+Period = Annotated[str, typer.Option(metavar="PERIOD", help="day | month")]
+Scope = Annotated[str, typer.Option(metavar="SCOPE", help="global or key:<id>")]
 
 
-@budgets_app.command("set")
+@budgets_app.command("set", cls=Command)
 def budgets_set(
-    limit_usd: Annotated[float, typer.Argument(help="Limit in USD, e.g. 5.00")],
-    period: Annotated[str, typer.Option(help="day | month")] = "day",
-    scope: Annotated[str, typer.Option(help="global or key:<id>")] = "global",
+    limit_usd: Annotated[float, typer.Argument(metavar="USD", help="Limit in USD, e.g. 5.00")],
+    period: Period = "day",
+    scope: Scope = "global",
 ) -> None:
     """Set (or replace) a budget."""
+    from pixelpipe.ledger.policy import usd_to_micros
 
-    async def go(svc: Services) -> None:
-        await set_budget(svc.db, scope, period, usd_to_micros(limit_usd))
-        out.print(f"budget {scope}/{period} = ${limit_usd:.2f}")
+    async def go(settings: Settings, db: Database) -> int:
+        from pixelpipe.ledger.budgets import set_budget
 
-    _run(go)
+        micros = usd_to_micros(limit_usd)
+        await set_budget(db, scope, period, micros)
+        return micros
+
+    out().print(f"budget {scope}/{period} = {money(with_db(go))}", markup=False)
 
 
-@budgets_app.command("list")
-def budgets_list() -> None:
+@budgets_app.command("list", cls=Command)
+def budgets_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the budgets as JSON")] = False,
+) -> None:
     """List budgets (from settings and from the database)."""
 
-    async def go(svc: Services) -> None:
-        table = Table(title="budgets")
-        for col in ("scope", "period", "limit", "source"):
-            table.add_column(col)
-        for b in await list_budgets(svc.db, svc.settings):
-            table.add_row(b.scope, b.period, "$" + decimal_usd(b.limit_micros), b.source)
-        out.print(table)
+    async def go(settings: Settings, db: Database) -> list[dict[str, Any]]:
+        from pixelpipe.ledger.budgets import list_budgets
 
-    _run(go)
+        return [
+            {"scope": b.scope, "period": b.period, "limit_micros": b.limit_micros,
+             "limit_usd": _usd(b.limit_micros), "source": b.source}
+            for b in await list_budgets(db, settings)
+        ]  # fmt: skip
+
+    budgets = with_db(go)
+    if as_json:
+        print_json(budgets)
+        return
+    t = table("budgets", ["scope", "period", "limit", "source"], ids=("scope",))
+    for b in budgets:
+        t.add_row(b["scope"], b["period"], money(b["limit_micros"]), b["source"])
+    out().print(t)
 
 
-@budgets_app.command("delete")
-def budgets_delete(
-    period: Annotated[str, typer.Option(help="day | month")] = "day",
-    scope: Annotated[str, typer.Option(help="global or key:<id>")] = "global",
-) -> None:
+@budgets_app.command("delete", cls=Command)
+def budgets_delete(period: Period = "day", scope: Scope = "global") -> None:
     """Remove a budget set with `budgets set`."""
 
-    async def go(svc: Services) -> None:
-        found = await delete_budget(svc.db, scope, period)
-        out.print("deleted" if found else "no such budget")
+    async def go(settings: Settings, db: Database) -> bool:
+        from pixelpipe.ledger.budgets import delete_budget
 
-    _run(go)
+        return await delete_budget(db, scope, period)
+
+    out().print("deleted" if with_db(go) else "no such budget")

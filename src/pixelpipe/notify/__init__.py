@@ -14,7 +14,31 @@ worker and by ``pixelpipe worker``) POSTs each outbox row, signed with the Stand
 ``webhook-id`` (``msg_<job id>``) is the same on every attempt, so receivers can deduplicate.
 """
 
-from pixelpipe.notify.hooks import CompletionHooks, done_channel
-from pixelpipe.notify.signing import sign, webhook_secret
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pixelpipe.notify.hooks import CompletionHooks, done_channel
+    from pixelpipe.notify.signing import sign, webhook_secret
 
 __all__ = ["CompletionHooks", "done_channel", "sign", "webhook_secret"]
+_LAZY = {
+    "CompletionHooks": "pixelpipe.notify.hooks",
+    "done_channel": "pixelpipe.notify.hooks",
+    "sign": "pixelpipe.notify.signing",
+    "webhook_secret": "pixelpipe.notify.signing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use: ``pixelpipe webhook-secret`` needs the signing module, not the outbox
+    (which loads SQLAlchemy)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pixelpipe.notify' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
