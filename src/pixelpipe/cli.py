@@ -339,6 +339,6 @@ _register_subcommands()
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="pixelpipe")
     except KeyboardInterrupt:
         sys.exit(130)
