@@ -153,7 +153,7 @@ def test_compare_prints_time_cost_and_paths(tmp_path: Path, fakes: Fakes) -> Non
         text=True,
         timeout=180,
     )
-    assert "$0 (cache)" in table.stdout and str(out) in table.stdout
+    assert "$0.0000 (cache)" in table.stdout and str(out) in table.stdout
 
 
 def test_input_formats_and_derived_seeds(tmp_path: Path) -> None:
