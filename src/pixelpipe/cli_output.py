@@ -206,7 +206,7 @@ def _readable(param: Any, ctx: Any) -> None:
     arguments their name alone (``PROMPT``, not ``PROMPT <str>``)."""
     if isinstance(param, TyperArgument):
         param.metavar = param.metavar or (param.name or "arg").upper()
-        param.display_type_rich = _no_type
+        param.display_type_rich = _no_type  # type: ignore[method-assign]
     elif param.metavar is not None or not isinstance(param, TyperOption):
         return
     elif param.is_flag or param.count:
