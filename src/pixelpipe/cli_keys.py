@@ -20,7 +20,8 @@ SCOPES = ("generate", "read", "admin")
 DEFAULT_RPM = 300
 SCOPE_HELP = (
     "Which scope each route needs: "
-    "read = GET /v1/generations, /v1/generations/{id} and its /events, /v1/models, /v1/costs; "
+    "read = GET /v1/generations, /v1/generations/{id} and its /events, /v1/models, /v1/costs, "
+    "POST /v1/generations/{id}/event-token; "
     "generate = POST /v1/generations, /v1/estimates, /v1/images/generations, "
     "POST /v1/generations/{id}/cancel, DELETE /v1/generations/{id}; "
     "admin = GET /v1/usage, /metrics, key and budget management, and everything else "

@@ -2,7 +2,8 @@
 
 The fenced ``bash``/``sh`` and ``python`` blocks are extracted and run against one real
 ``pixelpipe serve`` that this module starts on a free 127.0.0.1 port with a temporary data
-directory (shared by the in-process CLI examples, as on a real machine):
+directory (shared by the in-process CLI examples, as on a real machine), from a working directory
+that looks like the checkout (links to ``bench/``, ``scripts/``, ``.venv/``…):
 
 * ``localhost:8000`` / ``127.0.0.1:8000`` become the test server's address and ``.venv/bin/`` this
   interpreter's ``bin/``; ``curl`` gets ``-sS --fail-with-body`` so an HTTP error fails the example;
@@ -40,6 +41,7 @@ MARKER = re.compile(r"^<!--\s*example:")
 PROVIDER_KEYS = ("REPLICATE_API_TOKEN", "FAL_KEY", "OPENAI_API_KEY")
 KEY_WORDS = ("keys create", "Bearer pp_", "keys set-webhook", "PIXELPIPE_API_KEY")
 VENV_BIN = Path(sys.executable).parent
+CHECKOUT = (".venv", "bench", "docs", "scripts", "src", "tests", "pyproject.toml", "README.md")
 
 
 @dataclass(frozen=True)
@@ -171,8 +173,11 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Context]:
             "PIXELPIPE_DATA_DIR": str(data),
             "PIXELPIPE_LOG_LEVEL": "WARNING",
         }
-        workdir = base / "work"
-        workdir.mkdir()
+        workdir = base / "work"  # a checkout as the reader has it (bench/, scripts/, .venv/…),
+        workdir.mkdir()  # with the files the examples write kept out of the real one
+        for name in CHECKOUT:
+            if (ROOT / name).exists():
+                (workdir / name).symlink_to(ROOT / name)
         yield Context(server, workdir, run_env)
 
 
