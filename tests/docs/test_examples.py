@@ -143,9 +143,16 @@ class Context:
                 self.seen[name] = found[-1]
 
     def run(self, args: list[str], where: str, shown: str) -> None:
-        proc = subprocess.run(
-            args, cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=180
-        )
+        try:
+            proc = subprocess.run(
+                args, cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=60
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"{where}: the example ran over 60 s:\n{shown}\nA doc example should be quick; "
+                "mark a long one (a test run, a benchmark) <!-- example: skip (why) -->.",
+                pytrace=False,
+            )
         if proc.returncode != 0:
             pytest.fail(
                 f"{where}: the example failed (exit {proc.returncode})\n"
