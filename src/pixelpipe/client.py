@@ -192,6 +192,12 @@ class Client:
         resp = await self._request("POST", f"/v1/generations/{generation_id}/cancel")
         return GenerationPublic.model_validate_json(resp.content)
 
+    async def delete(self, generation_id: str) -> None:
+        """Delete a finished generation; its image goes unless another generation shares it.
+        Deleting again is fine; ``NotFound`` for an id that never existed, ``Conflict`` while
+        it runs (cancel it first)."""
+        await self._request("DELETE", f"/v1/generations/{generation_id}")
+
     async def download(self, generation: GenerationPublic | str) -> bytes:
         """The stored image bytes of a succeeded generation (or of an image URL)."""
         if isinstance(generation, str):

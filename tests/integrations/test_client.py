@@ -69,6 +69,12 @@ async def test_wait_follows_events_past_quiet_periods_and_cancel(tmp_path: Path)
             assert canceled.status == "canceled"
             with pytest.raises(Conflict):
                 await client.cancel(other.id)
+            with pytest.raises(Conflict):  # running: cancel first
+                await client.delete(slow.id)
+            await client.delete(other.id)
+            await client.delete(other.id)  # again: nothing left to do, no error
+            with pytest.raises(NotFound):
+                await client.get(other.id)
             done = await client.wait(slow.id, timeout_s=60)  # > 5 s without an event
             assert done.status == "succeeded" and done.image is not None
             with pytest.raises(TimeoutError):
