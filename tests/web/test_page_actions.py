@@ -236,3 +236,27 @@ def test_delete_from_the_detail_page_after_confirming(
     page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
     expect(page).to_have_url(re.compile(r"/gallery$"))
     assert httpx.get(f"{base}/v1/generations/{job['id']}", timeout=5).status_code == 404
+
+
+def test_gallery_cards_show_whole_model_names(fake_server: Server, new_page: Any) -> None:
+    base = fake_server.url
+    group = "names_" + uuid.uuid4().hex[:10]
+    for model in ("flux-1.1-pro", "gpt-image-1", "preview"):
+        wait_done(
+            base,
+            generate_via_api(base, prompt="a long model name", model=model, seed=4, group=group)[
+                "id"
+            ],
+        )
+    for width, height in (*DESKTOPS, PHONE):
+        page = new_page(width=width, height=height)
+        page.goto(f"{base}/gallery?group={group}")
+        names = page.locator("#gallery .g-model")
+        expect(names).to_have_count(3)
+        clipped = page.eval_on_selector_all(
+            "#gallery .g-model",
+            "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)",
+        )
+        assert clipped == [], (width, clipped)
+        expect(names.filter(has_text="Offline preview (not AI)")).to_have_count(1)
+        expect(names.filter(has_text="GPT Image 1")).to_have_count(1)
