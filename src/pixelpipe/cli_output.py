@@ -204,6 +204,7 @@ _TYPE_NAMES = {
 def _readable(param: Any, ctx: Any) -> None:
     """Flags get no metavar (``--json``, not ``--json <bool>``), values an upper-case one, and
     arguments their name alone (``PROMPT``, not ``PROMPT <str>``)."""
+    _no_pydantic_for_plain_values(param)
     if isinstance(param, TyperArgument):
         param.metavar = param.metavar or (param.name or "arg").upper()
         param.display_type_rich = _no_type  # type: ignore[method-assign]
@@ -214,6 +215,45 @@ def _readable(param: Any, ctx: Any) -> None:
     else:
         label = param.display_type(ctx).strip("<>")
         param.metavar = _TYPE_NAMES.get(label.lower(), label.upper())
+
+
+def _no_pydantic_for_plain_values(param: Any) -> None:
+    """Typer checks every parameter's value with a pydantic TypeAdapter that it builds on first
+    use, even for a value that is absent; building one loads pydantic's schema machinery (a quarter
+    of a second at start-up). Flags and text options get Typer's own pass-through check (the
+    parser's value is already a bool or a str); other types build their adapter only when a value
+    is actually given. Nothing changes when Typer's internals are not as expected."""
+    try:
+        from typer import _coercion
+
+        if param._runtime_param is not None:
+            return
+        desc = param.type_descriptor
+        if desc.annotation in (bool, str):
+            param._runtime_param = _coercion.PassThroughRuntimeParam(
+                parameter_info=desc.parameter_info, annotation=desc.annotation
+            )
+        else:
+            param._runtime_param = _lazy_runtime_param()(
+                parameter_info=desc.parameter_info, annotation=desc.annotation
+            )
+    except (ImportError, AttributeError, TypeError):
+        return
+
+
+@functools.cache
+def _lazy_runtime_param() -> Any:
+    from typer._coercion import RuntimeParam, build_runtime_param
+
+    class Lazy(RuntimeParam):
+        """Builds the real check on the first value (an absent one needs none)."""
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            real = build_runtime_param(param.type_descriptor)
+            param._runtime_param = real
+            return real._coerce_value(value, param=param, ctx=ctx)
+
+    return Lazy
 
 
 def _no_type(ctx: Any) -> None:
