@@ -98,7 +98,7 @@ class Run:
             await asyncio.sleep(rng.uniform(3.0, 8.0))
             srv.kill()
             self.kills += 1
-            await asyncio.to_thread(srv.start, timeout_s=120)
+            await asyncio.to_thread(srv.start, timeout_s=300)  # a loaded machine imports slowly
 
     def ledger(self) -> list[sqlite3.Row]:
         con = sqlite3.connect(self.data / "pixelpipe.db", timeout=30)

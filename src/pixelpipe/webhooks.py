@@ -128,13 +128,7 @@ async def _adopt(svc: Services, provider_name: str, update: ProviderUpdate, run:
     except BaseException:
         await svc.store.forget_delivery(provider_name, delivery)  # the redelivery decides
         raise
-    log.info(
-        "orphaned %s run %s of job %s attempt %d recorded",
-        provider_name,
-        update.provider_job_id,
-        run.job_id,
-        run.attempt,
-    )
+    _log_orphan("recorded", provider_name, update, run)
     return "adopted"
 
 
@@ -163,14 +157,19 @@ async def _adopt_image(
     finally:
         await svc.store.release(run.job_id, owner)
     await svc.queue.enqueue(run.job_id)
+    _log_orphan("adopted", provider_name, update, run)
+    return "adopted"
+
+
+def _log_orphan(what: str, provider_name: str, update: ProviderUpdate, run: RunRef) -> None:
     log.info(
-        "orphaned %s run %s adopted by job %s (attempt %d)",
+        "orphaned %s run %s of job %s (attempt %d) %s",
         provider_name,
         update.provider_job_id,
         run.job_id,
         run.attempt,
+        what,
     )
-    return "adopted"
 
 
 async def _record_run(
