@@ -116,7 +116,8 @@ def keys_create(
     p(f"  scopes:   {', '.join(info['scopes'])}", markup=False)
     p(f"  rate:     {f'{key.rpm} requests/minute' if key.rpm else 'no limit'}", markup=False)
     p(f"  budgets:  {_budgets_text(budgets) or 'none (global budgets still apply)'}", markup=False)
-    p(f"  webhook:  {key.webhook_url or '-'}", markup=False)
+    if key.webhook_url:
+        p(f"  webhook:  {key.webhook_url}", markup=False)
     p("key (shown once, store it now):", markup=False)
     print(secret)
     p("use it as: Authorization: Bearer <key>", markup=False)

@@ -217,7 +217,7 @@ def test_keys_cli_stores_only_a_hash(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     created = json.loads(made.stdout)
     key, key_id = created["key"], created["id"]
-    assert key.startswith(f"pp_{key_id}_") and created["scopes"] == ["admin", "read"]
+    assert key.startswith(f"pp_{key_id}_") and created["scopes"] == ["read", "admin"]
     secret = key.split("_", 2)[2]
     con = sqlite3.connect(tmp_path / "d" / "pixelpipe.db")
     try:
@@ -228,7 +228,9 @@ def test_keys_cli_stores_only_a_hash(tmp_path: Path) -> None:
     assert secret not in dump and key_id in dump
     assert budgets == [(f"key:{key_id}", "day", 1_500_000)]
     listed = runner.invoke(cli_app, ["keys", "list"], env=env, terminal_width=200)
-    assert key_id in listed.stdout and secret not in listed.stdout and "$1.50/day" in listed.stdout
+    assert (
+        key_id in listed.stdout and secret not in listed.stdout and "$1.5000/day" in listed.stdout
+    )
     bad = runner.invoke(cli_app, ["keys", "create", "--scopes", "root"], env=env)
     assert bad.exit_code == 1 and "unknown scope" in bad.output
     assert runner.invoke(cli_app, ["keys", "revoke", key_id], env=env).exit_code == 0

@@ -121,10 +121,13 @@ async def test_ssrf_outputs_are_refused_and_nothing_is_fetched(
         assert trap.connections == 0, "the guard connected to a forbidden address"
         assert stored_files(srv) == []
     # a run whose output was fetched-and-refused is billed once; one whose answer could not even
-    # be parsed (file://, gopher://) fails as provider_failed before billing (see reliability.md)
+    # be parsed (file://, gopher://) fails as provider_failed, and its attempt stays in the ledger
+    # as unconfirmed at the estimate (the provider ran it; see reliability.md)
     blocked = sum(code == "output_blocked" for _, code in results.values())
     per_job = [e.charge.job_id for e in entries]
-    assert len(per_job) == len(set(per_job)) == blocked
+    assert len(per_job) == len(set(per_job)) == len(attacks)
+    states = sorted(e.charge.state for e in entries)
+    assert states == sorted(["billed"] * blocked + ["unconfirmed"] * (len(attacks) - blocked))
     print("\nSSRF (direct):", {k: v[1] for k, v in results.items()}, "canary connections: 0")
 
 
