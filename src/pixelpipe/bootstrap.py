@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -80,12 +81,22 @@ def _providers(settings: Settings, http: httpx.AsyncClient) -> dict[str, Provide
     return providers
 
 
-def _fetch_policies(settings: Settings) -> dict[str, FetchPolicy]:
+def fetch_policies(settings: Settings, providers: Iterable[str]) -> dict[str, FetchPolicy]:
+    """Each provider's fetch policy. A provider with none would have every URL output refused
+    *after* its run was paid for, so that stops the start instead, naming the fix."""
     from pixelpipe.providers.hosts import output_hosts
 
+    hosts = output_hosts(settings)
+    missing = sorted(set(providers) - set(hosts))
+    if missing:
+        raise ConfigError(
+            f"provider {', '.join(missing)} has no output hosts: add where its images may be "
+            "downloaded from to OUTPUT_HOSTS in pixelpipe/providers/hosts.py (an empty tuple "
+            "allows any public host)"
+        )
     return {
-        name: FetchPolicy(allowed_hosts=hosts, allow_http_and_loopback=settings.test_mode)
-        for name, hosts in output_hosts(settings).items()
+        name: FetchPolicy(allowed_hosts=allowed, allow_http_and_loopback=settings.test_mode)
+        for name, allowed in hosts.items()
     }
 
 
@@ -163,6 +174,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     prices = load_price_table()
     http = new_fetch_client()  # trust_env=False: the SSRF guard must see the real peer
     providers = _providers(settings, http)
+    policies = fetch_policies(settings, providers)  # before a single run can be paid for
     catalog = load_catalog().restricted_to(set(providers))
     gate = _gate(settings, notifier)
     gate.order = order
@@ -184,7 +196,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
         providers=providers,
         gate=gate,
         http=http,
-        fetch_policies=_fetch_policies(settings),
+        fetch_policies=policies,
         queue=queue,
     )
     from pixelpipe.notify.hooks import CompletionHooks

@@ -347,7 +347,7 @@ class Worker:
         outputs = list(update.outputs) if update else _saved_outputs(job)
         if not outputs:
             raise OutputFetchError("the provider reported success without an image")
-        policy = svc.fetch_policies.get(job.provider or "", svc.fetch_policies.get("*"))
+        policy = svc.fetch_policies.get(job.provider or "")  # every provider has one (bootstrap)
         raw = await fetch_output(outputs[0], policy, svc.http) if policy else outputs[0].data
         if raw is None:
             raise OutputFetchError("the provider output could not be read")
