@@ -274,12 +274,8 @@ async def cancel(svc: Services, job_id: str) -> Job:
         return await get_job(svc, job_id)  # it kept moving: report where it is
     await svc.ledger.release(job_id)
     await _finished(svc, moved)
-    provider = svc.providers.get(job.provider or "")
-    if provider is not None and job.provider_job_id:
-        from pixelpipe.worker import provider_request
+    if job.provider_job_id:  # best effort: the job is canceled on our side anyway
+        from pixelpipe.worker import cancel_run
 
-        try:
-            await provider.cancel(job.provider_job_id, provider_request(svc, job))
-        except Exception as exc:  # best effort: the job is canceled on our side anyway
-            log.info("provider cancel for %s failed: %s", job_id, type(exc).__name__)
+        await cancel_run(svc, job, job.provider_job_id)
     return moved

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixelpipe.errors import ConfigError
@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PIXELPIPE_", env_file=".env", extra="ignore", populate_by_name=True
     )
+    _signing_key: bytes | None = PrivateAttr(default=None)  # signing_key(), read once
 
     # --- where things live -----------------------------------------------------------------
     data_dir: Path = Field(Path("pixelpipe-data"), description="Embedded data directory")
@@ -166,7 +167,13 @@ class Settings(BaseSettings):
         return self.effective_database_url.startswith("sqlite")
 
     def signing_key(self) -> bytes:
-        """The HMAC key: configured, or generated once and kept in the data directory."""
+        """The HMAC key: configured, or generated once and kept in the data directory. Read once
+        per settings object: image URLs, event tokens and provider runs sign on hot paths."""
+        if self._signing_key is None:
+            self._signing_key = self._load_signing_key()
+        return self._signing_key
+
+    def _load_signing_key(self) -> bytes:
         configured = self.secret_key.get_secret_value()
         if configured:
             if len(configured) < 32:

@@ -26,7 +26,7 @@ from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.base import ProviderUpdate, RunState
 from pixelpipe.providers.run_tag import RUN_PARAM, RunRef, parse_run
-from pixelpipe.worker import Worker, provider_request
+from pixelpipe.worker import Worker, cancel_run
 
 log = logging.getLogger("pixelpipe.webhooks")
 # How long a completion waits for a worker's step on the same job to end (providers want an
@@ -59,7 +59,7 @@ async def handle_provider_webhook(
             # recorded, so that a redelivery still counts
             return "unknown_run"
         return await _adopt(svc, provider_name, update, run)
-    delivery = update.delivery_id or f"{update.provider_job_id}:{update.state}"
+    delivery = _delivery_id(update)
     if not await svc.store.record_delivery(provider_name, delivery, job.id):
         return "duplicate"
     if not _current(job, update):
@@ -72,7 +72,7 @@ async def handle_provider_webhook(
         if update.progress:
             await svc.store.add_event(job.id, "progress", update.progress)
         return "progress"
-    owner = f"{svc.instance}:webhook"
+    owner = _owner(svc)
     claimed = await _claim(svc, job.id, owner)
     if claimed is None:
         current = await svc.store.get(job.id)
@@ -115,7 +115,7 @@ def _attempt_of(job: Job, update: ProviderUpdate, run: RunRef | None) -> int | N
 
 async def _adopt(svc: Services, provider_name: str, update: ProviderUpdate, run: RunRef) -> str:
     """A finished run whose id we never saved: record it, and give its image to its job."""
-    delivery = update.delivery_id or f"{update.provider_job_id}:{update.state}"
+    delivery = _delivery_id(update)
     if not await svc.store.record_delivery(provider_name, delivery, run.job_id):
         return "duplicate"
     try:
@@ -135,7 +135,7 @@ async def _adopt(svc: Services, provider_name: str, update: ProviderUpdate, run:
 async def _adopt_image(
     svc: Services, provider_name: str, update: ProviderUpdate, run: RunRef, delivery: str
 ) -> str:
-    owner = f"{svc.instance}:webhook"
+    owner = _owner(svc)
     claimed = await _claim(svc, run.job_id, owner)
     if claimed is None:
         current = await svc.store.get(run.job_id)
@@ -153,7 +153,7 @@ async def _adopt_image(
         adopted = dataclasses.replace(claimed, provider=provider_name)
         moved = await worker.accept_success(adopted, update, attempt=run.attempt)
         if moved is not None and superseded and superseded != update.provider_job_id:
-            await _cancel_run(svc, claimed, superseded)
+            await cancel_run(svc, claimed, superseded)
     finally:
         await svc.store.release(run.job_id, owner)
     await svc.queue.enqueue(run.job_id)
@@ -177,19 +177,8 @@ async def _record_run(
 ) -> None:
     """A finished run's charge on its own attempt's row, once: every run the provider made is
     in the ledger (one it does not charge, e.g. canceled before it started, at $0)."""
-    worker = Worker(svc, f"{svc.instance}:webhook")
+    worker = Worker(svc, _owner(svc))
     await worker.record_attempt(dataclasses.replace(job, provider=provider_name), update, attempt)
-
-
-async def _cancel_run(svc: Services, job: Job, provider_job_id: str) -> None:
-    """Best effort: the job has its image; a later attempt's run need not go on."""
-    provider = svc.providers.get(job.provider or "")
-    if provider is None:
-        return
-    try:
-        await provider.cancel(provider_job_id, provider_request(svc, job))
-    except Exception as exc:  # it stays in the ledger (unconfirmed or billed) either way
-        log.info("cancel of superseded run %s failed: %s", provider_job_id, type(exc).__name__)
 
 
 def _needs_image(job: Job) -> bool:
@@ -199,8 +188,16 @@ def _needs_image(job: Job) -> bool:
 
 def _current(job: Job, update: ProviderUpdate) -> bool:
     """True while ``update`` may still move ``job``: same provider run, not yet past waiting."""
-    settled = job.status.terminal or job.status in (JobStatus.FETCHING, JobStatus.STORING)
-    return not settled and job.provider_job_id == update.provider_job_id
+    return _needs_image(job) and job.provider_job_id == update.provider_job_id
+
+
+def _delivery_id(update: ProviderUpdate) -> str:
+    """What makes a delivery a duplicate: the provider's id for it, or the run and its state."""
+    return update.delivery_id or f"{update.provider_job_id}:{update.state}"
+
+
+def _owner(svc: Services) -> str:
+    return f"{svc.instance}:webhook"
 
 
 async def _claim(svc: Services, job_id: str, owner: str) -> Job | None:

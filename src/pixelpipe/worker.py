@@ -41,7 +41,7 @@ from pixelpipe.fetch import (
 )
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
-from pixelpipe.ledger.base import Charge, Price
+from pixelpipe.ledger.base import OPEN_RUN, Charge, Price
 from pixelpipe.providers.base import (
     FindsLostRuns,
     Output,
@@ -76,6 +76,23 @@ def provider_request(svc: Services, job: Job) -> ProviderRequest:
         model_id=spec.provider_ids[provider.name],
         webhook_url=webhook,
     )
+
+
+async def cancel_run(svc: Services, job: Job, provider_job_id: str) -> None:
+    """Best effort: ask ``job``'s provider to stop a run we no longer need (a canceled job, a run
+    superseded by an adopted one). What it already cost stays in the ledger either way."""
+    provider = svc.providers.get(job.provider or "")
+    if provider is None:
+        return
+    try:
+        await provider.cancel(provider_job_id, provider_request(svc, job))
+    except Exception as exc:
+        log.info(
+            "provider cancel of run %s (job %s) failed: %s",
+            provider_job_id,
+            job.id,
+            type(exc).__name__,
+        )
 
 
 class Worker:
@@ -165,7 +182,7 @@ class Worker:
         estimate = self.svc.prices.estimate(job.request, job.provider or "")
         if estimate.amount_micros == 0:
             return
-        await self.svc.ledger.open_attempt(self._charge(job, job.attempt, "", estimate, {}))
+        await self.svc.ledger.open_attempt(self._charge(job, job.attempt, OPEN_RUN, estimate, {}))
 
     async def _find_lost_run(self, job: Job) -> ProviderUpdate | None:
         """Ask the provider for the run an interrupted submit made, where it can list runs."""

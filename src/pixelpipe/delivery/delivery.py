@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from functools import cached_property
 from urllib.parse import quote
 
 from pixelpipe.delivery.signing import (
@@ -66,7 +65,7 @@ class Delivery:
 
     def verify(self, storage_key: str, expires_at: int, sig: str) -> None:
         """Check an app-signed URL's query (raises :class:`~pixelpipe.errors.DeliveryError`)."""
-        verify(storage_key, expires_at, sig, self._secret, now=self._clock())
+        verify(storage_key, expires_at, sig, self._settings.signing_key(), now=self._clock())
 
     def _public_url(self, key: str) -> str:
         base = self._settings.delivery_base_url.rstrip("/")
@@ -83,7 +82,7 @@ class Delivery:
             return cached
         url = await self._storage.presigned_url(key, expires_in=expires_at - int(now))
         if url is None:
-            sig = sign(key, expires_at, self._secret)
+            sig = sign(key, expires_at, self._settings.signing_key())
             url = self._app_url(f"/v1/images/{_quote(key)}?exp={expires_at}&sig={sig}")
         self._remember((key, expires_at), url)
         return url
@@ -97,11 +96,6 @@ class Delivery:
         self._presigned[entry] = url
         if len(self._presigned) > PRESIGNED_CACHE_SIZE:
             self._presigned.popitem(last=False)
-
-    @cached_property
-    def _secret(self) -> bytes:
-        """Read (or create) the HMAC key on first use: public and S3 delivery never need it."""
-        return self._settings.signing_key()
 
 
 def _capped_ttl(ttl_s: int) -> int:

@@ -32,7 +32,6 @@ No cookie is ever set, so there is nothing for a cross-site request to ride on (
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import time
@@ -117,7 +116,9 @@ class Authenticator:
         if await self.auth_off(scope, db):
             return Decision(Caller())
         if (stream := event_tokens.presented(method, path, scope)) is not None:
-            holder = await event_tokens.key_of(db, stream[1], stream[0], self._secret, time.time())
+            holder = await event_tokens.key_of(
+                db, stream[1], stream[0], self.settings.signing_key(), time.time()
+            )
             await self._rate_limit(holder)  # EventSource sends no header: the token stands for it
             return Decision(Caller(holder.id, webhook_url=holder.webhook_url), holder)
         presented = _bearer(scope)
@@ -152,10 +153,6 @@ class Authenticator:
         if any(name in _PROXY_HEADERS for name, _ in headers):
             return False
         return not await self.keys.exist(db)  # last: the only step that may ask the database
-
-    @functools.cached_property
-    def _secret(self) -> bytes:
-        return self.settings.signing_key()
 
     async def _rate_limit(self, key: ApiKey) -> None:
         if key.rpm <= 0:
