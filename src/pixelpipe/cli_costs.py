@@ -61,14 +61,7 @@ async def usage_report(
     since = time.time() - days * 86400 if days else None
     rows = await ledger.usage(group_by, since=since)
     totals = await ledger.totals()
-    total = UsageRow(
-        group="total",
-        requests=sum(r.requests for r in rows),
-        cache_hits=sum(r.cache_hits for r in rows),
-        spent_micros=sum(r.spent_micros for r in rows),
-        saved_micros=sum(r.saved_micros for r in rows),
-        unpriced_events=sum(r.unpriced_events for r in rows),
-    )
+    total = UsageRow.total(rows)
     count, stored = await JobStore(db, LocalNotifier()).image_stats()
     backend = urlsplit(settings.effective_storage_url).scheme
     try:

@@ -90,17 +90,6 @@ def _public(row: UsageRow) -> UsageRowPublic:
     )
 
 
-def _total(rows: list[UsageRow]) -> UsageRow:
-    return UsageRow(
-        group="total",
-        requests=sum(r.requests for r in rows),
-        cache_hits=sum(r.cache_hits for r in rows),
-        spent_micros=sum(r.spent_micros for r in rows),
-        saved_micros=sum(r.saved_micros for r in rows),
-        unpriced_events=sum(r.unpriced_events for r in rows),
-    )
-
-
 async def _storage(svc: Services) -> StoragePublic | None:
     backend = getattr(svc.storage, "scheme", None)
     if backend is None:
@@ -154,7 +143,7 @@ async def usage_report(
     start, end = parse_time(since, "since"), parse_time(until, "until")
     rows = await svc.ledger.usage(group_by, since=start, until=end)
     if _wants_csv(request, format):
-        rows_and_total = [*rows, _total(rows)]
+        rows_and_total = [*rows, UsageRow.total(rows)]
         headers = {"Content-Disposition": f'attachment; filename="usage-{group_by}.csv"'}
         return Response(to_csv(rows_and_total), media_type="text/csv", headers=headers)
     return UsagePublic(
@@ -162,6 +151,6 @@ async def usage_report(
         since=since,
         until=until,
         rows=[_public(r) for r in rows],
-        total=_public(_total(rows)),
+        total=_public(UsageRow.total(rows)),
         storage=await _storage(svc),
     )

@@ -64,6 +64,18 @@ class UsageRow:
     saved_micros: int
     unpriced_events: int
 
+    @classmethod
+    def total(cls, rows: list[UsageRow]) -> UsageRow:
+        """The ``total`` row of a usage report: every column summed over ``rows``."""
+        return cls(
+            group="total",
+            requests=sum(r.requests for r in rows),
+            cache_hits=sum(r.cache_hits for r in rows),
+            spent_micros=sum(r.spent_micros for r in rows),
+            saved_micros=sum(r.saved_micros for r in rows),
+            unpriced_events=sum(r.unpriced_events for r in rows),
+        )
+
 
 @runtime_checkable
 class Ledger(Protocol):
