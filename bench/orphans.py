@@ -18,7 +18,6 @@ import asyncio
 import os
 import random
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,30 +28,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.serve import CLI, Server, free_port, stop_pid
+from tests.support.serve import Server, free_port, start_fake_providers, stop_pid
 
 from pixelpipe.fakes.server import fake_env
 
 TERMINAL = {"succeeded", "failed", "canceled"}
-
-
-def start_fakes(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*CLI, "fake-providers", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("fake providers did not start")
 
 
 class Run:
@@ -127,7 +107,7 @@ def creates(fakes: str) -> int:
 
 async def main(args: argparse.Namespace) -> int:
     run = Run(args)
-    fakes_proc, fakes = start_fakes(run.data / "fakes.log")
+    fakes_proc, fakes = start_fake_providers(run.data / "fakes.log")
     control(
         fakes,
         latency_s=args.latency,
@@ -151,8 +131,8 @@ async def main(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.settle_s
         while time.monotonic() < deadline:  # every job finished, every late webhook in
             done = sum(n for s, n in run.statuses().items() if s in TERMINAL)
-            runs = {r["provider_job_id"] for r in run.ledger() if r["provider_job_id"]}
-            if done == args.jobs and len(runs) >= creates(fakes):
+            seen = {r["provider_job_id"] for r in run.ledger() if r["provider_job_id"]}
+            if done == args.jobs and len(seen) >= creates(fakes):
                 break
             await asyncio.sleep(1.0)
         rows = run.ledger()

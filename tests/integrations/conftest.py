@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from pixelpipe.fakes.server import fake_env
-from tests.support.serve import CLI, Server, free_port, stop_pid
+from tests.support.serve import Server, start_fake_providers, stop_pid
 
 STARTUP_S = 120.0  # imports + migrations on a busy 2-core machine
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -46,28 +46,8 @@ class Fakes:
 
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakes]:
-    port = free_port()
     log = tmp_path_factory.mktemp("fakes") / "fakes.log"
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            [*CLI, "fake-providers", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_S
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"fake providers exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            stop_pid(proc)
-            raise RuntimeError(f"fake providers not ready:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
+    proc, url = start_fake_providers(log, timeout_s=STARTUP_S)
     fk = Fakes(url, proc)
     fk.control(latency_s=0.2)
     try:

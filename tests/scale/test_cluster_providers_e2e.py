@@ -9,9 +9,6 @@ is billed once.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import pytest
 from pixelpipe.fakes.server import fake_env
 from tests.support.browsers import Follow, follow_job
 from tests.support.cluster import Cluster, ClusterSpec
-from tests.support.serve import CLI, free_port, stop_pid
+from tests.support.serve import free_port, start_fake_providers, stop_pid
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -31,29 +28,11 @@ KILL_AFTER = 15
 
 @pytest.fixture
 def fake_providers(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "fakes.log").open("wb")
-    proc = subprocess.Popen(
-        [*CLI, "fake-providers", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_fake_providers(tmp_path / "fakes.log", timeout_s=60)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "fakes did not start"
-            time.sleep(0.1)
         yield base
     finally:
         stop_pid(proc)
-        log.close()
 
 
 def _control(base: str, fake: str, **changes: object) -> None:

@@ -34,6 +34,34 @@ def stop_pid(proc: subprocess.Popen[bytes], *, grace_s: float = 5.0) -> None:
         proc.wait(5)
 
 
+def start_fake_providers(
+    log: Path, *, timeout_s: float = 90.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``pixelpipe fake-providers`` on a free loopback port, ready: (process, base URL). Stopped
+    by PID (:func:`stop_pid`) by the caller; here only when it never came up."""
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*CLI, "fake-providers", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"fake providers exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_pid(proc)
+            raise RuntimeError(f"fake providers not ready:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+
+
 class Server:
     """A pixelpipe process. ``with Server(data_dir, env) as s: s.url`` — stopped by PID on exit."""
 

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.serve import CLI, Server, free_port, stop_pid
+from tests.support.serve import Server, start_fake_providers, stop_pid
 
 pytestmark = pytest.mark.browser
 
@@ -48,30 +48,6 @@ expect.set_options(timeout=TIMEOUT_MS)
 # ---- processes ----------------------------------------------------------------------------------
 
 
-def _start_fakes(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [*CLI, "fake-providers", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90  # as long as the servers get: imports crawl on a busy machine
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"fake providers exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            stop_pid(proc)
-            raise RuntimeError("fake providers did not start")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Both servers (and the fakes), started in parallel: each one takes seconds to import."""
@@ -84,7 +60,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     urls: list[str] = []
 
     def with_fakes() -> Server:
-        proc, url = _start_fakes(root / "fakes.log")
+        proc, url = start_fake_providers(root / "fakes.log")  # 90 s: imports crawl when busy
         fakes.append(proc)
         urls.append(url)
         srv = Server(root / "fakes", fake_env(url))
