@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import httpx
 
-from pixelpipe.catalog import Catalog, load_catalog
+from pixelpipe.catalog import load_catalog
 from pixelpipe.db import Database, open_database
 from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.errors import ConfigError
@@ -18,7 +15,6 @@ from pixelpipe.events.local import LocalNotifier
 from pixelpipe.fetch import FetchPolicy, new_fetch_client
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.ledger.base import Ledger
-from pixelpipe.metrics import Metrics
 from pixelpipe.migrations.runner import upgrade_async
 from pixelpipe.pricing import PriceTable, load_price_table
 from pixelpipe.providers.base import Provider
@@ -26,47 +22,10 @@ from pixelpipe.providers.gate import ProviderGate
 from pixelpipe.providers.preview import PreviewProvider
 from pixelpipe.queue.base import Queue
 from pixelpipe.queue.local import LocalQueue
-from pixelpipe.safety import SafetyRules, load_rules
+from pixelpipe.safety import load_rules
+from pixelpipe.services import Services
 from pixelpipe.settings import Settings
-from pixelpipe.storage.base import Storage
 from pixelpipe.storage.factory import open_storage
-
-if TYPE_CHECKING:
-    from pixelpipe.notify.hooks import CompletionHooks
-
-
-@dataclass
-class Services:
-    """Everything a pipeline stage needs, built once per process and passed down."""
-
-    settings: Settings
-    catalog: Catalog
-    rules: SafetyRules
-    prices: PriceTable
-    db: Database
-    notifier: Notifier
-    store: JobStore
-    storage: Storage
-    delivery: Delivery
-    ledger: Ledger
-    providers: dict[str, Provider]
-    gate: ProviderGate
-    http: httpx.AsyncClient
-    fetch_policies: dict[str, FetchPolicy]
-    queue: Queue
-    metrics: Metrics = field(default_factory=Metrics)
-    instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
-    completion_hooks: CompletionHooks | None = None  # set by build_services (pixelpipe.notify)
-
-    async def aclose(self) -> None:
-        for provider in self.providers.values():
-            await provider.aclose()
-        await self.queue.aclose()
-        await self.http.aclose()
-        await self.storage.aclose()
-        await self.gate.aclose()
-        await self.notifier.aclose()
-        await self.db.dispose()
 
 
 def _providers(settings: Settings, http: httpx.AsyncClient) -> dict[str, Provider]:

@@ -14,10 +14,10 @@ import contextlib
 import logging
 import time
 
-from pixelpipe.bootstrap import Services
 from pixelpipe.errors import JobTimedOut
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.queue.local import LocalQueue
+from pixelpipe.services import Services
 from pixelpipe.worker import Worker
 
 log = logging.getLogger("pixelpipe.dispatcher")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.bootstrap import build_services
 from pixelpipe.dispatcher import Dispatcher, run_sweeper
 from pixelpipe.errors import ERROR_CODES, ConfigError, PixelpipeError
 from pixelpipe.intake import new_request
@@ -23,7 +23,9 @@ from pixelpipe.jobs.model import Job
 from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.notify.hooks import wait_finished
 from pixelpipe.queue.local import LocalQueue
-from pixelpipe.service import Caller, Estimate, cancel, estimate, get_job, submit
+from pixelpipe.security.caller import Caller
+from pixelpipe.service import Estimate, cancel, estimate, get_job, submit
+from pixelpipe.services import Services
 from pixelpipe.settings import Settings, load_settings
 
 

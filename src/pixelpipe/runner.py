@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sqlalchemy import text
 
-from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.bootstrap import build_services
 from pixelpipe.dispatcher import Dispatcher, sweep_once
 from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.queue.local import LocalQueue
+from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 
 log = logging.getLogger("pixelpipe.runner")

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import orjson
 
-from pixelpipe.bootstrap import Services
 from pixelpipe.errors import Conflict, Forbidden, NotFound, PixelpipeError
 from pixelpipe.intake import CanonicalRequest, GenerationRequest, canonicalize
 from pixelpipe.jobs.ids import is_job_id, new_job_id
@@ -23,17 +22,10 @@ from pixelpipe.ledger.base import Charge, Price
 from pixelpipe.notify.destinations import check_webhook_url
 from pixelpipe.queue.local import Handoff, LocalQueue
 from pixelpipe.safety import check_prompt
+from pixelpipe.security.caller import Caller
+from pixelpipe.services import Services
 
 log = logging.getLogger("pixelpipe.service")
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is asking: an API key id (None when auth is off) and its budget scope."""
-
-    key_id: str | None = None
-    webhook_url: str | None = None  # the key's default completion webhook (a request's wins)
-    admin: bool = False  # the key has the admin scope: it may act on every key's jobs
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,11 @@ import logging
 import time
 from collections.abc import Mapping
 
-from pixelpipe.bootstrap import Services
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.base import ProviderUpdate, RunState
 from pixelpipe.providers.run_tag import RUN_PARAM, RunRef, parse_run
+from pixelpipe.services import Services
 from pixelpipe.worker import Worker, cancel_run
 
 log = logging.getLogger("pixelpipe.webhooks")

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from pixelpipe.bootstrap import Services
 from pixelpipe.errors import (
     DatabaseUnavailable,
     InternalStepError,
@@ -51,6 +50,7 @@ from pixelpipe.providers.base import (
 )
 from pixelpipe.providers.run_tag import RunRef, run_webhook_url
 from pixelpipe.retry import retry_delay_s
+from pixelpipe.services import Services
 
 log = logging.getLogger("pixelpipe.worker")
 POLL_MIN_S = 0.25

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.bootstrap import build_services
 from pixelpipe.errors import ConfigError, InvalidRequest
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.notify.deliver import WebhookDeliverer, parse_schedule
@@ -18,6 +18,7 @@ from pixelpipe.notify.destinations import check_webhook_url
 from pixelpipe.notify.outbox import DELIVERED, FAILED, PENDING
 from pixelpipe.notify.signing import headers, webhook_secret
 from pixelpipe.service import submit
+from pixelpipe.services import Services
 from pixelpipe.settings import load_settings
 from tests.integrations.conftest import WEBHOOK_SECRET
 

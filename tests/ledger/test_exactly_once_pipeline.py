@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.bootstrap import build_services
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import JobStatus
 from pixelpipe.ledger.sql import SqlLedger
 from pixelpipe.service import submit
+from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 from pixelpipe.worker import Worker, provider_request
 

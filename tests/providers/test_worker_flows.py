@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.bootstrap import build_services
 from pixelpipe.errors import (
     ConfigError,
     PixelpipeError,
@@ -28,6 +28,7 @@ from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.base import Output, ProviderRequest, ProviderUpdate, RunState
 from pixelpipe.service import submit
+from pixelpipe.services import Services
 from pixelpipe.settings import load_settings
 from pixelpipe.webhooks import WebhookDeferred, handle_provider_webhook
 from pixelpipe.worker import Worker

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 
 from pixelpipe import service
-from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.bootstrap import build_services
 from pixelpipe.dispatcher import Dispatcher
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job
 from pixelpipe.providers.preview import PreviewProvider
 from pixelpipe.queue.local import LocalQueue
+from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 
 QUEUES = ["local", pytest.param("saq", marks=pytest.mark.servers)]

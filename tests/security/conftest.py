@@ -17,8 +17,8 @@ import httpx
 from fastapi import FastAPI
 
 from pixelpipe.api.app import create_app
-from pixelpipe.bootstrap import Services
 from pixelpipe.security.keys import create_key
+from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 
 LOOPBACK = ("127.0.0.1", 50123)

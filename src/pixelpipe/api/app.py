@@ -16,11 +16,12 @@ from pixelpipe.api.routes_generations import router as generations_router
 from pixelpipe.api.routes_images import router as images_router
 from pixelpipe.api.routes_meta import router as meta_router
 from pixelpipe.api.routes_webhooks import router as webhooks_router
-from pixelpipe.bootstrap import Services, build_services
+from pixelpipe.bootstrap import build_services
 from pixelpipe.dispatcher import Dispatcher, run_sweeper
 from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.queue.local import LocalQueue
 from pixelpipe.security.http import install as install_security
+from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 
 DESCRIPTION = """

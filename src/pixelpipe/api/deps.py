@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from pixelpipe.bootstrap import Services
+from pixelpipe.security.caller import Caller
 from pixelpipe.security.http import BODY_KEY
-from pixelpipe.service import Caller
+from pixelpipe.services import Services
 
 
 async def get_services(request: Request) -> Services:

@@ -23,11 +23,11 @@ from pixelpipe.api.schemas import (
 )
 from pixelpipe.api.sse import job_event_stream
 from pixelpipe.api.urls import request_base
-from pixelpipe.bootstrap import Services
 from pixelpipe.errors import InvalidRequest
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.security import event_tokens
-from pixelpipe.service import Caller
+from pixelpipe.security.caller import Caller
+from pixelpipe.services import Services
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
 

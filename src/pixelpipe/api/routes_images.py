@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
 from pixelpipe.api.deps import ServicesDep
-from pixelpipe.bootstrap import Services
 from pixelpipe.delivery.signing import verify
 from pixelpipe.errors import NotFound
+from pixelpipe.services import Services
 from pixelpipe.storage.base import IMMUTABLE
 
 router = APIRouter(tags=["images"])

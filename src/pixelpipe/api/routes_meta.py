@@ -17,9 +17,9 @@ from pixelpipe.api.deps import ServicesDep
 from pixelpipe.api.routes_openai import OPENAI_ERRORS, resolve_model
 from pixelpipe.api.schemas import usd
 from pixelpipe.api.sse import all_jobs_stream
-from pixelpipe.bootstrap import Services
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.intake import GenerationRequest
+from pixelpipe.services import Services
 
 router = APIRouter(tags=["meta"])
 READY_TIMEOUT_S = 3.0

@@ -48,7 +48,6 @@ from pixelpipe import service
 from pixelpipe.api.decoding import body_error
 from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.api.problems import openai_error_response
-from pixelpipe.bootstrap import Services
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.errors import (
     InvalidRequest,
@@ -60,7 +59,9 @@ from pixelpipe.errors import (
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.notify.hooks import wait_finished
-from pixelpipe.service import Caller, Submission
+from pixelpipe.security.caller import Caller
+from pixelpipe.service import Submission
+from pixelpipe.services import Services
 
 log = logging.getLogger("pixelpipe.api.openai")
 router = APIRouter(tags=["openai"])

@@ -20,7 +20,7 @@ from pixelpipe.ledger.base import UsageRow
 from pixelpipe.ledger.policy import decimal_usd
 
 if TYPE_CHECKING:
-    from pixelpipe.bootstrap import Services
+    from pixelpipe.services import Services
 
 router = APIRouter(tags=["costs"])
 

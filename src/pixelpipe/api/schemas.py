@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pixelpipe.bootstrap import Services
 from pixelpipe.errors import ERROR_CODES
 from pixelpipe.jobs.model import Job
 from pixelpipe.ledger.policy import decimal_usd
+from pixelpipe.services import Services
 
 
 class ImagePublic(BaseModel):

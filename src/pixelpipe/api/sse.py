@@ -11,10 +11,10 @@ import orjson
 from fastapi import Request
 
 from pixelpipe.api.schemas import job_payload
-from pixelpipe.bootstrap import Services
 from pixelpipe.events.base import ALL
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 from pixelpipe.jobs.snapshots import job_at
+from pixelpipe.services import Services
 
 FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from pixelpipe.bootstrap import Services
+from pixelpipe.services import Services
 
 
 def request_base(svc: Services, request: Request) -> str:

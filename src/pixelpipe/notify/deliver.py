@@ -32,8 +32,8 @@ from pixelpipe.notify.signing import headers as signed_headers
 from pixelpipe.notify.signing import webhook_secret
 
 if TYPE_CHECKING:
-    from pixelpipe.bootstrap import Services
     from pixelpipe.notify.hooks import CompletionHooks
+    from pixelpipe.services import Services
 
 log = logging.getLogger("pixelpipe.notify")
 TIMEOUT_S = 15.0  # per attempt (the spec suggests 15-30 s)

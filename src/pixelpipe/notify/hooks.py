@@ -17,7 +17,7 @@ from pixelpipe.jobs.model import Job
 from pixelpipe.notify.outbox import Outbox
 
 if TYPE_CHECKING:
-    from pixelpipe.bootstrap import Services
+    from pixelpipe.services import Services
 
 log = logging.getLogger("pixelpipe.notify")
 # How often a waiter re-reads the job row besides listening for ``done:<id>``:

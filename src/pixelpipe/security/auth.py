@@ -47,9 +47,9 @@ from starlette.requests import Request
 from pixelpipe.db import Database
 from pixelpipe.errors import DatabaseUnavailable, Forbidden, RateLimited, Unauthorized
 from pixelpipe.security import event_tokens
+from pixelpipe.security.caller import Caller
 from pixelpipe.security.keys import ApiKey, count_keys, verify_key
 from pixelpipe.security.startup import is_loopback
-from pixelpipe.service import Caller
 from pixelpipe.settings import Settings
 
 Scope = Literal["read", "generate", "admin"]
