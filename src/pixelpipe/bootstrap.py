@@ -13,7 +13,7 @@ from pixelpipe.errors import ConfigError
 from pixelpipe.events.base import Notifier
 from pixelpipe.events.local import LocalNotifier
 from pixelpipe.fetch import FetchPolicy, new_fetch_client
-from pixelpipe.jobs.store import JobStore
+from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.ledger.base import Ledger
 from pixelpipe.migrations.runner import upgrade_async
 from pixelpipe.pricing import PriceTable, load_price_table
@@ -148,7 +148,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
         prices=prices,
         db=db,
         notifier=notifier,
-        store=JobStore(db, notifier),
+        store=SqlJobStore(db, notifier),
         storage=storage,
         delivery=Delivery(storage, settings),
         ledger=_ledger(settings, db, prices),

@@ -51,7 +51,7 @@ async def usage_report(
 
     from pixelpipe.errors import ConfigError
     from pixelpipe.events.local import LocalNotifier
-    from pixelpipe.jobs.store import JobStore
+    from pixelpipe.jobs.sql import SqlJobStore
     from pixelpipe.ledger.base import UsageRow
     from pixelpipe.ledger.sql import SqlLedger
     from pixelpipe.pricing import load_price_table
@@ -62,7 +62,7 @@ async def usage_report(
     rows = await ledger.usage(group_by, since=since)
     totals = await ledger.totals()
     total = UsageRow.total(rows)
-    count, stored = await JobStore(db, LocalNotifier()).image_stats()
+    count, stored = await SqlJobStore(db, LocalNotifier()).image_stats()
     backend = urlsplit(settings.effective_storage_url).scheme
     try:
         monthly: int | None = prices.storage_month_micros(backend, stored)

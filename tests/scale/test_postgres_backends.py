@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from pixelpipe.db import metadata, open_database
 from pixelpipe.events.local import LocalNotifier
 from pixelpipe.jobs import tables as _jobs  # noqa: F401 - registers the tables
-from pixelpipe.jobs.store import JobStore
+from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.ledger import tables as _ledger  # noqa: F401
 from pixelpipe.migrations.runner import upgrade
 from pixelpipe.security import tables as _security  # noqa: F401
@@ -58,15 +58,15 @@ def test_migrations_run_concurrently_and_match_the_tables(
 
 
 @pytest.fixture
-async def stores(postgres_url: str) -> AsyncIterator[list[JobStore]]:
+async def stores(postgres_url: str) -> AsyncIterator[list[SqlJobStore]]:
     upgrade(postgres_url)
     dbs = [open_database(postgres_url) for _ in range(3)]
-    yield [JobStore(db, LocalNotifier()) for db in dbs]
+    yield [SqlJobStore(db, LocalNotifier()) for db in dbs]
     for db in dbs:
         await db.dispose()
 
 
-async def test_single_flight_holds_across_processes(stores: list[JobStore]) -> None:
+async def test_single_flight_holds_across_processes(stores: list[SqlJobStore]) -> None:
     results = await asyncio.gather(
         *(stores[i % 3].create(make_job("same"), single_flight=True) for i in range(45))
     )
@@ -75,7 +75,7 @@ async def test_single_flight_holds_across_processes(stores: list[JobStore]) -> N
     assert {job.id for job, _ in results} == {created[0].id}
 
 
-async def test_claims_are_exclusive_across_processes(stores: list[JobStore]) -> None:
+async def test_claims_are_exclusive_across_processes(stores: list[SqlJobStore]) -> None:
     ids = {(await stores[0].create(make_job(f"p{i}"), single_flight=True))[0].id for i in range(60)}
     rounds = await asyncio.gather(
         *(stores[i % 3].claim_due(f"w{i}", limit=7, lease_s=30) for i in range(12))
@@ -87,7 +87,7 @@ async def test_claims_are_exclusive_across_processes(stores: list[JobStore]) -> 
     assert all(job is not None for job in await asyncio.gather(*one))
 
 
-async def test_a_crashed_workers_lease_expires_for_the_others(stores: list[JobStore]) -> None:
+async def test_a_crashed_workers_lease_expires_for_the_others(stores: list[SqlJobStore]) -> None:
     job, _ = await stores[0].create(make_job("crash"), single_flight=True)
     assert [j.id for j in await stores[1].claim_due("dead", limit=5, lease_s=0.2)] == [job.id]
     assert await stores[2].claim_due("alive", limit=5, lease_s=30) == []

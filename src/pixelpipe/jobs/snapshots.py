@@ -82,3 +82,11 @@ def _from_event_data(current: Job, data: dict[str, Any]) -> Job:
         error_code=error.get("code"),
         error_detail=error.get("detail"),
     )
+
+
+def status_data(job: Job) -> dict[str, Any]:
+    """The data of a status event moving ``job`` to its status."""
+    data: dict[str, Any] = {"status": str(job.status), "attempt": job.attempt}
+    if job.error_code:
+        data["error"] = {"code": job.error_code, "detail": job.error_detail}
+    return data

@@ -1,9 +1,18 @@
 """Stage 11 — the cost ledger and budgets (protocol in :mod:`pixelpipe.ledger.base`)."""
 
-from pixelpipe.ledger.base import MICROS, Charge, CostTotals, Ledger, Price, UsageRow
-from pixelpipe.ledger.entry import LedgerEntry, Reservation
+from pixelpipe.ledger.base import (
+    MICROS,
+    Budget,
+    Charge,
+    CostTotals,
+    Ledger,
+    Price,
+    Reservation,
+    UsageRow,
+)
+from pixelpipe.ledger.entry import LedgerEntry
 from pixelpipe.ledger.memory import MemoryLedger
-from pixelpipe.ledger.policy import Budget, format_usd
+from pixelpipe.ledger.policy import format_usd
 
 __all__ = [
     "MICROS",

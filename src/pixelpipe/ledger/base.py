@@ -6,12 +6,8 @@ Money is integer micro-dollars (1 USD = 1_000_000). ``amount_micros=None`` means
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
+from typing import Any, Literal, Protocol, runtime_checkable
 
 MICROS = 1_000_000
 ChargeKind = Literal["attempt", "cache_hit"]
@@ -19,6 +15,38 @@ ChargeKind = Literal["attempt", "cache_hit"]
 # unconfirmed: the outcome will never be known (it may have been billed, at the estimate)
 ChargeState = Literal["pending", "billed", "unconfirmed"]
 OPEN_RUN = ""  # the provider_job_id of a pending attempt whose run id is not known yet
+Period = Literal["day", "month"]
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A spending limit: ``scope`` "global" or "key:<api key id>", over a UTC day or month."""
+
+    scope: str
+    period: Period
+    limit_micros: int
+    source: Literal["settings", "table"] = "table"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """The estimate of one job held against its budgets until the job settles.
+
+    :meth:`Ledger.reservation` hands one to the job store, which makes it in the transaction
+    that inserts the job (a SQL ledger and store sharing a database: see
+    :func:`pixelpipe.ledger.sql.reserve.make_reservation`). ``budgets`` are the ones from settings;
+    the ledger's own stored budgets apply as well.
+    """
+
+    job_id: str
+    api_key_id: str | None
+    amount_micros: int
+    created_at: float
+    expires_at: float
+    budgets: tuple[Budget, ...] = ()
+
+    def active(self, now: float) -> bool:
+        return self.expires_at > now
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +116,10 @@ class Ledger(Protocol):
 
     def reservation(
         self, job_id: str, api_key_id: str | None, amount_micros: int
-    ) -> Callable[[Connection], None] | None:
-        """:meth:`reserve` as a unit of work for the job store's own transaction (SQL ledgers
-        sharing the job store's database), or None: then the caller awaits :meth:`reserve`."""
+    ) -> Reservation | None:
+        """:meth:`reserve` as a value for the job store to make in the transaction that inserts
+        the job (``JobStore.admit(job, guard=...)``: a SQL ledger sharing the job store's
+        database), or None: then the caller awaits :meth:`reserve` itself."""
         ...
 
     async def open_attempt(self, charge: Charge) -> None:

@@ -15,7 +15,8 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, delet
 
 from pixelpipe.compiled_sql import all_rows
 from pixelpipe.db import Database
-from pixelpipe.ledger.policy import Budget, check_budget, settings_budgets
+from pixelpipe.ledger.base import Budget
+from pixelpipe.ledger.policy import check_budget, settings_budgets
 from pixelpipe.ledger.tables import budgets
 from pixelpipe.settings import Settings
 

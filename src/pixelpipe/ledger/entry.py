@@ -1,4 +1,4 @@
-"""What a ledger stores: entries (charges with their time) and budget reservations."""
+"""What a ledger stores: entries (charges with their time)."""
 
 from __future__ import annotations
 
@@ -25,18 +25,6 @@ class LedgerEntry:
         c = self.charge
         values = {"model": c.model, "provider": c.provider, "key": c.api_key_id or NO_KEY}
         return values.get(group_by, self.day)
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    job_id: str
-    api_key_id: str | None
-    amount_micros: int
-    created_at: float
-    expires_at: float
-
-    def active(self, now: float) -> bool:
-        return self.expires_at > now
 
 
 def check_group_by(group_by: str) -> None:

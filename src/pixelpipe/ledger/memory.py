@@ -10,11 +10,10 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable
 
-from pixelpipe.ledger.base import OPEN_RUN, Charge, CostTotals, UsageRow
-from pixelpipe.ledger.entry import LedgerEntry, Reservation, charge_key, check_group_by
+from pixelpipe.ledger.base import OPEN_RUN, Budget, Charge, CostTotals, Reservation, UsageRow
+from pixelpipe.ledger.entry import LedgerEntry, charge_key, check_group_by
 from pixelpipe.ledger.policy import (
     GLOBAL,
-    Budget,
     check_budget,
     fits,
     period_days,

@@ -14,30 +14,19 @@ recorded charges both count (conservative: the reservation is dropped when the j
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
 
 from pixelpipe.errors import BudgetExceeded, InvalidRequest
-from pixelpipe.ledger.base import MICROS
+from pixelpipe.ledger.base import MICROS, Budget, Period
 from pixelpipe.settings import Settings
 
-Period = Literal["day", "month"]
 PERIODS: tuple[Period, ...] = ("day", "month")
 GLOBAL = "global"
 KEY_PREFIX = "key:"
 NO_KEY = "-"  # usage group of entries without an API key
 DEFAULT_RESERVATION_TTL_S = 3600.0
 GROUP_BYS = ("model", "provider", "key", "day")
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    scope: str  # "global" or "key:<api key id>"
-    period: Period
-    limit_micros: int
-    source: Literal["settings", "table"] = "table"
 
 
 def check_budget(scope: str, period: str, limit_micros: int) -> Period:

@@ -1,0 +1,78 @@
+"""Changing jobs in memory: guarded status transitions, field updates and deletion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pixelpipe.jobs.memory.base import MemoryStoreBase
+from pixelpipe.jobs.memory.tables import StoredJob, copied
+from pixelpipe.jobs.model import TERMINAL, Job, JobStatus, check_deletable, check_transition
+from pixelpipe.jobs.snapshots import status_data
+from pixelpipe.jobs.store import Deletion
+
+
+class MemoryJobChanges(MemoryStoreBase):
+    async def transition(
+        self,
+        job_id: str,
+        expected: JobStatus | Iterable[JobStatus],
+        target: JobStatus,
+        *,
+        owner: str | None = None,
+        event: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job | None:
+        allowed = [expected] if isinstance(expected, JobStatus) else list(expected)
+        for current in allowed:
+            check_transition(current, target)
+        now = time.time()
+        stored = self._held(job_id, owner)
+        if stored is None or stored.job.status not in allowed:
+            return None
+        values: dict[str, Any] = {"status": target, "updated_at": now, **fields}
+        if target in TERMINAL:
+            values.update(
+                inflight_key=None, lease_owner=None, lease_expires_at=None, next_run_at=None
+            )
+            values.setdefault("finished_at", now)
+        self._tables.set_fields(stored, values)
+        data = {**status_data(stored.job), **(event or {})}
+        self._tables.add_event(job_id, "status", data, now, stored.job)
+        await self._wake(job_id)
+        return copied(stored.job)
+
+    async def update(self, job_id: str, *, owner: str | None = None, **fields: Any) -> bool:
+        stored = self._held(job_id, owner)
+        if stored is None:
+            return False
+        self._tables.set_fields(stored, {**fields, "updated_at": time.time()})
+        return True
+
+    async def delete(self, job_id: str) -> Deletion:
+        """Ledger entries are never touched: the money history stays."""
+        t = self._tables
+        stored = t.jobs.get(job_id)
+        if stored is None:
+            gone = any(e.type == "deleted" for e in t.events.get(job_id, ()))
+            return Deletion(found=gone, already=gone)
+        job = stored.job
+        check_deletable(job)
+        t.drop(job_id)
+        t.add_event(job_id, "deleted", {}, time.time())
+        if any(other.job.content_key == job.content_key for other in t.jobs.values()):
+            return Deletion(found=True)  # the image is shared: it stays
+        keys = {job.storage_key, job.thumb_key}
+        image = t.images.pop(job.content_key, None)
+        if image is not None:
+            keys |= {image.storage_key, image.thumb_key}
+        orphaned = tuple(sorted(k for k in keys if k))
+        return Deletion(found=True, orphaned=orphaned, content_key=job.content_key)
+
+    def _held(self, job_id: str, owner: str | None) -> StoredJob | None:
+        """The stored job, when it exists and ``owner`` (when given) holds its lease."""
+        stored = self._tables.jobs.get(job_id)
+        if stored is None or (owner is not None and stored.job.lease_owner != owner):
+            return None
+        return stored

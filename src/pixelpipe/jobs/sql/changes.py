@@ -1,0 +1,100 @@
+"""Changing jobs in SQL: guarded status transitions, field updates and deletion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, delete
+
+from pixelpipe.compiled_sql import first_row
+from pixelpipe.jobs.model import TERMINAL, Job, JobStatus, check_deletable, check_transition
+from pixelpipe.jobs.rows import row_to_job
+from pixelpipe.jobs.snapshots import status_data
+from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
+from pixelpipe.jobs.sql.statements import (
+    IMAGE_LOCKED,
+    JOB_BY_ID,
+    OTHER_JOB_WITH_KEY,
+    TOMBSTONE,
+    transition_stmt,
+)
+from pixelpipe.jobs.store import Deletion
+from pixelpipe.jobs.tables import idempotency_aliases, images, job_events, jobs
+
+
+class SqlJobChanges(SqlStoreBase):
+    async def transition(
+        self,
+        job_id: str,
+        expected: JobStatus | Iterable[JobStatus],
+        target: JobStatus,
+        *,
+        owner: str | None = None,
+        event: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job | None:
+        allowed = [expected] if isinstance(expected, JobStatus) else list(expected)
+        for current in allowed:
+            check_transition(current, target)
+        now = time.time()
+        values: dict[str, Any] = {"status": str(target), "updated_at": now, **fields}
+        if target in TERMINAL:
+            values.update(
+                inflight_key=None, lease_owner=None, lease_expires_at=None, next_run_at=None
+            )
+            values.setdefault("finished_at", now)
+        stmt = transition_stmt(len(allowed), owner is not None)
+        params = {**values, "w_id": job_id}
+        params.update((f"w_status{i}", str(s)) for i, s in enumerate(allowed))
+        if owner is not None:
+            params["w_owner"] = owner
+
+        def work(conn: Connection) -> Job | None:
+            row = first_row(conn, stmt, jobs, params)
+            if row is None:
+                return None
+            moved = row_to_job(row)
+            data = {**status_data(moved), **(event or {})}
+            write_event(conn, job_id, "status", data, now, moved)
+            return moved
+
+        job = await self.db.write(work)
+        if job is not None:
+            await self._wake(job_id)
+        return job
+
+    async def update(self, job_id: str, *, owner: str | None = None, **fields: Any) -> bool:
+        return await self._update_fields(job_id, owner, fields)
+
+    async def delete(self, job_id: str) -> Deletion:
+        """Ledger entries are never touched: the money history stays."""
+        now = time.time()
+        done = await self.db.write(lambda conn: _delete(conn, job_id, now))
+        if done.content_key is not None:
+            self._images.discard(done.content_key)
+        return done
+
+
+def _delete(conn: Connection, job_id: str, now: float) -> Deletion:
+    row = first_row(conn, JOB_BY_ID, jobs, {"w_id": job_id})
+    if row is None:
+        gone = conn.execute(TOMBSTONE, {"w_job": job_id}).first()
+        return Deletion(found=gone is not None, already=gone is not None)
+    job = row_to_job(row)
+    check_deletable(job)
+    key = {"w_key": job.content_key}
+    image = conn.execute(IMAGE_LOCKED, key).first()  # before counting the references
+    conn.execute(delete(jobs).where(jobs.c.id == job_id))
+    conn.execute(delete(job_events).where(job_events.c.job_id == job_id))
+    conn.execute(delete(idempotency_aliases).where(idempotency_aliases.c.job_id == job_id))
+    write_event(conn, job_id, "deleted", {}, now)
+    if conn.execute(OTHER_JOB_WITH_KEY, {**key, "w_id": job_id}).first() is not None:
+        return Deletion(found=True)  # the image is shared: it stays
+    keys = {job.storage_key, job.thumb_key}
+    if image is not None:
+        conn.execute(delete(images).where(images.c.content_key == job.content_key))
+        keys |= {image.storage_key, image.thumb_key}
+    orphaned = tuple(sorted(k for k in keys if k))
+    return Deletion(found=True, orphaned=orphaned, content_key=job.content_key)
