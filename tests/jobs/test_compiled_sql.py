@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, func, insert, select
 from pixelpipe.compiled_sql import first_row, insert_row, insert_rows
 from pixelpipe.db import metadata
 from pixelpipe.jobs.rows import job_to_row, row_to_job
-from pixelpipe.jobs.store import _transition_stmt
+from pixelpipe.jobs.sql.statements import transition_stmt
 from pixelpipe.jobs.tables import job_events, jobs
 from tests.jobs.test_store_contract import make_job
 
@@ -62,11 +62,11 @@ def test_update_returning_matches_sqlalchemy(engine: Engine) -> None:
         "updated_at": 9.0,
     }
     with engine.begin() as conn:
-        ours = first_row(conn, _transition_stmt(1, False), jobs, params)
-        assert first_row(conn, _transition_stmt(1, False), jobs, params) is None  # moved
+        ours = first_row(conn, transition_stmt(1, False), jobs, params)
+        assert first_row(conn, transition_stmt(1, False), jobs, params) is None  # moved
     with engine.begin() as conn:
         again = {**params, "w_status0": "submitting", "status": "submitting"}
-        theirs = conn.execute(_transition_stmt(1, False), again).first()
+        theirs = conn.execute(transition_stmt(1, False), again).first()
     assert ours is not None and theirs is not None
     assert ours == dict(theirs._mapping)
     assert row_to_job(ours) == row_to_job(theirs)

@@ -1,4 +1,7 @@
-"""Job-store contract: one suite, run against every database backend."""
+"""Job-store contract: one suite, run against every implementation (memory, SQLite, PostgreSQL).
+
+What only the SQL store has (its transactions, several processes on one database) is in
+``test_sql_store.py``."""
 
 from __future__ import annotations
 
@@ -7,12 +10,11 @@ import time
 
 import pytest
 
-from pixelpipe.db import open_database
 from pixelpipe.errors import Conflict, IdempotencyMismatch
-from pixelpipe.events.local import LocalNotifier
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.jobs.ids import is_job_id, new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
+from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.key import content_key
 
@@ -93,35 +95,6 @@ async def test_transitions_are_checked_and_guarded(store: JobStore) -> None:
     ]
 
 
-async def test_claims_are_exclusive_across_owners(store: JobStore) -> None:
-    ids = {(await store.create(make_job(f"p{i}"), single_flight=True))[0].id for i in range(20)}
-    a, b = await asyncio.gather(
-        store.claim_due("A", limit=20, lease_s=30), store.claim_due("B", limit=20, lease_s=30)
-    )
-    assert {j.id for j in a} | {j.id for j in b} == ids
-    assert not {j.id for j in a} & {j.id for j in b}
-    assert await store.claim_due("C", limit=20, lease_s=30) == []
-
-
-async def test_future_jobs_are_not_due_and_expired_leases_are(store: JobStore) -> None:
-    later, _ = await store.create(make_job("later", due=time.time() + 60), single_flight=True)
-    now_job, _ = await store.create(make_job("now"), single_flight=True)
-    claimed = await store.claim_due("A", limit=10, lease_s=0.01)
-    assert [j.id for j in claimed] == [now_job.id]
-    await asyncio.sleep(0.05)
-    again = await store.claim_due("B", limit=10, lease_s=30)
-    assert [j.id for j in again] == [now_job.id]  # A's lease expired (A "crashed")
-    assert later.id not in {j.id for j in again}
-    assert await store.claim(now_job.id, "C", lease_s=30) is None  # B holds it
-
-
-async def test_release_all_hands_leases_back(store: JobStore) -> None:
-    job, _ = await store.create(make_job(), single_flight=True)
-    assert await store.claim_due("A", limit=1, lease_s=300)
-    assert await store.release_all("A") == 1
-    assert [j.id for j in await store.claim_due("B", limit=1, lease_s=300)] == [job.id]
-
-
 async def test_image_index_is_idempotent(store: JobStore) -> None:
     rec = ImageRecord(
         "k1:" + "a" * 64,
@@ -146,23 +119,14 @@ async def test_webhook_deliveries_are_seen_once(store: JobStore) -> None:
     assert results.count(True) == 1
 
 
-async def test_overdue_finds_late_and_silent_jobs(store: JobStore) -> None:
-    job, _ = await store.create(make_job(), single_flight=True)
-    await store.transition(job.id, S.QUEUED, S.SUBMITTING)
-    await store.transition(
-        job.id,
-        S.SUBMITTING,
-        S.WAITING,
-        webhook_deadline_at=time.time() - 1,
-        next_run_at=time.time() + 300,
-    )
-    late, silent = await store.overdue(time.time())
-    assert [j.id for j in silent] == [job.id] and late == []
-    late, _ = await store.overdue(time.time() + 10_000)
-    assert [j.id for j in late] == [job.id]
+def remember(store: JobStore, rec: ImageRecord) -> None:
+    """Make the store's process remember ``rec`` (the SQL store's own memory of images seen;
+    the memory store's index is its memory)."""
+    if isinstance(store, SqlJobStore):
+        store._images[rec.content_key] = rec
 
 
-async def _succeeded_with_image(store: JobStore, job: Job) -> ImageRecord:
+async def succeeded_with_image(store: JobStore, job: Job) -> ImageRecord:
     await store.create(job, single_flight=True)
     await store.transition(job.id, S.QUEUED, S.CANCELED)  # terminal, like a finished job
     rec = ImageRecord(job.content_key, "preview/ab/x.png", "image/png", 64, 64, 10, "preview",
@@ -174,7 +138,7 @@ async def _succeeded_with_image(store: JobStore, job: Job) -> ImageRecord:
 
 async def test_delete_keeps_a_shared_image_and_frees_the_last(store: JobStore) -> None:
     first = make_job("shared")
-    rec = await _succeeded_with_image(store, first)
+    rec = await succeeded_with_image(store, first)
     hit = make_job("shared")
     hit.status, hit.cached, hit.storage_key = S.SUCCEEDED, True, rec.storage_key
     assert await store.create_cache_hit(hit) == (hit, True)
@@ -194,9 +158,9 @@ async def test_delete_keeps_a_shared_image_and_frees_the_last(store: JobStore) -
 
 async def test_a_cache_hit_after_the_delete_finds_the_image_gone(store: JobStore) -> None:
     job = make_job("raced")
-    rec = await _succeeded_with_image(store, job)
+    rec = await succeeded_with_image(store, job)
     await store.delete(job.id)
-    store._images[rec.content_key] = rec  # another process's memory of the image
+    remember(store, rec)  # another process's memory of the image
     late = make_job("raced")
     late.status, late.cached = S.SUCCEEDED, True
     assert await store.create_cache_hit(late) is None
@@ -205,7 +169,7 @@ async def test_a_cache_hit_after_the_delete_finds_the_image_gone(store: JobStore
 
 async def test_concurrent_hits_and_delete_leave_no_dangling_reference(store: JobStore) -> None:
     job = make_job("contended")
-    rec = await _succeeded_with_image(store, job)
+    rec = await succeeded_with_image(store, job)
     hits = [make_job("contended") for _ in range(20)]
     for h in hits:
         h.status, h.cached, h.storage_key = S.SUCCEEDED, True, rec.storage_key
@@ -227,28 +191,147 @@ async def test_a_running_job_is_not_deleted(store: JobStore) -> None:
     assert await store.get(job.id) is not None
 
 
-async def test_a_delete_and_hits_from_another_process_leave_no_dangling_reference(
+async def test_a_stored_image_is_admitted_as_is_and_nothing_is_written(store: JobStore) -> None:
+    job = make_job("already drawn")
+    rec = ImageRecord(
+        job.content_key, "preview/aa/x.png", "image/png", 64, 64, 10, "preview", "gen_x",
+        time.time(), "thumbs/x.webp",
+    )  # fmt: skip
+    await store.save_image(rec)
+    admission = await store.admit(job)
+    assert not admission.created and admission.image == rec
+    assert await store.get(job.id) is None and await store.count_by_status() == {}
+    assert store.cached_image(job.content_key) == rec
+
+
+async def test_an_identical_request_in_flight_is_admitted_to_the_first_job(
     store: JobStore,
 ) -> None:
-    """Two processes (two engines on the same database): the image row lock decides the race."""
-    url = store.db.writer.url.render_as_string(hide_password=False)
-    other_db = open_database(url)
-    other = JobStore(other_db, LocalNotifier())
-    try:
-        for round_ in range(5):
-            job = make_job(f"two processes {round_}")
-            rec = await _succeeded_with_image(store, job)
-            other._images[rec.content_key] = rec  # the other process served this image before
-            hits = [make_job(f"two processes {round_}") for _ in range(8)]
-            for h in hits:
-                h.status, h.cached, h.storage_key = S.SUCCEEDED, True, rec.storage_key
-            done, *inserted = await asyncio.gather(
-                store.delete(job.id), *(other.create_cache_hit(h) for h in hits)
-            )
-            index = await store.find_image(rec.content_key)
-            if any(r is not None for r in inserted):
-                assert index is not None and done.orphaned == ()
-            else:
-                assert index is None and done.orphaned
-    finally:
-        await other_db.dispose()
+    first = make_job("twice")
+    admitted = await store.admit(first)
+    assert admitted.created and admitted.job.id == first.id and admitted.image is None
+    second = await store.admit(make_job("twice"))
+    assert not second.created and second.job.id == first.id
+    assert await store.count_by_status() == {"queued": 1}
+    assert [e.data["status"] for e in await store.events_since(first.id)] == ["queued"]
+
+
+async def test_admission_honours_idempotency_keys(store: JobStore) -> None:
+    first = make_job("keyed", idem="-:a1")
+    assert (await store.admit(first, fingerprint="f1")).created
+    again = await store.admit(make_job("keyed", idem="-:a1"), fingerprint="f1")
+    assert not again.created and again.job.id == first.id
+    with pytest.raises(IdempotencyMismatch):
+        await store.admit(make_job("another", idem="-:a1"), fingerprint="f2")
+
+
+async def test_a_key_that_attached_to_an_inflight_job_keeps_pointing_at_it(
+    store: JobStore,
+) -> None:
+    first = make_job("same picture", idem="-:k1")
+    stored, created = await store.create(first, single_flight=True, fingerprint="f1")
+    assert created
+    second = make_job("same picture", idem="-:k2")
+    attached, created = await store.create(second, single_flight=True, fingerprint="f2")
+    assert not created and attached.id == first.id
+    # the first job finishes; a retry with k2 (a cache-hit path: no single-flight) finds it
+    await store.transition(first.id, stored.status, JobStatus.CANCELED)
+    retry = make_job("same picture", idem="-:k2")
+    again, created = await store.create(retry, single_flight=False, fingerprint="f2")
+    assert not created and again.id == first.id
+    with pytest.raises(IdempotencyMismatch):
+        await store.create(make_job("other", idem="-:k2"), single_flight=False, fingerprint="f3")
+
+
+async def test_a_deleted_jobs_keys_are_free_again(store: JobStore) -> None:
+    first = make_job("forgotten", idem="-:d1")
+    await store.create(first, single_flight=True, fingerprint="f1")
+    attached, _ = await store.create(
+        make_job("forgotten", idem="-:d2"), single_flight=True, fingerprint="f2"
+    )
+    assert attached.id == first.id
+    await store.transition(first.id, S.QUEUED, S.CANCELED)
+    await store.delete(first.id)
+    for key in ("-:d1", "-:d2"):  # its own key and the one that attached to it
+        fresh = make_job("forgotten", idem=key)
+        again, created = await store.create(fresh, single_flight=True, fingerprint="other")
+        assert created and again.id == fresh.id
+        await store.transition(fresh.id, S.QUEUED, S.CANCELED)
+
+
+async def test_a_stored_job_is_the_stores_own_copy(store: JobStore) -> None:
+    job = make_job("copied")
+    await store.create(job, single_flight=True)
+    job.error_code = "changed by the caller"
+    got = await store.get(job.id)
+    assert got is not None and got.error_code is None
+    got.provider_state["x"] = 1
+    again = await store.get(job.id)
+    assert again is not None and again.provider_state == {}
+
+
+async def test_updates_are_guarded_by_the_lease_owner(store: JobStore) -> None:
+    job, _ = await store.create(make_job("updated"), single_flight=True)
+    assert await store.update(job.id, provider_state={"progress": {"percent": 5}})
+    assert not await store.update(new_job_id(), next_run_at=1.0)
+    assert await store.claim(job.id, "A", lease_s=30) is not None
+    assert not await store.update(job.id, owner="B", next_run_at=1.0)
+    assert await store.update(job.id, owner="A", provider_job_id="run-1")
+    got = await store.get(job.id)
+    assert got is not None and got.provider_job_id == "run-1" and got.next_run_at != 1.0
+    assert got.provider_state == {"progress": {"percent": 5}}
+    assert await store.transition(job.id, S.QUEUED, S.SUBMITTING, owner="B") is None
+    moved = await store.transition(job.id, S.QUEUED, S.SUBMITTING, owner="A", attempt=1)
+    assert moved is not None and moved.attempt == 1 and moved.lease_owner == "A"
+
+
+async def test_terminal_transitions_clear_the_lease_and_schedule(store: JobStore) -> None:
+    job, _ = await store.create(make_job("ended"), single_flight=True)
+    await store.claim(job.id, "A", lease_s=30)
+    done = await store.transition(job.id, [S.QUEUED, S.SUBMITTING], S.CANCELED, owner="A")
+    assert done is not None and done.status is S.CANCELED
+    assert done.lease_owner is None and done.lease_expires_at is None
+    assert done.next_run_at is None and done.finished_at is not None
+    assert await store.transition(job.id, [S.QUEUED, S.SUBMITTING], S.CANCELED) is None
+
+
+async def test_jobs_are_listed_newest_first_and_filtered(store: JobStore) -> None:
+    made = []
+    for prompt, model_group in [("A red Fox", "g1"), ("a blue whale", "g1"), ("100%_fox", "g2")]:
+        job = make_job(prompt)
+        job.group_id = model_group
+        await store.create(job, single_flight=False)
+        made.append(job)
+        await asyncio.sleep(0.002)  # ids sort by creation time
+    ids = [j.id for j in made]
+    assert [j.id for j in await store.list_jobs()] == ids[::-1]
+    assert [j.id for j in await store.list_jobs(limit=2)] == ids[:0:-1]
+    assert [j.id for j in await store.list_jobs(before=ids[2])] == ids[1::-1]
+    assert [j.id for j in await store.list_jobs(query="FOX")] == [ids[2], ids[0]]
+    assert [j.id for j in await store.list_jobs(query="%_")] == [ids[2]]
+    assert [j.id for j in await store.list_jobs(group="g1")] == ids[1::-1]
+    assert await store.list_jobs(model="other") == []
+    await store.transition(ids[1], S.QUEUED, S.CANCELED)
+    assert [j.id for j in await store.list_jobs(status="canceled")] == [ids[1]]
+    assert await store.count_by_status() == {"queued": 2, "canceled": 1}
+
+
+async def test_a_job_is_found_by_its_provider_run(store: JobStore) -> None:
+    job, _ = await store.create(make_job("run"), single_flight=True)
+    await store.update(job.id, provider_job_id="pred_1")
+    found = await store.find_by_provider_job("preview", "pred_1")
+    assert found is not None and found.id == job.id
+    assert await store.find_by_provider_job("replicate", "pred_1") is None
+    assert await store.find_by_provider_job("preview", "pred_2") is None
+
+
+async def test_a_forgotten_delivery_is_recorded_again(store: JobStore) -> None:
+    assert await store.record_delivery("replicate", "msg_2", "gen_x")
+    assert not await store.record_delivery("replicate", "msg_2", "gen_x")
+    assert await store.record_delivery("fal", "msg_2", None)  # per provider
+    await store.forget_delivery("replicate", "msg_2")
+    assert await store.record_delivery("replicate", "msg_2", "gen_x")
+
+
+async def test_the_store_answers_a_ping(store: JobStore) -> None:
+    await store.ping()

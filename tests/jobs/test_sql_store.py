@@ -1,0 +1,112 @@
+"""What only the SQL job store has: the budget reservation made in the transaction that inserts
+the job (``admit``), and several processes (connection pools) on one database."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from pixelpipe.db import open_database
+from pixelpipe.errors import BudgetExceeded, ConfigError
+from pixelpipe.events.local import LocalNotifier
+from pixelpipe.jobs.memory import MemoryJobStore
+from pixelpipe.jobs.model import JobStatus
+from pixelpipe.jobs.sql import SqlJobStore
+from pixelpipe.jobs.tables import job_events, jobs
+from pixelpipe.ledger.sql import SqlLedger
+from pixelpipe.ledger.tables import budget_reservations
+from pixelpipe.pricing import load_price_table
+from pixelpipe.settings import Settings
+from tests.jobs.test_store_contract import make_job, remember, succeeded_with_image
+
+
+def _ledger(store: SqlJobStore, tmp_path: Path, daily_usd: float) -> SqlLedger:
+    settings = Settings(_env_file=None, data_dir=tmp_path, budget_daily_usd=daily_usd)  # type: ignore[call-arg]
+    return SqlLedger(store.db, settings, load_price_table())
+
+
+async def _count(store: SqlJobStore, table) -> int:  # type: ignore[no-untyped-def]
+    async with store.db.read() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar() or 0)
+
+
+async def test_the_reservation_and_the_job_commit_together(
+    sql_store: SqlJobStore, tmp_path: Path
+) -> None:
+    ledger = _ledger(sql_store, tmp_path, daily_usd=0.05)
+    first = make_job("within budget")
+    admission = await sql_store.admit(first, guard=ledger.reservation(first.id, None, 30_000))
+    assert admission.created and await sql_store.get(first.id) is not None
+    assert await ledger.reserved_micros() == 30_000
+
+    refused = make_job("over budget")
+    with pytest.raises(BudgetExceeded):
+        await sql_store.admit(refused, guard=ledger.reservation(refused.id, None, 30_000))
+    assert await sql_store.get(refused.id) is None  # the refusal rolled the insert back
+    assert await _count(sql_store, jobs) == 1 and await _count(sql_store, job_events) == 1
+    assert await _count(sql_store, budget_reservations) == 1
+
+
+async def test_no_reservation_is_made_for_a_request_that_attaches(
+    sql_store: SqlJobStore, tmp_path: Path
+) -> None:
+    ledger = _ledger(sql_store, tmp_path, daily_usd=1.0)
+    first = make_job("twice")
+    assert (await sql_store.admit(first, guard=ledger.reservation(first.id, None, 10))).created
+    second = make_job("twice")
+    attached = await sql_store.admit(second, guard=ledger.reservation(second.id, None, 10))
+    assert not attached.created and attached.job.id == first.id
+    assert await _count(sql_store, budget_reservations) == 1
+
+
+async def test_concurrent_admissions_never_overspend(
+    sql_store: SqlJobStore, tmp_path: Path
+) -> None:
+    ledger = _ledger(sql_store, tmp_path, daily_usd=0.05)
+    wanted = [make_job(f"concurrent {i}") for i in range(12)]
+    results = await asyncio.gather(
+        *(sql_store.admit(j, guard=ledger.reservation(j.id, None, 10_000)) for j in wanted),
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if isinstance(r, BudgetExceeded)) == 7
+    assert await _count(sql_store, jobs) == 5 and await ledger.reserved_micros() == 50_000
+
+
+async def test_the_memory_store_refuses_a_sql_ledgers_reservation(
+    sql_store: SqlJobStore, tmp_path: Path
+) -> None:
+    ledger = _ledger(sql_store, tmp_path, daily_usd=1.0)
+    job = make_job("mismatched")
+    with pytest.raises(ConfigError, match="in-memory ledger"):
+        await MemoryJobStore(LocalNotifier()).admit(job, guard=ledger.reservation(job.id, None, 1))
+
+
+async def test_a_delete_and_hits_from_another_process_leave_no_dangling_reference(
+    sql_store: SqlJobStore,
+) -> None:
+    """Two processes (two engines on the same database): the image row lock decides the race."""
+    store = sql_store
+    url = store.db.writer.url.render_as_string(hide_password=False)
+    other_db = open_database(url)
+    other = SqlJobStore(other_db, LocalNotifier())
+    try:
+        for round_ in range(5):
+            job = make_job(f"two processes {round_}")
+            rec = await succeeded_with_image(store, job)
+            remember(other, rec)  # the other process served this image before
+            hits = [make_job(f"two processes {round_}") for _ in range(8)]
+            for h in hits:
+                h.status, h.cached, h.storage_key = JobStatus.SUCCEEDED, True, rec.storage_key
+            done, *inserted = await asyncio.gather(
+                store.delete(job.id), *(other.create_cache_hit(h) for h in hits)
+            )
+            index = await store.find_image(rec.content_key)
+            if any(r is not None for r in inserted):
+                assert index is not None and done.orphaned == ()
+            else:
+                assert index is None and done.orphaned
+    finally:
+        await other_db.dispose()
