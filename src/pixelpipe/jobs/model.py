@@ -119,16 +119,6 @@ class Job:
         return round(self.finished_at - self.created_at, 3)
 
 
-def check_deletable(job: Job) -> None:
-    """Refuse to delete a job that has not finished."""
-    if not job.status.terminal:
-        raise Conflict(
-            f"generation {job.id} is still {job.status}; cancel it first "
-            f"(POST /v1/generations/{job.id}/cancel), then delete it",
-            status=str(job.status),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class JobEvent:
     id: int

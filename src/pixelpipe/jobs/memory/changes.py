@@ -8,7 +8,8 @@ from typing import Any
 
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.tables import StoredJob, copied
-from pixelpipe.jobs.model import TERMINAL, Job, JobStatus, check_deletable, check_transition
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.rules import check_deletable, transition_values
 from pixelpipe.jobs.snapshots import status_data
 from pixelpipe.jobs.store import Deletion
 
@@ -24,19 +25,11 @@ class MemoryJobChanges(MemoryStoreBase):
         event: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Job | None:
-        allowed = [expected] if isinstance(expected, JobStatus) else list(expected)
-        for current in allowed:
-            check_transition(current, target)
         now = time.time()
+        allowed, values = transition_values(expected, target, fields, now)
         stored = self._held(job_id, owner)
         if stored is None or stored.job.status not in allowed:
             return None
-        values: dict[str, Any] = {"status": target, "updated_at": now, **fields}
-        if target in TERMINAL:
-            values.update(
-                inflight_key=None, lease_owner=None, lease_expires_at=None, next_run_at=None
-            )
-            values.setdefault("finished_at", now)
         self._tables.set_fields(stored, values)
         data = {**status_data(stored.job), **(event or {})}
         self._tables.add_event(job_id, "status", data, now, stored.job)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pixelpipe.errors import ConfigError, IdempotencyMismatch
+from pixelpipe.errors import ConfigError
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.tables import copied
 from pixelpipe.jobs.model import Job
+from pixelpipe.jobs.rules import check_fingerprint
 from pixelpipe.jobs.snapshots import status_data
 from pixelpipe.jobs.store import Admission
 from pixelpipe.ledger.base import Reservation
@@ -84,9 +85,5 @@ class MemoryJobCreation(MemoryStoreBase):
         stored = t.jobs.get(job_id) if job_id is not None else None
         if stored is None:
             return None
-        if fingerprint and used_with != fingerprint:
-            raise IdempotencyMismatch(
-                "this Idempotency-Key was already used with a different request body; "
-                "use a new key for a new request"
-            )
+        check_fingerprint(fingerprint, used_with)
         return stored.job

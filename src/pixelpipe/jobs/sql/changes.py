@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, delete
 
 from pixelpipe.compiled_sql import first_row
-from pixelpipe.jobs.model import TERMINAL, Job, JobStatus, check_deletable, check_transition
+from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.rows import row_to_job
+from pixelpipe.jobs.rules import check_deletable, transition_values
 from pixelpipe.jobs.snapshots import status_data
 from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
 from pixelpipe.jobs.sql.statements import (
@@ -35,16 +36,8 @@ class SqlJobChanges(SqlStoreBase):
         event: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Job | None:
-        allowed = [expected] if isinstance(expected, JobStatus) else list(expected)
-        for current in allowed:
-            check_transition(current, target)
         now = time.time()
-        values: dict[str, Any] = {"status": str(target), "updated_at": now, **fields}
-        if target in TERMINAL:
-            values.update(
-                inflight_key=None, lease_owner=None, lease_expires_at=None, next_run_at=None
-            )
-            values.setdefault("finished_at", now)
+        allowed, values = transition_values(expected, target, fields, now)
         stmt = transition_stmt(len(allowed), owner is not None)
         params = {**values, "w_id": job_id}
         params.update((f"w_status{i}", str(s)) for i, s in enumerate(allowed))

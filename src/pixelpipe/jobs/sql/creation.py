@@ -14,9 +14,9 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from pixelpipe.compiled_sql import first_row, insert_row
-from pixelpipe.errors import IdempotencyMismatch
 from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.rows import job_to_row, row_to_image, row_to_job
+from pixelpipe.jobs.rules import check_fingerprint
 from pixelpipe.jobs.snapshots import status_data
 from pixelpipe.jobs.sql.base import SqlStoreBase, event_row, write_event
 from pixelpipe.jobs.sql.statements import (
@@ -163,9 +163,5 @@ def _by_idempotency_key(conn: Connection, key: str, fingerprint: str | None) -> 
             found = first_row(conn, JOB_BY_ID, jobs, {"w_id": alias["job_id"]})
     if found is None:
         return None
-    if fingerprint and used_with != fingerprint:
-        raise IdempotencyMismatch(
-            "this Idempotency-Key was already used with a different request body; "
-            "use a new key for a new request"
-        )
+    check_fingerprint(fingerprint, used_with)
     return row_to_job(found)
