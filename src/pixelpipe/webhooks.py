@@ -84,20 +84,16 @@ async def handle_provider_webhook(
         await svc.store.update(job.id, next_run_at=0.0)
         raise WebhookDeferred(f"job {job.id} is busy; deliver again")
     worker = Worker(svc, owner)
-    try:
+    # a provider error goes to the retry policy; a crash makes the provider deliver again
+    async with worker.leased_step(
+        claimed, on_crash=lambda: svc.store.forget_delivery(provider_name, delivery)
+    ):
         if not _current(claimed, update):
             return "ignored"  # moved on while we waited for the lease (e.g. a poll saw the end)
         if update.state is RunState.SUCCEEDED:
             await worker.accept_success(claimed, update)
         else:
             await worker.apply(claimed, update)
-    except PixelpipeError as exc:
-        await worker.fail_or_retry(claimed, exc)
-    except Exception:
-        await svc.store.forget_delivery(provider_name, delivery)
-        raise
-    finally:
-        await svc.store.release(job.id, owner)
     await svc.queue.enqueue(job.id)
     return "applied"
 

@@ -1,0 +1,104 @@
+"""Applies the retry/failover policy's decisions (:mod:`.policy`): gate, ledger, row, events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pixelpipe.errors import PixelpipeError
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.providers.gate import ProviderGate
+from pixelpipe.services import Services
+from pixelpipe.worker.context import StepContext
+from pixelpipe.worker.policy import Decision, Next, decide
+
+_S = JobStatus
+
+
+class LiveGate:
+    """The policy's view of the process's provider gate."""
+
+    def __init__(self, svc: Services) -> None:
+        self._gate: ProviderGate = svc.gate
+        self._svc = svc
+
+    def paused_for(self, provider: str) -> float:
+        return self._gate.paused_for(provider)
+
+    def available(self, provider: str) -> bool:
+        return self._gate.available(provider)
+
+    def failover_for(self, job: Job) -> str:
+        spec = self._svc.catalog.get(job.model)
+        return self._gate.choose(spec, preferred=None, exclude=job.provider)
+
+
+async def wait_for_gate(ctx: StepContext, job: Job) -> bool:
+    """True when ``job``'s provider is paused after a 429 and the job was rescheduled."""
+    decision = decide(job, None, LiveGate(ctx.svc))
+    if decision.next is Next.SUBMIT:
+        return False
+    await follow(ctx, job, decision, owner=ctx.owner)
+    return True
+
+
+async def poll_later(ctx: StepContext, job: Job, error: PixelpipeError) -> None:
+    """The status call failed (429, 5xx, timeout): ask again later; the run is still ours."""
+    ctx.svc.metrics.provider_errors.labels(job.provider or "", error.code).inc()
+    await follow(ctx, job, decide(job, error, LiveGate(ctx.svc), polling=True), owner=ctx.owner)
+
+
+async def fail_or_retry(ctx: StepContext, job: Job, error: PixelpipeError) -> None:
+    """A step of ``job`` failed with ``error``: retry, fail over, or fail (the job as stored now;
+    nothing when it is gone or already finished)."""
+    ctx.svc.metrics.provider_errors.labels(job.provider or "", error.code).inc()
+    current = await ctx.svc.store.get(job.id)
+    if current is None or current.status.terminal:
+        return
+    await follow(ctx, current, decide(current, error, LiveGate(ctx.svc)), owner=None)
+
+
+async def follow(ctx: StepContext, job: Job, decision: Decision, *, owner: str | None) -> None:
+    """Do what ``decision`` says for ``job``; ``owner``: write only while holding its lease."""
+    svc = ctx.svc
+    if decision.pause_s is not None and job.provider:
+        svc.gate.pause(job.provider, decision.pause_s)
+    if decision.outage_s is not None and job.provider:
+        svc.gate.mark_outage(job.provider, decision.outage_s)
+    if decision.next is Next.SUBMIT:
+        return
+    next_run_at = time.time() + decision.delay_s
+    if decision.next is Next.WAIT:
+        await svc.store.update(job.id, owner=owner, next_run_at=next_run_at, **decision.fields)
+        await svc.store.add_event(job.id, "retry", decision.event)
+        return
+    if decision.close_attempt:
+        await svc.ledger.close_attempt(job.id, job.attempt, charged=decision.charged)
+    if decision.next is Next.REQUEUE:
+        await _requeue(ctx, job, decision, next_run_at)
+    else:
+        await _fail(ctx, job, decision)
+
+
+async def _requeue(ctx: StepContext, job: Job, decision: Decision, next_run_at: float) -> None:
+    moved = await ctx.svc.store.transition(
+        job.id,
+        job.status,
+        _S.QUEUED,
+        event=decision.event,
+        next_run_at=next_run_at,
+        provider_job_id=None,
+        webhook_deadline_at=None,
+        **decision.fields,
+    )
+    if moved is not None:
+        await ctx.svc.store.add_event(job.id, "retry", {**decision.event, "attempt": job.attempt})
+
+
+async def _fail(ctx: StepContext, job: Job, decision: Decision) -> None:
+    done, _ = await asyncio.gather(  # one group commit: no reservation outlives the job
+        ctx.svc.store.transition(job.id, job.status, _S.FAILED, **decision.fields),
+        ctx.svc.ledger.release(job.id),
+    )
+    if done is not None:
+        await ctx.finished(done)

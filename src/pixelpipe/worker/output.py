@@ -1,0 +1,193 @@
+"""Stages 10–12: bill the finished run once, fetch its output, verify, store, finish the job."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+from pixelpipe.errors import OutputFetchError, PixelpipeError
+from pixelpipe.fetch import (
+    VerifiedImage,
+    fetch_output,
+    is_own_thumbnail,
+    thumbnail,
+    to_format,
+    verify_image,
+    verify_image_async,
+)
+from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
+from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
+from pixelpipe.providers.base import Output, ProviderUpdate
+from pixelpipe.worker.billing import actual_cost, record_attempt
+from pixelpipe.worker.context import StepContext
+
+# outputs this small (a 256x256 WebP is ~10 KB) are verified and thumbnailed on the event loop:
+# ~0.2 ms of Pillow work, less than a worker-thread round trip costs
+INLINE_IMAGE_BYTES = 16 * 1024
+_S = JobStatus
+
+
+async def accept_success(
+    ctx: StepContext, job: Job, update: ProviderUpdate, *, attempt: int | None = None
+) -> Job | None:
+    """Bill the attempt (once) and persist the outputs: from here on we never pay again.
+
+    ``attempt``: the attempt whose run produced ``update`` (an adopted orphan's), if not the
+    job's current one."""
+    billed = record_attempt(ctx, job, update, attempt)  # same group commit as transition
+    saved = {
+        **job.provider_state,
+        "outputs": _serialisable(list(update.outputs)),
+        "usage": update.usage,
+    }
+    moved = ctx.svc.store.transition(
+        job.id,
+        job.status,
+        _S.FETCHING,
+        provider_state=saved,
+        next_run_at=time.time(),
+        provider=job.provider,  # an adopted run's provider, when it is another's
+        provider_job_id=update.provider_job_id,
+        revised_prompt=update.revised_prompt or job.revised_prompt,
+    )
+    _, result = await asyncio.gather(billed, moved)
+    return result
+
+
+async def fetch_and_store(ctx: StepContext, job: Job, update: ProviderUpdate | None) -> None:
+    svc = ctx.svc
+    if update is None and (stored := await _already_stored(ctx, job)) is not None:
+        # a previous run of this step uploaded the image, then crashed (or lost its database):
+        # finish from our own copy — the provider's URL may have expired meanwhile
+        await _store(ctx, job, *stored)
+        return
+    outputs = list(update.outputs) if update else _saved_outputs(job)
+    if not outputs:
+        raise OutputFetchError("the provider reported success without an image")
+    policy = svc.fetch_policies.get(job.provider or "")  # every provider has one (bootstrap)
+    raw = await fetch_output(outputs[0], policy, svc.http) if policy else outputs[0].data
+    if raw is None:
+        raise OutputFetchError("the provider output could not be read")
+    if len(raw) <= INLINE_IMAGE_BYTES:  # a thread hop would cost more than the work
+        image, thumb = _prepare_image(raw, job.request.format)
+    else:
+        image, thumb = await asyncio.to_thread(_prepare_image, raw, job.request.format)
+    await _store(ctx, job, image, thumb)
+
+
+async def _already_stored(ctx: StepContext, job: Job) -> tuple[Any, Any] | None:
+    """The verified image and thumbnail this job's content key already has in storage."""
+    storage = ctx.svc.storage
+    key = storage_key(job.content_key, job.model, job.request.format)
+    tkey = thumbnail_key(job.content_key, job.model)
+    try:
+        if await storage.head(key) is None:
+            return None
+        image = await verify_image_async(await storage.get(key))
+        if is_own_thumbnail(image):  # there is no separate thumbnail object
+            return image, image
+        if await storage.head(tkey) is None:
+            return None
+        return image, await verify_image_async(await storage.get(tkey))
+    except PixelpipeError:  # unreadable or not an image after all: fetch as usual
+        return None
+
+
+async def _store(ctx: StepContext, job: Job, image: Any, thumb: Any) -> None:
+    svc = ctx.svc
+    key = storage_key(job.content_key, job.model, job.request.format)
+    # a small WebP is its own thumbnail (fetch.transcode.thumbnail): one object, one put
+    tkey = key if thumb is image else thumbnail_key(job.content_key, job.model)
+    puts = [svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format])]
+    if tkey != key:
+        puts.append(svc.storage.put(tkey, thumb.data, content_type="image/webp"))
+    # the puts are idempotent (content-addressed), so they run while the row says "storing"
+    moved, *_ = await asyncio.gather(
+        svc.store.transition(job.id, _S.FETCHING, _S.STORING)
+        if job.status is _S.FETCHING
+        else _same(job),
+        *puts,
+    )
+    if moved is None:
+        return
+    svc.metrics.stored_bytes.inc(len(image.data))
+    now = time.time()
+    indexed = svc.store.save_image(
+        ImageRecord(
+            job.content_key,
+            key,
+            CONTENT_TYPES[job.request.format],
+            image.width,
+            image.height,
+            len(image.data),
+            job.model,
+            job.id,
+            now,
+            tkey,
+        )
+    )
+    cost, status = actual_cost(ctx, job)
+    # the image index, the terminal transition and the reservation's end share one group
+    # commit (in that order), so a crash or a locked database cannot leave a finished job
+    # without its index entry or holding budget
+    _, done, _ = await asyncio.gather(
+        indexed,
+        svc.store.transition(
+            job.id,
+            _S.STORING,
+            _S.SUCCEEDED,
+            storage_key=key,
+            thumb_key=tkey,
+            content_type=CONTENT_TYPES[job.request.format],
+            width=image.width,
+            height=image.height,
+            bytes=len(image.data),
+            cost_micros=cost,
+            cost_status=status,
+            error_code=None,
+            error_detail=None,
+            provider_state=_without_inline_data(job.provider_state),
+        ),
+        svc.ledger.settle(job.id),
+    )
+    if done is not None:
+        await ctx.finished(done)
+
+
+def _prepare_image(raw: bytes, fmt: str) -> tuple[VerifiedImage, VerifiedImage]:
+    """Verify, convert and thumbnail in one worker-thread hop (all CPU-bound Pillow work)."""
+    image = to_format(verify_image(raw), fmt)
+    return image, thumbnail(image)
+
+
+async def _same(job: Job) -> Job:
+    return job
+
+
+def _without_inline_data(state: dict[str, Any]) -> dict[str, Any]:
+    """Once stored, inline outputs (base64) are dead weight in the row: keep only their shape."""
+    outputs = [{k: v for k, v in o.items() if k != "data_b64"} for o in state.get("outputs") or []]
+    return {**state, "outputs": outputs}
+
+
+def _serialisable(outputs: list[Output]) -> list[dict[str, Any]]:
+    return [
+        {"url": o.url, "content_type": o.content_type}
+        if o.url
+        else {"data_b64": base64.b64encode(o.data or b"").decode(), "content_type": o.content_type}
+        for o in outputs
+    ]
+
+
+def _saved_outputs(job: Job) -> list[Output]:
+    saved = job.provider_state.get("outputs") or []
+    return [
+        Output(
+            url=o.get("url"),
+            data=base64.b64decode(o["data_b64"]) if o.get("data_b64") else None,
+            content_type=o.get("content_type"),
+        )
+        for o in saved
+    ]

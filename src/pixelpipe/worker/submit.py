@@ -1,0 +1,84 @@
+"""Stage 8: submit the job to its provider — once per attempt, the attempt in the ledger first —
+and resume an interrupted submit without starting a second run."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pixelpipe.errors import PixelpipeError
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.providers.base import FindsLostRuns, ProviderUpdate
+from pixelpipe.worker.billing import open_attempt
+from pixelpipe.worker.context import StepContext
+from pixelpipe.worker.failures import wait_for_gate
+from pixelpipe.worker.poll import apply, poll
+from pixelpipe.worker.provider_run import provider_request
+
+log = logging.getLogger("pixelpipe.worker")
+_S = JobStatus
+
+
+async def submit(ctx: StepContext, job: Job) -> None:
+    svc = ctx.svc
+    if job.status is _S.SUBMITTING and job.provider_job_id:
+        # crashed after the provider accepted: never submit twice, ask for its state
+        moved = await svc.store.transition(job.id, _S.SUBMITTING, _S.WAITING, owner=ctx.owner)
+        if moved is not None:
+            await poll(ctx, moved)
+        return
+    if job.status is _S.SUBMITTING:
+        await _resume_interrupted(ctx, job)
+        return
+    if await wait_for_gate(ctx, job):
+        return
+    attempt = job.attempt + 1
+    moved = await svc.store.transition(
+        job.id,
+        job.status,
+        _S.SUBMITTING,
+        owner=ctx.owner,
+        attempt=attempt,
+        submitted_at=job.submitted_at or time.time(),
+    )
+    if moved is None:
+        return
+    provider = svc.providers[moved.provider or ""]
+    svc.metrics.submissions.labels(provider.name).inc()
+    await open_attempt(ctx, moved)  # in the ledger before money can be spent
+    update = await provider.submit(provider_request(svc, moved))
+    await apply(ctx, moved, update)
+
+
+async def _resume_interrupted(ctx: StepContext, job: Job) -> None:
+    """Interrupted mid-submit (crash, lost lease) before the provider's answer was saved."""
+    if (found := await _find_lost_run(ctx, job)) is not None:
+        await apply(ctx, job, found)  # resumed on the run it made: no second run
+        return
+    # as ambiguous as a read timeout; go round again (see policy: ambiguous failures).
+    # The attempt may have started a run: it stays in the ledger as unconfirmed, and its
+    # completion webhook, if it comes, names the attempt and is adopted (webhooks.py)
+    await ctx.svc.ledger.close_attempt(job.id, job.attempt, charged=None)
+    await ctx.svc.store.transition(
+        job.id,
+        _S.SUBMITTING,
+        _S.QUEUED,
+        owner=ctx.owner,
+        event={"recovered": "submit interrupted; submitting again"},
+        next_run_at=time.time(),
+    )
+
+
+async def _find_lost_run(ctx: StepContext, job: Job) -> ProviderUpdate | None:
+    """Ask the provider for the run an interrupted submit made, where it can list runs."""
+    provider = ctx.svc.providers.get(job.provider or "")
+    if not isinstance(provider, FindsLostRuns):
+        return None
+    try:
+        found = await provider.find_run(provider_request(ctx.svc, job), job.updated_at)
+    except PixelpipeError as exc:  # cannot tell: treated as lost, as before
+        log.info("looking up job %s's lost run failed: %s", job.id, exc.code)
+        return None
+    if found is not None:
+        log.info("job %s: interrupted submit resumed on run %s", job.id, found.provider_job_id)
+    return found
