@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pixelpipe.catalog import Catalog
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.gate import ProviderGate
@@ -16,11 +17,11 @@ _S = JobStatus
 
 
 class LiveGate:
-    """The policy's view of the process's provider gate."""
+    """The policy's view of the process's provider gate (read only)."""
 
     def __init__(self, svc: Services) -> None:
         self._gate: ProviderGate = svc.gate
-        self._svc = svc
+        self._catalog: Catalog = svc.catalog
 
     def paused_for(self, provider: str) -> float:
         return self._gate.paused_for(provider)
@@ -29,7 +30,7 @@ class LiveGate:
         return self._gate.available(provider)
 
     def failover_for(self, job: Job) -> str:
-        spec = self._svc.catalog.get(job.model)
+        spec = self._catalog.get(job.model)
         return self._gate.choose(spec, preferred=None, exclude=job.provider)
 
 
