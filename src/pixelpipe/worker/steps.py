@@ -55,12 +55,12 @@ class Worker:
         try:
             yield
         except PixelpipeError as exc:
-            await self.fail_or_retry(job, exc)
+            await failures.fail_or_retry(self._ctx, job, exc)
         except Exception as exc:
             if on_crash is not None:
                 await on_crash()
                 raise
-            await self.fail_or_retry(job, _crash_error(job, exc))
+            await failures.fail_or_retry(self._ctx, job, _crash_error(job, exc))
         finally:
             if job.id in self._ctx.ended:
                 self._ctx.ended.discard(job.id)  # terminal: the lease went with the transition
@@ -82,10 +82,6 @@ class Worker:
     ) -> None:
         """A finished run's charge on its attempt's ledger row."""
         await billing.record_attempt(self._ctx, job, update, attempt)
-
-    async def fail_or_retry(self, job: Job, exc: PixelpipeError) -> None:
-        """A step failed with ``exc``: retry, fail over or fail, as the policy decides."""
-        await failures.fail_or_retry(self._ctx, job, exc)
 
 
 def _crash_error(job: Job, exc: Exception) -> PixelpipeError:
