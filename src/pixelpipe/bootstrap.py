@@ -19,7 +19,8 @@ from pixelpipe.migrations.runner import upgrade_async
 from pixelpipe.pricing import PriceTable, load_price_table
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.gate import ProviderGate
-from pixelpipe.providers.preview import PreviewProvider
+from pixelpipe.providers.hosts import output_hosts
+from pixelpipe.providers.registry import build_providers, provider_names, registrations
 from pixelpipe.queue.base import Queue
 from pixelpipe.queue.local import LocalQueue
 from pixelpipe.safety import load_rules
@@ -29,29 +30,21 @@ from pixelpipe.storage.factory import open_storage
 
 
 def _providers(settings: Settings, http: httpx.AsyncClient) -> dict[str, Provider]:
-    from pixelpipe.providers.registry import build_providers
-
-    providers: dict[str, Provider] = {
-        "preview": PreviewProvider(
-            latency_ms=settings.preview_latency_ms, failure_rate=settings.preview_failure_rate
-        )
-    }
-    providers.update(build_providers(settings))
-    return providers
+    """Every registered provider whose credentials are set (the offline preview always)."""
+    return build_providers(settings)
 
 
 def fetch_policies(settings: Settings, providers: Iterable[str]) -> dict[str, FetchPolicy]:
     """Each provider's fetch policy. A provider with none would have every URL output refused
     *after* its run was paid for, so that stops the start instead, naming the fix."""
-    from pixelpipe.providers.hosts import output_hosts
-
-    hosts = output_hosts(settings)
+    hosts = output_hosts(settings, registrations())
     missing = sorted(set(providers) - set(hosts))
     if missing:
         raise ConfigError(
-            f"provider {', '.join(missing)} has no output hosts: add where its images may be "
-            "downloaded from to OUTPUT_HOSTS in pixelpipe/providers/hosts.py (an empty tuple "
-            "allows any public host)"
+            f"provider {', '.join(missing)} has no output hosts: it needs a registration, "
+            "pixelpipe/providers/<name>/__init__.py with REGISTRATION = ProviderRegistration(..., "
+            "output_hosts=OutputHosts((...))) naming where its images may be downloaded from (an "
+            "empty tuple allows any public host); see docs/adding-a-provider.md"
         )
     return {
         name: FetchPolicy(allowed_hosts=allowed, allow_http_and_loopback=settings.test_mode)
@@ -105,7 +98,7 @@ def _gate(settings: Settings, notifier: Notifier) -> ProviderGate:
 def _provider_order(settings: Settings) -> tuple[str, ...]:
     """PIXELPIPE_PROVIDER_ORDER (e.g. ``fal,replicate``): failover order of shared models."""
     names = tuple(n.strip().lower() for n in settings.provider_order.split(",") if n.strip())
-    known = ("preview", "replicate", "fal", "openai")
+    known = provider_names()
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(

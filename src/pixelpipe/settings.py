@@ -1,19 +1,25 @@
 """Settings: one object, built in the entrypoint and passed down (no import-time singletons).
 
-Every field is read from a ``PIXELPIPE_``-prefixed environment variable (or ``.env``), except the
-provider credentials, which use the names the providers' own SDKs use (``REPLICATE_API_TOKEN``,
-``FAL_KEY``, ``OPENAI_API_KEY``). Backends are chosen by URL; empty URLs fall back to the embedded
-defaults under ``PIXELPIPE_DATA_DIR``.
+Every field is read from a ``PIXELPIPE_``-prefixed environment variable (or ``.env``). Backends are
+chosen by URL; empty URLs fall back to the embedded defaults under ``PIXELPIPE_DATA_DIR``.
+
+A provider declares its own settings as a :class:`SettingsSection` (its keys and URLs, e.g.
+``REPLICATE_API_TOKEN`` and ``PIXELPIPE_REPLICATE_BASE_URL``) and reads it with
+``settings.section(ReplicateSettings)``: read from the same environment and ``.env`` as the rest,
+with keyword overrides given to ``Settings(replicate_api_token=...)`` (the section's env prefix,
+less ``PIXELPIPE_``, then the field name; or one of the field's aliases, e.g. ``FAL_KEY=...``).
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.sources import ENV_FILE_SENTINEL
 
 from pixelpipe.errors import ConfigError
 
@@ -21,6 +27,40 @@ DeliveryMode = Literal["signed", "public"]
 
 _DB_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgresql+psycopg", "postgres")
 _STORAGE_SCHEMES = ("file", "s3", "r2", "memory")
+_ROOT_PREFIX = "PIXELPIPE_"
+
+
+class SettingsSection(BaseSettings):
+    """Settings a part of the system declares for itself (a provider's keys and URLs).
+
+    Subclasses set ``env_prefix`` (e.g. ``PIXELPIPE_REPLICATE_``); that prefix, lower-cased and
+    less ``PIXELPIPE_``, also names the section's keyword overrides on :class:`Settings`
+    (``Settings(replicate_base_url=...)`` sets ``base_url`` of section ``PIXELPIPE_REPLICATE_``).
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def keyword_prefix(cls) -> str:
+        return str(cls.model_config.get("env_prefix", "")).lower().removeprefix("pixelpipe_")
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable that sets ``field`` (its first alias, if it has any)."""
+        aliases = _aliases(cls.model_fields[field])
+        return aliases[0] if aliases else f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+
+Section = TypeVar("Section", bound=SettingsSection)
+
+
+def _aliases(info: FieldInfo) -> tuple[str, ...]:
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return (alias,)
+    if isinstance(alias, AliasChoices):
+        return tuple(a for a in alias.choices if isinstance(a, str))
+    return ()
 
 
 class Settings(BaseSettings):
@@ -28,6 +68,17 @@ class Settings(BaseSettings):
         env_prefix="PIXELPIPE_", env_file=".env", extra="ignore", populate_by_name=True
     )
     _signing_key: bytes | None = PrivateAttr(default=None)  # signing_key(), read once
+    _overrides: dict[str, Any] = PrivateAttr(default_factory=dict)  # keywords for the sections
+    _env_file: Any = PrivateAttr(default=ENV_FILE_SENTINEL)
+    _sections: dict[type[SettingsSection], SettingsSection] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        """As BaseSettings; keywords that are not fields here are kept for :meth:`section`."""
+        fields = type(self).model_fields
+        overrides = {k: values.pop(k) for k in list(values) if k[:1] != "_" and k not in fields}
+        super().__init__(**values)
+        self._overrides = overrides
+        self._env_file = values.get("_env_file", ENV_FILE_SENTINEL)
 
     # --- where things live -----------------------------------------------------------------
     data_dir: Path = Field(Path("pixelpipe-data"), description="Embedded data directory")
@@ -100,24 +151,7 @@ class Settings(BaseSettings):
     budget_daily_usd: float | None = Field(None, ge=0)
     budget_monthly_usd: float | None = Field(None, ge=0)
 
-    # --- providers -----------------------------------------------------------------------------
-    preview_latency_ms: int = Field(0, ge=0)
-    preview_failure_rate: float = Field(0.0, ge=0.0, le=1.0)
-    replicate_api_token: SecretStr = Field(
-        SecretStr(""),
-        validation_alias=AliasChoices("REPLICATE_API_TOKEN", "PIXELPIPE_REPLICATE_API_TOKEN"),
-    )
-    fal_key: SecretStr = Field(
-        SecretStr(""), validation_alias=AliasChoices("FAL_KEY", "PIXELPIPE_FAL_KEY")
-    )
-    openai_api_key: SecretStr = Field(
-        SecretStr(""), validation_alias=AliasChoices("OPENAI_API_KEY", "PIXELPIPE_OPENAI_API_KEY")
-    )
-    replicate_base_url: str = "https://api.replicate.com"
-    replicate_webhook_secret: SecretStr = SecretStr("")
-    fal_queue_url: str = "https://queue.fal.run"
-    fal_jwks_url: str = "https://rest.fal.ai/.well-known/jwks.json"
-    openai_base_url: str = "https://api.openai.com/v1"
+    # --- providers (each provider's own keys and URLs: its SettingsSection) --------------------
     provider_order: str = Field("", description="e.g. 'replicate,fal' (default: cheapest first)")
 
     # --- operability ----------------------------------------------------------------------------
@@ -149,6 +183,21 @@ class Settings(BaseSettings):
         return v
 
     # --- derived ------------------------------------------------------------------------------
+    def section(self, kind: type[Section]) -> Section:
+        """The ``kind`` section, read once per settings object (a bad value is a ConfigError)."""
+        found = self._sections.get(kind)
+        if found is None:
+            kwargs = _section_keywords(kind, self._overrides)
+            if self._env_file is not ENV_FILE_SENTINEL:
+                kwargs["_env_file"] = self._env_file
+            try:
+                found = kind(**kwargs)
+            except ValidationError as exc:
+                raise _config_error(exc, kind) from None
+            self._sections[kind] = found
+        assert isinstance(found, kind)
+        return found
+
     @property
     def effective_database_url(self) -> str:
         url = self.database_url or f"sqlite:///{(self.data_dir / 'pixelpipe.db').resolve()}"
@@ -192,14 +241,34 @@ class Settings(BaseSettings):
         return path.read_text().strip().encode()
 
 
+def _section_keywords(kind: type[SettingsSection], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides meant for ``kind``: ``<prefix><field>=`` as ``<field>=``, aliases as given."""
+    prefix = kind.keyword_prefix()
+    aliases = {a for info in kind.model_fields.values() for a in _aliases(info)}
+    kwargs: dict[str, Any] = {}
+    for key, value in overrides.items():
+        field = key.lower().removeprefix(prefix) if key.lower().startswith(prefix) else None
+        if prefix and field in kind.model_fields:
+            kwargs[field] = value
+        elif key in aliases:
+            kwargs[key] = value
+    return kwargs
+
+
+def _config_error(exc: ValidationError, kind: type[BaseSettings]) -> ConfigError:
+    """A validation error as a message that names each variable and what is wrong with it."""
+    prefix = str(kind.model_config.get("env_prefix", _ROOT_PREFIX))
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        var = field if field.isupper() else f"{prefix}{field.upper()}"
+        lines.append(f"{var}: {err['msg']}")
+    return ConfigError("invalid settings:\n  " + "\n  ".join(lines))
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning validation errors into a message that names the variable and fix."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            var = field if field.isupper() else f"PIXELPIPE_{field.upper()}"
-            lines.append(f"{var}: {err['msg']}")
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        raise _config_error(exc, Settings) from None

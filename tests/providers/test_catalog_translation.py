@@ -7,9 +7,9 @@ import pytest
 
 from pixelpipe.fakes import fal_schema, replicate_schema
 from pixelpipe.fakes.openai import _validate as openai_validate
-from pixelpipe.providers.fal import fal_input
-from pixelpipe.providers.openai import openai_body
-from pixelpipe.providers.replicate import replicate_input
+from pixelpipe.providers.fal.client import fal_input
+from pixelpipe.providers.openai.client import openai_body
+from pixelpipe.providers.replicate.client import replicate_input
 
 from .conftest import CATALOG, canon
 

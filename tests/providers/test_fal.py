@@ -21,7 +21,7 @@ from pixelpipe.errors import (
     Unauthorized,
 )
 from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
-from pixelpipe.providers.fal import FalProvider, app_path, fal_input, image_size
+from pixelpipe.providers.fal.client import FalProvider, app_path, fal_input, image_size
 from pixelpipe.providers.signing import fal_sign
 
 from .conftest import FAL_KEY, Receiver, Running, canon, preq

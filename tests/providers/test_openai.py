@@ -18,7 +18,7 @@ from pixelpipe.errors import (
     Unauthorized,
 )
 from pixelpipe.providers.base import ProviderRequest, RunState
-from pixelpipe.providers.openai import OpenAIProvider, openai_body
+from pixelpipe.providers.openai.client import OpenAIProvider, openai_body
 
 from .conftest import OPENAI_KEY, Running, canon, preq
 

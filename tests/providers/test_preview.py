@@ -9,7 +9,7 @@ from PIL import Image
 
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.base import ProviderRequest, RunState
-from pixelpipe.providers.preview import INLINE_PIXELS, PreviewProvider, render_preview
+from pixelpipe.providers.preview.client import INLINE_PIXELS, PreviewProvider, render_preview
 
 
 def _req(size: int, fmt: str = "webp", seed: int = 1, prompt: str = "a fox") -> ProviderRequest:

@@ -23,7 +23,7 @@ from pixelpipe.errors import (
 )
 from pixelpipe.fakes.replicate_schema import version_id
 from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
-from pixelpipe.providers.replicate import ReplicateProvider, flux_geometry, replicate_input
+from pixelpipe.providers.replicate.client import ReplicateProvider, flux_geometry, replicate_input
 from pixelpipe.providers.signing import standard_signature
 
 from .conftest import REPLICATE_TOKEN, Receiver, Running, canon, preq

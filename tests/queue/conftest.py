@@ -21,7 +21,7 @@ from pixelpipe.bootstrap import build_services
 from pixelpipe.dispatcher import Dispatcher
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job
-from pixelpipe.providers.preview import PreviewProvider
+from pixelpipe.providers.preview.client import PreviewProvider
 from pixelpipe.queue.local import LocalQueue
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings

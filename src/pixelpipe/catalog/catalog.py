@@ -1,4 +1,10 @@
-"""Load ``models.toml`` into typed, immutable specs."""
+"""Load the model catalog into typed, immutable specs.
+
+The catalog is gathered from data files: ``catalog/models.toml`` defines the models several
+providers serve (the open-weight FLUX models), and each provider's ``models.toml`` (beside its
+registration, ``pixelpipe/providers/<name>/models.toml``) says which models it serves, under which
+id and rank, and defines the models only it brings. A model's spec is written once.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pixelpipe.catalog.sources import provider_files
 from pixelpipe.errors import ConfigError, InvalidRequest
+
+SERVES = ("id", "rank")  # a provider's own keys in a model entry (the rest is the model's spec)
+DEFAULT_RANK = 100  # failover order among a model's providers: lower first (cheapest first)
+DEFAULT_POSITION = 1000  # where the model is listed: lower first
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +85,8 @@ def _spec(name: str, raw: dict[str, Any]) -> ModelSpec:
         name=name,
         label=raw["label"],
         description=raw.get("description", ""),
-        providers=tuple(raw["providers"]),
-        provider_ids=dict(raw["provider_ids"]),
+        providers=tuple(raw.get("providers", ())),
+        provider_ids=dict(raw.get("provider_ids", {})),
         typical_latency_s=float(raw.get("typical_latency_s", 0.0)),
         formats=tuple(raw["formats"]),
         default_format=raw.get("default_format", raw["formats"][0]),
@@ -122,13 +133,70 @@ def _replace_providers(spec: ModelSpec, providers: tuple[str, ...]) -> ModelSpec
     return replace(spec, providers=providers)
 
 
+Source = tuple[str, str | None, dict[str, Any]]  # (file, provider or None for shared, its data)
+
+
 def load_catalog(path: Path | None = None) -> Catalog:
+    """The packaged catalog (shared models + every provider's ``models.toml``); or, with ``path``,
+    one complete file whose models list ``providers`` and ``provider_ids`` themselves."""
+    where = str(path) if path else "pixelpipe/catalog/models.toml"
     try:
-        if path is None:
-            text = resources.files("pixelpipe.catalog").joinpath("models.toml").read_text()
-        else:
-            text = path.read_text()
-        raw = tomllib.loads(text)
-        return Catalog({name: _spec(name, m) for name, m in raw["models"].items()})
+        if path is not None:
+            raw = tomllib.loads(path.read_text())
+            return Catalog({name: _spec(name, m) for name, m in raw["models"].items()})
+        shared = resources.files("pixelpipe.catalog").joinpath("models.toml").read_text()
+        sources: list[Source] = [(where, None, tomllib.loads(shared))]
+        for provider, file in provider_files("models.toml"):
+            sources.append((str(file), provider, tomllib.loads(file.read_text())))
+        return _gather(sources)
     except (OSError, KeyError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
         raise ConfigError(f"model catalog could not be loaded: {exc}") from exc
+
+
+def _gather(sources: list[Source]) -> Catalog:
+    """One catalog from the shared file and the providers' files (see the module docstring)."""
+    specs: dict[str, tuple[dict[str, Any], str]] = {}
+    serves: dict[str, list[tuple[int, str, str]]] = {}
+    for where, provider, raw in sources:
+        for name, entry in raw.get("models", {}).items():
+            spec = {k: v for k, v in entry.items() if k not in SERVES}
+            if provider is not None:
+                rank = int(entry.get("rank", DEFAULT_RANK))
+                serves.setdefault(name, []).append((rank, provider, str(entry["id"])))
+            if spec:
+                _define_once(specs, name, spec, where)
+    for name, served in serves.items():
+        if name not in specs:
+            raise ConfigError(
+                f"{served[0][1]} serves model {name!r}, which no models.toml defines: give its "
+                f"spec (label, formats, aspect_ratios, ...) under [models.{name}] in "
+                f"pixelpipe/providers/{served[0][1]}/models.toml"
+            )
+    listed = sorted(
+        (name for name in specs if name in serves),
+        key=lambda n: int(specs[n][0].get("position", DEFAULT_POSITION)),
+    )
+    return Catalog({name: _served(name, specs[name][0], serves[name]) for name in listed})
+
+
+def _define_once(
+    specs: dict[str, tuple[dict[str, Any], str]], name: str, spec: dict[str, Any], where: str
+) -> None:
+    if name in specs:
+        raise ConfigError(
+            f"model {name!r} is defined in {specs[name][1]} and in {where}: write a model's spec "
+            "once; another provider that serves it lists only its id (and rank)"
+        )
+    specs[name] = (spec, where)
+
+
+def _served(name: str, spec: dict[str, Any], served: list[tuple[int, str, str]]) -> ModelSpec:
+    ranked = sorted(served)
+    return _spec(
+        name,
+        {
+            **spec,
+            "providers": [provider for _, provider, _ in ranked],
+            "provider_ids": {provider: pid for _, provider, pid in ranked},
+        },
+    )

@@ -1,6 +1,7 @@
-"""All three fake providers under one server, for offline demos (``pixelpipe fake-providers``).
+"""Every provider's fake under one server, for offline demos (``pixelpipe fake-providers``).
 
-Layout (``BASE`` = ``http://HOST:PORT``)::
+Each registration with a ``fake`` (see :class:`pixelpipe.providers.registration.FakeSpec`) is
+mounted at ``BASE/<name>``; today (``BASE`` = ``http://HOST:PORT``)::
 
     BASE/replicate   Replicate API      PIXELPIPE_REPLICATE_BASE_URL=BASE/replicate
     BASE/fal         fal queue          PIXELPIPE_FAL_QUEUE_URL=BASE/fal
@@ -8,18 +9,20 @@ Layout (``BASE`` = ``http://HOST:PORT``)::
     BASE/openai/v1   OpenAI Images      PIXELPIPE_OPENAI_BASE_URL=BASE/openai/v1
 
 plus ``REPLICATE_API_TOKEN``, ``FAL_KEY`` and ``OPENAI_API_KEY`` (any value; the fakes accept any
-key unless built with one) and ``PIXELPIPE_TEST_MODE=true`` (outputs are ``http://`` URLs on a
-loopback host). Each fake has ``POST /_control`` (switch behaviours) and ``GET /_stats``
-(counters) under its prefix; ``GET BASE/`` lists all of this.
+key unless built with one; each registration's ``fake.env`` names them) and
+``PIXELPIPE_TEST_MODE=true`` (outputs are ``http://`` URLs on a loopback host). Each fake has
+``POST /_control`` (switch behaviours) and ``GET /_stats`` (counters) under its prefix;
+``GET BASE/`` lists all of this.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,10 +30,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from pixelpipe.fakes.common import Behaviour
-from pixelpipe.fakes.fal import FakeFal
-from pixelpipe.fakes.openai import FakeOpenAI
-from pixelpipe.fakes.replicate import FakeReplicate
+from pixelpipe.fakes.common import Behaviour, FakeCore
+from pixelpipe.providers.registration import FakeSpec
+from pixelpipe.providers.registry import registrations
 
 CONTROL_HELP = {
     "POST {prefix}/_control": "JSON with any of the behaviour fields below; also "
@@ -41,23 +43,44 @@ CONTROL_HELP = {
 }
 
 
+class Fake(Protocol):
+    """What the combined server needs of one provider's fake."""
+
+    core: FakeCore
+    app: Any  # the ASGI app to mount
+
+    @property
+    def behaviour(self) -> Behaviour: ...
+
+    async def aclose(self) -> None: ...
+
+
+def faked() -> dict[str, FakeSpec]:
+    """Provider name -> its fake, for every registration that has one."""
+    return {r.name: r.fake for r in registrations() if r.fake is not None}
+
+
 def fake_env(base: str) -> dict[str, str]:
     """The variables that point pixelpipe at fakes served at ``base``."""
     base = base.rstrip("/")
-    return {
-        "PIXELPIPE_REPLICATE_BASE_URL": f"{base}/replicate",
-        "PIXELPIPE_FAL_QUEUE_URL": f"{base}/fal",
-        "PIXELPIPE_FAL_JWKS_URL": f"{base}/fal/.well-known/jwks.json",
-        "PIXELPIPE_OPENAI_BASE_URL": f"{base}/openai/v1",
-        "REPLICATE_API_TOKEN": "r8_fake",
-        "FAL_KEY": "fake-key-id:fake-key-secret",
-        "OPENAI_API_KEY": "sk-fake",
-        "PIXELPIPE_TEST_MODE": "true",
-    }
+    env: dict[str, str] = {}
+    for name, spec in faked().items():
+        env.update(spec.env(f"{base}/{name}"))
+    env["PIXELPIPE_TEST_MODE"] = "true"
+    return env
+
+
+def _build_fake(spec: FakeSpec, behaviour: Behaviour, public_url: str | None) -> Fake:
+    module, _, cls = spec.factory.partition(":")
+    fake: Fake = getattr(importlib.import_module(module), cls)(
+        behaviour=behaviour, public_url=public_url
+    )
+    return fake
 
 
 class FakeProviders:
-    """The three fakes and the Starlette app that mounts them."""
+    """Every provider's fake and the Starlette app that mounts them (``fake(name)``, or as an
+    attribute: ``fakes.replicate``)."""
 
     def __init__(
         self, *, latency_s: float = 1.0, public_url: str | None = None, **behaviour: Any
@@ -70,22 +93,28 @@ class FakeProviders:
             return b
 
         root = public_url.rstrip("/") if public_url else None
-        self.replicate = FakeReplicate(behaviour=behaviour_(), public_url=_sub(root, "replicate"))
-        self.fal = FakeFal(behaviour=behaviour_(), public_url=_sub(root, "fal"))
-        self.openai = FakeOpenAI(behaviour=behaviour_(), public_url=_sub(root, "openai"))
+        self.fakes: dict[str, Fake] = {
+            name: _build_fake(spec, behaviour_(), _sub(root, name))
+            for name, spec in faked().items()
+        }
+        mounts = [Mount(f"/{name}", app=fake.app) for name, fake in self.fakes.items()]
         self.app = Starlette(
-            routes=[
-                Route("/", self._index, methods=["GET"]),
-                Mount("/replicate", app=self.replicate.app),
-                Mount("/fal", app=self.fal.app),
-                Mount("/openai", app=self.openai.app),
-            ],
-            lifespan=self._lifespan,
+            routes=[Route("/", self._index, methods=["GET"]), *mounts], lifespan=self._lifespan
         )
         self.app.state.fakes = self
 
+    def fake(self, name: str) -> Fake:
+        return self.fakes[name]
+
+    def __getattr__(self, name: str) -> Any:
+        """``fakes.replicate``: the named provider's fake (its concrete class, for tests)."""
+        fakes = self.__dict__.get("fakes", {})
+        if name in fakes:
+            return fakes[name]
+        raise AttributeError(name)
+
     async def aclose(self) -> None:
-        await asyncio.gather(self.replicate.aclose(), self.fal.aclose(), self.openai.aclose())
+        await asyncio.gather(*(fake.aclose() for fake in self.fakes.values()))
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -96,7 +125,7 @@ class FakeProviders:
         base = f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
         return JSONResponse(
             {
-                "fakes": ["replicate", "fal", "openai"],
+                "fakes": list(self.fakes),
                 "env": fake_env(base),
                 "control": CONTROL_HELP,
                 "behaviour_fields": Behaviour().as_dict(),
@@ -110,7 +139,7 @@ def _sub(root: str | None, prefix: str) -> str | None:
 
 
 def build_fakes_app(**kwargs: Any) -> Starlette:
-    """One ASGI app: fakes at ``/replicate``, ``/fal``, ``/openai`` (``app.state.fakes``)."""
+    """One ASGI app: each fake at ``/<provider>`` (``app.state.fakes``)."""
     return FakeProviders(**kwargs).app
 
 

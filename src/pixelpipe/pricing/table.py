@@ -1,4 +1,4 @@
-"""Versioned price tables loaded from ``prices.toml``.
+"""Versioned price tables loaded from ``prices.toml`` and the providers' ``prices.toml``.
 
 A :class:`PriceTable` holds every version; the one in force at a time is the latest whose effective
 date is at or before it. Prices come out as :class:`~pixelpipe.ledger.base.Price` in integer
@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
+from pixelpipe.catalog.sources import provider_files
 from pixelpipe.errors import ConfigError
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.ledger.base import Price
@@ -155,7 +156,8 @@ def _display_one(v: PriceVersion, rule: Rule | None) -> int | None:
 
 
 def load_price_table(path: Path | None = None) -> PriceTable:
-    """Load ``prices.toml`` (the packaged one when ``path`` is None); ConfigError when invalid."""
+    """The packaged table (``pricing/prices.toml`` with every provider's ``prices.toml``), or the
+    one complete file at ``path``; ConfigError when invalid."""
     where = str(path) if path else "pixelpipe/pricing/prices.toml"
     try:
         if path is None:
@@ -163,12 +165,49 @@ def load_price_table(path: Path | None = None) -> PriceTable:
         else:
             text = path.read_text()
         raw = tomllib.loads(text, parse_float=Decimal)
-        versions = sorted((_version(v) for v in raw["versions"]), key=lambda v: v.effective_at)
+        versions = sorted(raw["versions"], key=lambda v: _epoch(v["effective"]))
+        if path is None:
+            versions = _with_provider_rules(versions, _provider_prices())
+        parsed = tuple(_version(v) for v in versions)
     except (OSError, KeyError, tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
         raise ConfigError(f"price table {where} could not be loaded: {exc!r}") from exc
-    if not versions:
+    if not parsed:
         raise ConfigError(f"price table {where} has no [[versions]]")
-    return PriceTable(tuple(versions))
+    return PriceTable(parsed)
+
+
+ProviderPrices = dict[str, tuple[str, dict[str, Any]]]  # provider -> (file, version -> rules)
+
+
+def _provider_prices() -> ProviderPrices:
+    return {
+        provider: (str(file), tomllib.loads(file.read_text(), parse_float=Decimal)["versions"])
+        for provider, file in provider_files("prices.toml")
+    }
+
+
+def _with_provider_rules(
+    versions: list[dict[str, Any]], prices: ProviderPrices
+) -> list[dict[str, Any]]:
+    """Each version with each provider's rules under ``models.<provider>``: those the provider
+    lists for it, else those of the latest earlier version it lists (rules carry forward)."""
+    names = {str(v["version"]) for v in versions}
+    for file, by_version in prices.values():
+        unknown = sorted(set(by_version) - names)
+        if unknown:
+            raise ValueError(f"{file} prices version(s) {unknown} that prices.toml does not list")
+    merged, current = [], {provider: None for provider in prices}
+    for v in versions:
+        models = dict(v.get("models", {}))
+        for provider, (file, by_version) in prices.items():
+            current[provider] = by_version.get(str(v["version"]), current[provider])
+            if current[provider] is None:
+                continue
+            if provider in models:
+                raise ValueError(f"{provider}'s prices are in both prices.toml and {file}")
+            models[provider] = current[provider]
+        merged.append({**v, "models": models})
+    return merged
 
 
 def _epoch(value: Any) -> float:

@@ -1,120 +1,69 @@
-"""Build the hosted providers whose credentials are configured.
+"""The providers: found by scanning ``pixelpipe.providers`` for subpackages with a ``REGISTRATION``.
 
-``build_providers(settings)`` returns ``{"replicate": …, "fal": …, "openai": …}`` restricted to the
-providers with a key set (``REPLICATE_API_TOKEN``, ``FAL_KEY``, ``OPENAI_API_KEY``). The built-in
-``preview`` provider is added by the caller. Each provider gets its own ``httpx.AsyncClient``
-(from ``client_factory(name)`` when given, e.g. to inject a transport in tests) and closes it in
-``aclose()``.
-
-Base URLs point the clients at the local fakes (``pixelpipe fake-providers``); plain ``http://``
-is accepted only for loopback hosts or with ``PIXELPIPE_TEST_MODE=true``, so that a key is never
-sent in clear text by accident.
+Adding a provider adds a subpackage (see docs/adding-a-provider.md); nothing here names one.
+``build_providers(settings)`` builds the providers whose credentials are set (the offline
+``preview`` always); each gets its own ``httpx.AsyncClient`` (from ``client_factory(name)`` when
+given) and closes it in ``aclose()``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable
-from urllib.parse import urlsplit
+import importlib
+import pkgutil
+from typing import Any
 
-import httpx
-
+import pixelpipe.providers
 from pixelpipe.errors import ConfigError
 from pixelpipe.providers.base import Provider
-from pixelpipe.providers.fal import FalProvider
-from pixelpipe.providers.http import DEFAULT_TIMEOUT
-from pixelpipe.providers.openai import GENERATION_TIMEOUT, OpenAIProvider
-from pixelpipe.providers.replicate import ReplicateProvider
+from pixelpipe.providers.registration import BuildContext, ClientFactory, ProviderRegistration
 from pixelpipe.settings import Settings
 
-ClientFactory = Callable[[str], httpx.AsyncClient]
+Registration = ProviderRegistration[Any]
 
 
-def check_base_url(url: str, variable: str, *, test_mode: bool) -> str:
-    """``url`` if it is https (or http to loopback / in test mode); ConfigError otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname and (test_mode or _loopback(parts.hostname)):
-        return url
-    raise ConfigError(
-        f"{variable}={url!r} must be an https:// URL (http:// only for 127.0.0.1/localhost "
-        "or with PIXELPIPE_TEST_MODE=true)"
-    )
+def registrations() -> tuple[Registration, ...]:
+    """Every provider's registration, by package name (a package without one is a ConfigError)."""
+    found = []
+    for module in sorted(pkgutil.iter_modules(pixelpipe.providers.__path__), key=lambda m: m.name):
+        if module.ispkg:
+            found.append(_registration(module.name))
+    return tuple(found)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _registration(package: str) -> Registration:
+    module = importlib.import_module(f"{pixelpipe.providers.__name__}.{package}")
+    registration = getattr(module, "REGISTRATION", None)
+    if not isinstance(registration, ProviderRegistration):
+        raise ConfigError(
+            f"pixelpipe/providers/{package}/ is a provider package without a REGISTRATION: "
+            "define REGISTRATION = ProviderRegistration(...) in its __init__.py "
+            "(docs/adding-a-provider.md)"
+        )
+    if registration.name != package:
+        raise ConfigError(
+            f"pixelpipe/providers/{package}/ registers provider {registration.name!r}: "
+            "a provider's name and its package's name must be the same"
+        )
+    return registration
 
 
-def _client(factory: ClientFactory | None, name: str) -> httpx.AsyncClient | None:
-    return factory(name) if factory else None
+def provider_names() -> tuple[str, ...]:
+    return tuple(r.name for r in registrations())
 
 
-def _timeout(s: Settings, default: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Timeout:
-    """``PIXELPIPE_PROVIDER_TIMEOUT_S`` as the timeout of provider calls, else ``default``."""
-    if s.provider_timeout_s is None:
-        return default
-    return httpx.Timeout(s.provider_timeout_s, connect=min(5.0, s.provider_timeout_s))
-
-
-def _replicate(s: Settings, factory: ClientFactory | None) -> Provider | None:
-    token = s.replicate_api_token.get_secret_value()
-    if not token:
-        return None
-    return ReplicateProvider(
-        token,
-        base_url=check_base_url(
-            s.replicate_base_url, "PIXELPIPE_REPLICATE_BASE_URL", test_mode=s.test_mode
-        ),
-        webhook_secret=s.replicate_webhook_secret.get_secret_value(),
-        client=_client(factory, "replicate"),
-        timeout=_timeout(s),
-    )
-
-
-def _fal(s: Settings, factory: ClientFactory | None) -> Provider | None:
-    key = s.fal_key.get_secret_value()
-    if not key:
-        return None
-    return FalProvider(
-        key,
-        queue_url=check_base_url(s.fal_queue_url, "PIXELPIPE_FAL_QUEUE_URL", test_mode=s.test_mode),
-        jwks_url=check_base_url(s.fal_jwks_url, "PIXELPIPE_FAL_JWKS_URL", test_mode=s.test_mode),
-        client=_client(factory, "fal"),
-        timeout=_timeout(s),
-    )
-
-
-def _openai(s: Settings, factory: ClientFactory | None) -> Provider | None:
-    key = s.openai_api_key.get_secret_value()
-    if not key:
-        return None
-    return OpenAIProvider(
-        key,
-        base_url=check_base_url(
-            s.openai_base_url, "PIXELPIPE_OPENAI_BASE_URL", test_mode=s.test_mode
-        ),
-        client=_client(factory, "openai"),
-        timeout=_timeout(s, GENERATION_TIMEOUT),
-    )
-
-
-_BUILDERS = (_replicate, _fal, _openai)
+def display_names() -> dict[str, str]:
+    """Provider name -> how people read it ("openai" -> "OpenAI")."""
+    return {r.name: r.display_name for r in registrations()}
 
 
 def build_providers(
     settings: Settings, client_factory: ClientFactory | None = None
 ) -> dict[str, Provider]:
-    """The hosted providers whose credentials are set, by name."""
+    """The providers whose credentials are set (and ``preview``), by name."""
+    ctx = BuildContext(settings, client_factory)
     providers: dict[str, Provider] = {}
-    for build in _BUILDERS:
-        provider = build(settings, client_factory)
+    for registration in registrations():
+        provider = registration.build_provider(ctx)
         if provider is not None:
             providers[provider.name] = provider
     return providers

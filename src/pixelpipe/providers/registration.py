@@ -1,0 +1,139 @@
+"""What a provider declares once: its :class:`ProviderRegistration`.
+
+A provider is a subpackage ``pixelpipe/providers/<name>/`` whose ``__init__`` defines
+``REGISTRATION``; :mod:`pixelpipe.providers.registry` finds it there. The registration says which
+settings the provider reads (a :class:`~pixelpipe.settings.SettingsSection`), how to build its
+client from them (``None`` while its credential is unset), where its outputs may be downloaded
+from, and how ``pixelpipe fake-providers`` serves its fake. Its catalog and prices are data files
+beside it (``models.toml``, ``prices.toml``). See docs/adding-a-provider.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from pixelpipe.errors import ConfigError
+from pixelpipe.providers.base import Provider
+from pixelpipe.providers.http import DEFAULT_TIMEOUT
+from pixelpipe.settings import Settings, SettingsSection
+
+ClientFactory = Callable[[str], httpx.AsyncClient]
+S = TypeVar("S", bound=SettingsSection)
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputHosts:
+    """Where a provider's outputs may be downloaded from: the fetch guard's allowlist.
+
+    ``hosts``: exact names and ``*.`` wildcards; an empty tuple allows any public host (the
+    guard's address checks always apply). ``test_mode_base_url``: the section field holding the
+    provider's base URL, whose host is allowed too when ``PIXELPIPE_TEST_MODE=true`` (the fakes
+    serve outputs from their own host).
+    """
+
+    hosts: tuple[str, ...]
+    test_mode_base_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FakeSpec:
+    """How ``pixelpipe fake-providers`` serves the provider's fake.
+
+    ``factory``: ``"module:Class"`` of the fake (built with ``behaviour=`` and ``public_url=``,
+    with an ``app`` to mount and ``aclose()``); imported only when the fakes run. ``env``: the
+    variables that point pixelpipe at the fake mounted at the given URL (``BASE/<name>``).
+    """
+
+    factory: str
+    env: Callable[[str], Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What building a client needs besides the provider's own section."""
+
+    settings: Settings
+    client_factory: ClientFactory | None = None  # e.g. to inject a transport in tests
+
+    def client(self, name: str) -> httpx.AsyncClient | None:
+        return self.client_factory(name) if self.client_factory else None
+
+    def timeout(self, default: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Timeout:
+        """``PIXELPIPE_PROVIDER_TIMEOUT_S`` as the timeout of provider calls, else ``default``."""
+        seconds = self.settings.provider_timeout_s
+        if seconds is None:
+            return default
+        return httpx.Timeout(seconds, connect=min(5.0, seconds))
+
+    def base_url(self, section: SettingsSection, field: str) -> str:
+        """The URL in ``section.<field>``, checked by :func:`check_base_url`."""
+        url = str(getattr(section, field))
+        variable = type(section).variable(field)
+        return check_base_url(url, variable, test_mode=self.settings.test_mode)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRegistration(Generic[S]):
+    """Everything the rest of pixelpipe needs to know about one provider."""
+
+    name: str  # as in the catalog, prices, PIXELPIPE_PROVIDER_ORDER; the package's name
+    display_name: str  # how the web page names it ("OpenAI")
+    settings: type[S]  # its keys and URLs
+    build: Callable[[S, BuildContext], Provider | None]  # None while its credential is unset
+    output_hosts: OutputHosts  # required: without it every URL output would be refused, paid
+    fake: FakeSpec | None = None  # None: nothing to fake (it runs locally)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ConfigError(f"provider name {self.name!r} must be lower-case letters and digits")
+        if not isinstance(self.output_hosts, OutputHosts):
+            raise ConfigError(
+                f"provider {self.name} has no output hosts: give its ProviderRegistration "
+                "output_hosts=OutputHosts((...)) naming where its images may be downloaded from "
+                "(an empty tuple allows any public host)"
+            )
+
+    def build_provider(self, ctx: BuildContext) -> Provider | None:
+        return self.build(ctx.settings.section(self.settings), ctx)
+
+    def allowed_hosts(self, settings: Settings) -> tuple[str, ...]:
+        """Its allowlist; in test mode with the host of its (fake) base URL added."""
+        field = self.output_hosts.test_mode_base_url
+        if not (settings.test_mode and field):
+            return self.output_hosts.hosts
+        host = urlsplit(str(getattr(settings.section(self.settings), field))).hostname
+        return (*self.output_hosts.hosts, host) if host else self.output_hosts.hosts
+
+
+def check_base_url(url: str, variable: str, *, test_mode: bool) -> str:
+    """``url`` if it is https (or http to loopback / in test mode); ConfigError otherwise.
+
+    Plain ``http://`` is accepted only for loopback hosts or with ``PIXELPIPE_TEST_MODE=true``, so
+    that a key is never sent in clear text by accident.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and (test_mode or _loopback(parts.hostname)):
+        return url
+    raise ConfigError(
+        f"{variable}={url!r} must be an https:// URL (http:// only for 127.0.0.1/localhost "
+        "or with PIXELPIPE_TEST_MODE=true)"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
