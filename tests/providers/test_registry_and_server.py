@@ -10,7 +10,8 @@ import pytest
 from pixelpipe.errors import ConfigError
 from pixelpipe.fakes.server import FakeProviders, fake_env, serve_app
 from pixelpipe.providers.base import Provider, RunState
-from pixelpipe.providers.registry import build_providers, check_base_url
+from pixelpipe.providers.registration import check_base_url
+from pixelpipe.providers.registry import build_providers
 from pixelpipe.settings import Settings
 
 from .conftest import preq
@@ -23,7 +24,7 @@ def settings(**kw: object) -> Settings:
 async def test_only_providers_with_credentials_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("REPLICATE_API_TOKEN", "FAL_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(var, raising=False)
-    assert build_providers(settings()) == {}
+    assert list(build_providers(settings())) == ["preview"]  # it needs no credential
     made: list[str] = []
 
     def factory(name: str) -> httpx.AsyncClient:
@@ -32,7 +33,8 @@ async def test_only_providers_with_credentials_are_built(monkeypatch: pytest.Mon
 
     providers = build_providers(settings(FAL_KEY="k", OPENAI_API_KEY="sk"), factory)
     try:
-        assert sorted(providers) == ["fal", "openai"] and sorted(made) == ["fal", "openai"]
+        assert sorted(providers) == ["fal", "openai", "preview"]
+        assert sorted(made) == ["fal", "openai"]
         assert all(isinstance(p, Provider) for p in providers.values())
     finally:
         await asyncio.gather(*(p.aclose() for p in providers.values()))
@@ -69,7 +71,7 @@ async def test_registry_providers_run_against_the_combined_fakes(
             monkeypatch.setenv(name, value)
         providers = build_providers(settings())
         try:
-            assert sorted(providers) == ["fal", "openai", "replicate"]
+            assert sorted(providers) == ["fal", "openai", "preview", "replicate"]
             for name, model in [
                 ("replicate", "flux-schnell"),
                 ("fal", "flux-schnell"),
