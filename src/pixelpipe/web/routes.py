@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.types import Scope
 
 from pixelpipe import __version__
+from pixelpipe.providers.registry import display_names
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -67,6 +68,7 @@ def _page(request: Request, template: str, page: str, title: str, **ctx: Any) ->
         "nav": NAV,
         "v": asset_version(),
         "version": __version__,
+        "providers": display_names(),  # provider -> display name, for the page's messages
         **ctx,
     }
     return templates.TemplateResponse(request, template, context, headers=SECURITY_HEADERS)

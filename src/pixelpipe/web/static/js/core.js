@@ -307,14 +307,19 @@ const REASONS = {
  * A problem+json document (or a job's error) as {title, detail, hint, tone, icon}.
  * Always words a person understands; the machine code is only shown small, underneath.
  */
-const PROVIDER_NAMES = { openai: "OpenAI", replicate: "Replicate", fal: "fal" };
+/** Provider name -> display name ("openai" -> "OpenAI"): the server's registrations, rendered
+ * into <body data-providers> (one registration per provider; nothing to add here). */
+const PROVIDER_NAMES = JSON.parse(document.body.dataset.providers || "{}");
+const PROVIDER_RE = Object.keys(PROVIDER_NAMES).filter((n) => /^[a-z0-9_]+$/.test(n)).join("|") || "(?!)";
+const ANSWERED = new RegExp(`^(${PROVIDER_RE}) answered HTTP \\d+:\\s*`, "i");
+const NAMED = new RegExp(`^(${PROVIDER_RE})\\b`, "i");
 
 /** "openai answered HTTP 400: Your request…" reads as "OpenAI said: Your request…". */
 function plainDetail(detail) {
   if (!detail) return "";
-  const m = /^(openai|replicate|fal) answered HTTP \d+:\s*/i.exec(detail);
+  const m = ANSWERED.exec(detail);
   if (m) return `${PROVIDER_NAMES[m[1].toLowerCase()]} said: ${sentence(detail.slice(m[0].length))}`;
-  const name = /^(openai|replicate|fal)\b/i.exec(detail);
+  const name = NAMED.exec(detail);
   if (name) return sentence(PROVIDER_NAMES[name[1].toLowerCase()] + detail.slice(name[0].length));
   return sentence(detail);
 }
