@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from pixelpipe.providers.registration import OutputHosts, ProviderRegistration
 from pixelpipe.providers.registry import display_names, provider_names, registrations
 from pixelpipe.settings import SettingsSection, load_settings
 
-ACME = '''
+ACME = """
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -65,7 +64,7 @@ REGISTRATION = ProviderRegistration(
         lambda url: {{"PIXELPIPE_ACME_BASE_URL": url, "PIXELPIPE_ACME_API_KEY": "acme-fake"}},
     ),
 )
-'''
+"""
 HOSTS = 'output_hosts=OutputHosts(("cdn.acme.example",), test_mode_base_url="base_url"),'
 
 MODELS = """
