@@ -22,7 +22,7 @@ from pixelpipe.intake import CanonicalRequest
 from pixelpipe.pricing import load_price_table
 from pixelpipe.providers.registration import OutputHosts, ProviderRegistration
 from pixelpipe.providers.registry import display_names, provider_names, registrations
-from pixelpipe.settings import SettingsSection, load_settings
+from pixelpipe.settings import Settings, SettingsSection, load_settings
 
 ACME = """
 from pydantic import SecretStr
@@ -201,3 +201,35 @@ def test_an_unregistered_provider_has_no_fetch_policy(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     with pytest.raises(ConfigError, match="nobody has no output hosts"):
         fetch_policies(settings, ["preview", "nobody"])
+
+
+def test_provider_sections_read_the_same_env_file_and_keywords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixelpipe.providers.fal import FalSettings
+    from pixelpipe.providers.replicate import ReplicateSettings
+
+    for var in ("REPLICATE_API_TOKEN", "PIXELPIPE_REPLICATE_BASE_URL", "FAL_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    env = tmp_path / "custom.env"
+    env.write_text(
+        "REPLICATE_API_TOKEN=r8_from_file\nPIXELPIPE_REPLICATE_BASE_URL=https://r.example\n"
+    )
+    settings = Settings(_env_file=env, data_dir=tmp_path, FAL_KEY="id:secret")  # type: ignore[call-arg]
+    replicate = settings.section(ReplicateSettings)
+    assert replicate.api_token.get_secret_value() == "r8_from_file"
+    assert replicate.base_url == "https://r.example"
+    assert settings.section(FalSettings).key.get_secret_value() == "id:secret"
+    assert settings.section(FalSettings).queue_url == "https://queue.fal.run"  # the default
+    bare = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert bare.section(ReplicateSettings).api_token.get_secret_value() == ""
+
+
+def test_a_bad_provider_variable_names_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixelpipe.providers.preview import PreviewSettings
+
+    monkeypatch.setenv("PIXELPIPE_PREVIEW_FAILURE_RATE", "2")
+    with pytest.raises(ConfigError, match="PIXELPIPE_PREVIEW_FAILURE_RATE"):
+        load_settings(data_dir=tmp_path).section(PreviewSettings)
