@@ -9,9 +9,13 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
+from starlette.requests import Request
+from starlette.responses import Response
 
 from pixelpipe.api import fast_lane
+from pixelpipe.api.lane_plan import LanePlan
 from pixelpipe.api.schemas import GenerationPublic
 from pixelpipe.jobs.tables import jobs
 from tests.security.conftest import Running, bearer, is_problem, running_app
@@ -34,39 +38,39 @@ async def _until_done(c: httpx.AsyncClient, job_id: str) -> dict:  # type: ignor
 
 
 async def test_lane_answers_valid_posts_as_the_documented_route_would(
-    tmp_path: Path, monkeypatch: object
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    original = fast_lane.ROUTES["/v1/generations"]
+    original = fast_lane.answer
 
-    async def counted(request: object) -> object:
-        calls.append("lane")
-        return await original(request)  # type: ignore[arg-type]
+    async def counted(plan: LanePlan, request: Request) -> Response | None:
+        response = await original(plan, request)
+        calls.append(plan.path if response is not None else "declined")
+        return response
 
-    fast_lane.ROUTES["/v1/generations"] = counted  # type: ignore[assignment]
-    try:
-        async with running_app(tmp_path) as app, app.client() as c:
-            first = await c.post("/v1/generations", json=BODY)
-            assert first.status_code == 202
-            assert first.headers["location"] == first.json()["links"]["self"]
-            assert first.json()["links"]["self"].startswith("http://127.0.0.1:8000/v1/generations/")
-            assert first.headers["x-pixelpipe-cached"] == "false"
-            assert "default-src 'none'" in first.headers["content-security-policy"]
-            done = await _until_done(c, first.json()["id"])
+    monkeypatch.setattr(fast_lane, "answer", counted)
+    async with running_app(tmp_path) as app, app.client() as c:
+        first = await c.post("/v1/generations", json=BODY)
+        assert first.status_code == 202
+        assert first.headers["location"] == first.json()["links"]["self"]
+        assert first.json()["links"]["self"].startswith("http://127.0.0.1:8000/v1/generations/")
+        assert first.headers["x-pixelpipe-cached"] == "false"
+        assert "default-src 'none'" in first.headers["content-security-policy"]
+        done = await _until_done(c, first.json()["id"])
 
-            hit = await c.post("/v1/generations", json=BODY)
-            assert hit.status_code == 200
-            assert hit.headers["x-pixelpipe-cached"] == "true"
-            assert hit.headers["x-pixelpipe-cost-usd"] == "0.00"
-            body = hit.json()
-            assert body["cached"] is True and body["image"]["url"] == done["image"]["url"]
-            # the lane's JSON is the schema's JSON, field for field, as GET (FastAPI) renders it
-            assert GenerationPublic.model_validate(body).model_dump(mode="json") == body
-            again = (await c.get(f"/v1/generations/{body['id']}")).json()
-            assert again == body
-    finally:
-        fast_lane.ROUTES["/v1/generations"] = original
-    assert calls == ["lane", "lane"]
+        hit = await c.post("/v1/generations", json=BODY)
+        assert hit.status_code == 200
+        assert hit.headers["x-pixelpipe-cached"] == "true"
+        assert hit.headers["x-pixelpipe-cost-usd"] == "0.00"
+        body = hit.json()
+        assert body["cached"] is True and body["image"]["url"] == done["image"]["url"]
+        # the lane's JSON is the schema's JSON, field for field, as GET (FastAPI) renders it
+        assert GenerationPublic.model_validate(body).model_dump(mode="json") == body
+        again = (await c.get(f"/v1/generations/{body['id']}")).json()
+        assert again == body
+        openai = await c.post("/v1/images/generations", json={"prompt": BODY["prompt"]})
+        assert openai.status_code == 200
+    assert calls == ["/v1/generations", "/v1/generations", "/v1/images/generations"]
 
 
 async def test_invalid_bodies_get_fastapis_problem_and_nothing_is_written(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from pixelpipe import __version__
 from pixelpipe.api import openapi_doc, problems
 from pixelpipe.api.fast_lane import FastLane
+from pixelpipe.api.middleware import install as install_security
 from pixelpipe.api.routes_generations import router as generations_router
 from pixelpipe.api.routes_images import router as images_router
 from pixelpipe.api.routes_meta import router as meta_router
@@ -20,7 +21,6 @@ from pixelpipe.bootstrap import build_services
 from pixelpipe.dispatcher import Dispatcher, run_sweeper
 from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.queue.local import LocalQueue
-from pixelpipe.security.http import install as install_security
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pixelpipe.api.middleware import BODY_KEY
 from pixelpipe.security.caller import Caller
-from pixelpipe.security.http import BODY_KEY
 from pixelpipe.services import Services
 
 

@@ -11,9 +11,9 @@ route added later is protected by default:
 * ``generate``: any other unsafe method under ``/v1/`` (POST generations, estimates, cancel, …);
 * ``read``: any other ``GET``/``HEAD`` under ``/v1/``.
 
-Auth is *off* (every request is the anonymous :class:`~pixelpipe.service.Caller`) only while all of
-these hold: the server binds a loopback address, no API key was ever created, the peer is a loopback
-address and the request carries no proxy header (``Forwarded``, ``X-Forwarded-For``,
+Auth is *off* (every request is the anonymous :class:`~pixelpipe.security.caller.Caller`) only
+while all of these hold: the server binds a loopback address, no API key was ever created, the peer
+is a loopback address and the request carries no proxy header (``Forwarded``, ``X-Forwarded-For``,
 ``X-Real-IP``) — a reverse proxy in front of a loopback bind does not open the API by accident.
 Binding any other address without a key refuses to start (:mod:`.startup`).
 
@@ -102,7 +102,7 @@ class Authenticator:
         found = request.scope.get(CALLER_KEY)
         if isinstance(found, Caller):
             return found
-        decision = await self.check(request.scope, _db(request.scope))
+        decision = await self.check(request.scope, scope_database(request.scope))
         return decision.caller
 
     # -- the whole decision for one request --
@@ -233,10 +233,23 @@ def _bearer(scope: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _db(scope: Mapping[str, Any]) -> Database:
+def scope_database(scope: Mapping[str, Any]) -> Database:
+    """The database of the app serving this ASGI ``scope`` (its services, once started)."""
     app = scope.get("app")
     services = getattr(getattr(app, "state", None), "services", None)
     if services is None:
         raise Unauthorized("the server is starting; try again in a moment")
     db: Database = services.db
     return db
+
+
+def limiter_storage(settings: Settings) -> Storage:
+    """Per-key rate-limit counters: in memory (embedded), or in Redis when one is configured."""
+    if settings.redis_url:
+        try:
+            from limits.aio.storage import RedisStorage  # optional extra: only with Redis
+
+            return RedisStorage("async+" + settings.redis_url, implementation="redispy")
+        except Exception as exc:  # missing client library or a bad URL: keep serving
+            log.warning("rate limits stay per process (Redis storage unavailable: %s)", exc)
+    return MemoryStorage()

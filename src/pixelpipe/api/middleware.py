@@ -1,18 +1,18 @@
 """HTTP hardening as pure ASGI middleware: security headers, authentication, input limits.
 
-Installed by the app factory (:func:`install`), outermost first:
+The decisions are :mod:`pixelpipe.security`'s (who may call what: :mod:`~pixelpipe.security.auth`;
+how large and deep a body may be: :mod:`~pixelpipe.security.limits`); this adapter applies them to
+requests and answers refusals in the API's error shapes. Installed by the app factory
+(:func:`install`), outermost first:
 
 1. **Security headers** on every response that does not set its own: ``X-Content-Type-Options:
    nosniff``, ``Referrer-Policy: no-referrer``, ``X-Frame-Options: DENY`` and a
    Content-Security-Policy — ``default-src 'none'; frame-ancestors 'none'`` for API answers and
    images (nothing in them may load or run anything), ``frame-ancestors 'none'`` only for HTML that
    brings no policy of its own (the interactive ``/docs``); the web pages send their own strict CSP.
-2. **Authentication** (:mod:`.auth`): 401 / 403 / 429 problem+json before any handler runs.
-3. **Input limits**: a request body larger than ``PIXELPIPE_MAX_BODY_BYTES`` (64 KiB; provider
-   webhooks get 1 MiB, image uploads to ``/v1/images/edits|variations``
-   ``PIXELPIPE_MAX_UPLOAD_BYTES``, 25 MiB) is refused with 413 before it is read whole, and
-   JSON nested deeper than ``PIXELPIPE_MAX_JSON_DEPTH`` (32) with 422 — the JSON parser is
-   recursive, so a 64 KiB body of ``[[[[…`` would otherwise exhaust the stack.
+2. **Authentication**: 401 / 403 / 429 problem+json before any handler runs.
+3. **Input limits**: 413 for a body over its path's limit (declared or streamed), 422 for JSON
+   nested too deep; the body read whole is left in the scope (:data:`BODY_KEY`) for the handlers.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pixelpipe.api.problems import error_for
-from pixelpipe.errors import DatabaseUnavailable, InvalidRequest, PixelpipeError, Unauthorized
-from pixelpipe.security.auth import CALLER_KEY, Authenticator, _db
+from pixelpipe.errors import DatabaseUnavailable, PixelpipeError, Unauthorized
+from pixelpipe.security.auth import CALLER_KEY, Authenticator, limiter_storage, scope_database
+from pixelpipe.security.limits import BodyLimits, too_deep
 from pixelpipe.settings import Settings
 
 log = logging.getLogger("pixelpipe.security")
@@ -37,8 +38,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
-WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
-UPLOAD_PATHS = frozenset({"/v1/images/edits", "/v1/images/variations"})
 BODY_KEY = "pixelpipe.body"  # the request body InputLimits read whole (scope entry)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -48,12 +47,6 @@ _BASE_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 )
-
-
-class PayloadTooLarge(PixelpipeError):
-    code = "payload_too_large"
-    status = 413
-    title = "Request body too large"
 
 
 async def _send_problem(
@@ -112,7 +105,7 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         try:
-            decision = await self.auth.check(scope, _db(scope))
+            decision = await self.auth.check(scope, scope_database(scope))
         except Unauthorized as exc:
             await _send_problem(scope, send, exc, {"WWW-Authenticate": 'Bearer realm="pixelpipe"'})
             return
@@ -134,35 +127,19 @@ class Authenticate:
 class InputLimits:
     """Buffer request bodies (they are small by contract) to enforce size and JSON depth."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_body_bytes: int,
-        max_json_depth: int,
-        max_upload_bytes: int = 25 * 1024 * 1024,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, limits: BodyLimits) -> None:
         self.app = app
-        self.max_body = max_body_bytes
-        self.max_depth = max_json_depth
-        self.max_upload = max_upload_bytes
-
-    def limit_for(self, path: str) -> int:
-        if path.startswith("/v1/webhooks/"):
-            return max(self.max_body, WEBHOOK_MAX_BODY_BYTES)
-        if path in UPLOAD_PATHS:
-            return max(self.max_body, self.max_upload)
-        return self.max_body
+        self.limits = limits
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(str(scope.get("path", "")))
+        limit = self.limits.limit_for(str(scope.get("path", "")))
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _send_problem(scope, send, _too_large(limit))
+            await _send_problem(scope, send, self.limits.too_large(limit))
             return
         body = bytearray()
         more = True
@@ -173,11 +150,11 @@ class InputLimits:
             body += message.get("body", b"")
             more = bool(message.get("more_body"))
             if len(body) > limit:
-                await _send_problem(scope, send, _too_large(limit))
+                await _send_problem(scope, send, self.limits.too_large(limit))
                 return
-        if b"json" in headers.get(b"content-type", b"") and too_deep(bytes(body), self.max_depth):
-            detail = f"JSON nested deeper than {self.max_depth} levels; flatten the document"
-            await _send_problem(scope, send, InvalidRequest(detail, field="body"))
+        depth = self.limits.max_json_depth
+        if b"json" in headers.get(b"content-type", b"") and too_deep(bytes(body), depth):
+            await _send_problem(scope, send, self.limits.too_deep())
             return
         scope[BODY_KEY] = bytes(body)  # handlers that know the key skip re-reading the stream
         await self.app(scope, replay_body(scope[BODY_KEY], receive), send)
@@ -198,60 +175,12 @@ def replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"request body larger than {limit} bytes", limit_bytes=limit)
-
-
-def too_deep(body: bytes, max_depth: int) -> bool:
-    """True when JSON ``body`` nests arrays/objects deeper than ``max_depth`` (strings skipped)."""
-    if body.count(b"[") + body.count(b"{") <= max_depth:
-        return False  # cannot be deeper than the number of openers: the common, cheap case
-    depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
-    return False
-
-
 def install(app: FastAPI, settings: Settings) -> Authenticator:
     """Add the middleware to ``app`` and set ``app.state.auth`` (read by ``get_caller``)."""
     auth = Authenticator(settings, limiter_storage=limiter_storage(settings))
     app.state.auth = auth
     # add_middleware prepends: the last one added runs first (outermost)
-    app.add_middleware(
-        InputLimits,
-        max_body_bytes=settings.max_body_bytes,
-        max_json_depth=settings.max_json_depth,
-        max_upload_bytes=settings.max_upload_bytes,
-    )
+    app.add_middleware(InputLimits, limits=BodyLimits.from_settings(settings))
     app.add_middleware(Authenticate, auth=auth)
     app.add_middleware(SecurityHeaders)
     return auth
-
-
-def limiter_storage(settings: Settings) -> Any:
-    """Per-key rate-limit counters: in memory (embedded), or in Redis when one is configured."""
-    from limits.aio.storage import MemoryStorage
-
-    if settings.redis_url:
-        try:
-            from limits.aio.storage import RedisStorage
-
-            return RedisStorage("async+" + settings.redis_url, implementation="redispy")
-        except Exception as exc:  # missing client library or a bad URL: keep serving
-            log.warning("rate limits stay per process (Redis storage unavailable: %s)", exc)
-    return MemoryStorage()
