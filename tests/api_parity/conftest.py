@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 
 LOOPBACK = ("127.0.0.1", 50123)
+Change = Callable[[FastAPI], None]
 SECRET = "parity-secret-key-0123456789-abcdefghijklmnop"
 _ID = re.compile(rb"gen_[0-9a-z]{26}")
 _VOLATILE = (
@@ -158,12 +159,17 @@ def without_lane(app: FastAPI) -> FastAPI:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, *, lane: bool, worker: bool) -> AsyncIterator[Side]:
+async def serve(
+    settings: Settings, *, lane: bool, worker: bool, change: Change | None = None
+) -> AsyncIterator[Side]:
     app = create_app(settings, worker=worker)
+    if change is not None:
+        change(app)
     if not lane:
         without_lane(app)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=LOOPBACK)
+        # an unhandled error is answered as a server answers it (500), not raised in the test
+        transport = httpx.ASGITransport(app=app, client=LOOPBACK, raise_app_exceptions=False)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://127.0.0.1:8000", timeout=30
         ) as client:
@@ -171,13 +177,17 @@ async def serve(settings: Settings, *, lane: bool, worker: bool) -> AsyncIterato
 
 
 @contextlib.asynccontextmanager
-async def pair(root: Path, *, worker: bool = False, **overrides: Any) -> AsyncIterator[Pair]:
-    """The two servers, each on its own data directory under ``root``."""
+async def pair(
+    root: Path, *, worker: bool = False, change: Change | None = None, **overrides: Any
+) -> AsyncIterator[Pair]:
+    """The two servers, each on its own data directory under ``root``; ``change`` is applied to
+    both apps before they start (a route added or replaced, a dependency overridden)."""
     sides = []
     async with contextlib.AsyncExitStack() as stack:
         for name, lane in (("lane", True), ("route", False)):
             settings = Settings(
                 data_dir=root / name, log_level="WARNING", secret_key=SECRET, **overrides
             )
-            sides.append(await stack.enter_async_context(serve(settings, lane=lane, worker=worker)))
+            served = serve(settings, lane=lane, worker=worker, change=change)
+            sides.append(await stack.enter_async_context(served))
         yield Pair(*sides)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from tests.api_parity.conftest import Answer, Pair, Side, pair
 
 from pixelpipe.api.lane_plan import dispatched_route
+from tests.api_parity.conftest import Answer, Pair, Side, pair
 
 VALID = {"prompt": "a lighthouse at dusk", "seed": 7, "size": "64x64"}
 HIT = {"prompt": "a red fox in the snow", "seed": 3, "size": "64x64"}

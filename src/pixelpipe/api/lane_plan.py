@@ -228,8 +228,10 @@ def _header_rule(field: Any) -> HeaderRule | str:
     if info.annotation not in _TEXT:
         return f"typed {info.annotation}, not text"
     unknown = [m for m in info.metadata if not isinstance(m, _LENGTHS)]
-    if unknown or info.validation_alias is not None or info.validate_default:
-        return f"constraints the lane does not check: {unknown or info}"
+    if unknown:
+        return f"constraints the lane does not check: {unknown}"
+    if info.validation_alias is not None or info.validate_default:
+        return "a validation alias or a validated default"
     required = info.is_required()
     if not required and info.default is not None:
         return "a default other than None"
