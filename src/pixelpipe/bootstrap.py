@@ -131,9 +131,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     gate = _gate(settings, notifier)
     gate.order = order
     await gate.start(sorted(providers))
-    connect = getattr(queue, "connect", None)
-    if connect is not None:
-        await connect()  # fail at start-up, not on the first request
+    await queue.connect()  # fail at start-up, not on the first request
     svc = Services(
         settings=settings,
         catalog=catalog,

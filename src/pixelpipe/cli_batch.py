@@ -199,16 +199,17 @@ class LocalRunner:
     async def run(
         self, index: int, params: dict[str, Any], *, timeout_s: float, save: Saver | None
     ) -> Outcome:
-        from pixelpipe import service
         from pixelpipe.intake import GenerationRequest
         from pixelpipe.notify.hooks import wait_finished
+        from pixelpipe.usecases.estimate import estimate
+        from pixelpipe.usecases.submit import submit
 
         svc = self.pipeline.services
         started = time.monotonic()
         o = _outcome(index, params)
         try:
             body = GenerationRequest(**params)
-            job = (await service.submit(svc, body)).job
+            job = (await submit(svc, body)).job
             o.generation_id = job.id
             if not job.status.terminal:
                 job = await wait_finished(svc, job.id, timeout_s=timeout_s)
@@ -232,7 +233,7 @@ class LocalRunner:
             if job.cached:
                 o.provider = "cache"
                 with contextlib.suppress(PixelpipeError):
-                    price = service.estimate(svc, body).price.amount_micros
+                    price = estimate(svc, body).price.amount_micros
                     o.saved_micros = price or 0
         return o
 

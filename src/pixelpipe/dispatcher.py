@@ -16,7 +16,6 @@ import time
 
 from pixelpipe.errors import JobTimedOut
 from pixelpipe.jobs.model import Job, JobStatus
-from pixelpipe.queue.local import LocalQueue
 from pixelpipe.services import Services
 from pixelpipe.worker import Worker
 
@@ -36,7 +35,7 @@ class Dispatcher:
         self.active: dict[str, asyncio.Task[None]] = {}  # job id -> the step running it here
         self._promised = 0  # slots taken by in-process submits whose job is being inserted
         self._stopping = False
-        if isinstance(svc.queue, LocalQueue) and wakeup is svc.queue.wakeup:
+        if wakeup is svc.queue.wakeup:
             svc.queue.attach(self)
 
     # -- in-process hand-over (queue.local.Handoff) --
@@ -154,7 +153,7 @@ class Dispatcher:
     async def stop(self, *, grace_s: float = 10.0) -> None:
         """Finish in-flight steps (up to ``grace_s``), then hand remaining leases back."""
         self._stopping = True
-        if isinstance(self.svc.queue, LocalQueue) and self.svc.queue.handoff is self:
+        if self.svc.queue.handoff is self:
             self.svc.queue.attach(None)
         self.wakeup.set()
         if self.running:

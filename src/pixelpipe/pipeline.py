@@ -10,23 +10,23 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from pixelpipe.bootstrap import build_services
-from pixelpipe.dispatcher import Dispatcher, run_sweeper
 from pixelpipe.errors import ERROR_CODES, ConfigError, PixelpipeError
 from pixelpipe.intake import new_request
 from pixelpipe.jobs.model import Job
-from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.notify.hooks import wait_finished
-from pixelpipe.queue.local import LocalQueue
 from pixelpipe.security.caller import Caller
-from pixelpipe.service import Estimate, cancel, estimate, get_job, submit
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings, load_settings
+from pixelpipe.usecases.estimate import Estimate, estimate
+from pixelpipe.usecases.jobs import cancel, get_job
+from pixelpipe.usecases.submit import submit
+from pixelpipe.usecases.worker_lifecycle import embedded_worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +63,7 @@ class Pipeline:
         self.settings = settings or load_settings()
         self._worker = worker
         self._svc: Services | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._dispatcher: Dispatcher | None = None
+        self._running: contextlib.AbstractAsyncContextManager[object] | None = None
 
     @property
     def services(self) -> Services:
@@ -74,25 +73,17 @@ class Pipeline:
 
     async def __aenter__(self) -> Pipeline:
         self._svc = await build_services(self.settings)
-        if self._worker and isinstance(self._svc.queue, LocalQueue):
-            self._dispatcher = Dispatcher(self._svc, self._svc.queue.wakeup)
-            self._tasks = [
-                asyncio.create_task(self._dispatcher.run()),
-                asyncio.create_task(run_sweeper(self._svc, self._svc.queue.wakeup)),
-            ]
-            deliveries = start_delivery(self._svc)  # completion webhooks (pixelpipe.notify)
-            if deliveries is not None:
-                self._tasks.append(deliveries)
+        if self._worker:
+            self._running = embedded_worker(self._svc, grace_s=2.0)
+            await self._running.__aenter__()
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._dispatcher is not None:
-            await self._dispatcher.stop(grace_s=2.0)
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        running, self._running = self._running, None
+        if running is not None:
+            await running.__aexit__(None, None, None)
         if self._svc is not None:
             await self._svc.aclose()
             self._svc = None

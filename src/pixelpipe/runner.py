@@ -17,11 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from sqlalchemy import text
 
 from pixelpipe.bootstrap import build_services
-from pixelpipe.dispatcher import Dispatcher, sweep_once
-from pixelpipe.notify.deliver import start_delivery
-from pixelpipe.queue.local import LocalQueue
+from pixelpipe.dispatcher import sweep_once
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
+from pixelpipe.usecases.worker_lifecycle import running_worker
 
 log = logging.getLogger("pixelpipe.runner")
 SWEEPER_LOCK_KEY = 0x50495850  # "PIXP"
@@ -43,31 +42,12 @@ async def run_worker(settings: Settings) -> None:
     On SIGTERM: stop taking messages, finish in-flight steps (10 s), hand back remaining leases.
     """
     svc = await build_services(settings)
-    wakeup = svc.queue.wakeup if isinstance(svc.queue, LocalQueue) else asyncio.Event()
-    dispatcher = Dispatcher(svc, wakeup)
     stop = _stop_event()
-    task = asyncio.create_task(dispatcher.run())
-    deliveries = start_delivery(svc)  # completion webhooks (pixelpipe.notify)
-    consumer = None
-    make_consumer = getattr(svc.queue, "consumer", None)
-    if make_consumer is not None:
-        consumer = make_consumer(
-            dispatcher.offer,
-            concurrency=min(16, settings.worker_concurrency),
-            worker_id=dispatcher.owner,
-        )
-        await consumer.start()
-    log.info("worker %s started (%s)", dispatcher.owner, type(svc.queue).__name__)
     try:
-        await stop.wait()
+        async with running_worker(svc, grace_s=10.0, sweep=False, consume=True) as dispatcher:
+            log.info("worker %s started (%s)", dispatcher.owner, type(svc.queue).__name__)
+            await stop.wait()
     finally:
-        if consumer is not None:
-            await consumer.stop()  # no new messages; the rows stay claimable by others
-        await dispatcher.stop(grace_s=10.0)  # finish in-flight steps, hand back the rest
-        task.cancel()
-        if deliveries is not None:
-            deliveries.cancel()
-        await asyncio.gather(task, *(d for d in [deliveries] if d), return_exceptions=True)
         await svc.aclose()
 
 

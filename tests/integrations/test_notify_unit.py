@@ -17,9 +17,9 @@ from pixelpipe.notify.deliver import WebhookDeliverer, parse_schedule
 from pixelpipe.notify.destinations import check_webhook_url
 from pixelpipe.notify.outbox import DELIVERED, FAILED, PENDING
 from pixelpipe.notify.signing import headers, webhook_secret
-from pixelpipe.service import submit
 from pixelpipe.services import Services
 from pixelpipe.settings import load_settings
+from pixelpipe.usecases.submit import submit
 from tests.integrations.conftest import WEBHOOK_SECRET
 
 

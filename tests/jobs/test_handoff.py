@@ -7,11 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from pixelpipe import service
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job
 from pixelpipe.notify.hooks import wait_finished
 from pixelpipe.queue.local import LocalQueue
+from pixelpipe.usecases.submit import submit
 from tests.security.conftest import running_app
 
 
@@ -40,7 +40,7 @@ async def test_a_job_is_handed_over_leased_and_never_claimed(tmp_path: Path) -> 
             await real_release(job_id, owner, **fields)
 
         svc.store.release = release  # type: ignore[method-assign]
-        sub = await service.submit(svc, _body("handed over"))
+        sub = await submit(svc, _body("handed over"))
         assert sub.created and sub.job.lease_owner == svc.queue.handoff.owner
         done = await wait_finished(svc, sub.job.id, timeout_s=10)
         assert done.status.value == "succeeded"
@@ -61,7 +61,7 @@ async def test_a_full_dispatcher_takes_no_handover_and_the_table_scan_runs_the_j
         # hold the only slot (a step of 300 ms would free it while waiting on its provider,
         # which made this a race): the submit finds no room
         assert dispatcher.take_slot() and not dispatcher.take_slot()
-        queued = await service.submit(svc, _body("waits for the slot"))
+        queued = await submit(svc, _body("waits for the slot"))
         assert queued.job.lease_owner is None  # queued unleased: claimed when a slot frees
         stored = await svc.store.get(queued.job.id)
         assert stored is not None and stored.status.value == "queued"

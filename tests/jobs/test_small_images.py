@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixelpipe import service
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.notify.hooks import wait_finished
+from pixelpipe.usecases.submit import submit
 from tests.security.conftest import running_app
 
 
@@ -14,7 +14,7 @@ async def _generate(app, size: str, fmt: str = "webp"):  # type: ignore[no-untyp
     body = GenerationRequest.model_validate(
         {"prompt": f"small {size}", "size": size, "format": fmt}
     )
-    sub = await service.submit(app.svc, body)
+    sub = await submit(app.svc, body)
     return await wait_finished(app.svc, sub.job.id, timeout_s=10)
 
 

@@ -13,9 +13,9 @@ from pixelpipe.bootstrap import build_services
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import JobStatus
 from pixelpipe.ledger.sql import SqlLedger
-from pixelpipe.service import submit
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
+from pixelpipe.usecases.submit import submit
 from pixelpipe.worker import Worker, provider_request
 
 

@@ -27,9 +27,9 @@ from pixelpipe.errors import (
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.base import Output, ProviderRequest, ProviderUpdate, RunState
-from pixelpipe.service import submit
 from pixelpipe.services import Services
 from pixelpipe.settings import load_settings
+from pixelpipe.usecases.submit import submit
 from pixelpipe.webhooks import WebhookDeferred, handle_provider_webhook
 from pixelpipe.worker import Worker
 

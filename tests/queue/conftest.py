@@ -16,15 +16,14 @@ from typing import Any
 
 import pytest
 
-from pixelpipe import service
 from pixelpipe.bootstrap import build_services
 from pixelpipe.dispatcher import Dispatcher
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job
 from pixelpipe.providers.preview.client import PreviewProvider
-from pixelpipe.queue.local import LocalQueue
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
+from pixelpipe.usecases.submit import submit
 
 QUEUES = ["local", pytest.param("saq", marks=pytest.mark.servers)]
 
@@ -46,7 +45,7 @@ class QueueHarness:
 
     async def submit(self, prompt: str) -> Job:
         body = GenerationRequest(prompt=prompt, model="preview", seed=1, size="64x64")
-        return (await service.submit(self.producer, body)).job
+        return (await submit(self.producer, body)).job
 
     async def wait_done(self, job_id: str, timeout: float = 10.0) -> Job:
         deadline = time.monotonic() + timeout
@@ -81,7 +80,6 @@ async def queue_harness(
     monkeypatch.setattr("pixelpipe.dispatcher.IDLE_MAX_S", 30.0)
     if request.param == "local":
         svc = await build_services(_settings(tmp_path))
-        assert isinstance(svc.queue, LocalQueue)
         harness = QueueHarness("local", svc, svc, Dispatcher(svc, svc.queue.wakeup))
         harness.start_table_scan()
     else:
@@ -89,9 +87,10 @@ async def queue_harness(
         settings = _settings(tmp_path, database_url=url, queue_url=url)
         producer = await build_services(settings)
         worker = await build_services(settings, migrate=False)
-        dispatcher = Dispatcher(worker, asyncio.Event(), owner="worker-1")
+        dispatcher = Dispatcher(worker, worker.queue.wakeup, owner="worker-1")
         harness = QueueHarness("saq", producer, worker, dispatcher)
-        harness.consumer = worker.queue.consumer(dispatcher.offer, concurrency=4)  # type: ignore[attr-defined]
+        harness.consumer = worker.queue.consumer(dispatcher.offer, concurrency=4, worker_id=None)
+        assert harness.consumer is not None
         await harness.consumer.start()
         harness.start_table_scan()
     try:

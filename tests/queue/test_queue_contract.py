@@ -98,3 +98,44 @@ async def test_stopping_hands_every_lease_back(queue_harness: QueueHarness) -> N
     for job in jobs:
         row = await queue_harness.producer.store.get(job.id)
         assert row is not None and row.lease_owner is None and not row.status.terminal
+
+
+# ---- the members callers use instead of asking which queue it is -------------------------------
+
+
+async def test_embedded_says_whether_this_process_runs_the_steps(
+    queue_harness: QueueHarness,
+) -> None:
+    queue = queue_harness.producer.queue
+    assert queue.embedded is (queue_harness.kind == "local")
+    consumer = queue.consumer(queue_harness.dispatcher.offer, concurrency=1, worker_id=None)
+    # an embedded queue has no messages to take; a message queue's worker takes them
+    assert (consumer is None) is queue.embedded
+
+
+async def test_a_dispatcher_on_the_queue_wakeup_takes_hand_overs_only_when_embedded(
+    queue_harness: QueueHarness,
+) -> None:
+    queue = queue_harness.worker.queue
+    assert queue_harness.dispatcher.wakeup is queue.wakeup
+    expected = queue_harness.dispatcher if queue.embedded else None
+    assert queue.handoff is expected
+    await queue_harness.dispatcher.stop(grace_s=1)
+    assert queue.handoff is None  # a stopped dispatcher takes nothing over
+
+
+async def test_enqueue_wakes_this_process_only_when_embedded(
+    queue_harness: QueueHarness,
+) -> None:
+    queue = queue_harness.producer.queue
+    queue.wakeup.clear()
+    job, _ = await queue_harness.producer.store.create(_row(due_in=60), single_flight=True)
+    await queue.enqueue(job.id)
+    assert queue.wakeup.is_set() is queue.embedded
+
+
+async def test_connect_and_ping_may_be_called_again(queue_harness: QueueHarness) -> None:
+    queue = queue_harness.producer.queue
+    await queue.connect()  # build_services connected it already
+    await queue.connect()
+    await queue.ping()

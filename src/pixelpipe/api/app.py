@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
@@ -18,38 +17,13 @@ from pixelpipe.api.routes_images import router as images_router
 from pixelpipe.api.routes_meta import router as meta_router
 from pixelpipe.api.routes_webhooks import router as webhooks_router
 from pixelpipe.bootstrap import build_services
-from pixelpipe.dispatcher import Dispatcher, run_sweeper
-from pixelpipe.notify.deliver import start_delivery
-from pixelpipe.queue.local import LocalQueue
-from pixelpipe.services import Services
 from pixelpipe.settings import Settings
+from pixelpipe.usecases.worker_lifecycle import embedded_worker
 
 DESCRIPTION = """
 pixelpipe turns a prompt into an image that is stored durably, delivered by URL and paid for
 exactly once. Errors are `application/problem+json` with a stable `code`.
 """
-
-
-@contextlib.asynccontextmanager
-async def _embedded_worker(svc: Services) -> AsyncIterator[None]:
-    if not isinstance(svc.queue, LocalQueue):
-        yield
-        return
-    dispatcher = Dispatcher(svc, svc.queue.wakeup)
-    tasks = [
-        asyncio.create_task(dispatcher.run()),
-        asyncio.create_task(run_sweeper(svc, svc.queue.wakeup)),
-    ]
-    deliveries = start_delivery(svc)  # completion webhooks (pixelpipe.notify)
-    if deliveries is not None:
-        tasks.append(deliveries)
-    try:
-        yield
-    finally:
-        await dispatcher.stop(grace_s=5.0)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def create_app(
@@ -72,7 +46,7 @@ def create_app(
             gc.freeze()
         try:
             if run_worker:
-                async with _embedded_worker(svc):
+                async with embedded_worker(svc, grace_s=5.0):
                     yield
             else:
                 yield

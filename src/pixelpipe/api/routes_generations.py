@@ -11,7 +11,6 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from pixelpipe import service
 from pixelpipe.api.deps import CallerDep, ServicesDep
 from pixelpipe.api.schemas import (
     GenerationList,
@@ -28,6 +27,8 @@ from pixelpipe.intake import GenerationRequest
 from pixelpipe.security import event_tokens
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
+from pixelpipe.usecases.jobs import cancel, delete, get_job, list_jobs
+from pixelpipe.usecases.submit import submit
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
 
@@ -87,7 +88,7 @@ async def submission_response(
     idempotency_key: str | None,
     base: str,
 ) -> Response:
-    sub = await service.submit(svc, body, caller=caller, idempotency_key=idempotency_key)
+    sub = await submit(svc, body, caller=caller, idempotency_key=idempotency_key)
     job = sub.job
     headers = {
         "Location": f"{base}/v1/generations/{job.id}",
@@ -116,20 +117,19 @@ async def list_generations(
     status: Annotated[str | None, Query(max_length=16)] = None,
 ) -> GenerationList:
     """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    jobs = await svc.store.list_jobs(
-        before=cursor, limit=limit + 1, model=model, query=q, group=group, status=status
+    page, next_cursor = await list_jobs(
+        svc, before=cursor, limit=limit, model=model, query=q, group=group, status=status
     )
-    page = jobs[:limit]
     base = request_base(svc, request)
     data = [await render_job(svc, j, base) for j in page]
-    return GenerationList(data=data, next_cursor=page[-1].id if len(jobs) > limit else None)
+    return GenerationList(data=data, next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=GenerationPublic, responses=PROBLEMS)
 async def get_generation(
     job_id: str, request: Request, svc: ServicesDep, response: Response
 ) -> GenerationPublic:
-    job = await service.get_job(svc, job_id)
+    job = await get_job(svc, job_id)
     if job.cost_micros is not None:
         response.headers["X-Pixelpipe-Cost-USD"] = usd(job.cost_micros) or "0"
     return await render_job(svc, job, request_base(svc, request))
@@ -137,7 +137,7 @@ async def get_generation(
 
 @router.post("/{job_id}/cancel", response_model=GenerationPublic, responses=PROBLEMS)
 async def cancel_generation(job_id: str, request: Request, svc: ServicesDep) -> GenerationPublic:
-    return await render_job(svc, await service.cancel(svc, job_id), request_base(svc, request))
+    return await render_job(svc, await cancel(svc, job_id), request_base(svc, request))
 
 
 @router.delete(
@@ -155,7 +155,7 @@ async def delete_generation(job_id: str, svc: ServicesDep, caller: CallerDep) ->
     """Delete a finished generation (scope ``generate``). Its stored image is deleted only when
     no other generation shares it (cache hits reference the same object); ledger entries stay.
     Idempotent: deleting again answers 204; an id that never existed answers 404."""
-    await service.delete(svc, job_id, caller=caller)
+    await delete(svc, job_id, caller=caller)
     return Response(status_code=204)
 
 
@@ -179,7 +179,7 @@ async def create_event_token(
 
     Scope ``read``; valid 5 minutes for this job's events only, and only while the key that
     asked for it is active (see ``security/event_tokens.py``)."""
-    await service.get_job(svc, job_id)
+    await get_job(svc, job_id)
     now = time.time()
     token, expires_at = event_tokens.issue(job_id, caller.key_id, svc.settings.signing_key(), now)
     response.headers["Cache-Control"] = "no-store"
@@ -210,7 +210,7 @@ async def generation_events(
 
     Each ``status`` event's ``job`` is the generation as it was at that event. With API keys on,
     send the key, or pass ``token`` from ``POST …/event-token`` (for EventSource)."""
-    await service.get_job(svc, job_id)
+    await get_job(svc, job_id)
     start = after or 0
     if last_event_id:
         try:

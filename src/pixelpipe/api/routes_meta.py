@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from pixelpipe import service
 from pixelpipe.api.deps import ServicesDep
 from pixelpipe.api.routes_openai import OPENAI_ERRORS, resolve_model
 from pixelpipe.api.schemas import usd
@@ -20,6 +19,7 @@ from pixelpipe.api.sse import all_jobs_stream
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.services import Services
+from pixelpipe.usecases.estimate import estimate
 
 router = APIRouter(tags=["meta"])
 READY_TIMEOUT_S = 3.0
@@ -129,7 +129,7 @@ def vars_or_none(obj: Any) -> Any:
 @router.post("/v1/estimates", response_model=EstimatePublic, tags=["costs"])
 async def create_estimate(body: GenerationRequest, svc: ServicesDep) -> EstimatePublic:
     """The cost a generation would have (same body as POST /v1/generations); nothing is spent."""
-    est = service.estimate(svc, body)
+    est = estimate(svc, body)
     return EstimatePublic(
         model=est.request.model,
         provider=est.provider,

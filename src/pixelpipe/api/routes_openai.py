@@ -7,7 +7,7 @@ Point any OpenAI client at ``http://HOST:PORT/v1``::
     img = client.images.generate(model="flux-schnell", prompt="a red fox", size="1024x1024")
     print(img.data[0].url)  # our durable URL, not an expiring provider URL
 
-Every image goes through ``service.submit`` (intake, safety, content key, cache, budget,
+Every image goes through ``usecases.submit`` (intake, safety, content key, cache, budget,
 single-flight, job, queue) exactly like ``POST /v1/generations``; the handler then waits for the
 jobs to finish (``done:<id>`` notifications, bounded by ``PIXELPIPE_OPENAI_WAIT_S``) and answers
 ``{created, data: [{url | b64_json, revised_prompt?}]}``.
@@ -44,7 +44,6 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pixelpipe import service
 from pixelpipe.api.decoding import body_error
 from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.api.problems import openai_error_response
@@ -60,8 +59,9 @@ from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.notify.hooks import wait_finished
 from pixelpipe.security.caller import Caller
-from pixelpipe.service import Submission
 from pixelpipe.services import Services
+from pixelpipe.usecases.jobs import cancel
+from pixelpipe.usecases.submit import Submission, submit
 
 log = logging.getLogger("pixelpipe.api.openai")
 router = APIRouter(tags=["openai"])
@@ -317,12 +317,12 @@ async def submit_all(
     subs: list[Submission] = []
     try:
         for body in bodies:
-            subs.append(await service.submit(svc, body, caller=caller))
+            subs.append(await submit(svc, body, caller=caller))
     except PixelpipeError:
         for sub in subs:
             if sub.created and not sub.job.status.terminal:
                 try:
-                    await service.cancel(svc, sub.job.id)
+                    await cancel(svc, sub.job.id)
                 except PixelpipeError:
                     pass  # finished meanwhile
         raise

@@ -9,25 +9,13 @@ safe: if the process dies, the lease expires and the row is claimed like any oth
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:
-    from pixelpipe.jobs.model import Job
-
-
-class Handoff(Protocol):
-    owner: str  # the lease owner name jobs handed over are inserted with
-
-    def take_slot(self) -> bool:
-        """Promise a slot to a job about to be created; False when there is no room."""
-        ...
-
-    def give_slot(self, job: Job | None) -> None:
-        """Run ``job`` (created, leased to ``owner``) in the promised slot, or give it back."""
-        ...
+from pixelpipe.queue.base import Consumer, Handoff, StepHandler
 
 
 class LocalQueue:
+    embedded = True
+
     def __init__(self) -> None:
         self.wakeup = asyncio.Event()
         self.handoff: Handoff | None = None
@@ -35,6 +23,14 @@ class LocalQueue:
     def attach(self, handoff: Handoff | None) -> None:
         """The in-process dispatcher registers itself here (None when it stops)."""
         self.handoff = handoff
+
+    async def connect(self) -> None:
+        return None
+
+    def consumer(
+        self, handler: StepHandler, *, concurrency: int, worker_id: str | None
+    ) -> Consumer | None:
+        return None  # no messages: the dispatcher's table scan claims every due row
 
     async def enqueue(self, job_id: str, *, delay_s: float = 0.0) -> None:
         self.wakeup.set()

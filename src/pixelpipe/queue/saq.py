@@ -27,7 +27,7 @@ from saq import Queue as _SaqQueueBase
 from saq import Worker as _SaqWorker
 
 from pixelpipe.errors import ConfigError
-from pixelpipe.queue.base import StepHandler
+from pixelpipe.queue.base import Handoff, StepHandler
 
 log = logging.getLogger("pixelpipe.queue.saq")
 if logging.getLogger("saq").level == logging.NOTSET:
@@ -53,6 +53,9 @@ def libpq_url(url: str) -> str:
 class SaqQueue:
     """Producer side (any process) plus :meth:`consumer` for ``pixelpipe worker`` processes."""
 
+    embedded = False
+    handoff: Handoff | None = None  # job ids cross processes: never handed over in memory
+
     def __init__(
         self, url: str, *, name: str = QUEUE_NAME, min_size: int = 1, max_size: int = 10
     ) -> None:
@@ -62,8 +65,12 @@ class SaqQueue:
         )
         self._connected = False
         self._lock = asyncio.Lock()
+        self.wakeup = asyncio.Event()  # this process's dispatcher (messages wake it by offer)
         self.enqueued = 0  # observable by tests and benchmarks
         self.absorbed = 0  # enqueues that found a message for the job still pending
+
+    def attach(self, handoff: Handoff | None) -> None:
+        return None  # a job submitted here runs in whichever worker takes its message
 
     async def connect(self) -> None:
         async with self._lock:

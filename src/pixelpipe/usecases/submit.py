@@ -1,31 +1,24 @@
-"""The pipeline, as the adapters (API, web, CLI, Python API) see it.
-
-``submit`` runs stages 1–7 in order: intake → safety → content key → cache → budget → job
-(single-flight) → queue. Stages 8–12 run in the worker (:mod:`pixelpipe.worker`).
-"""
+"""Submit one generation: stages 1–7 in order — intake → safety → content key → cache → budget →
+job (single-flight) → queue. Stages 8–12 run in the worker (:mod:`pixelpipe.worker`)."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from dataclasses import dataclass
 
 import orjson
 
-from pixelpipe.errors import Conflict, Forbidden, NotFound, PixelpipeError
-from pixelpipe.intake import CanonicalRequest, GenerationRequest, canonicalize
-from pixelpipe.jobs.ids import is_job_id, new_job_id
+from pixelpipe.errors import Conflict
+from pixelpipe.intake import CanonicalRequest, GenerationRequest
+from pixelpipe.jobs.ids import new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import content_key
 from pixelpipe.ledger.base import Charge, Price
-from pixelpipe.notify.destinations import check_webhook_url
-from pixelpipe.queue.local import Handoff, LocalQueue
-from pixelpipe.safety import check_prompt
+from pixelpipe.queue.base import Handoff
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
-
-log = logging.getLogger("pixelpipe.service")
+from pixelpipe.usecases.prepare import prepare
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,30 +29,6 @@ class Submission:
     @property
     def cached(self) -> bool:
         return self.job.cached
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    request: CanonicalRequest
-    provider: str
-    price: Price
-
-
-def prepare(svc: Services, body: GenerationRequest) -> CanonicalRequest:
-    """Stages 1–2: intake and safety. Raises before anything is written or spent."""
-    req = canonicalize(body, svc.catalog, max_prompt_chars=svc.settings.max_prompt_chars)
-    check_prompt(req.prompt, svc.rules)
-    if req.negative_prompt:
-        check_prompt(req.negative_prompt, svc.rules, field="negative_prompt")
-    if body.webhook is not None:
-        check_webhook_url(body.webhook, svc.settings)  # the rule its delivery will apply
-    return req
-
-
-def estimate(svc: Services, body: GenerationRequest) -> Estimate:
-    req = prepare(svc, body)
-    provider = svc.gate.choose(svc.catalog.get(req.model), preferred=body.provider)
-    return Estimate(req, provider, svc.prices.estimate(req, provider))
 
 
 def _fingerprint(body: GenerationRequest) -> str:
@@ -154,7 +123,7 @@ async def _submit_once(
 def _local_slot(svc: Services, job: Job) -> Handoff | None:
     """A slot of this process's dispatcher, if it has one free: ``job`` is then inserted leased
     to it and handed over in memory (see :mod:`pixelpipe.queue.local`)."""
-    handoff = svc.queue.handoff if isinstance(svc.queue, LocalQueue) else None
+    handoff = svc.queue.handoff
     if handoff is None or not handoff.take_slot():
         return None
     job.lease_owner = handoff.owner
@@ -185,7 +154,7 @@ async def _serve_from_cache(
     if created:
         await svc.ledger.record(_cache_hit_charge(svc, job))
         if stored.webhook_url:
-            await _finished(svc, stored)
+            await announce_finished(svc, stored)
     return Submission(stored, created=created)
 
 
@@ -206,68 +175,7 @@ def _cache_hit_charge(svc: Services, job: Job) -> Charge:
     )
 
 
-async def _finished(svc: Services, job: Job) -> None:
+async def announce_finished(svc: Services, job: Job) -> None:
     """A job became terminal outside the worker: completion webhooks and waiters hear of it."""
     if svc.completion_hooks is not None:
         await svc.completion_hooks.job_finished(job)
-
-
-async def get_job(svc: Services, job_id: str) -> Job:
-    job = await svc.store.get(job_id) if is_job_id(job_id) else None
-    if job is None:
-        raise NotFound(f"no generation with id {job_id!r}")
-    return job
-
-
-def check_owner(job: Job, caller: Caller) -> None:
-    """A keyed caller acts only on its own key's jobs (an admin key on any). Jobs started with
-    auth off belong to no key: only an admin key may act on them once keys exist."""
-    if caller.key_id is None or caller.admin or job.api_key_id == caller.key_id:
-        return
-    started = "with another API key" if job.api_key_id else "without a key (before keys were on)"
-    only = "that key or an admin key" if job.api_key_id else "an admin key"
-    raise Forbidden(
-        f"generation {job.id} was started {started}; only {only} may delete it",
-        required_scope="admin",
-    )
-
-
-async def delete(svc: Services, job_id: str, *, caller: Caller = Caller()) -> None:
-    """Delete a finished job. Its image is deleted from storage only when no other job (a
-    cache hit, a repeat) shares it. Ledger entries stay: what was spent stays spent. Deleting
-    again is a no-op; an id that never existed raises NotFound."""
-    job = await svc.store.get(job_id) if is_job_id(job_id) else None
-    if job is not None:
-        check_owner(job, caller)
-    done = await svc.store.delete(job_id) if is_job_id(job_id) else None
-    if done is None or not done.found:
-        raise NotFound(f"no generation with id {job_id!r}")
-    for key in done.orphaned:
-        try:
-            await svc.storage.delete(key)
-        except PixelpipeError as exc:  # the index row is gone: a leftover object is harmless
-            log.warning("deleting stored object %s failed: %s", key, type(exc).__name__)
-    if not done.already:
-        log.info("deleted %s (%d stored objects freed)", job_id, len(done.orphaned))
-
-
-async def cancel(svc: Services, job_id: str) -> Job:
-    moved = None
-    for _ in range(5):  # a worker may move the job between our read and our guarded write
-        job = await get_job(svc, job_id)
-        if job.status.terminal:
-            raise Conflict(f"generation {job_id} already {job.status}; nothing to cancel")
-        moved = await svc.store.transition(
-            job_id, job.status, JobStatus.CANCELED, error_code="canceled", error_detail="canceled"
-        )
-        if moved is not None:
-            break
-    if moved is None:
-        return await get_job(svc, job_id)  # it kept moving: report where it is
-    await svc.ledger.release(job_id)
-    await _finished(svc, moved)
-    if job.provider_job_id:  # best effort: the job is canceled on our side anyway
-        from pixelpipe.worker import cancel_run
-
-        await cancel_run(svc, job, job.provider_job_id)
-    return moved
