@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pixelpipe.cli_batch import batch, compare, webhook_secret_cmd
+from pixelpipe.cli_costs import budgets_app, usage
+from pixelpipe.cli_keys import keys_app
 from pixelpipe.cli_output import (
     ApiKey,
     Command,
@@ -22,6 +25,7 @@ from pixelpipe.cli_output import (
     Server,
     die,
     err,
+    load_settings_or_die,
     money,
     out,
     unreachable,
@@ -39,16 +43,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-def _settings(**overrides: Any) -> Settings:
-    from pixelpipe.errors import PixelpipeError
-    from pixelpipe.settings import load_settings
-
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except PixelpipeError as exc:
-        die(exc)
 
 
 def _logging(settings: Settings) -> None:
@@ -113,13 +107,13 @@ def _run_role(settings: Settings, role: Callable[[Settings], object]) -> None:
 @app.command(cls=Command)
 def serve(host: Host = None, port: Port = None) -> None:
     """API + web page + worker + sweeper in one process (the embedded default)."""
-    _run_role(_settings(host=host, port=port), lambda s: _uvicorn(s, worker=True))
+    _run_role(load_settings_or_die(host=host, port=port), lambda s: _uvicorn(s, worker=True))
 
 
 @app.command(cls=Command)
 def api(host: Host = None, port: Port = None) -> None:
     """API + web page only (run `pixelpipe worker` processes beside it)."""
-    _run_role(_settings(host=host, port=port), lambda s: _uvicorn(s, worker=False))
+    _run_role(load_settings_or_die(host=host, port=port), lambda s: _uvicorn(s, worker=False))
 
 
 @app.command(cls=Command)
@@ -129,7 +123,7 @@ def worker() -> None:
 
     from pixelpipe.runner import run_worker
 
-    _run_role(_settings(), lambda s: asyncio.run(run_worker(s)))
+    _run_role(load_settings_or_die(), lambda s: asyncio.run(run_worker(s)))
 
 
 @app.command(cls=Command)
@@ -139,7 +133,7 @@ def sweeper() -> None:
 
     from pixelpipe.runner import run_sweeper_process
 
-    _run_role(_settings(), lambda s: asyncio.run(run_sweeper_process(s)))
+    _run_role(load_settings_or_die(), lambda s: asyncio.run(run_sweeper_process(s)))
 
 
 @app.command(cls=Command)
@@ -147,7 +141,7 @@ def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
     from pixelpipe.migrations.runner import upgrade
 
-    settings = _settings()
+    settings = load_settings_or_die()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url)
     out().print("database is at the latest schema")
@@ -220,7 +214,7 @@ def generate(
         if server:
             code = asyncio.run(job.remote(server, api_key))
         else:
-            code = asyncio.run(job.local(_settings()))
+            code = asyncio.run(job.local(load_settings_or_die()))
     except PixelpipeError as exc:
         die(exc)
     raise typer.Exit(code)
@@ -317,24 +311,12 @@ def fake_providers(
     run_fake_providers(host, port)
 
 
-def _register_subcommands() -> None:
-    from pixelpipe.cli_costs import budgets_app, usage
-
-    app.command("usage", cls=Command)(usage)
-    app.add_typer(budgets_app, name="budgets")
-
-    from pixelpipe.cli_batch import batch, compare, webhook_secret_cmd
-
-    app.command("batch", cls=Command)(batch)
-    app.command("compare", cls=Command)(compare)
-    app.command("webhook-secret", cls=Command)(webhook_secret_cmd)
-
-    from pixelpipe.cli_keys import keys_app
-
-    app.add_typer(keys_app, name="keys")
-
-
-_register_subcommands()
+app.command("usage", cls=Command)(usage)
+app.add_typer(budgets_app, name="budgets")
+app.command("batch", cls=Command)(batch)
+app.command("compare", cls=Command)(compare)
+app.command("webhook-secret", cls=Command)(webhook_secret_cmd)
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

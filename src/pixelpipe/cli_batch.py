@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import orjson
 import typer
 
-from pixelpipe.cli_output import ApiKey, Server, err, money, out, print_json, table
+from pixelpipe.cli_output import (
+    ApiKey,
+    Server,
+    err,
+    load_settings_or_die,
+    money,
+    out,
+    print_json,
+    table,
+)
 from pixelpipe.errors import InvalidRequest, PixelpipeError
 
 if TYPE_CHECKING:
@@ -200,19 +209,17 @@ class LocalRunner:
         self, index: int, params: dict[str, Any], *, timeout_s: float, save: Saver | None
     ) -> Outcome:
         from pixelpipe.intake import GenerationRequest
-        from pixelpipe.notify.hooks import wait_finished
+        from pixelpipe.usecases.batch import submit_many, wait_many
         from pixelpipe.usecases.estimate import estimate
-        from pixelpipe.usecases.submit import submit
 
         svc = self.pipeline.services
         started = time.monotonic()
         o = _outcome(index, params)
         try:
             body = GenerationRequest(**params)
-            job = (await submit(svc, body)).job
-            o.generation_id = job.id
-            if not job.status.terminal:
-                job = await wait_finished(svc, job.id, timeout_s=timeout_s)
+            (sub,) = await submit_many(svc, [body])
+            o.generation_id = sub.job.id
+            (job,) = await wait_many(svc, [sub.job], timeout_s=timeout_s)
         except PixelpipeError as exc:
             o.error_code, o.error_detail = exc.code, exc.detail
             o.seconds = time.monotonic() - started
@@ -372,10 +379,9 @@ async def _with_runner(
         async with Client(server, api_key=api_key, timeout=60.0) as client:
             await fn(RemoteRunner(client))
         return
-    from pixelpipe.cli import _settings
     from pixelpipe.pipeline import Pipeline
 
-    async with Pipeline(_settings()) as p:
+    async with Pipeline(load_settings_or_die()) as p:
         await fn(LocalRunner(p))
 
 
@@ -642,10 +648,9 @@ def _print_compare(title: str, rows: list[Outcome]) -> None:
 
 def webhook_secret_cmd() -> None:
     """Print the whsec_… secret that signs completion webhooks (give it to your receiver)."""
-    from pixelpipe.cli import _settings
     from pixelpipe.notify.signing import webhook_secret
 
     try:
-        print(webhook_secret(_settings()))
+        print(webhook_secret(load_settings_or_die()))
     except PixelpipeError as exc:
         _fail(exc)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pixelpipe.db import Database
     from pixelpipe.ledger.base import UsageRow
     from pixelpipe.settings import Settings
+    from pixelpipe.usecases.usage import Books
 
 budgets_app = typer.Typer(
     cls=Group, help="Daily and monthly spend limits (global or per API key).", no_args_is_help=True
@@ -47,37 +48,26 @@ async def usage_report(
     settings: Settings, db: Database, group_by: str, days: int | None
 ) -> dict[str, Any]:
     """The report as ``GET /v1/usage`` answers it (plus today's spend)."""
-    from urllib.parse import urlsplit
+    # imported here: `pixelpipe --help` and the other commands start without SQLAlchemy
+    from pixelpipe.usecases.usage import cost_totals, usage_report
 
-    from pixelpipe.errors import ConfigError
-    from pixelpipe.events.local import LocalNotifier
-    from pixelpipe.jobs.sql import SqlJobStore
-    from pixelpipe.ledger.base import UsageRow
-    from pixelpipe.ledger.sql import SqlLedger
-    from pixelpipe.pricing import load_price_table
-
-    prices = load_price_table()
-    ledger = SqlLedger(db, settings, prices)
+    books = _books(settings, db)
     since = time.time() - days * 86400 if days else None
-    rows = await ledger.usage(group_by, since=since)
-    totals = await ledger.totals()
-    total = UsageRow.total(rows)
-    count, stored = await SqlJobStore(db, LocalNotifier()).image_stats()
-    backend = urlsplit(settings.effective_storage_url).scheme
-    try:
-        monthly: int | None = prices.storage_month_micros(backend, stored)
-    except ConfigError:
-        monthly = None
+    report = await usage_report(books, group_by, since=since)
+    totals = await cost_totals(books)
+    storage = report.storage
+    assert storage is not None  # the storage URL always names its backend
+    monthly = storage.monthly_micros
     return {
         "group_by": group_by,
         "since": None if since is None else _iso(since),
         "until": None,
-        "rows": [_row(r) for r in rows],
-        "total": _row(total),
+        "rows": [_row(r) for r in report.rows],
+        "total": _row(report.total),
         "storage": {
-            "backend": backend,
-            "images": count,
-            "bytes": stored,
+            "backend": storage.backend,
+            "images": storage.images,
+            "bytes": storage.bytes,
             "monthly_usd": None if monthly is None else _usd(monthly),
             "monthly_micros": monthly,
         },
@@ -86,6 +76,22 @@ async def usage_report(
             "spent_micros": totals.spent_today_micros,
         },
     }
+
+
+def _books(settings: Settings, db: Database) -> Books:
+    """What the report reads, on the database alone: no providers, storage or HTTP clients (and
+    not :mod:`pixelpipe.bootstrap`, which loads them all), so that the command answers quickly."""
+    from urllib.parse import urlsplit
+
+    from pixelpipe.events.local import LocalNotifier
+    from pixelpipe.jobs.sql import SqlJobStore
+    from pixelpipe.ledger.sql import SqlLedger
+    from pixelpipe.pricing import load_price_table
+    from pixelpipe.usecases.usage import Books
+
+    prices = load_price_table()
+    backend = urlsplit(settings.effective_storage_url).scheme
+    return Books(SqlLedger(db, settings, prices), SqlJobStore(db, LocalNotifier()), prices, backend)
 
 
 def _usd(micros: int) -> str:

@@ -82,11 +82,25 @@ def money(micros: int | None) -> str:
 
 def die(exc: PixelpipeError, code: int = 1) -> NoReturn:
     """Print ``error (code): detail`` (and the reason, when there is one) and exit."""
-    err().print(f"[bold red]error[/] ({exc.code}): {exc.detail}", markup=True, highlight=False)
+    from rich.markup import escape  # lazy, as every import here: CLI start-up time
+
+    detail = escape(exc.detail)  # text, not markup: a detail may contain "[/prefix]"
+    err().print(f"[bold red]error[/] ({exc.code}): {detail}", markup=True, highlight=False)
     reason = exc.extra.get("reason")
     if reason:
         err().print(f"reason: {reason}", markup=False)
     raise typer.Exit(code)
+
+
+def load_settings_or_die(**overrides: Any) -> Settings:
+    """Settings from the environment (``None`` overrides are left out); exits 1 naming a bad one."""
+    from pixelpipe.errors import PixelpipeError  # lazy, as every import here: CLI start-up time
+    from pixelpipe.settings import load_settings
+
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except PixelpipeError as exc:
+        die(exc)
 
 
 def unreachable(server: str, exc: Exception) -> NoReturn:

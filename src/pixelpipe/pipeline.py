@@ -23,6 +23,7 @@ from pixelpipe.notify.hooks import wait_finished
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings, load_settings
+from pixelpipe.usecases.batch import submit_many_and_wait
 from pixelpipe.usecases.estimate import Estimate, estimate
 from pixelpipe.usecases.jobs import cancel, get_job
 from pixelpipe.usecases.submit import submit
@@ -111,7 +112,8 @@ class Pipeline:
         **params: Any,
     ) -> GenerationResult:
         """Submit and wait; returns the job, its URL and the image bytes."""
-        job = await self.wait((await self.submit(prompt, **params)).id, timeout_s=timeout_s)
+        body = new_request(prompt, **params)
+        (job,) = await submit_many_and_wait(self.services, [body], timeout_s=timeout_s)
         if job.status.value != "succeeded":
             if raise_on_failure:
                 cls = ERROR_CODES.get(job.error_code or "", PixelpipeError)

@@ -19,6 +19,7 @@ from pixelpipe.api.sse import all_jobs_stream
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.services import Services
+from pixelpipe.usecases import usage
 from pixelpipe.usecases.estimate import estimate
 
 router = APIRouter(tags=["meta"])
@@ -144,7 +145,7 @@ async def create_estimate(body: GenerationRequest, svc: ServicesDep) -> Estimate
 @router.get("/v1/costs", response_model=CostsPublic, tags=["costs"])
 async def cost_totals(svc: ServicesDep) -> CostsPublic:
     """Running totals for the cost counter: spent today, in total, and saved by the cache."""
-    t = await svc.ledger.totals()
+    t = await usage.cost_totals(usage.books_of(svc))
     return CostsPublic(
         spent_today_usd=usd(t.spent_today_micros) or "0.00",
         spent_total_usd=usd(t.spent_total_micros) or "0.00",

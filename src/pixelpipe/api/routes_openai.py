@@ -34,7 +34,6 @@ policy) → 400 ``content_policy_violation``; budget → 429 ``insufficient_quot
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import time
@@ -57,11 +56,8 @@ from pixelpipe.errors import (
 )
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
-from pixelpipe.notify.hooks import wait_finished
-from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
-from pixelpipe.usecases.jobs import cancel
-from pixelpipe.usecases.submit import Submission, submit
+from pixelpipe.usecases.batch import submit_many, wait_many
 
 log = logging.getLogger("pixelpipe.api.openai")
 router = APIRouter(tags=["openai"])
@@ -170,7 +166,7 @@ async def create_images(request: Request) -> Response:
         body = parse_body(await request_body(request))
         spec = resolve_model(svc, body.model)
         bodies = generation_requests(body, spec)
-        subs = await submit_all(svc, bodies, caller)
+        subs = await submit_many(svc, bodies, caller=caller)
         jobs = await wait_all(svc, [s.job for s in subs], svc.settings.openai_wait_s)
         return await respond(svc, request, body, spec, jobs)
     except PixelpipeError as exc:
@@ -310,35 +306,9 @@ def generation_requests(body: ImageGenerationRequest, spec: ModelSpec) -> list[G
     return out
 
 
-async def submit_all(
-    svc: Services, bodies: list[GenerationRequest], caller: Caller
-) -> list[Submission]:
-    """Submit each image; if one is refused, cancel the jobs this request started, then raise."""
-    subs: list[Submission] = []
-    try:
-        for body in bodies:
-            subs.append(await submit(svc, body, caller=caller))
-    except PixelpipeError:
-        for sub in subs:
-            if sub.created and not sub.job.status.terminal:
-                try:
-                    await cancel(svc, sub.job.id)
-                except PixelpipeError:
-                    pass  # finished meanwhile
-        raise
-    return subs
-
-
 async def wait_all(svc: Services, jobs: list[Job], timeout_s: float) -> list[Job]:
-    async def one(job: Job) -> Job:
-        if job.status.terminal:
-            return job
-        return await wait_finished(svc, job.id, timeout_s=timeout_s)
-
-    if all(job.status.terminal for job in jobs):  # cache hits: nothing to wait for
-        return jobs
     try:
-        return list(await asyncio.gather(*(one(j) for j in jobs)))
+        return await wait_many(svc, jobs, timeout_s=timeout_s)
     except TimeoutError:
         ids = ", ".join(j.id for j in jobs)
         raise JobTimedOut(

@@ -10,17 +10,17 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from pixelpipe.errors import ConfigError, InvalidRequest
+from pixelpipe.errors import InvalidRequest
 from pixelpipe.ledger.base import UsageRow
 from pixelpipe.ledger.policy import decimal_usd
-
-if TYPE_CHECKING:
-    from pixelpipe.services import Services
+from pixelpipe.services import Services
+from pixelpipe.usecases import usage
+from pixelpipe.usecases.usage import StorageCost
 
 router = APIRouter(tags=["costs"])
 
@@ -90,19 +90,14 @@ def _public(row: UsageRow) -> UsageRowPublic:
     )
 
 
-async def _storage(svc: Services) -> StoragePublic | None:
-    backend = getattr(svc.storage, "scheme", None)
-    if backend is None:
+def _storage(cost: StorageCost | None) -> StoragePublic | None:
+    if cost is None:
         return None
-    count, stored = await svc.store.image_stats()
-    try:
-        monthly: int | None = svc.prices.storage_month_micros(backend, stored)
-    except ConfigError:
-        monthly = None
+    monthly = cost.monthly_micros
     return StoragePublic(
-        backend=backend,
-        images=count,
-        bytes=stored,
+        backend=cost.backend,
+        images=cost.images,
+        bytes=cost.bytes,
         monthly_usd=None if monthly is None else decimal_usd(monthly),
         monthly_micros=monthly,
     )
@@ -141,16 +136,17 @@ async def usage_report(
     """Spend, cache savings and unpriced events grouped by model, provider, API key or UTC day."""
     svc: Services = request.app.state.services
     start, end = parse_time(since, "since"), parse_time(until, "until")
-    rows = await svc.ledger.usage(group_by, since=start, until=end)
+    report = await usage.usage_report(usage.books_of(svc), group_by, since=start, until=end)
     if _wants_csv(request, format):
-        rows_and_total = [*rows, UsageRow.total(rows)]
         headers = {"Content-Disposition": f'attachment; filename="usage-{group_by}.csv"'}
-        return Response(to_csv(rows_and_total), media_type="text/csv", headers=headers)
+        return Response(
+            to_csv([*report.rows, report.total]), media_type="text/csv", headers=headers
+        )
     return UsagePublic(
         group_by=group_by,
         since=since,
         until=until,
-        rows=[_public(r) for r in rows],
-        total=_public(UsageRow.total(rows)),
-        storage=await _storage(svc),
+        rows=[_public(r) for r in report.rows],
+        total=_public(report.total),
+        storage=_storage(report.storage),
     )
