@@ -7,16 +7,17 @@ from collections.abc import Iterable
 import httpx
 
 from pixelpipe.catalog import load_catalog
-from pixelpipe.db import Database, open_database
+from pixelpipe.db import open_database
 from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.errors import ConfigError
 from pixelpipe.events.base import Notifier
 from pixelpipe.events.local import LocalNotifier
 from pixelpipe.fetch import FetchPolicy, new_fetch_client
 from pixelpipe.jobs.sql import SqlJobStore
-from pixelpipe.ledger.base import Ledger
+from pixelpipe.ledger.sql import SqlLedger
 from pixelpipe.migrations.runner import upgrade_async
-from pixelpipe.pricing import PriceTable, load_price_table
+from pixelpipe.notify.hooks import CompletionHooks
+from pixelpipe.pricing import load_price_table
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.gate import ProviderGate
 from pixelpipe.providers.hosts import output_hosts
@@ -88,7 +89,7 @@ def _gate(settings: Settings, notifier: Notifier) -> ProviderGate:
     """Pauses stay in memory when embedded; with Redis every process shares them."""
     if not settings.redis_url:
         return ProviderGate()
-    from pixelpipe.events.redis import RedisNotifier
+    from pixelpipe.events.redis import RedisNotifier  # the redis extra, checked by _notifier
     from pixelpipe.providers.gate_redis import RedisGateBackend
 
     assert isinstance(notifier, RedisNotifier)
@@ -106,12 +107,6 @@ def _provider_order(settings: Settings) -> tuple[str, ...]:
             f"use a comma-separated list of: {', '.join(known)}"
         )
     return names
-
-
-def _ledger(settings: Settings, db: Database, prices: PriceTable) -> Ledger:
-    from pixelpipe.ledger.sql import SqlLedger
-
-    return SqlLedger(db, settings, prices)
 
 
 async def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -132,7 +127,8 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     gate.order = order
     await gate.start(sorted(providers))
     await queue.connect()  # fail at start-up, not on the first request
-    svc = Services(
+    delivery = Delivery(storage, settings)
+    return Services(
         settings=settings,
         catalog=catalog,
         rules=load_rules(settings.safety_rules_path),
@@ -141,15 +137,12 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
         notifier=notifier,
         store=SqlJobStore(db, notifier),
         storage=storage,
-        delivery=Delivery(storage, settings),
-        ledger=_ledger(settings, db, prices),
+        delivery=delivery,
+        ledger=SqlLedger(db, settings, prices),
         providers=providers,
         gate=gate,
         http=http,
         fetch_policies=policies,
         queue=queue,
+        completion_hooks=CompletionHooks(settings, db, notifier, delivery),  # webhooks, waiters
     )
-    from pixelpipe.notify.hooks import CompletionHooks
-
-    svc.completion_hooks = CompletionHooks(svc)  # webhooks + "done" wake-ups (issue 8)
-    return svc

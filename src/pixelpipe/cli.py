@@ -1,4 +1,4 @@
-"""The ``pixelpipe`` command: a thin adapter over the service layer.
+"""The ``pixelpipe`` command: a thin adapter over the use cases (:mod:`pixelpipe.usecases`).
 
 Start-up is lazy: this module imports Typer and the standard library only, and each command imports
 what it needs (settings, the database, FastAPI, Pillow, providers…) when it runs, so ``--help`` and

@@ -9,6 +9,8 @@ settings as ``pixelpipe serve``), or against a running server with ``--server UR
 and therefore the same content key. Rerunning an interrupted batch serves every prompt that was
 already done from the cache at $0, attaches to the ones still in flight, and generates only the
 rest.
+
+Imports inside functions are lazy on purpose (CLI start-up time, as in :mod:`pixelpipe.cli`).
 """
 
 from __future__ import annotations
@@ -200,7 +202,7 @@ def saver(directory: Path, name: Callable[[Outcome], str]) -> Saver:
 
 
 class LocalRunner:
-    """In this process, through the service layer of a started :class:`Pipeline`."""
+    """In this process, through the use cases, on the services of a started :class:`Pipeline`."""
 
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline

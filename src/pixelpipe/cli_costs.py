@@ -1,6 +1,7 @@
 """``pixelpipe usage`` and ``pixelpipe budgets``: the ledger in the terminal.
 
 Both open the database only (no providers, no HTTP clients), so they answer quickly.
+Imports inside functions are lazy on purpose (CLI start-up time, as in :mod:`pixelpipe.cli`).
 """
 
 from __future__ import annotations

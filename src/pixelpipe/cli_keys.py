@@ -1,5 +1,8 @@
 """``pixelpipe keys``: create, list and revoke API keys (hashed at rest, shown once) and set their
-default completion webhooks."""
+default completion webhooks.
+
+Imports inside functions are lazy on purpose (CLI start-up time, as in :mod:`pixelpipe.cli`).
+"""
 
 from __future__ import annotations
 

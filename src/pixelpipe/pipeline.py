@@ -64,7 +64,7 @@ class Pipeline:
         self.settings = settings or load_settings()
         self._worker = worker
         self._svc: Services | None = None
-        self._running: contextlib.AbstractAsyncContextManager[object] | None = None
+        self._running: contextlib.AsyncExitStack | None = None  # services, then the worker
 
     @property
     def services(self) -> Services:
@@ -73,21 +73,24 @@ class Pipeline:
         return self._svc
 
     async def __aenter__(self) -> Pipeline:
-        self._svc = await build_services(self.settings)
+        running = contextlib.AsyncExitStack()
+        svc = await build_services(self.settings)
+        running.push_async_callback(svc.aclose)
         if self._worker:
-            self._running = embedded_worker(self._svc, grace_s=2.0)
-            await self._running.__aenter__()
+            try:
+                await running.enter_async_context(embedded_worker(svc, grace_s=2.0))
+            except BaseException:
+                await running.aclose()
+                raise
+        self._svc, self._running = svc, running
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        running, self._running = self._running, None
+        running, self._running, self._svc = self._running, None, None
         if running is not None:
-            await running.__aexit__(None, None, None)
-        if self._svc is not None:
-            await self._svc.aclose()
-            self._svc = None
+            await running.aclose()  # the worker stops (in-flight steps get 2 s), then services
 
     async def submit(self, prompt: str, **params: Any) -> Job:
         """Start a generation (fields as for ``POST /v1/generations``); returns the job at once.

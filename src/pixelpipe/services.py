@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 
@@ -13,6 +14,7 @@ from pixelpipe.db import Database
 from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.events.base import Notifier
 from pixelpipe.fetch import FetchPolicy
+from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.ledger.base import Ledger
 from pixelpipe.metrics import Metrics
@@ -24,8 +26,25 @@ from pixelpipe.safety import SafetyRules
 from pixelpipe.settings import Settings
 from pixelpipe.storage.base import Storage
 
-if TYPE_CHECKING:
-    from pixelpipe.notify.hooks import CompletionHooks
+
+class JobCompletions(Protocol):
+    """What happens once a job is terminal: waiters wake, a completion webhook is queued
+    (:class:`pixelpipe.notify.hooks.CompletionHooks`). Never raises into the pipeline."""
+
+    worker_here: bool  # a dispatcher runs in this process: every end is announced here
+    wakeup: asyncio.Event  # set when a webhook was queued: the deliverer sends now
+
+    async def job_finished(self, job: Job) -> None: ...
+
+    async def queue_webhook(self, job: Job) -> bool: ...
+
+    def watch(self, job_id: str) -> asyncio.Future[Job]: ...
+
+    def unwatch(self, job_id: str, fut: asyncio.Future[Job]) -> None: ...
+
+    def finished(self, job_id: str) -> Job | None:
+        """The terminal job if its end was announced here recently (None: read the row)."""
+        ...
 
 
 @dataclass
@@ -47,9 +66,9 @@ class Services:
     http: httpx.AsyncClient
     fetch_policies: dict[str, FetchPolicy]
     queue: Queue
+    completion_hooks: JobCompletions
     metrics: Metrics = field(default_factory=Metrics)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
-    completion_hooks: CompletionHooks | None = None  # set by build_services (pixelpipe.notify)
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

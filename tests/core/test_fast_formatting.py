@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pixelpipe.api.schemas import iso
 from pixelpipe.jobs.ids import ID_RE, new_job_id
 from pixelpipe.ledger.policy import decimal_usd, utc_day
+from pixelpipe.notify.public import iso
 
 EDGES = [0.0, 1.0, 0.9995, 0.9999996, 1795304402.9999996, 1795304402.0004999, 86_399.9999995]
 

@@ -12,18 +12,12 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from pixelpipe.api.deps import CallerDep, ServicesDep
-from pixelpipe.api.schemas import (
-    GenerationList,
-    GenerationPublic,
-    iso,
-    job_payload,
-    render_job,
-    usd,
-)
+from pixelpipe.api.schemas import GenerationList, GenerationPublic, render_job
 from pixelpipe.api.sse import job_event_stream
 from pixelpipe.api.urls import request_base
 from pixelpipe.errors import InvalidRequest
 from pixelpipe.intake import GenerationRequest
+from pixelpipe.notify.public import iso, job_payload, usd
 from pixelpipe.security import event_tokens
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request, Response
@@ -14,16 +12,16 @@ from sse_starlette import EventSourceResponse
 
 from pixelpipe.api.deps import ServicesDep
 from pixelpipe.api.routes_openai import OPENAI_ERRORS, resolve_model
-from pixelpipe.api.schemas import usd
 from pixelpipe.api.sse import all_jobs_stream
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.intake import GenerationRequest
+from pixelpipe.notify.public import usd
 from pixelpipe.services import Services
 from pixelpipe.usecases import usage
 from pixelpipe.usecases.estimate import estimate
+from pixelpipe.usecases.health import readiness
 
 router = APIRouter(tags=["meta"])
-READY_TIMEOUT_S = 3.0
 _LOADED_AT = int(time.time())  # when this process loaded its catalog: OpenAI's ``created``
 
 
@@ -183,29 +181,8 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["ops"])
 async def readyz(svc: ServicesDep, response: Response) -> JSONResponse:
     """Readiness: every configured backend answers (database, storage, queue, events)."""
-    probes: dict[str, Callable[[], Awaitable[object]]] = {
-        "database": svc.store.ping,
-        "storage": svc.storage.check,
-        "queue": svc.queue.ping,
-        "events": svc.notifier.ping,
-    }
-
-    async def check(probe: Callable[[], Awaitable[object]]) -> str:
-        try:
-            await asyncio.wait_for(probe(), READY_TIMEOUT_S)
-        except Exception as exc:
-            return f"error: {type(exc).__name__}"
-        return "ok"
-
-    results = await asyncio.gather(*(check(p) for p in probes.values()))
-    checks = dict(zip(probes, results, strict=True))
-    ok = all(v == "ok" for v in checks.values())
-    backends = {
-        "database": svc.db.dialect,
-        "storage": type(svc.storage).__name__,
-        "queue": type(svc.queue).__name__,
-        "events": type(svc.notifier).__name__,
-    }
+    ready = await readiness(svc)
+    ok, checks, backends = ready.ok, ready.checks, ready.backends
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks, "backends": backends},
         status_code=200 if ok else 503,

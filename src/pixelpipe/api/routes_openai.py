@@ -56,6 +56,7 @@ from pixelpipe.errors import (
 )
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.notify.public import usd
 from pixelpipe.services import Services
 from pixelpipe.usecases.batch import submit_many, wait_many
 
@@ -350,8 +351,6 @@ async def respond(
         "x-pixelpipe-cached": ",".join("true" if j.cached else "false" for j in jobs),
     }
     if all(c is not None for c in costs):
-        from pixelpipe.api.schemas import usd
-
         headers["x-pixelpipe-cost-usd"] = usd(sum(c or 0 for c in costs)) or "0"
     return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
 

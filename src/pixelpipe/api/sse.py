@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from pixelpipe.api.schemas import job_payload
 from pixelpipe.jobs.model import JobEvent
+from pixelpipe.notify.public import job_payload
 from pixelpipe.services import Services
 from pixelpipe.usecases.events import follow_all, follow_job
 

@@ -1,7 +1,7 @@
 """Completion notifications: what happens when a job reaches a terminal state.
 
 :class:`~pixelpipe.notify.hooks.CompletionHooks` is ``Services.completion_hooks``; the worker (and
-the service layer, for cache hits, cancels and timeouts) calls ``job_finished(job)``. It does two
+the use cases, for cache hits, cancels and timeouts) calls ``job_finished(job)``. It does two
 cheap things and returns — it never blocks the pipeline:
 
 1. publishes ``done:<job id>`` on the notifier, so callers waiting for a result (the

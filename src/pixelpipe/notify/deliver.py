@@ -19,7 +19,6 @@ import random
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -27,13 +26,10 @@ from pixelpipe import __version__
 from pixelpipe.errors import ConfigError, OutputBlocked
 from pixelpipe.fetch import FetchPolicy, check_url
 from pixelpipe.notify.destinations import webhook_policy
-from pixelpipe.notify.outbox import Delivery
+from pixelpipe.notify.outbox import Delivery, Outbox
 from pixelpipe.notify.signing import headers as signed_headers
 from pixelpipe.notify.signing import webhook_secret
-
-if TYPE_CHECKING:
-    from pixelpipe.notify.hooks import CompletionHooks
-    from pixelpipe.services import Services
+from pixelpipe.services import JobCompletions, Services
 
 log = logging.getLogger("pixelpipe.notify")
 TIMEOUT_S = 15.0  # per attempt (the spec suggests 15-30 s)
@@ -67,10 +63,10 @@ class Outcome:
 class WebhookDeliverer:
     """Sends what :class:`~pixelpipe.notify.hooks.CompletionHooks` queued."""
 
-    def __init__(self, svc: Services, hooks: CompletionHooks) -> None:
+    def __init__(self, svc: Services, hooks: JobCompletions) -> None:
         self.svc = svc
         self.hooks = hooks
-        self.outbox = hooks.outbox
+        self.outbox = Outbox(svc.db)
         self.schedule = parse_schedule(svc.settings.webhook_retry_schedule_s)
         self.secret = webhook_secret(svc.settings)
         policy = webhook_policy(svc.settings)  # the rule submit applied (notify.destinations)
@@ -182,10 +178,8 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def start_delivery(svc: Services) -> asyncio.Task[None] | None:
-    """Start the delivery loop for ``svc`` (None when it has no completion hooks)."""
+def start_delivery(svc: Services) -> asyncio.Task[None]:
+    """Start the delivery loop for ``svc``."""
     hooks = svc.completion_hooks
-    if hooks is None:
-        return None
     hooks.worker_here = True  # the callers start a dispatcher beside it: ends are announced
     return asyncio.create_task(WebhookDeliverer(svc, hooks).run(), name="completion-webhooks")

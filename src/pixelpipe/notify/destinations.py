@@ -38,7 +38,7 @@ ALLOW_HINT = "PIXELPIPE_WEBHOOK_ALLOW_PRIVATE=true"
 def webhook_policy(settings: Settings | None) -> FetchPolicy | None:
     """The guard policy for completion webhooks under ``settings`` (None: the production rule,
     public https hosts); None means no address rules (``webhook_allow_private``)."""
-    from pixelpipe.fetch.guard import FetchPolicy
+    from pixelpipe.fetch.guard import FetchPolicy  # lazy: `pixelpipe keys create` start-up time
 
     if settings is None:
         return FetchPolicy()
@@ -69,7 +69,7 @@ def check_webhook_url(url: str, settings: Settings | None = None) -> None:
 
 
 def _check_destination(url: str, policy: FetchPolicy) -> None:
-    import httpx
+    import httpx  # lazy, as the imports below: `pixelpipe keys create --webhook` start-up time
 
     from pixelpipe.errors import OutputBlocked
     from pixelpipe.fetch.addresses import is_loopback_name

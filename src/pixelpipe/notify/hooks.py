@@ -8,16 +8,20 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from pixelpipe.db import Database
+from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.errors import NotFound
+from pixelpipe.events.base import Notifier
+from pixelpipe.events.local import LocalNotifier
 from pixelpipe.jobs.model import Job
 from pixelpipe.notify.outbox import Outbox
-
-if TYPE_CHECKING:
-    from pixelpipe.services import Services
+from pixelpipe.notify.public import iso, job_payload
+from pixelpipe.services import JobCompletions, Services
+from pixelpipe.settings import Settings
 
 log = logging.getLogger("pixelpipe.notify")
 # How often a waiter re-reads the job row besides listening for ``done:<id>``:
@@ -32,18 +36,20 @@ def done_channel(job_id: str) -> str:
     return f"done:{job_id}"
 
 
-def base_url(svc: Services) -> str:
+def base_url(settings: Settings) -> str:
     """Absolute base for links in webhook payloads: ``PIXELPIPE_PUBLIC_URL`` or the bind address."""
-    s = svc.settings
-    return s.public_url.rstrip("/") or f"http://{s.host}:{s.port}"
+    return settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
 
 
 class CompletionHooks:
-    """Cheap, never-raising reactions to a finished job (see :mod:`pixelpipe.notify`)."""
+    """Cheap, never-raising reactions to a finished job (see :mod:`pixelpipe.notify`);
+    ``Services.completion_hooks``, built before the services with what it needs."""
 
-    def __init__(self, svc: Services) -> None:
-        self.svc = svc
-        self.outbox = Outbox(svc.db)
+    def __init__(
+        self, settings: Settings, db: Database, notifier: Notifier, delivery: Delivery
+    ) -> None:
+        self.settings, self.notifier, self.delivery = settings, notifier, delivery
+        self.outbox = Outbox(db)
         self.wakeup = asyncio.Event()  # set when a webhook was queued: the deliverer sends now
         self.worker_here = False  # a dispatcher runs in this process (set by start_delivery)
         # terminal jobs announced in this process, so that a waiter needs no database read
@@ -76,7 +82,7 @@ class CompletionHooks:
             if not fut.done():
                 fut.set_result(job)
         try:
-            await self.svc.notifier.publish(done_channel(job.id), str(job.status))
+            await self.notifier.publish(done_channel(job.id), str(job.status))
         except Exception:
             log.exception("could not publish the end of %s", job.id)
         if job.webhook_url:
@@ -92,7 +98,7 @@ class CompletionHooks:
         body = orjson.dumps(
             {
                 "type": event_type,
-                "timestamp": _iso(time.time()),
+                "timestamp": iso(time.time()) or "",
                 "data": await self.render(job),
             }
         ).decode()
@@ -103,15 +109,7 @@ class CompletionHooks:
 
     async def render(self, job: Job) -> dict[str, Any]:
         """The public generation (as ``GET /v1/generations/{id}`` shows it), with absolute URLs."""
-        from pixelpipe.api.schemas import job_payload
-
-        return await job_payload(self.svc, job, base_url(self.svc))  # JSON data, no model
-
-
-def _iso(ts: float) -> str:
-    from pixelpipe.api.schemas import iso
-
-    return iso(ts) or ""
+        return await job_payload(self, job, base_url(self.settings))  # JSON data, no model
 
 
 async def wait_finished(svc: Services, job_id: str, *, timeout_s: float | None) -> Job:
@@ -122,10 +120,8 @@ async def wait_finished(svc: Services, job_id: str, *, timeout_s: float | None) 
     without hooks costs latency, never correctness. Each re-read is a database query, so they
     are rare where notifications are expected to arrive.
     """
-    from pixelpipe.events.local import LocalNotifier
-
     hooks = svc.completion_hooks
-    if hooks is not None and hooks.worker_here and isinstance(svc.notifier, LocalNotifier):
+    if hooks.worker_here and isinstance(svc.notifier, LocalNotifier):
         return await _wait_here(svc, hooks, job_id, timeout_s)
     first, every = _poll_plan(svc)
     async with svc.notifier.subscribe(done_channel(job_id)) as messages:
@@ -137,8 +133,7 @@ async def wait_finished(svc: Services, job_id: str, *, timeout_s: float | None) 
                     done, _ = await asyncio.wait({listener}, timeout=delay)
                     if done:
                         listener = _next(messages) if listener.exception() is None else _never()
-                        hooks = svc.completion_hooks
-                        known = hooks.finished(job_id) if hooks is not None else None
+                        known = hooks.finished(job_id)
                         if known is not None:
                             return known
                     if (job := await _ended_row(svc, job_id)) is not None:
@@ -151,7 +146,7 @@ async def wait_finished(svc: Services, job_id: str, *, timeout_s: float | None) 
 
 
 async def _wait_here(
-    svc: Services, hooks: CompletionHooks, job_id: str, timeout_s: float | None
+    svc: Services, hooks: JobCompletions, job_id: str, timeout_s: float | None
 ) -> Job:
     """Embedded: the worker runs here and announces every end to ``hooks`` (the in-process
     notifier hears no other process anyway), so wait on a plain future — no subscription, no
@@ -183,8 +178,6 @@ async def _ended_row(svc: Services, job_id: str) -> Job | None:
 def _poll_plan(svc: Services) -> tuple[float, float]:
     """(first re-read, then every) for :func:`wait_finished` when it subscribes (an in-process
     notifier with the worker here never gets this far: see :func:`_wait_here`)."""
-    from pixelpipe.events.local import LocalNotifier
-
     if not isinstance(svc.notifier, LocalNotifier):  # a shared notifier hears every process
         return FIRST_CHECK_S, SAFETY_POLL_S
     return POLL_S / 2, POLL_S

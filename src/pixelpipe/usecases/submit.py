@@ -177,5 +177,4 @@ def _cache_hit_charge(svc: Services, job: Job) -> Charge:
 
 async def announce_finished(svc: Services, job: Job) -> None:
     """A job became terminal outside the worker: completion webhooks and waiters hear of it."""
-    if svc.completion_hooks is not None:
-        await svc.completion_hooks.job_finished(job)
+    await svc.completion_hooks.job_finished(job)

@@ -43,9 +43,7 @@ async def running_worker(
     tasks = [asyncio.create_task(dispatcher.run())]
     if sweep:
         tasks.append(asyncio.create_task(run_sweeper(svc, svc.queue.wakeup)))
-    deliveries = start_delivery(svc)  # completion webhooks (pixelpipe.notify)
-    if deliveries is not None:
-        tasks.append(deliveries)
+    tasks.append(start_delivery(svc))  # completion webhooks (pixelpipe.notify)
     consumer = None
     try:
         if consume:

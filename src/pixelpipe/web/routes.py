@@ -1,6 +1,6 @@
 """The web page: server-rendered shells plus static JS that talks only to the public HTTP API.
 
-The templates carry no data from the service layer: every number, image and status on the page
+The templates carry no data from the use cases: every number, image and status on the page
 comes from ``/v1/...`` calls made by ``static/js`` (the same API documented in OpenAPI). The server
 only renders the layout (navigation, cost counter frame, empty forms) and serves static files.
 
