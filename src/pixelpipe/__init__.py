@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from pixelpipe.version import __version__
+
 __all__ = ["Client", "GenerationResult", "Pipeline", "__version__"]
 
 if TYPE_CHECKING:

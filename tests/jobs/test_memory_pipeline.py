@@ -16,9 +16,10 @@ from pixelpipe.jobs.memory import MemoryJobStore
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.ledger import MemoryLedger
 from pixelpipe.queue.local import LocalQueue
-from pixelpipe.service import delete, submit
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
+from pixelpipe.usecases.jobs import delete
+from pixelpipe.usecases.submit import submit
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from pixelpipe import __version__
 from pixelpipe.errors import ConfigError, OutputBlocked
 from pixelpipe.fetch import FetchPolicy, check_url
 from pixelpipe.notify.destinations import webhook_policy
@@ -30,6 +29,7 @@ from pixelpipe.notify.outbox import Delivery, Outbox
 from pixelpipe.notify.signing import headers as signed_headers
 from pixelpipe.notify.signing import webhook_secret
 from pixelpipe.services import JobCompletions, Services
+from pixelpipe.version import __version__
 
 log = logging.getLogger("pixelpipe.notify")
 TIMEOUT_S = 15.0  # per attempt (the spec suggests 15-30 s)
