@@ -18,7 +18,9 @@ if TYPE_CHECKING:  # the report needs no Services: `pixelpipe usage` starts on t
     from pixelpipe.services import Services
 
 
-class ImageIndex(Protocol):
+class ImageStats(Protocol):
+    """What the report reads from the image index (:class:`~pixelpipe.jobs.store.ImageIndex`)."""
+
     async def image_stats(self) -> tuple[int, int]:
         """(images stored, their bytes)."""
         ...
@@ -30,7 +32,7 @@ class Books:
     that names none, whose storage is then left out of the report)."""
 
     ledger: Ledger
-    images: ImageIndex
+    images: ImageStats
     prices: PriceTable
     storage_backend: str | None
 
