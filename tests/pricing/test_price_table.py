@@ -16,7 +16,7 @@ from pixelpipe.pricing import billed_megapixels, load_price_table
 AT = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
 VERSION = "2026-01"
 
-# Written out by hand (not derived from prices.toml): reference/providers.md §1.11, §2.9, §3.7.
+# Written out by hand from the vendors' price pages (not derived from prices.toml).
 PER_IMAGE = {"flux-schnell": 3_000, "flux-dev": 25_000, "flux-1.1-pro": 40_000}
 PER_MP = {"flux-schnell": 3_000, "flux-dev": 25_000, "flux-1.1-pro": 40_000}
 # whole megapixels billed by fal (1 MP = 1024*1024 = 1,048,576 pixels, rounded up):

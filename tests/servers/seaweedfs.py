@@ -1,4 +1,4 @@
-"""A real S3 endpoint for tests: SeaweedFS ``weed mini`` on 127.0.0.1 (see reference/stack.md).
+"""A real S3 endpoint for tests: SeaweedFS ``weed mini`` on 127.0.0.1.
 
 Every listener gets a free loopback port (gRPC ports included), telemetry is off, and credentials
 are enforced through ``-s3.config``. The bucket is created by ``-bucket`` at start-up; the server
