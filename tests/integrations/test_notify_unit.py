@@ -14,9 +14,9 @@ from pixelpipe.bootstrap import build_services
 from pixelpipe.errors import ConfigError, InvalidRequest
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.notify.deliver import WebhookDeliverer, parse_schedule
-from pixelpipe.notify.destinations import check_webhook_url
 from pixelpipe.notify.outbox import DELIVERED, FAILED, PENDING
 from pixelpipe.notify.signing import headers, webhook_secret
+from pixelpipe.security.webhook_destinations import check_webhook_url
 from pixelpipe.services import Services
 from pixelpipe.settings import load_settings
 from pixelpipe.usecases.submit import submit

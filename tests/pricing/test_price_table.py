@@ -10,8 +10,8 @@ import pytest
 from pixelpipe.catalog import load_catalog
 from pixelpipe.errors import ConfigError
 from pixelpipe.intake import CanonicalRequest
-from pixelpipe.ledger.base import Price
 from pixelpipe.pricing import billed_megapixels, load_price_table
+from pixelpipe.pricing.price import Price
 
 AT = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
 VERSION = "2026-01"

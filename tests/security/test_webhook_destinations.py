@@ -4,7 +4,7 @@ Before, ``"webhook": "http://169.254.169.254/latest/meta-data"`` (or loopback, a
 was accepted with 202 and failed only when the job ended. Now every way of naming a webhook — the
 native API (fast lane and routes), the OpenAI endpoint's extension, the Python ``Pipeline``,
 ``pixelpipe keys create --webhook`` / ``keys set-webhook`` — applies the rule the delivery loop
-applies (:mod:`pixelpipe.notify.destinations`), and the opt-ins agree at both ends.
+applies (:mod:`pixelpipe.security.webhook_destinations`), and the opt-ins agree at both ends.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pixelpipe.errors import InvalidRequest, OutputBlocked, OutputError
 from pixelpipe.fetch import check_url
 from pixelpipe.fetch.addresses import is_loopback_name
 from pixelpipe.migrations.runner import upgrade_async
-from pixelpipe.notify.destinations import check_webhook_url, webhook_policy
 from pixelpipe.pipeline import Pipeline
 from pixelpipe.security.keys import create_key, list_keys, set_key_webhook
+from pixelpipe.security.webhook_destinations import check_webhook_url, webhook_policy
 from pixelpipe.settings import Settings, load_settings
 from tests.security.conftest import Running, is_problem, running_app
 

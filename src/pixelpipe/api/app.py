@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from pixelpipe import __version__
 from pixelpipe.api import openapi_doc, problems
 from pixelpipe.api.fast_lane import FastLane
 from pixelpipe.api.middleware import install as install_security
@@ -19,6 +18,7 @@ from pixelpipe.api.routes_webhooks import router as webhooks_router
 from pixelpipe.bootstrap import build_services
 from pixelpipe.settings import Settings
 from pixelpipe.usecases.worker_lifecycle import embedded_worker
+from pixelpipe.version import __version__
 
 DESCRIPTION = """
 pixelpipe turns a prompt into an image that is stored durably, delivered by URL and paid for

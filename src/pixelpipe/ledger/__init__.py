@@ -1,18 +1,17 @@
 """Stage 11 — the cost ledger and budgets (protocol in :mod:`pixelpipe.ledger.base`)."""
 
 from pixelpipe.ledger.base import (
-    MICROS,
     Budget,
     Charge,
     CostTotals,
     Ledger,
-    Price,
     Reservation,
     UsageRow,
 )
 from pixelpipe.ledger.entry import LedgerEntry
 from pixelpipe.ledger.memory import MemoryLedger
 from pixelpipe.ledger.policy import format_usd
+from pixelpipe.pricing.price import MICROS, Price
 
 __all__ = [
     "MICROS",

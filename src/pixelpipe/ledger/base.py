@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-MICROS = 1_000_000
+from pixelpipe.pricing.price import Price
+
 ChargeKind = Literal["attempt", "cache_hit"]
 # pending: sent (or about to be), outcome unknown yet; billed: the provider said what it costs;
 # unconfirmed: the outcome will never be known (it may have been billed, at the estimate)
@@ -47,13 +48,6 @@ class Reservation:
 
     def active(self, now: float) -> bool:
         return self.expires_at > now
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    amount_micros: int | None  # None = unpriced
-    version: str  # price-table version this was priced with
-    basis: str  # per_image | per_megapixel | quality_size | tokens | free | unknown
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from pixelpipe.errors import BudgetExceeded, InvalidRequest
-from pixelpipe.ledger.base import MICROS, Budget, Period
+from pixelpipe.ledger.base import Budget, Period
+from pixelpipe.pricing.price import MICROS
 from pixelpipe.settings import Settings
 
 PERIODS: tuple[Period, ...] = ("day", "month")

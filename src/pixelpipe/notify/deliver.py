@@ -7,7 +7,8 @@ are not followed), a timeout or a connection error is retried on the schedule in
 marked ``failed``. ``410 Gone`` stops at once. Destinations must be public ``https`` hosts unless
 ``PIXELPIPE_WEBHOOK_ALLOW_PRIVATE`` (or test mode, loopback only) says otherwise; the address
 check runs on every attempt, and the same rule refuses such a URL when it is given
-(:mod:`pixelpipe.notify.destinations`). The loop runs beside the worker and never blocks it.
+(:mod:`pixelpipe.security.webhook_destinations`). The loop runs beside the worker and never
+blocks it.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import httpx
 
 from pixelpipe.errors import ConfigError, OutputBlocked
 from pixelpipe.fetch import FetchPolicy, check_url
-from pixelpipe.notify.destinations import webhook_policy
 from pixelpipe.notify.outbox import Delivery, Outbox
 from pixelpipe.notify.signing import headers as signed_headers
 from pixelpipe.notify.signing import webhook_secret
+from pixelpipe.security.webhook_destinations import webhook_policy
 from pixelpipe.services import JobCompletions, Services
 from pixelpipe.version import __version__
 

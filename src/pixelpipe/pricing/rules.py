@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
-from pixelpipe.ledger.base import MICROS
+from pixelpipe.pricing.price import MICROS
 
 Basis = Literal["per_image", "per_megapixel", "quality_size", "free"]
 BASES: tuple[str, ...] = ("per_image", "per_megapixel", "quality_size", "free")

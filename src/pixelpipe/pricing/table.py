@@ -1,7 +1,7 @@
 """Versioned price tables loaded from ``prices.toml`` and the providers' ``prices.toml``.
 
 A :class:`PriceTable` holds every version; the one in force at a time is the latest whose effective
-date is at or before it. Prices come out as :class:`~pixelpipe.ledger.base.Price` in integer
+date is at or before it. Prices come out as :class:`~pixelpipe.pricing.price.Price` in integer
 micro-dollars, carrying the version they were priced with. An unknown (provider, model), size or
 quality gives ``Price(None, version, "unknown")``: *unpriced*, never $0.
 """
@@ -22,7 +22,7 @@ from typing import Any, cast
 from pixelpipe.catalog.sources import provider_files
 from pixelpipe.errors import ConfigError
 from pixelpipe.intake import CanonicalRequest
-from pixelpipe.ledger.base import Price
+from pixelpipe.pricing.price import Price
 from pixelpipe.pricing.rules import (
     BASES,
     Basis,

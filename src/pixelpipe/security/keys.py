@@ -31,6 +31,7 @@ from sqlalchemy import func, insert, select, update
 from pixelpipe.db import Database
 from pixelpipe.errors import InvalidRequest, NotFound
 from pixelpipe.security.tables import api_keys
+from pixelpipe.security.webhook_destinations import check_webhook_url
 
 if TYPE_CHECKING:
     from pixelpipe.settings import Settings
@@ -110,8 +111,6 @@ def check_key_webhook(url: str, settings: Settings | None = None) -> str:
     """The URL a key's webhook is set to, checked as a per-request ``webhook`` is, under the
     server's ``settings`` (None: public https hosts only); raises InvalidRequest saying what to
     fix."""
-    from pixelpipe.notify.destinations import check_webhook_url
-
     url = url.strip()
     try:
         check_webhook_url(url, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pixelpipe.intake import CanonicalRequest, GenerationRequest
-from pixelpipe.ledger.base import Price
+from pixelpipe.pricing.price import Price
 from pixelpipe.services import Services
 from pixelpipe.usecases.prepare import prepare
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pixelpipe.intake import CanonicalRequest, GenerationRequest, canonicalize
-from pixelpipe.notify.destinations import check_webhook_url
 from pixelpipe.safety import check_prompt
+from pixelpipe.security.webhook_destinations import check_webhook_url
 from pixelpipe.services import Services
 
 

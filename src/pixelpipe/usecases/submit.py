@@ -14,7 +14,8 @@ from pixelpipe.intake import CanonicalRequest, GenerationRequest
 from pixelpipe.jobs.ids import new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import content_key
-from pixelpipe.ledger.base import Charge, Price
+from pixelpipe.ledger.base import Charge
+from pixelpipe.pricing.price import Price
 from pixelpipe.queue.base import Handoff
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services

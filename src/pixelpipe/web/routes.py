@@ -20,8 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import Scope
 
-from pixelpipe import __version__
 from pixelpipe.providers.registry import display_names
+from pixelpipe.version import __version__
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"

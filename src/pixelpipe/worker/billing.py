@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from pixelpipe.jobs.model import Job
-from pixelpipe.ledger.base import OPEN_RUN, Charge, Price
+from pixelpipe.ledger.base import OPEN_RUN, Charge
+from pixelpipe.pricing.price import Price
 from pixelpipe.providers.base import ProviderUpdate
 from pixelpipe.worker.context import StepContext
 

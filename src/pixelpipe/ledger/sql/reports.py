@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, case, distinct, func, select
 
-from pixelpipe.ledger.base import Charge, Price
+from pixelpipe.ledger.base import Charge
 from pixelpipe.ledger.entry import LedgerEntry
 from pixelpipe.ledger.policy import NO_KEY
 from pixelpipe.ledger.sql.reserve import COUNTED
 from pixelpipe.ledger.tables import ledger_entries
+from pixelpipe.pricing.price import Price
 
 _E = ledger_entries.c
 
