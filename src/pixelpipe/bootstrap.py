@@ -27,7 +27,7 @@ from pixelpipe.queue.local import LocalQueue
 from pixelpipe.safety import load_rules
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
-from pixelpipe.storage.factory import open_storage
+from pixelpipe.storage.factory import open_storage, storage_scheme
 
 
 def _providers(settings: Settings, http: httpx.AsyncClient) -> dict[str, Provider]:
@@ -112,6 +112,7 @@ def _provider_order(settings: Settings) -> tuple[str, ...]:
 async def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     order = _provider_order(settings)  # before anything is opened: a typo fails cleanly
     queue = _queue(settings)  # likewise a wrong queue URL (nothing is connected yet)
+    storage_scheme(settings.effective_storage_url)  # and a storage URL no backend serves
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         await upgrade_async(settings.effective_database_url)

@@ -82,16 +82,15 @@ async def usage_report(
 def _books(settings: Settings, db: Database) -> Books:
     """What the report reads, on the database alone: no providers, storage or HTTP clients (and
     not :mod:`pixelpipe.bootstrap`, which loads them all), so that the command answers quickly."""
-    from urllib.parse import urlsplit
-
     from pixelpipe.events.local import LocalNotifier
     from pixelpipe.jobs.sql import SqlJobStore
     from pixelpipe.ledger.sql import SqlLedger
     from pixelpipe.pricing import load_price_table
+    from pixelpipe.storage.factory import storage_scheme
     from pixelpipe.usecases.usage import Books
 
     prices = load_price_table()
-    backend = urlsplit(settings.effective_storage_url).scheme
+    backend = storage_scheme(settings.effective_storage_url)  # an unknown scheme is a ConfigError
     return Books(SqlLedger(db, settings, prices), SqlJobStore(db, LocalNotifier()), prices, backend)
 
 

@@ -26,7 +26,6 @@ from pixelpipe.errors import ConfigError
 DeliveryMode = Literal["signed", "public"]
 
 _DB_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgresql+psycopg", "postgres")
-_STORAGE_SCHEMES = ("file", "s3", "r2", "memory")
 _ROOT_PREFIX = "PIXELPIPE_"
 
 
@@ -86,7 +85,7 @@ class Settings(BaseSettings):
     queue_url: str = Field("", description="empty = in-process dispatcher; postgresql://... = SAQ")
     redis_url: str = Field("", description="redis://... for cross-process events and rate limits")
     storage_url: str = Field(
-        "", description="file:///dir, s3://bucket/prefix, r2://bucket, memory://"
+        "", description="file:///dir, s3://bucket/prefix, r2://bucket, memory:// (storage.factory)"
     )
     s3_endpoint: str = Field("", description="S3-compatible endpoint URL (R2, MinIO, SeaweedFS)")
     s3_region: str = "us-east-1"
@@ -170,15 +169,6 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unsupported scheme in {v.split(':', 1)[0]!r}; use sqlite:///path.db or "
                 "postgresql://user:pass@host/db"
-            )
-        return v
-
-    @field_validator("storage_url")
-    @classmethod
-    def _check_storage(cls, v: str) -> str:
-        if v and v.split(":", 1)[0] not in _STORAGE_SCHEMES:
-            raise ValueError(
-                "unsupported scheme; use file:///dir, s3://bucket[/prefix], r2://bucket or memory://"
             )
         return v
 

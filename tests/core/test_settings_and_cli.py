@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pixelpipe.bootstrap import build_services
 from pixelpipe.errors import ConfigError
 from pixelpipe.settings import Settings, load_settings
 from tests.support.serve import CLI
@@ -19,12 +20,17 @@ def test_wrong_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     assert "PIXELPIPE_PORT" in info.value.detail
 
 
-def test_unknown_backend_scheme_says_what_to_use(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unknown_backend_scheme_stops_the_start_and_says_what_to_use(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PIXELPIPE_STORAGE_URL", "ftp://somewhere")
+    settings = load_settings(data_dir=tmp_path)
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        await build_services(settings)
     assert "PIXELPIPE_STORAGE_URL" in info.value.detail
-    assert "s3://" in info.value.detail
+    assert "'ftp'" in info.value.detail
+    for form in ("file:///dir", "s3://bucket[/prefix]", "r2://bucket", "memory://"):
+        assert form in info.value.detail
 
 
 def test_short_secret_key_is_refused(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from obstore import exceptions as obstore_errors
 
 from pixelpipe.errors import ConfigError, NotFound, StorageError
 from pixelpipe.settings import Settings
-from pixelpipe.storage import LocalDiskStorage, MemoryStorage, S3Storage, open_storage
+from pixelpipe.storage import LocalDiskStorage, MemoryStorage, S3Storage, factory, open_storage
 from pixelpipe.storage._errors import translated
 
 
@@ -25,6 +25,20 @@ def test_default_is_local_disk_under_the_data_dir(tmp_path: Path) -> None:
     assert isinstance(storage, LocalDiskStorage)
     assert storage.root == (tmp_path / "images").resolve()
     assert storage.scheme == "file"
+
+
+def test_a_backend_is_one_entry_in_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BACKENDS is the one list: an entry makes its scheme open, valid and named in errors."""
+    made = MemoryStorage()
+    backend = factory.StorageBackend("acme://bucket", lambda _s, _url: made)
+    monkeypatch.setitem(factory.BACKENDS, "acme", backend)
+    assert open_storage(settings(tmp_path, storage_url="acme://bucket")) is made
+    assert factory.storage_scheme("acme://bucket") == "acme"
+    with pytest.raises(ConfigError) as info:
+        factory.storage_scheme("ftp://x")
+    assert "acme://bucket" in info.value.detail and "file:///dir" in info.value.detail
 
 
 def test_memory_and_file_urls(tmp_path: Path) -> None:
