@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import orjson
 import typer
@@ -44,6 +44,11 @@ from pixelpipe.errors import InvalidRequest, PixelpipeError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+
+    from pixelpipe.intake import GenerationRequest
+    from pixelpipe.jobs.model import Job
+
+_T = TypeVar("_T")
 
 FIELDS = (
     "prompt",
@@ -201,6 +206,22 @@ def saver(directory: Path, name: Callable[[Outcome], str]) -> Saver:
     return save
 
 
+async def _timed(o: Outcome, timeout_s: float, call: Callable[[], Awaitable[_T]]) -> _T | None:
+    """Await ``call()`` and time it into ``o.seconds``; a refusal or a timeout is recorded on
+    ``o`` and gives None."""
+    started = time.monotonic()
+    try:
+        return await call()
+    except PixelpipeError as exc:
+        o.error_code, o.error_detail = exc.code, exc.detail
+    except TimeoutError:
+        o.status, o.error_code = "timeout", "timeout"
+        o.error_detail = f"not finished within {timeout_s:g} s (it keeps running)"
+    finally:
+        o.seconds = time.monotonic() - started
+    return None
+
+
 class LocalRunner:
     """In this process, through the use cases, on the services of a started :class:`Pipeline`."""
 
@@ -215,23 +236,19 @@ class LocalRunner:
         from pixelpipe.usecases.estimate import estimate
 
         svc = self.pipeline.services
-        started = time.monotonic()
         o = _outcome(index, params)
-        try:
+
+        async def generate() -> tuple[GenerationRequest, Job]:
             body = GenerationRequest(**params)
             (sub,) = await submit_many(svc, [body])
             o.generation_id = sub.job.id
             (job,) = await wait_many(svc, [sub.job], timeout_s=timeout_s)
-        except PixelpipeError as exc:
-            o.error_code, o.error_detail = exc.code, exc.detail
-            o.seconds = time.monotonic() - started
+            return body, job
+
+        done = await _timed(o, timeout_s, generate)
+        if done is None:
             return o
-        except TimeoutError:
-            o.status, o.error_code = "timeout", "timeout"
-            o.error_detail = f"not finished within {timeout_s:g} s (it keeps running)"
-            o.seconds = time.monotonic() - started
-            return o
-        o.seconds = time.monotonic() - started
+        body, job = done
         o.status, o.cached, o.provider = str(job.status), job.cached, job.provider
         o.cost_micros = job.cost_micros
         o.error_code, o.error_detail = job.error_code, job.error_detail
@@ -256,23 +273,17 @@ class RemoteRunner:
     async def run(
         self, index: int, params: dict[str, Any], *, timeout_s: float, save: Saver | None
     ) -> Outcome:
-        started = time.monotonic()
         o = _outcome(index, params)
         fields = {k: v for k, v in params.items() if k != "prompt"}
-        try:
-            gen = await self.client.generate(
+
+        async def generate() -> Any:
+            return await self.client.generate(
                 params["prompt"], timeout_s=timeout_s, raise_on_failure=False, **fields
             )
-        except PixelpipeError as exc:
-            o.error_code, o.error_detail = exc.code, exc.detail
-            o.seconds = time.monotonic() - started
+
+        gen = await _timed(o, timeout_s, generate)
+        if gen is None:
             return o
-        except TimeoutError:
-            o.status, o.error_code = "timeout", "timeout"
-            o.error_detail = f"not finished within {timeout_s:g} s (it keeps running)"
-            o.seconds = time.monotonic() - started
-            return o
-        o.seconds = time.monotonic() - started
         o.generation_id, o.status, o.cached = gen.id, gen.status, gen.cached
         o.provider, o.cost_micros = gen.provider, gen.cost.micros
         if gen.error is not None:
