@@ -19,7 +19,6 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -28,6 +27,7 @@ from pixelpipe.fetch import FetchPolicy, check_url
 from pixelpipe.notify.outbox import Delivery, Outbox
 from pixelpipe.notify.signing import headers as signed_headers
 from pixelpipe.notify.signing import webhook_secret
+from pixelpipe.providers.http import retry_after_seconds
 from pixelpipe.security.webhook_destinations import webhook_policy
 from pixelpipe.services import JobCompletions, Services
 from pixelpipe.version import __version__
@@ -153,7 +153,7 @@ class WebhookDeliverer:
             False,
             resp.status_code,
             error=f"HTTP {resp.status_code}",
-            retry_after=_retry_after(resp.headers.get("retry-after")),
+            retry_after=retry_after_seconds(resp.headers.get("retry-after")),
             permanent=resp.status_code == 410,
         )
 
@@ -164,19 +164,6 @@ class WebhookDeliverer:
         if timeout > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.hooks.wakeup.wait(), timeout)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def start_delivery(svc: Services) -> asyncio.Task[None]:

@@ -84,10 +84,11 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
             return max(0.0, float(ms) / 1000)
         except ValueError:
             pass
-    return _retry_after_value(headers.get("retry-after"), now)
+    return retry_after_seconds(headers.get("retry-after"), now)
 
 
-def _retry_after_value(value: str | None, now: float | None) -> float | None:
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from one ``Retry-After`` value (seconds or HTTP-date); None if unreadable."""
     if not value:
         return None
     try:
