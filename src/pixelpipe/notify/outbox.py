@@ -10,7 +10,7 @@ or a refused destination). Row id = the ``webhook-id`` header, stable across att
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import (
@@ -73,22 +73,14 @@ class Delivery:
     delivered_at: float | None
 
 
+_DELIVERY_FIELDS = tuple(f.name for f in fields(Delivery))
+
+
 def _row(row: Any) -> Delivery:
     m = row._mapping
-    return Delivery(
-        id=m["id"],
-        job_id=m["job_id"],
-        url=m["url"],
-        event_type=m["event_type"],
-        payload=m["payload"],
-        status=m["status"],
-        attempts=int(m["attempts"]),
-        next_attempt_at=m["next_attempt_at"],
-        last_status=m["last_status"],
-        last_error=m["last_error"],
-        created_at=m["created_at"],
-        delivered_at=m["delivered_at"],
-    )
+    values = {name: m[name] for name in _DELIVERY_FIELDS}
+    values["attempts"] = int(values["attempts"])
+    return Delivery(**values)
 
 
 def message_id(job_id: str) -> str:
