@@ -13,11 +13,12 @@ import contextlib
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -342,3 +343,23 @@ class FakeCore:
     async def aclose(self) -> None:
         await self.background.aclose()
         await self.webhooks.aclose()
+
+
+class FakeServer:
+    """What every fake exposes around its :class:`FakeCore`: the switchable behaviours, closing,
+    and the ASGI lifespan that closes it when its server stops."""
+
+    def __init__(self, behaviour: Behaviour | None, public_url: str | None) -> None:
+        self.core = FakeCore(behaviour, public_url)
+
+    @property
+    def behaviour(self) -> Behaviour:
+        return self.core.behaviour
+
+    async def aclose(self) -> None:
+        await self.core.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.aclose()

@@ -19,7 +19,6 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pixelpipe.fakes import fal_schema as schema
-from pixelpipe.fakes.common import CONTENT_TYPES, Behaviour, FakeCore, base_url, outcome_for
+from pixelpipe.fakes.common import CONTENT_TYPES, Behaviour, FakeServer, base_url, outcome_for
 from pixelpipe.fakes.render import render
 from pixelpipe.providers.signing import fal_sign, public_jwk
 
@@ -70,7 +69,7 @@ class FalRequest:
         return {"response_url": url, "status_url": f"{url}/status", "cancel_url": f"{url}/cancel"}
 
 
-class FakeFal:
+class FakeFal(FakeServer):
     """The fake. ``key=None`` accepts any ``Key …`` credential; ``app`` is the ASGI application."""
 
     def __init__(
@@ -80,27 +79,15 @@ class FakeFal:
         behaviour: Behaviour | None = None,
         public_url: str | None = None,
     ) -> None:
-        self.core = FakeCore(behaviour, public_url)
+        super().__init__(behaviour, public_url)
         self.key = key
         self.signing_keys = [Ed25519PrivateKey.generate()]
         self.sign_with_unknown_key = False
         self.requests: dict[str, FalRequest] = {}
         self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
-    @property
-    def behaviour(self) -> Behaviour:
-        return self.core.behaviour
-
-    async def aclose(self) -> None:
-        await self.core.aclose()
-
     def rotate_key(self) -> None:
         self.signing_keys = [Ed25519PrivateKey.generate(), self.signing_keys[0]]
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        yield
-        await self.aclose()
 
     def _routes(self) -> list[Route]:
         rq = "/{owner}/{app}/requests/{rid}"

@@ -9,10 +9,8 @@ answers ``url`` (served from ``/files``, expiring) or ``b64_json``, dall-e-3 wit
 from __future__ import annotations
 
 import base64
-import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +22,7 @@ from starlette.routing import Route
 from pixelpipe.fakes.common import (
     CONTENT_TYPES,
     Behaviour,
-    FakeCore,
+    FakeServer,
     base_url,
     hostile_bytes,
     outcome_for,
@@ -100,7 +98,7 @@ def _request_headers() -> dict[str, str]:
     }
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     """The fake. ``api_key=None`` accepts any bearer key; ``app`` is the ASGI application."""
 
     def __init__(
@@ -110,22 +108,10 @@ class FakeOpenAI:
         behaviour: Behaviour | None = None,
         public_url: str | None = None,
     ) -> None:
-        self.core = FakeCore(behaviour, public_url)
+        super().__init__(behaviour, public_url)
         self.api_key = api_key
         routes = [Route("/v1/images/generations", self.generate, methods=["POST"])]
         self.app = Starlette(routes=[*routes, *self.core.control_routes()], lifespan=self._lifespan)
-
-    @property
-    def behaviour(self) -> Behaviour:
-        return self.core.behaviour
-
-    async def aclose(self) -> None:
-        await self.core.aclose()
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        yield
-        await self.aclose()
 
     async def generate(self, request: Request) -> Response:
         if (denied := await self._gate(request)) is not None:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pixelpipe.fakes import replicate_schema as schema
-from pixelpipe.fakes.common import CONTENT_TYPES, Behaviour, FakeCore, base_url, outcome_for
+from pixelpipe.fakes.common import CONTENT_TYPES, Behaviour, FakeServer, base_url, outcome_for
 from pixelpipe.fakes.render import render
 from pixelpipe.fakes.replicate_prediction import (
     TERMINAL,
@@ -53,7 +51,7 @@ def _problem(status: int, detail: str, title: str = "", **extra: Any) -> JSONRes
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
-class FakeReplicate:
+class FakeReplicate(FakeServer):
     """The fake. ``token=None`` accepts any bearer token; ``app`` is the ASGI application."""
 
     def __init__(
@@ -64,25 +62,13 @@ class FakeReplicate:
         behaviour: Behaviour | None = None,
         public_url: str | None = None,
     ) -> None:
-        self.core = FakeCore(behaviour, public_url)
+        super().__init__(behaviour, public_url)
         self.token = token
         self.webhook_secret = (
             webhook_secret or "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         )
         self.predictions: dict[str, Prediction] = {}
         self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
-
-    @property
-    def behaviour(self) -> Behaviour:
-        return self.core.behaviour
-
-    async def aclose(self) -> None:
-        await self.core.aclose()
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        yield
-        await self.aclose()
 
     def _routes(self) -> list[Route]:
         return [

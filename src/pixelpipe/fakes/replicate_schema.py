@@ -55,6 +55,8 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "output_quality": ("int", 0, 100),
     },
 }
+# Kept apart from providers.replicate.client.FLUX_SIZES on purpose: the fake models Replicate's
+# documented sizes, so a mistake in our client's table shows up in the tests instead of hiding.
 FLUX_SIZES = {
     "1:1": (1024, 1024),
     "16:9": (1344, 768),
