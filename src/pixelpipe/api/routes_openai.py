@@ -201,13 +201,19 @@ _INSTEAD = (
 )
 
 
+# the route arguments every not-yet-supported upload endpoint shares
+_UNSUPPORTED_ROUTE: dict[str, Any] = {
+    "status_code": 400,
+    "response_model": OpenAIError,
+    "responses": _UNSUPPORTED_ERRORS,
+    "openapi_extra": {"requestBody": _UPLOAD_BODY},
+}
+
+
 @router.post(
     "/v1/images/edits",
-    status_code=400,
-    response_model=OpenAIError,
     response_description="Always: image edits are not supported yet",
-    responses=_UNSUPPORTED_ERRORS,
-    openapi_extra={"requestBody": _UPLOAD_BODY},
+    **_UNSUPPORTED_ROUTE,
 )
 async def create_edit() -> Response:
     """Not supported yet: answers 400 ``unsupported_endpoint`` (uploads up to
@@ -217,11 +223,8 @@ async def create_edit() -> Response:
 
 @router.post(
     "/v1/images/variations",
-    status_code=400,
-    response_model=OpenAIError,
     response_description="Always: image variations are not supported yet",
-    responses=_UNSUPPORTED_ERRORS,
-    openapi_extra={"requestBody": _UPLOAD_BODY},
+    **_UNSUPPORTED_ROUTE,
 )
 async def create_variation() -> Response:
     """Not supported yet: answers 400 ``unsupported_endpoint``."""
