@@ -52,18 +52,10 @@ _EMPTY_SUB_DEPENDANT_FIELDS = (
     "parent_oauth_scopes",
     "concurrency",
 )
-_UNSUPPORTED_ROUTE_FIELDS = (
-    "path_params",
-    "query_params",
-    "cookie_params",
-    "websocket_param_name",
-    "http_connection_param_name",
-    "response_param_name",
-    "background_tasks_param_name",
-    "security_scopes_param_name",
-    "own_oauth_scopes",
-    "parent_oauth_scopes",
-    "concurrency",
+# a route may take headers, a body and dependencies (the lane reads them), nothing else
+_ROUTE_INPUTS = frozenset({"header_params", "body_params", "dependencies"})
+_UNSUPPORTED_ROUTE_FIELDS = tuple(
+    name for name in _EMPTY_SUB_DEPENDANT_FIELDS if name not in _ROUTE_INPUTS
 )
 _HANDLED_FIELDS = frozenset(
     (
