@@ -34,24 +34,10 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     429: {"description": "Rate limited (problem+json, Retry-After)"},
 }
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["title", "status"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "code": {"type": "string"},
-    },
-}
-
 
 def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": f"{description} (problem+json)",
-        "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
-    }
+    # the content (problem+json, the Problem schema) is filled in by openapi_doc.complete
+    return {"description": f"{description} (problem+json)"}
 
 
 @router.post(
