@@ -274,14 +274,17 @@ def _no_type(ctx: Any) -> None:
     return None
 
 
+def _all_readable(params: list[Any], ctx: Any) -> list[Any]:
+    for p in params:
+        _readable(p, ctx)
+    return params
+
+
 class Command(TyperCommand):
     """Usage ``pixelpipe generate [OPTIONS] PROMPT`` (not ``{prompt}``), flags without a type."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        params = super().get_params(ctx)
-        for p in params:
-            _readable(p, ctx)
-        return params
+        return _all_readable(super().get_params(ctx), ctx)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -296,7 +299,4 @@ class Group(TyperGroup):
     """The top-level and ``keys``/``budgets`` groups, with the same help layout."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        params = super().get_params(ctx)
-        for p in params:
-            _readable(p, ctx)
-        return params
+        return _all_readable(super().get_params(ctx), ctx)
