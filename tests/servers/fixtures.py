@@ -3,7 +3,8 @@
 
 Session-scoped servers start on first use only, so a run that needs none starts none. The
 function-scoped helpers give each test a clean slate on the shared server: a unique S3 prefix, a
-fresh PostgreSQL database, an emptied Redis. Mark tests that use them ``@pytest.mark.servers``.
+fresh PostgreSQL database, an emptied Redis; a cog server is shared, so each test gives its
+predictions ids of its own. Mark tests that use them ``@pytest.mark.servers``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.servers.cog import CogServer, CogServers
+from tests.servers.http_recorder import HttpRecorder
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
 from tests.servers.seaweedfs import SeaweedFS
@@ -57,3 +60,27 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
 def postgres_url(postgres_server: PostgresServer) -> str:
     """SQLAlchemy URL (``postgresql+psycopg://``) of a fresh, empty database for this test."""
     return postgres_server.create_database(f"test_{next(_db_numbers)}_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="session")
+def cog_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CogServers]:
+    """Real cog servers (coglet) serving ``tests/cog_predictor``: ``cog_servers.get(slots=2)``
+    starts one per slot count on first use; all stop at the end of the session."""
+    servers = CogServers(tmp_path_factory.mktemp("cog"))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def cog_server(cog_servers: CogServers) -> CogServer:
+    """A real cog server with one slot (``COG_MAX_CONCURRENCY=1``), READY."""
+    return cog_servers.get(slots=1)
+
+
+@pytest.fixture
+def http_recorder() -> Iterator[HttpRecorder]:
+    """An HTTP receiver on 127.0.0.1 that records every POST/PUT (webhooks, uploads)."""
+    with HttpRecorder() as recorder:
+        yield recorder
