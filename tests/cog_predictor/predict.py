@@ -2,7 +2,8 @@
 
 It stands in for a GPU image model: ``sleep_s`` simulates the GPU time, ``fail`` makes the
 prediction fail, and the PNGs are a pure function of (prompt, seed, index, width, height), so a
-test can tell which request produced which image. ``run`` is async so that the server can run
+test can tell which request produced which image; ``crash`` ends the worker process
+the way an out-of-memory kill would. ``run`` is async so that the server can run
 several predictions at once (``COG_MAX_CONCURRENCY`` > 1 needs an async ``run``).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import tempfile
 
 from cog import BaseRunner, Input, Path
@@ -33,7 +35,7 @@ def write_png(prompt: str, seed: int, index: int, width: int, height: int) -> Pa
 
 
 class Runner(BaseRunner):
-    async def run(  # type: ignore[override]
+    async def run(
         self,
         prompt: str = Input(description="What to draw"),
         seed: int = Input(default=1, description="Same prompt and seed, same image"),
@@ -42,9 +44,12 @@ class Runner(BaseRunner):
         num_outputs: int = Input(default=1, ge=1, le=4),
         sleep_s: float = Input(default=0.0, ge=0.0, le=60.0, description="Simulated GPU time"),
         fail: bool = Input(default=False, description="Raise instead of drawing"),
+        crash: bool = Input(default=False, description="Kill the worker process (as an OOM would)"),
     ) -> list[Path]:
         if sleep_s:
             await asyncio.sleep(sleep_s)
+        if crash:
+            os._exit(3)
         if fail:
             raise PredictorFailedError(f"asked to fail (prompt {prompt!r})")
         print(f"drew {num_outputs} image(s) for seed {seed}")

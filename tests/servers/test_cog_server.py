@@ -4,7 +4,9 @@ are the facts the cog provider and its fake are built on, checked against the se
 from __future__ import annotations
 
 import base64
+import inspect
 import io
+import json
 import os
 import time
 import uuid
@@ -17,8 +19,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.cog_predictor.predict import image_colour
-from tests.servers.cog import COG_VERSION, CogServer, CogServers
+from tests.cog_predictor.predict import Runner, image_colour
+from tests.servers.cog import COG_VERSION, PREDICTOR_DIR, CogServer, CogServers
 from tests.servers.http_recorder import Answer, HttpRecorder, RecordedRequest
 
 pytestmark = pytest.mark.servers
@@ -128,7 +130,8 @@ def test_async_put_sends_webhooks_and_a_second_put_joins_the_running_prediction(
     body = {"input": {"prompt": "cat", "seed": 3, "sleep_s": 0.8}, "webhook": hook}
     first = put_async(cog, pid, body)
     assert (first.status_code, first.json()) == (202, {"id": pid, "status": "starting"})
-    second = put_async(cog, pid, body)
+    other_hook = {"webhook": http_recorder.url(f"/other/{pid}")}
+    second = put_async(cog, pid, body | other_hook)  # the running prediction keeps its webhook
     assert second.status_code == 202
     assert second.json() == {
         "id": pid,
@@ -153,6 +156,7 @@ def test_async_put_sends_webhooks_and_a_second_put_joins_the_running_prediction(
     assert done["metrics"]["predict_time"] >= 0.8
     assert decode_png(done["output"][0]).getpixel((0, 0)) == image_colour("cat", 3, 0)
     assert {h.path for h in hooks} == {f"/hook/{pid}?token=per-job-secret"}
+    assert http_recorder.requests(f"/other/{pid}") == []
     headers = hooks[0].headers
     assert headers["user-agent"] == f"coglet/{COG_VERSION}"
     assert headers["content-type"] == "application/json"
@@ -328,3 +332,51 @@ def test_setup_failure_is_reported_and_predictions_get_503(tmp_path: Path) -> No
         "or GET /health-check for status.",
         "status": "failed",
     }
+
+
+def test_schema_file_matches_the_predictor_signature() -> None:
+    """``.cog/openapi_schema.json`` is what ``cog build`` would generate (coglet validates inputs
+    against it); it is written by hand here, so it must follow ``Runner.run``."""
+    schema = json.loads((PREDICTOR_DIR / ".cog" / "openapi_schema.json").read_text())
+    inputs = schema["components"]["schemas"]["Input"]
+    params = list(inspect.signature(Runner.run).parameters.values())[1:]
+    assert list(inputs["properties"]) == [p.name for p in params]
+    # Input() without a default (None) on a non-Optional type: a required input
+    assert inputs["required"] == [p.name for p in params if p.default.default is None]
+    for p in params:
+        field = inputs["properties"][p.name]
+        if p.default.default is not None:
+            assert field["default"] == p.default.default, p.name
+        assert (field.get("minimum"), field.get("maximum")) == (p.default.ge, p.default.le)
+
+
+def test_sync_client_that_disconnects_cancels_its_prediction(cog: httpx.Client) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        cog.post("/predictions", json={"input": {"prompt": "x", "sleep_s": 20}}, timeout=0.5)
+    wait_for_status(cog, "READY", timeout=5.0)  # long before the 20 s it would have slept
+
+
+def test_worker_crash_fails_the_prediction_and_leaves_the_server_unhealthy_with_auth_token(
+    tmp_path: Path, http_recorder: HttpRecorder
+) -> None:
+    auth = {"WEBHOOK_AUTH_TOKEN": "server-wide-token"}
+    with CogServer(tmp_path, env=auth) as server, httpx.Client(base_url=server.url) as client:
+        pid = new_id()
+        body = {"input": {"prompt": "x", "crash": True}, "webhook": http_recorder.url("/h")}
+        assert put_async(client, pid, body).status_code == 202
+        hooks = http_recorder.wait_for(completed)
+        wait_for_status(client, "UNHEALTHY")
+        health = client.get("/health-check").json()
+        after = client.post("/predictions", json={"input": {"prompt": "x"}})
+        alive = server._proc is not None and server._proc.poll() is None
+    assert hooks[-1].json() | {"metrics": None} == {
+        "id": pid,
+        "error": "Worker crashed",
+        "logs": "",
+        "metrics": None,
+        "status": "failed",
+    }
+    assert {h.headers["authorization"] for h in hooks} == {"Bearer server-wide-token"}
+    assert health["user_healthcheck_error"].startswith("Healthcheck error:")
+    assert after.status_code == 409  # the slot is poisoned for good: restart the server
+    assert alive
