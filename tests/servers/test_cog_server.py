@@ -281,31 +281,39 @@ def test_upload_url_puts_each_file_and_outputs_its_url(tmp_path: Path) -> None:
     def answer(request: RecordedRequest) -> Answer:
         if request.path.endswith("out-1.png"):
             return Answer(201, {"Location": "http://files.example/stored/1.png?sig=abc"})
-        return Answer(200)
+        return Answer(500 if request.path.endswith("out-2.png") else 200)
 
     with (
         HttpRecorder(answer) as uploads,
         CogServer(tmp_path, upload_url=uploads.url("/upload/")) as server,
+        httpx.Client(base_url=server.url, timeout=30.0) as client,
     ):
-        body = httpx.post(
-            f"{server.url}/predictions",
-            json={"input": {"prompt": "up", "num_outputs": 2}},
-            timeout=30.0,
-        ).json()
+        body = client.post("/predictions", json={"input": {"prompt": "up", "num_outputs": 2}})
         puts = uploads.requests()
+        broken = client.post("/predictions", json={"input": {"prompt": "up", "num_outputs": 3}})
         group = os.getpgid(server._proc.pid) if server._proc else 0
-    assert body["status"] == "succeeded"
-    assert body["output"] == [
-        uploads.url("/upload/out-0.png"),
-        "http://files.example/stored/1.png",
+    assert body.json()["status"] == "succeeded"
+    # uploads run at once and each URL is appended when its PUT ends: any order
+    assert sorted(body.json()["output"]) == [
+        uploads.url("/upload/out-0.png"),  # no Location: the PUT URL
+        "http://files.example/stored/1.png",  # Location, query stripped
     ]
-    assert [(p.method, p.path) for p in puts] == [
+    assert sorted((p.method, p.path) for p in puts) == [
         ("PUT", "/upload/out-0.png"),
         ("PUT", "/upload/out-1.png"),
     ]
-    assert {p.headers["x-prediction-id"] for p in puts} == {body["id"]}
+    assert {p.headers["x-prediction-id"] for p in puts} == {body.json()["id"]}
     assert {p.headers["content-type"] for p in puts} == {"image/png"}
-    assert Image.open(io.BytesIO(puts[0].body)).getpixel((0, 0)) == image_colour("up", 1, 0)
+    first = next(p for p in puts if p.path.endswith("out-0.png"))
+    assert Image.open(io.BytesIO(first.body)).getpixel((0, 0)) == image_colour("up", 1, 0)
+    assert broken.status_code == 200
+    assert broken.json() | {"id": None, "metrics": None} == {
+        "id": None,
+        "error": "Failed to upload output: upload returned status 500 Internal Server Error",
+        "logs": "",
+        "metrics": None,
+        "status": "failed",
+    }
     assert process_group_ends(group)  # SIGTERM took the worker subprocess down too
 
 
