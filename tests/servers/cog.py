@@ -12,7 +12,9 @@ Protocol facts the cog provider and its fake are built on. [T] = checked by a te
 tests/servers/test_cog_server.py against coglet 0.23.1; [S] = read in replicate/cog's source or
 docs (docs/http.md, docs/deploy.md; crates/coglet/src/transport/http/routes.rs = routes.rs,
 crates/coglet/src/webhook.rs = webhook.rs, crates/coglet/src/orchestrator.rs,
-crates/coglet-python/src/lib.rs + worker_bridge.rs), not exercised here.
+crates/coglet-python/src/lib.rs + worker_bridge.rs), not exercised here. The source read is
+replicate/cog main of 2026-08 (``fetch github:replicate/cog``); where it and the 0.23.1 wheel
+differ, what was observed ([T]) is what holds.
 
 Slots
 - Slots = env ``COG_MAX_CONCURRENCY`` (default 1; overrides ``@cog.concurrent(max=N)`` and the
@@ -30,8 +32,9 @@ GET /health-check (always 200) [T]
   ``setup.logs`` has the traceback text, e.g. "FileNotFoundError"). Worker process died (our
   ``crash`` input, like an OOM kill): ``UNHEALTHY`` with ``user_healthcheck_error:
   "Healthcheck error: protocol error: healthcheck channel closed"``, NOT ``DEFUNCT``; the slot
-  is "poisoned - capacity permanently reduced", every new prediction gets 409 until the server
-  is restarted, and the process stays up. ``DEFUNCT`` was not observed (docs: unrecoverable error).
+  is "poisoned - capacity permanently reduced" (log), so with 1 slot every new prediction gets
+  409 until the server is restarted; the process stays up. ``DEFUNCT`` was not observed (docs:
+  an unrecoverable error). Not checked: what a SIGTERM of cog does to a running prediction.
 
 POST /predictions (sync; ``{"input", "id"?, "webhook"?, "webhook_events_filter"?}``) [T]
 - 200 ``{"id", "logs", "metrics": {"predict_time": <float s>}, "output", "status":
@@ -56,9 +59,9 @@ PUT /predictions/{id} + ``Prefer: respond-async`` (the idempotent async form) [T
 - New id: 202 ``{"id": "<id>", "status": "starting"}`` at once.
 - Same id again WHILE IT RUNS: 202 with the running prediction's snapshot ``{"id", "input",
   "logs", "metrics": {}, "status": "starting"|"processing"}`` ("starting" until the worker has
-  taken it, a few ms); no second prediction starts, and the webhook
-  of the second PUT is ignored (the first one's keeps getting the events). Without ``Prefer``
-  a PUT of a running id also answers that 202 at once (it does not wait).
+  taken it, a few ms); no second prediction starts, and the webhook of the second PUT is
+  ignored (the first one's keeps getting the events). Without ``Prefer`` a PUT of a running id
+  also answers that 202 at once (it does not wait).
 - Same id AFTER IT FINISHED: the server has forgotten it (predictions are removed when they end,
   routes.rs ``remove_prediction``): 202 ``starting`` and the prediction RUNS AGAIN. So a re-PUT
   after a restart adopts a running prediction but re-runs a finished one; the result of a
@@ -90,13 +93,14 @@ Webhooks (POST to the ``webhook`` URL, body = prediction state, JSON) [T]
   0.23.1 sends "processing"), logs (same + ``logs``), output (same + ``output``), completed
   ``{"id", "logs", "metrics": {"predict_time"}, "output", "status": "succeeded"}``; failed adds
   ``error`` and has no ``output`` (a failed upload's hook keeps the outputs uploaded before it
-  [observed by hand]). Non-terminal
-  hooks are fire-and-forget (may arrive out of order, not retried); logs hooks within 500 ms of
-  the last hook are dropped, not delayed (env ``COG_THROTTLE_RESPONSE_INTERVAL`` seconds), output
-  hooks are never throttled [S webhook.rs should_send].
+  [observed by hand]). Non-terminal hooks are fire-and-forget (may arrive out of order, never
+  retried); a logs hook within 500 ms of the previous hook is dropped, not delayed (env
+  ``COG_THROTTLE_RESPONSE_INTERVAL``, seconds); output hooks are never throttled [S webhook.rs
+  should_send].
 - ``webhook_events_filter``: only the listed events are sent ([``"completed"``] → exactly one).
 - The completed hook is retried on 429/500/502/503/504 and on connection errors, up to 12
-  times, waiting 0.1 s × 2^attempt (capped at 102.4 s; ~7 min in all) [T: one retry after a
+  times, waiting 0.1 s × 2^attempt for attempt 1, 2, ... (each wait capped at 102.4 s; ~7 min
+  in all) [T: one retry after a
   503, ~0.2 s later; rest S webhook.rs send_terminal]; any other non-2xx (400, 401, 404) is
   given up at once. So a webhook route that is down or restarting must answer 5xx/429, or not
   answer, for cog to retry.

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.cog_predictor.predict import Runner, image_colour
+from tests.servers import ServerStartError
 from tests.servers.cog import COG_VERSION, PREDICTOR_DIR, CogServer, CogServers
 from tests.servers.http_recorder import Answer, HttpRecorder, RecordedRequest
 
@@ -39,6 +40,13 @@ def decode_png(uri: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(uri.removeprefix(PNG_DATA_URI))))
 
 
+def wait_for_status(client: httpx.Client, status: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (now := client.get("/health-check").json()["status"]) != status:
+        assert time.monotonic() < deadline, f"health-check stayed {now}, expected {status}"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def cog(cog_server: CogServer) -> Iterator[httpx.Client]:
     """A client of the shared 1-slot server; the slot is free before and after each test."""
@@ -56,7 +64,7 @@ def completed(hooks: list[RecordedRequest]) -> bool:
     return any(h.json()["status"] in {"succeeded", "failed", "canceled"} for h in hooks)
 
 
-def test_starts_ready_with_versions_and_discovery(cog_server: CogServer, cog: httpx.Client) -> None:
+def test_starts_ready_with_versions_and_discovery(cog: httpx.Client) -> None:
     health = cog.get("/health-check").json()
     assert health["status"] == "READY"
     assert health["setup"]["status"] == "succeeded"
@@ -277,13 +285,6 @@ def test_slots_run_predictions_at_once_then_409(cog_servers: CogServers, slots: 
         assert time.monotonic() - started < 0.5 * slots  # overlapped, not one after another
 
 
-def wait_for_status(client: httpx.Client, status: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (now := client.get("/health-check").json()["status"]) != status:
-        assert time.monotonic() < deadline, f"health-check stayed {now}, expected {status}"
-        time.sleep(0.05)
-
-
 def test_upload_url_puts_each_file_and_outputs_its_url(tmp_path: Path) -> None:
     def answer(request: RecordedRequest) -> Answer:
         if request.path.endswith("out-1.png"):
@@ -336,7 +337,10 @@ def process_group_ends(group: int, timeout: float = 5.0) -> bool:
 
 
 def test_setup_failure_is_reported_and_predictions_get_503(tmp_path: Path) -> None:
-    with CogServer(tmp_path, predictor_ref="missing.py:Runner", expect="SETUP_FAILED") as server:
+    with pytest.raises(ServerStartError, match=r"reached SETUP_FAILED, not READY.*FileNotFound"):
+        CogServer(tmp_path / "a", predictor_ref="missing.py:Runner").start()
+    missing = CogServer(tmp_path / "b", predictor_ref="missing.py:Runner", expect="SETUP_FAILED")
+    with missing as server:
         health = server.health()
         response = httpx.post(f"{server.url}/predictions", json={"input": {"prompt": "x"}})
     assert health is not None and health["setup"]["status"] == "failed"
