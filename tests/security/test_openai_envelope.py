@@ -96,3 +96,22 @@ async def test_too_deep_json_on_the_openai_route_is_an_openai_error(srv: Running
     assert r.status_code == 400 and is_openai_error(r)  # OpenAI answers bad input with 400
     assert r.json()["error"]["type"] == "invalid_request_error"
     assert "nested deeper" in r.json()["error"]["message"]
+
+
+async def test_a_body_not_sent_as_json_starts_nothing(srv: Running) -> None:
+    """A browser page elsewhere can POST text/plain or a form to a server open to local callers
+    without a CORS preflight; only a JSON Content-Type (which needs one) is read. On both paths."""
+    body = b'{"prompt": "a lighthouse", "size": "64x64"}'
+    async with srv.client() as c:
+        for content_type in (None, "text/plain", "application/x-www-form-urlencoded", "text/json"):
+            headers = {} if content_type is None else {"content-type": content_type}
+            r = await c.post("/v1/images/generations", content=body, headers=headers)
+            assert r.status_code == 400 and is_openai_error(r), content_type
+            assert r.json()["error"]["type"] == "invalid_request_error"
+            assert "Content-Type: application/json" in r.json()["error"]["message"]
+        assert (await c.get("/v1/generations")).json()["data"] == []  # nothing was started
+        for content_type in ("application/json", "application/json; charset=utf-8"):
+            r = await c.post(
+                "/v1/images/generations", content=body, headers={"content-type": content_type}
+            )
+            assert r.status_code == 200, (content_type, r.text)

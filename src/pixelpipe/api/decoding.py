@@ -12,6 +12,8 @@ lane — which hands such bodies to the routes — and the OpenAI-compatible end
 
 from __future__ import annotations
 
+import email.message
+import functools
 import json
 from typing import Any
 
@@ -67,3 +69,25 @@ def _first_surrogate(value: Any, path: tuple[str, ...]) -> tuple[str, str] | Non
         if (found := _first_surrogate(item, (*path, key))) is not None:
             return found
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def reads_json(content_type: str) -> bool:
+    """Whether FastAPI parses a body sent with this (non-empty) Content-Type as JSON: its own
+    rule (``fastapi.routing.get_request_handler``), once per distinct header value."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def require_json_body(content_type: str | None) -> None:
+    """A body the OpenAI endpoint reads must say it is JSON (the SDKs send application/json). A
+    browser's cross-site form or ``text/plain`` post cannot, so it cannot start a paid job on a
+    server whose API is open to local callers."""
+    if content_type and reads_json(content_type):
+        return
+    sent = f"got {content_type!r}" if content_type else "none was sent"
+    raise InvalidRequest(f"send the request body as JSON, Content-Type: application/json ({sent})")

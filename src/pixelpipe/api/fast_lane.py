@@ -31,8 +31,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pixelpipe.api.decoding import reads_json
 from pixelpipe.api.deps import request_body
-from pixelpipe.api.lane_plan import LanePlan, StandAside, plan_lane, reads_json
+from pixelpipe.api.lane_plan import LanePlan, StandAside, plan_lane
 from pixelpipe.api.middleware import BODY_KEY, replay_body
 
 Message = MutableMapping[str, Any]

@@ -14,8 +14,6 @@ passes every request for that path to the route.
 from __future__ import annotations
 
 import dataclasses
-import email.message
-import functools
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -196,18 +194,6 @@ def _body_rule(fields: Sequence[Any], ctx: Any) -> tuple[BodyRule | None, list[s
         max_bytes=getattr(ctx, "max_body_size", None),
     )
     return rule, []
-
-
-@functools.lru_cache(maxsize=64)
-def reads_json(content_type: str) -> bool:
-    """Whether FastAPI parses a body sent with this (non-empty) Content-Type as JSON: its own
-    rule (``fastapi.routing.get_request_handler``), once per distinct header value."""
-    message = email.message.Message()
-    message["content-type"] = content_type
-    if message.get_content_maintype() != "application":
-        return False
-    subtype = message.get_content_subtype()
-    return subtype == "json" or subtype.endswith("+json")
 
 
 # ---- dependencies --------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pixelpipe.api.decoding import body_error
+from pixelpipe.api.decoding import body_error, require_json_body
 from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.api.problems import openai_error_response
 from pixelpipe.catalog import ModelSpec
@@ -164,6 +164,7 @@ async def create_images(request: Request) -> Response:
     svc = await get_services(request)
     try:
         caller = await get_caller(request)
+        require_json_body(request.headers.get("content-type"))
         body = parse_body(await request_body(request))
         spec = resolve_model(svc, body.model)
         bodies = generation_requests(body, spec)
