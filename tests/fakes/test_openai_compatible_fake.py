@@ -129,9 +129,11 @@ async def test_validation_errors_have_each_servers_shape(server: Any) -> None:
         assert too_many.status_code == 400 and "less than or equal to 10" in error_message(
             flavour, too_many.json()
         )
-        bad_size = await c.post(GEN, json=gen(size="64by64"))
-        assert bad_size.status_code == 400 and "WIDTHxHEIGHT" in error_message(
-            flavour, bad_size.json()
+        no_x = await c.post(GEN, json=gen(size="64by64"))  # the field validator
+        assert no_x.status_code == 400 and "WIDTHxHEIGHT" in error_message(flavour, no_x.json())
+        bad_size = await c.post(GEN, json=gen(size="64xtall"))  # parse_size in the handler
+        assert error_message(flavour, bad_size.json()) == (
+            "Invalid size format: '64xtall'. Width and height must be integers."
         )
 
 
@@ -220,7 +222,7 @@ async def test_api_key_guards_v1_paths_only(flavour: Any) -> None:
         anonymous = await c.post(GEN, json=gen())
         wrong = await c.get("/v1/models", headers={"authorization": "Bearer nope"})
         health = await c.get("/health")
-        right = await c.post(GEN, json=gen(), headers={"authorization": "Bearer sk-local"})
+        right = await c.post(GEN, json=gen(), headers={"authorization": "bearer sk-local"})
     assert anonymous.status_code == wrong.status_code == 401
     assert anonymous.json() == wrong.json() == {"error": "Unauthorized"}
     assert health.status_code == right.status_code == 200

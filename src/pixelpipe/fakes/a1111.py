@@ -1,8 +1,14 @@
 """A protocol-faithful fake of the AUTOMATIC1111 / Forge / SD.Next web UI API (``/sdapi/v1``).
 
 Base URL: ``http://HOST:PORT`` (paths start with ``/sdapi/v1/``). Facts, from AUTOMATIC1111's
-source (``modules/api/api.py``, ``modules/api/models.py``, ``modules/shared_state.py``,
-``modules/processing.py`` ``Processed.js``, ``modules/sd_models.py`` ``select_checkpoint``; 1.10):
+source, 1.10 (``requirements_versions.txt``: ``fastapi==0.94.0``): ``modules/api/api.py``
+(``api_middleware.handle_exception``, ``Api.auth``, ``validate_sampler_name``, ``text2imgapi``
+with ``add_task_to_queue`` then ``with self.queue_lock``, ``progressapi``, ``interruptapi``,
+``skip``, ``get_sd_models``, ``get_config``/``set_config``), ``modules/api/models.py`` (commit
+008a8e7: ``StableDiffusionTxt2ImgProcessingAPI`` extra fields, ``TextToImageResponse``,
+``ProgressRequest``/``ProgressResponse``, ``SDModelItem``), ``modules/shared_state.py`` (commit
+0103365: ``State.dict/begin/end/nextjob/set_current_image``), ``modules/processing.py``
+(``Processed.js``), ``modules/sd_models.py`` (``select_checkpoint``'s fallback):
 
 - ``POST /sdapi/v1/txt2img`` is synchronous and the server runs **one generation at a time**:
   ``text2imgapi`` holds ``queue_lock`` (a ``threading.Lock``) for the whole run, so a second

@@ -1,7 +1,15 @@
 """A protocol-faithful fake of an OpenAI-compatible image server (SGLang diffusion, vLLM-Omni).
 
 Base URL: ``http://HOST:PORT/v1``. One process serves **one model** (``vllm serve <model> --omni``,
-``sglang serve --model-path``). Facts, from the projects' source:
+``sglang serve --model-path``). Facts, from the projects' source: vllm-project/vllm-omni
+``vllm_omni/entrypoints/openai/api_server.py`` (commit be81443, 2025-12-28: ``generate_images``
+l.544-683, model mismatch l.610-617, ``ValueError`` → 400 l.674-676, failure → 500 l.677-681),
+``protocol/images.py`` (``ImageGenerationRequest``, ``n`` 1-10 l.38, ``validate_response_format``),
+``image_api_utils.py`` ``parse_size``; vLLM ``entrypoints/openai/api_server.py`` ``build_app``
+exception handlers and ``server_utils.py`` ``AuthenticationMiddleware``; sgl-project/sglang
+``python/sglang/multimodal_gen/runtime/entrypoints/http_server.py`` (``/health``, no custom
+exception handlers), ``openai/image_api.py`` (``generations``, ``_build_image_response_kwargs``),
+``openai/common_api.py`` (``/v1/models``, ``/v1/models/{model}``), ``openai/protocol.py``.
 
 - ``POST /v1/images/generations`` (JSON) with the OpenAI fields plus the extensions ``seed``,
   ``negative_prompt``, ``num_inference_steps``, ``guidance_scale``, ``true_cfg_scale``; it
@@ -25,8 +33,8 @@ Base URL: ``http://HOST:PORT/v1``. One process serves **one model** (``vllm serv
   code}}`` (validation → 400), and a failed generation is a 500 "Image generation failed: …".
   Unknown paths are FastAPI's 404 ``{"detail": "Not Found"}`` on both.
 - ``GET /health``: SGLang ``{"status": "ok"}``, vLLM 200 with an empty body. With ``--api-key``
-  every ``/v1`` path wants ``Authorization: Bearer <key>``, else 401 ``{"error":
-  "Unauthorized"}`` (vLLM's ``AuthenticationMiddleware``, SGLang's api-key middleware);
+  every ``/v1`` path wants ``Authorization: Bearer <key>`` (scheme in any case), else 401
+  ``{"error": "Unauthorized"}`` (vLLM's ``AuthenticationMiddleware``, SGLang's api-key middleware);
   ``/health`` stays open.
 - The GPU runs one generation at a time: concurrent requests wait in the server (vllm-omni
   #1080 is about what happens to the waiting one).
@@ -135,11 +143,9 @@ class FakeOpenAICompatible(FakeServer):
         return self._error(400, f"response_format={fmt} is not supported")
 
     async def generate_vllm(self, body: schema.VllmOmniImageRequest) -> Response:
-        size = body.size
-        if size is not None and not _parse_size(size):
-            expected = "Expected format: 'WIDTHxHEIGHT' (e.g., '1024x1024')."
-            return self._error(400, f"Invalid size format: '{size}'. {expected}")
-        return await self._generate(body.model, body.prompt, size, body.n, _seed(body.seed))
+        if body.size is not None and (message := schema.vllm_size_error(body.size)):
+            return self._error(400, message)  # parse_size's ValueError → 400
+        return await self._generate(body.model, body.prompt, body.size, body.n, _seed(body.seed))
 
     async def models(self) -> Response:
         return JSONResponse(schema.model_list(self.flavour, self.model, self.created))
@@ -259,7 +265,8 @@ class FakeOpenAICompatible(FakeServer):
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http" and self.api_key is not None and _is_api(scope):
                 headers = dict(scope.get("headers") or [])
-                if headers.get(b"authorization", b"").decode() != f"Bearer {self.api_key}":
+                scheme, _, key = headers.get(b"authorization", b"").decode().partition(" ")
+                if scheme.lower() != "bearer" or key != self.api_key:
                     denied = JSONResponse({"error": "Unauthorized"}, status_code=401)
                     await denied(scope, receive, send)
                     return

@@ -84,6 +84,21 @@ class VllmOmniImageRequest(BaseModel):
         return v
 
 
+def vllm_size_error(size: str) -> str | None:
+    """vllm-omni ``parse_size``'s ``ValueError`` message for a bad ``size`` (None when fine)."""
+    parts = size.split("x")
+    example = "Expected format: 'WIDTHxHEIGHT' (e.g., '1024x1024')."
+    if len(parts) != 2:
+        return f"Invalid size format: '{size}'. {example} Did you mean to use 'x' as separator?"
+    try:
+        width, height = int(parts[0]), int(parts[1])
+    except ValueError:
+        return f"Invalid size format: '{size}'. Width and height must be integers."
+    if width <= 0 or height <= 0:
+        return f"Invalid size: {width}x{height}. Width and height must be positive integers."
+    return None
+
+
 def http_error(flavour: Flavour, status: int, message: str) -> JSONResponse:
     """``raise HTTPException(status, message)`` as each server answers it."""
     if flavour == "sglang":
