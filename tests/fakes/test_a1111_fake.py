@@ -19,6 +19,7 @@ from pixelpipe.fakes.server import serve_app
 
 SDXL = "sd_xl_base_1.0.safetensors"
 SD15 = "v1-5-pruned-emaonly.safetensors"
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -213,6 +214,13 @@ async def test_request_errors_have_the_real_shapes(a1111: Any) -> None:
     assert (
         broken.status_code == 422 and broken.json()["detail"][0]["type"] == "value_error.jsondecode"
     )
+    listed = await c.post("/sdapi/v1/txt2img", json=[txt()])
+    assert listed.status_code == 422
+    assert listed.json() == {
+        "detail": [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]
+    }
+    coerced = await c.post("/sdapi/v1/txt2img", json=txt(steps="3", width=64.9))
+    assert json.loads(coerced.json()["info"])["steps"] == 3  # pydantic 1 coerces like int()
     missing = await c.get("/sdapi/v1/nope")
     assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
 
@@ -251,6 +259,8 @@ async def test_models_options_and_checkpoint_override(a1111: Any) -> None:
         "body": "",
         "errors": "model 'nope' not found",
     }
+    garbled = await c.post("/sdapi/v1/options", content=b"[1,", headers=JSON)
+    assert garbled.status_code == 422 and garbled.json()["detail"][0]["loc"] == ["body", 3]
     switched = await c.post("/sdapi/v1/options", json={"sd_model_checkpoint": SD15})
     assert switched.status_code == 200 and switched.json() is None
     assert (await c.get("/sdapi/v1/options")).json()["sd_model_checkpoint"] == models[1]["title"]

@@ -207,7 +207,10 @@ class FakeA1111(FakeServer):
     async def set_options(self, request: Request) -> Response:
         if (denied := self._auth(request)) is not None:
             return denied
-        changes = dict(await request.json())
+        try:
+            changes = schema.json_object(await request.body())
+        except schema.Invalid as exc:
+            return exc.response()
         name = changes.pop("sd_model_checkpoint", None)
         if name is not None:
             ckpt = schema.find_checkpoint(self.checkpoints, str(name))

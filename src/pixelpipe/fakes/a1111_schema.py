@@ -137,14 +137,7 @@ class Invalid(Exception):
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The txt2img body, coerced like pydantic 1 does; :class:`Invalid` otherwise."""
-    try:
-        body = json.loads(raw or b"{}")
-    except json.JSONDecodeError as exc:
-        ctx = {"msg": exc.msg, "doc": exc.doc, "pos": exc.pos, "lineno": exc.lineno}
-        error = {"loc": ["body", exc.pos], "msg": str(exc), "type": "value_error.jsondecode"}
-        raise Invalid([error | {"ctx": ctx | {"colno": exc.colno}}]) from None
-    if not isinstance(body, dict):
-        raise Invalid([_error("__root__", "value is not a valid dict", "type_error.dict")])
+    body = json_object(raw)
     out: dict[str, Any] = {**INT_FIELDS, **FLOAT_FIELDS, **STR_FIELDS, **BOOL_FIELDS}
     out |= {name: None for name in OPTIONAL_STR_FIELDS} | {"override_settings": {}}
     errors: list[dict[str, Any]] = []
@@ -156,6 +149,21 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if errors:
         raise Invalid(errors)
     return out
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object body as FastAPI 0.94 reads one; :class:`Invalid` otherwise."""
+    try:
+        body = json.loads(raw or b"{}")
+    except json.JSONDecodeError as exc:
+        ctx = {"msg": exc.msg, "doc": exc.doc, "pos": exc.pos, "lineno": exc.lineno}
+        error = {"loc": ["body", exc.pos], "msg": str(exc), "type": "value_error.jsondecode"}
+        raise Invalid([error | {"ctx": ctx | {"colno": exc.colno}}]) from None
+    if not isinstance(body, dict):  # the whole body is the model: its error sits at ["body"]
+        raise Invalid(
+            [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]
+        )
+    return body
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -177,8 +185,9 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _int(value: Any) -> int:
+    """pydantic 1's ``int_validator``: ``int(v)`` (20.7 → 20, "20" → 20, "20.5" refused)."""
     try:
-        return int(float(value)) if not isinstance(value, bool) else int(value)
+        return int(value)
     except (TypeError, ValueError):
         raise ValueError("value is not a valid integer", "type_error.integer") from None
 
