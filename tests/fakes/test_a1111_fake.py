@@ -24,7 +24,7 @@ JSON = {"content-type": "application/json"}
 
 @pytest.fixture
 async def a1111() -> AsyncIterator[tuple[FakeA1111, httpx.AsyncClient]]:
-    fake = FakeA1111(behaviour=A1111Behaviour(step_s=0.01, crash_restart_s=0.3))
+    fake = FakeA1111(behaviour=A1111Behaviour(step_s=0.01, crash_restart_s=0.8))
     async with serve_app(fake.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         yield fake, client
 
@@ -75,7 +75,9 @@ async def test_progress_is_global_with_preview_while_a_job_runs(a1111: Any) -> N
     assert (await job).status_code == 200
     running = [p for p in seen if p["state"]["job_count"] == 2]
     assert len(running) >= 3
-    assert all(0 < p["progress"] <= 1 and p["eta_relative"] >= 0 for p in running)
+    assert all(0 < p["progress"] <= 1 for p in running)
+    # the uncapped progress passes 1 on a job's last step: A1111's eta goes negative there
+    assert all(p["eta_relative"] >= 0 for p in running if p["progress"] < 1)
     assert running[-1]["progress"] > running[0]["progress"]
     assert {p["state"]["job"] for p in running} == {"scripts_txt2img"}
     assert {p["state"]["sampling_steps"] for p in running} == {40}
@@ -164,7 +166,7 @@ async def test_a_crash_mid_run_drops_the_connection_and_the_server_comes_back(a1
         await waiting  # the queue dies with the process
     with pytest.raises(httpx.RemoteProtocolError):
         await c.get("/sdapi/v1/progress")  # still down
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.85)
     progress = (await c.get("/sdapi/v1/progress")).json()
     assert progress["state"]["job_no"] == 0 and progress["state"]["job_timestamp"] == "0"
     assert (await c.post("/sdapi/v1/txt2img", json=txt())).status_code == 200

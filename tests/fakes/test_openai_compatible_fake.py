@@ -22,7 +22,7 @@ GEN = "/v1/images/generations"
 
 @pytest.fixture(params=["sglang", "vllm-omni"])
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
-    behaviour = OpenAICompatibleBehaviour(latency_s=0.1, crash_restart_s=0.3)
+    behaviour = OpenAICompatibleBehaviour(latency_s=0.1, crash_restart_s=0.8)
     fake = FakeOpenAICompatible(model=MODEL, flavour=request.param, behaviour=behaviour)
     async with serve_app(fake.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         yield request.param, client
@@ -184,7 +184,7 @@ async def test_a_crash_drops_the_connection_and_the_queue(server: Any) -> None:
         await queued
     with pytest.raises(httpx.RemoteProtocolError):
         await c.get("/health")  # still down
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.85)
     assert (await c.get("/health")).status_code == 200
     assert (await c.post(GEN, json=gen())).status_code == 200
 
