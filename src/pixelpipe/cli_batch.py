@@ -234,6 +234,7 @@ class LocalRunner:
         from pixelpipe.intake import GenerationRequest
         from pixelpipe.usecases.batch import submit_many, wait_many
         from pixelpipe.usecases.estimate import estimate
+        from pixelpipe.usecases.images import image_bytes, local_image_url
 
         svc = self.pipeline.services
         o = _outcome(index, params)
@@ -253,9 +254,9 @@ class LocalRunner:
         o.cost_micros = job.cost_micros
         o.error_code, o.error_detail = job.error_code, job.error_detail
         if o.ok and job.storage_key:
-            o.url = await svc.delivery.local_url(job.storage_key)
+            o.url = await local_image_url(svc, job)
             if save is not None:
-                o.path = save(o, await svc.storage.get(job.storage_key), job.content_type)
+                o.path = save(o, await image_bytes(svc, job), job.content_type)
             if job.cached:
                 o.provider = "cache"
                 with contextlib.suppress(PixelpipeError):

@@ -25,6 +25,7 @@ from pixelpipe.services import Services
 from pixelpipe.settings import Settings, load_settings
 from pixelpipe.usecases.batch import submit_many_and_wait
 from pixelpipe.usecases.estimate import Estimate, estimate
+from pixelpipe.usecases.images import image_bytes, local_image_url
 from pixelpipe.usecases.jobs import cancel, get_job
 from pixelpipe.usecases.submit import submit
 from pixelpipe.usecases.worker_lifecycle import embedded_worker
@@ -123,12 +124,7 @@ class Pipeline:
                 raise cls(job.error_detail or f"generation {job.status}")
             return GenerationResult(job, None, None)
         svc = self.services
-        assert job.storage_key is not None
-        return GenerationResult(
-            job,
-            await svc.delivery.local_url(job.storage_key),
-            await svc.storage.get(job.storage_key),
-        )
+        return GenerationResult(job, await local_image_url(svc, job), await image_bytes(svc, job))
 
     async def get(self, job_id: str) -> Job:
         """The job as it is now (``NotFound`` for an unknown id)."""

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from pixelpipe.errors import PixelpipeError
+from pixelpipe.errors import NotFound, PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.base import ProviderUpdate, RunState
 from pixelpipe.providers.run_tag import RUN_PARAM, RunRef, parse_run
@@ -50,7 +50,10 @@ async def handle_provider_webhook(
     body: bytes,
     query: Mapping[str, str] | None = None,
 ) -> str:
-    update = await svc.providers[provider_name].parse_webhook(headers, body)  # 401 on bad sig
+    provider = svc.providers.get(provider_name)
+    if provider is None or not provider.supports_webhooks:
+        raise NotFound(f"no webhook receiver for {provider_name!r}")
+    update = await provider.parse_webhook(headers, body)  # 401 on bad sig
     run = _run(svc, provider_name, query)
     job = await svc.store.find_by_provider_job(provider_name, update.provider_job_id)
     if job is None:

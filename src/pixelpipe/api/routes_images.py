@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 import time
 from typing import Annotated
 
@@ -14,19 +13,17 @@ from pixelpipe.delivery.signing import verify
 from pixelpipe.errors import NotFound
 from pixelpipe.services import Services
 from pixelpipe.storage.base import IMMUTABLE
+from pixelpipe.usecases.images import stored_image
 
 router = APIRouter(tags=["images"])
 
 
 async def _serve(svc: Services, key: str, cache_control: str) -> Response:
-    ctype = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    image = await stored_image(svc, key)
     headers = {"Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"}
-    path = svc.storage.local_path(key)
-    if path is not None:
-        if not path.is_file():
-            raise NotFound("no such image")
-        return FileResponse(path, media_type=ctype, headers=headers)
-    return Response(await svc.storage.get(key), media_type=ctype, headers=headers)
+    if image.path is not None:
+        return FileResponse(image.path, media_type=image.content_type, headers=headers)
+    return Response(image.data, media_type=image.content_type, headers=headers)
 
 
 @router.get("/v1/images/{key:path}", responses={403: {"description": "Bad or expired signature"}})

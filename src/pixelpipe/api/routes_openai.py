@@ -59,6 +59,7 @@ from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.notify.public import usd
 from pixelpipe.services import Services
 from pixelpipe.usecases.batch import submit_many, wait_many
+from pixelpipe.usecases.images import image_bytes, image_url
 
 log = logging.getLogger("pixelpipe.api.openai")
 router = APIRouter(tags=["openai"])
@@ -335,12 +336,11 @@ async def respond(
     base = ""
     data: list[dict[str, Any]] = []
     for job in jobs:
-        assert job.storage_key is not None
         item: dict[str, Any] = {}
         if fmt == "b64_json":
-            item["b64_json"] = base64.b64encode(await svc.storage.get(job.storage_key)).decode()
+            item["b64_json"] = base64.b64encode(await image_bytes(svc, job)).decode()
         else:
-            url = await svc.delivery.url_for(job.storage_key)
+            url = await image_url(svc, job)
             if url.startswith("/"):  # an app URL: absolute, on the host the client called
                 base = base or str(request.base_url).rstrip("/")
                 url = base + url
