@@ -65,6 +65,10 @@ class ProviderUpdate:
     revised_prompt: str | None = None
     billable: bool = True  # False when the provider does not charge this attempt (e.g. 5xx)
     delivery_id: str | None = None  # webhook delivery id, for idempotency
+    # self-hosted runs are priced in GPU time: the seconds the run took, and whose measure that is
+    # ("server": the backend's own, e.g. cog's metrics.predict_time; "wall": timed by pixelpipe)
+    gpu_seconds: float | None = None
+    gpu_time_source: str | None = None
 
 
 @runtime_checkable

@@ -13,8 +13,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -81,6 +81,26 @@ class BuildContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Backend:
+    """One self-hosted model server, as the operator's catalog file describes it (issue 14).
+
+    A *kind* of server (cog, an OpenAI-compatible image server, AUTOMATIC1111/Forge) is a provider
+    package whose registration has a :attr:`ProviderRegistration.backend` builder; each backend
+    of that kind in the catalog becomes one provider, named after the backend.
+    """
+
+    name: str  # the provider name it runs under: in PIXELPIPE_PROVIDER_ORDER, prices, the ledger
+    kind: str  # the registration that builds it ("cog", "openai_compatible", "a1111")
+    url: str  # its base URL (plain http allowed: an operator's own network)
+    api_key: str = ""  # read from the variable the catalog names; never written in the file
+    slots: int = 1  # how many runs it takes at once; pixelpipe never sends it more
+    usd_per_gpu_hour: float | None = None  # None: its runs are recorded unpriced
+    timeout_s: float | None = None  # per call; None: the kind's default
+    options: Mapping[str, Any] = field(default_factory=dict)  # the kind's own keys
+    source: str = ""  # where it is defined ("catalog.toml:12"), for error messages
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderRegistration(Generic[S]):
     """Everything the rest of pixelpipe needs to know about one provider."""
 
@@ -90,6 +110,9 @@ class ProviderRegistration(Generic[S]):
     build: Callable[[S, BuildContext], Provider | None]  # None while its credential is unset
     output_hosts: OutputHosts  # required: without it every URL output would be refused, paid
     fake: FakeSpec | None = None  # None: nothing to fake (it runs locally)
+    # A kind of self-hosted server: builds one provider per Backend of this kind in the operator's
+    # catalog (``build`` then usually returns None: nothing is configured by environment alone).
+    backend: Callable[[Backend, BuildContext], Provider] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
