@@ -1,0 +1,66 @@
+"""A1111's ``GET /sdapi/v1/progress``, read into :class:`Progress`.
+
+The answer is ``{progress: 0-1, eta_relative: s, state: {job, job_count, job_no, sampling_step,
+sampling_steps, …}, current_image: base64 PNG | null, textinfo}``. It is **global**: it
+describes whatever the server runs (a web UI user's job too), 0 while idle; the provider only
+reads it while its own txt2img call is in flight. ``eta_relative`` goes negative on a job's last
+step (the uncapped progress passes 1); it is reported as 0 then.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One look at a job's progress on an A1111 server.
+
+    ``state``: ``"queued"`` (waiting for the backend's one slot in this process; ``position`` 1 is
+    next) or ``"running"`` (its txt2img call is in flight: the server's figures follow).
+    """
+
+    state: str
+    fraction: float = 0.0  # 0-1
+    eta_s: float | None = None
+    step: int = 0
+    steps: int = 0
+    position: int | None = None  # while queued
+    preview: bytes | None = None  # the live preview (a small PNG), when the server made one
+
+    def as_progress(self) -> dict[str, Any]:
+        """The figures as a :attr:`ProviderUpdate.progress` dict (the preview left out)."""
+        out: dict[str, Any] = {"state": self.state, "percent": round(100 * self.fraction, 1)}
+        if self.state == "queued":
+            return out | {"queue_position": self.position}
+        return out | {"eta_s": self.eta_s, "step": self.step, "steps": self.steps}
+
+
+def parse_progress(data: dict[str, Any]) -> Progress:
+    raw = data.get("state")
+    state: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    eta = _number(data.get("eta_relative"))
+    return Progress(
+        "running",
+        fraction=min(1.0, max(0.0, _number(data.get("progress")))),
+        eta_s=max(0.0, eta),
+        step=int(_number(state.get("sampling_step"))),
+        steps=int(_number(state.get("sampling_steps"))),
+        preview=_image(data.get("current_image")),
+    )
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _image(value: Any) -> bytes | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return base64.b64decode(value.split(",", 1)[-1], validate=True)
+    except (binascii.Error, ValueError):
+        return None
