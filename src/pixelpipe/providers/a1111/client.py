@@ -89,11 +89,9 @@ def txt2img_body(req: CanonicalRequest, options: Mapping[str, Any]) -> dict[str,
         "send_images": True,
         "save_images": False,
     }
-    steps = req.steps or options.get("steps")
-    cfg = req.guidance if req.guidance is not None else options.get("cfg_scale")
-    extra = {
-        "steps": int(steps) if steps else None,
-        "cfg_scale": float(cfg) if cfg is not None else None,
+    extra = {  # the options' values as the catalog gives them: the server validates them
+        "steps": req.steps or options.get("steps"),
+        "cfg_scale": req.guidance if req.guidance is not None else options.get("cfg_scale"),
         "sampler_name": options.get("sampler"),
         "scheduler": options.get("scheduler"),
     }
@@ -184,8 +182,8 @@ class A1111Provider:
                     now = await self.progress()
                 except ProviderError:
                     now = None
-                if now is not None and self._running == job_id:
-                    yield now
+                if now is not None and now.job and self._running == job_id:
+                    yield now  # not while the server is idle (before or after the run)
             elif job_id in self._waiting:
                 seen = True
                 yield Progress("queued", position=self._waiting.index(job_id) + 1)

@@ -29,6 +29,7 @@ class Progress:
     step: int = 0
     steps: int = 0
     position: int | None = None  # while queued
+    job: str = ""  # what the server says it runs ("" idle; a web UI user's job shows too)
     preview: bytes | None = None  # the live preview (a small PNG), when the server made one
 
     def as_progress(self) -> dict[str, Any]:
@@ -49,6 +50,7 @@ def parse_progress(data: dict[str, Any]) -> Progress:
         eta_s=max(0.0, eta),
         step=int(_number(state.get("sampling_step"))),
         steps=int(_number(state.get("sampling_steps"))),
+        job=str(state.get("job") or "") if _number(state.get("job_count")) else "",
         preview=_image(data.get("current_image")),
     )
 
