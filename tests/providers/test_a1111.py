@@ -64,8 +64,8 @@ async def server() -> AsyncIterator[Server]:
 
 
 def job(job_id: str = "job_1", **kw: Any) -> ProviderRequest:
-    kw = {"negative_prompt": "blurry", "steps": 4, "guidance": 6.5} | kw
-    req = CanonicalRequest("my-sdxl", "a red fox", 42, 64, 48, "png", **kw)
+    fields: dict[str, Any] = {"negative_prompt": "blurry", "steps": 4, "guidance": 6.5} | kw
+    req = CanonicalRequest("my-sdxl", "a red fox", 42, 64, 48, "png", **fields)
     return ProviderRequest(job_id, 1, req, "my-sdxl")
 
 

@@ -119,7 +119,14 @@ def acme_without_hosts(tmp_path: Path) -> Iterator[None]:
 
 
 def test_the_built_in_providers_are_registered() -> None:
-    assert provider_names() == ("fal", "openai", "preview", "replicate")
+    assert provider_names() == (
+        "a1111",
+        "fal",
+        "openai",
+        "openai_compatible",
+        "preview",
+        "replicate",
+    )
     assert display_names()["openai"] == "OpenAI"
 
 

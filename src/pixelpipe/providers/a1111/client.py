@@ -30,7 +30,7 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
@@ -169,7 +169,9 @@ class A1111Provider:
             raise error_from_response(resp, self._ident, self._http.redact)
         return parse_progress(self._http.json_object(resp))
 
-    async def watch_progress(self, job_id: str, interval_s: float = 0.5) -> AsyncIterator[Progress]:
+    async def watch_progress(
+        self, job_id: str, interval_s: float = 0.5
+    ) -> AsyncGenerator[Progress, None]:
         """The progress of job ``job_id`` every ``interval_s`` while it waits for this backend
         (``queued`` with its position) or runs on it (the server's figures and preview); it ends
         once the job's submit is over. Start it beside ``submit`` (it waits for the job to
