@@ -171,9 +171,7 @@ class OpenAICompatibleProvider:
         fmt = str(data.get("output_format") or "png").lower()
         items = [i for i in data.get("data") or [] if isinstance(i, dict)]
         outputs = normalize_outputs(items, _CONTENT_TYPES.get(fmt, "image/png"))
-        server_time = data.get("inference_time_s")
-        measured = isinstance(server_time, int | float) and server_time > 0
-        gpu_seconds = float(server_time) if measured and server_time is not None else wall
+        gpu_seconds, source = _gpu_time(data.get("inference_time_s"), wall)
         error = None if outputs else ProviderFailed(f"{self.name} ({model}) answered no image")
         return ProviderUpdate(
             str(data.get("id") or f"{self.name}_{uuid.uuid4().hex}"),
@@ -183,5 +181,12 @@ class OpenAICompatibleProvider:
             progress={"percent": 100},
             usage={"images": len(outputs), "image_count": len(outputs), "model": model},
             gpu_seconds=gpu_seconds,
-            gpu_time_source="server" if measured else "wall",
+            gpu_time_source=source,
         )
+
+
+def _gpu_time(server_time: Any, wall: float) -> tuple[float, str]:
+    """SGLang's own ``inference_time_s`` where it gives one, else the call's wall time."""
+    if isinstance(server_time, int | float) and server_time > 0:
+        return float(server_time), "server"
+    return wall, "wall"
