@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -89,7 +90,7 @@ def error_message(body: Any) -> str:
 
 
 def error_from_response(
-    resp: httpx.Response, ident: ProviderIdentity, redact: Any
+    resp: httpx.Response, ident: ProviderIdentity, redact: Callable[[str], str]
 ) -> ProviderError:
     """A non-2xx answer in the error tree (``redact``: the provider's secret filter)."""
     try:

@@ -153,7 +153,7 @@ class A1111Provider:
                 finally:
                     self._running = None
         finally:
-            if job in self._waiting:  # canceled while it waited
+            if job in self._waiting:  # its task was cancelled while it waited
                 self._waiting.remove(job)
             self._canceled.discard(job)
 
