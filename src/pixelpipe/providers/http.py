@@ -15,7 +15,7 @@ Foreign errors become :mod:`pixelpipe.errors` here and nowhere else::
     UnsupportedProtocol, InvalidURL                   ConfigError (names the base-URL variable)
     anything else raised by httpx                     ProviderError
 
-A POST that fails after the request was sent (read timeout, dropped connection) carries
+A POST or PUT that fails after the request was sent (read timeout, dropped connection) carries
 ``extra["ambiguous"] = True``: the provider may have started (and will bill) the run.
 Secrets never reach a message: every provider message goes through :func:`redact` first.
 """
@@ -333,8 +333,9 @@ class ProviderHTTP:
                 ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = error_from_exception(exc, self.ident)
-            if request.method == "POST" and isinstance(exc, _AFTER_SEND):
-                error.extra["ambiguous"] = True  # the provider may have started the run
+            if request.method in ("POST", "PUT") and isinstance(exc, _AFTER_SEND):
+                # the provider may have started the run (a PUT creates one on cog)
+                error.extra["ambiguous"] = True
             raise error from None
         return await self._transmit(request, retry_connect=False)
 

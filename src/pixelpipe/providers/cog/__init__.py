@@ -1,0 +1,72 @@
+"""cog (Replicate's open-source model server): each ``kind = "cog"`` backend of the operator's
+catalog is one provider, named after the backend (client in ``client.py``, wire format in
+``predictions.py``).
+
+Nothing is configured by environment alone (``build`` returns None; the settings section is
+empty). A backend's ``options``: ``input``, a table of inputs added to every prediction (or
+overriding the mapped ones, see ``predictions.py``). Its ``timeout_s`` bounds a synchronous
+prediction (default 10 minutes); ``api_key``, if set, is sent as ``Authorization: Bearer`` (for
+a proxy in front of cog: cog itself checks none). Where its outputs may be downloaded from (an
+``--upload-url`` store) is the catalog's fetch policy for the backend, hence no output hosts here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic_settings import SettingsConfigDict
+
+from pixelpipe.errors import ConfigError
+from pixelpipe.providers.base import Provider
+from pixelpipe.providers.cog.client import SYNC_TIMEOUT_S, CogProvider
+from pixelpipe.providers.registration import (
+    Backend,
+    BuildContext,
+    OutputHosts,
+    ProviderRegistration,
+)
+from pixelpipe.settings import SettingsSection
+
+
+class CogSettings(SettingsSection):
+    model_config = SettingsConfigDict(env_prefix="PIXELPIPE_COG_")
+
+
+def build(s: CogSettings, ctx: BuildContext) -> Provider | None:
+    return None  # only the operator's catalog names cog servers (build_backend)
+
+
+def build_backend(backend: Backend, ctx: BuildContext) -> Provider:
+    return CogProvider(
+        backend.name,
+        backend.url,
+        secret=ctx.settings.signing_key(),
+        slots=backend.slots,
+        api_key=backend.api_key,
+        inputs=_inputs(backend),
+        timeout=ctx.timeout(),
+        sync_timeout_s=backend.timeout_s or SYNC_TIMEOUT_S,
+        client=ctx.client(backend.name),
+    )
+
+
+def _inputs(backend: Backend) -> Mapping[str, Any]:
+    inputs = backend.options.get("input", {})
+    if not isinstance(inputs, Mapping):
+        where = f" ({backend.source})" if backend.source else ""
+        raise ConfigError(
+            f"backend {backend.name}{where}: options.input must be a table of inputs added to "
+            f'every prediction, e.g. input = {{ output_format = "png" }}'
+        )
+    return inputs
+
+
+REGISTRATION = ProviderRegistration(
+    name="cog",
+    display_name="cog",
+    settings=CogSettings,
+    build=build,
+    output_hosts=OutputHosts(()),  # per backend: the operator's catalog makes its fetch policy
+    backend=build_backend,
+)

@@ -1,0 +1,200 @@
+"""A cog model server (Replicate's open-source server, coglet) as a provider: one per backend.
+
+Protocol facts are in ``tests/servers/cog.py`` (observed on coglet 0.23.1). How runs go:
+
+- **With a webhook route** (``ProviderRequest.webhook_url``): ``PUT /predictions/{id}`` with
+  ``Prefer: respond-async``; cog answers 202 at once and POSTs the ``start`` and ``completed``
+  events to the webhook URL. The id is the attempt's run tag (``<job>.<attempt>.<hmac>``,
+  :func:`.predictions.prediction_id`): the same attempt always PUTs the same id, and a PUT of an
+  id that is still running answers that run's snapshot and starts nothing (adopted).
+- **Without one**: ``POST /predictions`` with the same id, held until the run ends (the backend's
+  timeout, default 10 minutes); the answer is terminal. A client that gives up cancels the run.
+- **The trap**: cog forgets a prediction when it ends (there is no GET), and a PUT of a finished
+  id runs it AGAIN. So only :meth:`CogProvider.submit` PUTs a real input, once per attempt (the
+  worker numbers attempts; the number is in the id). Looking a run up (:meth:`~CogProvider.poll`,
+  :meth:`~CogProvider.find_run`) PUTs a *probe*: the same id with an input that is not an object
+  and no webhook. coglet answers a running id with its snapshot before it looks at the input,
+  and checks a new id's input against the predictor's schema, so the probe of an id that is not
+  running gets 422 and starts nothing (both observed on 0.23.1; a predictor without
+  ``.cog/openapi_schema.json`` — one not built by ``cog build`` — would accept the probe and fail
+  it at once, reporting to nobody).
+- **poll** is therefore honest: running → the snapshot's state; not running → the run ended and
+  its completion webhook has not reached us. cog retries a completion for minutes, so that is
+  first waited for (:data:`GONE_GRACE_S`), then the run is reported lost (ProviderJobLost).
+- **Busy**: 409 "At capacity" (every slot taken, or a completion whose slot is not free yet) is
+  ProviderRateLimited with a short ``retry_after``: the retry policy waits for a slot or fails
+  over, and spends no attempt. 5xx and connection errors: ProviderUnavailable; 422:
+  ProviderInvalidInput with cog's message.
+- **Webhooks** are not signed (``WEBHOOK_AUTH_TOKEN`` is one token per server): a delivery is
+  authentic when the prediction id in its body carries a valid run tag for this backend.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from pixelpipe.errors import PixelpipeError, ProviderRateLimited, Unauthorized
+from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.cog.predictions import (
+    cog_input,
+    gone,
+    prediction_id,
+    prediction_update,
+)
+from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, ProviderIdentity
+from pixelpipe.providers.run_tag import RunRef, parse_run
+
+SYNC_TIMEOUT_S = 600.0  # how long a synchronous prediction may take when the backend sets none
+BUSY_RETRY_AFTER_S = 1.0  # a slot frees when a run ends: ask again soon
+GONE_GRACE_S = 60.0  # how long a finished run's completion webhook is waited for before "lost"
+WEBHOOK_EVENTS = ("start", "completed")
+HEALTH_STATES = frozenset({"STARTING", "READY", "BUSY", "SETUP_FAILED", "DEFUNCT", "UNHEALTHY"})
+_ASYNC = {"Prefer": "respond-async"}
+_PROBE_INPUT = "pixelpipe: is this prediction running?"  # not an object: no schema accepts it
+
+
+class CogProvider:
+    """One cog server (a backend of the operator's catalog), named after the backend."""
+
+    supports_webhooks = True
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        secret: bytes,
+        slots: int = 1,
+        api_key: str = "",
+        inputs: Mapping[str, Any] | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        sync_timeout_s: float = SYNC_TIMEOUT_S,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.slots = slots
+        self._base = url.rstrip("/")
+        self._secret = secret
+        self._inputs = dict(inputs or {})
+        self._sync_timeout_s = sync_timeout_s
+        self._clock = clock
+        self._gone_since: dict[str, float] = {}  # prediction id -> when a probe first missed it
+        ident = ProviderIdentity(name, f"the api_key of backend {name}", f"the url of {name}")
+        self._http = ProviderHTTP(
+            ident,
+            auth=f"Bearer {api_key}" if api_key else "",
+            secrets=(api_key,),
+            client=client,
+            timeout=timeout,
+        )
+
+    def prediction_id(self, req: ProviderRequest) -> str:
+        return prediction_id(self.name, RunRef(req.job_id, req.attempt), self._secret)
+
+    async def submit(self, req: ProviderRequest) -> ProviderUpdate:
+        pid = self.prediction_id(req)
+        body = {"id": pid, "input": cog_input(req.request, self._inputs)}
+        if not req.webhook_url:
+            return await self._run_sync(body)
+        # once per attempt (see the module docstring): a repeat while it runs adopts the run
+        body |= {"webhook": req.webhook_url, "webhook_events_filter": list(WEBHOOK_EVENTS)}
+        resp = await self._send("PUT", self._prediction_url(pid), json=body, headers=_ASYNC)
+        return prediction_update(self.name, self._http.json_object(resp))
+
+    async def poll(self, provider_job_id: str, req: ProviderRequest) -> ProviderUpdate:
+        """The run's state while cog runs it; after it ended, wait for its webhook, then lost."""
+        running = await self._probe(provider_job_id)
+        if running is not None:
+            self._gone_since.pop(provider_job_id, None)
+            return running
+        now = self._clock()
+        since = self._gone_since.setdefault(provider_job_id, now)
+        if now - since < GONE_GRACE_S:
+            return ProviderUpdate(provider_job_id, RunState.RUNNING, poll_after_s=5.0)
+        del self._gone_since[provider_job_id]
+        raise gone(self.name, provider_job_id)
+
+    async def find_run(self, req: ProviderRequest, since: float) -> ProviderUpdate | None:
+        """The run of an interrupted submit, if cog is still running it (adopted); else None, and
+        the worker goes round again with a new attempt (a new id) rather than re-PUT this one."""
+        return await self._probe(self.prediction_id(req))
+
+    async def cancel(self, provider_job_id: str, req: ProviderRequest) -> None:
+        """Stop the run; a 404 (already ended, or never started) is fine."""
+        url = self._prediction_url(provider_job_id) + "/cancel"
+        await self._send("POST", url, allow=(404,))
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderUpdate:
+        """Authenticate the delivery by the run tag in its prediction id, then decode it."""
+        try:
+            pred = json.loads(body)
+        except ValueError:
+            raise Unauthorized(f"{self.name} webhook body is not JSON") from None
+        pid = pred.get("id") if isinstance(pred, dict) else None
+        if not isinstance(pid, str) or parse_run(pid, self.name, self._secret) is None:
+            raise Unauthorized(f"{self.name} webhook names no prediction of ours")
+        try:
+            return prediction_update(self.name, pred)
+        except PixelpipeError:
+            raise Unauthorized(f"{self.name} webhook body is not a prediction") from None
+
+    async def health(self) -> str:
+        """``/health-check``'s status: STARTING, READY, BUSY, SETUP_FAILED, DEFUNCT, UNHEALTHY
+        (:data:`HEALTH_STATES`; another value is returned as it is). Unreachable:
+        ProviderUnavailable."""
+        resp = await self._send("GET", f"{self._base}/health-check")
+        return str(self._http.json_object(resp).get("status") or "UNHEALTHY")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _run_sync(self, body: dict[str, Any]) -> ProviderUpdate:
+        t = self._http.timeout
+        wait = httpx.Timeout(
+            connect=t.connect, read=self._sync_timeout_s, write=t.write, pool=t.pool
+        )
+        started = time.monotonic()
+        url = f"{self._base}/predictions"
+        resp = await self._send("POST", url, json=body, call_timeout=wait)
+        wall_s = time.monotonic() - started
+        return prediction_update(self.name, self._http.json_object(resp), wall_s=wall_s)
+
+    async def _probe(self, pid: str) -> ProviderUpdate | None:
+        """The snapshot of ``pid`` if cog runs it now, else None. Never starts a run (see the
+        module docstring): the probe's input is refused by the schema of any built predictor."""
+        body = {"id": pid, "input": _PROBE_INPUT}
+        resp = await self._send("PUT", self._prediction_url(pid), json=body, allow=(422,))
+        if resp.status_code == 422:
+            return None
+        return prediction_update(self.name, self._http.json_object(resp))
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        call_timeout: httpx.Timeout | None = None,
+        allow: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        resp = await self._http.send(
+            method, url, json=json, headers=headers, call_timeout=call_timeout, allow=(409, *allow)
+        )
+        if resp.status_code == 409:  # "At capacity - all prediction slots busy"
+            raise ProviderRateLimited(
+                f"{self.name} is busy (all {self.slots} slot(s) taken)",
+                retry_after=BUSY_RETRY_AFTER_S,
+                provider=self.name,
+            )
+        return resp
+
+    def _prediction_url(self, pid: str) -> str:
+        return f"{self._base}/predictions/{quote(pid, safe='')}"
