@@ -12,12 +12,12 @@ Protocol facts are in ``tests/servers/cog.py`` (observed on coglet 0.23.1). How 
 - **The trap**: cog forgets a prediction when it ends (there is no GET), and a PUT of a finished
   id runs it AGAIN. So only :meth:`CogProvider.submit` PUTs a real input, once per attempt (the
   worker numbers attempts; the number is in the id). Looking a run up (:meth:`~CogProvider.poll`,
-  :meth:`~CogProvider.find_run`) PUTs a *probe*: the same id with an input that is not an object
-  and no webhook. coglet answers a running id with its snapshot before it looks at the input,
-  and checks a new id's input against the predictor's schema, so the probe of an id that is not
-  running gets 422 and starts nothing (both observed on 0.23.1; a predictor without
-  ``.cog/openapi_schema.json`` — one not built by ``cog build`` — would accept the probe and fail
-  it at once, reporting to nobody).
+  :meth:`~CogProvider.find_run`) PUTs a *probe*: the same id, no webhook, no ``Prefer``, and an
+  input that is not an object. coglet answers a running id with its snapshot (202) before it
+  looks at the input; for an id it does not run, the probe fails validation and starts nothing:
+  422 from the predictor's schema (``.cog/openapi_schema.json``, which ``cog build`` writes), or,
+  without a schema, 200 ``failed`` "Input validation error: Input must be a JSON object" in under
+  a millisecond (both observed on 0.23.1, and tested).
 - **poll** is therefore honest: running → the snapshot's state; not running → the run ended and
   its completion webhook has not reached us. cog retries a completion for minutes, so that is
   first waited for (:data:`GONE_GRACE_S`), then the run is reported lost (ProviderJobLost).
@@ -167,11 +167,11 @@ class CogProvider:
         return prediction_update(self.name, self._http.json_object(resp), wall_s=wall_s)
 
     async def _probe(self, pid: str) -> ProviderUpdate | None:
-        """The snapshot of ``pid`` if cog runs it now, else None. Never starts a run (see the
-        module docstring): the probe's input is refused by the schema of any built predictor."""
+        """The snapshot of ``pid`` if cog runs it now, else None. Never runs a prediction (see
+        the module docstring): only a running id answers 202."""
         body = {"id": pid, "input": _PROBE_INPUT}
         resp = await self._send("PUT", self._prediction_url(pid), json=body, allow=(422,))
-        if resp.status_code == 422:
+        if resp.status_code != 202:  # 422, or 200: the probe's own instant validation failure
             return None
         return prediction_update(self.name, self._http.json_object(resp))
 

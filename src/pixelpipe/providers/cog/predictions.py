@@ -5,8 +5,10 @@ Input mapping (a :class:`CanonicalRequest` is one image): ``prompt``, ``seed``, 
 ``height``, ``num_outputs = 1``; ``negative_prompt``, ``num_inference_steps`` (steps) and
 ``guidance_scale`` (guidance) when the request sets them (the names diffusers-based predictors
 use); then the backend's own ``options.input`` table, which adds inputs or overrides these (e.g.
-``input = { output_format = "png", go_fast = true }``). A predictor drops inputs it does not
-declare without a word, so a name it spells differently is simply not used.
+``input = { output_format = "png", go_fast = true }``). A predictor built by ``cog build`` (with
+``.cog/openapi_schema.json``) drops inputs it does not declare without a word, so a name it spells
+differently is simply not used; one run without that schema fails on them ("unexpected keyword
+argument 'guidance_scale'", observed on coglet 0.23.1).
 """
 
 from __future__ import annotations
