@@ -25,7 +25,7 @@ from pixelpipe.errors import (
 )
 from pixelpipe.providers.base import Output, ProviderRequest, RunState
 from pixelpipe.providers.cog import REGISTRATION
-from pixelpipe.providers.cog.client import GONE_GRACE_S, CogProvider
+from pixelpipe.providers.cog.client import GONE_GRACE_S, HEALTH_STATES, CogProvider
 from pixelpipe.providers.cog.predictions import cog_input, prediction_update
 from pixelpipe.providers.registration import Backend, BuildContext
 from pixelpipe.providers.run_tag import RunRef, run_webhook_url
@@ -270,7 +270,8 @@ async def test_health_states_and_unreachable_server(cog_servers: CogServers) -> 
         runs = [request(), request()]
         tasks = [asyncio.create_task(provider.submit(r)) for r in runs]
         async with asyncio.timeout(5):
-            while await provider.health() != "BUSY":  # both slots taken
+            while (state := await provider.health()) != "BUSY":  # both slots taken
+                assert state in HEALTH_STATES
                 await asyncio.sleep(0.02)
         updates = await asyncio.gather(*tasks)
         assert [u.state for u in updates] == [RunState.SUCCEEDED] * 2

@@ -121,6 +121,7 @@ def acme_without_hosts(tmp_path: Path) -> Iterator[None]:
 def test_the_built_in_providers_are_registered() -> None:
     assert provider_names() == (
         "a1111",
+        "cog",
         "fal",
         "openai",
         "openai_compatible",

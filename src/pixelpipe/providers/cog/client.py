@@ -115,6 +115,7 @@ class CogProvider:
             self._gone_since.pop(provider_job_id, None)
             return running
         now = self._clock()
+        self._forget_older_than(now - 2 * GONE_GRACE_S)  # runs whose webhook came meanwhile
         since = self._gone_since.setdefault(provider_job_id, now)
         if now - since < GONE_GRACE_S:
             return ProviderUpdate(provider_job_id, RunState.RUNNING, poll_after_s=5.0)
@@ -195,6 +196,10 @@ class CogProvider:
                 provider=self.name,
             )
         return resp
+
+    def _forget_older_than(self, cutoff: float) -> None:
+        for pid in [p for p, since in self._gone_since.items() if since < cutoff]:
+            del self._gone_since[pid]
 
     def _prediction_url(self, pid: str) -> str:
         return f"{self._base}/predictions/{quote(pid, safe='')}"
