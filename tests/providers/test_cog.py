@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -285,6 +286,27 @@ async def test_health_states_and_unreachable_server(cog_servers: CogServers) -> 
             await gone.submit(request())
     finally:
         await gone.aclose()
+
+
+async def test_a_put_whose_answer_is_lost_is_ambiguous(http_recorder: HttpRecorder) -> None:
+    """A PUT creates the run on cog: a read timeout after sending it may have started one, so the
+    retry policy must not treat it as refused (and fail over, running it twice)."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # the request, then silence until the client hangs up
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cog = CogProvider(NAME, f"http://127.0.0.1:{port}", secret=SECRET, timeout=httpx.Timeout(0.3))
+    try:
+        with pytest.raises(ProviderUnavailable) as caught:
+            await cog.submit(request(http_recorder))
+        assert caught.value.extra.get("ambiguous") is True
+    finally:
+        await cog.aclose()
+        server.close()
 
 
 # --- translation and registration (no server) ---------------------------------------------------
