@@ -292,10 +292,14 @@ async def test_a_put_whose_answer_is_lost_is_ambiguous(http_recorder: HttpRecord
     """A PUT creates the run on cog: a read timeout after sending it may have started one, so the
     retry policy must not treat it as refused (and fail over, running it twice)."""
 
+    hung_up = asyncio.Event()
+
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)  # the request, then silence until the client hangs up
         await reader.read()
         writer.close()
+        await writer.wait_closed()
+        hung_up.set()
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -306,7 +310,9 @@ async def test_a_put_whose_answer_is_lost_is_ambiguous(http_recorder: HttpRecord
         assert caught.value.extra.get("ambiguous") is True
     finally:
         await cog.aclose()
+        await asyncio.wait_for(hung_up.wait(), 5)
         server.close()
+        await server.wait_closed()
 
 
 # --- translation and registration (no server) ---------------------------------------------------
