@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import httpx
 
-from pixelpipe.catalog import load_catalog
+from pixelpipe.catalog.operator_file import OperatorFile
 from pixelpipe.db import open_database
 from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.errors import ConfigError
@@ -20,8 +20,15 @@ from pixelpipe.notify.hooks import CompletionHooks
 from pixelpipe.pricing import load_price_table
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.gate import ProviderGate
-from pixelpipe.providers.hosts import output_hosts
-from pixelpipe.providers.registry import build_providers, provider_names, registrations
+from pixelpipe.providers.hosts import backend_hosts, output_hosts
+from pixelpipe.providers.registry import (
+    backend_kinds,
+    build_providers,
+    full_catalog,
+    operator_file,
+    provider_names,
+    registrations,
+)
 from pixelpipe.queue.base import Queue
 from pixelpipe.queue.local import LocalQueue
 from pixelpipe.safety import load_rules
@@ -30,15 +37,23 @@ from pixelpipe.settings import Settings
 from pixelpipe.storage.factory import open_storage, storage_scheme
 
 
-def _providers(settings: Settings, http: httpx.AsyncClient) -> dict[str, Provider]:
-    """Every registered provider whose credentials are set (the offline preview always)."""
-    return build_providers(settings)
+def _providers(
+    settings: Settings, http: httpx.AsyncClient, operator: OperatorFile | None
+) -> dict[str, Provider]:
+    """Every registered provider whose credentials are set (the offline preview always), and
+    one per backend of the operator's catalog file."""
+    return build_providers(settings, operator=operator)
 
 
-def fetch_policies(settings: Settings, providers: Iterable[str]) -> dict[str, FetchPolicy]:
+def fetch_policies(
+    settings: Settings, providers: Iterable[str], operator: OperatorFile | None = None
+) -> dict[str, FetchPolicy]:
     """Each provider's fetch policy. A provider with none would have every URL output refused
-    *after* its run was paid for, so that stops the start instead, naming the fix."""
-    hosts = output_hosts(settings, registrations())
+    *after* its run was paid for, so that stops the start instead, naming the fix. A backend of
+    the operator's catalog file may be fetched from its own host only (private addresses and
+    plain http allowed there: the operator named it)."""
+    own = backend_hosts(operator)
+    hosts = {**output_hosts(settings, registrations()), **own}
     missing = sorted(set(providers) - set(hosts))
     if missing:
         raise ConfigError(
@@ -48,7 +63,11 @@ def fetch_policies(settings: Settings, providers: Iterable[str]) -> dict[str, Fe
             "empty tuple allows any public host); see docs/adding-a-provider.md"
         )
     return {
-        name: FetchPolicy(allowed_hosts=allowed, allow_http_and_loopback=settings.test_mode)
+        name: FetchPolicy(
+            allowed_hosts=allowed,
+            allow_http_and_loopback=settings.test_mode,
+            own_network=name in own,
+        )
         for name, allowed in hosts.items()
     }
 
@@ -96,10 +115,12 @@ def _gate(settings: Settings, notifier: Notifier) -> ProviderGate:
     return ProviderGate(RedisGateBackend(notifier))
 
 
-def _provider_order(settings: Settings) -> tuple[str, ...]:
-    """PIXELPIPE_PROVIDER_ORDER (e.g. ``fal,replicate``): failover order of shared models."""
+def _provider_order(settings: Settings, operator: OperatorFile | None = None) -> tuple[str, ...]:
+    """PIXELPIPE_PROVIDER_ORDER (e.g. ``fal,replicate``): failover order of shared models; it
+    may name the backends of the operator's catalog file too."""
     names = tuple(n.strip().lower() for n in settings.provider_order.split(",") if n.strip())
-    known = provider_names()
+    backends = operator.backend_names() if operator else ()
+    known = sorted({*provider_names(), *backends} - set(backend_kinds()))
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(
@@ -110,7 +131,8 @@ def _provider_order(settings: Settings) -> tuple[str, ...]:
 
 
 async def build_services(settings: Settings, *, migrate: bool = True) -> Services:
-    order = _provider_order(settings)  # before anything is opened: a typo fails cleanly
+    operator = operator_file(settings)  # the catalog file, checked before anything is opened
+    order = _provider_order(settings, operator)  # likewise: a typo fails cleanly
     queue = _queue(settings)  # likewise a wrong queue URL (nothing is connected yet)
     storage_scheme(settings.effective_storage_url)  # and a storage URL no backend serves
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -121,9 +143,9 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     storage = open_storage(settings)
     prices = load_price_table()
     http = new_fetch_client()  # trust_env=False: the SSRF guard must see the real peer
-    providers = _providers(settings, http)
-    policies = fetch_policies(settings, providers)  # before a single run can be paid for
-    catalog = load_catalog().restricted_to(set(providers))
+    providers = _providers(settings, http, operator)
+    policies = fetch_policies(settings, providers, operator)  # before a run can be paid for
+    catalog = full_catalog(operator).restricted_to(set(providers))
     gate = _gate(settings, notifier)
     gate.order = order
     await gate.start(sorted(providers))

@@ -152,6 +152,11 @@ class Settings(BaseSettings):
 
     # --- providers (each provider's own keys and URLs: its SettingsSection) --------------------
     provider_order: str = Field("", description="e.g. 'replicate,fal' (default: cheapest first)")
+    catalog_path: Path | None = Field(
+        None,
+        description="The operator's catalog file (TOML): self-hosted backends and models "
+        "(docs/self-hosted.md)",
+    )
 
     # --- operability ----------------------------------------------------------------------------
     log_level: str = "INFO"
@@ -171,6 +176,11 @@ class Settings(BaseSettings):
                 "postgresql://user:pass@host/db"
             )
         return v
+
+    @field_validator("catalog_path", mode="before")
+    @classmethod
+    def _no_empty_path(cls, v: object) -> object:
+        return None if v == "" else v  # PIXELPIPE_CATALOG_PATH= (empty): no catalog file
 
     # --- derived ------------------------------------------------------------------------------
     def section(self, kind: type[Section]) -> Section:

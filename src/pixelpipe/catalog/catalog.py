@@ -79,7 +79,7 @@ def _range(raw: dict[str, Any] | None) -> NumericRange | None:
     return NumericRange(float(raw["min"]), float(raw["max"]), float(raw["default"]))
 
 
-def _spec(name: str, raw: dict[str, Any]) -> ModelSpec:
+def spec_from_raw(name: str, raw: dict[str, Any]) -> ModelSpec:
     custom = raw.get("custom_size")
     return ModelSpec(
         name=name,
@@ -143,7 +143,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     try:
         if path is not None:
             raw = tomllib.loads(path.read_text())
-            return Catalog({name: _spec(name, m) for name, m in raw["models"].items()})
+            return Catalog({name: spec_from_raw(name, m) for name, m in raw["models"].items()})
         shared = resources.files("pixelpipe.catalog").joinpath("models.toml").read_text()
         sources: list[Source] = [(where, None, tomllib.loads(shared))]
         for provider, file in provider_files("models.toml"):
@@ -192,7 +192,7 @@ def _define_once(
 
 def _served(name: str, spec: dict[str, Any], served: list[tuple[int, str, str]]) -> ModelSpec:
     ranked = sorted(served)
-    return _spec(
+    return spec_from_raw(
         name,
         {
             **spec,

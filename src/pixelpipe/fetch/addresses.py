@@ -59,17 +59,24 @@ def is_loopback_name(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
-def refusal_reason(ip: IPAddress, *, allow_loopback: bool = False) -> str | None:
-    """Why the guard must not connect to ``ip``, or None when it may."""
+def refusal_reason(
+    ip: IPAddress, *, allow_loopback: bool = False, allow_private: bool = False
+) -> str | None:
+    """Why the guard must not connect to ``ip``, or None when it may. ``allow_private``: private
+    and loopback addresses too (an operator's own server); link-local (metadata) never."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return refusal_reason(ip.ipv4_mapped, allow_loopback=allow_loopback)
+        return refusal_reason(
+            ip.ipv4_mapped, allow_loopback=allow_loopback, allow_private=allow_private
+        )
     inner = _embedded_ipv4(ip)
     if inner is not None:
         reason = refusal_reason(inner, allow_loopback=False)
         if reason is not None:
             return f"{reason} (embedded in IPv6)"
     if ip.is_loopback:
-        return None if allow_loopback else "loopback address"
+        return None if allow_loopback or allow_private else "loopback address"
+    if allow_private and ip.is_private and not ip.is_link_local:
+        return None
     return next((name for name, refused in _REFUSALS if refused(ip)), None)
 
 

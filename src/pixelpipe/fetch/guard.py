@@ -56,6 +56,9 @@ class FetchPolicy:
 
     allowed_hosts: tuple[str, ...] = ()  # exact hosts or "*.suffix"; empty = any public host
     allow_http_and_loopback: bool = False  # test mode ONLY: fakes on 127.0.0.1 over http
+    # the allowlist names an operator's own server (a self-hosted backend of the catalog file):
+    # plain http and its private or loopback addresses are allowed (link-local/metadata never)
+    own_network: bool = False
     max_bytes: int = 25 * MiB
     timeout_s: float = 30.0
     max_redirects: int = 3
@@ -122,7 +125,8 @@ def check_url_form(url: httpx.URL, policy: FetchPolicy) -> str:
     credentials, the allowlist and a host that spells an address (:func:`literal_ip`). A name is
     judged by :func:`check_url` from the addresses it resolves to. Raises OutputBlocked (not
     logged)."""
-    allowed_schemes = ("https", "http") if policy.allow_http_and_loopback else ("https",)
+    plain = policy.allow_http_and_loopback or policy.own_network
+    allowed_schemes = ("https", "http") if plain else ("https",)
     if url.scheme not in allowed_schemes:
         raise _refused(url, f"scheme {url.scheme!r} is not allowed")
     if url.userinfo:
@@ -134,7 +138,9 @@ def check_url_form(url: httpx.URL, policy: FetchPolicy) -> str:
         raise _refused(url, f"host {host} is not in the allowlist")
     ip = literal_ip(host)
     if ip is not None:
-        reason = refusal_reason(ip, allow_loopback=policy.allow_http_and_loopback)
+        reason = refusal_reason(
+            ip, allow_loopback=policy.allow_http_and_loopback, allow_private=policy.own_network
+        )
         if reason is not None:
             spelled = host.strip("[]")
             said = spelled if str(ip) == spelled else f"{spelled} means {ip}"
@@ -178,7 +184,9 @@ async def _addresses(host: str, port: int) -> list[IPAddress]:
 
 
 def _refuse_address(url: httpx.URL, ip: IPAddress, policy: FetchPolicy) -> None:
-    reason = refusal_reason(ip, allow_loopback=policy.allow_http_and_loopback)
+    reason = refusal_reason(
+        ip, allow_loopback=policy.allow_http_and_loopback, allow_private=policy.own_network
+    )
     if reason is not None:
         raise _blocked(url, f"{url.host} resolves to {ip} ({reason})")
 
@@ -255,7 +263,9 @@ def _vet_connection(url: httpx.URL, stream: Any, policy: FetchPolicy) -> None:
     ip = parse_ip(str(peer[0])) if isinstance(peer, tuple) and peer else None
     if ip is None:
         raise _blocked(url, "the connected address cannot be verified")
-    reason = refusal_reason(ip, allow_loopback=policy.allow_http_and_loopback)
+    reason = refusal_reason(
+        ip, allow_loopback=policy.allow_http_and_loopback, allow_private=policy.own_network
+    )
     if reason is not None:
         raise _blocked(url, f"connected to {ip} ({reason})")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
+from pixelpipe.catalog.operator_file import OperatorFile
 from pixelpipe.providers.registry import Registration
 from pixelpipe.settings import Settings
 
@@ -25,3 +27,12 @@ def output_hosts(
     if extra:
         hosts = {name: (*allowed, *extra) if allowed else () for name, allowed in hosts.items()}
     return hosts
+
+
+def backend_hosts(operator: OperatorFile | None) -> dict[str, tuple[str, ...]]:
+    """Each backend of the operator's catalog file may be fetched from its own host only (its
+    outputs are ``data:`` URIs or files it serves itself); ``PIXELPIPE_OUTPUT_HOSTS`` does not
+    widen these."""
+    if operator is None:
+        return {}
+    return {b.name: (str(urlsplit(b.url).hostname),) for b in operator.backends}
