@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import httpx
 
+from pixelpipe.catalog import Catalog
 from pixelpipe.catalog.operator_file import OperatorFile
 from pixelpipe.db import open_database
 from pixelpipe.delivery.delivery import Delivery
@@ -17,7 +18,8 @@ from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.ledger.sql import SqlLedger
 from pixelpipe.migrations.runner import upgrade_async
 from pixelpipe.notify.hooks import CompletionHooks
-from pixelpipe.pricing import load_price_table
+from pixelpipe.pricing import PriceTable, load_price_table
+from pixelpipe.pricing.gpu_time import gpu_pricing
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.gate import ProviderGate
 from pixelpipe.providers.hosts import backend_hosts, output_hosts
@@ -70,6 +72,14 @@ def fetch_policies(
         )
         for name, allowed in hosts.items()
     }
+
+
+def _prices(operator: OperatorFile | None, catalog: Catalog) -> PriceTable:
+    """The price table; with a catalog file, its backends priced in GPU time."""
+    prices = load_price_table()
+    rates = {b.name: b.usd_per_gpu_hour for b in operator.backends} if operator else {}
+    gpu = gpu_pricing(rates, catalog)
+    return prices if gpu is None else prices.with_gpu(gpu)
 
 
 def _queue(settings: Settings) -> Queue:
@@ -141,11 +151,11 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     db = open_database(settings.effective_database_url)
     notifier = _notifier(settings)
     storage = open_storage(settings)
-    prices = load_price_table()
     http = new_fetch_client()  # trust_env=False: the SSRF guard must see the real peer
     providers = _providers(settings, http, operator)
     policies = fetch_policies(settings, providers, operator)  # before a run can be paid for
     catalog = full_catalog(operator).restricted_to(set(providers))
+    prices = _prices(operator, catalog)
     gate = _gate(settings, notifier)
     gate.order = order
     await gate.start(sorted(providers))

@@ -12,7 +12,7 @@ import re
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
@@ -22,6 +22,8 @@ from typing import Any, cast
 from pixelpipe.catalog.sources import provider_files
 from pixelpipe.errors import ConfigError
 from pixelpipe.intake import CanonicalRequest
+from pixelpipe.pricing.gpu_time import BASIS as GPU_TIME
+from pixelpipe.pricing.gpu_time import GpuPricing, usage_seconds
 from pixelpipe.pricing.price import Price
 from pixelpipe.pricing.rules import (
     BASES,
@@ -51,6 +53,11 @@ class PriceVersion:
 @dataclass(frozen=True, slots=True)
 class PriceTable:
     versions: tuple[PriceVersion, ...]  # sorted by effective_at
+    gpu: GpuPricing | None = None  # self-hosted backends, priced in GPU time (gpu_time.py)
+
+    def with_gpu(self, gpu: GpuPricing) -> PriceTable:
+        """This table, pricing ``gpu``'s backends in GPU time."""
+        return replace(self, gpu=gpu)
 
     def version_at(self, at: float | None = None) -> PriceVersion | None:
         """The version in force at ``at`` (now when None); None before the first version."""
@@ -62,7 +69,10 @@ class PriceTable:
         return current
 
     def estimate(self, req: CanonicalRequest, provider: str, *, at: float | None = None) -> Price:
-        """The list price of ``req`` on ``provider`` (what a budget reserves)."""
+        """The list price of ``req`` on ``provider`` (what a budget reserves); on a self-hosted
+        backend, the GPU time its model measured there (else its typical latency)."""
+        if self.gpu is not None and self.gpu.priced_in_gpu_time(provider):
+            return self._gpu(provider, self.gpu.estimate_seconds(provider, req.model), at)
         return self._price(req.model, provider, _shape(req, {}), {}, at)
 
     def actual(
@@ -76,9 +86,20 @@ class PriceTable:
         """The cost of a finished attempt, from the provider's ``usage`` where it reports one.
 
         ``usage`` may hold OpenAI token counts (``input_tokens``, ``output_tokens``, details), the
-        output ``width``/``height`` (fal bills the produced megapixels) and ``images`` (count).
+        output ``width``/``height`` (fal bills the produced megapixels) and ``images`` (count);
+        a self-hosted backend's run is priced by its ``gpu_seconds`` (the estimate without them).
         """
+        if self.gpu is not None and self.gpu.priced_in_gpu_time(provider):
+            seconds = usage_seconds(usage)
+            if seconds is None:
+                return self.estimate(req, provider, at=at)
+            return self._gpu(provider, seconds, at)
         return self._price(req.model, provider, _shape(req, usage), usage, at)
+
+    def _gpu(self, provider: str, seconds: float, at: float | None) -> Price:
+        assert self.gpu is not None
+        v = self.version_at(at)
+        return Price(self.gpu.micros(provider, seconds), v.version if v else NO_VERSION, GPU_TIME)
 
     def display(self, model: str, providers: Iterable[str] | None = None) -> dict[str, int | None]:
         """Provider -> micros for the model's default size and quality (for the model list).
@@ -87,10 +108,19 @@ class PriceTable:
         None for an unpriced one.
         """
         v = self.version_at()
-        if v is None:
-            return dict.fromkeys(providers or (), None)
-        names = providers if providers is not None else [p for p, m in v.rules if m == model]
-        return {p: _display_one(v, v.rules.get((p, model))) for p in names}
+        gpu = self.gpu
+        if providers is None:
+            names = [p for p, m in v.rules if m == model] if v else []
+            names += list(gpu.serves.get(model, ())) if gpu else []
+        else:
+            names = list(providers)
+        shown: dict[str, int | None] = {}
+        for p in names:
+            if gpu is not None and gpu.priced_in_gpu_time(p):
+                shown[p] = gpu.micros(p, gpu.estimate_seconds(p, model))
+            else:
+                shown[p] = _display_one(v, v.rules.get((p, model))) if v else None
+        return shown
 
     def storage_rates(self, backend: str) -> tuple[int, int]:
         """(micros per GB-month stored, micros per GB egress) of a storage backend (URL scheme)."""

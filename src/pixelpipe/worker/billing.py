@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import Any
 
 from pixelpipe.jobs.model import Job
 from pixelpipe.ledger.base import OPEN_RUN, Charge
 from pixelpipe.pricing.price import Price
-from pixelpipe.providers.base import ProviderUpdate
+from pixelpipe.providers.base import ProviderUpdate, RunState
 from pixelpipe.worker.context import StepContext
 
 
@@ -25,14 +27,16 @@ async def record_attempt(
 ) -> None:
     """The attempt's charge; a run that the provider does not charge (``billable`` False)
     is recorded at $0 when this is called for it (a run the job has left: it did run)."""
+    update = timed(ctx, job, update)
     price = ctx.svc.prices.actual(job.request, job.provider or "", update.usage)
     if not update.billable:
         price = Price(0, price.version, "not_charged")
-    detail = {"state": str(update.state), "usage": update.usage}
+    detail = {"state": str(update.state), "usage": update.usage, **_gpu_detail(ctx, job, update)}
     charge = _charge(
         job, job.attempt if attempt is None else attempt, update.provider_job_id, price, detail
     )
-    await ctx.svc.ledger.record(charge)
+    if await ctx.svc.ledger.record(charge) and "gpu_seconds" in detail:
+        _learn(ctx, job, update)
 
 
 async def record_end(ctx: StepContext, job: Job, update: ProviderUpdate) -> None:
@@ -41,6 +45,41 @@ async def record_end(ctx: StepContext, job: Job, update: ProviderUpdate) -> None
         await record_attempt(ctx, job, update)
     else:
         await ctx.svc.ledger.close_attempt(job.id, job.attempt, charged=False)
+
+
+def timed(ctx: StepContext, job: Job, update: ProviderUpdate) -> ProviderUpdate:
+    """On a backend priced in GPU time: ``update`` with its GPU-seconds (the run's wall time
+    since the job was submitted when the backend gave none) and their source, in its ``usage``
+    too (the job keeps that; :func:`actual_cost` reads it). Other providers: as it is."""
+    gpu = ctx.svc.prices.gpu
+    if gpu is None or not gpu.priced_in_gpu_time(job.provider or ""):
+        return update
+    seconds, source = update.gpu_seconds, update.gpu_time_source or "server"
+    if seconds is None:
+        seconds, source = max(0.0, time.time() - (job.submitted_at or job.created_at)), "wall"
+    usage = {**update.usage, "gpu_seconds": seconds, "gpu_time_source": source}
+    return dataclasses.replace(update, gpu_seconds=seconds, gpu_time_source=source, usage=usage)
+
+
+def _gpu_detail(ctx: StepContext, job: Job, update: ProviderUpdate) -> dict[str, Any]:
+    """The ledger entry's GPU time and the rate it was priced at (a backend's runs only)."""
+    gpu = ctx.svc.prices.gpu
+    provider = job.provider or ""
+    if gpu is None or update.gpu_seconds is None or not gpu.priced_in_gpu_time(provider):
+        return {}
+    rate = gpu.rates.get(provider)
+    return {
+        "gpu_seconds": update.gpu_seconds,
+        "gpu_time_source": update.gpu_time_source,
+        "usd_per_gpu_hour": None if rate is None else str(rate),
+    }
+
+
+def _learn(ctx: StepContext, job: Job, update: ProviderUpdate) -> None:
+    """A succeeded run's GPU-seconds join its model's history on that backend (estimates)."""
+    gpu = ctx.svc.prices.gpu
+    if gpu is not None and update.state is RunState.SUCCEEDED and update.gpu_seconds is not None:
+        gpu.history.add(job.provider or "", job.model, update.gpu_seconds)
 
 
 def actual_cost(ctx: StepContext, job: Job) -> tuple[int | None, str]:

@@ -20,7 +20,7 @@ from pixelpipe.fetch import (
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
 from pixelpipe.providers.base import Output, ProviderUpdate
-from pixelpipe.worker.billing import actual_cost, record_attempt
+from pixelpipe.worker.billing import actual_cost, record_attempt, timed
 from pixelpipe.worker.context import StepContext
 
 # outputs this small (a 256x256 WebP is ~10 KB) are verified and thumbnailed on the event loop:
@@ -36,6 +36,7 @@ async def accept_success(
 
     ``attempt``: the attempt whose run produced ``update`` (an adopted orphan's), if not the
     job's current one."""
+    update = timed(ctx, job, update)  # a self-hosted run's GPU time, kept with its usage
     billed = record_attempt(ctx, job, update, attempt)  # same group commit as transition
     saved = {
         **job.provider_state,
