@@ -8,7 +8,7 @@ import httpx
 
 from pixelpipe.catalog import Catalog
 from pixelpipe.catalog.operator_file import OperatorFile
-from pixelpipe.db import open_database
+from pixelpipe.db import Database, open_database
 from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.errors import ConfigError
 from pixelpipe.events.base import Notifier
@@ -16,10 +16,11 @@ from pixelpipe.events.local import LocalNotifier
 from pixelpipe.fetch import FetchPolicy, new_fetch_client
 from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.ledger.sql import SqlLedger
+from pixelpipe.ledger.sql.gpu_runs import recent_gpu_runs
 from pixelpipe.migrations.runner import upgrade_async
 from pixelpipe.notify.hooks import CompletionHooks
 from pixelpipe.pricing import PriceTable, load_price_table
-from pixelpipe.pricing.gpu_time import gpu_pricing
+from pixelpipe.pricing.gpu_time import HISTORY, gpu_pricing
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.gate import ProviderGate
 from pixelpipe.providers.hosts import backend_hosts, output_hosts
@@ -80,6 +81,13 @@ def _prices(operator: OperatorFile | None, catalog: Catalog) -> PriceTable:
     rates = {b.name: b.usd_per_gpu_hour for b in operator.backends} if operator else {}
     gpu = gpu_pricing(rates, catalog)
     return prices if gpu is None else prices.with_gpu(gpu)
+
+
+async def _seed_gpu_history(db: Database, prices: PriceTable) -> None:
+    """GPU-time estimates start from the backends' past runs in the ledger, not from zero."""
+    if prices.gpu is not None:
+        limit = HISTORY * 10 * len(prices.gpu.rates)
+        prices.gpu.history.seed(await recent_gpu_runs(db, prices.gpu.rates, limit))
 
 
 def _queue(settings: Settings) -> Queue:
@@ -156,6 +164,7 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     policies = fetch_policies(settings, providers, operator)  # before a run can be paid for
     catalog = full_catalog(operator).restricted_to(set(providers))
     prices = _prices(operator, catalog)
+    await _seed_gpu_history(db, prices)
     gate = _gate(settings, notifier)
     gate.order = order
     await gate.start(sorted(providers))

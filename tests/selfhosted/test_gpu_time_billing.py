@@ -83,3 +83,6 @@ async def test_gpu_time_is_estimated_then_billed(
         assert entry.charge.price.amount_micros is None
         assert unpriced.job.cost_micros is None
         assert (await p.estimate("a fox", model="unpriced")).price.amount_micros is None
+
+    async with Pipeline(settings) as again:  # a new process: the history comes from the ledger
+        assert (await again.estimate("a third fox", model="house")).price.amount_micros == 2000

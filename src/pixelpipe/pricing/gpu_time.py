@@ -6,8 +6,8 @@ gives one (``gpu_time_source = "server"``, e.g. cog's ``metrics.predict_time``),
 wall time as pixelpipe saw it (``"wall"``). A backend without a price is *unpriced*, never $0.
 
 Before a run, its cost is estimated from the model's measured history on that backend (the mean
-GPU-seconds of its last :data:`HISTORY` succeeded runs in this process, learnt as they are
-billed; :meth:`GpuHistory.seed` takes in past runs), else from the model's ``typical_latency_s``.
+GPU-seconds of its last :data:`HISTORY` succeeded runs, learnt as they are billed and seeded
+from the ledger at start), else from the model's ``typical_latency_s``.
 """
 
 from __future__ import annotations
