@@ -109,6 +109,12 @@ WRONG = {
     "bad TOML": (BACKEND + "slots = = 2\n", 4, r"not valid TOML.*fix the syntax"),
     "duplicate table": (BACKEND + BACKEND, 4, r"not valid TOML"),
     "unknown top-level key": ('title = "x"\n' + BACKEND, 1, r"unknown top-level key 'title'"),
+    "backends not tables": ("backends = 3\n", 1, r"backends must be \[backends.<name>\] tables"),
+    "a backend not a table": (
+        "[backends]\ngpu_a = 3\n",
+        1,
+        r"backends.gpu_a must be a \[backends.gpu_a\] table",
+    ),
     "unknown kind": (
         '[backends.gpu_a]\nkind = "triton"\nurl = "http://gpu:5000"\n',
         2,

@@ -1,0 +1,137 @@
+"""``[models.<name>]`` of the operator's catalog file, checked against its backends and the
+providers' model ids."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pixelpipe.catalog.operator_lines import FileLines
+from pixelpipe.catalog.operator_spec import ModelEntry
+
+SPEC_KEYS = (
+    "label",
+    "description",
+    "position",
+    "typical_latency_s",
+    "formats",
+    "default_format",
+    "aspect_ratios",
+    "custom_size",
+    "steps",
+    "guidance",
+    "qualities",
+    "default_quality",
+    "negative_prompt",
+    "max_n",
+)
+MODEL_KEYS = ("extends", "backends", "ids", *SPEC_KEYS)
+NEW_MODEL_NEEDS = ("label", "formats", "aspect_ratios")
+
+
+class ModelReader(FileLines):
+    # --- models ---------------------------------------------------------------------------
+    def model(self, name: str, raw: Mapping[str, Any], backends: set[str]) -> ModelEntry:
+        at = self.line_of("models", name)
+        self.unknown_keys("models", name, raw, MODEL_KEYS, "the keys of pixelpipe's catalog")
+        extends = self.extends(name, raw)
+        if extends is None:
+            missing = [k for k in NEW_MODEL_NEEDS if k not in raw]
+            if missing:
+                raise self.fail(
+                    at,
+                    f"model {name} is new and has no {', '.join(missing)}: give them, or "
+                    'extends = "<built-in model>" to inherit its label and limits',
+                )
+        ids = self.ids(name, raw)
+        providers = self.providers(name, raw, backends, extends, ids)
+        spec = {k: v for k, v in raw.items() if k in SPEC_KEYS}
+        return ModelEntry(name, extends, spec, providers, ids, f"{self.path}:{at}")
+
+    def extends(self, name: str, raw: Mapping[str, Any]) -> str | None:
+        if "extends" not in raw:
+            return name if name in self.known.models else None  # a built-in model's name: itself
+        base = raw["extends"]
+        if base not in self.known.models:
+            raise self.fail(
+                self.line_of("models", name, "extends"),
+                f"model {name}: extends = {base!r} is not a built-in model; use one of: "
+                f"{', '.join(sorted(self.known.models))}",
+            )
+        return str(base)
+
+    def ids(self, name: str, raw: Mapping[str, Any]) -> dict[str, str]:
+        ids = raw.get("ids", {})
+        bad = not isinstance(ids, dict) or any(not isinstance(v, str) for v in ids.values())
+        if bad:
+            raise self.fail(
+                self.line_of("models", name, "ids"),
+                f"model {name}: ids must be a table of strings ([models.{name}.ids] "
+                'gpu_a = "<the model\'s id on gpu_a>")',
+            )
+        return dict(ids)
+
+    def providers(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        backends: set[str],
+        extends: str | None,
+        ids: Mapping[str, str],
+    ) -> tuple[str, ...] | None:
+        listed = raw.get("backends")
+        line = self.line_of("models", name, "backends")
+        if listed is None:
+            if extends is None:
+                raise self.fail(
+                    self.line_of("models", name),
+                    f'model {name} lists no backends: add backends = ["<backend>", ...] '
+                    "(failover order; self-hosted backends and hosted providers)",
+                )
+            return None
+        if (
+            not isinstance(listed, list)
+            or not listed
+            or any(not isinstance(b, str) for b in listed)
+        ):
+            raise self.fail(
+                line, f"model {name}: backends must be a non-empty list of names, in failover order"
+            )
+        if len(set(listed)) != len(listed):
+            raise self.fail(line, f"model {name}: backends lists a name twice")
+        for provider in listed:
+            self.check_provider(name, provider, backends, extends, ids, line)
+        for provider in ids:
+            if provider not in listed:
+                raise self.fail(
+                    self.line_of("models", name, "ids"),
+                    f"model {name}: ids names {provider!r}, which its backends do not list",
+                )
+        return tuple(listed)
+
+    def check_provider(
+        self,
+        name: str,
+        provider: str,
+        backends: set[str],
+        extends: str | None,
+        ids: Mapping[str, str],
+        line: int,
+    ) -> None:
+        if provider in backends:
+            return
+        hosted = self.known.hosted.get(provider)
+        if hosted is None:
+            known = sorted(backends) + sorted(self.known.hosted)
+            raise self.fail(
+                line,
+                f"model {name}: backends names {provider!r}, which is neither a backend of this "
+                f"file nor a provider; use one of: {', '.join(known)}",
+            )
+        if provider not in ids and (extends is None or extends not in hosted):
+            raise self.fail(
+                line,
+                f"model {name}: {provider} has no id for it ({provider} serves "
+                f"{', '.join(sorted(hosted)) or 'no model'}); extend one of those models, or "
+                f'give its id under [models.{name}.ids] {provider} = "<its model id>"',
+            )
