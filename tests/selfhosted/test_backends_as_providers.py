@@ -105,9 +105,9 @@ async def test_a_wrong_file_stops_the_start(
 
 
 def test_a_kind_that_is_not_installed_is_a_clear_error(tmp_path: Path) -> None:
-    spec = BackendSpec("gpu_a", "cog", "http://gpu:5000", source="catalog.toml:3")
+    spec = BackendSpec("gpu_a", "triton", "http://gpu:5000", source="catalog.toml:3")
     ctx = BuildContext(load_settings(data_dir=tmp_path))
-    with pytest.raises(ConfigError, match=r"catalog.toml:3: backend gpu_a: kind 'cog' is not"):
+    with pytest.raises(ConfigError, match=r"catalog.toml:3: backend gpu_a: kind 'triton' is not"):
         build_backend(spec, ctx)
 
 
