@@ -99,3 +99,34 @@ class FindsLostRuns(Protocol):
     async def find_run(self, req: ProviderRequest, since: float) -> ProviderUpdate | None:
         """The run made for ``req`` at or after ``since`` (unix s), or None."""
         ...
+
+
+class HealthState(StrEnum):
+    """A self-hosted backend's health, as the background checker sees it."""
+
+    READY = "ready"  # answers and has a free slot
+    BUSY = "busy"  # answers, every slot taken: jobs wait for it (not a failure)
+    STARTING = "starting"  # answers, still loading its model: not sent work yet
+    DOWN = "down"  # unreachable, or says it is broken (cog SETUP_FAILED, DEFUNCT, UNHEALTHY)
+    UNKNOWN = "unknown"  # not checked yet
+
+    @property
+    def takes_work(self) -> bool:
+        """Jobs may be sent to it (a busy one queues them)."""
+        return self in (HealthState.READY, HealthState.BUSY, HealthState.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHealth:
+    """One health check's answer: the state and what the server said (e.g. cog's status)."""
+
+    state: HealthState
+    detail: str = ""
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """A provider that can say whether its server is up (the self-hosted kinds). Asked every few
+    seconds by the engine's health checker; never raises: an unreachable server is DOWN."""
+
+    async def backend_health(self) -> BackendHealth: ...

@@ -14,6 +14,7 @@ import time
 from typing import Protocol
 
 from pixelpipe.catalog import ModelSpec
+from pixelpipe.providers.base import BackendHealth
 
 PAUSE = "pause"
 OUTAGE = "outage"
@@ -37,6 +38,8 @@ class ProviderGate:
         self._failures: dict[str, float] = {}
         self.backend = backend
         self.order: tuple[str, ...] = ()  # PIXELPIPE_PROVIDER_ORDER; empty = catalog order
+        # self-hosted backends' last health check (the engine's checker): provider -> state
+        self.health: dict[str, BackendHealth] = {}
 
     async def start(self, providers: list[str]) -> None:
         if self.backend is not None:
@@ -57,6 +60,19 @@ class ProviderGate:
         self._failures[provider] = until
         if self.backend is not None:
             self.backend.share(OUTAGE, provider, until)
+
+    def record_health(self, provider: str, health: BackendHealth, down_for_s: float) -> None:
+        """A backend's health check: kept for readiness, the model list and metrics; one that
+        takes no work is marked out for ``down_for_s`` (new jobs fail over; the next check after
+        that retries it, and each failed check extends the mark)."""
+        self.health[provider] = health
+        if not health.state.takes_work:
+            self.mark_outage(provider, down_for_s)
+
+    def state_of(self, provider: str) -> str | None:
+        """A self-hosted backend's health state (None: a hosted provider, never checked)."""
+        found = self.health.get(provider)
+        return None if found is None else str(found.state)
 
     def apply(self, kind: str, provider: str, until: float) -> None:
         """Take in a pause or outage (local, or learnt from another process)."""

@@ -37,6 +37,7 @@ import httpx
 
 from pixelpipe.errors import (
     ConfigError,
+    PixelpipeError,
     ProviderError,
     ProviderFailed,
     ProviderInvalidInput,
@@ -46,7 +47,14 @@ from pixelpipe.errors import (
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.a1111.answers import checkpoint_ran, error_from_response, parse_info
 from pixelpipe.providers.a1111.progress import Progress, parse_progress
-from pixelpipe.providers.base import Output, ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.base import (
+    BackendHealth,
+    HealthState,
+    Output,
+    ProviderRequest,
+    ProviderUpdate,
+    RunState,
+)
 from pixelpipe.providers.http import ProviderHTTP, ProviderIdentity
 from pixelpipe.providers.outputs import decode_base64
 from pixelpipe.providers.registration import Backend
@@ -168,6 +176,17 @@ class A1111Provider:
         if resp.status_code >= 400:
             raise error_from_response(resp, self._ident, self._http.redact)
         return parse_progress(self._http.json_object(resp))
+
+    async def backend_health(self) -> BackendHealth:
+        """``GET /sdapi/v1/progress``: answers → READY, or BUSY while it runs a job (ours or a
+        web UI user's); no answer or an error → DOWN. Never raises."""
+        try:
+            now = await self.progress()
+        except PixelpipeError as exc:
+            return BackendHealth(HealthState.DOWN, f"{exc.code}: /sdapi/v1/progress")
+        if now.job or self._running is not None:
+            return BackendHealth(HealthState.BUSY, "running a job")
+        return BackendHealth(HealthState.READY)
 
     async def watch_progress(
         self, job_id: str, interval_s: float = 0.5

@@ -40,7 +40,13 @@ from urllib.parse import quote
 import httpx
 
 from pixelpipe.errors import PixelpipeError, ProviderRateLimited, Unauthorized
-from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.base import (
+    BackendHealth,
+    HealthState,
+    ProviderRequest,
+    ProviderUpdate,
+    RunState,
+)
 from pixelpipe.providers.cog.predictions import (
     cog_input,
     gone,
@@ -55,6 +61,11 @@ BUSY_RETRY_AFTER_S = 1.0  # a slot frees when a run ends: ask again soon
 GONE_GRACE_S = 60.0  # how long a finished run's completion webhook is waited for before "lost"
 WEBHOOK_EVENTS = ("start", "completed")
 HEALTH_STATES = frozenset({"STARTING", "READY", "BUSY", "SETUP_FAILED", "DEFUNCT", "UNHEALTHY"})
+_COG_HEALTH = {  # the others (SETUP_FAILED, DEFUNCT, UNHEALTHY, anything new): DOWN
+    "READY": HealthState.READY,
+    "BUSY": HealthState.BUSY,
+    "STARTING": HealthState.STARTING,
+}
 _ASYNC = {"Prefer": "respond-async"}
 _PROBE_INPUT = "pixelpipe: is this prediction running?"  # not an object: no schema accepts it
 
@@ -152,6 +163,14 @@ class CogProvider:
         ProviderUnavailable."""
         resp = await self._send("GET", f"{self._base}/health-check")
         return str(self._http.json_object(resp).get("status") or "UNHEALTHY")
+
+    async def backend_health(self) -> BackendHealth:
+        """:meth:`health` as a :class:`BackendHealth` (never raises: unreachable is DOWN)."""
+        try:
+            status = await self.health()
+        except PixelpipeError as exc:
+            return BackendHealth(HealthState.DOWN, f"{exc.code}: /health-check did not answer")
+        return BackendHealth(_COG_HEALTH.get(status, HealthState.DOWN), status)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from pixelpipe.errors import (
+    PixelpipeError,
     ProviderFailed,
     ProviderInvalidInput,
     ProviderJobLost,
@@ -42,12 +43,19 @@ from pixelpipe.errors import (
     Unauthorized,
 )
 from pixelpipe.intake import CanonicalRequest
-from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.base import (
+    BackendHealth,
+    HealthState,
+    ProviderRequest,
+    ProviderUpdate,
+    RunState,
+)
 from pixelpipe.providers.http import ProviderHTTP, ProviderIdentity
 from pixelpipe.providers.outputs import normalize_outputs
 from pixelpipe.providers.registration import Backend
 
 GENERATION_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=10.0, pool=5.0)
+HEALTH_TIMEOUT = httpx.Timeout(5.0)
 _CONTENT_TYPES = {
     "png": "image/png",
     "jpeg": "image/jpeg",
@@ -142,6 +150,22 @@ class OpenAICompatibleProvider:
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderUpdate:
         raise Unauthorized(f"{self.name} sends no webhooks")
+
+    async def backend_health(self) -> BackendHealth:
+        """``GET /health`` (SGLang, vLLM-Omni); where the server has none (404), ``GET
+        /v1/models``. 200 → READY; anything else, or no answer → DOWN. Never raises."""
+        try:
+            for path in ("/health", "/v1/models"):
+                resp = await self._http.send(
+                    "GET", f"{self._base}{path}", call_timeout=HEALTH_TIMEOUT, allow=range(400, 600)
+                )
+                if resp.status_code != 404:
+                    break
+        except PixelpipeError as exc:
+            return BackendHealth(HealthState.DOWN, f"{exc.code}: {path}")
+        if resp.status_code >= 400:
+            return BackendHealth(HealthState.DOWN, f"{path} answered {resp.status_code}")
+        return BackendHealth(HealthState.READY)
 
     async def aclose(self) -> None:
         await self._http.aclose()
