@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+HEALTH_STATES = ("ready", "busy", "starting", "down", "unknown")  # providers.base.HealthState
 
 
 @dataclass
@@ -37,6 +39,40 @@ class Metrics:
         self.stored_bytes = Counter(
             "pixelpipe_stored_bytes", "Bytes written to storage", registry=r
         )
+
+        # self-hosted backends (issue 14): set by the engine's health checker every few seconds
+        self.backend_state = Gauge(
+            "pixelpipe_backend_health",
+            "Self-hosted backend health: 1 for its current state, 0 for the others",
+            ["backend", "state"],
+            registry=r,
+        )
+        self.backend_busy = Gauge(
+            "pixelpipe_backend_busy_slots",
+            "Runs in flight on a self-hosted backend (as this process sees it)",
+            ["backend"],
+            registry=r,
+        )
+        self.backend_queue = Gauge(
+            "pixelpipe_backend_queue_depth",
+            "Jobs waiting for a slot of a self-hosted backend (as this process sees it)",
+            ["backend"],
+            registry=r,
+        )
+        self.backend_gpu_seconds = Counter(
+            "pixelpipe_backend_gpu_seconds",
+            "GPU-seconds of a self-hosted backend's billed attempts",
+            ["backend"],
+            registry=r,
+        )
+
+    def set_backend_state(self, backend: str, state: str) -> None:
+        for name in HEALTH_STATES:
+            self.backend_state.labels(backend, name).set(1.0 if name == state else 0.0)
+
+    def gpu_seconds_billed(self, backend: str, seconds: float) -> None:
+        """A billed attempt's GPU-seconds (called where the attempt is recorded)."""
+        self.backend_gpu_seconds.labels(backend).inc(max(0.0, seconds))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -122,6 +122,8 @@ class BackendHealth:
 
     state: HealthState
     detail: str = ""
+    busy_slots: int | None = None  # runs in flight there, where the kind knows (None: unknown)
+    queued: int | None = None  # jobs of this process waiting for it, where the kind knows
 
 
 @runtime_checkable

@@ -1,5 +1,6 @@
 """The worker's lifecycle in this process: start the dispatcher (plus the sweeper, the completion
-webhook deliveries and, in a worker process, the queue's consumer) and stop them in order.
+webhook deliveries, the self-hosted backends' health checks and, in a worker process, the
+queue's consumer) and stop them in order.
 
 ``serve`` and ``Pipeline`` run :func:`embedded_worker` (only with the embedded queue: with a
 message queue, worker processes run the steps); ``pixelpipe worker`` runs :func:`running_worker`.
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from pixelpipe.backend_health import run_health_checks
 from pixelpipe.dispatcher import Dispatcher, run_sweeper
 from pixelpipe.notify.deliver import start_delivery
 from pixelpipe.services import Services
@@ -44,6 +46,7 @@ async def running_worker(
     if sweep:
         tasks.append(asyncio.create_task(run_sweeper(svc, svc.queue.wakeup)))
     tasks.append(start_delivery(svc))  # completion webhooks (pixelpipe.notify)
+    tasks.append(asyncio.create_task(run_health_checks(svc)))  # self-hosted backends, if any
     consumer = None
     try:
         if consume:

@@ -180,13 +180,15 @@ class A1111Provider:
     async def backend_health(self) -> BackendHealth:
         """``GET /sdapi/v1/progress``: answers → READY, or BUSY while it runs a job (ours or a
         web UI user's); no answer or an error → DOWN. Never raises."""
+        busy, queued = int(self._running is not None), len(self._waiting)
         try:
             now = await self.progress()
         except PixelpipeError as exc:
-            return BackendHealth(HealthState.DOWN, f"{exc.code}: /sdapi/v1/progress")
-        if now.job or self._running is not None:
-            return BackendHealth(HealthState.BUSY, "running a job")
-        return BackendHealth(HealthState.READY)
+            detail = f"{exc.code}: /sdapi/v1/progress"
+            return BackendHealth(HealthState.DOWN, detail, busy, queued)
+        if now.job or busy:
+            return BackendHealth(HealthState.BUSY, "running a job", busy, queued)
+        return BackendHealth(HealthState.READY, "", busy, queued)
 
     async def watch_progress(
         self, job_id: str, interval_s: float = 0.5
