@@ -29,14 +29,17 @@ def checked_backends(svc: Services) -> dict[str, ReportsHealth]:
     return {n: p for n, p in svc.providers.items() if isinstance(p, ReportsHealth)}
 
 
-async def check_once(svc: Services, *, interval_s: float = INTERVAL_S) -> dict[str, BackendHealth]:
-    """One round: every backend checked at once; the gate and the metrics updated."""
+async def check_once(
+    svc: Services, *, down_for_s: float = INTERVAL_S + DOWN_MARGIN_S
+) -> dict[str, BackendHealth]:
+    """One round: every backend checked at once; the gate and the metrics updated. A backend
+    that takes no work is marked out for ``down_for_s`` (past the next round)."""
     backends = checked_backends(svc)
     found = await asyncio.gather(*(_check(p) for p in backends.values()))
     results = dict(zip(backends, found, strict=True))
     for name, health in results.items():
         before = svc.gate.state_of(name)
-        svc.gate.record_health(name, health, interval_s + DOWN_MARGIN_S)
+        svc.gate.record_health(name, health, down_for_s)
         _observe(svc, name, health)
         if before is not None and before != health.state:
             log.warning("backend %s is %s (was %s) %s", name, health.state, before, health.detail)
@@ -49,7 +52,7 @@ async def run_health_checks(svc: Services, *, interval_s: float = INTERVAL_S) ->
         return
     while True:
         try:
-            await check_once(svc, interval_s=interval_s)
+            await check_once(svc, down_for_s=interval_s + DOWN_MARGIN_S)
         except Exception:  # a bug here must not stop the worker; the next round tries again
             log.exception("backend health round failed")
         await asyncio.sleep(interval_s)

@@ -19,7 +19,7 @@ from pixelpipe.notify.public import usd
 from pixelpipe.services import Services
 from pixelpipe.usecases import usage
 from pixelpipe.usecases.estimate import estimate
-from pixelpipe.usecases.health import readiness
+from pixelpipe.usecases.health import gpu_backends, readiness
 
 router = APIRouter(tags=["meta"])
 _LOADED_AT = int(time.time())  # when this process loaded its catalog: OpenAI's ``created``
@@ -46,6 +46,12 @@ class ModelPublic(BaseModel):
     qualities: list[str]
     negative_prompt: bool
     price_usd: dict[str, str | None]  # provider -> price of a default image; null = unpriced
+    provider_states: dict[str, str] = Field(
+        default_factory=dict,
+        description="The self-hosted providers (GPU servers) among `providers` and their last "
+        "health check: `ready`, `busy`, `starting`, `down` or `unknown` (not checked yet). "
+        "Hosted providers are not listed. A `down` one is skipped: its jobs fail over.",
+    )
 
 
 class EstimatePublic(BaseModel):
@@ -116,7 +122,13 @@ def model_public(svc: Services, spec: ModelSpec) -> ModelPublic:
         qualities=list(spec.qualities),
         negative_prompt=spec.negative_prompt,
         price_usd={p: usd(prices.get(p)) for p in spec.providers},
+        provider_states=provider_states(svc, spec),
     )
+
+
+def provider_states(svc: Services, spec: ModelSpec) -> dict[str, str]:
+    states = gpu_backends(svc)
+    return {p: states[p]["state"] for p in spec.providers if p in states}
 
 
 def vars_or_none(obj: Any) -> Any:
@@ -180,10 +192,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["ops"])
 async def readyz(svc: ServicesDep, response: Response) -> JSONResponse:
-    """Readiness: every configured backend answers (database, storage, queue, events)."""
+    """Readiness: every configured backend answers (database, storage, queue, events).
+
+    ``gpu_backends`` lists the self-hosted GPU servers and their last health check; a GPU
+    server that is down does not make this process unready (its jobs fail over)."""
     ready = await readiness(svc)
     ok, checks, backends = ready.ok, ready.checks, ready.backends
+    body = {"status": "ok" if ok else "unavailable", "checks": checks, "backends": backends}
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks, "backends": backends},
-        status_code=200 if ok else 503,
+        {**body, "gpu_backends": ready.gpu_backends}, status_code=200 if ok else 503
     )
