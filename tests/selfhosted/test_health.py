@@ -70,7 +70,7 @@ async def test_an_a1111_server_is_ready_busy_while_it_runs_then_down() -> None:
 
 
 async def test_an_unreachable_server_is_down_for_both_kinds() -> None:
-    kinds = [
+    kinds: list[OpenAICompatibleProvider | A1111Provider] = [
         OpenAICompatibleProvider(Backend("gpu1", "openai_compatible", CLOSED)),
         A1111Provider(Backend("sd1", "a1111", CLOSED)),
     ]
