@@ -10,7 +10,13 @@ mounted at ``BASE/<name>``; today (``BASE`` = ``http://HOST:PORT``)::
 
 plus ``REPLICATE_API_TOKEN``, ``FAL_KEY`` and ``OPENAI_API_KEY`` (any value; the fakes accept any
 key unless built with one; each registration's ``fake.env`` names them) and
-``PIXELPIPE_TEST_MODE=true`` (outputs are ``http://`` URLs on a loopback host). Each fake has
+``PIXELPIPE_TEST_MODE=true`` (outputs are ``http://`` URLs on a loopback host).
+
+The self-hosted kinds' fakes are mounted too — ``BASE/a1111`` (AUTOMATIC1111/Forge) and
+``BASE/openai_compatible`` (an SGLang-style image server serving ``Qwen/Qwen-Image``) — but no
+variable points at them: a backend of the operator's catalog file does, and
+:func:`catalog_example` writes one (``GET BASE/`` shows it). cog is not faked: the suite and
+docs/self-hosted.md run the real cog server (``cog``/``coglet`` from PyPI). Each fake has
 ``POST /_control`` (switch behaviours) and ``GET /_stats`` (counters) under its prefix;
 ``GET BASE/`` lists all of this.
 """
@@ -70,6 +76,34 @@ def fake_env(base: str) -> dict[str, str]:
     return env
 
 
+def catalog_example(base: str) -> str:
+    """A catalog file (``PIXELPIPE_CATALOG_PATH``) whose backends are the self-hosted kinds'
+    fakes served at ``base``: one model on each, failing over to the offline preview."""
+    base = base.rstrip("/")
+    return f"""\
+[backends.fake_sd]
+kind = "a1111"
+url = "{base}/a1111"
+usd_per_gpu_hour = 1.20
+
+[backends.fake_qwen]
+kind = "openai_compatible"
+url = "{base}/openai_compatible"
+usd_per_gpu_hour = 2.50
+options = {{ model = "Qwen/Qwen-Image" }}
+
+[models.sd-fake]
+extends = "preview"
+label = "SD on the fake AUTOMATIC1111"
+backends = ["fake_sd", "preview"]
+
+[models.qwen-fake]
+extends = "preview"
+label = "Qwen-Image on the fake OpenAI-compatible server"
+backends = ["fake_qwen", "preview"]
+"""
+
+
 def _build_fake(spec: FakeSpec, behaviour: Behaviour, public_url: str | None) -> Fake:
     module, _, cls = spec.factory.partition(":")
     fake: Fake = getattr(importlib.import_module(module), cls)(
@@ -127,6 +161,7 @@ class FakeProviders:
             {
                 "fakes": list(self.fakes),
                 "env": fake_env(base),
+                "catalog_example": catalog_example(base),
                 "control": CONTROL_HELP,
                 "behaviour_fields": Behaviour().as_dict(),
                 "prompt_markers": {"[nsfw]": "NSFW failure", "[blocked]": "content policy"},

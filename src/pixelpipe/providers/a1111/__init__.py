@@ -16,6 +16,7 @@ from pixelpipe.providers.base import Provider
 from pixelpipe.providers.registration import (
     Backend,
     BuildContext,
+    FakeSpec,
     OutputHosts,
     ProviderRegistration,
 )
@@ -52,4 +53,7 @@ REGISTRATION = ProviderRegistration(
     build=build,
     output_hosts=OutputHosts(()),
     backend=build_backend,
+    # ``pixelpipe fake-providers`` serves one at BASE/a1111; no variable points at it: a backend
+    # of the operator's catalog does (``pixelpipe.fakes.server.catalog_example``)
+    fake=FakeSpec("pixelpipe.fakes.a1111:FakeA1111", lambda base: {}),
 )

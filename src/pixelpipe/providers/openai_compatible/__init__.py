@@ -19,6 +19,7 @@ from pixelpipe.providers.openai_compatible.client import (
 from pixelpipe.providers.registration import (
     Backend,
     BuildContext,
+    FakeSpec,
     OutputHosts,
     ProviderRegistration,
 )
@@ -57,4 +58,7 @@ REGISTRATION = ProviderRegistration(
     build=build,
     output_hosts=OutputHosts(()),
     backend=build_backend,
+    # ``pixelpipe fake-providers`` serves one at BASE/openai_compatible; no variable points at
+    # it: a backend of the operator's catalog does (``pixelpipe.fakes.server.catalog_example``)
+    fake=FakeSpec("pixelpipe.fakes.openai_compatible:FakeOpenAICompatible", lambda base: {}),
 )
