@@ -25,6 +25,20 @@ export function renderAspects(container, ratios, current, name, onPick) {
       h("span", { class: "aspect-chip" }, aspectGlyph(w, hgt), ratio))));
 }
 
+const GPU_STATES = ["ready", "busy", "starting", "unknown", "down"]; // best first
+const GPU_LABELS = { ready: "GPU ready", busy: "GPU busy", starting: "GPU starting", unknown: "GPU not checked", down: "GPU down" };
+
+/** The state of a model's own GPU servers (``provider_states``: self-hosted providers only), as a
+ * badge: the best of them (one ready server is enough); the title lists each. Null without any. */
+export function gpuBadge(m) {
+  const states = Object.entries(m.provider_states || {});
+  if (!states.length) return null;
+  const best = GPU_STATES.find((s) => states.some(([, st]) => st === s)) || "unknown";
+  const title = states.map(([p, st]) => `${p}: ${st}`).join(", ");
+  const fallback = best === "down" && (m.providers || []).length > states.length ? " (other providers run it)" : "";
+  return h("span", { class: `tag gpu-state gpu-${best}`, title: `Your GPU servers — ${title}${fallback}` }, GPU_LABELS[best] || best);
+}
+
 /** A model as a selectable card: label, description, price per image and typical latency. */
 export function modelOption(m, { type = "radio", name = "model", checked = false, idPrefix = "md" } = {}) {
   const price = priceText(m);
@@ -38,5 +52,6 @@ export function modelOption(m, { type = "radio", name = "model", checked = false
         h("span", { class: "model-desc", id: `${idPrefix}-${m.name}` }, m.description)),
       h("span", { class: "model-facts" },
         h("span", { class: `model-price ${price.free ? "free" : ""}`, title: `Price per image (${providers})` }, price.text),
-        h("span", { class: "model-latency", title: "Typical time to an image" }, icon("clock"), fmtLatency(m.typical_latency_s)))));
+        h("span", { class: "model-latency", title: "Typical time to an image" }, icon("clock"), fmtLatency(m.typical_latency_s)),
+        gpuBadge(m))));
 }
