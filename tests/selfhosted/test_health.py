@@ -12,13 +12,15 @@ import pytest
 
 from pixelpipe.api.routes_meta import model_public
 from pixelpipe.backend_health import check_once
+from pixelpipe.catalog import load_catalog
 from pixelpipe.fakes.a1111 import FakeA1111
 from pixelpipe.fakes.common import Behaviour
 from pixelpipe.fakes.openai_compatible import FakeOpenAICompatible, OpenAICompatibleBehaviour
 from pixelpipe.fakes.server import serve_app
+from pixelpipe.intake import GenerationRequest, canonicalize
 from pixelpipe.pipeline import Pipeline
 from pixelpipe.providers.a1111.client import A1111Provider
-from pixelpipe.providers.base import HealthState, ReportsHealth
+from pixelpipe.providers.base import HealthState, ProviderRequest, ReportsHealth
 from pixelpipe.providers.openai_compatible.client import OpenAICompatibleProvider
 from pixelpipe.providers.registration import Backend
 from pixelpipe.settings import load_settings
@@ -41,6 +43,32 @@ async def test_an_openai_compatible_server_is_ready_then_down_when_it_crashes(
             down = await provider.backend_health()
             assert down.state is HealthState.DOWN and "/health" in down.detail
         finally:
+            await provider.aclose()
+
+
+async def test_an_openai_compatible_server_is_busy_while_our_generation_runs() -> None:
+    fake = FakeOpenAICompatible(behaviour=OpenAICompatibleBehaviour(latency_s=1.0))
+    async with serve_app(fake.app) as url:
+        provider = OpenAICompatibleProvider(Backend("gpu1", "openai_compatible", url))
+        request = canonicalize(
+            GenerationRequest(prompt="a fox", model="preview", size="64x64"), load_catalog()
+        )
+        run = asyncio.create_task(
+            provider.submit(ProviderRequest("job_1", 1, request, "Qwen/Qwen-Image"))
+        )
+        try:
+            for _ in range(100):
+                health = await provider.backend_health()
+                if health.state is HealthState.BUSY:
+                    break
+                await asyncio.sleep(0.02)
+            assert health.state is HealthState.BUSY and health.busy_slots == 1
+            assert (await run).outputs
+            after = await provider.backend_health()
+            assert after.state is HealthState.READY and after.busy_slots == 0
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
             await provider.aclose()
 
 

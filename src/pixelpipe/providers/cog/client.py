@@ -170,7 +170,9 @@ class CogProvider:
             status = await self.health()
         except PixelpipeError as exc:
             return BackendHealth(HealthState.DOWN, f"{exc.code}: /health-check did not answer")
-        return BackendHealth(_COG_HEALTH.get(status, HealthState.DOWN), status)
+        state = _COG_HEALTH.get(status, HealthState.DOWN)
+        busy = self.slots if state is HealthState.BUSY else None  # READY: some free, not how many
+        return BackendHealth(state, status, busy_slots=busy)
 
     async def aclose(self) -> None:
         await self._http.aclose()

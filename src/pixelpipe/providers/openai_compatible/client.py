@@ -124,9 +124,11 @@ class OpenAICompatibleProvider:
             timeout=timeout,
         )
         self._checked: set[str] = set()  # model names GET /v1/models confirmed
+        self._in_flight = 0  # generations this process has sent and not had answered (health)
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
         model = served_model(self._backend, req)
+        self._in_flight += 1
         try:
             await self._check_model(model)
             body = generation_body(req.request, model, self._backend.options)
@@ -137,6 +139,8 @@ class OpenAICompatibleProvider:
         except ProviderUnavailable:
             self._checked.clear()  # an outage: a restarted server may run another model
             raise
+        finally:
+            self._in_flight -= 1
         return self._update(data, wall, model)
 
     async def poll(self, provider_job_id: str, req: ProviderRequest) -> ProviderUpdate:
@@ -153,7 +157,9 @@ class OpenAICompatibleProvider:
 
     async def backend_health(self) -> BackendHealth:
         """``GET /health`` (SGLang, vLLM-Omni); where the server has none (404), ``GET
-        /v1/models``. 200 → READY; anything else, or no answer → DOWN. Never raises."""
+        /v1/models``. 200 → READY (BUSY while this process has a generation in flight there);
+        anything else, or no answer → DOWN. Never raises."""
+        busy = self._in_flight
         try:
             for path in ("/health", "/v1/models"):
                 resp = await self._http.send(
@@ -162,10 +168,12 @@ class OpenAICompatibleProvider:
                 if resp.status_code != 404:
                     break
         except PixelpipeError as exc:
-            return BackendHealth(HealthState.DOWN, f"{exc.code}: {path}")
+            return BackendHealth(HealthState.DOWN, f"{exc.code}: {path}", busy_slots=busy)
         if resp.status_code >= 400:
-            return BackendHealth(HealthState.DOWN, f"{path} answered {resp.status_code}")
-        return BackendHealth(HealthState.READY)
+            detail = f"{path} answered {resp.status_code}"
+            return BackendHealth(HealthState.DOWN, detail, busy_slots=busy)
+        state = HealthState.BUSY if busy else HealthState.READY
+        return BackendHealth(state, busy_slots=busy)
 
     async def aclose(self) -> None:
         await self._http.aclose()
