@@ -305,7 +305,10 @@ def fake_providers(
     host: Annotated[str, typer.Option(metavar="ADDRESS", help="Bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port")] = 9100,
 ) -> None:
-    """Run protocol-faithful fake Replicate, fal and OpenAI servers (offline demos and tests)."""
+    """Run protocol-faithful fakes of hosted providers and self-hosted servers, offline.
+
+    Replicate, fal and OpenAI; AUTOMATIC1111 and OpenAI-compatible image servers (cog needs none:
+    the real server runs without a GPU). For demos and tests."""
     from pixelpipe.fakes.server import run_fake_providers
 
     run_fake_providers(host, port)
