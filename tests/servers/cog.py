@@ -147,7 +147,8 @@ class CogServer(DetachedServer):
     ``upload_url`` is ``--upload-url`` (file outputs are PUT there instead of returned as
     ``data:`` URIs). ``expect`` is the ``/health-check`` status that counts as started: READY,
     or SETUP_FAILED to test a predictor whose setup fails. ``env`` adds to the server's
-    environment (e.g. ``WEBHOOK_AUTH_TOKEN``).
+    environment (e.g. ``WEBHOOK_AUTH_TOKEN``). ``port``: listen there at every start (a restart
+    comes back at the same URL), else on a free port picked at each start.
     """
 
     what = "cog server (coglet)"
@@ -164,6 +165,7 @@ class CogServer(DetachedServer):
         expect: str = "READY",
         env: dict[str, str] | None = None,
         start_timeout: float = 60.0,
+        port: int | None = None,
     ) -> None:
         super().__init__(workdir, f"cog-{slots}-slots.log", start_timeout=start_timeout)
         self.slots = slots
@@ -172,6 +174,7 @@ class CogServer(DetachedServer):
         self.upload_url = upload_url
         self.expect = expect
         self.extra_env = env or {}
+        self.fixed_port = port  # None: a free port at each start
 
     @property
     def url(self) -> str:
@@ -181,7 +184,7 @@ class CogServer(DetachedServer):
         if importlib.util.find_spec("coglet") is None:
             raise ServerStartError("coglet not installed: `uv sync --group dev` (cog, coglet)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         args = [sys.executable, "-m", "cog.server.http", "--host", LOOPBACK]
         if self.upload_url:
             args += ["--upload-url", self.upload_url]

@@ -1,0 +1,261 @@
+"""A real cog server (coglet, ``tests/cog_predictor``) as a backend of the operator's catalog file,
+through ``pixelpipe serve`` in a subprocess (issue 14): generate by webhook and synchronously;
+409 busy with one slot and five jobs; SIGKILL of pixelpipe mid-prediction and the restart that
+adopts the run; the backend down → failover to the hosted fake Replicate, and back.
+
+What the jobs and the ledger hold is read from the server's SQLite file (``pixelpipe.db``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pixelpipe.fakes.server import fake_env
+from tests.servers.cog import CogServer
+from tests.support.serve import Server, free_port, start_fake_providers, stop_pid
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
+
+STARTUP_S = 120.0  # imports + migrations on a busy 2-core machine
+BACKEND = "cogbox"
+MODEL = "cog-test"
+FAILOVER_MODEL = "cog-or-replicate"
+CATALOG = """\
+[backends.cogbox]
+kind = "cog"
+url = "{url}"
+slots = {slots}
+usd_per_gpu_hour = 3.6
+
+[backends.cogbox.options]
+input = {{ sleep_s = {sleep_s} }}
+
+[models.cog-test]
+label = "cog test predictor"
+formats = ["png"]
+aspect_ratios = {{ "1:1" = [64, 64] }}
+typical_latency_s = 0.5
+backends = ["cogbox"]
+
+[models.cog-or-replicate]
+extends = "flux-schnell"
+label = "cog first, then Replicate"
+backends = ["cogbox", "replicate"]
+aspect_ratios = {{ "1:1" = [64, 64] }}
+"""
+
+
+def start_serve(
+    tmp: Path,
+    cog_url: str,
+    *,
+    webhooks: bool,
+    slots: int = 1,
+    sleep_s: float = 0.0,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Server:
+    """``pixelpipe serve`` with a catalog file naming ``cog_url`` as backend ``cogbox``.
+    ``webhooks``: PIXELPIPE_PUBLIC_URL is the server's own URL, so cog gets a webhook URL on
+    127.0.0.1; without it no webhook route exists and cog is called synchronously."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    catalog = tmp / "catalog.toml"
+    catalog.write_text(CATALOG.format(url=cog_url, slots=slots, sleep_s=sleep_s))
+    port = port or free_port()
+    settings = {
+        "PIXELPIPE_CATALOG_PATH": str(catalog),
+        "PIXELPIPE_TEST_MODE": "true",
+        "PIXELPIPE_PUBLIC_URL": f"http://127.0.0.1:{port}" if webhooks else "",
+        "PIXELPIPE_SWEEP_INTERVAL_S": "0.5",
+    }
+    return Server(tmp / "data", settings | (env or {}), port=port).start(timeout_s=STARTUP_S)
+
+
+def submit(srv: Server, seed: int, *, model: str = MODEL, prompt: str = "a cog") -> str:
+    body = {"prompt": prompt, "model": model, "seed": seed}
+    resp = httpx.post(f"{srv.url}/v1/generations", json=body, timeout=30)
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
+def wait_done(srv: Server, job_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body: dict[str, Any] = httpx.get(f"{srv.url}/v1/generations/{job_id}", timeout=30).json()
+        if body["status"] in ("succeeded", "failed", "canceled"):
+            return body
+        assert time.monotonic() < deadline, f"{job_id} still {body['status']}: {body}"
+        time.sleep(0.1)
+
+
+def generate(srv: Server, seed: int, **kw: Any) -> dict[str, Any]:
+    return wait_done(srv, submit(srv, seed, **kw))
+
+
+def image_bytes(srv: Server, gen: dict[str, Any]) -> bytes:
+    url = gen["image"]["url"]
+    resp = httpx.get(url if url.startswith("http") else srv.url + url, timeout=30)
+    assert resp.status_code == 200
+    return resp.content
+
+
+def query(srv: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(srv.data_dir / "pixelpipe.db", timeout=10)) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def ledger(srv: Server, job_id: str) -> list[dict[str, Any]]:
+    rows = query(
+        srv,
+        "SELECT attempt, provider, provider_job_id, state, amount_micros, basis, detail, "
+        "created_at FROM ledger_entries WHERE job_id = ? ORDER BY id",
+        job_id,
+    )
+    keys = ("attempt", "provider", "run", "state", "micros", "basis", "detail", "at")
+    entries = [dict(zip(keys, row, strict=True)) for row in rows]
+    for e in entries:
+        e["detail"] = json.loads(e["detail"]) if isinstance(e["detail"], str) else e["detail"]
+    return entries
+
+
+def job_row(srv: Server, job_id: str) -> tuple[Any, ...]:
+    (row,) = query(
+        srv, "SELECT status, attempt, provider, provider_job_id FROM jobs WHERE id = ?", job_id
+    )
+    return row
+
+
+def assert_billed_once(srv: Server, job_id: str, min_gpu_s: float = 0.0) -> dict[str, Any]:
+    """Exactly one ledger entry, billed on the cog backend, priced from cog's predict_time."""
+    (entry,) = ledger(srv, job_id)
+    assert (entry["provider"], entry["state"], entry["basis"]) == (BACKEND, "billed", "gpu_time")
+    seconds = entry["detail"]["gpu_seconds"]
+    assert entry["detail"]["gpu_time_source"] == "server" and seconds >= min_gpu_s
+    assert entry["micros"] == round(seconds * 1000)  # 3.6 $/h = 1000 µ$/s (ADR 0007: exact)
+    return entry
+
+
+@pytest.fixture
+def cog(tmp_path: Path) -> Iterator[CogServer]:
+    """A cog server of this test's own (one slot), which it may stop and start again."""
+    with CogServer(tmp_path / "cog", port=free_port()) as server:
+        yield server
+
+
+# ---- (1) by webhook, and synchronously -----------------------------------------------------------
+def test_generate_by_webhook_and_synchronously(tmp_path: Path, cog: CogServer) -> None:
+    for webhooks in (True, False):
+        srv = start_serve(tmp_path / f"webhooks-{webhooks}", cog.url, webhooks=webhooks)
+        try:
+            gen = generate(srv, seed=7 if webhooks else 8)
+            assert gen["status"] == "succeeded" and gen["provider"] == BACKEND, gen
+            assert image_bytes(srv, gen).startswith(b"\x89PNG")
+            entry = assert_billed_once(srv, gen["id"])
+            assert gen["cost"]["micros"] == entry["micros"]
+            hooks = query(srv, "SELECT provider FROM webhook_deliveries WHERE job_id = ?", gen["id"])
+            # by webhook: cog's events came to /v1/webhooks/cogbox (the start event is
+            # fire-and-forget, it may come last); synchronously: none
+            assert (set(hooks) == {(BACKEND,)}) if webhooks else (hooks == []), hooks
+        finally:
+            srv.stop()
+
+
+# ---- (2) 409 busy: one slot, five jobs -----------------------------------------------------------
+def test_one_slot_five_jobs_all_complete_one_at_a_time(tmp_path: Path, cog: CogServer) -> None:
+    sleep_s = 0.5
+    srv = start_serve(tmp_path, cog.url, webhooks=True, sleep_s=sleep_s)
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(5) as pool:
+            ids = list(pool.map(lambda seed: submit(srv, seed), range(100, 105)))
+        gens = [wait_done(srv, job_id) for job_id in ids]
+        elapsed = time.monotonic() - started
+        for gen in gens:  # no error reaches the user
+            assert gen["status"] == "succeeded" and gen["error"] is None, gen
+        entries = [assert_billed_once(srv, job_id, min_gpu_s=sleep_s) for job_id in ids]
+        # one at a time: five runs of sleep_s each take at least 5 × sleep_s, and each run
+        # ended at least one run's time after the one before it (in parallel they end together)
+        assert elapsed >= 5 * sleep_s
+        ends = sorted(e["at"] for e in entries)
+        gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+        assert min(gaps) >= 0.5 * sleep_s, gaps
+        # cog said 409 (busy) to the jobs that found the slot taken, and they waited for it
+        (busy,) = query(
+            srv,
+            "SELECT count(*) FROM job_events WHERE data LIKE '%provider_rate_limited%'",
+        )[0:1]
+        assert busy[0] >= 1
+    finally:
+        srv.stop()
+
+
+# ---- (3) SIGKILL mid-prediction, restart ---------------------------------------------------------
+def test_sigkill_mid_prediction_restart_adopts_the_run(tmp_path: Path, cog: CogServer) -> None:
+    port = free_port()
+    srv = start_serve(tmp_path, cog.url, webhooks=True, sleep_s=3.0, port=port)
+    job_id = submit(srv, seed=300)
+    deadline = time.monotonic() + 30
+    while (row := job_row(srv, job_id))[0] != "waiting" or cog.status() != "BUSY":
+        assert time.monotonic() < deadline, row
+        time.sleep(0.05)
+    run = row[3]
+    srv.kill()  # cog keeps running the prediction; its completion webhook finds no one
+    srv = start_serve(tmp_path, cog.url, webhooks=True, sleep_s=3.0, port=port)
+    try:
+        gen = wait_done(srv, job_id)
+        assert gen["status"] == "succeeded" and gen["attempt"] == 1, gen
+        assert image_bytes(srv, gen).startswith(b"\x89PNG")
+        assert job_row(srv, job_id)[1:] == (1, BACKEND, run)  # the same prediction id
+        entry = assert_billed_once(srv, job_id, min_gpu_s=3.0)
+        assert entry["run"] == run
+        assert query(srv, "SELECT count(*) FROM images WHERE job_id = ?", job_id) == [(1,)]
+    finally:
+        srv.stop()
+
+
+# ---- (4) backend down → failover to the hosted fake, and back ------------------------------------
+def test_backend_down_fails_over_to_replicate_and_back(tmp_path: Path, cog: CogServer) -> None:
+    proc, fakes_url = start_fake_providers(tmp_path / "fakes.log", timeout_s=STARTUP_S)
+    try:
+        httpx.post(f"{fakes_url}/replicate/_control", json={"latency_s": 0.1}).raise_for_status()
+        srv = start_serve(tmp_path, cog.url, webhooks=True, env=fake_env(fakes_url))
+        try:
+            _down_and_back(srv, cog)
+        finally:
+            srv.stop()
+    finally:
+        stop_pid(proc)
+
+
+def _down_and_back(srv: Server, cog: CogServer) -> None:
+    first = generate(srv, seed=400, model=FAILOVER_MODEL)
+    assert (first["status"], first["provider"]) == ("succeeded", BACKEND), first
+    cog.stop()
+    down = generate(srv, seed=401, model=FAILOVER_MODEL)
+    assert (down["status"], down["provider"]) == ("succeeded", "replicate"), down
+    assert down["error"] is None
+    assert [e["provider"] for e in ledger(srv, down["id"]) if e["state"] == "billed"] == [
+        "replicate"
+    ]
+    cog.start()  # the same port: the backend is back
+    deadline = time.monotonic() + 40
+    seed = 402
+    while True:
+        back = generate(srv, seed=seed, model=FAILOVER_MODEL)
+        assert back["status"] == "succeeded", back
+        if back["provider"] == BACKEND:
+            break
+        assert time.monotonic() < deadline, "new jobs never went back to the cog backend"
+        seed += 1
+        time.sleep(1.0)
+    assert_billed_once(srv, back["id"])
