@@ -30,6 +30,11 @@ STARTUP_S = 120.0  # imports + migrations on a busy 2-core machine
 BACKEND = "cogbox"
 MODEL = "cog-test"
 FAILOVER_MODEL = "cog-or-replicate"
+EVENTS = "SELECT data FROM job_events WHERE job_id = ? ORDER BY id"
+BUSY = (  # the jobs (of five) that were told "provider_rate_limited": cog's 409
+    "SELECT DISTINCT job_id FROM job_events WHERE data LIKE '%provider_rate_limited%' "
+    "AND job_id IN (?, ?, ?, ?, ?)"
+)
 CATALOG = """\
 [backends.cogbox]
 kind = "cog"
@@ -51,7 +56,6 @@ backends = ["cogbox"]
 extends = "flux-schnell"
 label = "cog first, then Replicate"
 backends = ["cogbox", "replicate"]
-aspect_ratios = {{ "1:1" = [64, 64] }}
 """
 
 
@@ -183,18 +187,16 @@ def test_one_slot_five_jobs_all_complete_one_at_a_time(tmp_path: Path, cog: CogS
         for gen in gens:  # no error reaches the user
             assert gen["status"] == "succeeded" and gen["error"] is None, gen
         entries = [assert_billed_once(srv, job_id, min_gpu_s=sleep_s) for job_id in ids]
-        # one at a time: five runs of sleep_s each take at least 5 × sleep_s, and each run
-        # ended at least one run's time after the one before it (in parallel they end together)
+        # one at a time: each run took sleep_s (cog's predict_time, above), and each accepted
+        # submit (its ledger row opens just before) came a run's time after the one before it;
+        # five runs in parallel would have been accepted together
         assert elapsed >= 5 * sleep_s
-        ends = sorted(e["at"] for e in entries)
-        gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
-        assert min(gaps) >= 0.5 * sleep_s, gaps
-        # cog said 409 (busy) to the jobs that found the slot taken, and they waited for it
-        (busy,) = query(
-            srv,
-            "SELECT count(*) FROM job_events WHERE data LIKE '%provider_rate_limited%'",
-        )[0:1]
-        assert busy[0] >= 1
+        starts = sorted(e["at"] for e in entries)
+        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        assert min(gaps) >= 0.8 * sleep_s, gaps
+        # the four that found the slot taken got cog's 409 and waited for it
+        busy = query(srv, BUSY, *ids)
+        assert len(busy) >= 4, busy
     finally:
         srv.stop()
 
@@ -242,11 +244,15 @@ def _down_and_back(srv: Server, cog: CogServer) -> None:
     assert (first["status"], first["provider"]) == ("succeeded", BACKEND), first
     cog.stop()
     down = generate(srv, seed=401, model=FAILOVER_MODEL)
-    assert (down["status"], down["provider"]) == ("succeeded", "replicate"), down
+    assert (down["status"], down["provider"]) == ("succeeded", "replicate"), down["error"]
     assert down["error"] is None
-    assert [e["provider"] for e in ledger(srv, down["id"]) if e["state"] == "billed"] == [
-        "replicate"
+    # its first attempt found cog down and ran nothing: no entry for it, one for Replicate's run
+    assert [(e["provider"], e["state"]) for e in ledger(srv, down["id"])] == [
+        ("replicate", "billed")
     ]
+    events = [json.loads(d) for (d,) in query(srv, EVENTS, down["id"])]
+    moves = {json.dumps(e["failover"]) for e in events if "failover" in e}
+    assert moves == {json.dumps({"from": BACKEND, "to": "replicate"})}, events
     cog.start()  # the same port: the backend is back
     deadline = time.monotonic() + 40
     seed = 402
@@ -259,3 +265,4 @@ def _down_and_back(srv: Server, cog: CogServer) -> None:
         seed += 1
         time.sleep(1.0)
     assert_billed_once(srv, back["id"])
+    print("back after", seed - 402, "jobs")
