@@ -356,3 +356,13 @@ def test_registration_builds_one_provider_per_backend_and_nothing_from_env() -> 
     bad = Backend(name=NAME, kind="cog", url="http://x", options={"input": 3}, source="c.toml:4")
     with pytest.raises(Exception, match=r"c.toml:4.*options.input must be a table"):
         REGISTRATION.backend(bad, BuildContext(SETTINGS))
+
+
+def test_a_backend_with_webhooks_false_is_called_synchronously() -> None:
+    assert REGISTRATION.backend is not None
+    ctx = BuildContext(SETTINGS)
+    off = Backend(name=NAME, kind="cog", url="http://x", options={"webhooks": False})
+    assert REGISTRATION.backend(off, ctx).supports_webhooks is False  # no webhook URL: sync
+    bad = Backend(name=NAME, kind="cog", url="http://x", options={"webhooks": "no"}, source="c:2")
+    with pytest.raises(Exception, match=r"c:2.*options.webhooks must be true or false"):
+        REGISTRATION.backend(bad, ctx)

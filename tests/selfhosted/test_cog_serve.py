@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ usd_per_gpu_hour = 3.6
 
 [backends.cogbox.options]
 input = {{ sleep_s = {sleep_s} }}
+{options}
 
 [models.cog-test]
 label = "cog test predictor"
@@ -68,13 +70,15 @@ def start_serve(
     sleep_s: float = 0.0,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    options: str = "",
 ) -> Server:
     """``pixelpipe serve`` with a catalog file naming ``cog_url`` as backend ``cogbox``.
     ``webhooks``: PIXELPIPE_PUBLIC_URL is the server's own URL, so cog gets a webhook URL on
-    127.0.0.1; without it no webhook route exists and cog is called synchronously."""
+    127.0.0.1; without it no webhook route exists and cog is called synchronously.
+    ``options``: more lines of the backend's ``options`` table."""
     tmp.mkdir(parents=True, exist_ok=True)
     catalog = tmp / "catalog.toml"
-    catalog.write_text(CATALOG.format(url=cog_url, slots=slots, sleep_s=sleep_s))
+    catalog.write_text(CATALOG.format(url=cog_url, slots=slots, sleep_s=sleep_s, options=options))
     port = port or free_port()
     settings = {
         "PIXELPIPE_CATALOG_PATH": str(catalog),
@@ -157,21 +161,31 @@ def cog(tmp_path: Path) -> Iterator[CogServer]:
 
 
 # ---- (1) by webhook, and synchronously -----------------------------------------------------------
-def test_generate_by_webhook_and_synchronously(tmp_path: Path, cog: CogServer) -> None:
-    for webhooks in (True, False):
-        srv = start_serve(tmp_path / f"webhooks-{webhooks}", cog.url, webhooks=webhooks)
-        try:
-            gen = generate(srv, seed=7 if webhooks else 8)
-            assert gen["status"] == "succeeded" and gen["provider"] == BACKEND, gen
-            assert image_bytes(srv, gen).startswith(b"\x89PNG")
-            entry = assert_billed_once(srv, gen["id"])
-            assert gen["cost"]["micros"] == entry["micros"]
-            hooks = query(srv, "SELECT provider FROM webhook_deliveries WHERE job_id = ?", gen["id"])
-            # by webhook: cog's events came to /v1/webhooks/cogbox (the start event is
-            # fire-and-forget, it may come last); synchronously: none
-            assert (set(hooks) == {(BACKEND,)}) if webhooks else (hooks == []), hooks
-        finally:
-            srv.stop()
+@pytest.mark.parametrize(
+    ("public", "options"),  # PIXELPIPE_PUBLIC_URL set; the backend's options
+    [
+        pytest.param(True, "", id="webhook"),
+        pytest.param(False, "", id="sync-no-public-url"),
+        pytest.param(True, "webhooks = false", id="sync-webhooks-false"),
+    ],
+)
+def test_generate_by_webhook_and_synchronously(
+    tmp_path: Path, cog: CogServer, public: bool, options: str
+) -> None:
+    srv = start_serve(tmp_path, cog.url, webhooks=public, options=options)
+    try:
+        gen = generate(srv, seed=10)
+        assert gen["status"] == "succeeded" and gen["provider"] == BACKEND, gen
+        assert image_bytes(srv, gen).startswith(b"\x89PNG")
+        entry = assert_billed_once(srv, gen["id"])
+        assert gen["cost"]["micros"] == entry["micros"]
+        hooks = query(srv, "SELECT provider FROM webhook_deliveries WHERE job_id = ?", gen["id"])
+        # by webhook: cog's events came to /v1/webhooks/cogbox (the start event is
+        # fire-and-forget, it may come last); synchronously: none
+        by_webhook = public and not options
+        assert (set(hooks) == {(BACKEND,)}) if by_webhook else (hooks == []), hooks
+    finally:
+        srv.stop()
 
 
 # ---- (2) 409 busy: one slot, five jobs -----------------------------------------------------------
@@ -192,7 +206,7 @@ def test_one_slot_five_jobs_all_complete_one_at_a_time(tmp_path: Path, cog: CogS
         # five runs in parallel would have been accepted together
         assert elapsed >= 5 * sleep_s
         starts = sorted(e["at"] for e in entries)
-        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(starts)]
         assert min(gaps) >= 0.8 * sleep_s, gaps
         # the four that found the slot taken got cog's 409 and waited for it
         busy = query(srv, BUSY, *ids)

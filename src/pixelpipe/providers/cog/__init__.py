@@ -4,7 +4,9 @@ catalog is one provider, named after the backend (client in ``client.py``, wire 
 
 Nothing is configured by environment alone (``build`` returns None; the settings section is
 empty). A backend's ``options``: ``input``, a table of inputs added to every prediction (or
-overriding the mapped ones, see ``predictions.py``). Its ``timeout_s`` bounds a synchronous
+overriding the mapped ones, see ``predictions.py``); ``webhooks = false`` for a server that
+cannot reach pixelpipe's ``PIXELPIPE_PUBLIC_URL``: its predictions are synchronous calls (as
+they are for every backend when that setting is empty). Its ``timeout_s`` bounds a synchronous
 prediction (default 10 minutes); ``api_key``, if set, is sent as ``Authorization: Bearer`` (for
 a proxy in front of cog: cog itself checks none). Where its outputs may be downloaded from (an
 ``--upload-url`` store) is the catalog's fetch policy for the backend, hence no output hosts here.
@@ -45,6 +47,7 @@ def build_backend(backend: Backend, ctx: BuildContext) -> Provider:
         slots=backend.slots,
         api_key=backend.api_key,
         inputs=_inputs(backend),
+        webhooks=_webhooks(backend),
         timeout=ctx.timeout(),
         sync_timeout_s=backend.timeout_s or SYNC_TIMEOUT_S,
         client=ctx.client(backend.name),
@@ -60,6 +63,17 @@ def _inputs(backend: Backend) -> Mapping[str, Any]:
             f'every prediction, e.g. input = {{ output_format = "png" }}'
         )
     return inputs
+
+
+def _webhooks(backend: Backend) -> bool:
+    webhooks = backend.options.get("webhooks", True)
+    if not isinstance(webhooks, bool):
+        where = f" ({backend.source})" if backend.source else ""
+        raise ConfigError(
+            f"backend {backend.name}{where}: options.webhooks must be true or false (false: "
+            "synchronous predictions, for a server that cannot reach PIXELPIPE_PUBLIC_URL)"
+        )
+    return webhooks
 
 
 REGISTRATION = ProviderRegistration(

@@ -7,7 +7,8 @@ Protocol facts are in ``tests/servers/cog.py`` (observed on coglet 0.23.1). How 
   events to the webhook URL. The id is the attempt's run tag (``<job>.<attempt>.<hmac>``,
   :func:`.predictions.prediction_id`): the same attempt always PUTs the same id, and a PUT of an
   id that is still running answers that run's snapshot and starts nothing (adopted).
-- **Without one**: ``POST /predictions`` with the same id, held until the run ends (the backend's
+- **Without one** (``PIXELPIPE_PUBLIC_URL`` empty, or the backend's ``webhooks = false``):
+  ``POST /predictions`` with the same id, held until the run ends (the backend's
   timeout, default 10 minutes); the answer is terminal. A client that gives up cancels the run.
 - **The trap**: cog forgets a prediction when it ends (there is no GET), and a PUT of a finished
   id runs it AGAIN. So only :meth:`CogProvider.submit` PUTs a real input, once per attempt (the
@@ -73,8 +74,6 @@ _PROBE_INPUT = "pixelpipe: is this prediction running?"  # not an object: no sch
 class CogProvider:
     """One cog server (a backend of the operator's catalog), named after the backend."""
 
-    supports_webhooks = True
-
     def __init__(
         self,
         name: str,
@@ -88,8 +87,11 @@ class CogProvider:
         sync_timeout_s: float = SYNC_TIMEOUT_S,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
+        webhooks: bool = True,
     ) -> None:
         self.name = name
+        # False: no webhook URL is given to it (worker/provider_run.py), so it runs synchronously
+        self.supports_webhooks = webhooks
         self.slots = slots
         self._base = url.rstrip("/")
         self._secret = secret
