@@ -45,7 +45,12 @@ usd_per_gpu_hour = 3.6
 
 [backends.cogbox.options]
 input = {{ sleep_s = {sleep_s} }}
-{options}
+
+[backends.cogsync]  # the same server, never given a webhook URL
+kind = "cog"
+url = "{url}"
+usd_per_gpu_hour = 3.6
+options = {{ webhooks = false }}
 
 [models.cog-test]
 label = "cog test predictor"
@@ -53,6 +58,12 @@ formats = ["png"]
 aspect_ratios = {{ "1:1" = [64, 64] }}
 typical_latency_s = 0.5
 backends = ["cogbox"]
+
+[models.cog-sync]
+label = "cog test predictor, synchronously"
+formats = ["png"]
+aspect_ratios = {{ "1:1" = [64, 64] }}
+backends = ["cogsync"]
 
 [models.cog-or-replicate]
 extends = "flux-schnell"
@@ -70,15 +81,14 @@ def start_serve(
     sleep_s: float = 0.0,
     env: dict[str, str] | None = None,
     port: int | None = None,
-    options: str = "",
 ) -> Server:
     """``pixelpipe serve`` with a catalog file naming ``cog_url`` as backend ``cogbox``.
     ``webhooks``: PIXELPIPE_PUBLIC_URL is the server's own URL, so cog gets a webhook URL on
-    127.0.0.1; without it no webhook route exists and cog is called synchronously.
-    ``options``: more lines of the backend's ``options`` table."""
+    127.0.0.1; without it no webhook route exists and cog is called synchronously. Backend
+    ``cogsync`` (model ``cog-sync``) is the same server with ``webhooks = false``."""
     tmp.mkdir(parents=True, exist_ok=True)
     catalog = tmp / "catalog.toml"
-    catalog.write_text(CATALOG.format(url=cog_url, slots=slots, sleep_s=sleep_s, options=options))
+    catalog.write_text(CATALOG.format(url=cog_url, slots=slots, sleep_s=sleep_s))
     port = port or free_port()
     settings = {
         "PIXELPIPE_CATALOG_PATH": str(catalog),
@@ -143,10 +153,12 @@ def job_row(srv: Server, job_id: str) -> tuple[Any, ...]:
     return row
 
 
-def assert_billed_once(srv: Server, job_id: str, min_gpu_s: float = 0.0) -> dict[str, Any]:
+def assert_billed_once(
+    srv: Server, job_id: str, min_gpu_s: float = 0.0, backend: str = BACKEND
+) -> dict[str, Any]:
     """Exactly one ledger entry, billed on the cog backend, priced from cog's predict_time."""
     (entry,) = ledger(srv, job_id)
-    assert (entry["provider"], entry["state"], entry["basis"]) == (BACKEND, "billed", "gpu_time")
+    assert (entry["provider"], entry["state"], entry["basis"]) == (backend, "billed", "gpu_time")
     seconds = entry["detail"]["gpu_seconds"]
     assert entry["detail"]["gpu_time_source"] == "server" and seconds >= min_gpu_s
     assert entry["micros"] == round(seconds * 1000)  # 3.6 $/h = 1000 µ$/s (ADR 0007: exact)
@@ -161,29 +173,27 @@ def cog(tmp_path: Path) -> Iterator[CogServer]:
 
 
 # ---- (1) by webhook, and synchronously -----------------------------------------------------------
-@pytest.mark.parametrize(
-    ("public", "options"),  # PIXELPIPE_PUBLIC_URL set; the backend's options
-    [
-        pytest.param(True, "", id="webhook"),
-        pytest.param(False, "", id="sync-no-public-url"),
-        pytest.param(True, "webhooks = false", id="sync-webhooks-false"),
-    ],
-)
+@pytest.mark.parametrize("public", [True, False], ids=["public-url", "no-public-url"])
 def test_generate_by_webhook_and_synchronously(
-    tmp_path: Path, cog: CogServer, public: bool, options: str
+    tmp_path: Path, cog: CogServer, public: bool
 ) -> None:
-    srv = start_serve(tmp_path, cog.url, webhooks=public, options=options)
+    """With PIXELPIPE_PUBLIC_URL: ``cogbox`` by webhook, ``cogsync`` (``webhooks = false``)
+    synchronously; without it, both synchronously."""
+    srv = start_serve(tmp_path, cog.url, webhooks=public)
     try:
-        gen = generate(srv, seed=10)
-        assert gen["status"] == "succeeded" and gen["provider"] == BACKEND, gen
-        assert image_bytes(srv, gen).startswith(b"\x89PNG")
-        entry = assert_billed_once(srv, gen["id"])
-        assert gen["cost"]["micros"] == entry["micros"]
-        hooks = query(srv, "SELECT provider FROM webhook_deliveries WHERE job_id = ?", gen["id"])
-        # by webhook: cog's events came to /v1/webhooks/cogbox (the start event is
-        # fire-and-forget, it may come last); synchronously: none
-        by_webhook = public and not options
-        assert (set(hooks) == {(BACKEND,)}) if by_webhook else (hooks == []), hooks
+        for backend, model in ((BACKEND, MODEL), ("cogsync", "cog-sync")):
+            gen = generate(srv, seed=10, model=model)
+            assert gen["status"] == "succeeded" and gen["provider"] == backend, gen
+            assert image_bytes(srv, gen).startswith(b"\x89PNG")
+            entry = assert_billed_once(srv, gen["id"], backend=backend)
+            assert gen["cost"]["micros"] == entry["micros"]
+            hooks = query(
+                srv, "SELECT provider FROM webhook_deliveries WHERE job_id = ?", gen["id"]
+            )
+            # by webhook: cog's events came to /v1/webhooks/cogbox (the start event is
+            # fire-and-forget, it may come last); synchronously: none
+            by_webhook = public and backend == BACKEND
+            assert (set(hooks) == {(backend,)}) if by_webhook else (hooks == []), hooks
     finally:
         srv.stop()
 
