@@ -289,4 +289,3 @@ def _down_and_back(srv: Server, cog: CogServer) -> None:
         seed += 1
         time.sleep(1.0)
     assert_billed_once(srv, back["id"])
-    print("back after", seed - 402, "jobs")
