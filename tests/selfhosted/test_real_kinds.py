@@ -53,7 +53,9 @@ async def test_a_generation_on_an_openai_compatible_backend(
             ledger = p.services.ledger
             assert isinstance(ledger, SqlLedger)
             (entry,) = await ledger.entries(result.job.id)
+            counted = p.services.metrics.backend_gpu_seconds.labels("gpu1")._value.get()
     assert entry.charge.provider == "gpu1" and entry.charge.price.basis == "gpu_time"
     assert entry.charge.detail["gpu_time_source"] == "server"
     seconds = entry.charge.detail["gpu_seconds"]
     assert seconds > 0 and entry.charge.price.amount_micros == round(seconds * 1000)
+    assert counted == pytest.approx(seconds)  # /metrics: pixelpipe_backend_gpu_seconds_total

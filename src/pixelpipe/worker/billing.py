@@ -36,6 +36,7 @@ async def record_attempt(
         job, job.attempt if attempt is None else attempt, update.provider_job_id, price, detail
     )
     if await ctx.svc.ledger.record(charge) and "gpu_seconds" in detail:
+        ctx.svc.metrics.gpu_seconds_billed(job.provider or "", float(detail["gpu_seconds"]))
         _learn(ctx, job, update)
 
 
