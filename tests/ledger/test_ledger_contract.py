@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pixelpipe.errors import BudgetExceeded, InvalidRequest
 from pixelpipe.intake import CanonicalRequest
-from pixelpipe.ledger import Charge, Ledger, Price, UsageRow
+from pixelpipe.ledger import Charge, ImageCostRow, Ledger, Price, UsageRow
 from pixelpipe.ledger.entry import LedgerEntry
 from pixelpipe.pricing import load_price_table
 
@@ -220,6 +221,93 @@ async def test_empty_ledger_totals(make_harness: HarnessFactory) -> None:
     totals = await h.ledger.totals()
     assert (totals.spent_total_micros, totals.unpriced_events, totals.images) == (0, 0, 0)
     assert await h.ledger.usage("model") == []
+
+
+# --- cost per image (self-hosted beside hosted) ------------------------------------------------
+
+
+def run(
+    job_id: str,
+    amount: int | None,
+    *,
+    provider: str = "gpu_a",
+    model: str = "flux-schnell",
+    state: str = "succeeded",
+    seconds: float | None = None,
+    source: str = "server",
+    attempt: int = 1,
+) -> Charge:
+    """A provider attempt as the worker records it (``detail.state``; GPU time on backends)."""
+    detail: dict[str, Any] = {"state": state, "usage": {}}
+    if seconds is not None:
+        detail |= {"gpu_seconds": seconds, "gpu_time_source": source, "usd_per_gpu_hour": "1.8"}
+    basis = "unknown" if amount is None else "gpu_time" if seconds is not None else "per_image"
+    return Charge(
+        job_id, attempt, provider, f"r-{job_id}-{attempt}", model, "attempt",
+        Price(amount, V, basis), detail=detail,
+    )  # fmt: skip
+
+
+async def test_image_costs_per_provider_and_model(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.ledger.record(run("j1", 350, seconds=0.7))
+    await h.ledger.record(run("j2", 450, seconds=0.9, source="wall"))
+    # a failed run the backend billed: its GPU time counts, it is no image
+    await h.ledger.record(run("j3", 100, seconds=0.2, state="failed"))
+    await h.ledger.record(run("j3", 400, seconds=0.8, attempt=2))
+    await h.ledger.record(run("j4", 3_000, provider="replicate"))
+    await h.ledger.record(run("j5", None, provider="replicate"))  # unpriced: apart, never $0
+    await h.ledger.record(run("j6", 25_000, provider="replicate", model="flux-dev"))
+    await h.ledger.record(cache_hit("j7", 3_000))  # not a provider's image
+    await h.ledger.open_attempt(run("j8", 999, seconds=1.0))  # pending: not counted yet
+    rows = await h.ledger.image_costs()
+    assert [(r.provider, r.model) for r in rows] == [
+        ("gpu_a", "flux-schnell"),
+        ("replicate", "flux-dev"),
+        ("replicate", "flux-schnell"),
+    ]
+    gpu, dev, hosted = rows
+    assert (gpu.images, gpu.unpriced_images, gpu.spent_micros) == (3, 0, 1_200)
+    assert gpu.micros_per_image == 400
+    assert gpu.gpu_seconds == pytest.approx(2.6)
+    assert (gpu.gpu_images, gpu.image_gpu_seconds) == (3, pytest.approx(2.4))
+    assert gpu.gpu_seconds_per_image == pytest.approx(0.8)
+    assert (gpu.server_timed, gpu.wall_timed, gpu.gpu_time_source) == (3, 1, "mixed")
+    assert (hosted.images, hosted.priced_images, hosted.unpriced_images) == (2, 1, 1)
+    assert (hosted.spent_micros, hosted.micros_per_image) == (3_000, 3_000)
+    assert (hosted.gpu_images, hosted.gpu_seconds_per_image, hosted.gpu_time_source) == (
+        0, None, None,
+    )  # fmt: skip
+    assert dev.micros_per_image == 25_000
+
+
+async def test_image_costs_only_unpriced_have_no_mean(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.ledger.record(run("j1", None, provider="sdxl_box", seconds=6.0, source="wall"))
+    (row,) = await h.ledger.image_costs()
+    assert (row.images, row.unpriced_images, row.spent_micros) == (1, 1, 0)
+    assert row.micros_per_image is None  # unknown, not $0
+    assert (row.gpu_seconds_per_image, row.gpu_time_source) == (6.0, "wall")
+
+
+async def test_image_costs_window_and_empty(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    assert await h.ledger.image_costs() == []
+    t0 = h.clock.now
+    await h.ledger.record(run("j1", 300, seconds=0.6))
+    h.clock.advance(10)
+    await h.ledger.record(run("j2", 500, seconds=1.0))
+    (early,) = await h.ledger.image_costs(until=t0 + 10)
+    (late,) = await h.ledger.image_costs(since=t0 + 10)
+    assert (early.spent_micros, late.spent_micros) == (300, 500)
+    assert await h.ledger.image_costs(since=t0 + 11) == []
+
+
+def test_image_cost_mean_rounds_half_up() -> None:
+    row = ImageCostRow("gpu_a", None, images=2, unpriced_images=0, spent_micros=3)
+    assert row.micros_per_image == 2  # 1.5 µ$ → 2
+    both = ImageCostRow.combined("gpu_a", [row, row])
+    assert (both.images, both.spent_micros, both.model) == (4, 6, None)
 
 
 # --- attempts before money can be spent ----------------------------------------------------------

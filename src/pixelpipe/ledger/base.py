@@ -99,6 +99,68 @@ class UsageRow:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ImageCostRow:
+    """What one model's images cost on one provider (``model`` None: every model of it).
+
+    An *image* is an attempt the provider answered ``succeeded`` (one image each: ``n`` is 1);
+    ``spent_micros`` is what its priced images cost, and its unpriced images are counted apart
+    (``unpriced_images``), never as $0. GPU time (self-hosted backends): ``gpu_seconds`` sums
+    every attempt that reports some (failed billed runs included), ``image_gpu_seconds`` the
+    ``gpu_images`` images that do; ``server_timed``/``wall_timed`` count the attempts by the
+    measure their seconds came from (the backend's own, or pixelpipe's wall time).
+    """
+
+    provider: str
+    model: str | None
+    images: int
+    unpriced_images: int
+    spent_micros: int
+    gpu_seconds: float = 0.0
+    gpu_images: int = 0
+    image_gpu_seconds: float = 0.0
+    server_timed: int = 0
+    wall_timed: int = 0
+
+    @property
+    def priced_images(self) -> int:
+        return self.images - self.unpriced_images
+
+    @property
+    def micros_per_image(self) -> int | None:
+        """The mean cost of a priced image, half-up; None when no image was priced."""
+        if self.priced_images == 0:
+            return None
+        return (2 * self.spent_micros + self.priced_images) // (2 * self.priced_images)
+
+    @property
+    def gpu_seconds_per_image(self) -> float | None:
+        return self.image_gpu_seconds / self.gpu_images if self.gpu_images else None
+
+    @property
+    def gpu_time_source(self) -> str | None:
+        """ "server", "wall", "mixed" (both measures in the group), or None (no GPU time)."""
+        if self.server_timed and self.wall_timed:
+            return "mixed"
+        return "server" if self.server_timed else "wall" if self.wall_timed else None
+
+    @classmethod
+    def combined(cls, provider: str, rows: list[ImageCostRow]) -> ImageCostRow:
+        """One provider's row: its models' ``rows`` summed."""
+        return cls(
+            provider=provider,
+            model=None,
+            images=sum(r.images for r in rows),
+            unpriced_images=sum(r.unpriced_images for r in rows),
+            spent_micros=sum(r.spent_micros for r in rows),
+            gpu_seconds=sum(r.gpu_seconds for r in rows),
+            gpu_images=sum(r.gpu_images for r in rows),
+            image_gpu_seconds=sum(r.image_gpu_seconds for r in rows),
+            server_timed=sum(r.server_timed for r in rows),
+            wall_timed=sum(r.wall_timed for r in rows),
+        )
+
+
 @runtime_checkable
 class Ledger(Protocol):
     async def reserve(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
@@ -149,3 +211,10 @@ class Ledger(Protocol):
     async def usage(
         self, group_by: str, *, since: float | None = None, until: float | None = None
     ) -> list[UsageRow]: ...
+
+    async def image_costs(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> list[ImageCostRow]:
+        """What images cost per (provider, model), ordered by provider then model: a read-side
+        report (cache hits and pending attempts left out), see :class:`ImageCostRow`."""
+        ...

@@ -10,8 +10,17 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable
 
-from pixelpipe.ledger.base import OPEN_RUN, Budget, Charge, CostTotals, Reservation, UsageRow
+from pixelpipe.ledger.base import (
+    OPEN_RUN,
+    Budget,
+    Charge,
+    CostTotals,
+    ImageCostRow,
+    Reservation,
+    UsageRow,
+)
 from pixelpipe.ledger.entry import LedgerEntry, charge_key, check_group_by
+from pixelpipe.ledger.image_costs import image_costs
 from pixelpipe.ledger.policy import (
     GLOBAL,
     check_budget,
@@ -144,10 +153,14 @@ class MemoryLedger:
     ) -> list[UsageRow]:
         check_group_by(group_by)
         groups: dict[str, list[LedgerEntry]] = {}
-        for e in self._counted():
-            if (since is None or e.created_at >= since) and (until is None or e.created_at < until):
-                groups.setdefault(e.group(group_by), []).append(e)
+        for e in self._window(since, until):
+            groups.setdefault(e.group(group_by), []).append(e)
         return [_row(group, entries) for group, entries in sorted(groups.items())]
+
+    async def image_costs(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> list[ImageCostRow]:
+        return image_costs(self._window(since, until))
 
     # --- extras (also on SqlLedger) ------------------------------------------------------------
 
@@ -164,6 +177,13 @@ class MemoryLedger:
     def _counted(self) -> list[LedgerEntry]:
         """Entries counted as spent: not the pending ones (their job's reservation covers them)."""
         return [e for e in self._entries.values() if e.charge.state != "pending"]
+
+    def _window(self, since: float | None, until: float | None) -> list[LedgerEntry]:
+        return [
+            e
+            for e in self._counted()
+            if (since is None or e.created_at >= since) and (until is None or e.created_at < until)
+        ]
 
     def _spent(self, budget: Budget, now: float) -> int:
         first, last = period_days(budget.period, now)

@@ -23,10 +23,23 @@ from sqlalchemy.exc import IntegrityError
 
 from pixelpipe.compiled_sql import execute, first_row
 from pixelpipe.db import Database
-from pixelpipe.ledger.base import OPEN_RUN, Charge, CostTotals, Reservation, UsageRow
+from pixelpipe.ledger.base import (
+    OPEN_RUN,
+    Charge,
+    CostTotals,
+    ImageCostRow,
+    Reservation,
+    UsageRow,
+)
 from pixelpipe.ledger.entry import LedgerEntry, check_group_by
 from pixelpipe.ledger.policy import GLOBAL, reservation_ttl, settings_budgets, utc_day
-from pixelpipe.ledger.sql.reports import entry_of, totals_query, usage_query
+from pixelpipe.ledger.sql.reports import (
+    entry_of,
+    image_cost_query,
+    image_cost_row,
+    totals_query,
+    usage_query,
+)
 from pixelpipe.ledger.sql.reserve import make_reservation, reserved_micros
 from pixelpipe.ledger.tables import budget_reservations, ledger_entries
 from pixelpipe.pricing.table import PriceTable
@@ -129,6 +142,13 @@ class SqlLedger:
         query = usage_query(group_by, since, until)
         rows = await self.db.read_sync(lambda conn: conn.execute(query).all())
         return [UsageRow(str(r[0]), *(int(v) for v in r[1:])) for r in rows]
+
+    async def image_costs(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> list[ImageCostRow]:
+        query = image_cost_query(since, until)
+        rows = await self.db.read_sync(lambda conn: conn.execute(query).all())
+        return [image_cost_row(r) for r in rows]
 
     # --- extras (also on MemoryLedger) -------------------------------------------------------
 

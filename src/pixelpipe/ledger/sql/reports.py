@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, case, distinct, func, select
 
-from pixelpipe.ledger.base import Charge
+from pixelpipe.ledger.base import Charge, ImageCostRow
 from pixelpipe.ledger.entry import LedgerEntry
 from pixelpipe.ledger.policy import NO_KEY
 from pixelpipe.ledger.sql.reserve import COUNTED
@@ -46,6 +46,48 @@ def usage_query(group_by: str, since: float | None, until: float | None) -> Sele
         .where(COUNTED, *_window(since, until))
         .group_by(group)
         .order_by(group)
+    )
+
+
+def image_cost_query(since: float | None, until: float | None) -> Select[Any]:
+    """What images cost per (provider, model): the sums of :class:`ImageCostRow`, in order."""
+    image = _E.detail["state"].as_string() == "succeeded"
+    seconds = _E.detail["gpu_seconds"].as_float()
+    source = _E.detail["gpu_time_source"].as_string()
+    return (
+        select(
+            _E.provider,
+            _E.model,
+            _count_if(image),
+            _count_if(image & _E.amount_micros.is_(None)),
+            func.coalesce(func.sum(case((image, _E.amount_micros))), 0),
+            func.coalesce(func.sum(seconds), 0.0),
+            _count_if(image & seconds.is_not(None)),
+            func.coalesce(func.sum(case((image, seconds))), 0.0),
+            _count_if(source == "server"),
+            _count_if(source == "wall"),
+        )
+        .where(COUNTED, _E.kind == "attempt", *_window(since, until))
+        .group_by(_E.provider, _E.model)
+        .order_by(_E.provider, _E.model)
+    )
+
+
+def image_cost_row(row: Row[Any]) -> ImageCostRow:
+    provider, model, images, unpriced, spent, seconds, timed, image_seconds, server, wall = tuple(
+        row
+    )
+    return ImageCostRow(
+        provider=str(provider),
+        model=str(model),
+        images=int(images),
+        unpriced_images=int(unpriced),
+        spent_micros=int(spent),
+        gpu_seconds=float(seconds),
+        gpu_images=int(timed),
+        image_gpu_seconds=float(image_seconds),
+        server_timed=int(server),
+        wall_timed=int(wall),
     )
 
 
