@@ -33,7 +33,8 @@ def usage(
         bool, typer.Option("--json", help="Print the report as JSON (the shape of GET /v1/usage)")
     ] = False,
 ) -> None:
-    """Spend, cache savings and unpriced events, grouped; plus what is stored and its cost."""
+    """Spend, cache savings and unpriced events, grouped; what is stored and its cost; and
+    what an image costs on each provider (your GPU's time beside the hosted prices)."""
 
     async def go(settings: Settings, db: Database) -> dict[str, Any]:
         return await usage_report(settings, db, group_by, days)
@@ -50,7 +51,7 @@ async def usage_report(
 ) -> dict[str, Any]:
     """The report as ``GET /v1/usage`` answers it (plus today's spend)."""
     # imported here: `pixelpipe --help` and the other commands start without SQLAlchemy
-    from pixelpipe.usecases.usage import cost_totals, usage_report
+    from pixelpipe.usecases.usage import cost_totals, image_cost_fields, usage_report
 
     books = _books(settings, db)
     since = time.time() - days * 86400 if days else None
@@ -75,6 +76,10 @@ async def usage_report(
         "today": {
             "spent_usd": _usd(totals.spent_today_micros),
             "spent_micros": totals.spent_today_micros,
+        },
+        "per_image": {
+            "providers": [image_cost_fields(r) for r in report.per_image.providers],
+            "models": [image_cost_fields(r) for r in report.per_image.models],
         },
     }
 
@@ -146,6 +151,30 @@ def _print_usage(report: dict[str, Any]) -> None:
         f"{money(s['monthly_micros'])}/month",
         markup=False,
     )
+    _print_per_image(report["per_image"]["models"])
+
+
+def _print_per_image(rows: list[dict[str, Any]]) -> None:
+    """$/image per model on each provider: self-hosted GPU time beside hosted prices."""
+    if not rows:
+        return
+    cols = ["model", "provider", "images", "$/image", "GPU s/image", "measure", "unpriced"]
+    t = table("cost per image", cols, ids=("model",))
+    for c in t.columns[2:-2]:
+        c.justify = "right"
+    for r in rows:
+        gpu = r["gpu"]
+        per_image = gpu["seconds_per_image"] if gpu else None
+        t.add_row(
+            r["model"],
+            r["provider"],
+            str(r["images"]),
+            money(r["micros_per_image"]),
+            "-" if per_image is None else f"{per_image:.2f}",
+            gpu["source"] if gpu else "price",
+            str(r["unpriced_images"]) if r["unpriced_images"] else "-",
+        )
+    out().print(t)
 
 
 Period = Annotated[str, typer.Option(metavar="PERIOD", help="day | month")]

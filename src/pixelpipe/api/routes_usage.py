@@ -1,5 +1,6 @@
 """``GET /v1/usage``: spend, cache savings and unpriced events grouped by model, provider, key or
-day — as JSON, or as CSV with ``format=csv`` or ``Accept: text/csv``.
+day — as JSON, or as CSV with ``format=csv`` or ``Accept: text/csv`` — and (JSON) what an image
+costs on each provider: self-hosted backends' GPU time beside the hosted providers' prices.
 
 Unpriced events are counted in their own column, never folded into $0. The JSON form also reports
 what is stored (images, bytes) and its monthly cost at the configured storage backend's rate.
@@ -20,7 +21,7 @@ from pixelpipe.ledger.base import UsageRow
 from pixelpipe.ledger.policy import decimal_usd
 from pixelpipe.services import Services
 from pixelpipe.usecases import usage
-from pixelpipe.usecases.usage import StorageCost
+from pixelpipe.usecases.usage import PerImage, StorageCost, image_cost_fields
 
 router = APIRouter(tags=["costs"])
 
@@ -47,6 +48,39 @@ class StoragePublic(BaseModel):
     monthly_micros: int | None
 
 
+class GpuTimePublic(BaseModel):
+    seconds: float = Field(description="GPU-seconds of every attempt (failed billed runs too)")
+    seconds_per_image: float | None = Field(description="Mean GPU-seconds of an image")
+    source: Literal["server", "wall", "mixed"] = Field(
+        description="The measure: the backend's own (server), pixelpipe's wall time, or both"
+    )
+    server_timed: int = Field(description="Attempts timed by the backend itself")
+    wall_timed: int = Field(description="Attempts timed by pixelpipe's wall clock")
+
+
+class ImageCostPublic(BaseModel):
+    provider: str
+    model: str | None = Field(description="null: every model of the provider")
+    images: int = Field(description="Images the provider delivered (succeeded attempts)")
+    priced_images: int
+    unpriced_images: int = Field(description="Images whose price is unknown (not $0)")
+    spent_usd: str = Field(description="What the priced images cost")
+    spent_micros: int
+    usd_per_image: str | None = Field(description="Mean cost of a priced image; null = none")
+    micros_per_image: int | None
+    gpu: GpuTimePublic | None = Field(
+        description="Self-hosted backends (priced in GPU time); null for hosted providers"
+    )
+
+
+class PerImagePublic(BaseModel):
+    """$/image per provider and per model on each provider: "what does my GPU cost per image
+    vs Replicate?" (cache hits and attempts still in flight are left out)."""
+
+    providers: list[ImageCostPublic] = Field(default_factory=list)
+    models: list[ImageCostPublic] = Field(default_factory=list)
+
+
 class UsagePublic(BaseModel):
     group_by: GroupBy
     since: str | None
@@ -54,6 +88,7 @@ class UsagePublic(BaseModel):
     rows: list[UsageRowPublic]
     total: UsageRowPublic
     storage: StoragePublic | None
+    per_image: PerImagePublic = Field(default_factory=PerImagePublic)
 
 
 def parse_time(value: str | None, name: str) -> float | None:
@@ -103,6 +138,13 @@ def _storage(cost: StorageCost | None) -> StoragePublic | None:
     )
 
 
+def _per_image(per_image: PerImage) -> PerImagePublic:
+    return PerImagePublic(
+        providers=[ImageCostPublic(**image_cost_fields(r)) for r in per_image.providers],
+        models=[ImageCostPublic(**image_cost_fields(r)) for r in per_image.models],
+    )
+
+
 def to_csv(rows: list[UsageRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -133,7 +175,8 @@ async def usage_report(
     until: str | None = Query(None, description="To (exclusive): date, ISO time or epoch s"),
     format: Literal["json", "csv"] | None = Query(None, description="Default: from Accept"),
 ) -> UsagePublic | Response:
-    """Spend, cache savings and unpriced events grouped by model, provider, API key or UTC day."""
+    """Spend, cache savings and unpriced events grouped by model, provider, API key or UTC day,
+    and $/image per provider (self-hosted GPU time beside hosted prices) in ``per_image``."""
     svc: Services = request.app.state.services
     start, end = parse_time(since, "since"), parse_time(until, "until")
     report = await usage.usage_report(usage.books_of(svc), group_by, since=start, until=end)
@@ -149,4 +192,5 @@ async def usage_report(
         rows=[_public(r) for r in report.rows],
         total=_public(report.total),
         storage=_storage(report.storage),
+        per_image=_per_image(report.per_image),
     )
