@@ -1,5 +1,7 @@
 // Compare: one prompt and one seed sent to 2–4 models at once, tagged with the same `group`,
 // shown side by side with measured time and actual cost. /compare/{group} reopens a comparison.
+// Each column also shows what an image of its model costs on each of its providers — a
+// self-hosted backend's GPU time beside the hosted prices (estimate before, actual after).
 
 import {
   $, api, loadModels, h, icon, tag, fmtUsd, fmtDuration, fmtLatency, costOf, debounce, randomSeed,
@@ -149,15 +151,17 @@ function column(entry) {
   const m = S.models.find((x) => x.name === entry.model);
   const body = h("div", { class: "cmp-body" });
   const figures = h("div", { class: "cmp-figures" });
+  const rates = h("div", { class: "cmp-rates", dataset: { rates: entry.model }, hidden: true });
   const col = h("article", { class: "card cmp-col", dataset: { model: entry.model }, "aria-label": modelLabel(S.models, entry.model) },
     h("div", { class: "cmp-col-head" },
       h("div", { class: "cmp-col-titles" },
         h("div", { class: "cmp-col-title" }, m ? m.label : entry.model),
         h("div", { class: "cmp-col-sub" }, entry.job && entry.job.provider ? `via ${entry.job.provider}` : m ? (m.providers || []).join(" / ") : "")),
       h("span", { class: "cmp-col-status" })),
-    body, figures);
-  const state = { entry, col, body, figures, job: entry.job };
+    body, figures, rates);
+  const state = { entry, col, body, figures, rates, job: entry.job, perProvider: null };
   S.columns.set(entry.model, state);
+  loadRates(state);
   if (entry.problem) {
     body.replaceChildren(problemBox(describeProblem(entry.problem), { compact: true }));
     figures.replaceChildren(figure("Time", "–"), figure("Cost", "$0.00"));
@@ -190,6 +194,87 @@ function updateFigures(state) {
       h("span", { class: "figure-label" }, "Time"), h("span", { class: "figure-value cmp-time" }, time)),
     h("div", { class: "figure", dataset: { figure: "cost" }, title: cost.title },
       h("span", { class: "figure-label" }, done ? "Cost" : "Est. cost"), h("span", { class: "figure-value cmp-cost" }, cost.text)));
+  renderRates(state);
+}
+
+// ---- $/image per provider: self-hosted GPU time beside hosted prices -----------------------------
+
+const PROVIDER_NAMES = JSON.parse(document.body.dataset.providers || "{}");
+const providerName = (p) => PROVIDER_NAMES[p] || p; // a backend of the catalog file: its own name
+let measuredPromise = null;
+
+/** The measured mean $/image per model × provider (GET /v1/usage, admin only: else none). */
+function measuredCosts() {
+  if (!measuredPromise) {
+    measuredPromise = api("/v1/usage?group_by=provider&format=json")
+      .then((r) => new Map(((r.data.per_image || {}).models || []).map((row) => [`${row.model}|${row.provider}`, row])))
+      .catch(() => new Map());
+  }
+  return measuredPromise;
+}
+
+/** "$0.0011": small per-image amounts keep two significant digits instead of rounding to $0. */
+function fmtRate(usd) {
+  const n = Number(usd);
+  if (usd === null || usd === undefined || !Number.isFinite(n)) return "Unpriced";
+  if (n === 0) return "Free";
+  if (n < 0.01) return "$" + Number(n.toPrecision(2)).toFixed(Math.max(2, 1 - Math.floor(Math.log10(n))));
+  return fmtUsd(usd);
+}
+
+async function loadRates(state) {
+  const m = S.models.find((x) => x.name === state.entry.model);
+  const providers = m ? m.providers || [] : state.job && state.job.provider ? [state.job.provider] : [];
+  if (!providers.length) return;
+  const request = (state.job && state.job.request) || {};
+  const body = { prompt: request.prompt || S.prompt || "a picture", model: state.entry.model, aspect_ratio: request.aspect_ratio || S.aspect };
+  const [estimates, measured] = await Promise.all([
+    Promise.allSettled(providers.map((provider) => api("/v1/estimates", { method: "POST", body: { ...body, provider } }))),
+    measuredCosts(),
+  ]);
+  state.perProvider = providers.map((provider, i) => ({
+    provider,
+    estimate: estimates[i].status === "fulfilled" ? estimates[i].value.data : null,
+    measured: measured.get(`${state.entry.model}|${provider}`) || null,
+  }));
+  renderRates(state);
+}
+
+/** One provider's $/image: this run's actual cost where it ran, else the estimate. */
+function rateOf(state, p) {
+  const job = state.job;
+  const ran = !!job && job.provider === p.provider && !job.cached;
+  const gpu = (p.estimate && p.estimate.basis === "gpu_time") || !!(p.measured && p.measured.gpu);
+  if (ran && job.status === "succeeded" && job.cost && job.cost.status !== "pending") {
+    return { ran, gpu, value: fmtRate(job.cost.usd), note: "this image", actual: true };
+  }
+  const usd = p.estimate ? p.estimate.usd : null;
+  return { ran, gpu, value: p.estimate ? (usd === null ? "Unpriced" : `≈ ${fmtRate(usd)}`) : "–", note: "estimate", actual: false };
+}
+
+function renderRates(state) {
+  if (!state.perProvider || !state.rates) return;
+  const lines = state.perProvider.map((p) => ({ p, rate: rateOf(state, p) }));
+  lines.sort((a, b) => Number(b.rate.ran) - Number(a.rate.ran)); // the provider that ran first
+  const sentence = lines.map(({ p, rate }) => `${rate.value}/image on ${providerName(p.provider)}${rate.gpu ? " (GPU time)" : ""}`).join(" vs ");
+  state.rates.replaceChildren(
+    h("div", { class: "cmp-rates-head" }, h("span", { class: "figure-label" }, "Per image"), h("span", { class: "cmp-rates-basis" }, "by provider")),
+    h("ul", { class: "cmp-rate-list", "aria-label": `Per image: ${sentence}` }, lines.map(({ p, rate }) => h("li", {
+      class: `cmp-rate${rate.ran ? " ran" : ""}`, dataset: { provider: p.provider, basis: rate.gpu ? "gpu_time" : "price" },
+    },
+    h("span", { class: "cmp-rate-value" }, rate.value),
+    h("span", { class: "cmp-rate-on" }, "on ", h("strong", {}, providerName(p.provider))),
+    h("span", { class: "cmp-rate-tags" },
+      rate.gpu ? tag("GPU time", "info", null, "Self-hosted: GPU-seconds × the backend's $/GPU-hour") : tag("Price", "", null, "The provider's price"),
+      h("span", { class: "cmp-rate-note" }, measuredNote(p.measured) || rate.note))))));
+  state.rates.hidden = false;
+}
+
+function measuredNote(row) {
+  if (!row || !row.images) return "";
+  const avg = row.usd_per_image === null ? "unpriced" : `avg ${fmtRate(row.usd_per_image)}`;
+  const gpu = row.gpu && row.gpu.seconds_per_image != null ? ` · ${row.gpu.seconds_per_image.toFixed(2)} GPU s (${row.gpu.source})` : "";
+  return `${avg} over ${row.images} image${row.images === 1 ? "" : "s"}${gpu}`;
 }
 
 function summarize() {
