@@ -202,6 +202,7 @@ function updateFigures(state) {
 const PROVIDER_NAMES = JSON.parse(document.body.dataset.providers || "{}");
 const providerName = (p) => PROVIDER_NAMES[p] || p; // a backend of the catalog file: its own name
 let measuredPromise = null;
+let measuredFor = ""; // the comparison whose finished images the measured means include
 
 /** The measured mean $/image per model × provider (GET /v1/usage, admin only: else none). */
 function measuredCosts() {
@@ -218,8 +219,20 @@ function fmtRate(usd) {
   const n = Number(usd);
   if (usd === null || usd === undefined || !Number.isFinite(n)) return "Unpriced";
   if (n === 0) return "Free";
-  if (n < 0.01) return "$" + Number(n.toPrecision(2)).toFixed(Math.max(2, 1 - Math.floor(Math.log10(n))));
+  if (n < 0.01) return "$" + Number(n.toPrecision(2)).toFixed(Math.max(2, 1 - Math.floor(Math.log10(n)))).replace(/(\.\d\d\d*?)0+$/, "$1");
   return fmtUsd(usd);
+}
+
+/** Every column finished: the measured means again, now with these images in them. */
+async function remeasure(states) {
+  if (measuredFor === S.group) return;
+  measuredFor = S.group;
+  measuredPromise = null;
+  const measured = await measuredCosts();
+  for (const state of states) {
+    for (const p of state.perProvider || []) p.measured = measured.get(`${state.entry.model}|${p.provider}`) || null;
+    renderRates(state);
+  }
 }
 
 async function loadRates(state) {
@@ -266,7 +279,7 @@ function renderRates(state) {
     h("span", { class: "cmp-rate-on" }, "on ", h("strong", {}, providerName(p.provider))),
     h("span", { class: "cmp-rate-tags" },
       rate.gpu ? tag("GPU time", "info", null, "Self-hosted: GPU-seconds × the backend's $/GPU-hour") : tag("Price", "", null, "The provider's price"),
-      h("span", { class: "cmp-rate-note" }, measuredNote(p.measured) || rate.note))))));
+      h("span", { class: "cmp-rate-note" }, [rate.note, rate.actual && p.measured && p.measured.images < 2 ? "" : measuredNote(p.measured)].filter(Boolean).join(" · ")))))));
   state.rates.hidden = false;
 }
 
@@ -282,6 +295,7 @@ function summarize() {
   const finished = states.filter((s) => s.job.status === "succeeded");
   const box = $("#cmp-summary");
   if (!finished.length || states.some((s) => !TERMINAL.has(s.job.status))) { box.replaceChildren(); return; }
+  remeasure(states);
   for (const s of states) s.figures.querySelectorAll(".figure").forEach((f) => f.classList.remove("best"));
   const parts = [];
   if (finished.length > 1) {
