@@ -87,9 +87,10 @@ async def test_gpu_cost_per_image_from_real_runs(
 
 async def test_the_usage_route_shows_gpu_beside_hosted() -> None:
     ledger = MemoryLedger()
-    gpu = {"gpu_seconds": 0.6, "gpu_time_source": "server", "usd_per_gpu_hour": "1.8"}
-    for job, detail in (("j1", gpu), ("j2", gpu | {"gpu_seconds": 0.5})):
-        micros = round(detail["gpu_seconds"] * 500)  # $1.8/h = 500 µ$/s
+    gpu = {"gpu_time_source": "server", "usd_per_gpu_hour": "1.8"}
+    for job, seconds in (("j1", 0.6), ("j2", 0.5)):
+        detail = gpu | {"gpu_seconds": seconds}
+        micros = round(seconds * 500)  # $1.8/h = 500 µ$/s
         await ledger.record(
             Charge(job, 1, "gpu_a", job, "flux-schnell", "attempt",
                    Price(micros, "v", "gpu_time"), detail={"state": "succeeded", **detail})
