@@ -21,7 +21,7 @@ import httpx
 
 from pixelpipe.errors import ConfigError
 from pixelpipe.providers.base import Provider
-from pixelpipe.providers.http import DEFAULT_TIMEOUT
+from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderIdentity
 from pixelpipe.settings import Settings, SettingsSection
 
 ClientFactory = Callable[[str], httpx.AsyncClient]
@@ -68,10 +68,14 @@ class BuildContext:
 
     def timeout(self, default: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Timeout:
         """``PIXELPIPE_PROVIDER_TIMEOUT_S`` as the timeout of provider calls, else ``default``."""
-        seconds = self.settings.provider_timeout_s
-        if seconds is None:
-            return default
-        return httpx.Timeout(seconds, connect=min(5.0, seconds))
+        return _timeout(self.settings.provider_timeout_s, default)
+
+    def backend_timeout(self, backend: Backend, default: httpx.Timeout) -> httpx.Timeout:
+        """The backend's own ``timeout_s``, else ``PIXELPIPE_PROVIDER_TIMEOUT_S``, else the kind's
+        ``default``."""
+        if backend.timeout_s is not None:
+            return _timeout(backend.timeout_s, default)
+        return self.timeout(default)
 
     def base_url(self, section: SettingsSection, field: str) -> str:
         """The URL in ``section.<field>``, checked by :func:`check_base_url`."""
@@ -98,6 +102,15 @@ class Backend:
     timeout_s: float | None = None  # per call; None: the kind's default
     options: Mapping[str, Any] = field(default_factory=dict)  # the kind's own keys
     source: str = ""  # where it is defined ("catalog.toml:12"), for error messages
+
+    def identity(self, key: str = "the api key") -> ProviderIdentity:
+        """Who is talking, for error messages: the backend and where the catalog defines it."""
+        where = f" ({self.source})" if self.source else ""
+        return ProviderIdentity(
+            self.name,
+            f"{key} of backend {self.name!r}{where}",
+            f"the url of backend {self.name!r}{where}",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +147,13 @@ class ProviderRegistration(Generic[S]):
             return self.output_hosts.hosts
         host = urlsplit(str(getattr(settings.section(self.settings), field))).hostname
         return (*self.output_hosts.hosts, host) if host else self.output_hosts.hosts
+
+
+def _timeout(seconds: float | None, default: httpx.Timeout) -> httpx.Timeout:
+    """``seconds`` for the whole call (connecting in at most 5 s), or ``default`` when unset."""
+    if seconds is None:
+        return default
+    return httpx.Timeout(seconds, connect=min(5.0, seconds))
 
 
 def check_base_url(url: str, variable: str, *, test_mode: bool) -> str:

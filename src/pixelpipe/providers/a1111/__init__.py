@@ -8,7 +8,6 @@ back as base64, so there is no host to download from.
 
 from __future__ import annotations
 
-import httpx
 from pydantic_settings import SettingsConfigDict
 
 from pixelpipe.providers.a1111.client import GENERATION_TIMEOUT, A1111Provider
@@ -35,15 +34,10 @@ def build(s: A1111Settings, ctx: BuildContext) -> Provider | None:
 
 def build_backend(backend: Backend, ctx: BuildContext) -> Provider:
     return A1111Provider(
-        backend, client=ctx.client(backend.name), timeout=backend_timeout(backend.timeout_s, ctx)
+        backend,
+        client=ctx.client(backend.name),
+        timeout=ctx.backend_timeout(backend, GENERATION_TIMEOUT),
     )
-
-
-def backend_timeout(seconds: float | None, ctx: BuildContext) -> httpx.Timeout:
-    """The backend's own ``timeout_s``, else ``PIXELPIPE_PROVIDER_TIMEOUT_S``, else the kind's."""
-    if seconds is not None:
-        return httpx.Timeout(seconds, connect=min(5.0, seconds))
-    return ctx.timeout(GENERATION_TIMEOUT)
 
 
 REGISTRATION = ProviderRegistration(

@@ -55,21 +55,12 @@ from pixelpipe.providers.base import (
     ProviderUpdate,
     RunState,
 )
-from pixelpipe.providers.http import ProviderHTTP, ProviderIdentity
+from pixelpipe.providers.http import ProviderHTTP
 from pixelpipe.providers.outputs import decode_base64
 from pixelpipe.providers.registration import Backend
 
 GENERATION_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=10.0, pool=5.0)
 PROGRESS_TIMEOUT = httpx.Timeout(5.0)
-
-
-def identity(backend: Backend) -> ProviderIdentity:
-    where = f" ({backend.source})" if backend.source else ""
-    return ProviderIdentity(
-        backend.name,
-        f"the api key (user:password) of backend {backend.name!r}{where}",
-        f"the url of backend {backend.name!r}{where}",
-    )
 
 
 def basic_auth(backend: Backend) -> str:
@@ -134,7 +125,7 @@ class A1111Provider:
         self.name = backend.name
         self._backend = backend
         self._base = backend.url.rstrip("/")
-        self._ident = identity(backend)
+        self._ident = backend.identity("the api key (user:password)")
         self._http = ProviderHTTP(
             self._ident,
             auth=basic_auth(backend),

@@ -8,7 +8,6 @@ Its outputs come back as base64, so there is no host to download from.
 
 from __future__ import annotations
 
-import httpx
 from pydantic_settings import SettingsConfigDict
 
 from pixelpipe.providers.base import Provider
@@ -40,15 +39,8 @@ def build_backend(backend: Backend, ctx: BuildContext) -> Provider:
     return OpenAICompatibleProvider(
         backend,
         client=ctx.client(backend.name),
-        timeout=backend_timeout(backend.timeout_s, ctx),
+        timeout=ctx.backend_timeout(backend, GENERATION_TIMEOUT),
     )
-
-
-def backend_timeout(seconds: float | None, ctx: BuildContext) -> httpx.Timeout:
-    """The backend's own ``timeout_s``, else ``PIXELPIPE_PROVIDER_TIMEOUT_S``, else the kind's."""
-    if seconds is not None:
-        return httpx.Timeout(seconds, connect=min(5.0, seconds))
-    return ctx.timeout(GENERATION_TIMEOUT)
 
 
 REGISTRATION = ProviderRegistration(

@@ -50,7 +50,7 @@ from pixelpipe.providers.base import (
     ProviderUpdate,
     RunState,
 )
-from pixelpipe.providers.http import ProviderHTTP, ProviderIdentity
+from pixelpipe.providers.http import ProviderHTTP
 from pixelpipe.providers.outputs import normalize_outputs
 from pixelpipe.providers.registration import Backend
 
@@ -62,16 +62,6 @@ _CONTENT_TYPES = {
     "jpg": "image/jpeg",
     "webp": "image/webp",
 }
-
-
-def identity(backend: Backend) -> ProviderIdentity:
-    """Who is talking, for error messages: the backend and where the catalog defines it."""
-    where = f" ({backend.source})" if backend.source else ""
-    return ProviderIdentity(
-        backend.name,
-        f"the api key of backend {backend.name!r}{where}",
-        f"the url of backend {backend.name!r}{where}",
-    )
 
 
 def served_model(backend: Backend, req: ProviderRequest) -> str:
@@ -117,7 +107,7 @@ class OpenAICompatibleProvider:
         self._base = backend.url.rstrip("/").removesuffix("/v1")
         auth = f"Bearer {backend.api_key}" if backend.api_key else ""
         self._http = ProviderHTTP(
-            identity(backend),
+            backend.identity(),
             auth=auth,
             secrets=(backend.api_key,),
             client=client,
