@@ -26,7 +26,12 @@ from pixelpipe.errors import (
 )
 from pixelpipe.providers.base import Output, ProviderRequest, RunState
 from pixelpipe.providers.cog import REGISTRATION
-from pixelpipe.providers.cog.client import GONE_GRACE_S, HEALTH_STATES, CogProvider
+from pixelpipe.providers.cog.client import (
+    BUSY_REASK_S,
+    GONE_GRACE_S,
+    HEALTH_STATES,
+    CogProvider,
+)
 from pixelpipe.providers.cog.predictions import cog_input, prediction_update
 from pixelpipe.providers.registration import Backend, BuildContext
 from pixelpipe.providers.run_tag import RunRef, run_webhook_url
@@ -34,7 +39,7 @@ from pixelpipe.settings import load_settings
 from tests.cog_predictor.predict import image_colour
 from tests.providers.conftest import canon
 from tests.servers.cog import PREDICTOR_DIR, CogServer, CogServers
-from tests.servers.http_recorder import HttpRecorder, RecordedRequest
+from tests.servers.http_recorder import Answer, HttpRecorder, RecordedRequest
 
 SECRET_KEY = "cog-test-secret-key-0123456789abcdef"
 SETTINGS = load_settings(secret_key=SECRET_KEY)
@@ -252,6 +257,7 @@ async def test_failing_predictor_and_invalid_input(
         assert isinstance(update.error, ProviderFailed)
         assert "PredictorFailedError: asked to fail (prompt 'boom')" in str(update.error)
         assert update.gpu_time_source == "server"
+        await wait_ready(failing)  # the sync run's slot frees just after its answer
         req = request(http_recorder, prompt="boom")  # async: the failed completed hook
         (*_, last) = await hooks_until_done(
             http_recorder, (await failing.submit(req)).provider_job_id
@@ -316,6 +322,35 @@ async def test_a_put_whose_answer_is_lost_is_ambiguous(http_recorder: HttpRecord
         await asyncio.wait_for(hung_up.wait(), 5)
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("busy_answers", [2, 10])
+async def test_a_409_is_asked_again_briefly_then_is_rate_limited(busy_answers: int) -> None:
+    """coglet frees a slot just after it answers: a 409 in that instant must not cost a job the
+    1 s retry (nor an attempt); one that stays is ProviderRateLimited."""
+    pid_seen: list[str] = []
+
+    def answer(req: RecordedRequest) -> Answer:
+        pid_seen.append(req.json()["id"])
+        if len(pid_seen) <= busy_answers:
+            return Answer(409)
+        snapshot = {"id": pid_seen[-1], "status": "starting", "input": {}, "output": None}
+        return Answer(202, {"content-type": "application/json"}, json.dumps(snapshot).encode())
+
+    with HttpRecorder(answer) as server, HttpRecorder() as hooks:
+        cog = CogProvider(NAME, server.url().rstrip("/"), secret=SECRET)
+        try:
+            if busy_answers > len(BUSY_REASK_S):
+                with pytest.raises(ProviderRateLimited):
+                    await cog.submit(request(hooks))
+            else:
+                update = await cog.submit(request(hooks))
+                assert update.state is RunState.PENDING
+                assert update.provider_job_id == pid_seen[-1]
+        finally:
+            await cog.aclose()
+    assert len(pid_seen) == min(busy_answers + 1, len(BUSY_REASK_S) + 1)
+    assert len(set(pid_seen)) == 1  # the same attempt id each time: one run at most
 
 
 # --- translation and registration (no server) ---------------------------------------------------

@@ -35,6 +35,7 @@ class RecordedRequest:
 class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
 Responder = Callable[[RecordedRequest], Answer]
@@ -105,8 +106,9 @@ class HttpRecorder:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-length", "0")
+                self.send_header("content-length", str(len(answer.body)))
                 self.end_headers()
+                self.wfile.write(answer.body)
 
             do_POST = do_PUT = _any
 

@@ -22,16 +22,19 @@ Protocol facts are in ``tests/servers/cog.py`` (observed on coglet 0.23.1). How 
 - **poll** is therefore honest: running → the snapshot's state; not running → the run ended and
   its completion webhook has not reached us. cog retries a completion for minutes, so that is
   first waited for (:data:`GONE_GRACE_S`), then the run is reported lost (ProviderJobLost).
-- **Busy**: 409 "At capacity" (every slot taken, or a completion whose slot is not free yet) is
-  ProviderRateLimited with a short ``retry_after``: the retry policy waits for a slot or fails
-  over, and spends no attempt. 5xx and connection errors: ProviderUnavailable; 422:
-  ProviderInvalidInput with cog's message.
+- **Busy**: 409 "At capacity" (every slot taken, or a completion whose slot is not free yet: coglet
+  frees a slot just *after* it answers a synchronous run or posts a completion) starts nothing, so
+  it is asked again after :data:`BUSY_REASK_S` (the slot of a run that just ended is free by then);
+  a 409 that stays is ProviderRateLimited with a short ``retry_after``: the retry policy waits
+  for a slot or fails over, and spends no attempt. 5xx and connection errors:
+  ProviderUnavailable; 422: ProviderInvalidInput with cog's message.
 - **Webhooks** are not signed (``WEBHOOK_AUTH_TOKEN`` is one token per server): a delivery is
   authentic when the prediction id in its body carries a valid run tag for this backend.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -59,6 +62,11 @@ from pixelpipe.providers.run_tag import RunRef, parse_run
 
 SYNC_TIMEOUT_S = 600.0  # how long a synchronous prediction may take when the backend sets none
 BUSY_RETRY_AFTER_S = 1.0  # a slot frees when a run ends: ask again soon
+BUSY_REASK_S = (
+    0.05,
+    0.15,
+    0.3,
+)  # a 409 in the instant a run's slot frees: the pauses before asking again
 GONE_GRACE_S = 60.0  # how long a finished run's completion webhook is waited for before "lost"
 WEBHOOK_EVENTS = ("start", "completed")
 HEALTH_STATES = frozenset({"STARTING", "READY", "BUSY", "SETUP_FAILED", "DEFUNCT", "UNHEALTHY"})
@@ -209,9 +217,18 @@ class CogProvider:
         call_timeout: httpx.Timeout | None = None,
         allow: tuple[int, ...] = (),
     ) -> httpx.Response:
-        resp = await self._http.send(
-            method, url, json=json, headers=headers, call_timeout=call_timeout, allow=(409, *allow)
-        )
+        for pause in (*BUSY_REASK_S, None):
+            resp = await self._http.send(
+                method,
+                url,
+                json=json,
+                headers=headers,
+                call_timeout=call_timeout,
+                allow=(409, *allow),
+            )
+            if resp.status_code != 409 or pause is None:  # 409: nothing started, asking is safe
+                break
+            await asyncio.sleep(pause)
         if resp.status_code == 409:  # "At capacity - all prediction slots busy"
             raise ProviderRateLimited(
                 f"{self.name} is busy (all {self.slots} slot(s) taken)",
