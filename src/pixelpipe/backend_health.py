@@ -43,6 +43,7 @@ async def check_once(
         _observe(svc, name, health)
         if before is not None and before != health.state:
             log.warning("backend %s is %s (was %s) %s", name, health.state, before, health.detail)
+    await _observe_slots(svc)
     return results
 
 
@@ -71,3 +72,11 @@ def _observe(svc: Services, name: str, health: BackendHealth) -> None:
         svc.metrics.backend_busy.labels(name).set(health.busy_slots)
     if health.queued is not None:
         svc.metrics.backend_queue.labels(name).set(health.queued)
+
+
+async def _observe_slots(svc: Services) -> None:
+    """Busy slots and line length of each backend as the jobs show them (every process sharing
+    the database counted): they replace what a kind could tell from this process alone."""
+    for name, use in (await svc.store.slot_use(svc.slots)).items():
+        svc.metrics.backend_busy.labels(name).set(use.busy)
+        svc.metrics.backend_queue.labels(name).set(use.waiting)

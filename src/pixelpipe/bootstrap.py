@@ -148,6 +148,13 @@ def _provider_order(settings: Settings, operator: OperatorFile | None = None) ->
     return names
 
 
+def backend_slots(operator: OperatorFile | None, providers: dict[str, Provider]) -> dict[str, int]:
+    """The runs each backend of the catalog file takes at once (those that were built)."""
+    if operator is None:
+        return {}
+    return {b.name: b.slots for b in operator.backends if b.name in providers}
+
+
 async def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     operator = operator_file(settings)  # the catalog file, checked before anything is opened
     order = _provider_order(settings, operator)  # likewise: a typo fails cleanly
@@ -187,4 +194,5 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
         fetch_policies=policies,
         queue=queue,
         completion_hooks=CompletionHooks(settings, db, notifier, delivery),  # webhooks, waiters
+        slots=backend_slots(operator, providers),
     )

@@ -67,6 +67,9 @@ class Services:
     fetch_policies: dict[str, FetchPolicy]
     queue: Queue
     completion_hooks: JobCompletions
+    # the operator's backends and the runs each takes at once: never more in flight on one, across
+    # all processes (worker/slots.py); hosted providers are not listed
+    slots: dict[str, int] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 

@@ -51,6 +51,8 @@ RUNNABLE = frozenset(
         JobStatus.STORING,
     }
 )
+#: statuses in which a job holds one of its backend's slots (a run was, or may have been, sent)
+HOLDING = frozenset({JobStatus.SUBMITTING, JobStatus.WAITING})
 
 _S = JobStatus
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
@@ -111,6 +113,8 @@ class Job:
     group_id: str | None = None
     webhook_url: str | None = None
     revised_prompt: str | None = None
+    # in line for a slot of its backend since (jobs/slots.py); None when not waiting for one
+    slot_wait_since: float | None = None
 
     @property
     def duration_s(self) -> float | None:

@@ -41,6 +41,7 @@ _NOT_SNAPSHOTTED = frozenset(
         "provider_state",
         "webhook_deadline_at",
         "submitted_at",
+        "slot_wait_since",  # the line position is shown through progress.queue_position
     }
 )
 _DEFAULTS: dict[str, Any] = {

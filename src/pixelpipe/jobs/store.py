@@ -1,4 +1,5 @@
-"""The job store boundary: jobs, their events, the image index, leases and provider deliveries.
+"""The job store boundary: jobs, their events, the image index, leases, provider deliveries and
+backend slots.
 
 Each concern is a small protocol; :class:`JobStore` is all of them together (what ``Services``
 holds). Two implementations run the same contract suite (``tests/jobs/test_store_contract.py``):
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pixelpipe.jobs.model import ImageRecord, Job, JobEvent, JobStatus
+from pixelpipe.jobs.slots import InLine, SlotRequest, SlotUse
 from pixelpipe.ledger.base import Reservation
 
 
@@ -204,7 +206,30 @@ class ProviderDeliveries(Protocol):
 
 
 @runtime_checkable
-class JobStore(JobRows, JobEvents, ImageIndex, Leases, ProviderDeliveries, Protocol):
+class BackendSlots(Protocol):
+    """The slots of self-hosted backends, read from the jobs (:mod:`pixelpipe.jobs.slots`)."""
+
+    async def start_in_slot(
+        self,
+        job: Job,
+        owner: str,
+        want: SlotRequest,
+        *,
+        event: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job | InLine | None:
+        """Move ``job`` (queued, leased by ``owner``) to submitting with ``fields`` when
+        ``want.backend`` has a slot for it now and no job ahead in its line is owed one; else put
+        it in that line (or keep its place) and say where. None: not queued or not ours."""
+        ...
+
+    async def slot_use(self, backends: Iterable[str]) -> dict[str, SlotUse]:
+        """Each backend's runs in flight and jobs in line, as the jobs show them."""
+        ...
+
+
+@runtime_checkable
+class JobStore(JobRows, JobEvents, ImageIndex, Leases, ProviderDeliveries, BackendSlots, Protocol):
     """The whole job store, as ``Services.store``."""
 
     async def ping(self) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from pixelpipe.db import metadata
@@ -59,11 +60,19 @@ jobs = Table(
     Column("group_id", String(64)),
     Column("webhook_url", Text),
     Column("revised_prompt", Text),
+    Column("slot_wait_since", Float),  # in line for a slot of its backend since (jobs/slots.py)
     Index("ix_jobs_due", "status", "next_run_at"),
     Index("ix_jobs_created", "created_at"),
     Index("ix_jobs_provider_job", "provider", "provider_job_id"),
     Index("ix_jobs_group", "group_id"),
     Index("ix_jobs_content_key", "content_key"),
+    Index(  # the lines of jobs waiting for a backend slot: small, and empty without backends
+        "ix_jobs_slot_line",
+        "provider",
+        "slot_wait_since",
+        sqlite_where=text("slot_wait_since IS NOT NULL"),
+        postgresql_where=text("slot_wait_since IS NOT NULL"),
+    ),
 )
 
 job_events = Table(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from pixelpipe.catalog import Catalog
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.slots import out_of_line
 from pixelpipe.providers.gate import ProviderGate
 from pixelpipe.services import Services
 from pixelpipe.worker.context import StepContext
@@ -69,8 +71,9 @@ async def follow(ctx: StepContext, job: Job, decision: Decision, *, owner: str |
     if decision.next is Next.SUBMIT:
         return
     next_run_at = time.time() + decision.delay_s
+    fields = _leaving_line(job, decision.fields)
     if decision.next is Next.WAIT:
-        await svc.store.update(job.id, owner=owner, next_run_at=next_run_at, **decision.fields)
+        await svc.store.update(job.id, owner=owner, next_run_at=next_run_at, **fields)
         await svc.store.add_event(job.id, "retry", decision.event)
         return
     if decision.close_attempt:
@@ -79,6 +82,14 @@ async def follow(ctx: StepContext, job: Job, decision: Decision, *, owner: str |
         await _requeue(ctx, job, decision, next_run_at)
     else:
         await _fail(ctx, job, decision)
+
+
+def _leaving_line(job: Job, fields: dict[str, Any]) -> dict[str, Any]:
+    """A job in a backend's line that moves to another provider gives its place up."""
+    if job.slot_wait_since is None or fields.get("provider", job.provider) == job.provider:
+        return fields
+    state = fields.get("provider_state", job.provider_state)
+    return {**fields, "slot_wait_since": None, "provider_state": out_of_line(state)}
 
 
 async def _requeue(ctx: StepContext, job: Job, decision: Decision, next_run_at: float) -> None:

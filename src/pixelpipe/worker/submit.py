@@ -14,6 +14,7 @@ from pixelpipe.worker.context import StepContext
 from pixelpipe.worker.failures import wait_for_gate
 from pixelpipe.worker.poll import apply, poll
 from pixelpipe.worker.provider_run import provider_request
+from pixelpipe.worker.slots import start_submit
 
 log = logging.getLogger("pixelpipe.worker")
 _S = JobStatus
@@ -32,16 +33,9 @@ async def submit(ctx: StepContext, job: Job) -> None:
         return
     if await wait_for_gate(ctx, job):
         return
-    attempt = job.attempt + 1
-    moved = await svc.store.transition(
-        job.id,
-        job.status,
-        _S.SUBMITTING,
-        owner=ctx.owner,
-        attempt=attempt,
-        submitted_at=job.submitted_at or time.time(),
-    )
-    if moved is None:
+    submitted_at = job.submitted_at or time.time()
+    moved = await start_submit(ctx, job, attempt=job.attempt + 1, submitted_at=submitted_at)
+    if moved is None:  # waits for a slot of its backend, or moved on
         return
     provider = svc.providers[moved.provider or ""]
     svc.metrics.submissions.labels(provider.name).inc()

@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from pixelpipe.jobs.memory.base import MemoryStoreBase
+from pixelpipe.jobs.memory.slots import wake_next_in_line
 from pixelpipe.jobs.memory.tables import StoredJob, copied
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.rules import check_deletable, transition_values
+from pixelpipe.jobs.slots import frees_slot
 from pixelpipe.jobs.snapshots import status_data
 from pixelpipe.jobs.store import Deletion
 
@@ -30,6 +32,8 @@ class MemoryJobChanges(MemoryStoreBase):
         stored = self._held(job_id, owner)
         if stored is None or stored.job.status not in allowed:
             return None
+        if frees_slot(allowed, target):
+            wake_next_in_line(self._tables, stored.job, now)
         self._tables.set_fields(stored, values)
         data = {**status_data(stored.job), **(event or {})}
         self._tables.add_event(job_id, "status", data, now, stored.job)

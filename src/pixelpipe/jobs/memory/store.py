@@ -14,6 +14,7 @@ from pixelpipe.jobs.memory.events import MemoryJobEvents
 from pixelpipe.jobs.memory.images import MemoryImageIndex
 from pixelpipe.jobs.memory.leases import MemoryLeases
 from pixelpipe.jobs.memory.queries import MemoryJobQueries
+from pixelpipe.jobs.memory.slots import MemoryBackendSlots
 
 
 class MemoryJobStore(
@@ -24,5 +25,6 @@ class MemoryJobStore(
     MemoryImageIndex,
     MemoryLeases,
     MemoryProviderDeliveries,
+    MemoryBackendSlots,
 ):
     """All of :class:`pixelpipe.jobs.store.JobStore` in memory."""

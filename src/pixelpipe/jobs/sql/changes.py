@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy import Connection, delete
 
-from pixelpipe.compiled_sql import first_row
+from pixelpipe.compiled_sql import execute, first_row
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.rows import row_to_job
 from pixelpipe.jobs.rules import check_deletable, transition_values
+from pixelpipe.jobs.slots import frees_slot
 from pixelpipe.jobs.snapshots import status_data
 from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
+from pixelpipe.jobs.sql.slot_statements import WAKE_NEXT_IN_LINE
 from pixelpipe.jobs.sql.statements import (
     IMAGE_LOCKED,
     JOB_BY_ID,
@@ -38,22 +40,9 @@ class SqlJobChanges(SqlStoreBase):
     ) -> Job | None:
         now = time.time()
         allowed, values = transition_values(expected, target, fields, now)
-        stmt = transition_stmt(len(allowed), owner is not None)
-        params = {**values, "w_id": job_id}
-        params.update((f"w_status{i}", str(s)) for i, s in enumerate(allowed))
-        if owner is not None:
-            params["w_owner"] = owner
-
-        def work(conn: Connection) -> Job | None:
-            row = first_row(conn, stmt, jobs, params)
-            if row is None:
-                return None
-            moved = row_to_job(row)
-            data = {**status_data(moved), **(event or {})}
-            write_event(conn, job_id, "status", data, now, moved)
-            return moved
-
-        job = await self.db.write(work)
+        job = await self.db.write(
+            lambda conn: move_job(conn, job_id, allowed, values, owner=owner, event=event, now=now)
+        )
         if job is not None:
             await self._wake(job_id)
         return job
@@ -68,6 +57,33 @@ class SqlJobChanges(SqlStoreBase):
         if done.content_key is not None:
             self._images.discard(done.content_key)
         return done
+
+
+def move_job(
+    conn: Connection,
+    job_id: str,
+    allowed: list[JobStatus],
+    values: dict[str, Any],
+    *,
+    owner: str | None,
+    event: dict[str, Any] | None,
+    now: float,
+) -> Job | None:
+    """The guarded transition and its status event, in the caller's transaction. A job leaving
+    submitting/waiting frees its backend's slot: the first sleeper in that backend's line wakes."""
+    if frees_slot(allowed, JobStatus(values["status"])):
+        execute(conn, WAKE_NEXT_IN_LINE, jobs, {"next_run_at": now, "w_id": job_id, "w_now": now})
+    stmt = transition_stmt(len(allowed), owner is not None)
+    params = {**values, "w_id": job_id}
+    params.update((f"w_status{i}", str(s)) for i, s in enumerate(allowed))
+    if owner is not None:
+        params["w_owner"] = owner
+    row = first_row(conn, stmt, jobs, params)
+    if row is None:
+        return None
+    moved = row_to_job(row)
+    write_event(conn, job_id, "status", {**status_data(moved), **(event or {})}, now, moved)
+    return moved
 
 
 def _delete(conn: Connection, job_id: str, now: float) -> Deletion:

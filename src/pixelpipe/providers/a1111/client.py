@@ -10,7 +10,7 @@ wait, unanswered (its ``queue_lock``); so this provider holds an asyncio lock pe
 sends a second txt2img while one is in flight: jobs wait in this process, in order, where their
 position can be told (:meth:`A1111Provider.watch_progress`). The lock is per process: capacity
 across processes (several workers) is the backend's ``slots`` in the operator's catalog, which the
-catalog's capacity keeping enforces. Two catalog backends with the same URL are two locks.
+worker enforces (``worker/slots.py``). Two catalog backends with the same URL are two locks.
 
 Options (the backend's ``options`` in the catalog): ``checkpoint`` (sent as
 ``override_settings.sd_model_checkpoint``; A1111 silently runs a fallback for a name it does not

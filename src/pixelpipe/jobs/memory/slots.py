@@ -1,0 +1,110 @@
+"""Backend slots in memory (:mod:`pixelpipe.jobs.slots`): one process, so each call is atomic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pixelpipe.jobs.memory.base import MemoryStoreBase
+from pixelpipe.jobs.memory.tables import MemoryTables, StoredJob, copied
+from pixelpipe.jobs.model import HOLDING, Job, JobStatus
+from pixelpipe.jobs.rules import transition_values
+from pixelpipe.jobs.slots import (
+    InLine,
+    SlotRequest,
+    SlotUse,
+    has_turn,
+    line_progress,
+    out_of_line,
+    place,
+    recheck_after_s,
+)
+from pixelpipe.jobs.snapshots import status_data
+
+_S = JobStatus
+
+
+class MemoryBackendSlots(MemoryStoreBase):
+    async def start_in_slot(
+        self,
+        job: Job,
+        owner: str,
+        want: SlotRequest,
+        *,
+        event: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job | InLine | None:
+        now = time.time()
+        stored = self._tables.jobs.get(job.id)
+        if stored is None or stored.job.status is not _S.QUEUED or stored.job.lease_owner != owner:
+            return None
+        current = stored.job
+        busy = sum(1 for s in self._tables.jobs.values() if _holds(s.job, want.backend))
+        ahead = len(line_ahead(self._tables, current, want.backend))
+        if not has_turn(busy, ahead, want.slots):
+            return self._join_line(stored, want, ahead + 1, now)
+        state = out_of_line(current.provider_state)
+        if state is not current.provider_state:
+            fields["provider_state"] = state
+        _, values = transition_values(
+            _S.QUEUED, _S.SUBMITTING, {**fields, "slot_wait_since": None}, now
+        )
+        self._tables.set_fields(stored, values)
+        data = {**status_data(current), **(event or {})}
+        self._tables.add_event(job.id, "status", data, now, current)
+        await self._wake(job.id)
+        return copied(current)
+
+    async def slot_use(self, backends: Iterable[str]) -> dict[str, SlotUse]:
+        use = {}
+        for name in sorted(set(backends)):
+            jobs = [s.job for s in self._tables.jobs.values() if s.job.provider == name]
+            busy = sum(1 for j in jobs if j.status in HOLDING)
+            use[name] = SlotUse(busy, sum(1 for j in jobs if _in_line(j, name)))
+        return use
+
+    def _join_line(self, stored: StoredJob, want: SlotRequest, position: int, now: float) -> InLine:
+        job = stored.job
+        since = job.slot_wait_since if job.slot_wait_since is not None else now
+        state = line_progress(job.provider_state, want.backend, position)
+        if state["progress"] != job.provider_state.get("progress"):
+            self._tables.add_event(job.id, "progress", state["progress"], now)
+        self._tables.set_fields(
+            stored,
+            {
+                "slot_wait_since": since,
+                "next_run_at": now + recheck_after_s(position, want.slots),
+                "provider_state": state,
+                "updated_at": now,
+            },
+        )
+        return InLine(position, since)
+
+
+def wake_next_in_line(tables: MemoryTables, freed: Job, now: float) -> None:
+    """``freed`` leaves submitting/waiting: the first sleeper of its backend's line wakes."""
+    if freed.status not in HOLDING or freed.provider is None:
+        return
+    sleepers = [j for j in line_ahead(tables, None, freed.provider) if (j.next_run_at or 0.0) > now]
+    if sleepers:
+        sleepers[0].next_run_at = now
+
+
+def line_ahead(tables: MemoryTables, job: Job | None, backend: str) -> list[Job]:
+    """The jobs in ``backend``'s line before ``job`` (all of them for None), first first."""
+    mine = (place(None), "") if job is None else (place(job.slot_wait_since), job.id)
+    line = [
+        s.job
+        for s in tables.jobs.values()
+        if _in_line(s.job, backend) and (s.job.slot_wait_since or 0.0, s.job.id) < mine
+    ]
+    return sorted(line, key=lambda j: (j.slot_wait_since or 0.0, j.id))
+
+
+def _holds(job: Job, backend: str) -> bool:
+    return job.provider == backend and job.status in HOLDING
+
+
+def _in_line(job: Job, backend: str) -> bool:
+    return job.provider == backend and job.status is _S.QUEUED and job.slot_wait_since is not None

@@ -1,0 +1,87 @@
+"""Backend slots: never more runs in flight on a self-hosted backend than it takes at once.
+
+A backend of the operator's catalog takes ``slots`` runs at once. Which runs hold its slots is read
+from the jobs themselves, not kept in a table of its own: a job holds one while it is
+``submitting`` or ``waiting`` on that backend (:data:`~pixelpipe.jobs.model.HOLDING`), so a crash
+or a lost lease can never leak a slot, and every process (API, workers) sharing the database sees
+the same count.
+
+A job about to be submitted takes a slot only when one is free *and* no job that found the
+backend full before it is still waiting (first come, first served). Otherwise it joins the
+backend's line: ``slot_wait_since`` keeps its place, its ``progress`` shows ``queue_position``
+(1 = next), and it sleeps. A job that leaves ``submitting``/``waiting`` wakes the first sleeper of
+its backend's line in the same write; a sleeper also looks again after :func:`recheck_after_s`, in
+case that wake-up was spent (the woken job was canceled meanwhile). The check, the move to
+``submitting`` and joining the line are one write: serialised by SQLite's single writer, and on
+PostgreSQL by a transaction-scoped advisory lock per backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pixelpipe.jobs.model import HOLDING, JobStatus
+
+FRONT_RECHECK_S = 5.0  # the first jobs of a line look again this often (a spent wake-up)
+BACK_RECHECK_S = 60.0  # the rest: they are woken in turn, this only bounds a lost wake-up
+_NO_PLACE = float("inf")  # a job not yet in line stands behind everyone in it
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRequest:
+    """A job's wish to run on ``backend``, which takes ``slots`` runs at once."""
+
+    backend: str
+    slots: int
+
+
+@dataclass(frozen=True, slots=True)
+class InLine:
+    """No slot for the job now: it waits in its backend's line at ``position`` (1 = next)."""
+
+    position: int
+    waiting_since: float
+
+
+@dataclass(frozen=True, slots=True)
+class SlotUse:
+    """A backend's slots as the jobs show them: runs in flight and jobs in line."""
+
+    busy: int
+    waiting: int
+
+
+def place(wait_since: float | None) -> float:
+    """A job's place in its backend's line (a job not in line: behind all)."""
+    return _NO_PLACE if wait_since is None else wait_since
+
+
+def has_turn(busy: int, ahead: int, slots: int) -> bool:
+    """May a job with ``ahead`` jobs in line before it take a slot of a backend running ``busy``?
+    Each job ahead is owed a slot first."""
+    return busy + ahead < slots
+
+
+def frees_slot(expected: Iterable[JobStatus], target: JobStatus) -> bool:
+    """May a transition from one of ``expected`` to ``target`` free a slot (wake the line)?"""
+    return target not in HOLDING and any(s in HOLDING for s in expected)
+
+
+def recheck_after_s(position: int, slots: int) -> float:
+    """How long a job in line sleeps before it looks again, unless woken sooner."""
+    return FRONT_RECHECK_S if position <= 2 * slots else BACK_RECHECK_S
+
+
+def line_progress(state: dict[str, Any], backend: str, position: int) -> dict[str, Any]:
+    """The job's provider_state with its place in line as its progress."""
+    return {**state, "progress": {"queue_position": position, "backend": backend}}
+
+
+def out_of_line(state: dict[str, Any]) -> dict[str, Any]:
+    """The job's provider_state once it left the line (its place was its progress)."""
+    progress = state.get("progress") or {}
+    if "queue_position" not in progress or "backend" not in progress:
+        return state
+    return {k: v for k, v in state.items() if k != "progress"}

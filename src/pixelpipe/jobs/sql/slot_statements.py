@@ -1,0 +1,109 @@
+"""The statements of backend slots (:mod:`pixelpipe.jobs.slots`), built once.
+
+Each reads the jobs table through an alias of its own: a subquery on ``jobs`` inside an
+``UPDATE jobs`` would otherwise be correlated with the row being updated.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.selectable import NamedFromClause
+
+from pixelpipe.jobs.model import HOLDING, JobStatus
+from pixelpipe.jobs.tables import jobs
+
+# statuses as SQL literals, not binds: compiled_sql runs these with the caller's params only
+_HOLDING: list[ColumnElement[str]] = [literal_column(f"'{s}'") for s in sorted(HOLDING)]
+_QUEUED: ColumnElement[str] = literal_column(f"'{JobStatus.QUEUED}'")
+
+
+def _in_line(t: NamedFromClause) -> list[ColumnElement[bool]]:
+    """The WHERE terms of jobs in backend ``w_backend``'s line (``t``: an alias of jobs)."""
+    return [
+        t.c.provider == bindparam("w_backend"),
+        t.c.status == _QUEUED,
+        t.c.slot_wait_since.is_not(None),
+    ]
+
+
+_busy = jobs.alias("busy")
+BUSY = (
+    select(func.count())
+    .select_from(_busy)
+    .where(_busy.c.provider == bindparam("w_backend"), _busy.c.status.in_(_HOLDING))
+)
+
+_ahead = jobs.alias("ahead")
+_place: BindParameter[float] = bindparam("w_place")
+_id: BindParameter[str] = bindparam("w_id")
+AHEAD = (
+    select(func.count())
+    .select_from(_ahead)
+    .where(
+        *_in_line(_ahead),
+        _ahead.c.id != _id,
+        or_(
+            _ahead.c.slot_wait_since < _place,
+            and_(_ahead.c.slot_wait_since == _place, _ahead.c.id < _id),
+        ),
+    )
+)
+
+# joining (or staying in) the line: only while the job is still queued and leased by its owner
+JOIN_LINE = update(jobs).where(
+    jobs.c.id == _id,
+    jobs.c.status == _QUEUED,
+    jobs.c.lease_owner == bindparam("w_owner"),
+)
+
+_freed = jobs.alias("freed")
+_freed_backend = (
+    select(_freed.c.provider)
+    .where(_freed.c.id == bindparam("w_id"), _freed.c.status.in_(_HOLDING))
+    .scalar_subquery()
+)
+_sleeper = jobs.alias("sleeper")
+_first_sleeper = (
+    select(_sleeper.c.id)
+    .where(
+        _sleeper.c.provider == _freed_backend,
+        _sleeper.c.status == _QUEUED,
+        _sleeper.c.slot_wait_since.is_not(None),
+        _sleeper.c.next_run_at > bindparam("w_now"),
+    )
+    .order_by(_sleeper.c.slot_wait_since, _sleeper.c.id)
+    .limit(literal_column("1"))  # literals: compiled_sql binds only the caller's params
+    .offset(literal_column("0"))
+    .scalar_subquery()
+)
+# run before the transition of job ``w_id`` out of submitting/waiting: the first job of its
+# backend's line that is still asleep becomes due (SET next_run_at = now)
+WAKE_NEXT_IN_LINE = update(jobs).where(jobs.c.id == _first_sleeper)
+
+_used = jobs.alias("used")
+SLOT_USE = (
+    select(
+        _used.c.provider,
+        func.sum(case((_used.c.status.in_(_HOLDING), 1), else_=0)),
+        func.sum(case((_used.c.status == _QUEUED, 1), else_=0)),
+    )
+    .where(
+        _used.c.provider.in_(bindparam("w_backends", expanding=True)),
+        or_(
+            _used.c.status.in_(_HOLDING),
+            and_(_used.c.status == _QUEUED, _used.c.slot_wait_since.is_not(None)),
+        ),
+    )
+    .group_by(_used.c.provider)
+)

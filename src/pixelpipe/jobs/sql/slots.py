@@ -1,0 +1,104 @@
+"""Backend slots in SQL (:mod:`pixelpipe.jobs.slots`): the check, the move to submitting and
+joining the line in one write, serialised per backend."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+
+from pixelpipe.compiled_sql import execute
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.rules import transition_values
+from pixelpipe.jobs.slots import (
+    InLine,
+    SlotRequest,
+    SlotUse,
+    has_turn,
+    line_progress,
+    out_of_line,
+    recheck_after_s,
+)
+from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
+from pixelpipe.jobs.sql.changes import move_job
+from pixelpipe.jobs.sql.slot_statements import AHEAD, BUSY, JOIN_LINE, SLOT_USE
+from pixelpipe.jobs.tables import jobs
+
+_BEHIND_ALL = sys.float_info.max  # the place of a job not in line (a bound float, not inf)
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))").bindparams(bindparam("k"))
+
+
+class SqlBackendSlots(SqlStoreBase):
+    async def start_in_slot(
+        self,
+        job: Job,
+        owner: str,
+        want: SlotRequest,
+        *,
+        event: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job | InLine | None:
+        now = time.time()
+        state = out_of_line(job.provider_state)
+        if state is not job.provider_state:
+            fields["provider_state"] = state
+        allowed, values = transition_values(
+            JobStatus.QUEUED, JobStatus.SUBMITTING, {**fields, "slot_wait_since": None}, now
+        )
+
+        def work(conn: Connection) -> Job | InLine | None:
+            _lock_line(conn, want.backend)
+            busy, ahead = _busy_and_ahead(conn, job, want.backend)
+            if has_turn(busy, ahead, want.slots):
+                return move_job(conn, job.id, allowed, values, owner=owner, event=event, now=now)
+            return _join_line(conn, job, owner, want, ahead + 1, now)
+
+        moved = await self.db.write(work)
+        if moved is not None:
+            await self._wake(job.id)
+        return moved
+
+    async def slot_use(self, backends: Iterable[str]) -> dict[str, SlotUse]:
+        names = sorted(set(backends))
+        if not names:
+            return {}
+        rows = await self._all_rows(SLOT_USE.params(w_backends=names))
+        found = {name: SlotUse(int(busy or 0), int(waiting or 0)) for name, busy, waiting in rows}
+        return {name: found.get(name, SlotUse(0, 0)) for name in names}
+
+
+def _lock_line(conn: Connection, backend: str) -> None:
+    """Serialise the slot checks of one backend until the transaction ends (PostgreSQL; SQLite's
+    single writer already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK, {"k": f"pixelpipe.slots:{backend}"})
+
+
+def _busy_and_ahead(conn: Connection, job: Job, backend: str) -> tuple[int, int]:
+    place = _BEHIND_ALL if job.slot_wait_since is None else job.slot_wait_since
+    busy = conn.execute(BUSY, {"w_backend": backend}).scalar_one()
+    ahead = conn.execute(AHEAD, {"w_backend": backend, "w_place": place, "w_id": job.id})
+    return int(busy), int(ahead.scalar_one())
+
+
+def _join_line(
+    conn: Connection, job: Job, owner: str, want: SlotRequest, position: int, now: float
+) -> InLine | None:
+    since = job.slot_wait_since if job.slot_wait_since is not None else now
+    state = line_progress(job.provider_state, want.backend, position)
+    params = {
+        "slot_wait_since": since,
+        "next_run_at": now + recheck_after_s(position, want.slots),
+        "provider_state": state,
+        "updated_at": now,
+        "w_id": job.id,
+        "w_owner": owner,
+    }
+    if not execute(conn, JOIN_LINE, jobs, params):
+        return None  # moved meanwhile (canceled), or no longer ours
+    if state["progress"] != job.provider_state.get("progress"):
+        write_event(conn, job.id, "progress", state["progress"], now)
+    return InLine(position, since)
