@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import io
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -320,7 +321,10 @@ def test_the_signature_s_literal_limits_match_txt2img() -> None:
     assert inputs["seed"].default is None and inputs["num_inference_steps"].default is None
 
 
-def test_the_predictor_runs_in_process_on_the_stub(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_predictor_runs_in_process_on_the_stub(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where run() writes its files
     monkeypatch.setenv("PIXELPIPE_EXAMPLE_PIPELINE", "stub")
     monkeypatch.setenv("PIXELPIPE_EXAMPLE_MODEL", "stabilityai/stable-diffusion-xl-base-1.0")
     predictor = predict.Predictor()
@@ -329,6 +333,7 @@ def test_the_predictor_runs_in_process_on_the_stub(monkeypatch: pytest.MonkeyPat
     given |= {"prompt": "a lighthouse", "seed": 11, "width": 300, "output_format": "webp"}
     (path,) = predictor.run(**given)
     image = Image.open(path)
+    assert path.parent.parent == tmp_path
     assert (image.format, image.size) == ("WEBP", (304, 1024))
     assert predictor.preset is SDXL
 
