@@ -22,7 +22,9 @@ class Predictor(BaseRunner):
     preset: Preset
     pipeline: ImagePipeline
 
-    def setup(self) -> None:
+    def setup(self, weights: Path | str | None = None) -> None:
+        """Load the pipeline (``weights``, cog's ``COG_WEIGHTS``, is not used: the model is
+        ``PIXELPIPE_EXAMPLE_MODEL``, see pipelines.py)."""
         settings = ExampleSettings.from_env(os.environ)
         started = time.monotonic()
         self.preset, self.pipeline = load_pipeline(settings)
