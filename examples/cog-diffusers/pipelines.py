@@ -7,6 +7,8 @@ Which one, and which model, is read from the environment when the server starts
   (default ``black-forest-labs/FLUX.1-schnell``);
 - ``PIXELPIPE_EXAMPLE_FAMILY``: ``flux-schnell``, ``flux-dev`` or ``sdxl`` — the defaults to use
   (default: told from the model id);
+- ``PIXELPIPE_EXAMPLE_VARIANT``: the weights' variant to download (default: the family's,
+  ``fp16`` for SDXL); ``none`` for a checkpoint that has no such files;
 - ``PIXELPIPE_EXAMPLE_CPU_OFFLOAD=1``: keep the parts not in use in CPU memory (a GPU with less
   memory than the model, at some speed);
 - ``PIXELPIPE_EXAMPLE_PIPELINE=stub``: no model at all — flat images that are a function of the
@@ -40,6 +42,7 @@ class ExampleSettings:
     family: str | None = None
     pipeline: str = "diffusers"
     cpu_offload: bool = False
+    variant: str | None = None  # None: the family's; "none": no variant
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ExampleSettings:
@@ -53,7 +56,13 @@ class ExampleSettings:
             family=env.get("PIXELPIPE_EXAMPLE_FAMILY", "").strip() or None,
             pipeline=pipeline,
             cpu_offload=env.get("PIXELPIPE_EXAMPLE_CPU_OFFLOAD", "").strip().lower() in _TRUE,
+            variant=env.get("PIXELPIPE_EXAMPLE_VARIANT", "").strip() or None,
         )
+
+    def variant_for(self, preset: Preset) -> str | None:
+        """The weights' variant to load: this setting's, else the family's."""
+        variant = preset.variant if self.variant is None else self.variant
+        return None if variant == "none" else variant
 
 
 def load_pipeline(settings: ExampleSettings) -> tuple[Preset, ImagePipeline]:
@@ -61,7 +70,12 @@ def load_pipeline(settings: ExampleSettings) -> tuple[Preset, ImagePipeline]:
     preset = preset_for(settings.model, settings.family)
     if settings.pipeline == "stub":
         return preset, StubPipeline()
-    return preset, DiffusersPipeline.load(settings.model, preset, cpu_offload=settings.cpu_offload)
+    return preset, DiffusersPipeline.load(
+        settings.model,
+        preset,
+        variant=settings.variant_for(preset),
+        cpu_offload=settings.cpu_offload,
+    )
 
 
 class DiffusersPipeline:
@@ -72,13 +86,15 @@ class DiffusersPipeline:
         self._torch = torch
 
     @classmethod
-    def load(cls, model: str, preset: Preset, *, cpu_offload: bool) -> DiffusersPipeline:
+    def load(
+        cls, model: str, preset: Preset, *, variant: str | None, cpu_offload: bool
+    ) -> DiffusersPipeline:
         import torch  # only here: the rest of the predictor runs without torch
         from diffusers import AutoPipelineForText2Image
 
         options: dict[str, Any] = {"torch_dtype": getattr(torch, preset.torch_dtype)}
-        if preset.variant:
-            options["variant"] = preset.variant
+        if variant:
+            options["variant"] = variant
         pipe = AutoPipelineForText2Image.from_pretrained(model, **options)
         if cpu_offload:
             pipe.enable_model_cpu_offload()

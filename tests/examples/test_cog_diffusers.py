@@ -213,19 +213,27 @@ def test_an_unknown_format_or_quality_is_refused_before_anything_is_written(
 
 def test_settings_from_the_environment() -> None:
     assert ExampleSettings.from_env({}) == ExampleSettings(
-        "black-forest-labs/FLUX.1-schnell", None, "diffusers", False
+        "black-forest-labs/FLUX.1-schnell", None, "diffusers", False, None
     )
     env = {
         "PIXELPIPE_EXAMPLE_MODEL": "stabilityai/stable-diffusion-xl-base-1.0",
         "PIXELPIPE_EXAMPLE_FAMILY": "sdxl",
         "PIXELPIPE_EXAMPLE_PIPELINE": "stub",
         "PIXELPIPE_EXAMPLE_CPU_OFFLOAD": "yes",
+        "PIXELPIPE_EXAMPLE_VARIANT": "none",
     }
     assert ExampleSettings.from_env(env) == ExampleSettings(
-        "stabilityai/stable-diffusion-xl-base-1.0", "sdxl", "stub", True
+        "stabilityai/stable-diffusion-xl-base-1.0", "sdxl", "stub", True, "none"
     )
     with pytest.raises(ConfigError, match="PIXELPIPE_EXAMPLE_PIPELINE='gpu': use one of"):
         ExampleSettings.from_env({"PIXELPIPE_EXAMPLE_PIPELINE": "gpu"})
+
+
+def test_the_weights_variant_is_the_family_s_unless_set() -> None:
+    assert ExampleSettings().variant_for(SDXL) == "fp16"
+    assert ExampleSettings().variant_for(SCHNELL) is None
+    assert ExampleSettings(variant="none").variant_for(SDXL) is None
+    assert ExampleSettings(variant="bf16").variant_for(SCHNELL) == "bf16"
 
 
 def test_the_stub_loads_without_torch_or_diffusers() -> None:
