@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +41,8 @@ from txt2img import (
 )
 
 from pixelpipe.providers.cog.predictions import cog_input
+from pixelpipe.providers.registry import operator_file
+from pixelpipe.settings import load_settings
 from tests.examples import EXAMPLE_DIR
 from tests.providers.conftest import canon
 
@@ -344,6 +347,20 @@ def test_the_predictor_runs_in_process_on_the_stub(
     assert path.parent.parent == tmp_path
     assert (image.format, image.size) == ("WEBP", (304, 1024))
     assert predictor.preset is SDXL
+
+
+def test_the_readme_s_catalog_block_is_a_valid_catalog_file(tmp_path: Path) -> None:
+    readme = (EXAMPLE_DIR / "README.md").read_text()
+    (block,) = re.findall(r"^```toml\n(.*?)^```$", readme, flags=re.DOTALL | re.MULTILINE)
+    path = tmp_path / "catalog.toml"
+    path.write_text(block)
+    operator = operator_file(load_settings(catalog_path=path))
+    assert operator is not None
+    assert [(b.name, b.kind) for b in operator.backends] == [
+        ("gpu_flux", "cog"),
+        ("gpu_sdxl", "cog"),
+    ]
+    assert {m.name for m in operator.models} == {"flux-schnell", "sdxl-house"}
 
 
 def test_cog_yaml_builds_this_predictor_with_pinned_packages() -> None:
