@@ -10,6 +10,7 @@ without running it to write the input schema (tests/examples checks they match t
 """
 
 import os
+import shutil
 import tempfile
 import time
 
@@ -21,6 +22,7 @@ from txt2img import Preset, Txt2ImgCall, check_output, plan, resolve_seed, save_
 class Predictor(BaseRunner):
     preset: Preset
     pipeline: ImagePipeline
+    previous_outputs: Path | None = None  # removed when the next run starts (one at a time)
 
     def setup(self, weights: Path | str | None = None) -> None:
         """Load the pipeline (``weights``, cog's ``COG_WEIGHTS``, is not used: the model is
@@ -66,6 +68,7 @@ class Predictor(BaseRunner):
         output_quality: int = Input(default=90, ge=1, le=100, description="WebP and JPEG only"),
     ) -> list[Path]:
         check_output(output_format, output_quality)
+        self.forget_previous_outputs()
         chosen, drawn = resolve_seed(seed)
         call, notes = plan(
             self.preset,
@@ -84,10 +87,16 @@ class Predictor(BaseRunner):
         started = time.monotonic()
         images = self.pipeline(call)
         generated = time.monotonic()
-        directory = Path(tempfile.mkdtemp(prefix="cog-diffusers-"))
+        directory = self.previous_outputs = Path(tempfile.mkdtemp(prefix="cog-diffusers-"))
         paths = save_images(images, output_format, output_quality, directory)
         self.record(call, inference_s=generated - started, encode_s=time.monotonic() - generated)
         return [Path(p) for p in paths]
+
+    def forget_previous_outputs(self) -> None:
+        """The files of the last run were sent with its answer: do not let them fill the disk."""
+        if self.previous_outputs is not None:
+            shutil.rmtree(self.previous_outputs, ignore_errors=True)
+            self.previous_outputs = None
 
     def record(self, call: Txt2ImgCall, *, inference_s: float, encode_s: float) -> None:
         """Metrics beside cog's own ``predict_time`` (the GPU time pixelpipe bills)."""

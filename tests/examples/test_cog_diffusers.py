@@ -347,6 +347,8 @@ def test_the_predictor_runs_in_process_on_the_stub(
     assert path.parent.parent == tmp_path
     assert (image.format, image.size) == ("WEBP", (304, 1024))
     assert predictor.preset is SDXL
+    (second,) = predictor.run(**given)
+    assert second.exists() and not path.exists()  # the previous run's files are removed
 
 
 def test_the_readme_s_catalog_block_is_a_valid_catalog_file(tmp_path: Path) -> None:
