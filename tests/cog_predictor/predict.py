@@ -18,6 +18,9 @@ from cog import BaseRunner, Input, Path
 from PIL import Image
 
 
+STEPS = 4  # a run with sleep_s prints its progress in this many steps
+
+
 class PredictorFailedError(RuntimeError):
     """Raised on purpose when the input asks for a failed prediction (``fail=True``)."""
 
@@ -46,8 +49,9 @@ class Runner(BaseRunner):
         fail: bool = Input(default=False, description="Raise instead of drawing"),
         crash: bool = Input(default=False, description="Kill the worker process (as an OOM would)"),
     ) -> list[Path]:
-        if sleep_s:
-            await asyncio.sleep(sleep_s)
+        for step in range(1, STEPS + 1 if sleep_s else 1):  # a diffusers-like tqdm bar
+            await asyncio.sleep(sleep_s / STEPS)
+            print(f"{100 * step // STEPS:3d}%|{'#' * step:<{STEPS}}| {step}/{STEPS}", flush=True)
         if crash:
             os._exit(3)
         if fail:

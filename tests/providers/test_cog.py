@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -92,6 +93,12 @@ async def hooks_until_done(
     return [h for h in seen if h.json()["id"] == pid]
 
 
+def cog_progress(hook: RecordedRequest) -> int:
+    """The percent the last tqdm bar in a webhook's logs shows (0 before the first)."""
+    bars = re.findall(r"(\d+)%\|", hook.json().get("logs") or "")
+    return int(bars[-1]) if bars else 0
+
+
 async def wait_ready(provider: CogProvider, timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while await provider.health() != "READY":
@@ -145,9 +152,10 @@ async def test_async_run_posts_webhooks_that_parse_only_with_our_run_tag(
     pid = cog.prediction_id(req)
     assert (update.provider_job_id, update.state) == (pid, RunState.PENDING)
     hooks = await hooks_until_done(http_recorder, pid)
-    assert [h.json()["status"] for h in hooks] == ["processing", "succeeded"]  # start, completed
+    *running, last = [h.json()["status"] for h in hooks]  # start, logs (if any), completed
+    assert running[0] == "processing" and set(running) == {"processing"} and last == "succeeded"
     assert all(h.path == req.webhook_url.removeprefix(http_recorder.url("")) for h in hooks)  # type: ignore[union-attr]
-    start, done = [await cog.parse_webhook(h.headers, h.body) for h in hooks]
+    start, done = [await cog.parse_webhook(h.headers, h.body) for h in (hooks[0], hooks[-1])]
     assert (start.state, done.state) == (RunState.RUNNING, RunState.SUCCEEDED)
     assert png(done.outputs[0]).getpixel((0, 0)) == image_colour("webhooked", 3, 0)
     assert done.gpu_time_source == "server" and done.gpu_seconds is not None
@@ -183,7 +191,10 @@ async def test_resubmit_and_lookups_of_a_running_id_adopt_it_and_a_finished_id_i
         found = await cog.find_run(req, since=0.0)
         assert found is not None and found.provider_job_id == pid
         hooks = await hooks_until_done(http_recorder, pid)
-        assert [h.json()["status"] for h in hooks] == ["processing", "succeeded"]  # one run
+        statuses = [h.json()["status"] for h in hooks]  # start, logs of its bar, completed
+        assert statuses[0] == "processing" and statuses.count("succeeded") == 1  # one run,
+        percents = [cog_progress(h) for h in hooks]  # its bar never restarted, and it finished
+        assert percents == sorted(percents) and percents[-1] == 100, percents
         await wait_ready(cog)
         # it finished: the probes start nothing (a re-run would be BUSY for 1 s, and hook again)
         assert await cog.find_run(req, since=0.0) is None
@@ -194,7 +205,7 @@ async def test_resubmit_and_lookups_of_a_running_id_adopt_it_and_a_finished_id_i
         with pytest.raises(ProviderJobLost, match="no longer runs"):
             await cog.poll(pid, req)
         await asyncio.sleep(0.3)
-        assert len(http_recorder.requests()) == 2
+        assert len(http_recorder.requests()) == len(hooks)  # nothing ran again
     finally:
         await cog.aclose()
 
@@ -404,3 +415,15 @@ def test_a_backend_with_webhooks_false_is_called_synchronously() -> None:
     bad = Backend(name=NAME, kind="cog", url="http://x", options={"webhooks": "no"}, source="c:2")
     with pytest.raises(Exception, match=r"c:2.*options.webhooks must be true or false"):
         REGISTRATION.backend(bad, ctx)
+
+
+def test_each_logs_event_is_a_new_delivery_and_a_redelivery_is_not() -> None:
+    """cog's webhooks carry no delivery id: a running prediction's logs only grow, so their
+    length tells a new logs event (new progress) from a redelivery of the same one."""
+    pid = "job_1.1.tag"
+    first = {"id": pid, "status": "processing", "logs": " 25%|#   | 1/4\n"}
+    later = {**first, "logs": first["logs"] + " 50%|##  | 2/4\n"}
+    a, again, b = (prediction_update(NAME, p) for p in (first, dict(first), later))
+    assert a.delivery_id == again.delivery_id != b.delivery_id
+    assert (a.progress, b.progress) == ({"percent": 25}, {"percent": 50})
+    assert prediction_update(NAME, {"id": pid, "status": "processing"}).progress == {}

@@ -40,6 +40,10 @@ IN_LINE = (  # the jobs (of five) that waited in line for the backend's slot
     "SELECT DISTINCT job_id FROM job_events WHERE type = 'progress' "
     "AND data LIKE '%queue_position%' AND job_id IN (?, ?, ?, ?, ?)"
 )
+PERCENT = (  # the jobs (of five) with a progress event from their run's tqdm bar
+    "SELECT DISTINCT job_id FROM job_events WHERE type = 'progress' "
+    "AND data LIKE '%percent%' AND job_id IN (?, ?, ?, ?, ?)"
+)
 CREATED = "SELECT id, created_at FROM jobs WHERE id IN (?, ?, ?, ?, ?)"
 CATALOG = """\
 [backends.cogbox]
@@ -227,6 +231,8 @@ def test_one_slot_five_jobs_all_complete_one_at_a_time(tmp_path: Path, cog: CogS
         # it taken waited in the backend's line, their place shown as progress
         assert query(srv, BUSY, *ids) == []
         assert len(query(srv, IN_LINE, *ids)) >= 4
+        # while each ran, cog's logs webhooks carried the predictor's bar: live progress
+        assert len(query(srv, PERCENT, *ids)) == 5
         # first come, first served: the runs started in the order the jobs were created
         created = dict(query(srv, CREATED, *ids))
         started = {job_id: e["at"] for job_id, e in zip(ids, entries, strict=True)}

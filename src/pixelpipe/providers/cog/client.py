@@ -3,8 +3,9 @@
 Protocol facts are in ``tests/servers/cog.py`` (observed on coglet 0.23.1). How runs go:
 
 - **With a webhook route** (``ProviderRequest.webhook_url``): ``PUT /predictions/{id}`` with
-  ``Prefer: respond-async``; cog answers 202 at once and POSTs the ``start`` and ``completed``
-  events to the webhook URL. The id is the attempt's run tag (``<job>.<attempt>.<hmac>``,
+  ``Prefer: respond-async``; cog answers 202 at once and POSTs the ``start``, ``logs`` (the
+  predictor's output so far: a tqdm bar in it is the run's progress) and ``completed`` events
+  to the webhook URL. The id is the attempt's run tag (``<job>.<attempt>.<hmac>``,
   :func:`.predictions.prediction_id`): the same attempt always PUTs the same id, and a PUT of an
   id that is still running answers that run's snapshot and starts nothing (adopted).
 - **Without one** (``PIXELPIPE_PUBLIC_URL`` empty, or the backend's ``webhooks = false``):
@@ -68,7 +69,8 @@ BUSY_REASK_S = (
     0.3,
 )  # a 409 in the instant a run's slot frees: the pauses before asking again
 GONE_GRACE_S = 60.0  # how long a finished run's completion webhook is waited for before "lost"
-WEBHOOK_EVENTS = ("start", "completed")
+# "logs" (cog sends at most one per 500 ms): a diffusers predictor's tqdm bar is the run's progress
+WEBHOOK_EVENTS = ("start", "logs", "completed")
 HEALTH_STATES = frozenset({"STARTING", "READY", "BUSY", "SETUP_FAILED", "DEFUNCT", "UNHEALTHY"})
 _COG_HEALTH = {  # the others (SETUP_FAILED, DEFUNCT, UNHEALTHY, anything new): DOWN
     "READY": HealthState.READY,

@@ -81,7 +81,12 @@ def prediction_update(
         raise ProviderUnavailable(f"{provider} answered a prediction without an id")
     state = _STATES.get(str(pred.get("status")), RunState.RUNNING)
     if not state.terminal:
-        return ProviderUpdate(pid, state, progress=_progress(pred.get("logs")), poll_after_s=2.0)
+        logs = pred.get("logs")
+        # cog sends no delivery id; its logs only grow: each new logs event is a new delivery
+        seen = f"{pid}:{state}:{len(logs) if isinstance(logs, str) else 0}"
+        return ProviderUpdate(
+            pid, state, progress=_progress(logs), poll_after_s=2.0, delivery_id=seen
+        )
     seconds, source = gpu_time(pred, wall_s)
     outputs = normalize_outputs(pred.get("output")) if state is RunState.SUCCEEDED else ()
     error = _failure(provider, pred) if state is RunState.FAILED else None
