@@ -18,6 +18,8 @@ import pytest
 from PIL import Image
 
 from pixelpipe.errors import (
+    ConfigError,
+    ProviderAuthError,
     ProviderFailed,
     ProviderInvalidInput,
     ProviderJobLost,
@@ -405,6 +407,29 @@ def test_registration_builds_one_provider_per_backend_and_nothing_from_env() -> 
     bad = Backend(name=NAME, kind="cog", url="http://x", options={"input": 3}, source="c.toml:4")
     with pytest.raises(Exception, match=r"c.toml:4.*options.input must be a table"):
         REGISTRATION.backend(bad, BuildContext(SETTINGS))
+
+
+async def test_errors_name_the_backend_and_where_the_catalog_defines_it() -> None:
+    """Like the other kinds (``Backend.identity()``): a refused key (a proxy in front of cog)
+    and a bad URL name the backend's catalog line, not an environment variable."""
+    assert REGISTRATION.backend is not None
+    ctx = BuildContext(SETTINGS)
+    with HttpRecorder(lambda _: Answer(401, body=b"Unauthorized")) as proxy:
+        at = Backend(NAME, "cog", proxy.url(), api_key="sk-wrong-0123", source="catalog.toml:3")
+        cog = REGISTRATION.backend(at, ctx)
+        try:
+            with pytest.raises(ProviderAuthError) as caught:
+                await cog.submit(request())
+        finally:
+            await cog.aclose()
+    assert "api key of backend 'gpu_a' (catalog.toml:3)" in str(caught.value)
+    assert "sk-wrong-0123" not in str(caught.value)
+    bad_url = REGISTRATION.backend(Backend(NAME, "cog", "ftp://x", source="catalog.toml:3"), ctx)
+    try:
+        with pytest.raises(ConfigError, match=r"the url of backend 'gpu_a' \(catalog.toml:3\)"):
+            await bad_url.submit(request())
+    finally:
+        await bad_url.aclose()
 
 
 def test_a_backend_with_webhooks_false_is_called_synchronously() -> None:

@@ -51,6 +51,7 @@ def build_backend(backend: Backend, ctx: BuildContext) -> Provider:
         timeout=ctx.timeout(),
         sync_timeout_s=backend.timeout_s or SYNC_TIMEOUT_S,
         client=ctx.client(backend.name),
+        identity=backend.identity(),
     )
 
 

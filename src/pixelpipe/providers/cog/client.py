@@ -59,6 +59,7 @@ from pixelpipe.providers.cog.predictions import (
     prediction_update,
 )
 from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, ProviderIdentity
+from pixelpipe.providers.registration import Backend
 from pixelpipe.providers.run_tag import RunRef, parse_run
 
 SYNC_TIMEOUT_S = 600.0  # how long a synchronous prediction may take when the backend sets none
@@ -98,6 +99,7 @@ class CogProvider:
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         webhooks: bool = True,
+        identity: ProviderIdentity | None = None,
     ) -> None:
         self.name = name
         # False: no webhook URL is given to it (worker/provider_run.py), so it runs synchronously
@@ -109,7 +111,8 @@ class CogProvider:
         self._sync_timeout_s = sync_timeout_s
         self._clock = clock
         self._gone_since: dict[str, float] = {}  # prediction id -> when a probe first missed it
-        ident = ProviderIdentity(name, f"the api_key of backend {name}", f"the url of {name}")
+        # who is talking in error messages: the backend and where the catalog defines it
+        ident = identity or Backend(name=name, kind="cog", url=url).identity()
         self._http = ProviderHTTP(
             ident,
             auth=f"Bearer {api_key}" if api_key else "",
