@@ -26,8 +26,8 @@ from pixelpipe.fakes.server import serve_app
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.a1111 import REGISTRATION
 from pixelpipe.providers.a1111.client import A1111Provider
-from pixelpipe.providers.a1111.progress import Progress
-from pixelpipe.providers.base import ProviderRequest, RunState
+from pixelpipe.providers.a1111.progress import PREVIEW_MAX_BYTES, Progress
+from pixelpipe.providers.base import ProviderRequest, RunState, WatchesProgress
 from pixelpipe.providers.registration import Backend, BuildContext
 from pixelpipe.settings import load_settings
 
@@ -153,7 +153,7 @@ async def test_progress_is_visible_while_a_slow_run_goes_on(server: Server) -> N
     server.fake.knobs.step_s = 0.02
     provider = server.provider()
     first = asyncio.create_task(provider.submit(job("a", steps=30)))
-    seen = [p async for p in provider.watch_progress("a", interval_s=0.05)]
+    seen = [p async for p in provider.progress_of("a", interval_s=0.05)]
     await first
     await provider.aclose()
     running = [p for p in seen if p.state == "running"]
@@ -166,6 +166,26 @@ async def test_progress_is_visible_while_a_slow_run_goes_on(server: Server) -> N
     assert all(p.eta_s is not None and p.eta_s >= 0 for p in running)
     assert {p.job for p in running} == {"scripts_txt2img"}  # the API's job, never idle
     assert running[0].as_progress().keys() == {"state", "percent", "eta_s", "step", "steps"}
+    shown = next(p for p in running if p.preview).as_progress()  # the preview, as a data: URL
+    assert shown["preview"].startswith("data:image/png;base64,")
+
+
+async def test_watch_progress_yields_progress_dicts_with_a_small_preview(server: Server) -> None:
+    """What the worker writes as the job's progress events (``WatchesProgress``)."""
+    server.fake.knobs.step_s = 0.02
+    provider = server.provider()
+    assert isinstance(provider, WatchesProgress)
+    run = asyncio.create_task(provider.submit(job("a", steps=30)))
+    seen = [p async for p in provider.watch_progress("a", interval_s=0.05)]
+    await run
+    await provider.aclose()
+    assert len(seen) >= 4 and all(p["state"] == "running" for p in seen)
+    percents = [p["percent"] for p in seen]
+    assert percents == sorted(percents) and 0 < percents[0] < percents[-1] <= 100
+    previews = [p["preview"] for p in seen if "preview" in p]
+    assert previews and all(u.startswith("data:image/png;base64,") for u in previews)
+    big = Progress("running", fraction=0.5, preview=b"\x89PNG" + bytes(PREVIEW_MAX_BYTES))
+    assert "preview" not in big.as_progress()  # too large for an event: left out
 
 
 async def test_a_job_waiting_for_the_slot_is_queued_with_its_position(server: Server) -> None:
@@ -174,7 +194,7 @@ async def test_a_job_waiting_for_the_slot_is_queued_with_its_position(server: Se
     first = asyncio.create_task(provider.submit(job("a", steps=20)))
     waiting = asyncio.create_task(provider.submit(job("b", steps=2)))
     await asyncio.sleep(0.1)
-    watch = provider.watch_progress("b", interval_s=0.02)
+    watch = provider.progress_of("b", interval_s=0.02)
     queued = await anext(watch)
     assert queued == Progress("queued", position=1)
     assert queued.as_progress() == {"state": "queued", "percent": 0.0, "queue_position": 1}

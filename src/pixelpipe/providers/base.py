@@ -10,7 +10,7 @@ stops a run. Every method translates foreign errors into :mod:`pixelpipe.errors`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -98,6 +98,18 @@ class FindsLostRuns(Protocol):
 
     async def find_run(self, req: ProviderRequest, since: float) -> ProviderUpdate | None:
         """The run made for ``req`` at or after ``since`` (unix s), or None."""
+        ...
+
+
+@runtime_checkable
+class WatchesProgress(Protocol):
+    """A provider whose ``submit`` holds a run to its end (a synchronous server) but can tell its
+    progress meanwhile (A1111's ``/sdapi/v1/progress``). The worker iterates this beside the
+    submit and writes what it yields as the job's progress events (``worker/progress.py``)."""
+
+    def watch_progress(self, job_id: str) -> AsyncGenerator[dict[str, Any], None]:
+        """Progress dicts shaped like :attr:`ProviderUpdate.progress` while the job's submit is
+        in flight; the caller closes it when the submit returns."""
         ...
 
 

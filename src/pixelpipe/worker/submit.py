@@ -13,6 +13,7 @@ from pixelpipe.worker.billing import open_attempt
 from pixelpipe.worker.context import StepContext
 from pixelpipe.worker.failures import wait_for_gate
 from pixelpipe.worker.poll import apply, poll
+from pixelpipe.worker.progress import submit_watching
 from pixelpipe.worker.provider_run import provider_request
 from pixelpipe.worker.slots import start_submit
 
@@ -40,7 +41,7 @@ async def submit(ctx: StepContext, job: Job) -> None:
     provider = svc.providers[moved.provider or ""]
     svc.metrics.submissions.labels(provider.name).inc()
     await open_attempt(ctx, moved)  # in the ledger before money can be spent
-    update = await provider.submit(provider_request(svc, moved))
+    update = await submit_watching(ctx, provider, moved)
     await apply(ctx, moved, update)
 
 

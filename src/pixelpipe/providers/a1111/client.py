@@ -8,9 +8,13 @@ successful run's ``usage`` on the job). GPU time is the wall time of the call
 **One request at a time.** The server runs one generation at a time and makes every other caller
 wait, unanswered (its ``queue_lock``); so this provider holds an asyncio lock per backend and never
 sends a second txt2img while one is in flight: jobs wait in this process, in order, where their
-position can be told (:meth:`A1111Provider.watch_progress`). The lock is per process: capacity
-across processes (several workers) is the backend's ``slots`` in the operator's catalog, which the
-worker enforces (``worker/slots.py``). Two catalog backends with the same URL are two locks.
+position can be told. The lock is per process: capacity across processes (several workers) is the
+backend's ``slots`` in the operator's catalog, which the worker enforces (``worker/slots.py``).
+Two catalog backends with the same URL are two locks.
+
+**Progress**: :meth:`A1111Provider.watch_progress` (``WatchesProgress``) tells a job's place in
+that line, then the server's figures and live preview while its call is in flight; the worker runs
+it beside the submit and writes what it says as the job's progress events (``worker/progress.py``).
 
 Options (the backend's ``options`` in the catalog): ``checkpoint`` (sent as
 ``override_settings.sd_model_checkpoint``; A1111 silently runs a fallback for a name it does not
@@ -31,6 +35,7 @@ import base64
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -45,7 +50,12 @@ from pixelpipe.errors import (
     Unauthorized,
 )
 from pixelpipe.intake import CanonicalRequest
-from pixelpipe.providers.a1111.answers import checkpoint_ran, error_from_response, parse_info
+from pixelpipe.providers.a1111.answers import (
+    checkpoint_ran,
+    content_type,
+    error_from_response,
+    parse_info,
+)
 from pixelpipe.providers.a1111.progress import Progress, parse_progress
 from pixelpipe.providers.base import (
     BackendHealth,
@@ -98,16 +108,6 @@ def txt2img_body(req: CanonicalRequest, options: Mapping[str, Any]) -> dict[str,
     if options.get("checkpoint"):
         body["override_settings"] = {"sd_model_checkpoint": str(options["checkpoint"])}
     return body
-
-
-def content_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 class A1111Provider:
@@ -183,11 +183,22 @@ class A1111Provider:
 
     async def watch_progress(
         self, job_id: str, interval_s: float = 0.5
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """:class:`~pixelpipe.providers.base.WatchesProgress`: :meth:`progress_of` as progress
+        dicts (:meth:`Progress.as_progress`: the figures, and the live preview as a ``data:``
+        URL while it is small). The worker writes them as the job's progress events."""
+        async with aclosing(self.progress_of(job_id, interval_s)) as seen:
+            async for now in seen:
+                yield now.as_progress()
+
+    async def progress_of(
+        self, job_id: str, interval_s: float = 0.5
     ) -> AsyncGenerator[Progress, None]:
         """The progress of job ``job_id`` every ``interval_s`` while it waits for this backend
         (``queued`` with its position) or runs on it (the server's figures and preview); it ends
         once the job's submit is over. Start it beside ``submit`` (it waits for the job to
-        arrive) and stop it when ``submit`` returns. A failed progress call is skipped."""
+        arrive: a job whose submit is over before it started is never seen, so its caller
+        stops it when ``submit`` returns). A failed progress call is skipped."""
         seen = False
         while True:
             if self._running == job_id:

@@ -4,7 +4,8 @@ The answer is ``{progress: 0-1, eta_relative: s, state: {job, job_count, job_no,
 sampling_steps, …}, current_image: base64 PNG | null, textinfo}``. It is **global**: it
 describes whatever the server runs (a web UI user's job too), 0 while idle; the provider only
 reads it while its own txt2img call is in flight. ``eta_relative`` goes negative on a job's last
-step (the uncapped progress passes 1); it is reported as 0 then.
+step (the uncapped progress passes 1); it is reported as 0 then. The live preview travels as a
+``data:`` URL while it is small (:data:`PREVIEW_MAX_BYTES`), and is left out otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ import base64
 import binascii
 from dataclasses import dataclass
 from typing import Any
+
+from pixelpipe.providers.a1111.answers import content_type
+
+# a live preview larger than this is left out of the progress events (each is kept with the job
+# and replayed by its event stream): the cheap "Approx" previews are small, a full decode is not
+PREVIEW_MAX_BYTES = 24 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +40,26 @@ class Progress:
     preview: bytes | None = None  # the live preview (a small PNG), when the server made one
 
     def as_progress(self) -> dict[str, Any]:
-        """The figures as a :attr:`ProviderUpdate.progress` dict (the preview left out)."""
+        """The figures as a :attr:`ProviderUpdate.progress` dict: ``state``, ``percent``, then
+        ``queue_position`` while queued, or ``eta_s``, ``step``, ``steps`` and ``preview`` (the
+        live preview as a ``data:`` URL, left out when there is none or it is over
+        :data:`PREVIEW_MAX_BYTES`) while running."""
         out: dict[str, Any] = {"state": self.state, "percent": round(100 * self.fraction, 1)}
         if self.state == "queued":
             return out | {"queue_position": self.position}
-        return out | {"eta_s": self.eta_s, "step": self.step, "steps": self.steps}
+        eta = None if self.eta_s is None else round(self.eta_s, 1)
+        out |= {"eta_s": eta, "step": self.step, "steps": self.steps}
+        if (preview := self.preview_url()) is not None:
+            out["preview"] = preview
+        return out
+
+    def preview_url(self) -> str | None:
+        """The live preview as a ``data:`` URL; None when there is none, or it is too large to
+        travel in a progress event (each is kept with the job and replayed by its event stream)."""
+        if not self.preview or len(self.preview) > PREVIEW_MAX_BYTES:
+            return None
+        kind = content_type(self.preview) or "application/octet-stream"
+        return f"data:{kind};base64,{base64.b64encode(self.preview).decode()}"
 
 
 def parse_progress(data: dict[str, Any]) -> Progress:
