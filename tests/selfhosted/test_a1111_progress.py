@@ -92,6 +92,9 @@ async def test_a1111_jobs_stream_their_progress_then_succeed(tmp_path: Path) -> 
         # while its submit was in flight, before it succeeded
         statuses = [d["status"] for n, d in events if n == "status"]
         assert statuses[-4:] == ["submitting", "fetching", "storing", "succeeded"], statuses
+        names = [n if n == "progress" else d["status"] for n, d in events]
+        assert names.index("submitting") < names.index("progress")
+        assert len(names) - 1 - names[::-1].index("progress") < names.index("fetching")
     # the second job waited for the first one's run: first in line
     queued = [p for p in progress_of(second) if p["state"] == "queued"]
     assert queued and queued[0] == {"state": "queued", "percent": 0.0, "queue_position": 1}
