@@ -80,7 +80,7 @@ async def test_a1111_jobs_stream_their_progress_then_succeed(tmp_path: Path) -> 
         name, last = events[-1]
         assert (name, last["status"]) == ("status", "succeeded"), events[-1]
         assert last["job"]["image"] is not None
-        running = [p for p in progress_of(events) if p["state"] == "running"]
+        running = [p for p in progress_of(events) if p.get("state") == "running"]
         assert len(running) >= 2, events
         percents = [p["percent"] for p in running]
         assert percents == sorted(percents) and 0 < percents[0] < percents[-1] <= 100
@@ -92,12 +92,11 @@ async def test_a1111_jobs_stream_their_progress_then_succeed(tmp_path: Path) -> 
         # while its submit was in flight, before it succeeded
         statuses = [d["status"] for n, d in events if n == "status"]
         assert statuses[-4:] == ["submitting", "fetching", "storing", "succeeded"], statuses
-        names = [n if n == "progress" else d["status"] for n, d in events]
-        assert names.index("submitting") < names.index("progress")
-        assert len(names) - 1 - names[::-1].index("progress") < names.index("fetching")
-    # the second job waited for the first one's run: first in line
-    queued = [p for p in progress_of(second) if p["state"] == "queued"]
-    assert queued and queued[0] == {"state": "queued", "percent": 0.0, "queue_position": 1}
+        names = [d.get("state", n) if n == "progress" else d["status"] for n, d in events]
+        at = [i for i, name in enumerate(names) if name == "running"]
+        assert names.index("submitting") < at[0] and at[-1] < names.index("fetching"), names
+    # the second job waited for the first one's run (the backend's one slot): first in line
+    assert [p["queue_position"] for p in progress_of(second) if "queue_position" in p] == [1]
     # at most two a second
     times = [e.created_at for e in stored if e.type == "progress"]
     assert all(b - a >= MIN_INTERVAL_S - 0.05 for a, b in pairwise(times))
