@@ -17,7 +17,6 @@ import tempfile
 from cog import BaseRunner, Input, Path
 from PIL import Image
 
-
 STEPS = 4  # a run with sleep_s prints its progress in this many steps
 
 

@@ -13,11 +13,10 @@ which starts nothing).
   prediction id, attempt 1, one run on cog, one image, one ledger entry priced from cog's
   ``predict_time``.
 - **Already finished at the restart**: cog has forgotten it (no GET of a prediction), so the probe
-  finds nothing; the attempt goes round as *unconfirmed* and a second attempt runs (a new id: a
-  re-PUT of a finished id would run it again anyway). cog retries the first run's completion
-  webhook for minutes; when it lands, ``webhooks.py`` adopts it: its cost goes on attempt 1's
-  ledger row. So cog ran two predictions, the ledger has exactly one billed entry per run, and
-  the job has one image.
+  finds nothing. The prediction id is the attempt's run tag, known without cog's answer: the job
+  waits on that id (``waiting``) for the completion webhook cog retries for minutes, and takes
+  it: one run on cog, attempt 1, one billed entry, one image. (Had the PUT never reached cog,
+  ``poll`` would report the run lost after its grace and a second attempt would run.)
 """
 
 from __future__ import annotations
@@ -261,7 +260,7 @@ async def test_a_restart_adopts_the_prediction_still_running(
     assert images(settings, job_id) == 1
 
 
-async def test_a_prediction_that_finished_before_the_restart_is_billed_once_per_run(
+async def test_a_prediction_that_finished_before_the_restart_is_not_run_again(
     tmp_path: Path, cog_server: CogServer
 ) -> None:
     sleep_s = 1.0  # ends after the first life is over: its completion webhook finds no one
@@ -273,20 +272,19 @@ async def test_a_prediction_that_finished_before_the_restart_is_billed_once_per_
         await wait_ready(cog_server)  # it ended while pixelpipe was down
         gen = await second_life_until_billed(settings, port, job_id, proxy)
         runs = proxy.runs()
-    assert gen["status"] == "succeeded", gen
-    # the first run could not be found, so a second attempt ran (a new id)
-    ids = [r.path.removeprefix("/predictions/") for r in runs]
-    assert len(ids) == len(set(ids)) == 2, ids
-    entries = ledger(settings, job_id)
-    assert [(e["attempt"], e["run"]) for e in entries] == [(1, ids[0]), (2, ids[1])], entries
-    for entry in entries:  # the late webhook of the first run was adopted and billed
-        # a second run that the first one's late image superseded is canceled part-way: it is
-        # billed for the GPU time it took
-        assert_priced_from_cog(entry, min_gpu_s=0.0)
+    assert (gen["status"], gen["attempt"]) == ("succeeded", 1), gen
+    # the probe found nothing, so the job waited on the run's own id for its completion
+    # webhook (cog retries it for minutes) instead of asking cog for a second run
+    (put,) = runs
+    run = put.path.removeprefix("/predictions/")
     (row,) = query(settings, "SELECT attempt, provider_job_id FROM jobs WHERE id = ?", job_id)
-    (kept,) = [e for e in entries if e["run"] == row[1]]  # the run whose image the job has
-    assert kept["detail"]["gpu_seconds"] >= sleep_s and kept["detail"]["state"] == "succeeded"
+    assert row == (1, run)
+    (entry,) = ledger(settings, job_id)
+    assert (entry["attempt"], entry["run"]) == (1, run)
+    assert_priced_from_cog(entry, min_gpu_s=sleep_s)
     assert images(settings, job_id) == 1
+    events = query(settings, "SELECT data FROM job_events WHERE job_id = ?", job_id)
+    assert any("waiting for its run's webhook" in data for (data,) in events)
 
 
 async def second_life_until_billed(

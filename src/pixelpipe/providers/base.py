@@ -102,6 +102,18 @@ class FindsLostRuns(Protocol):
 
 
 @runtime_checkable
+class NamesItsRuns(Protocol):
+    """A provider whose run id for an attempt is ours, known before the create call (cog: the
+    prediction id is the attempt's run tag). A run found nowhere after a crashed submit may have
+    ended meanwhile: its completion webhook will name that id, so the worker waits for it on
+    that id (``poll`` bounds the wait) rather than start a second, billed run."""
+
+    def run_id(self, req: ProviderRequest) -> str:
+        """The id the run of ``req`` (its job and attempt) has, or would have, at the provider."""
+        ...
+
+
+@runtime_checkable
 class WatchesProgress(Protocol):
     """A provider whose ``submit`` holds a run to its end (a synchronous server) but can tell its
     progress meanwhile (A1111's ``/sdapi/v1/progress``). The worker iterates this beside the

@@ -8,7 +8,7 @@ import time
 
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
-from pixelpipe.providers.base import FindsLostRuns, ProviderUpdate
+from pixelpipe.providers.base import FindsLostRuns, NamesItsRuns, ProviderUpdate
 from pixelpipe.worker.billing import open_attempt
 from pixelpipe.worker.context import StepContext
 from pixelpipe.worker.failures import wait_for_gate
@@ -18,6 +18,7 @@ from pixelpipe.worker.provider_run import provider_request
 from pixelpipe.worker.slots import start_submit
 
 log = logging.getLogger("pixelpipe.worker")
+RESUME_POLL_S = 5.0  # a resumed run whose webhook is awaited is looked at again this often
 _S = JobStatus
 
 
@@ -50,6 +51,8 @@ async def _resume_interrupted(ctx: StepContext, job: Job) -> None:
     if (found := await _find_lost_run(ctx, job)) is not None:
         await apply(ctx, job, found)  # resumed on the run it made: no second run
         return
+    if await _wait_for_its_webhook(ctx, job):
+        return
     # as ambiguous as a read timeout; go round again (see policy: ambiguous failures).
     # The attempt may have started a run: it stays in the ledger as unconfirmed, and its
     # completion webhook, if it comes, names the attempt and is adopted (webhooks.py)
@@ -62,6 +65,27 @@ async def _resume_interrupted(ctx: StepContext, job: Job) -> None:
         event={"recovered": "submit interrupted; submitting again"},
         next_run_at=time.time(),
     )
+
+
+async def _wait_for_its_webhook(ctx: StepContext, job: Job) -> bool:
+    """Not running, but the run may have ended while we were down (cog forgets a finished
+    prediction, and retries its completion webhook for minutes): where the provider's run id is
+    ours and a webhook was asked for, wait for it on that id — ``poll`` says when to give up
+    (cog: :data:`~pixelpipe.providers.cog.client.GONE_GRACE_S`) — rather than run it again."""
+    provider = ctx.svc.providers.get(job.provider or "")
+    req = provider_request(ctx.svc, job)
+    if not isinstance(provider, NamesItsRuns) or not req.webhook_url:
+        return False
+    moved = await ctx.svc.store.transition(
+        job.id,
+        _S.SUBMITTING,
+        _S.WAITING,
+        owner=ctx.owner,
+        provider_job_id=provider.run_id(req),
+        next_run_at=time.time() + RESUME_POLL_S,
+        event={"recovered": "submit interrupted; waiting for its run's webhook"},
+    )
+    return moved is not None
 
 
 async def _find_lost_run(ctx: StepContext, job: Job) -> ProviderUpdate | None:

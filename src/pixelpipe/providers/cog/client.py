@@ -124,6 +124,10 @@ class CogProvider:
     def prediction_id(self, req: ProviderRequest) -> str:
         return prediction_id(self.name, RunRef(req.job_id, req.attempt), self._secret)
 
+    def run_id(self, req: ProviderRequest) -> str:
+        """:meth:`prediction_id` (:class:`~pixelpipe.providers.base.NamesItsRuns`)."""
+        return self.prediction_id(req)
+
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
         pid = self.prediction_id(req)
         body = {"id": pid, "input": cog_input(req.request, self._inputs)}
