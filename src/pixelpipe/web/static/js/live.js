@@ -239,9 +239,11 @@ export class LiveJob {
     const panel = root.querySelector(".live-panel");
     if (!panel || TERMINAL.has(job.status)) return;
     const idx = STEP_INDEX[job.status] ?? 0;
+    // a synchronous backend (A1111) runs while the job is still submitting: its progress counts
+    const running = job.status === "waiting" || (job.status === "submitting" && this.progress.percent != null);
     const title = panel.querySelector(".live-title");
     let text = TITLES[job.status] || job.status;
-    if (job.status === "waiting" && job.provider) text = `Generating on ${job.provider}`;
+    if (running && job.provider) text = `Generating on ${job.provider}`;
     title.textContent = text;
     for (const li of panel.querySelectorAll(".step")) {
       const i = STEP_INDEX[li.dataset.step];
@@ -251,7 +253,7 @@ export class LiveJob {
       if (i === idx && job.status === "queued" && this.progress.queue_position != null) {
         note.textContent = `#${this.progress.queue_position} in line`;
       }
-      if (i === idx && job.status === "waiting" && this.progress.percent != null) {
+      if (i === idx && running && this.progress.percent != null) {
         note.textContent = `${Math.round(this.progress.percent)}%`;
       }
       if (li.dataset.step === "waiting") {
@@ -260,7 +262,8 @@ export class LiveJob {
     }
     const bar = panel.querySelector(".progress");
     const pct = this.progress.percent;
-    if (pct != null && job.status === "waiting") {
+    this.showPreview(running ? this.progress.preview : null);
+    if (pct != null && running) {
       bar.classList.remove("indeterminate");
       bar.querySelector(".progress-bar").style.setProperty("--p", `${Math.max(3, Math.min(100, pct))}%`);
       bar.setAttribute("aria-valuenow", String(Math.round(pct)));
@@ -280,6 +283,22 @@ export class LiveJob {
     note.hidden = !noteText;
     note.className = `live-note ${this.note && this.note.warn ? "warn" : ""}`;
     note.replaceChildren(...(this.note && this.note.warn ? [icon("alert")] : []), noteText || "");
+  }
+
+  /** The backend's live preview of the image being made (a data: URL), behind the panel. */
+  showPreview(src) {
+    const canvas = this.root.querySelector(".live-canvas");
+    if (!canvas) return;
+    let img = canvas.querySelector(".live-preview");
+    if (typeof src !== "string" || !src.startsWith("data:image/")) {
+      if (img) img.remove();
+      return;
+    }
+    if (!img) {
+      img = h("img", { class: "live-preview", alt: "", "aria-hidden": "true" });
+      canvas.prepend(img);
+    }
+    if (img.getAttribute("src") !== src) img.setAttribute("src", src);
   }
 
   tick() {
