@@ -129,3 +129,24 @@ async def test_concurrent_starts_never_exceed_the_slots(sql_store: SqlJobStore) 
     lines = sorted(r.position for r in results if isinstance(r, InLine))
     assert lines == list(range(1, 10))
     assert (await sql_store.slot_use([GPU]))[GPU] == SlotUse(3, 9)
+
+
+async def test_the_next_in_line_are_told_their_new_places(store: JobStore) -> None:
+    a, b, c, d = await queued(store, 4)
+    assert isinstance(await start(store, a), Job)
+    for job in (b, c, d):
+        assert isinstance(await start(store, job), InLine)
+    assert [await store.line_position(j) for j in (a, b, c, d)] == [None, 1, 2, 3]
+    assert await store.transition(a.id, S.SUBMITTING, S.FETCHING) is not None
+    assert isinstance(await start(store, b), Job)  # b leaves the line: c and d move up
+    for job, place in ((c, 1), (d, 2)):
+        now = await store.get(job.id)
+        assert now is not None and now.provider_state["progress"]["queue_position"] == place
+        assert await store.line_position(now) == place
+        told = [
+            e.data["queue_position"]
+            for e in await store.events_since(job.id)
+            if e.type == "progress"
+        ]
+        assert told == [place + 1, place]
+    assert await store.line_position(b) is None  # b is no longer in line

@@ -17,6 +17,7 @@ from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.key import content_key
 from pixelpipe.services import Services
 from pixelpipe.settings import load_settings
+from pixelpipe.usecases.jobs import get_job
 from pixelpipe.worker import Worker
 
 pytestmark = pytest.mark.usefixtures("gpukind")
@@ -139,3 +140,13 @@ async def test_a_hosted_provider_has_no_line(svc: Services) -> None:
         await add_job(svc, "house-or-preview", "preview", S.WAITING, prompt=f"p{i}")
     job = await step(svc, await add_job(svc, "house-or-preview", "preview"))
     assert job.status is not S.QUEUED and job.provider == "preview"
+
+
+async def test_a_reader_sees_the_place_in_line_as_it_is_now(svc: Services) -> None:
+    await add_job(svc, "house", "gpu_a", S.WAITING, prompt="running")
+    first = await step(svc, await add_job(svc, "house", "gpu_a", prompt="first"))
+    second = await step(svc, await add_job(svc, "house", "gpu_a", prompt="second"))
+    assert second.provider_state["progress"]["queue_position"] == 2  # as it was told
+    assert await svc.store.transition(first.id, S.QUEUED, S.CANCELED) is not None
+    shown = await get_job(svc, second.id)  # the line moved: the reader sees it now
+    assert shown.provider_state["progress"] == {"queue_position": 1, "backend": "gpu_a"}

@@ -11,7 +11,10 @@ backend full before it is still waiting (first come, first served). Otherwise it
 backend's line: ``slot_wait_since`` keeps its place, its ``progress`` shows ``queue_position``
 (1 = next), and it sleeps. A job that leaves ``submitting``/``waiting`` wakes the first sleeper of
 its backend's line in the same write; a sleeper also looks again after :func:`recheck_after_s`, in
-case that wake-up was spent (the woken job was canceled meanwhile). The check, the move to
+case that wake-up was spent (the woken job was canceled meanwhile). A job that leaves the line
+for a slot tells the next :data:`LINE_REFRESH` jobs their new places (a ``progress`` event each);
+the others learn theirs when they look again, and a reader of the job is shown it live
+(:meth:`~pixelpipe.jobs.store.BackendSlots.line_position`). The check, the move to
 ``submitting`` and joining the line are one write: serialised by SQLite's single writer, and on
 PostgreSQL by a transaction-scoped advisory lock per backend.
 """
@@ -22,8 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pixelpipe.jobs.model import HOLDING, JobStatus
+from pixelpipe.jobs.model import HOLDING, Job, JobStatus
 
+LINE_REFRESH = 10  # when a job leaves a line for a slot, the next this many are told their place
 FRONT_RECHECK_S = 5.0  # the first jobs of a line look again this often (a spent wake-up)
 BACK_RECHECK_S = 60.0  # the rest: they are woken in turn, this only bounds a lost wake-up
 _NO_PLACE = float("inf")  # a job not yet in line stands behind everyone in it
@@ -72,6 +76,11 @@ def frees_slot(expected: Iterable[JobStatus], target: JobStatus) -> bool:
 def recheck_after_s(position: int, slots: int) -> float:
     """How long a job in line sleeps before it looks again, unless woken sooner."""
     return FRONT_RECHECK_S if position <= 2 * slots else BACK_RECHECK_S
+
+
+def in_line(job: Job) -> bool:
+    """Is ``job`` waiting in a backend's line?"""
+    return job.status is JobStatus.QUEUED and job.slot_wait_since is not None
 
 
 def line_progress(state: dict[str, Any], backend: str, position: int) -> dict[str, Any]:

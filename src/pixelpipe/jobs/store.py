@@ -227,6 +227,10 @@ class BackendSlots(Protocol):
         """Each backend's runs in flight and jobs in line, as the jobs show them."""
         ...
 
+    async def line_position(self, job: Job) -> int | None:
+        """``job``'s place in its backend's line now (1 = next), or None when it is in none."""
+        ...
+
 
 @runtime_checkable
 class JobStore(JobRows, JobEvents, ImageIndex, Leases, ProviderDeliveries, BackendSlots, Protocol):

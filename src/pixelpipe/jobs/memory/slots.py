@@ -11,10 +11,12 @@ from pixelpipe.jobs.memory.tables import MemoryTables, StoredJob, copied
 from pixelpipe.jobs.model import HOLDING, Job, JobStatus
 from pixelpipe.jobs.rules import transition_values
 from pixelpipe.jobs.slots import (
+    LINE_REFRESH,
     InLine,
     SlotRequest,
     SlotUse,
     has_turn,
+    in_line,
     line_progress,
     out_of_line,
     place,
@@ -44,6 +46,7 @@ class MemoryBackendSlots(MemoryStoreBase):
         ahead = len(line_ahead(self._tables, current, want.backend))
         if not has_turn(busy, ahead, want.slots):
             return self._join_line(stored, want, ahead + 1, now)
+        was_in_line = current.slot_wait_since is not None
         state = out_of_line(current.provider_state)
         if state is not current.provider_state:
             fields["provider_state"] = state
@@ -53,8 +56,29 @@ class MemoryBackendSlots(MemoryStoreBase):
         self._tables.set_fields(stored, values)
         data = {**status_data(current), **(event or {})}
         self._tables.add_event(job.id, "status", data, now, current)
-        await self._wake(job.id)
+        told = self._tell_places(want.backend, now) if was_in_line else []
+        for job_id in [job.id, *told]:
+            await self._wake(job_id)
         return copied(current)
+
+    async def line_position(self, job: Job) -> int | None:
+        stored = self._tables.jobs.get(job.id)
+        if stored is None or not in_line(stored.job) or not stored.job.provider:
+            return None
+        return len(line_ahead(self._tables, stored.job, stored.job.provider)) + 1
+
+    def _tell_places(self, backend: str, now: float) -> list[str]:
+        """The line moved up: the first jobs in it get their new places (those that changed)."""
+        told = []
+        line = line_ahead(self._tables, None, backend)[:LINE_REFRESH]
+        for position, job in enumerate(line, 1):
+            if (job.provider_state.get("progress") or {}).get("queue_position") == position:
+                continue
+            job.provider_state = line_progress(job.provider_state, backend, position)
+            job.updated_at = now
+            self._tables.add_event(job.id, "progress", job.provider_state["progress"], now)
+            told.append(job.id)
+        return told
 
     async def slot_use(self, backends: Iterable[str]) -> dict[str, SlotUse]:
         use = {}

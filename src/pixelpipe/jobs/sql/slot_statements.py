@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from pixelpipe.jobs.model import HOLDING, JobStatus
+from pixelpipe.jobs.slots import LINE_REFRESH
 from pixelpipe.jobs.tables import jobs
 
 # statuses as SQL literals, not binds: compiled_sql runs these with the caller's params only
@@ -65,6 +66,18 @@ JOIN_LINE = update(jobs).where(
     jobs.c.id == _id,
     jobs.c.status == _QUEUED,
     jobs.c.lease_owner == bindparam("w_owner"),
+)
+
+_line = jobs.alias("line")
+FIRST_IN_LINE = (
+    select(_line.c.id, _line.c.provider_state)
+    .where(*_in_line(_line))
+    .order_by(_line.c.slot_wait_since, _line.c.id)
+    .limit(literal_column(str(LINE_REFRESH)))
+)
+# a job's place in line, told: only while it is still in that line
+SET_PLACE = update(jobs).where(
+    jobs.c.id == _id, jobs.c.status == _QUEUED, jobs.c.slot_wait_since.is_not(None)
 )
 
 _freed = jobs.alias("freed")

@@ -12,19 +12,29 @@ from sqlalchemy import Connection, bindparam, text
 
 from pixelpipe.compiled_sql import execute
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.rows import row_to_job
 from pixelpipe.jobs.rules import transition_values
 from pixelpipe.jobs.slots import (
     InLine,
     SlotRequest,
     SlotUse,
     has_turn,
+    in_line,
     line_progress,
     out_of_line,
     recheck_after_s,
 )
 from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
 from pixelpipe.jobs.sql.changes import move_job
-from pixelpipe.jobs.sql.slot_statements import AHEAD, BUSY, JOIN_LINE, SLOT_USE
+from pixelpipe.jobs.sql.slot_statements import (
+    AHEAD,
+    BUSY,
+    FIRST_IN_LINE,
+    JOIN_LINE,
+    SET_PLACE,
+    SLOT_USE,
+)
+from pixelpipe.jobs.sql.statements import JOB_BY_ID
 from pixelpipe.jobs.tables import jobs
 
 _BEHIND_ALL = sys.float_info.max  # the place of a job not in line (a bound float, not inf)
@@ -49,17 +59,29 @@ class SqlBackendSlots(SqlStoreBase):
             JobStatus.QUEUED, JobStatus.SUBMITTING, {**fields, "slot_wait_since": None}, now
         )
 
-        def work(conn: Connection) -> Job | InLine | None:
+        def work(conn: Connection) -> tuple[Job | InLine | None, list[str]]:
             _lock_line(conn, want.backend)
             busy, ahead = _busy_and_ahead(conn, job, want.backend)
-            if has_turn(busy, ahead, want.slots):
-                return move_job(conn, job.id, allowed, values, owner=owner, event=event, now=now)
-            return _join_line(conn, job, owner, want, ahead + 1, now)
+            if not has_turn(busy, ahead, want.slots):
+                return _join_line(conn, job, owner, want, ahead + 1, now), []
+            moved = move_job(conn, job.id, allowed, values, owner=owner, event=event, now=now)
+            told = _tell_places(conn, want.backend, now) if job.slot_wait_since else []
+            return moved, told
 
-        moved = await self.db.write(work)
-        if moved is not None:
-            await self._wake(job.id)
+        moved, told = await self.db.write(work)
+        for job_id in ([job.id] if moved is not None else []) + told:
+            await self._wake(job_id)
         return moved
+
+    async def line_position(self, job: Job) -> int | None:
+        def read(conn: Connection) -> int | None:
+            row = conn.execute(JOB_BY_ID, {"w_id": job.id}).first()
+            stored = row_to_job(row) if row is not None else None
+            if stored is None or not in_line(stored) or not stored.provider:
+                return None
+            return _busy_and_ahead(conn, stored, stored.provider)[1] + 1
+
+        return await self.db.read_sync(read)
 
     async def slot_use(self, backends: Iterable[str]) -> dict[str, SlotUse]:
         names = sorted(set(backends))
@@ -82,6 +104,22 @@ def _busy_and_ahead(conn: Connection, job: Job, backend: str) -> tuple[int, int]
     busy = conn.execute(BUSY, {"w_backend": backend}).scalar_one()
     ahead = conn.execute(AHEAD, {"w_backend": backend, "w_place": place, "w_id": job.id})
     return int(busy), int(ahead.scalar_one())
+
+
+def _tell_places(conn: Connection, backend: str, now: float) -> list[str]:
+    """The line moved up: the first jobs in it get their new places (those that changed)."""
+    told = []
+    line = conn.execute(FIRST_IN_LINE, {"w_backend": backend}).all()
+    for position, (job_id, state) in enumerate(line, 1):
+        state = state or {}
+        if (state.get("progress") or {}).get("queue_position") == position:
+            continue
+        placed = line_progress(state, backend, position)
+        params = {"provider_state": placed, "updated_at": now, "w_id": job_id}
+        if execute(conn, SET_PLACE, jobs, params):
+            write_event(conn, job_id, "progress", placed["progress"], now)
+            told.append(job_id)
+    return told
 
 
 def _join_line(
