@@ -49,13 +49,13 @@ class Metrics:
         )
         self.backend_busy = Gauge(
             "pixelpipe_backend_busy_slots",
-            "Runs in flight on a self-hosted backend (as this process sees it)",
+            "Runs in flight on a self-hosted backend (from the jobs of every process)",
             ["backend"],
             registry=r,
         )
         self.backend_queue = Gauge(
             "pixelpipe_backend_queue_depth",
-            "Jobs waiting for a slot of a self-hosted backend (as this process sees it)",
+            "Jobs in line for a slot of a self-hosted backend (from the jobs of every process)",
             ["backend"],
             registry=r,
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pixelpipe.backend_health import check_once
 from pixelpipe.bootstrap import build_services
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.jobs.ids import new_job_id
@@ -150,3 +151,13 @@ async def test_a_reader_sees_the_place_in_line_as_it_is_now(svc: Services) -> No
     assert await svc.store.transition(first.id, S.QUEUED, S.CANCELED) is not None
     shown = await get_job(svc, second.id)  # the line moved: the reader sees it now
     assert shown.provider_state["progress"] == {"queue_position": 1, "backend": "gpu_a"}
+
+
+async def test_metrics_count_busy_slots_and_the_line_from_the_jobs(svc: Services) -> None:
+    await add_job(svc, "house", "gpu_a", S.WAITING, prompt="running")
+    await step(svc, await add_job(svc, "house", "gpu_a", prompt="in line"))
+    await check_once(svc)
+    busy, line = svc.metrics.backend_busy, svc.metrics.backend_queue
+    assert busy.labels("gpu_a")._value.get() == 1 and line.labels("gpu_a")._value.get() == 1
+    assert busy.labels("gpu_b")._value.get() == 0 and line.labels("gpu_b")._value.get() == 0
+    assert 'pixelpipe_backend_queue_depth{backend="gpu_a"} 1.0' in svc.metrics.render().decode()
