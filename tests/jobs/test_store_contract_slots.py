@@ -10,10 +10,13 @@ import time
 
 import pytest
 
+from pixelpipe.db import open_database
+from pixelpipe.events.local import LocalNotifier
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.slots import FRONT_RECHECK_S, InLine, SlotRequest, SlotUse
 from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.jobs.store import JobStore
+from pixelpipe.migrations.runner import upgrade_async
 from tests.jobs.test_store_contract import make_job
 
 S = JobStatus
@@ -121,14 +124,45 @@ async def test_the_front_of_the_line_looks_again_soon_in_case_a_wake_up_was_spen
 
 
 async def test_concurrent_starts_never_exceed_the_slots(sql_store: SqlJobStore) -> None:
-    """Each start is its own write (PostgreSQL: concurrent transactions on a pool): three slots,
-    twelve jobs started at once, three runs."""
+    """One process: twelve jobs started at once on three slots (group-committed writes)."""
     jobs = await queued(sql_store, 12)
     results = await asyncio.gather(*(start(sql_store, j, slots=3) for j in jobs))
     assert sum(isinstance(r, Job) for r in results) == 3
     lines = sorted(r.position for r in results if isinstance(r, InLine))
     assert lines == list(range(1, 10))
     assert (await sql_store.slot_use([GPU]))[GPU] == SlotUse(3, 9)
+
+
+@pytest.mark.servers
+async def test_processes_racing_for_slots_on_postgresql_never_exceed_them(
+    postgres_url: str, notifier: LocalNotifier
+) -> None:
+    """Six "processes" (a database pool and group committer each), four jobs each, all started
+    at once on two slots, several rounds: READ COMMITTED alone would let two transactions count
+    the same free slot; the advisory lock per backend serialises them."""
+    await upgrade_async(postgres_url)
+    stores = [SqlJobStore(open_database(postgres_url), notifier) for _ in range(6)]
+    try:
+        for _ in range(3):
+            per_store = [await queued(store, 4) for store in stores]
+            tries = [
+                start(store, j, slots=2)
+                for store, js in zip(stores, per_store, strict=True)
+                for j in js
+            ]
+            results = await asyncio.gather(*tries)
+            use = (await stores[0].slot_use([GPU]))[GPU]
+            assert use.busy == 2 and sum(isinstance(r, Job) for r in results) <= 2, results
+            for job in [
+                r for r in results if isinstance(r, Job)
+            ]:  # end the runs for the next round
+                assert await stores[0].transition(job.id, S.SUBMITTING, S.FAILED) is not None
+            for store, js in zip(stores, per_store, strict=True):  # and clear the line
+                for j in js:
+                    await store.transition(j.id, S.QUEUED, S.CANCELED)
+    finally:
+        for store in stores:
+            await store.db.dispose()
 
 
 async def test_the_next_in_line_are_told_their_new_places(store: JobStore) -> None:
