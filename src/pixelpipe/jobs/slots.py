@@ -88,6 +88,16 @@ def line_progress(state: dict[str, Any], backend: str, position: int) -> dict[st
     return {**state, "progress": {"queue_position": position, "backend": backend}}
 
 
+def taking_slot(job: Job, fields: dict[str, Any]) -> dict[str, Any]:
+    """What a job taking a slot sets besides ``fields``: out of line, its place no longer its
+    progress."""
+    values = {**fields, "slot_wait_since": None}
+    state = out_of_line(job.provider_state)
+    if state is not job.provider_state:
+        values["provider_state"] = state
+    return values
+
+
 def out_of_line(state: dict[str, Any]) -> dict[str, Any]:
     """The job's provider_state once it left the line (its place was its progress)."""
     progress = state.get("progress") or {}

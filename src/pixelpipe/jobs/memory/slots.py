@@ -18,9 +18,9 @@ from pixelpipe.jobs.slots import (
     has_turn,
     in_line,
     line_progress,
-    out_of_line,
     place,
     recheck_after_s,
+    taking_slot,
 )
 from pixelpipe.jobs.snapshots import status_data
 
@@ -47,12 +47,7 @@ class MemoryBackendSlots(MemoryStoreBase):
         if not has_turn(busy, ahead, want.slots):
             return self._join_line(stored, want, ahead + 1, now)
         was_in_line = current.slot_wait_since is not None
-        state = out_of_line(current.provider_state)
-        if state is not current.provider_state:
-            fields["provider_state"] = state
-        _, values = transition_values(
-            _S.QUEUED, _S.SUBMITTING, {**fields, "slot_wait_since": None}, now
-        )
+        _, values = transition_values(_S.QUEUED, _S.SUBMITTING, taking_slot(current, fields), now)
         self._tables.set_fields(stored, values)
         data = {**status_data(current), **(event or {})}
         self._tables.add_event(job.id, "status", data, now, current)

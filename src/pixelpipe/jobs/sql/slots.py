@@ -21,8 +21,8 @@ from pixelpipe.jobs.slots import (
     has_turn,
     in_line,
     line_progress,
-    out_of_line,
     recheck_after_s,
+    taking_slot,
 )
 from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
 from pixelpipe.jobs.sql.changes import move_job
@@ -52,11 +52,8 @@ class SqlBackendSlots(SqlStoreBase):
         **fields: Any,
     ) -> Job | InLine | None:
         now = time.time()
-        state = out_of_line(job.provider_state)
-        if state is not job.provider_state:
-            fields["provider_state"] = state
         allowed, values = transition_values(
-            JobStatus.QUEUED, JobStatus.SUBMITTING, {**fields, "slot_wait_since": None}, now
+            JobStatus.QUEUED, JobStatus.SUBMITTING, taking_slot(job, fields), now
         )
 
         def work(conn: Connection) -> tuple[Job | InLine | None, list[str]]:
