@@ -24,10 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,8 @@ from pixelpipe.fakes.server import serve_app
 from pixelpipe.jobs.model import JobStatus
 from pixelpipe.settings import Settings, load_settings
 from pixelpipe.worker import Worker
+from tests.selfhosted import server_rows
+from tests.selfhosted.server_rows import ledger_entries
 from tests.servers.cog import CogServer
 from tests.support.serve import free_port
 
@@ -197,22 +198,11 @@ async def second_life(settings: Settings, port: int, job_id: str) -> dict[str, A
 
 
 def query(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(settings.data_dir / "pixelpipe.db", timeout=10)) as db:
-        return db.execute(sql, args).fetchall()
+    return server_rows.query(settings.data_dir, sql, *args)
 
 
 def ledger(settings: Settings, job_id: str) -> list[dict[str, Any]]:
-    rows = query(
-        settings,
-        "SELECT attempt, provider, provider_job_id, state, amount_micros, basis, detail "
-        "FROM ledger_entries WHERE job_id = ? ORDER BY attempt",
-        job_id,
-    )
-    keys = ("attempt", "provider", "run", "state", "micros", "basis", "detail")
-    entries = [dict(zip(keys, row, strict=True)) for row in rows]
-    for e in entries:
-        e["detail"] = json.loads(e["detail"]) if isinstance(e["detail"], str) else e["detail"]
-    return entries
+    return ledger_entries(settings.data_dir, job_id)
 
 
 def assert_priced_from_cog(entry: dict[str, Any], min_gpu_s: float) -> None:

@@ -9,11 +9,9 @@ What the jobs and the ledger hold is read from the server's SQLite file (``pixel
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,8 @@ import httpx
 import pytest
 
 from pixelpipe.fakes.server import fake_env
+from tests.selfhosted import server_rows
+from tests.selfhosted.server_rows import ledger_entries
 from tests.servers.cog import CogServer
 from tests.support.serve import Server, free_port, start_fake_providers, stop_pid
 
@@ -137,22 +137,11 @@ def image_bytes(srv: Server, gen: dict[str, Any]) -> bytes:
 
 
 def query(srv: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(srv.data_dir / "pixelpipe.db", timeout=10)) as db:
-        return db.execute(sql, args).fetchall()
+    return server_rows.query(srv.data_dir, sql, *args)
 
 
 def ledger(srv: Server, job_id: str) -> list[dict[str, Any]]:
-    rows = query(
-        srv,
-        "SELECT attempt, provider, provider_job_id, state, amount_micros, basis, detail, "
-        "created_at FROM ledger_entries WHERE job_id = ? ORDER BY id",
-        job_id,
-    )
-    keys = ("attempt", "provider", "run", "state", "micros", "basis", "detail", "at")
-    entries = [dict(zip(keys, row, strict=True)) for row in rows]
-    for e in entries:
-        e["detail"] = json.loads(e["detail"]) if isinstance(e["detail"], str) else e["detail"]
-    return entries
+    return ledger_entries(srv.data_dir, job_id)
 
 
 def job_row(srv: Server, job_id: str) -> tuple[Any, ...]:
