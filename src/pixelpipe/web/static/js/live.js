@@ -238,9 +238,12 @@ export class LiveJob {
     const root = this.root;
     const panel = root.querySelector(".live-panel");
     if (!panel || TERMINAL.has(job.status)) return;
-    const idx = STEP_INDEX[job.status] ?? 0;
-    // a synchronous backend (A1111) runs while the job is still submitting: its progress counts
-    const running = job.status === "waiting" || (job.status === "submitting" && this.progress.percent != null);
+    // a synchronous backend (A1111) runs while the job is still submitting: its progress counts,
+    // and its submit is done (the step shown is the run); it may first wait for the backend's lock
+    const inLine = job.status === "queued" || (job.status === "submitting" && this.progress.state === "queued");
+    const running = job.status === "waiting"
+      || (job.status === "submitting" && this.progress.percent != null && this.progress.state !== "queued");
+    const idx = running ? STEP_INDEX.waiting : (STEP_INDEX[job.status] ?? 0);
     const title = panel.querySelector(".live-title");
     let text = TITLES[job.status] || job.status;
     if (running && job.provider) text = `Generating on ${job.provider}`;
@@ -250,7 +253,7 @@ export class LiveJob {
       li.dataset.state = i < idx ? "done" : i === idx ? "current" : "todo";
       const note = li.querySelector(".step-note");
       note.textContent = "";
-      if (i === idx && job.status === "queued" && this.progress.queue_position != null) {
+      if (i === idx && inLine && this.progress.queue_position != null) {
         note.textContent = `#${this.progress.queue_position} in line`;
       }
       if (i === idx && running && this.progress.percent != null) {
