@@ -390,8 +390,9 @@ def test_rate_limit_storm_backs_off_honouring_retry_after(
     job = submit(polled, model=model_for(provider), provider=provider)
     done, events = finish(polled, job["id"])
     assert done["status"] == "succeeded", done
-    waited = retries(events)
-    assert waited and all(r["error"]["code"] == "provider_rate_limited" for r in waited), events
+    # the 429s' retries (a loaded machine may add a retried fetch of the image: not a 429's)
+    waited = [r for r in retries(events) if r["error"]["code"] == "provider_rate_limited"]
+    assert waited, events
     assert all(r["retry_in_s"] >= 1.0 for r in waited if not r.get("failover")), waited
     assert time.monotonic() - started >= 1.0
     assert done["attempt"] == 1  # a 429 runs nothing: it spends no attempt

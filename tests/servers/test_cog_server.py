@@ -246,6 +246,9 @@ def test_one_slot_busy_409_health_busy_and_cancel(
     ):
         assert (response.status_code, response.json()) == (409, busy)
         assert "retry-after" not in response.headers
+    # cancel once it runs (its start hook): a cancel while it is still starting can be lost on a
+    # loaded machine, and the run then takes its whole 20 s
+    http_recorder.wait_for(lambda hooks: bool(hooks), path_prefix=f"/hook/{pid}")
     cancel = cog.post(f"/predictions/{pid}/cancel")
     assert (cancel.status_code, cancel.json()) == (200, {})
     hooks = http_recorder.wait_for(completed, path_prefix=f"/hook/{pid}")
