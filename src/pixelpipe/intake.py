@@ -108,10 +108,16 @@ class CanonicalRequest:
     quality: str | None = None
     steps: int | None = None
     guidance: float | None = None
+    # The digest of the model's ComfyUI workflow (pixelpipe.workflows), for a model backed by
+    # one: part of the content key. None (and left out of to_dict) for every other model.
+    workflow_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # not dataclasses.asdict: it deep-copies, and this runs on every rendered job
-        return {name: getattr(self, name) for name in _FIELDS}
+        data = {name: getattr(self, name) for name in _FIELDS}
+        if self.workflow_hash is None:
+            del data["workflow_hash"]  # the stored and published shape of other models unchanged
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CanonicalRequest:
@@ -251,4 +257,5 @@ def canonicalize(
         quality=_resolve_quality(req, spec),
         steps=int(steps) if steps is not None else None,
         guidance=guidance,
+        workflow_hash=spec.workflow.digest if spec.workflow is not None else None,
     )

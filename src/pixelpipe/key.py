@@ -13,6 +13,9 @@ part of it:
   left out so that "16:9" and "1344x768" are the same request).
 - ``format``: the stored bytes differ, so the object differs.
 - ``quality``, ``steps``, ``guidance``: model parameters that change the output (and the price).
+- ``workflow`` — only for a model backed by a ComfyUI workflow, and only then present in the
+  JSON: the workflow's digest, so that an edited workflow never serves an image of the old one.
+  Absent for every other model, which keeps their keys byte-identical (ADR 0002, addendum).
 
 Not part of it: the provider (failover between providers serving one model must not break dedup),
 the caller, the group label, the webhook. Changing what goes in means bumping ``KEY_VERSION``, which
@@ -47,6 +50,8 @@ def content_key(req: CanonicalRequest) -> str:
         "steps": req.steps,
         "guidance": req.guidance,
     }
+    if req.workflow_hash is not None:
+        identity["workflow"] = req.workflow_hash
     digest = hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"{KEY_VERSION}:{digest}"
 

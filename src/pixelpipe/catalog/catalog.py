@@ -16,6 +16,7 @@ from typing import Any
 
 from pixelpipe.catalog.sources import provider_files
 from pixelpipe.errors import ConfigError, InvalidRequest
+from pixelpipe.workflows import Workflow
 
 SERVES = ("id", "rank")  # a provider's own keys in a model entry (the rest is the model's spec)
 DEFAULT_RANK = 100  # failover order among a model's providers: lower first (cheapest first)
@@ -55,6 +56,7 @@ class ModelSpec:
     negative_prompt: bool = False
     max_n: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    workflow: Workflow | None = None  # a model of the operator's file backed by a ComfyUI workflow
 
     @property
     def default_aspect_ratio(self) -> str:

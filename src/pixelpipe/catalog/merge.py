@@ -8,14 +8,16 @@ inherits its label, limits and the hosted providers' ids, and overrides what it 
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from pixelpipe.catalog.catalog import DEFAULT_POSITION, Catalog, ModelSpec, spec_from_raw
 from pixelpipe.catalog.operator_file import ModelEntry, OperatorFile
+from pixelpipe.catalog.operator_workflow import limits_error
 from pixelpipe.errors import ConfigError
+from pixelpipe.workflows import Workflow
 
-_DERIVED = ("name", "providers", "provider_ids", "extra")  # not inherited as spec keys
+_DERIVED = ("name", "providers", "provider_ids", "extra", "workflow")  # not inherited as spec keys
 
 
 def with_operator_models(catalog: Catalog, operator: OperatorFile) -> Catalog:
@@ -49,10 +51,26 @@ def _model(catalog: Catalog, entry: ModelEntry, operator: OperatorFile) -> Model
     raw["providers"] = list(providers)
     raw["provider_ids"] = {p: ids[p] for p in providers}
     try:
-        return spec_from_raw(entry.name, raw)
+        spec = spec_from_raw(entry.name, raw)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ConfigError(
             f"{entry.source}: model {entry.name}: its limits cannot be read ({exc!r}); write "
             "them as pixelpipe/catalog/models.toml does (e.g. steps = { min = 1, max = 4, "
             "default = 4 })"
         ) from None
+    workflow = entry.workflow
+    return spec if workflow is None else _with_workflow(spec, entry, workflow)
+
+
+def _with_workflow(spec: ModelSpec, entry: ModelEntry, workflow: Workflow) -> ModelSpec:
+    """The spec of a workflow model, once its limits and its workflow's mapping agree."""
+    sizes = len(spec.aspect_ratios) > 1 or spec.custom_size is not None
+    takes = {
+        "negative_prompt": spec.negative_prompt,
+        "steps": spec.steps is not None,
+        "guidance": spec.guidance is not None,
+        "width": sizes,
+        "height": sizes,
+    }
+    limits_error(entry.source, entry.name, workflow, takes)
+    return replace(spec, workflow=workflow)

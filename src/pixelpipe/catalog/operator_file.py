@@ -60,10 +60,10 @@ class _Reader(FileLines):
         backends = tuple(
             reader.backend(name, entry) for name, entry in self.tables(raw, "backends").items()
         )
-        names = {b.name for b in backends}
+        kinds = {b.name: b.kind for b in backends}
         models_reader = ModelReader(self.path, self.text, self.known)
         models = tuple(
-            models_reader.model(name, entry, names)
+            models_reader.model(name, entry, kinds)
             for name, entry in self.tables(raw, "models").items()
         )
         return OperatorFile(self.path, backends, models)

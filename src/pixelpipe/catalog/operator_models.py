@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pixelpipe.catalog.operator_lines import FileLines
 from pixelpipe.catalog.operator_spec import ModelEntry
+from pixelpipe.catalog.operator_workflow import WORKFLOW_KEYS, WorkflowReader
 
 SPEC_KEYS = (
     "label",
@@ -25,13 +25,14 @@ SPEC_KEYS = (
     "negative_prompt",
     "max_n",
 )
-MODEL_KEYS = ("extends", "backends", "ids", *SPEC_KEYS)
+MODEL_KEYS = ("extends", "backends", "ids", *WORKFLOW_KEYS, *SPEC_KEYS)
 NEW_MODEL_NEEDS = ("label", "formats", "aspect_ratios")
 
 
-class ModelReader(FileLines):
+class ModelReader(WorkflowReader):
     # --- models ---------------------------------------------------------------------------
-    def model(self, name: str, raw: Mapping[str, Any], backends: set[str]) -> ModelEntry:
+    def model(self, name: str, raw: Mapping[str, Any], backends: Mapping[str, str]) -> ModelEntry:
+        """The checked entry; ``backends``: the file's backends, name -> kind."""
         at = self.line_of("models", name)
         self.unknown_keys("models", name, raw, MODEL_KEYS, "the keys of pixelpipe's catalog")
         extends = self.extends(name, raw)
@@ -44,9 +45,21 @@ class ModelReader(FileLines):
                     'extends = "<built-in model>" to inherit its label and limits',
                 )
         ids = self.ids(name, raw)
+        workflow = self.workflow(name, raw)
+        if workflow is not None and "backends" not in raw:
+            raise self.fail(
+                at,
+                f"model {name} runs a workflow: list the backends that run it "
+                '(backends = ["<a ComfyUI backend of this file>"])',
+            )
         providers = self.providers(name, raw, backends, extends, ids)
+        for provider in providers or ():
+            kind = backends.get(provider)
+            self.check_runner(
+                name, provider, kind, workflow is not None, self.line_of("models", name, "backends")
+            )
         spec = {k: v for k, v in raw.items() if k in SPEC_KEYS}
-        return ModelEntry(name, extends, spec, providers, ids, f"{self.path}:{at}")
+        return ModelEntry(name, extends, spec, providers, ids, f"{self.path}:{at}", workflow)
 
     def extends(self, name: str, raw: Mapping[str, Any]) -> str | None:
         if "extends" not in raw:
@@ -75,7 +88,7 @@ class ModelReader(FileLines):
         self,
         name: str,
         raw: Mapping[str, Any],
-        backends: set[str],
+        backends: Mapping[str, str],
         extends: str | None,
         ids: Mapping[str, str],
     ) -> tuple[str, ...] | None:
@@ -113,7 +126,7 @@ class ModelReader(FileLines):
         self,
         name: str,
         provider: str,
-        backends: set[str],
+        backends: Mapping[str, str],
         extends: str | None,
         ids: Mapping[str, str],
         line: int,

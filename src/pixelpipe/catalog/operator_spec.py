@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from pixelpipe.workflows import Workflow
+
 
 @dataclass(frozen=True, slots=True)
 class BackendSpec:
@@ -33,6 +35,7 @@ class ModelEntry:
     providers: tuple[str, ...] | None  # failover order; None: the extended model's
     ids: Mapping[str, str]  # provider -> that provider's id for the model
     source: str
+    workflow: Workflow | None = None  # a ComfyUI workflow model: its bound template
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +47,20 @@ class OperatorFile:
     def backend_names(self) -> tuple[str, ...]:
         return tuple(b.name for b in self.backends)
 
+    def workflows(self) -> dict[str, Workflow]:
+        """Model name -> its workflow, for the models backed by one (what a backend of a kind
+        that runs workflows renders)."""
+        return {m.name: m.workflow for m in self.models if m.workflow is not None}
+
 
 @dataclass(frozen=True, slots=True)
 class Known:
     """What the file is checked against: installed kinds, hosted providers and their model ids
-    (provider -> model -> id), built-in model names, and the environment (credentials)."""
+    (provider -> model -> id), built-in model names, the environment (credentials), and the
+    installed kinds that run ComfyUI workflows (the only ones a workflow model may name)."""
 
     kinds: Collection[str]
     hosted: Mapping[str, Mapping[str, str]]
     models: Collection[str]
     env: Mapping[str, str]
+    workflow_kinds: Collection[str] = ()
