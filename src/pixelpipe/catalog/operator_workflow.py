@@ -30,12 +30,19 @@ class WorkflowReader(FileLines):
             for key in ("workflow_inputs", "output_node"):
                 if key in raw:
                     raise self.fail(
-                        self.line_of("models", name, key),
+                        self.inputs_line(name)
+                        if key == "workflow_inputs"
+                        else self.line_of("models", name, key),
                         f'model {name}: {key} without a workflow; add workflow = "<file>.json" '
                         "(an API-format ComfyUI workflow, relative to this file)",
                     )
             return None
-        template = read_template(self.workflow_path(name, raw["workflow"]))
+        path = self.workflow_path(name, raw["workflow"])
+        try:
+            template = read_template(path)
+        except ConfigError as exc:
+            at = f"{self.path}:{self.line_of('models', name, 'workflow')}"
+            raise ConfigError(f"{exc} (the workflow of model {name}, {at})") from None
         inputs = self.workflow_inputs(name, raw)
         output = self.output_node(name, raw)
         try:
@@ -67,7 +74,7 @@ class WorkflowReader(FileLines):
         table = raw.get("workflow_inputs", {})
         if not isinstance(table, dict):
             raise self.fail(
-                self.line_of("models", name, "workflow_inputs"),
+                self.inputs_line(name),
                 f"model {name}: workflow_inputs must be a table ([models.{name}.workflow_inputs] "
                 'prompt = "6.text")',
             )
@@ -106,15 +113,23 @@ class WorkflowReader(FileLines):
             return self.line_of("models", name, "output_node")
         return self.input_line(name, key)
 
-    def input_line(self, name: str, parameter: str) -> int:
-        """The line of ``parameter`` under ``[models.<name>.workflow_inputs]``, or of the inline
-        ``workflow_inputs = {…}`` key."""
+    def inputs_header(self, name: str) -> int | None:
+        """The index of the ``[models.<name>.workflow_inputs]`` line, if the file has one."""
         header = re.compile(
             rf"^\s*\[\s*models\s*\.\s*(\"{re.escape(name)}\"|{re.escape(name)})\s*\.\s*"
             r"workflow_inputs\s*\]"
         )
+        return next((i for i, line in enumerate(self.lines) if header.match(line)), None)
+
+    def inputs_line(self, name: str) -> int:
+        start = self.inputs_header(name)
+        return self.line_of("models", name, "workflow_inputs") if start is None else start + 1
+
+    def input_line(self, name: str, parameter: str) -> int:
+        """The line of ``parameter`` under ``[models.<name>.workflow_inputs]``, or of the inline
+        ``workflow_inputs = {…}`` key."""
         key = re.compile(rf"^\s*(\"{re.escape(parameter)}\"|{re.escape(parameter)})\s*=")
-        start = next((i for i, line in enumerate(self.lines) if header.match(line)), None)
+        start = self.inputs_header(name)
         if start is None:
             return self.line_of("models", name, "workflow_inputs")
         for i in range(start + 1, len(self.lines)):
