@@ -126,6 +126,9 @@ class ProviderRegistration(Generic[S]):
     # A kind of self-hosted server: builds one provider per Backend of this kind in the operator's
     # catalog (``build`` then usually returns None: nothing is configured by environment alone).
     backend: Callable[[Backend, BuildContext], Provider] | None = None
+    # A kind whose backends run ComfyUI workflows (pixelpipe.workflows): the models of the
+    # catalog file with a ``workflow`` may name its backends, and only such models may.
+    runs_workflows: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -80,7 +80,8 @@ def operator_file(settings: Settings) -> OperatorFile | None:
     for spec in builtin.models.values():
         for provider, model_id in spec.provider_ids.items():
             hosted.setdefault(provider, {})[spec.name] = model_id
-    known = Known(kinds=kinds, hosted=hosted, models=builtin.models, env=os.environ)
+    workflow_kinds = {name for name, r in kinds.items() if r.runs_workflows}
+    known = Known(kinds, hosted, builtin.models, os.environ, workflow_kinds)
     return load_operator_file(settings.catalog_path, known)
 
 
