@@ -13,7 +13,8 @@ key unless built with one; each registration's ``fake.env`` names them) and
 ``PIXELPIPE_TEST_MODE=true`` (outputs are ``http://`` URLs on a loopback host).
 
 The self-hosted kinds' fakes are mounted too — ``BASE/a1111`` (AUTOMATIC1111/Forge) and
-``BASE/openai_compatible`` (an SGLang-style image server serving ``Qwen/Qwen-Image``) — but no
+``BASE/openai_compatible`` (an SGLang-style image server serving ``Qwen/Qwen-Image``) and
+``BASE/comfyui`` (ComfyUI's native API and WebSocket, :mod:`pixelpipe.fakes.comfyui`) — but no
 variable points at them: a backend of the operator's catalog file does, and
 :func:`catalog_example` writes one (``GET BASE/`` shows it). cog is not faked: the suite and
 docs/self-hosted.md run the real cog server (``cog``/``coglet`` from PyPI). Each fake has
@@ -61,9 +62,13 @@ class Fake(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Fakes served before a provider registration names them (issue 15: the ComfyUI provider).
+UNREGISTERED = {"comfyui": FakeSpec("pixelpipe.fakes.comfyui:FakeComfyUI", lambda base: {})}
+
+
 def faked() -> dict[str, FakeSpec]:
-    """Provider name -> its fake, for every registration that has one."""
-    return {r.name: r.fake for r in registrations() if r.fake is not None}
+    """Provider name -> its fake, for every registration that has one (and :data:`UNREGISTERED`)."""
+    return UNREGISTERED | {r.name: r.fake for r in registrations() if r.fake is not None}
 
 
 def fake_env(base: str) -> dict[str, str]:
