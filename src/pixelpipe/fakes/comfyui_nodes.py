@@ -14,7 +14,8 @@ execution.py, mid-2025; see :mod:`pixelpipe.fakes.comfyui` for the sources): a n
 with its inputs, errors collected per node as ``{"errors": [...], "dependent_outputs": [...],
 "class_type"}``; the prompt is refused (``prompt_outputs_failed_validation``) only when *no*
 output is valid. A link to a node that does not exist raises a ``KeyError`` inside ComfyUI's
-validation, reported as ``exception_during_validation`` with details ``"'<id>'"``.
+validation, reported under the *output* node as ``exception_during_validation`` with details
+``"'<id>'"``.
 """
 
 from __future__ import annotations
