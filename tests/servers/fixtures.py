@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers.cog import CogServer, CogServers
+from tests.servers.comfy_proxy import ComfyStack
 from tests.servers.http_recorder import HttpRecorder
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
@@ -84,3 +85,22 @@ def http_recorder() -> Iterator[HttpRecorder]:
     """An HTTP receiver on 127.0.0.1 that records every POST/PUT (webhooks, uploads)."""
     with HttpRecorder() as recorder:
         yield recorder
+
+
+@pytest.fixture(scope="session")
+def comfy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyStack]:
+    """The fake ComfyUI (``pixelpipe fake-providers``) and the real comfy-api-proxy in front of
+    it, started once per session (see tests/servers/comfy_proxy.py)."""
+    stack = ComfyStack(tmp_path_factory.mktemp("comfy")).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def comfy(comfy_stack: ComfyStack) -> ComfyStack:
+    """The shared stack with the fake's behaviours reset and its queue emptied (the running
+    prompt interrupted), so a test starts from an idle ComfyUI."""
+    comfy_stack.comfyui.reset()
+    return comfy_stack
