@@ -117,9 +117,13 @@ class FakeComfyServer(DetachedServer):
     def reset(self) -> None:
         """Default behaviours, an empty queue, nothing running (waits until idle)."""
         self.control(reset=True)
+        deadline = time.monotonic() + 10
+        while not _answers(self.url + "/prompt"):  # back from a crash a test caused
+            if time.monotonic() > deadline:
+                raise TimeoutError("the fake ComfyUI did not come back")
+            time.sleep(0.05)
         httpx.post(self.url + "/queue", json={"clear": True}, timeout=5)
         httpx.post(self.url + "/interrupt", timeout=5)
-        deadline = time.monotonic() + 10
         while httpx.get(self.url + "/prompt", timeout=5).json()["exec_info"]["queue_remaining"]:
             if time.monotonic() > deadline:
                 raise TimeoutError("the fake ComfyUI did not become idle")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.fakes.test_comfyui_fake import sdxl
+from tests.servers.comfy_graphs import sdxl
 from tests.servers.comfy_proxy import ComfyStack
 
 pytestmark = pytest.mark.servers
@@ -90,7 +90,7 @@ def test_a_job_succeeds_with_an_output_url_serving_comfyuis_png(comfy: ComfyStac
 
 
 def test_events_stream_progress_and_previews_then_the_output(comfy: ComfyStack) -> None:
-    comfy.comfyui.control(step_s=0.15)
+    comfy.comfyui.control(step_s=0.25)  # 2 s of sampling: the stream connects well before
     job_id = submit(comfy, sdxl("streamed", steps=8)).json()["id"]
     seen = list(events(comfy, job_id))
     kinds = [k for k, _ in seen]

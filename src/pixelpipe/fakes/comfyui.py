@@ -52,9 +52,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import email.parser
-import email.policy
-import mimetypes
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -66,9 +63,11 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from pixelpipe.fakes.comfyui_nodes import NODE_CLASSES, object_info, validate_prompt
+from pixelpipe.fakes.comfyui_files import Files
+from pixelpipe.fakes.comfyui_nodes import NODE_CLASSES, object_info
 from pixelpipe.fakes.comfyui_queue import PromptQueue, QueueItem
 from pixelpipe.fakes.comfyui_run import Died, Executor, Outputs, Run, RunKnobs
+from pixelpipe.fakes.comfyui_validate import validate_prompt
 from pixelpipe.fakes.comfyui_ws import SERVER_FEATURES, Hub
 from pixelpipe.fakes.common import Behaviour, FakeServer
 from pixelpipe.fakes.crash import CrashSwitch, drops_connections
@@ -102,7 +101,7 @@ class FakeComfyUI(FakeServer):
         self.knobs = knobs
         self.hub = Hub()
         self.outputs = Outputs()
-        self.inputs: dict[tuple[str, str], bytes] = {}
+        self.files = Files(self.outputs)
         self.switch = CrashSwitch()
         self._fresh_state()
         self._worker: asyncio.Task[None] | None = None
@@ -126,8 +125,8 @@ class FakeComfyUI(FakeServer):
             ("/history", self.get_history, ["GET"]),
             ("/history", self.post_history, ["POST"]),
             ("/history/{prompt_id}", self.get_history_item, ["GET"]),
-            ("/view", self.view, ["GET"]),
-            ("/upload/image", self.upload_image, ["POST"]),
+            ("/view", self.files.view, ["GET"]),
+            ("/upload/image", self.files.upload_image, ["POST"]),
             ("/system_stats", self.system_stats, ["GET"]),
             ("/features", self.features, ["GET"]),
             ("/object_info", self.get_object_info, ["GET"]),
@@ -225,47 +224,6 @@ class FakeComfyUI(FakeServer):
         for prompt_id in body.get("delete") or []:
             self.queue.delete_history(str(prompt_id))
         return Response(status_code=200)
-
-    # --- files ------------------------------------------------------------------------------
-
-    async def view(self, request: Request) -> Response:
-        self.core.stats.calls["view"] += 1
-        q = request.query_params
-        filename = q.get("filename", "")
-        if not filename:
-            return Response(status_code=404)
-        if filename.startswith("/") or ".." in filename or ".." in q.get("subfolder", ""):
-            return Response(status_code=400)
-        key = (q.get("type", "output"), q.get("subfolder", ""), filename)
-        data = self.outputs.files.get(key)
-        if data is None and key[0] == "input":
-            data = self.inputs.get((key[1], filename))
-        if data is None:
-            return Response(status_code=404)
-        media = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        return Response(
-            data, media_type=media, headers={"Content-Disposition": f'filename="{filename}"'}
-        )
-
-    async def upload_image(self, request: Request) -> Response:
-        self.core.stats.calls["upload"] += 1
-        fields = _multipart(request.headers.get("content-type", ""), await request.body())
-        image = fields.get("image")
-        if image is None or not image[0]:
-            return Response(status_code=400)
-        filename, data = image
-        subfolder = fields.get("subfolder", ("", b""))[1].decode()
-        kind = fields.get("type", ("", b"input"))[1].decode() or "input"
-        overwrite = fields.get("overwrite", ("", b""))[1].decode() in ("true", "1")
-        name, n = filename, 1
-        stem, dot, ext = filename.rpartition(".")
-        while not overwrite and (subfolder, name) in self.inputs:
-            if self.inputs[(subfolder, name)] == data:
-                break
-            name = f"{stem} ({n}){dot}{ext}" if dot else f"{filename} ({n})"
-            n += 1
-        self.inputs[(subfolder, name)] = data
-        return JSONResponse({"name": name, "subfolder": subfolder, "type": kind})
 
     # --- server info ------------------------------------------------------------------------
 
@@ -406,21 +364,6 @@ async def _json(request: Request) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str, bytes]]:
-    """Form fields of a multipart/form-data body: name -> (filename, bytes)."""
-    raw = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode() + body
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    fields: dict[str, tuple[str, bytes]] = {}
-    if not message.is_multipart():
-        return fields
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
-            fields[name] = (part.get_filename() or "", payload)
-    return fields
 
 
 def _drops_websockets(app: ASGIApp, switch: CrashSwitch) -> ASGIApp:

@@ -24,15 +24,12 @@ prompt JSON in a ``prompt`` text chunk, as SaveImage does.
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, PngImagePlugin
-
+from pixelpipe.fakes import comfyui_graph as graph
 from pixelpipe.fakes.comfyui_nodes import NODE_CLASSES
 from pixelpipe.fakes.comfyui_ws import Hub
 from pixelpipe.fakes.render import render
@@ -110,8 +107,8 @@ class Executor:
         self.interrupted = False  # nodes.interrupt_processing(False)
         self.hub.client_id = run.client_id
         await self._message(run, "execution_start", {"prompt_id": run.prompt_id})
-        order = _order(run.prompt, run.outputs_to_execute)
-        sigs = {n: _signature(run.prompt, n) for n in run.prompt}
+        order = graph.run_order(run.prompt, run.outputs_to_execute)
+        sigs = {n: graph.signature(run.prompt, n) for n in run.prompt}
         cached = [n for n in run.prompt if sigs[n] in self.cache]
         await self._message(run, "execution_cached", {"nodes": cached, "prompt_id": run.prompt_id})
         current = [n for n in cached]
@@ -142,7 +139,7 @@ class Executor:
         cls = NODE_CLASSES[node["class_type"]]
         if cached:
             if cls.output_node:
-                ui = self.cache.get(_signature(run.prompt, node_id))
+                ui = self.cache.get(graph.signature(run.prompt, node_id))
                 run.ui[node_id] = ui
                 await self._executed(run, node_id, ui)
             return
@@ -166,8 +163,8 @@ class Executor:
         await self._state(run, node_id, "finished", 1, 1)
 
     async def _sample(self, run: Run, node_id: str, knobs: RunKnobs) -> None:
-        steps = _steps(run.prompt, node_id)
-        text, seed, (w, h, _) = _picture_inputs(run.prompt)
+        steps = graph.sampler_steps(run.prompt, node_id)
+        text, seed, (w, h, _) = graph.picture_inputs(run.prompt)
         for step in range(1, steps + 1):
             if not await self.sleep(knobs.step_s) or step == knobs.crash_at_step:
                 raise Died
@@ -179,7 +176,7 @@ class Executor:
             )
             await self._state(run, node_id, "running", step, steps)
             if knobs.previews:
-                image = _preview(text, seed, w, h, step / steps)
+                image = graph.preview(text, seed, w, h, step / steps)
                 meta = {
                     "node_id": node_id,
                     "prompt_id": run.prompt_id,
@@ -197,10 +194,10 @@ class Executor:
             if is_preview
             else str(node.get("inputs", {}).get("filename_prefix", "ComfyUI"))
         )
-        text, seed, (w, h, batch) = _picture_inputs(run.prompt)
+        text, seed, (w, h, batch) = graph.picture_inputs(run.prompt)
         files = []
         for i in range(batch):
-            data = _png(render(text, seed + i, w, h, "png"), run.prompt)
+            data = graph.png(render(text, seed + i, w, h, "png"), run.prompt)
             files.append(self.outputs.save(prefix, "temp" if is_preview else "output", data))
         return files
 
@@ -253,103 +250,3 @@ class Executor:
     async def _send(self, event: str, data: dict[str, Any], run: Run) -> None:
         if run.client_id is not None:
             await self.hub.send(event, data, run.client_id)
-
-
-def _inputs(prompt: dict[str, Any], node_id: str) -> dict[str, Any]:
-    return dict(prompt[node_id].get("inputs") or {})
-
-
-def _links(prompt: dict[str, Any], node_id: str) -> list[str]:
-    return [
-        str(v[0]) for v in _inputs(prompt, node_id).values() if isinstance(v, list) and len(v) == 2
-    ]
-
-
-def _order(prompt: dict[str, Any], outputs: list[str]) -> list[str]:
-    """Every node the outputs need, each after the nodes it reads from."""
-    order: list[str] = []
-
-    def visit(node_id: str) -> None:
-        if node_id in order:
-            return
-        for source in _links(prompt, node_id):
-            visit(source)
-        order.append(node_id)
-
-    for out in outputs:
-        visit(out)
-    return order
-
-
-def _signature(prompt: dict[str, Any], node_id: str) -> str:
-    node = prompt[node_id]
-    inputs = {
-        k: (_signature(prompt, str(v[0])), v[1])
-        if isinstance(v, list) and len(v) == 2 and str(v[0]) in prompt
-        else v
-        for k, v in _inputs(prompt, node_id).items()
-    }
-    return json.dumps([node["class_type"], inputs], sort_keys=True, default=str)
-
-
-def _find(prompt: dict[str, Any], classes: tuple[str, ...]) -> str | None:
-    return next((n for n, node in prompt.items() if node.get("class_type") in classes), None)
-
-
-def _steps(prompt: dict[str, Any], node_id: str) -> int:
-    inputs = _inputs(prompt, node_id)
-    if "steps" not in inputs:
-        sched = _find(prompt, ("BasicScheduler",))
-        inputs = _inputs(prompt, sched) if sched else {"steps": 20}
-    return max(1, int(inputs.get("steps", 20)))
-
-
-def _picture_inputs(prompt: dict[str, Any]) -> tuple[str, int, tuple[int, int, int]]:
-    """(positive prompt text, seed, (width, height, batch)) read from the graph's inputs."""
-    sampler = _find(prompt, ("KSampler",))
-    seed_node = _find(prompt, ("RandomNoise",))
-    seed = (
-        int(_inputs(prompt, sampler).get("seed", 0))
-        if sampler
-        else (int(_inputs(prompt, seed_node).get("noise_seed", 0)) if seed_node else 0)
-    )
-    text = _positive_text(prompt, sampler)
-    latent = _find(prompt, ("EmptyLatentImage", "EmptySD3LatentImage"))
-    li = _inputs(prompt, latent) if latent else {}
-    w, h = (max(8, int(li.get(k, 512)) // 8 * 8) for k in ("width", "height"))
-    return text, seed, (w, h, max(1, int(li.get("batch_size", 1))))
-
-
-def _positive_text(prompt: dict[str, Any], sampler: str | None) -> str:
-    start = _inputs(prompt, sampler).get("positive") if sampler else None
-    if start is None:
-        guider = _find(prompt, ("BasicGuider",))
-        start = _inputs(prompt, guider).get("conditioning") if guider else None
-    seen = 0
-    while isinstance(start, list) and seen < 16:  # follow FluxGuidance etc. to the encoder
-        node = prompt.get(str(start[0]), {})
-        if node.get("class_type") == "CLIPTextEncode":
-            return str(node.get("inputs", {}).get("text", ""))
-        start = (node.get("inputs") or {}).get("conditioning")
-        seen += 1
-    encoder = _find(prompt, ("CLIPTextEncode",))
-    return str(_inputs(prompt, encoder).get("text", "")) if encoder else ""
-
-
-def _png(data: bytes, prompt: dict[str, Any]) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    info.add_text("prompt", json.dumps(prompt))
-    out = io.BytesIO()
-    Image.open(io.BytesIO(data)).save(out, format="PNG", pnginfo=info, compress_level=4)
-    return out.getvalue()
-
-
-def _preview(text: str, seed: int, width: int, height: int, done: float) -> bytes:
-    """A small JPEG of the image "forming": grey fading into the final picture."""
-    scale = min(1.0, 64 / max(width, height))
-    w, h = max(8, int(width * scale)), max(8, int(height * scale))
-    final = Image.open(io.BytesIO(render(text, seed, w, h, "png"))).convert("RGB")
-    grey = Image.new("RGB", (w, h), (128, 128, 128))
-    out = io.BytesIO()
-    Image.blend(grey, final, done).save(out, format="JPEG", quality=60)
-    return out.getvalue()
