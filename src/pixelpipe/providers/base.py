@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.intake import CanonicalRequest
+from pixelpipe.workflows import Workflow
 
 
 class RunState(StrEnum):
@@ -40,6 +41,9 @@ class ProviderRequest:
     request: CanonicalRequest
     model_id: str  # the provider's own id, e.g. "black-forest-labs/flux-schnell"
     webhook_url: str | None = None  # where the provider should POST completion (None = poll)
+    # the model's ComfyUI workflow (catalog file): what a kind that runs workflows renders
+    # ``request`` into (``workflow.render(request)``); None for every other model
+    workflow: Workflow | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ def provider_request(svc: Services, job: Job) -> ProviderRequest:
         request=job.request,
         model_id=spec.provider_ids[provider.name],
         webhook_url=webhook,
+        workflow=spec.workflow,
     )
 
 
