@@ -20,6 +20,7 @@ import argparse
 import shutil
 import statistics
 import time
+from itertools import pairwise
 
 import httpx
 from _selfhosted import (
@@ -53,8 +54,8 @@ def one(client: httpx.Client, model: str, tag: str, i: int) -> tuple[str, float,
     return str(done["id"]), t_post, time.perf_counter() - t0
 
 
-def run_mode(srv: Server, mode: str, n: int, warm: int) -> tuple[list[Row], float]:
-    """``n`` sequential jobs after ``warm`` unmeasured ones; (rows, server CPU s per job)."""
+def run_mode(srv: Server, mode: str, n: int, warm: int) -> tuple[list[Row], float, list[str]]:
+    """``n`` sequential jobs after ``warm`` unmeasured ones; (rows, server CPU s per job, ids)."""
     assert srv.proc is not None
     model = MODELS[mode]
     with httpx.Client(base_url=srv.url, timeout=60) as client:
@@ -86,7 +87,7 @@ def run_mode(srv: Server, mode: str, n: int, warm: int) -> tuple[list[Row], floa
                 "before_call": submitted - created,
             }
         )
-    return rows, cpu
+    return rows, cpu, ids
 
 
 def cog_alone(url: str, n: int) -> list[float]:
@@ -104,7 +105,26 @@ def cog_alone(url: str, n: int) -> list[float]:
     return out
 
 
-def report(mode: str, rows: list[Row], cpu: float) -> None:
+def stages(srv: Server, job_ids: list[str]) -> dict[str, float]:
+    """Median seconds between the jobs' consecutive status events, per step ("a → b")."""
+    marks = ",".join("?" * len(job_ids))
+    rows = query(
+        srv,
+        "SELECT job_id, json_extract(data, '$.status'), created_at FROM job_events "
+        f"WHERE type = 'status' AND job_id IN ({marks}) ORDER BY id",
+        *job_ids,
+    )
+    by_job: dict[str, list[tuple[str, float]]] = {}
+    for job_id, status, at in rows:
+        by_job.setdefault(job_id, []).append((status, at))
+    steps: dict[str, list[float]] = {}
+    for events in by_job.values():
+        for (a, t_a), (b, t_b) in pairwise(events):
+            steps.setdefault(f"{a} → {b}", []).append(t_b - t_a)
+    return {step: statistics.median(times) for step, times in steps.items()}
+
+
+def report(mode: str, rows: list[Row], cpu: float, steps: dict[str, float]) -> None:
     gpu = [r["gpu"] for r in rows]
     print(
         f"{mode}: {len(rows)} sequential jobs, predictor time (cog's predict_time) median "
@@ -116,6 +136,7 @@ def report(mode: str, rows: list[Row], cpu: float) -> None:
     print(ms_line("  of which the POST", [r["post"] for r in rows]))
     print(ms_line("  of which before the call", [r["before_call"] for r in rows]))
     print(f"  server CPU per job: {cpu * 1000:.1f} ms")
+    print("  steps (median ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in steps.items()))
 
 
 def main() -> None:
@@ -141,8 +162,8 @@ def main() -> None:
 
 def measure(srv: Server, cog_url: str, modes: list[str], n: int, warm: int) -> None:
     for mode in modes:
-        rows, cpu = run_mode(srv, mode, n, warm)
-        report(mode, rows, cpu)
+        rows, cpu, ids = run_mode(srv, mode, n, warm)
+        report(mode, rows, cpu, stages(srv, ids))
     alone = cog_alone(cog_url, n)
     print(f"cog alone: {n} sync predictions straight to cog, round trip − predict_time:")
     print(ms_line("cog (HTTP + worker hand-off)", alone))
