@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,43 +30,31 @@ FLUX_SCHNELL_S = 0.7  # what one FLUX schnell image takes on a GPU: the overhead
 STARTUP_S = 120.0  # imports + migrations on a busy 2-core machine
 TERMINAL = ("succeeded", "failed", "canceled")
 
-# Two backends on the same cog server: `gpu_hook` by webhook (PIXELPIPE_PUBLIC_URL is set),
-# `gpu_sync` synchronously (webhooks = false); one model each.
-CATALOG = """\
-[backends.gpu_hook]
-kind = "cog"
-url = "{url}"
-slots = {slots}
-usd_per_gpu_hour = 3.6
 
-[backends.gpu_hook.options]
-input = {{ sleep_s = {sleep_s} }}
+@dataclass(frozen=True)
+class Backend:
+    """One `[backends.<name>]` of the catalog file, with a model of its own (`bench-<name>`)."""
 
-[backends.gpu_sync]
-kind = "cog"
-url = "{url}"
-slots = {slots}
-usd_per_gpu_hour = 3.6
+    name: str
+    url: str
+    slots: int = 1
+    sleep_s: float = 0.0  # the predictor's `sleep_s` input: the simulated GPU time
+    webhooks: bool = True  # False: `webhooks = false`, synchronous `POST /predictions`
 
-[backends.gpu_sync.options]
-input = {{ sleep_s = {sleep_s} }}
-webhooks = false
+    @property
+    def model(self) -> str:
+        return "bench-" + self.name.replace("_", "-")
 
-[models.bench-hook]
-label = "bench: cog by webhook"
-formats = ["png"]
-aspect_ratios = {{ "1:1" = [64, 64] }}
-typical_latency_s = 0.5
-backends = ["gpu_hook"]
-
-[models.bench-sync]
-label = "bench: cog synchronously"
-formats = ["png"]
-aspect_ratios = {{ "1:1" = [64, 64] }}
-typical_latency_s = 0.5
-backends = ["gpu_sync"]
-"""
-MODELS = {"webhook": "bench-hook", "sync": "bench-sync"}
+    def toml(self) -> str:
+        hooks = "" if self.webhooks else "webhooks = false\n"
+        return (
+            f'[backends.{self.name}]\nkind = "cog"\nurl = "{self.url}"\nslots = {self.slots}\n'
+            f"usd_per_gpu_hour = 3.6\n\n[backends.{self.name}.options]\n"
+            f"input = {{ sleep_s = {self.sleep_s} }}\n{hooks}\n"
+            f'[models.{self.model}]\nlabel = "bench: {self.name}"\nformats = ["png"]\n'
+            f'aspect_ratios = {{ "1:1" = [64, 64] }}\ntypical_latency_s = 0.5\n'
+            f'backends = ["{self.name}"]\n\n'
+        )
 
 
 def machine() -> str:
@@ -85,11 +74,12 @@ def cog_server(work: Path, slots: int) -> CogServer:
     return CogServer(work / f"cog-{slots}", slots=slots)
 
 
-def serve(work: Path, cog_url: str, *, slots: int, sleep_s: float) -> Server:
-    """``pixelpipe serve`` (started by the caller) with both backends on ``cog_url``."""
+def serve(work: Path, backends: list[Backend]) -> Server:
+    """``pixelpipe serve`` (started by the caller) with a catalog file of ``backends``; its
+    PIXELPIPE_PUBLIC_URL is its own URL, so cog can reach its webhook route."""
     work.mkdir(parents=True, exist_ok=True)
     catalog = work / "catalog.toml"
-    catalog.write_text(CATALOG.format(url=cog_url, slots=slots, sleep_s=sleep_s))
+    catalog.write_text("".join(b.toml() for b in backends))
     port = free_port()
     env = {
         "PIXELPIPE_CATALOG_PATH": str(catalog),

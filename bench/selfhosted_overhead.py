@@ -25,7 +25,7 @@ from itertools import pairwise
 import httpx
 from _selfhosted import (
     FLUX_SCHNELL_S,
-    MODELS,
+    Backend,
     body,
     cog_server,
     cpu_s,
@@ -54,10 +54,11 @@ def one(client: httpx.Client, model: str, tag: str, i: int) -> tuple[str, float,
     return str(done["id"]), t_post, time.perf_counter() - t0
 
 
-def run_mode(srv: Server, mode: str, n: int, warm: int) -> tuple[list[Row], float, list[str]]:
+def run_mode(
+    srv: Server, model: str, mode: str, n: int, warm: int
+) -> tuple[list[Row], float, list[str]]:
     """``n`` sequential jobs after ``warm`` unmeasured ones; (rows, server CPU s per job, ids)."""
     assert srv.proc is not None
-    model = MODELS[mode]
     with httpx.Client(base_url=srv.url, timeout=60) as client:
         for i in range(warm):
             one(client, model, f"{mode}-warm", i)
@@ -150,9 +151,13 @@ def main() -> None:
     work = workdir()
     try:
         with cog_server(work, slots=1) as cog:
-            srv = start(serve(work, cog.url, slots=1, sleep_s=0))
+            modes = {
+                "webhook": Backend("gpu_hook", cog.url),
+                "sync": Backend("gpu_sync", cog.url, webhooks=False),
+            }
+            srv = start(serve(work, list(modes.values())))
             try:
-                measure(srv, cog.url, args.modes.split(","), n, warm)
+                measure(srv, cog.url, {m: modes[m] for m in args.modes.split(",")}, n, warm)
             finally:
                 srv.stop()
         print(machine())
@@ -160,9 +165,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def measure(srv: Server, cog_url: str, modes: list[str], n: int, warm: int) -> None:
-    for mode in modes:
-        rows, cpu, ids = run_mode(srv, mode, n, warm)
+def measure(srv: Server, cog_url: str, modes: dict[str, Backend], n: int, warm: int) -> None:
+    for mode, backend in modes.items():
+        rows, cpu, ids = run_mode(srv, backend.model, mode, n, warm)
         report(mode, rows, cpu, stages(srv, ids))
     alone = cog_alone(cog_url, n)
     print(f"cog alone: {n} sync predictions straight to cog, round trip − predict_time:")
