@@ -14,7 +14,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,9 @@ def cog_server(work: Path, slots: int) -> CogServer:
     return CogServer(work / f"cog-{slots}", slots=slots)
 
 
-def serve(work: Path, backends: list[Backend]) -> Server:
-    """``pixelpipe serve`` (started by the caller) with a catalog file of ``backends``; its
+@contextmanager
+def serving(work: Path, backends: list[Backend]) -> Iterator[Server]:
+    """``pixelpipe serve`` with a catalog file of ``backends``, started and stopped by PID; its
     PIXELPIPE_PUBLIC_URL is its own URL, so cog can reach its webhook route."""
     work.mkdir(parents=True, exist_ok=True)
     catalog = work / "catalog.toml"
@@ -86,11 +88,11 @@ def serve(work: Path, backends: list[Backend]) -> Server:
         "PIXELPIPE_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "PIXELPIPE_LOG_LEVEL": "WARNING",
     }
-    return Server(work / "data", env, port=port)
-
-
-def start(server: Server) -> Server:
-    return server.start(timeout_s=STARTUP_S)
+    server = Server(work / "data", env, port=port)
+    try:
+        yield server.start(timeout_s=STARTUP_S)
+    finally:
+        server.stop()
 
 
 def body(model: str, tag: str, i: int) -> dict[str, Any]:

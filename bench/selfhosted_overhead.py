@@ -34,8 +34,7 @@ from _selfhosted import (
     machine,
     ms_line,
     query,
-    serve,
-    start,
+    serving,
     workdir,
 )
 from tests.support.serve import Server
@@ -155,11 +154,8 @@ def main() -> None:
                 "webhook": Backend("gpu_hook", cog.url),
                 "sync": Backend("gpu_sync", cog.url, webhooks=False),
             }
-            srv = start(serve(work, list(modes.values())))
-            try:
+            with serving(work, list(modes.values())) as srv:
                 measure(srv, cog.url, {m: modes[m] for m in args.modes.split(",")}, n, warm)
-            finally:
-                srv.stop()
         print(machine())
     finally:
         shutil.rmtree(work, ignore_errors=True)

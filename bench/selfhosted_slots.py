@@ -33,8 +33,7 @@ from _selfhosted import (
     gpu_seconds,
     machine,
     query,
-    serve,
-    start,
+    serving,
     wait_terminal,
     workdir,
 )
@@ -143,7 +142,7 @@ def main() -> None:
                 Backend(f"gpu{n}", cog.url, slots=n, sleep_s=args.predict_s)
                 for n, cog in cogs.items()
             ]
-            srv = stack.enter_context(start(serve(work, backends)))
+            srv = stack.enter_context(serving(work, backends))
             with httpx.Client(base_url=srv.url, timeout=120) as client:
                 for b in backends:  # warm: connections, the first webhook, the worker
                     follow(
