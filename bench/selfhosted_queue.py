@@ -47,13 +47,16 @@ class Sample:
     t: float
     rss_mb: float
     by_status: dict[str, int]
+    position: int | None  # the last job's progress.queue_position (None: not shown)
 
 
 @dataclass
 class Sampler:
-    """Samples the server's RSS and its jobs by status every ``every_s`` in a thread."""
+    """Samples the server's RSS, its jobs by status and the queue position the API shows for
+    the ``watch`` job (once set) every ``every_s``, in a thread."""
 
     srv: Server
+    watch: str | None = None
     every_s: float = 0.5
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -68,7 +71,15 @@ class Sampler:
         while not self._stop.wait(self.every_s):
             counts = dict(query(self.srv, "SELECT status, count(*) FROM jobs GROUP BY status"))
             rss = rss_mb(self.srv.proc.pid)
-            self.samples.append(Sample(time.monotonic() - self._t0, rss, counts))
+            t = time.monotonic() - self._t0
+            self.samples.append(Sample(t, rss, counts, self._position()))
+
+    def _position(self) -> int | None:
+        if self.watch is None:
+            return None
+        job = httpx.get(f"{self.srv.url}/v1/generations/{self.watch}", timeout=30).json()
+        position = (job.get("progress") or {}).get("queue_position")
+        return None if position is None else int(position)
 
     def stop(self) -> list[Sample]:
         self._stop.set()
@@ -158,11 +169,12 @@ def memory_report(samples: list[Sample], base: float, drained_from: float) -> No
         f"({len(samples)} samples)"
     )
     step = max(1, len(samples) // 12)
-    print("   t (s)   RSS (MB)   jobs by status")
+    print("   t (s)   RSS (MB)   last job's queue position   jobs by status")
     for s in (
         [*samples[::step], samples[-1]] if samples[-1] not in samples[::step] else samples[::step]
     ):
-        print(f"  {s.t:6.1f}   {s.rss_mb:8.1f}   {s.by_status}")
+        position = "-" if s.position is None else str(s.position)
+        print(f"  {s.t:6.1f}   {s.rss_mb:8.1f}   {position:>25}   {s.by_status}")
 
 
 def main() -> None:
@@ -186,6 +198,7 @@ def main() -> None:
                 sampler = Sampler(srv)
                 t0 = time.monotonic()
                 ids = submit_in_order(srv, backend, n)
+                sampler.watch = ids[-1]
                 submitted = time.monotonic() - t0
                 wait_terminal(srv, ids, timeout_s=120 + 20 * n * args.predict_s)
                 total = time.monotonic() - t0
