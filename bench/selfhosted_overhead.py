@@ -17,10 +17,14 @@ predict_time): the part of the overhead that is cog's own HTTP and worker hand-o
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
+from typing import Any
 
 import httpx
 from _selfhosted import (
@@ -124,6 +128,49 @@ def stages(srv: Server, job_ids: list[str]) -> dict[str, float]:
     return {step: statistics.median(times) for step, times in steps.items()}
 
 
+class _Hooks(BaseHTTPRequestHandler):
+    """Records when each prediction's terminal webhook arrived (``server.arrived``)."""
+
+    def do_POST(self) -> None:
+        pred = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if pred.get("status") in ("succeeded", "failed", "canceled"):
+            self.server.arrived[pred["id"]] = (time.perf_counter(), pred)  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def cog_alone_by_webhook(url: str, n: int) -> tuple[list[float], list[float]]:
+    """``PUT /predictions/<id>`` + ``Prefer: respond-async`` to a local receiver, as pixelpipe
+    sends it: (the PUT's round trip, PUT sent → completed webhook in, minus predict_time)."""
+    hooks = ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    hooks.arrived = {}  # type: ignore[attr-defined]
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    hook_url = f"http://127.0.0.1:{hooks.server_address[1]}/hook"
+    puts, ends = [], []
+    try:
+        with httpx.Client(timeout=60, headers={"Prefer": "respond-async"}) as client:
+            for i in range(n + 3):
+                pid = f"alone-hook-{i}"
+                req = {"id": pid, "input": {"prompt": pid}, "webhook": hook_url}
+                req["webhook_events_filter"] = ["start", "completed"]
+                t0 = time.perf_counter()
+                assert client.put(f"{url}/predictions/{pid}", json=req).status_code == 202
+                put = time.perf_counter() - t0
+                while pid not in hooks.arrived:  # type: ignore[attr-defined]
+                    time.sleep(0.0005)
+                t_end, pred = hooks.arrived[pid]  # type: ignore[attr-defined]
+                if i >= 3:
+                    puts.append(put)
+                    ends.append(t_end - t0 - float(pred["metrics"]["predict_time"]))
+                time.sleep(0.05)  # coglet frees the slot just after the completed webhook
+    finally:
+        hooks.shutdown()
+    return puts, ends
+
+
 def report(mode: str, rows: list[Row], cpu: float, steps: dict[str, float]) -> None:
     gpu = [r["gpu"] for r in rows]
     print(
@@ -168,6 +215,10 @@ def measure(srv: Server, cog_url: str, modes: dict[str, Backend], n: int, warm: 
     alone = cog_alone(cog_url, n)
     print(f"cog alone: {n} sync predictions straight to cog, round trip − predict_time:")
     print(ms_line("cog (HTTP + worker hand-off)", alone))
+    puts, ends = cog_alone_by_webhook(cog_url, n)
+    print(f"cog alone by webhook: {n} PUTs with Prefer: respond-async to a local receiver:")
+    print(ms_line("the PUT's round trip (202)", puts))
+    print(ms_line("PUT sent → completed hook in", ends))
 
 
 if __name__ == "__main__":
