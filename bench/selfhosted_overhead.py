@@ -8,8 +8,9 @@ HTTP, by webhook (`PUT /predictions/<id>`, cog POSTs the completion back) and sy
   - server: the job's created → finished (`timings.duration_s`): intake … cog … store, ledger;
   - client: sending the POST → reading the `succeeded` SSE event (adds the HTTP round trips);
   - before the call: created → submitted (what runs before cog is asked).
-`cog alone` is the same server asked directly (sync `POST /predictions`, round trip minus
-predict_time): the part of the overhead that is cog's own HTTP and worker hand-off.
+`cog alone` is the same server asked directly, round trip minus predict_time: synchronously
+(`POST /predictions`), and by webhook (`PUT` + `Prefer: respond-async`, the completed webhook
+received by a small local server): the part of the overhead that is cog's own.
 
     .venv/bin/python bench/selfhosted_overhead.py [--jobs 50] [--quick]
 """
