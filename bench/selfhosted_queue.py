@@ -23,7 +23,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import httpx
 from _selfhosted import (
@@ -177,6 +177,19 @@ def memory_report(samples: list[Sample], base: float, drained_from: float) -> No
         print(f"  {s.t:6.1f}   {s.rss_mb:8.1f}   {position:>25}   {s.by_status}")
 
 
+def position_report(samples: list[Sample]) -> None:
+    shown = [s.position for s in samples if s.position is not None]
+    if not shown:
+        print("queue position: the API showed none for the last job")
+        return
+    rises = sum(1 for a, b in pairwise(shown) if b > a)
+    distinct = len(set(shown))
+    print(
+        f"queue position of the last job: {shown[0]} → {shown[-1]} over {len(shown)} samples, "
+        f"{distinct} different values, {rises} rises"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=500)
@@ -210,6 +223,7 @@ def main() -> None:
                 lost_report(srv, cog_runs(cog), ids)
                 order_report(srv, ids)
                 memory_report(samples, base, drained_from=submitted)
+                position_report(samples)
         print(machine())
     finally:
         shutil.rmtree(work, ignore_errors=True)
