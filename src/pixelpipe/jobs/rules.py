@@ -19,6 +19,8 @@ def transition_values(
     for current in allowed:
         check_transition(current, target)
     values: dict[str, Any] = {"status": str(target), "updated_at": now, **fields}
+    if target is not JobStatus.QUEUED:
+        values["slot_wait_since"] = None  # a job out of the queue is in no backend's line
     if target in TERMINAL:
         values.update(inflight_key=None, lease_owner=None, lease_expires_at=None, next_run_at=None)
         values.setdefault("finished_at", now)

@@ -18,6 +18,10 @@ from sqlalchemy import (
 )
 
 from pixelpipe.db import metadata
+from pixelpipe.jobs.model import HOLDING
+
+# the statuses that hold a backend slot, as SQL: the partial index's WHERE and the count's agree
+HOLDING_SQL = "status IN ({})".format(", ".join(f"'{s}'" for s in sorted(HOLDING)))
 
 jobs = Table(
     "jobs",
@@ -66,6 +70,12 @@ jobs = Table(
     Index("ix_jobs_provider_job", "provider", "provider_job_id"),
     Index("ix_jobs_group", "group_id"),
     Index("ix_jobs_content_key", "content_key"),
+    Index(  # the runs in flight per provider: a backend's busy slots, without reading its history
+        "ix_jobs_holding",
+        "provider",
+        sqlite_where=text(HOLDING_SQL),
+        postgresql_where=text(HOLDING_SQL),
+    ),
     Index(  # the lines of jobs waiting for a backend slot: small, and empty without backends
         "ix_jobs_slot_line",
         "provider",

@@ -11,7 +11,6 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     bindparam,
-    case,
     func,
     literal_column,
     or_,
@@ -30,12 +29,10 @@ _QUEUED: ColumnElement[str] = literal_column(f"'{JobStatus.QUEUED}'")
 
 
 def _in_line(t: NamedFromClause) -> list[ColumnElement[bool]]:
-    """The WHERE terms of jobs in backend ``w_backend``'s line (``t``: an alias of jobs)."""
-    return [
-        t.c.provider == bindparam("w_backend"),
-        t.c.status == _QUEUED,
-        t.c.slot_wait_since.is_not(None),
-    ]
+    """The WHERE terms of jobs in backend ``w_backend``'s line (``t``: an alias of jobs). A job
+    has a ``slot_wait_since`` only while queued (every other transition clears it: jobs/rules.py),
+    so these terms match the partial index ``ix_jobs_slot_line`` and nothing else."""
+    return [t.c.provider == bindparam("w_backend"), t.c.slot_wait_since.is_not(None)]
 
 
 _busy = jobs.alias("busy")
@@ -91,7 +88,6 @@ _first_sleeper = (
     select(_sleeper.c.id)
     .where(
         _sleeper.c.provider == _freed_backend,
-        _sleeper.c.status == _QUEUED,
         _sleeper.c.slot_wait_since.is_not(None),
         _sleeper.c.next_run_at > bindparam("w_now"),
     )
@@ -104,19 +100,5 @@ _first_sleeper = (
 # backend's line that is still asleep becomes due (SET next_run_at = now)
 WAKE_NEXT_IN_LINE = update(jobs).where(jobs.c.id == _first_sleeper)
 
-_used = jobs.alias("used")
-SLOT_USE = (
-    select(
-        _used.c.provider,
-        func.sum(case((_used.c.status.in_(_HOLDING), 1), else_=0)),
-        func.sum(case((_used.c.status == _QUEUED, 1), else_=0)),
-    )
-    .where(
-        _used.c.provider.in_(bindparam("w_backends", expanding=True)),
-        or_(
-            _used.c.status.in_(_HOLDING),
-            and_(_used.c.status == _QUEUED, _used.c.slot_wait_since.is_not(None)),
-        ),
-    )
-    .group_by(_used.c.provider)
-)
+_waiting = jobs.alias("waiting")
+LINE_LENGTH = select(func.count()).select_from(_waiting).where(*_in_line(_waiting))

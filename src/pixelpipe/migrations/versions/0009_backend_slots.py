@@ -15,6 +15,7 @@ branch_labels = None
 depends_on = None
 
 _WAITING = sa.text("slot_wait_since IS NOT NULL")
+_HOLDING = sa.text("status IN ('submitting', 'waiting')")  # = jobs.tables.HOLDING_SQL
 
 
 def upgrade() -> None:
@@ -29,7 +30,13 @@ def upgrade() -> None:
     )
 
 
+    op.create_index(
+        "ix_jobs_holding", "jobs", ["provider"], sqlite_where=_HOLDING, postgresql_where=_HOLDING
+    )
+
+
 def downgrade() -> None:
+    op.drop_index("ix_jobs_holding", table_name="jobs")
     op.drop_index("ix_jobs_slot_line", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:  # SQLite cannot drop a column in place
         batch.drop_column("slot_wait_since")
