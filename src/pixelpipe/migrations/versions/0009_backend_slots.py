@@ -29,7 +29,6 @@ def upgrade() -> None:
         postgresql_where=_WAITING,
     )
 
-
     op.create_index(
         "ix_jobs_holding", "jobs", ["provider"], sqlite_where=_HOLDING, postgresql_where=_HOLDING
     )
