@@ -2,7 +2,7 @@
 ComfyUI, tests/servers/comfy_proxy.py) through ``pixelpipe serve`` in a subprocess (issue 15):
 generate end to end (one image, one ledger entry in GPU time), live progress with previews before
 the image, a node error named, cancel mid-run, and SIGKILL of pixelpipe mid-run → the restart
-re-attaches to the same job.
+re-attaches to the same job; ComfyUI restarted mid-run (the job expires) → it runs again.
 
 What the jobs and the ledger hold is read from the server's SQLite file (``pixelpipe.db``).
 """
@@ -225,3 +225,21 @@ def test_sigkill_mid_run_the_restart_reattaches(tmp_path: Path, comfy: ComfyStac
         assert [j["id"] for j in jobs if str(j.get("metadata", "")).startswith(job_id)] == [run]
     finally:
         srv.stop()
+
+
+def test_a_comfyui_restart_mid_run_runs_the_job_again(srv: Server, comfy: ComfyStack) -> None:
+    comfy.comfyui.control(step_s=STEP_S, crash_restart_s=0.5)
+    job_id = submit(srv, seed=16, steps=20)
+    lost = wait_running(srv, comfy, job_id)
+    comfy.comfyui.control(crash=True)  # back in 0.5 s with an empty queue: the job expires
+    time.sleep(1.0)
+    comfy.comfyui.control(step_s=0.01)
+    gen = wait_done(srv, job_id)
+    assert gen["status"] == "succeeded" and gen["attempt"] == 2, gen
+    assert job_row(srv, job_id)[3] != lost  # a new v2 job
+    assert proxy_job(comfy, lost)["status"] == "expired"
+    retried = [d for kind, d in events(srv, job_id) if kind == "retry"]
+    assert any("expired" in json.dumps(d) for d in retried), retried
+    entries = server_rows.ledger_entries(srv.data_dir, job_id)
+    # the lost attempt may have used the GPU for a while: unconfirmed, not billed twice
+    assert [(e["attempt"], e["state"]) for e in entries] == [(1, "unconfirmed"), (2, "billed")]
