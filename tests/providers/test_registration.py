@@ -122,6 +122,7 @@ def test_the_built_in_providers_are_registered() -> None:
     assert provider_names() == (
         "a1111",
         "cog",
+        "comfy_api",
         "fal",
         "openai",
         "openai_compatible",
