@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import time
@@ -271,29 +272,24 @@ async def test_health(comfy: ComfyStack, v2: ComfyApiProvider) -> None:
 async def test_no_stream_left_is_no_error_the_job_is_polled(
     comfy: ComfyStack, v2: ComfyApiProvider, workflow: Workflow
 ) -> None:
-    """The proxy's 8 streams taken (429 too_many_streams): the run ends all the same."""
+    """The proxy's 8 streams taken (429 too_many_streams): the run ends all the same, polled."""
     comfy.comfyui.control(step_s=0.1)
-    blocker = await v2.submit(request(workflow, steps=60))  # 6 s: its streams stay open
-    async with httpx.AsyncClient(timeout=30) as client, _streams(client, comfy, blocker, 8):
-        done, seen = await run_to_end(v2, request(workflow, steps=3))
-        assert done.state is RunState.SUCCEEDED
-        assert all("preview" not in p for p in seen)
-    await v2.cancel(blocker.provider_job_id, request(workflow))
-
-
-class _streams:
-    def __init__(self, client: httpx.AsyncClient, comfy: ComfyStack, job: ProviderUpdate, n: int):
-        url = f"{comfy.proxy.url}/api/v2/jobs/{job.provider_job_id}/events"
-        self._opened = [client.stream("GET", url) for _ in range(n)]
-
-    async def __aenter__(self) -> None:
-        for stream in self._opened:
-            resp = await stream.__aenter__()
-            assert resp.status_code == 200
-
-    async def __aexit__(self, *exc: object) -> None:
-        for stream in self._opened:
-            await stream.__aexit__(None, None, None)
+    req = request(workflow, steps=10)
+    update = await v2.submit(req)
+    url = f"{comfy.proxy.url}/api/v2/jobs/{update.provider_job_id}/events"
+    seen: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(timeout=30) as client, contextlib.AsyncExitStack() as streams:
+        for _ in range(8):  # they last as long as the job
+            opened = await streams.enter_async_context(client.stream("GET", url))
+            assert opened.status_code == 200
+        refused = await client.get(url)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "5"
+        while not update.state.terminal:
+            await asyncio.sleep(0.1)
+            update = await v2.poll(update.provider_job_id, req)
+            seen.append(update.progress)
+    assert update.state is RunState.SUCCEEDED
+    assert all("preview" not in p and "step" not in p for p in seen), seen
 
 
 # ---- translation -------------------------------------------------------------------------------
