@@ -12,7 +12,7 @@ kept with the job and replayed by its event stream), and a preview is handed out
 Progress is a courtesy: the stream never fails a job, and ``poll`` (``GET /api/v2/jobs/{id}``)
 stays the source of truth. comfy-api-proxy serves at most 8 streams at once (429
 ``too_many_streams``, ``Retry-After: 5``): a job that gets no stream is polled without one, and
-asks again after the Retry-After.
+asks again after the Retry-After; one provider never holds more than :data:`MAX_STREAMS`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ log = logging.getLogger("pixelpipe.providers.comfy_api")
 
 PREVIEW_MAX_BYTES = 24 * 1024
 REOPEN_S = 2.0  # a stream that dropped (or was refused) is opened again this much later
+MAX_STREAMS = 8  # streams one provider holds at once (comfy-api-proxy serves 8 in all)
 FORGET_S = 60.0  # a watch no poll asked about for this long is closed (the job moved on)
 STREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=5.0, pool=5.0)
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "expired"})
@@ -165,7 +166,7 @@ class Watches:
         watch = self._watches.setdefault(job_id, Watch(job_id))
         watch.asked_at = now
         idle = watch.task is None or watch.task.done()
-        if idle and not watch.ended and now >= watch.reopen_at:
+        if idle and not watch.ended and now >= watch.reopen_at and self._open() < MAX_STREAMS:
             watch.task = asyncio.create_task(self._read(watch), name=f"comfy-api-events-{job_id}")
         return watch.progress()
 
@@ -183,6 +184,9 @@ class Watches:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    def _open(self) -> int:
+        return sum(1 for w in self._watches.values() if w.task is not None and not w.task.done())
 
     def _forget_idle(self, now: float) -> None:
         for job_id in [j for j, w in self._watches.items() if now - w.asked_at > FORGET_S]:
