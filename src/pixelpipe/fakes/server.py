@@ -62,13 +62,9 @@ class Fake(Protocol):
     async def aclose(self) -> None: ...
 
 
-# Fakes served before a provider registration names them (issue 15: the ComfyUI provider).
-UNREGISTERED = {"comfyui": FakeSpec("pixelpipe.fakes.comfyui:FakeComfyUI", lambda base: {})}
-
-
 def faked() -> dict[str, FakeSpec]:
-    """Provider name -> its fake, for every registration that has one (and :data:`UNREGISTERED`)."""
-    return UNREGISTERED | {r.name: r.fake for r in registrations() if r.fake is not None}
+    """Provider name -> its fake, for every registration that has one."""
+    return {r.name: r.fake for r in registrations() if r.fake is not None}
 
 
 def fake_env(base: str) -> dict[str, str]:
