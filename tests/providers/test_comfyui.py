@@ -281,6 +281,7 @@ async def test_a_comfyui_restart_mid_run_loses_the_prompt(server: Server) -> Non
         await provider.aclose()
     assert "down" in outcomes
     assert "neither in its queue nor in its history" in str(caught.value)
+    assert caught.value.extra["transient"]  # retried with a new attempt while attempts last
 
 
 async def test_without_the_socket_polling_still_ends_the_run(server: Server) -> None:

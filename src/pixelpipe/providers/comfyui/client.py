@@ -11,8 +11,8 @@ How a run goes (wire format in ``answers.py``, the socket in ``live.py``):
   returned as bytes, so there is no output host to allow; or the ``execution_error`` naming the
   node), else ``/queue`` (running: the socket's step figures and preview; pending: its place),
   else, after :data:`LOST_GRACE_S`, ProviderJobLost: ComfyUI restarted and its queue is gone
-  (it keeps queue and history in memory only). The job is then retried or failed with that
-  reason, never left waiting.
+  (it keeps queue and history in memory only). It is marked transient: the job is retried with
+  a new attempt while it has attempts left, then failed with that reason; never left waiting.
 - **GPU time**: ComfyUI reports none. The history's ``execution_start`` → end message timestamps
   (``gpu_time_source="server"``), else the wall time since the submit (``"wall"``).
 - **cancel**: ``POST /interrupt {"prompt_id"}`` only while our prompt is the running one
@@ -141,6 +141,7 @@ class ComfyUIProvider:
             f"{self.name} has prompt {provider_job_id} neither in its queue nor in its history: "
             "ComfyUI was restarted (it keeps both in memory only) and the run is gone",
             provider=self.name,
+            transient=True,  # the server is back: the job is retried (a new attempt, a new id)
         )
 
     async def find_run(self, req: ProviderRequest, since: float) -> ProviderUpdate | None:
