@@ -123,6 +123,7 @@ def test_the_built_in_providers_are_registered() -> None:
         "a1111",
         "cog",
         "comfy_api",
+        "comfyui",
         "fal",
         "openai",
         "openai_compatible",

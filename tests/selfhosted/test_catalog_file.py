@@ -118,7 +118,7 @@ WRONG = {
     "unknown kind": (
         '[backends.gpu_a]\nkind = "triton"\nurl = "http://gpu:5000"\n',
         2,
-        r"unknown kind 'triton'; use one of the installed kinds: a1111, cog, comfy_api, gpukind, openai_compatible$",
+        r"unknown kind 'triton'; use one of the installed kinds: a1111, cog, comfy_api, comfyui, gpukind, openai_compatible$",
     ),
     "no kind": ('[backends.gpu_a]\nurl = "http://gpu:5000"\n', 1, r"has no kind.*gpukind"),
     "unknown backend key": (
