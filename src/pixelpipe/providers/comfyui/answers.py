@@ -1,9 +1,11 @@
 """What ComfyUI's native API answers, read: our prompt id, a ``POST /prompt`` refusal, a
 ``/history`` entry and a ``/queue`` listing (protocol facts in ``pixelpipe/fakes/comfyui.py``).
 
-- ``POST /prompt`` takes the client's ``prompt_id`` (newer versions refuse one that is not a
-  UUID): ours is a UUID derived from the attempt's run tag (:func:`prompt_id`), so the same job
-  attempt always names the same prompt and a restart can look it up instead of queueing again.
+- ``POST /prompt`` takes the client's ``prompt_id``. The ``server.py`` versions read (2025-26)
+  accept any string (``str(json_data.get("prompt_id", uuid.uuid4()))``); comfy-api-proxy says
+  newer ones want a UUID, which is what ComfyUI makes itself, so ours is one: derived from the
+  attempt's run tag (:func:`prompt_id`), the same job attempt always names the same prompt and a
+  restart can look it up instead of queueing it again.
 - A refused graph is 400 ``{"error": {type, message, details, extra_info}, "node_errors": {id:
   {"errors": [{type, message, details, extra_info}], "dependent_outputs", "class_type"}}}``:
   :func:`refusal_message` names each node (the workflow's ``describe_node``) with ComfyUI's text.
