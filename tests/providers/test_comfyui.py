@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -256,6 +257,51 @@ async def test_a_restarted_process_finds_its_prompt_instead_of_queueing_it(
         await before.aclose()
         await after.aclose()
     assert server.fake.core.stats.calls["prompt"] == 1
+
+
+class AnswerLost(httpx.AsyncBaseTransport):
+    """Sends each ``POST /prompt`` for real, then drops its answer (as a dropped connection)."""
+
+    def __init__(self) -> None:
+        self.real = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        resp = await self.real.handle_async_request(request)
+        if request.method == "POST" and request.url.path == "/prompt":
+            await resp.aread()
+            raise httpx.ReadError("connection reset after sending", request=request)
+        return resp
+
+    async def aclose(self) -> None:
+        await self.real.aclose()
+
+
+async def test_a_submit_whose_answer_was_lost_adopts_the_queued_prompt(server: Server) -> None:
+    provider = server.provider(client=httpx.AsyncClient(transport=AnswerLost()))
+    req = job(server)
+    try:
+        submitted = await provider.submit(req)  # no error: the prompt was queued, it is ours
+        assert submitted.provider_job_id == provider.run_id(req)
+        done, _ = await until_ended(provider, req, submitted.provider_job_id)
+    finally:
+        await provider.aclose()
+    assert done.state is RunState.SUCCEEDED
+    assert server.fake.core.stats.calls["prompt"] == 1
+
+
+async def test_a_lost_answer_that_cannot_be_looked_up_stays_ambiguous(server: Server) -> None:
+    provider = server.provider()
+    req = job(server)
+    server.control(crash_restart_s=2.0)
+    async with httpx.AsyncClient() as http:  # down: the look-up cannot answer either
+        (await http.post(f"{server.url}/_control", json={"crash": True})).raise_for_status()
+    await asyncio.sleep(0.1)
+    try:
+        with pytest.raises(ProviderUnavailable) as caught:
+            await provider.submit(req)  # the connection dropped unanswered, and stays down
+    finally:
+        await provider.aclose()
+    assert caught.value.extra.get("ambiguous")  # the worker goes round again, and says so
 
 
 async def test_a_comfyui_restart_mid_run_loses_the_prompt(server: Server) -> None:

@@ -6,7 +6,9 @@ How a run goes (wire format in ``answers.py``, the socket in ``live.py``):
   "client_id": <this process's socket>, "prompt_id": <ours>}``. The prompt id is a UUID derived
   from the attempt's run tag, so it is known before the call: a submit interrupted by a crash is
   looked up (:meth:`ComfyUIProvider.find_run`: ``/history/{id}``, then ``/queue``) rather than
-  queued again. A refused graph (400 ``node_errors``) is ProviderInvalidInput naming each node.
+  queued again; so is one whose answer was lost (a read timeout, a dropped connection: the
+  prompt may have been queued) before it is reported as ambiguous. A refused graph (400
+  ``node_errors``) is ProviderInvalidInput naming each node.
 - **poll**: ``/history/{id}`` (ended: the output node's images, fetched from ``/view`` and
   returned as bytes, so there is no output host to allow; or the ``execution_error`` naming the
   node), else ``/queue`` (running: the socket's step figures and preview; pending: its place),
@@ -120,10 +122,17 @@ class ComfyUIProvider:
             "client_id": self.live.client_id,
             "prompt_id": pid,
         }
-        resp = await self._http.send("POST", f"{self._base}/prompt", json=body, allow=(400,))
-        if resp.status_code == 400:
-            raise self._refused(resp, workflow)
         self._started[pid] = self._clock()
+        try:
+            resp = await self._http.send("POST", f"{self._base}/prompt", json=body, allow=(400,))
+        except ProviderError as exc:
+            if exc.extra.get("ambiguous") and (queued := await self._adopt(pid, req)):
+                return queued  # sent, the answer lost, but it was queued: that run is ours
+            self._started.pop(pid, None)
+            raise
+        if resp.status_code == 400:
+            self._started.pop(pid, None)
+            raise self._refused(resp, workflow)
         return ProviderUpdate(pid, RunState.PENDING, poll_after_s=RUNNING_POLL_S)
 
     async def poll(self, provider_job_id: str, req: ProviderRequest) -> ProviderUpdate:
@@ -150,16 +159,10 @@ class ComfyUIProvider:
         return await self._look(self.run_id(req), req)
 
     async def cancel(self, provider_job_id: str, req: ProviderRequest) -> None:
-        for _ in range(2):  # a pending prompt may start between the listing and the delete
-            running, place = queue_place(await self._get("/queue"), provider_job_id)
-            if running:
-                body = {"prompt_id": provider_job_id}
-                await self._http.send("POST", f"{self._base}/interrupt", json=body)
-                return
-            if place is None:
-                return  # ended, or never queued: nothing to stop
-            body2 = {"delete": [provider_job_id]}
-            await self._http.send("POST", f"{self._base}/queue", json=body2)
+        try:
+            await self._stop(provider_job_id)
+        finally:
+            self._forget(provider_job_id)
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderUpdate:
         raise Unauthorized(f"{self.name} sends no webhooks")
@@ -192,6 +195,24 @@ class ComfyUIProvider:
             self._started.setdefault(pid, self._clock())
             return self._waiting(pid, running, place)
         return await self._ended(pid, req)  # it may have ended between the two reads
+
+    async def _stop(self, pid: str) -> None:
+        for _ in range(2):  # a pending prompt may start between the listing and the delete
+            running, place = queue_place(await self._get("/queue"), pid)
+            if running:
+                await self._http.send("POST", f"{self._base}/interrupt", json={"prompt_id": pid})
+                return
+            if place is None:
+                return  # ended, or never queued: nothing to stop
+            await self._http.send("POST", f"{self._base}/queue", json={"delete": [pid]})
+
+    async def _adopt(self, pid: str, req: ProviderRequest) -> ProviderUpdate | None:
+        """The prompt of a submit whose answer was lost, if ComfyUI queued it; None when it did
+        not, or cannot say (the caller raises the submit's own error)."""
+        try:
+            return await self._look(pid, req)
+        except PixelpipeError:
+            return None
 
     def _waiting(self, pid: str, running: bool, place: int | None) -> ProviderUpdate:
         if running:
