@@ -343,6 +343,31 @@ async def test_without_the_socket_polling_still_ends_the_run(server: Server) -> 
     assert all("step" not in u.progress for u in seen)
 
 
+async def test_the_socket_reconnects_after_comfyui_restarts(server: Server) -> None:
+    server.control(step_s=0.05)
+    provider = server.provider()
+
+    async def until(connected: bool) -> None:
+        async with asyncio.timeout(10):
+            while provider.live.connected is not connected:
+                await asyncio.sleep(0.02)
+
+    try:
+        provider.live.start()
+        await until(True)
+        async with httpx.AsyncClient() as http:
+            (await http.post(f"{server.url}/_control", json={"crash": True})).raise_for_status()
+        await until(False)
+        await until(True)  # back after crash_restart_s, by itself
+        req = job(server, steps=6)  # and live again: the figures reach poll
+        pid = (await provider.submit(req)).provider_job_id
+        done, seen = await until_ended(provider, req, pid)
+    finally:
+        await provider.aclose()
+    assert done.state is RunState.SUCCEEDED
+    assert any("step" in u.progress for u in seen), seen
+
+
 async def test_health_ready_busy_down(server: Server) -> None:
     server.control(step_s=0.05)
     provider = server.provider()
