@@ -273,8 +273,8 @@ async def test_no_stream_left_is_no_error_the_job_is_polled(
     comfy: ComfyStack, v2: ComfyApiProvider, workflow: Workflow
 ) -> None:
     """The proxy's 8 streams taken (429 too_many_streams): the run ends all the same, polled."""
-    comfy.comfyui.control(step_s=0.1)
-    req = request(workflow, steps=10)
+    comfy.comfyui.control(step_s=0.25)  # 5 s: the 8 streams must open while it runs (load!)
+    req = request(workflow, steps=20)
     update = await v2.submit(req)
     url = f"{comfy.proxy.url}/api/v2/jobs/{update.provider_job_id}/events"
     seen: list[dict[str, Any]] = []
