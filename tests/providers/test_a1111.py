@@ -26,8 +26,9 @@ from pixelpipe.fakes.server import serve_app
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.a1111 import REGISTRATION
 from pixelpipe.providers.a1111.client import A1111Provider
-from pixelpipe.providers.a1111.progress import PREVIEW_MAX_BYTES, Progress
+from pixelpipe.providers.a1111.progress import Progress
 from pixelpipe.providers.base import ProviderRequest, RunState, WatchesProgress
+from pixelpipe.providers.previews import PREVIEW_MAX_BYTES
 from pixelpipe.providers.registration import Backend, BuildContext
 from pixelpipe.settings import load_settings
 

@@ -36,7 +36,8 @@ from pixelpipe.providers.base import (
 )
 from pixelpipe.providers.comfyui import REGISTRATION
 from pixelpipe.providers.comfyui.client import ComfyUIProvider
-from pixelpipe.providers.comfyui.live import PREVIEW_MAX_BYTES, LiveFeed
+from pixelpipe.providers.comfyui.live import LiveFeed
+from pixelpipe.providers.previews import PREVIEW_MAX_BYTES
 from pixelpipe.providers.registration import Backend
 from pixelpipe.workflows import Workflow, load_workflow
 from tests.servers.comfy_graphs import sdxl

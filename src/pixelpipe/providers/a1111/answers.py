@@ -37,17 +37,6 @@ _HASH = re.compile(r"^[0-9a-fA-F]{8,64}$")
 _EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
 
 
-def content_type(data: bytes) -> str | None:
-    """The type of an image A1111 answers (an output or a live preview), from its first bytes."""
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 def parse_info(value: Any) -> dict[str, Any]:
     """The ``info`` of a txt2img answer as a dict (``{"raw": text}`` when it is not JSON)."""
     if isinstance(value, dict):

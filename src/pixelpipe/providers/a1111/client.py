@@ -52,7 +52,6 @@ from pixelpipe.errors import (
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.a1111.answers import (
     checkpoint_ran,
-    content_type,
     error_from_response,
     parse_info,
 )
@@ -67,6 +66,7 @@ from pixelpipe.providers.base import (
 )
 from pixelpipe.providers.http import ProviderHTTP
 from pixelpipe.providers.outputs import decode_base64
+from pixelpipe.providers.previews import image_type
 from pixelpipe.providers.registration import Backend
 
 GENERATION_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=10.0, pool=5.0)
@@ -253,7 +253,7 @@ class A1111Provider:
     def _update(self, data: dict[str, Any], wall: float) -> ProviderUpdate:
         info = parse_info(data.get("info"))
         images = [decode_base64(i) for i in data.get("images") or [] if isinstance(i, str)]
-        outputs = tuple(Output(data=i, content_type=content_type(i)) for i in images)
+        outputs = tuple(Output(data=i, content_type=image_type(i)) for i in images)
         error = self._checkpoint_error(info)
         if error is None and not outputs:
             error = ProviderFailed(f"{self.name} answered no image")

@@ -15,11 +15,10 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from pixelpipe.providers.a1111.answers import content_type
+from pixelpipe.providers.previews import preview_url
 
 # a live preview larger than this is left out of the progress events (each is kept with the job
 # and replayed by its event stream): the cheap "Approx" previews are small, a full decode is not
-PREVIEW_MAX_BYTES = 24 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +55,7 @@ class Progress:
     def preview_url(self) -> str | None:
         """The live preview as a ``data:`` URL; None when there is none, or it is too large to
         travel in a progress event (each is kept with the job and replayed by its event stream)."""
-        if not self.preview or len(self.preview) > PREVIEW_MAX_BYTES:
-            return None
-        kind = content_type(self.preview) or "application/octet-stream"
-        return f"data:{kind};base64,{base64.b64encode(self.preview).decode()}"
+        return preview_url(self.preview) if self.preview else None
 
 
 def parse_progress(data: dict[str, Any]) -> Progress:

@@ -31,10 +31,10 @@ from typing import Any
 import httpx
 
 from pixelpipe.providers.http import parse_retry_after
+from pixelpipe.providers.previews import PREVIEW_MAX_BYTES
 
 log = logging.getLogger("pixelpipe.providers.comfy_api")
 
-PREVIEW_MAX_BYTES = 24 * 1024
 REOPEN_S = 2.0  # a stream that dropped (or was refused) is opened again this much later
 MAX_STREAMS = 8  # streams one provider holds at once (comfy-api-proxy serves 8 in all)
 FORGET_S = 60.0  # a watch no poll asked about for this long is closed (the job moved on)

@@ -65,6 +65,7 @@ from pixelpipe.providers.comfyui.answers import (
 )
 from pixelpipe.providers.comfyui.live import LiveFeed
 from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderHTTP
+from pixelpipe.providers.previews import image_type
 from pixelpipe.providers.registration import Backend
 from pixelpipe.providers.run_tag import RunRef
 from pixelpipe.workflows import Workflow
@@ -272,7 +273,7 @@ class ComfyUIProvider:
         )
         resp = await self._http.send("GET", f"{self._base}/view?{query}", not_found=ProviderFailed)
         kind = resp.headers.get("content-type", "").split(";")[0].strip() or None
-        return Output(data=resp.content, content_type=_image_type(resp.content) or kind)
+        return Output(data=resp.content, content_type=image_type(resp.content) or kind)
 
     def _gpu_time(self, pid: str, ended: Ended) -> tuple[float | None, str | None]:
         if ended.server_seconds is not None:
@@ -321,13 +322,3 @@ class ComfyUIProvider:
 
 def _node(node_id: str) -> str:
     return f"node {node_id}"
-
-
-def _image_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None

@@ -17,7 +17,6 @@ fails because of it; while it is down, poll reports no step figures).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -30,6 +29,8 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
+from pixelpipe.providers.previews import preview_url
+
 log = logging.getLogger("pixelpipe.providers.comfyui")
 
 PREVIEW_IMAGE = 1
@@ -37,7 +38,6 @@ PREVIEW_IMAGE_WITH_METADATA = 4
 IMAGE_TYPES = {1: "image/jpeg", 2: "image/png"}
 # a preview larger than this is left out of the progress events (each is kept with the job and
 # replayed by its event stream), as for AUTOMATIC1111's
-PREVIEW_MAX_BYTES = 24 * 1024
 RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # pauses before reconnecting, the last one repeated
 TRACKED = 256  # prompts remembered at most (the oldest forgotten first)
 FEATURES = {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
@@ -94,9 +94,8 @@ class LiveFeed:
             return last  # unchanged: the same report (no new progress event)
         if live.preview is not None and live.frames != live.shown:
             live.shown = live.frames
-            if len(live.preview) <= PREVIEW_MAX_BYTES:
-                data = base64.b64encode(live.preview).decode()
-                out["preview"] = f"data:{live.preview_type};base64,{data}"
+            if (url := preview_url(live.preview, live.preview_type)) is not None:
+                out["preview"] = url
         live.last = out
         return out
 
