@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import replace
 from urllib.parse import quote_from_bytes
 
+import blake3
 import httpx
 import pytest
 
@@ -75,3 +77,25 @@ def test_malformed_data_uri(uri: str) -> None:
 def test_oversized_encoded_payload_refused_before_decoding() -> None:
     with pytest.raises(OutputFetchError):
         decode_data_uri("data:;base64," + "A" * 1000, max_bytes=100)
+
+
+@pytest.mark.parametrize("kind", ["blake3", "sha256"])
+async def test_a_url_output_is_checked_against_the_hash_the_provider_gave(
+    host: FakeHost, client: httpx.AsyncClient, test_mode: FetchPolicy, png: bytes, kind: str
+) -> None:
+    """Comfy API v2 lists outputs with their blake3: bytes that do not match are fetched again
+    (a transient error), never stored."""
+    right = (blake3.blake3(png) if kind == "blake3" else hashlib.sha256(png)).hexdigest()
+    url = host.url("/image.png")
+    assert await fetch_output(Output(url=url, digest=f"{kind}:{right}"), test_mode, client) == png
+    wrong = f"{kind}:{'0' * len(right)}"
+    with pytest.raises(OutputFetchError, match=f"does not match the {kind} hash") as caught:
+        await fetch_output(Output(url=url, digest=wrong), test_mode, client)
+    assert caught.value.retryable or caught.value.extra.get("transient")
+
+
+async def test_a_hash_of_an_unknown_kind_is_not_a_reason_to_refuse(
+    host: FakeHost, client: httpx.AsyncClient, test_mode: FetchPolicy, png: bytes
+) -> None:
+    output = Output(url=host.url("/image.png"), digest="md17:abc")
+    assert await fetch_output(output, test_mode, client) == png

@@ -314,6 +314,7 @@ def test_cloud_jobs_give_server_gpu_time_and_their_hash(workflow: Workflow) -> N
     assert [o.url for o in update.outputs] == ["https://x/a.png"]  # the output node's
     assert (update.gpu_seconds, update.gpu_time_source) == (2.35, "server")
     assert update.usage["output_hash"] == "blake3:ab"
+    assert update.outputs[0].digest == "blake3:ab"  # the fetch checks the bytes against it
     failed = job_update(
         NAME, _job(status="failed", metrics=metrics, error={"message": "boom"}), None
     )

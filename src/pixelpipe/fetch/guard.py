@@ -36,6 +36,7 @@ import httpx
 from pixelpipe.errors import OutputBlocked, OutputFetchError
 from pixelpipe.fetch.addresses import IPAddress, literal_ip, parse_ip, refusal_reason
 from pixelpipe.fetch.datauri import decode_data_uri, is_data_uri
+from pixelpipe.fetch.digest import check_digest
 from pixelpipe.providers.base import Output
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ async def fetch_output(output: Output, policy: FetchPolicy, client: httpx.AsyncC
     if is_data_uri(output.url):
         return decode_data_uri(output.url, max_bytes=policy.max_bytes)[0]
     body, _content_type = await fetch_url(output.url, policy, client)
+    if output.digest:
+        check_digest(body, output.digest, describe_url(_parse(output.url)))
     return body
 
 

@@ -53,6 +53,9 @@ class Output:
     url: str | None = None
     data: bytes | None = None
     content_type: str | None = None
+    # the content hash the provider gives for the bytes ("blake3:<hex>", "sha256:<hex>"): the
+    # fetch checks it (fetch/digest.py)
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

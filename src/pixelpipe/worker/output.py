@@ -175,7 +175,7 @@ def _without_inline_data(state: dict[str, Any]) -> dict[str, Any]:
 
 def _serialisable(outputs: list[Output]) -> list[dict[str, Any]]:
     return [
-        {"url": o.url, "content_type": o.content_type}
+        {"url": o.url, "content_type": o.content_type, "digest": o.digest}
         if o.url
         else {"data_b64": base64.b64encode(o.data or b"").decode(), "content_type": o.content_type}
         for o in outputs
@@ -189,6 +189,7 @@ def _saved_outputs(job: Job) -> list[Output]:
             url=o.get("url"),
             data=base64.b64decode(o["data_b64"]) if o.get("data_b64") else None,
             content_type=o.get("content_type"),
+            digest=o.get("digest"),
         )
         for o in saved
     ]

@@ -13,11 +13,10 @@ Decisions:
 - **No fake** (``fake=None``): the v2 server in tests is the real comfy-api-proxy (a dev
   dependency) in front of the fake ComfyUI that ``pixelpipe fake-providers`` serves at
   ``BASE/comfyui`` (``tests/servers/comfy_proxy.py``); a fake of the proxy would test nothing.
-- **Outputs are not checked against their hash.** comfy-api-proxy 0.1.6 sends ``hash: null``;
-  Comfy Cloud's is blake3, and ``blake3`` is not a runtime dependency of pixelpipe. The image is
-  fetched from the URL the server gives (the worker's guarded fetch, the backend's own host) and
-  stored under its own sha256 like every image; Cloud's hash is kept in the run's ``usage``
-  (``output_hash``, in the ledger entry's detail).
+- **Outputs are checked against their hash** where the server gives one (Comfy Cloud: blake3,
+  ``Output.digest``; the worker's guarded fetch compares the bytes, ``fetch/digest.py``, and a
+  mismatch is fetched again); comfy-api-proxy 0.1.6 sends ``hash: null``. The hash is also kept in
+  the run's ``usage`` (``output_hash``, in the ledger entry's detail).
 - **GPU time**: ``metrics.execution_ms`` where the server reports it (Comfy Cloud,
   ``gpu_time_source = "server"``); comfy-api-proxy reports none, so the worker bills the wall
   time from the submit to the end it saw (``"wall"``, which includes the time queued at ComfyUI).

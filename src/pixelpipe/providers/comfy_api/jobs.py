@@ -154,10 +154,13 @@ def _succeeded(
         )
         return ProviderUpdate(job_id, RunState.FAILED, error=error, **_gpu_time(job))
     first = chosen[0]
-    output = Output(url=str(first["url"]), content_type=_str(first.get("content_type")))
+    digest = _str(first.get("hash"))  # Comfy Cloud's blake3: the fetch checks the bytes against it
+    output = Output(
+        url=str(first["url"]), content_type=_str(first.get("content_type")), digest=digest
+    )
     usage: dict[str, Any] = {"image_count": 1, "images": 1}
-    if first.get("hash"):  # Comfy Cloud's blake3 (not checked: see the package docstring)
-        usage["output_hash"] = str(first["hash"])
+    if digest:
+        usage["output_hash"] = digest
     return ProviderUpdate(
         job_id,
         RunState.SUCCEEDED,
