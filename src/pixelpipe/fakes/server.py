@@ -16,7 +16,8 @@ The self-hosted kinds' fakes are mounted too — ``BASE/a1111`` (AUTOMATIC1111/F
 ``BASE/openai_compatible`` (an SGLang-style image server serving ``Qwen/Qwen-Image``) and
 ``BASE/comfyui`` (ComfyUI's native API and WebSocket, :mod:`pixelpipe.fakes.comfyui`) — but no
 variable points at them: a backend of the operator's catalog file does, and
-:func:`catalog_example` writes one (``GET BASE/`` shows it). cog is not faked: the suite and
+:func:`catalog_example` writes one (``GET BASE/`` shows it) — with a ComfyUI workflow model that
+runs the example SDXL workflow shipped with pixelpipe (:data:`EXAMPLE_WORKFLOW`). cog is not faked: the suite and
 docs/self-hosted.md run the real cog server (``cog``/``coglet`` from PyPI). Each fake has
 ``POST /_control`` (switch behaviours) and ``GET /_stats`` (counters) under its prefix;
 ``GET BASE/`` lists all of this.
@@ -27,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import uvicorn
@@ -77,10 +80,18 @@ def fake_env(base: str) -> dict[str, str]:
     return env
 
 
+EXAMPLE_WORKFLOW = Path(__file__).with_name("sdxl_txt2img.json")
+"""A copy of ``examples/comfyui/sdxl_txt2img.json`` that ships with pixelpipe (installed or
+not), so that :func:`catalog_example` can name it by its absolute path."""
+
+
 def catalog_example(base: str) -> str:
     """A catalog file (``PIXELPIPE_CATALOG_PATH``) whose backends are the self-hosted kinds'
-    fakes served at ``base``: one model on each, failing over to the offline preview."""
+    fakes served at ``base``: one model on each — the A1111 and OpenAI-compatible ones failing
+    over to the offline preview, the ComfyUI one running the example SDXL workflow
+    (:data:`EXAMPLE_WORKFLOW`, named by its absolute path: the file works from anywhere)."""
     base = base.rstrip("/")
+    workflow = json.dumps(str(EXAMPLE_WORKFLOW))  # a TOML basic string, escapes included
     return f"""\
 [backends.fake_sd]
 kind = "a1111"
@@ -93,6 +104,12 @@ url = "{base}/openai_compatible"
 usd_per_gpu_hour = 2.50
 options = {{ model = "Qwen/Qwen-Image" }}
 
+[backends.fake_comfy]
+kind = "comfyui"
+url = "{base}/comfyui"
+slots = 1
+usd_per_gpu_hour = 0.90
+
 [models.sd-fake]
 extends = "preview"
 label = "SD on the fake AUTOMATIC1111"
@@ -102,6 +119,27 @@ backends = ["fake_sd", "preview"]
 extends = "preview"
 label = "Qwen-Image on the fake OpenAI-compatible server"
 backends = ["fake_qwen", "preview"]
+
+[models.sdxl-comfy-fake]
+label = "SDXL workflow on the fake ComfyUI"
+formats = ["png"]
+aspect_ratios = {{ "1:1" = [1024, 1024], "16:9" = [1344, 768], "9:16" = [768, 1344] }}
+steps = {{ min = 10, max = 50, default = 30 }}
+guidance = {{ min = 1.0, max = 12.0, default = 7.0 }}
+negative_prompt = true
+typical_latency_s = 1.0
+backends = ["fake_comfy"]
+workflow = {workflow}  # examples/comfyui/sdxl_txt2img.json
+output_node = "9"
+
+[models.sdxl-comfy-fake.workflow_inputs]
+prompt = "6.text"
+negative_prompt = "7.text"
+seed = "3.seed"
+steps = "3.steps"
+guidance = "3.cfg"
+width = "5.width"
+height = "5.height"
 """
 
 
@@ -209,6 +247,10 @@ async def serve_fakes(host: str = "127.0.0.1", port: int = 9100, **kwargs: Any) 
     print(f"fake providers on http://{host}:{port}; point pixelpipe at them with:")
     for name, value in fake_env(f"http://{host}:{port}").items():
         print(f"  export {name}={value}")
+    print(
+        f"and a catalog file for the self-hosted fakes (PIXELPIPE_CATALOG_PATH): "
+        f"curl -s http://{host}:{port}/ | jq -r .catalog_example > catalog.toml"
+    )
     await uvicorn.Server(config).serve()
 
 
