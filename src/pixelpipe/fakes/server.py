@@ -17,10 +17,10 @@ The self-hosted kinds' fakes are mounted too — ``BASE/a1111`` (AUTOMATIC1111/F
 ``BASE/comfyui`` (ComfyUI's native API and WebSocket, :mod:`pixelpipe.fakes.comfyui`) — but no
 variable points at them: a backend of the operator's catalog file does, and
 :func:`catalog_example` writes one (``GET BASE/`` shows it) — with a ComfyUI workflow model that
-runs the example SDXL workflow shipped with pixelpipe (:data:`EXAMPLE_WORKFLOW`). cog is not faked: the suite and
-docs/self-hosted.md run the real cog server (``cog``/``coglet`` from PyPI). Each fake has
-``POST /_control`` (switch behaviours) and ``GET /_stats`` (counters) under its prefix;
-``GET BASE/`` lists all of this.
+runs the example SDXL workflow shipped with pixelpipe (:data:`EXAMPLE_WORKFLOW`). cog is not
+faked: the suite and docs/self-hosted.md run the real cog server (``cog``/``coglet`` from PyPI).
+Each fake has ``POST /_control`` (switch behaviours) and ``GET /_stats`` (counters) under its
+prefix; ``GET BASE/`` lists all of this.
 """
 
 from __future__ import annotations
