@@ -239,14 +239,18 @@ export class LiveJob {
     const panel = root.querySelector(".live-panel");
     if (!panel || TERMINAL.has(job.status)) return;
     // a synchronous backend (A1111) runs while the job is still submitting: its progress counts,
-    // and its submit is done (the step shown is the run); it may first wait for the backend's lock
-    const inLine = job.status === "queued" || (job.status === "submitting" && this.progress.state === "queued");
-    const running = job.status === "waiting"
-      || (job.status === "submitting" && this.progress.percent != null && this.progress.state !== "queued");
-    const idx = running ? STEP_INDEX.waiting : (STEP_INDEX[job.status] ?? 0);
+    // and its submit is done (the step shown is the run); it may first wait for the backend's lock.
+    // A backend with a queue of its own (ComfyUI) may hold a job it was sent in line: not running yet
+    const queuedThere = this.progress.state === "queued";
+    const backendLine = job.status === "waiting" && queuedThere;
+    const inLine = job.status === "queued" || (job.status === "submitting" && queuedThere) || backendLine;
+    const running = (job.status === "waiting" && !queuedThere)
+      || (job.status === "submitting" && this.progress.percent != null && !queuedThere);
+    const idx = running || backendLine ? STEP_INDEX.waiting : (STEP_INDEX[job.status] ?? 0);
     const title = panel.querySelector(".live-title");
     let text = TITLES[job.status] || job.status;
     if (running && job.provider) text = `Generating on ${job.provider}`;
+    if (backendLine && job.provider) text = `In line on ${job.provider}`;
     title.textContent = text;
     for (const li of panel.querySelectorAll(".step")) {
       const i = STEP_INDEX[li.dataset.step];
