@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -62,3 +63,14 @@ def test_the_packaged_workflow_is_the_example() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "comfyui" / "sdxl_txt2img.json"
     assert EXAMPLE_WORKFLOW.read_bytes() == example.read_bytes()
     assert json.dumps(str(EXAMPLE_WORKFLOW)) in catalog_example("http://127.0.0.1:9100")
+
+
+def test_the_docs_show_the_catalog_example() -> None:
+    """docs/self-hosted.md shows what ``GET BASE/`` offers, the workflow's path aside (its own is
+    the reader's machine's)."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "self-hosted.md").read_text()
+    section = docs[docs.index("## Trying it offline") :]
+    shown = section[section.index("```toml\n") + 8 : section.index("```\n", 8)]
+    ours = json.dumps(str(EXAMPLE_WORKFLOW))
+    shown = re.sub(r'^workflow = "[^"]*"', f"workflow = {ours}", shown, flags=re.M)
+    assert shown == catalog_example("http://127.0.0.1:9100")
