@@ -101,6 +101,27 @@ def _percent_rises(page: Any, where: str) -> None:
     assert int(note.rstrip("%")) > before, note
 
 
+def _drawn_preview(page: Any, where: str) -> dict[str, float]:
+    """Where the preview's picture is drawn (its box as ``object-fit`` places it), in the page."""
+    box: dict[str, float] = page.evaluate(
+        """(where) => {
+          const img = document.querySelector(where + ' img.live-preview');
+          const r = img.getBoundingClientRect();
+          const fit = getComputedStyle(img).objectFit;
+          const pick = fit === 'cover' ? Math.max : Math.min;
+          const k = pick(r.width / img.naturalWidth, r.height / img.naturalHeight);
+          const w = img.naturalWidth * k, h = img.naturalHeight * k;
+          return {x: r.left + (r.width - w) / 2, y: r.top + (r.height - h) / 2, w, h};
+        }""",
+        where,
+    )
+    return box
+
+
+def _same_place(a: dict[str, float], b: dict[str, float]) -> bool:
+    return all(abs(a[k] - b[k]) <= 0.03 * max(a["w"], a["h"]) for k in ("x", "y", "w", "h"))
+
+
 def _someone_elses_prompt(comfy: str, steps: int) -> None:
     """ComfyUI busy with a prompt queued by another client (its own web page, say)."""
     graph = json.loads(EXAMPLE_WORKFLOW.read_text())
@@ -128,8 +149,15 @@ def test_comfyui_run_shows_percent_and_the_preview_forming(
     _percent_rises(desk, "#stage")
     _preview_forms(desk, "#stage")
     shot(desk, shots, "live-comfyui-running")
-    expect(desk.locator("#stage figure.result img")).to_be_visible()
+    forming = _drawn_preview(desk, "#stage")
+    final = desk.locator("#stage figure.result img")
+    expect(final).to_be_visible()
     assert desk.locator("#stage img.live-preview").count() == 0
+    # the image forms where it then shows, at its size: neither cropped nor zoomed
+    box = final.bounding_box()
+    assert box is not None
+    shown = {"x": box["x"], "y": box["y"], "w": box["width"], "h": box["height"]}
+    assert _same_place(forming, shown), (forming, shown)
     shot(desk, shots, "live-comfyui-done")
     done = wait_done(base, first_id)
     assert (done["status"], done["provider"]) == ("succeeded", BACKEND), done
