@@ -111,16 +111,27 @@ class CanonicalRequest:
     # The digest of the model's ComfyUI workflow (pixelpipe.workflows), for a model backed by
     # one: part of the content key. None (and left out of to_dict) for every other model.
     workflow_hash: str | None = None
+    # Image inputs (issue 16): the content digests ("sha256:<hex>") of the input images, in
+    # order, and of the mask; ``strength`` for image-to-image. Part of the content key; empty /
+    # None — and left out of to_dict — for a text-to-image request.
+    images: tuple[str, ...] = ()
+    mask: str | None = None
+    strength: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # not dataclasses.asdict: it deep-copies, and this runs on every rendered job
         data = {name: getattr(self, name) for name in _FIELDS}
-        if self.workflow_hash is None:
-            del data["workflow_hash"]  # the stored and published shape of other models unchanged
+        for name, unset in _OMITTED_WHEN_UNSET:
+            if data[name] == unset:
+                del data[name]  # the stored and published shape of other requests unchanged
+        if self.images:
+            data["images"] = list(self.images)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CanonicalRequest:
+        if "images" in data:
+            data = {**data, "images": tuple(data["images"])}
         return cls(**data)
 
     @property
@@ -133,6 +144,12 @@ class CanonicalRequest:
 
 
 _FIELDS = tuple(f.name for f in fields(CanonicalRequest))
+_OMITTED_WHEN_UNSET = (
+    ("workflow_hash", None),
+    ("images", ()),
+    ("mask", None),
+    ("strength", None),
+)
 
 
 def normalize_prompt(prompt: str) -> str:

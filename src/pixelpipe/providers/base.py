@@ -33,6 +33,18 @@ class RunState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class InputImage:
+    """An input image (or mask) of an edit, as a provider sends it: verified, metadata stripped,
+    content-addressed (``digest`` = ``CanonicalRequest.images``' entry)."""
+
+    digest: str  # "sha256:<hex>" of ``data``
+    content_type: str  # image/png, image/jpeg or image/webp
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderRequest:
     """What a provider needs to start (or look up) one run."""
 
@@ -44,6 +56,10 @@ class ProviderRequest:
     # the model's ComfyUI workflow (catalog file): what a kind that runs workflows renders
     # ``request`` into (``workflow.render(request)``); None for every other model
     workflow: Workflow | None = None
+    # an edit's input images, in ``request.images`` order, and its mask (loaded by the worker
+    # from storage before the call); empty / None for text-to-image
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
 
 
 @dataclass(frozen=True, slots=True)
