@@ -7,17 +7,18 @@ are scripted on a real HTTP server (tests/servers/http_recorder.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pixelpipe.errors import ProviderRateLimited
+from pixelpipe.errors import ProviderJobLost, ProviderRateLimited
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.base import HealthState, ProviderRequest, RunState
-from pixelpipe.providers.comfy_api.client import ComfyApiProvider
+from pixelpipe.providers.comfy_api.client import EXPIRED_GRACE_S, ComfyApiProvider
 from pixelpipe.providers.registration import Backend
 from pixelpipe.settings import load_settings
 from pixelpipe.workflows import Workflow, load_workflow
@@ -35,6 +36,11 @@ def answer(status: int, body: dict[str, Any], **headers: str) -> Answer:
     )
 
 
+def done() -> dict[str, Any]:
+    image = {"node_id": "9", "type": "image", "url": "https://x/out.png", "hash": None}
+    return {"id": JOB, "status": "succeeded", "outputs": [image], "error": None}
+
+
 def queued() -> dict[str, Any]:
     return {"id": JOB, "status": "queued", "queue_position": 3, "outputs": [], "error": None}
 
@@ -45,12 +51,15 @@ class Cloud:
     def __init__(self) -> None:
         self.submits: list[Answer] = []
         self.health = answer(404, {"error": {"code": "not_found", "message": "no route"}})
+        self.jobs: Callable[[], Answer] | None = None  # GET of the job JOB, when scripted
 
     def __call__(self, req: RecordedRequest) -> Answer:
         if req.method == "POST" and req.path == "/api/v2/jobs":
             return self.submits.pop(0)
         if req.path == "/api/v2/health":
             return self.health
+        if req.method == "GET" and req.path == f"/api/v2/jobs/{JOB}" and self.jobs is not None:
+            return self.jobs()
         if req.path.startswith("/api/v2/jobs"):
             return answer(200, {"jobs": []})
         return answer(404, {"error": {"code": "not_found", "message": req.path}})
@@ -153,3 +162,28 @@ async def test_health_without_a_health_route_asks_the_jobs_api(
         await p.aclose()
     assert (health.state, health.detail) == (HealthState.DOWN, "degraded")
     assert [r.path for r in server.requests("/api/v2/jobs")] == ["/api/v2/jobs?limit=1"]
+
+
+async def test_an_expired_read_in_passing_is_not_a_lost_job(
+    cloud: tuple[Cloud, HttpRecorder], workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """comfy-api-proxy reads ComfyUI's /history then /queue: a prompt finishing between the two
+    reads "expired" once. That is not believed until it lasts EXPIRED_GRACE_S — the run that
+    ended well is taken, not run (and billed) a second time; one that stays expired is lost."""
+    script, server = cloud
+    answers = [answer(200, {**queued(), "status": "expired"}), answer(200, done())]
+    script.jobs = lambda: answers.pop(0)
+    p = v2(server)
+    try:
+        req = request(workflow)
+        passing = await p.poll(JOB, req)
+        assert passing.state is RunState.RUNNING and passing.poll_after_s == 0.5
+        assert (await p.poll(JOB, req)).state is RunState.SUCCEEDED
+        script.jobs = lambda: answer(200, {**queued(), "status": "expired"})
+        assert (await p.poll(JOB, req)).state is RunState.RUNNING  # first seen now
+        clock = time.monotonic() + EXPIRED_GRACE_S
+        monkeypatch.setattr(time, "monotonic", lambda: clock)
+        with pytest.raises(ProviderJobLost, match="expired"):
+            await p.poll(JOB, req)
+    finally:
+        await p.aclose()

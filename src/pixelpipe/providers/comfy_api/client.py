@@ -25,6 +25,7 @@ Protocol facts: ``tests/servers/comfy_proxy.py`` (comfy-api-proxy 0.1.6, read an
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +44,7 @@ from pixelpipe.providers.base import (
     HealthState,
     ProviderRequest,
     ProviderUpdate,
+    RunState,
 )
 from pixelpipe.providers.comfy_api.events import TERMINAL, Watches
 from pixelpipe.providers.comfy_api.jobs import (
@@ -67,6 +69,11 @@ JOBS = "/api/v2/jobs"
 LOOKUP_LIMIT = 100  # the most GET /api/v2/jobs answers at once (comfy-api-proxy 0.1.6)
 CONFLICT_RETRY_AFTER_S = 1.0  # 409 without a Retry-After (a concurrent retry of one key)
 _LIVE = frozenset({"queued", "running", "canceling"})
+# comfy-api-proxy 0.1.6 derives a job's status from two reads of ComfyUI, /history then /queue:
+# a prompt that finishes between them is in neither, and reads "expired" once. So "expired" is
+# believed only when it is still the answer this long after it was first seen (seen under load
+# in CI: without it, a run that ended well ran a second, billed time).
+EXPIRED_GRACE_S = 3.0
 
 
 class ComfyApiProvider:
@@ -96,6 +103,7 @@ class ComfyApiProvider:
             timeout=timeout,
         )
         self._watches = Watches(client, lambda job_id: self._job_url(job_id) + "/events", auth)
+        self._expired_since: dict[str, float] = {}  # job id -> when "expired" was first read
 
     def run_key(self, req: ProviderRequest) -> str:
         """The attempt's ``Idempotency-Key`` (and the job's ``metadata``)."""
@@ -135,10 +143,20 @@ class ComfyApiProvider:
             raise self._unknown(provider_job_id)
         job = self._http.json_object(resp)
         status = str(job.get("status") or "")
+        if status == "expired" and not self._expired_for_sure(provider_job_id):
+            return ProviderUpdate(provider_job_id, RunState.RUNNING, poll_after_s=0.5)
+        self._expired_since.pop(provider_job_id, None)
         live = self._watches.progress(provider_job_id) if status in _LIVE else None
         if status in TERMINAL:
             self._watches.forget(provider_job_id)
         return job_update(self.name, job, req.workflow, live)
+
+    def _expired_for_sure(self, job_id: str) -> bool:
+        """Still "expired" :data:`EXPIRED_GRACE_S` after it was first read (see there)."""
+        now = time.monotonic()
+        for old in [j for j, t in self._expired_since.items() if now - t > 10 * EXPIRED_GRACE_S]:
+            del self._expired_since[old]  # jobs that came back, or whose step moved on
+        return now - self._expired_since.setdefault(job_id, now) >= EXPIRED_GRACE_S
 
     async def cancel(self, provider_job_id: str, req: ProviderRequest) -> None:
         """Idempotent; a 404 (a job the server does not know) is fine."""
