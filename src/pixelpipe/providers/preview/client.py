@@ -22,6 +22,7 @@ from pixelpipe.errors import ProviderJobLost, ProviderUnavailable, Unauthorized
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.key import CONTENT_TYPES
 from pixelpipe.providers.base import Output, ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.preview.edit import render_edit_preview
 
 _PIL_FORMAT = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
 
@@ -73,9 +74,9 @@ class PreviewProvider:
     async def _done(self, run_id: str, req: ProviderRequest) -> ProviderUpdate:
         small = req.request.width * req.request.height <= INLINE_PIXELS
         data = (
-            render_preview(req.request)  # cheaper than a worker-thread round trip
+            render_for(req)  # cheaper than a worker-thread round trip
             if small
-            else await asyncio.to_thread(render_preview, req.request)
+            else await asyncio.to_thread(render_for, req)
         )
         out = Output(data=data, content_type=CONTENT_TYPES[req.request.format])
         return ProviderUpdate(run_id, RunState.SUCCEEDED, outputs=(out,), usage={"image_count": 1})
@@ -88,6 +89,15 @@ class PreviewProvider:
 
 
 INLINE_PIXELS = 128 * 128
+
+
+def render_for(req: ProviderRequest) -> bytes:
+    """The preview of a generation, or of an edit when the request has input images."""
+    if req.images:
+        return render_edit_preview(req.request, req.images, req.mask)
+    return render_preview(req.request)
+
+
 # fastest encoder settings: a preview is a placeholder, not a deliverable (WebP method 0 encodes
 # ~2.5x faster than the default for files ~1.3x the size)
 _ENCODER: dict[str, dict[str, int]] = {
