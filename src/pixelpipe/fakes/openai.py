@@ -3,7 +3,9 @@
 Base URL: ``http://HOST:PORT/v1`` (as for the official client). ``POST /v1/images/generations`` is
 synchronous (it takes ``latency_s``): GPT image models answer ``b64_json`` with ``usage``; DALL-E
 answers ``url`` (served from ``/files``, expiring) or ``b64_json``, dall-e-3 with
-``revised_prompt``. Errors use OpenAI's ``{"error": {message, type, param, code}}`` envelope.
+``revised_prompt``. ``POST /v1/images/edits`` takes multipart as the real API does
+(``openai_edits.py``) and answers the same way, with the input images' tokens in ``usage``.
+Errors use OpenAI's ``{"error": {message, type, param, code}}`` envelope.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,33 +28,21 @@ from pixelpipe.fakes.common import (
     hostile_bytes,
     outcome_for,
 )
+from pixelpipe.fakes.openai_edits import MAX_IMAGE_BYTES, EditForm, check_edit, image_tokens
+from pixelpipe.fakes.openai_multipart import NotMultipart, parse_form
+from pixelpipe.fakes.openai_rules import (
+    MODELS,
+    InvalidRequest,
+    ModelRules,
+    check_choice,
+    check_prompt,
+    dims,
+    error_response,
+    request_headers,
+    usage,
+)
 from pixelpipe.fakes.render import render
 
-
-@dataclass(frozen=True)
-class ModelRules:
-    sizes: tuple[str, ...]
-    qualities: tuple[str, ...]
-    max_n: int
-    max_prompt: int
-    gpt: bool
-
-
-_GPT = ModelRules(
-    ("1024x1024", "1536x1024", "1024x1536", "auto"),
-    ("low", "medium", "high", "auto"),
-    10,
-    32000,
-    True,
-)
-MODELS = {
-    "dall-e-2": ModelRules(("256x256", "512x512", "1024x1024"), ("standard",), 10, 1000, False),
-    "dall-e-3": ModelRules(
-        ("1024x1024", "1792x1024", "1024x1792"), ("standard", "hd"), 1, 4000, False
-    ),
-    "gpt-image-1": _GPT,
-    "gpt-image-1-mini": _GPT,
-}
 _COMMON = {"model", "prompt", "n", "size", "quality", "user"}
 _GPT_ONLY = {
     "background",
@@ -64,7 +53,6 @@ _GPT_ONLY = {
     "partial_images",
 }
 _DALLE_ONLY = {"response_format", "style"}
-_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
 MODERATION_GPT = (
     "Your request was rejected by the safety system. If you believe this is an error, contact us "
     "at help.openai.com and include the request ID."
@@ -73,29 +61,6 @@ MODERATION_DALLE = (
     "Your request was rejected as a result of our safety system. Your prompt may contain text "
     "that is not allowed by our safety system."
 )
-
-
-class InvalidRequest(Exception):
-    def __init__(self, message: str, param: str | None, code: str) -> None:
-        super().__init__(message)
-        self.param = param
-        self.code = code
-
-
-def _error(
-    status: int, message: str, kind: str, param: str | None = None, code: str | None = None
-) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=_request_headers())
-
-
-def _request_headers() -> dict[str, str]:
-    return {
-        "x-request-id": "req_" + secrets.token_hex(16),
-        "x-ratelimit-limit-requests": "500",
-        "x-ratelimit-remaining-requests": "499",
-        "x-ratelimit-reset-requests": "120ms",
-    }
 
 
 class FakeOpenAI(FakeServer):
@@ -107,10 +72,16 @@ class FakeOpenAI(FakeServer):
         api_key: str | None = None,
         behaviour: Behaviour | None = None,
         public_url: str | None = None,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
     ) -> None:
         super().__init__(behaviour, public_url)
         self.api_key = api_key
-        routes = [Route("/v1/images/generations", self.generate, methods=["POST"])]
+        self.max_image_bytes = max_image_bytes  # per edit input (the real API: < 50 MB)
+        self.edits: list[EditForm] = []  # every accepted edit, as the fake read it (for tests)
+        routes = [
+            Route("/v1/images/generations", self.generate, methods=["POST"]),
+            Route("/v1/images/edits", self.edit, methods=["POST"]),
+        ]
         self.app = Starlette(routes=[*routes, *self.core.control_routes()], lifespan=self._lifespan)
 
     async def generate(self, request: Request) -> Response:
@@ -120,21 +91,49 @@ class FakeOpenAI(FakeServer):
             body = await _json(request)
             model, rules = _validate(body)
         except InvalidRequest as exc:
-            return _error(400, str(exc), "invalid_request_error", exc.param, exc.code)
+            return error_response(400, str(exc), "invalid_request_error", exc.param, exc.code)
         self.core.stats.creates[model] += 1
         if outcome_for(str(body["prompt"]), self.behaviour) != "ok":
             return _moderation(rules)
         await self.core.background.sleep(self.behaviour.latency_s)
         data = self._images(request, body, model, rules)
-        return JSONResponse(data, headers=_request_headers())
+        return JSONResponse(data, headers=request_headers())
+
+    async def edit(self, request: Request) -> Response:
+        """``POST /v1/images/edits`` (multipart): checked like the real API, then answered like a
+        generation whose picture depends on the input images."""
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        try:
+            parts = parse_form(request.headers.get("content-type", ""), await request.body())
+            form = check_edit(parts, self.max_image_bytes)
+        except NotMultipart as exc:
+            message = f"Invalid Content-Type header ({exc}), expected multipart/form-data."
+            return error_response(400, message, "invalid_request_error")
+        except InvalidRequest as exc:
+            return error_response(400, str(exc), "invalid_request_error", exc.param, exc.code)
+        self.edits.append(form)
+        self.core.stats.creates[form.model] += 1
+        if outcome_for(str(form.body["prompt"]), self.behaviour) != "ok":
+            return _moderation(form.rules)
+        await self.core.background.sleep(self.behaviour.latency_s)
+        fidelity = str(form.body.get("input_fidelity", "low"))
+        tokens = image_tokens(form.images, fidelity)
+        data = self._images(request, form.body, form.model, form.rules, form.seed, tokens)
+        return JSONResponse(data, headers=request_headers())
 
     def _images(
-        self, request: Request, body: dict[str, Any], model: str, rules: ModelRules
+        self,
+        request: Request,
+        body: dict[str, Any],
+        model: str,
+        rules: ModelRules,
+        seed: int = 0,  # OpenAI takes no seed: same prompt, same picture (deterministic fake)
+        input_image_tokens: int = 0,
     ) -> dict[str, Any]:
         size = body.get("size") or ("auto" if rules.gpt else "1024x1024")
-        width, height = _dims(str(size))
+        width, height = dims(str(size))
         fmt = str(body.get("output_format", "png")) if rules.gpt else "png"
-        seed = 0  # OpenAI takes no seed: same prompt, same picture (deterministic fake)
         items = [
             self._item(request, body, rules, seed + i, (width, height), fmt)
             for i in range(int(body.get("n", 1)))
@@ -149,7 +148,9 @@ class FakeOpenAI(FakeServer):
                 "quality": quality,
                 "size": f"{width}x{height}",
             }
-            data["usage"] = _usage(str(body["prompt"]), quality, width, height, len(items))
+            data["usage"] = usage(
+                str(body["prompt"]), quality, width, height, len(items), input_image_tokens
+            )
         return data
 
     def _item(
@@ -180,13 +181,13 @@ class FakeOpenAI(FakeServer):
         if scheme != "Bearer" or not key or (self.api_key is not None and key != self.api_key):
             masked = f"{key[:3]}*****{key[-4:]}" if len(key) > 8 else "*****"
             message = f"Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys."
-            return _error(401, message, "invalid_request_error", None, "invalid_api_key")
+            return error_response(401, message, "invalid_request_error", None, "invalid_api_key")
         fault = await self.core.fault("generate")
         if fault == "rate_limit":
             return self._rate_limited()
         if fault == "error":
             message = "The server had an error while processing your request. Sorry about that!"
-            return _error(self.behaviour.error_status, message, "server_error")
+            return error_response(self.behaviour.error_status, message, "server_error")
         if fault == "garbage":
             return self.core.garbage_response()
         return None
@@ -195,7 +196,7 @@ class FakeOpenAI(FakeServer):
         message = (
             "Rate limit exceeded for images per minute in organization org-fake. Limit: 5/1min."
         )
-        resp = _error(429, message, "requests", None, "rate_limit_exceeded")
+        resp = error_response(429, message, "requests", None, "rate_limit_exceeded")
         resp.headers.update(self.core.rate_limit_headers())
         value = self.behaviour.retry_after
         if value.isdigit():
@@ -229,11 +230,11 @@ def _validate(body: dict[str, Any]) -> tuple[str, ModelRules]:
     for name in body:
         if name not in allowed:
             raise InvalidRequest(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
-    _check_prompt(body.get("prompt"), rules)
-    _check_choice(body, "size", rules.sizes)
-    _check_choice(body, "quality", rules.qualities)
-    _check_choice(body, "response_format", ("url", "b64_json"))
-    _check_choice(body, "output_format", ("png", "jpeg", "webp"))
+    check_prompt(body.get("prompt"), rules)
+    check_choice(body, "size", rules.sizes)
+    check_choice(body, "quality", rules.qualities)
+    check_choice(body, "response_format", ("url", "b64_json"))
+    check_choice(body, "output_format", ("png", "jpeg", "webp"))
     n = body.get("n", 1)
     if not isinstance(n, int) or not 1 <= n <= rules.max_n:
         message = "You must provide n=1 for this model." if rules.max_n == 1 else "n must be 1..10"
@@ -241,47 +242,11 @@ def _validate(body: dict[str, Any]) -> tuple[str, ModelRules]:
     return model, rules
 
 
-def _check_prompt(prompt: Any, rules: ModelRules) -> None:
-    if not isinstance(prompt, str) or not prompt:
-        raise InvalidRequest(
-            "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter"
-        )
-    if len(prompt) > rules.max_prompt:
-        message = (
-            f"Invalid 'prompt': string too long. Expected a maximum length of {rules.max_prompt}."
-        )
-        raise InvalidRequest(message, "prompt", "string_above_max_length")
-
-
-def _check_choice(body: dict[str, Any], name: str, allowed: tuple[str, ...]) -> None:
-    if name in body and body[name] not in allowed:
-        message = f"Invalid value: '{body[name]}'. Supported values are: {', '.join(allowed)}."
-        raise InvalidRequest(message, name, "invalid_value")
-
-
 def _moderation(rules: ModelRules) -> Response:
     if rules.gpt:
-        return _error(
+        return error_response(
             400, MODERATION_GPT, "image_generation_user_error", None, "moderation_blocked"
         )
-    return _error(400, MODERATION_DALLE, "invalid_request_error", None, "content_policy_violation")
-
-
-def _dims(size: str) -> tuple[int, int]:
-    if size == "auto":
-        return 1024, 1024
-    w, _, h = size.partition("x")
-    return int(w), int(h)
-
-
-def _usage(prompt: str, quality: str, width: int, height: int, n: int) -> dict[str, Any]:
-    square = width == height
-    output = _OUTPUT_TOKENS.get(quality, 1056) * (1 if square else 3) // (1 if square else 2) * n
-    text = max(1, len(prompt.split()))
-    return {
-        "input_tokens": text,
-        "input_tokens_details": {"text_tokens": text, "image_tokens": 0},
-        "output_tokens": output,
-        "total_tokens": text + output,
-        "output_tokens_details": {"image_tokens": output, "text_tokens": 0},
-    }
+    return error_response(
+        400, MODERATION_DALLE, "invalid_request_error", None, "content_policy_violation"
+    )

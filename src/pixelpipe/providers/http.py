@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -241,6 +241,15 @@ def default_client() -> httpx.AsyncClient:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Multipart:
+    """A multipart/form-data body: text fields, then files as (field, (filename, bytes, type));
+    a field may repeat (``image[]``)."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    files: tuple[tuple[str, tuple[str, bytes, str]], ...] = ()
+
+
 class ProviderHTTP:
     """One provider's HTTP boundary: sends a request, maps every failure into the error tree."""
 
@@ -269,9 +278,11 @@ class ProviderHTTP:
         call_timeout: httpx.Timeout | None = None,
         not_found: type[ProviderError] = ProviderInvalidInput,
         allow: Collection[int] = (),
+        form: Multipart | None = None,
     ) -> httpx.Response:
-        """Send; raise the mapped error for a status >= 400 unless the caller ``allow``s it."""
-        request = self._build(method, url, json, headers, call_timeout)
+        """Send; raise the mapped error for a status >= 400 unless the caller ``allow``s it.
+        ``form`` sends a multipart/form-data body instead of JSON (e.g. OpenAI's image edits)."""
+        request = self._build(method, url, json, headers, call_timeout, form)
         resp = await self._transmit(request, retry_connect=method in ("GET", "HEAD"))
         if resp.status_code >= 400 and resp.status_code not in allow:
             raise self.error(resp, not_found)
@@ -308,12 +319,15 @@ class ProviderHTTP:
         json: Any,
         headers: Mapping[str, str] | None,
         timeout: httpx.Timeout | None,
+        form: Multipart | None = None,
     ) -> httpx.Request:
         try:
             return self._client.build_request(
                 method,
                 url,
                 json=json,
+                data=dict(form.fields) if form else None,
+                files=list(form.files) if form else None,
                 headers={"Authorization": self._auth, **(headers or {})},
                 timeout=timeout or self.timeout,
             )

@@ -1,4 +1,5 @@
-"""OpenAI Images: ``POST /images/generations``, synchronous, so ``submit`` returns the result.
+"""OpenAI Images: ``POST /images/generations``, synchronous, so ``submit`` returns the result;
+a request with input images is an edit: ``POST /images/edits``, multipart (``edits.py``).
 
 GPT image models always answer base64 (and reject ``response_format``); DALL-E models are asked for
 ``b64_json`` so that nothing has to be fetched from an expiring URL (a ``url`` answer still works).
@@ -22,6 +23,7 @@ from pixelpipe.errors import (
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
 from pixelpipe.providers.http import ProviderHTTP, ProviderIdentity, body_codes, body_message
+from pixelpipe.providers.openai.edits import edit_form
 from pixelpipe.providers.outputs import normalize_outputs
 
 IDENTITY = ProviderIdentity("openai", "OPENAI_API_KEY", "PIXELPIPE_OPENAI_BASE_URL")
@@ -89,9 +91,14 @@ class OpenAIProvider:
         )
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
-        body = openai_body(req.request, req.model_id)
-        url = f"{self._base}/images/generations"
-        resp = await self._http.send("POST", url, json=body, allow=range(400, 600))
+        if req.images:  # an edit: multipart, the input images and the mask
+            url = f"{self._base}/images/edits"
+            form = edit_form(req)
+            resp = await self._http.send("POST", url, form=form, allow=range(400, 600))
+        else:
+            body = openai_body(req.request, req.model_id)
+            url = f"{self._base}/images/generations"
+            resp = await self._http.send("POST", url, json=body, allow=range(400, 600))
         if resp.status_code >= 400:
             raise self._error(resp)
         job_id = resp.headers.get("x-request-id") or f"oai_{uuid.uuid4().hex}"
