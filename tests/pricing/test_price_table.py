@@ -17,7 +17,13 @@ AT = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
 VERSION = "2026-01"
 
 # Written out by hand from the vendors' price pages (not derived from prices.toml).
-PER_IMAGE = {"flux-schnell": 3_000, "flux-dev": 25_000, "flux-1.1-pro": 40_000}
+PER_IMAGE = {
+    "flux-schnell": 3_000,
+    "flux-dev": 25_000,
+    "flux-1.1-pro": 40_000,
+    "flux-kontext-pro": 40_000,
+}
+FAL_PER_IMAGE = {"flux-kontext-pro": 40_000}  # fal bills Kontext per image, not per megapixel
 PER_MP = {"flux-schnell": 3_000, "flux-dev": 25_000, "flux-1.1-pro": 40_000}
 # whole megapixels billed by fal (1 MP = 1024*1024 = 1,048,576 pixels, rounded up):
 # every catalog aspect ratio is just under or at one such megapixel
@@ -58,6 +64,8 @@ def expected(model: str, provider: str, size: str, quality: str | None) -> Price
         return Price(0, VERSION, "free")
     if provider == "replicate":
         return Price(PER_IMAGE[model], VERSION, "per_image")
+    if provider == "fal" and model in FAL_PER_IMAGE:
+        return Price(FAL_PER_IMAGE[model], VERSION, "per_image")
     if provider == "fal":
         return Price(PER_MP[model] * FAL_MP[size], VERSION, "per_megapixel")
     assert quality is not None

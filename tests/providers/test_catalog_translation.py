@@ -8,6 +8,7 @@ import pytest
 from pixelpipe.fakes import fal_schema, replicate_schema
 from pixelpipe.fakes.openai import _validate as openai_validate
 from pixelpipe.providers.fal.client import fal_input
+from pixelpipe.providers.fal.kontext import is_kontext, kontext_path
 from pixelpipe.providers.openai.client import openai_body
 from pixelpipe.providers.replicate.client import replicate_input
 
@@ -26,7 +27,8 @@ CASES = [
 def test_every_hosted_model_is_covered() -> None:
     covered = {(c[0], c[1]) for c in CASES}
     assert ("flux-schnell", "fal") in covered and ("dall-e-3", "openai") in covered
-    assert len(covered) == 8
+    assert ("flux-kontext-pro", "replicate") in covered and ("flux-kontext-pro", "fal") in covered
+    assert len(covered) == 10
 
 
 @pytest.mark.parametrize(("model", "provider", "model_id", "ratio", "fmt"), CASES)
@@ -40,8 +42,9 @@ def test_translation_is_accepted_and_keeps_the_size(
         assert replicate_schema.output_size(model_id, data) == (req.width, req.height)
     elif provider == "fal":
         data = fal_input(req, model_id)
-        assert fal_schema.validate(model_id, data) == []
-        assert fal_schema.size_of(data["image_size"]) == (req.width, req.height)
+        endpoint = kontext_path(model_id, ()) if is_kontext(model_id) else model_id
+        assert fal_schema.validate(endpoint, data) == []
+        assert fal_schema.output_size(endpoint, data) == (req.width, req.height)
     else:
         body = openai_body(req, model_id)
         assert openai_validate(body)[0] == model_id

@@ -210,7 +210,7 @@ class FakeFal(FakeServer):
         return 200, req.result
 
     def _render_result(self, req: FalRequest) -> dict[str, Any]:
-        width, height = schema.size_of(req.input.get("image_size", "landscape_4_3")) or (1024, 768)
+        width, height = schema.output_size(req.model, req.input)
         fmt = str(req.input.get("output_format", "jpeg"))
         seed = int(req.input.get("seed", 0))
         nsfw = req.outcome == "nsfw"

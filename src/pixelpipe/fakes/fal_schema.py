@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pixelpipe.fakes.replicate_kontext import KONTEXT_SIZES, data_uri_image, is_uri, kontext_size
+
 PRESETS = {
     "square_hd": (1024, 1024),
     "square": (512, 512),
@@ -29,7 +31,20 @@ _FLUX = _COMMON | {
     "enable_safety_checker": ("bool",),
     "acceleration": ("enum", ("none", "regular", "high")),
 }
+_KONTEXT_TEXT: dict[str, tuple[Any, ...]] = {
+    "prompt": ("str",),
+    "aspect_ratio": ("enum", tuple(KONTEXT_SIZES)),
+    "guidance_scale": ("num", 1, 20),
+    "num_images": ("int", 1, 4),
+    "seed": ("int", *_ANY),
+    "output_format": ("enum", ("jpeg", "png")),
+    "sync_mode": ("bool",),
+    "safety_tolerance": ("enum", ("1", "2", "3", "4", "5", "6")),
+    "enhance_prompt": ("bool",),
+}
 SCHEMAS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "fal-ai/flux-pro/kontext": _KONTEXT_TEXT | {"image_url": ("uri",)},
+    "fal-ai/flux-pro/kontext/text-to-image": _KONTEXT_TEXT,
     "fal-ai/flux/schnell": _FLUX | {"num_inference_steps": ("int", 1, 12)},
     "fal-ai/flux/dev": _FLUX | {"num_inference_steps": ("int", 1, 50)},
     "fal-ai/flux-pro/v1.1": _COMMON
@@ -43,7 +58,8 @@ SCHEMAS: dict[str, dict[str, tuple[Any, ...]]] = {
 def validate(model: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """FastAPI-style ``detail`` items for ``data`` (empty when valid)."""
     schema = SCHEMAS[model]
-    errors = [] if "prompt" in data else [_err("prompt", "Field required", "missing")]
+    required = [name for name in ("prompt", "image_url") if name in schema]
+    errors = [_err(name, "Field required", "missing") for name in required if name not in data]
     for name, value in data.items():
         spec = schema.get(name)
         problem = (
@@ -66,6 +82,8 @@ def _check(spec: tuple[Any, ...], value: Any) -> tuple[str, str] | None:
         return None if isinstance(value, str) else ("Input should be a valid string", "string_type")
     if kind == "bool":
         return None if isinstance(value, bool) else ("Input should be a valid boolean", "bool_type")
+    if kind == "uri":
+        return _uri(value)
     if kind == "enum":
         options = ", ".join(repr(v) for v in spec[1])
         return None if value in spec[1] else (f"Input should be {options}", "literal_error")
@@ -87,6 +105,25 @@ def _number(kind: str, lo: float | None, hi: float | None, value: Any) -> tuple[
     if lo is not None and value < lo:
         return f"Input should be greater than or equal to {lo}", "greater_than_equal"
     return None
+
+
+def _uri(value: Any) -> tuple[str, str] | None:
+    if not is_uri(value):
+        return "Input should be a valid URL", "url_parsing"
+    try:
+        data_uri_image(str(value))
+    except ValueError as exc:
+        return f"Invalid image: {exc}", "value_error"
+    return None
+
+
+def output_size(model: str, data: dict[str, Any]) -> tuple[int, int]:
+    """The size of the image the endpoint would draw for this input."""
+    if "kontext" in model:
+        image = data.get("image_url")
+        ratio = data.get("aspect_ratio") or ("1:1" if "image_url" not in data else None)
+        return kontext_size(ratio, image if isinstance(image, str) else None)
+    return size_of(data.get("image_size", "landscape_4_3")) or (1024, 768)
 
 
 def size_of(value: Any) -> tuple[int, int] | None:

@@ -11,9 +11,12 @@ import hashlib
 import re
 from typing import Any
 
+from pixelpipe.fakes.replicate_kontext import KONTEXT_SIZES, data_uri_image, is_uri, kontext_size
+
 FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 PRO_RATIOS = ("custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
 FORMATS = ("webp", "jpg", "png")
+KONTEXT_RATIOS = ("match_input_image", *KONTEXT_SIZES, "4:5", "5:4", "2:1", "1:2")
 BODY_FIELDS = frozenset(
     {"input", "webhook", "webhook_events_filter", "stream", "webhook_completed"}
 )
@@ -41,6 +44,15 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "guidance": ("num", 0, 10),
         "image": ("str",),
         "prompt_strength": ("num", 0, 1),
+    },
+    "black-forest-labs/flux-kontext-pro": {
+        "prompt": ("str",),
+        "input_image": ("uri",),
+        "aspect_ratio": ("enum", KONTEXT_RATIOS),
+        "seed": ("int", None, None),
+        "output_format": ("enum", ("jpg", "png")),
+        "safety_tolerance": ("int", 0, 6),
+        "prompt_upsampling": ("bool",),
     },
     "black-forest-labs/flux-1.1-pro": {
         "prompt": ("str",),
@@ -102,7 +114,7 @@ def validate(model: str, data: Any) -> list[dict[str, str]]:
         problem = _check(spec, value)
         if problem:
             errors.append(_invalid(problem[0], f"input.{name}", problem[1]))
-    return errors + _custom_size_errors(model, data)
+    return errors + _custom_size_errors(model, data) + _input_image_errors(data)
 
 
 def _check(spec: Field, value: Any) -> tuple[str, str] | None:
@@ -111,6 +123,8 @@ def _check(spec: Field, value: Any) -> tuple[str, str] | None:
         return None if isinstance(value, str) else ("type", "Invalid type. Expected: string")
     if kind == "bool":
         return None if isinstance(value, bool) else ("type", "Invalid type. Expected: boolean")
+    if kind == "uri":
+        return None if is_uri(value) else ("format", "Does not match format 'uri'")
     if kind == "enum":
         return None if value in spec[1] else ("enum", f"must be one of: {', '.join(spec[1])}")
     return _check_number(kind, spec[1], spec[2], value)
@@ -140,12 +154,31 @@ def _custom_size_errors(model: str, data: dict[str, Any]) -> list[dict[str, str]
     ]
 
 
+def _input_image_errors(data: dict[str, Any]) -> list[dict[str, str]]:
+    """Kontext's input image must be one it can read; with one, safety_tolerance is at most 2."""
+    value = data.get("input_image")
+    if not is_uri(value):
+        return []
+    try:
+        data_uri_image(str(value))
+    except ValueError as exc:
+        return [_invalid("format", "input.input_image", f"Invalid image: {exc}")]
+    tolerance = data.get("safety_tolerance", 2)
+    if isinstance(tolerance, int) and tolerance > 2:
+        message = "Must be less than or equal to 2 when input_image is given"
+        return [_invalid("number_lte", "input.safety_tolerance", message)]
+    return []
+
+
 def _invalid(kind: str, fld: str, description: str) -> dict[str, str]:
     return {"type": kind, "field": fld, "description": description}
 
 
 def output_size(model: str, data: dict[str, Any]) -> tuple[int, int]:
     """The size of the image the model would draw for this input."""
+    if "kontext" in model:
+        image = data.get("input_image")
+        return kontext_size(data.get("aspect_ratio"), image if isinstance(image, str) else None)
     ratio = str(data.get("aspect_ratio", "1:1"))
     if ratio == "custom":
         return _round32(int(data["width"])), _round32(int(data["height"]))

@@ -28,7 +28,8 @@ from pixelpipe.errors import (
     Unauthorized,
 )
 from pixelpipe.intake import CanonicalRequest
-from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.base import InputImage, ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.fal.kontext import is_kontext, kontext_input, kontext_path
 from pixelpipe.providers.http import (
     DEFAULT_TIMEOUT,
     ProviderHTTP,
@@ -87,7 +88,12 @@ def fal_format(fmt: str) -> str:
     return "jpeg" if fmt == "jpeg" else "png"
 
 
-def fal_input(req: CanonicalRequest, model_id: str) -> dict[str, Any]:
+def fal_input(
+    req: CanonicalRequest, model_id: str, images: tuple[InputImage, ...] = ()
+) -> dict[str, Any]:
+    """The input of one canonical request on this model (FLUX Kontext: ``kontext.py``)."""
+    if is_kontext(model_id):
+        return kontext_input(req, images)
     data: dict[str, Any] = {
         "prompt": req.prompt,
         "image_size": image_size(req.width, req.height),
@@ -220,10 +226,15 @@ class FalProvider:
         self._jwks_url = jwks_url
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
-        url = f"{self._queue}/{'/'.join(p for p in req.model_id.split('/') if p)}"
+        path = (
+            kontext_path(req.model_id, req.images)
+            if is_kontext(req.model_id)
+            else "/".join(p for p in req.model_id.split("/") if p)
+        )
+        url = f"{self._queue}/{path}"
         if req.webhook_url:
             url += "?fal_webhook=" + quote(req.webhook_url, safe="")
-        body = fal_input(req.request, req.model_id)
+        body = fal_input(req.request, req.model_id, req.images)
         data = self._http.json_object(await self._http.send("POST", url, json=body))
         request_id = str(data.get("request_id") or "")
         if not request_id:

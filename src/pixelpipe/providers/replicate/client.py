@@ -32,10 +32,11 @@ from pixelpipe.errors import (
     Unauthorized,
 )
 from pixelpipe.intake import CanonicalRequest
-from pixelpipe.providers.base import ProviderRequest, ProviderUpdate, RunState
+from pixelpipe.providers.base import InputImage, ProviderRequest, ProviderUpdate, RunState
 from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, ProviderIdentity
 from pixelpipe.providers.http import is_content_policy as _is_policy
 from pixelpipe.providers.outputs import normalize_outputs
+from pixelpipe.providers.replicate.kontext import is_kontext, kontext_input
 from pixelpipe.providers.signing import SignatureInvalid, verify_standard_webhook
 
 IDENTITY = ProviderIdentity("replicate", "REPLICATE_API_TOKEN", "PIXELPIPE_REPLICATE_BASE_URL")
@@ -79,8 +80,13 @@ def output_format(fmt: str) -> str:
     return "jpg" if fmt == "jpeg" else fmt
 
 
-def replicate_input(req: CanonicalRequest, model_id: str) -> dict[str, Any]:
-    """The ``input`` object for one canonical request on this model."""
+def replicate_input(
+    req: CanonicalRequest, model_id: str, images: tuple[InputImage, ...] = ()
+) -> dict[str, Any]:
+    """The ``input`` object for one canonical request on this model (FLUX Kontext: an edit of
+    ``images``, ``kontext.py``)."""
+    if is_kontext(model_id):
+        return kontext_input(req, images)
     data: dict[str, Any] = {
         "prompt": req.prompt,
         "seed": req.seed,
@@ -247,7 +253,7 @@ class ReplicateProvider:
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
         path, body = prediction_route(req.model_id)
-        body["input"] = replicate_input(req.request, req.model_id)
+        body["input"] = replicate_input(req.request, req.model_id, req.images)
         if req.webhook_url:
             body |= {"webhook": req.webhook_url, "webhook_events_filter": ["completed"]}
         headers, timeout = self._wait_headers(req.model_id)
@@ -266,7 +272,7 @@ class ReplicateProvider:
         """The run a lost create call made for ``req``, if Replicate has one: the oldest
         prediction created since ``since`` (less a clock-skew margin) with this request's exact
         input (and webhook, when one was given — it names the job and attempt)."""
-        expected = replicate_input(req.request, req.model_id)
+        expected = replicate_input(req.request, req.model_id, req.images)
         after = datetime.fromtimestamp(since - FIND_SKEW_S, UTC).isoformat()
         url: str | None = f"{self._base}/v1/predictions?created_after={quote(after)}"
         found: dict[str, Any] | None = None

@@ -1,0 +1,97 @@
+"""FLUX.1 Kontext [pro] on Replicate: an edit of one input image, against the Replicate fake."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pixelpipe.errors import ProviderInvalidInput
+from pixelpipe.fakes import replicate_schema
+from pixelpipe.pricing.table import load_price_table
+from pixelpipe.providers import replicate as replicate_pkg
+from pixelpipe.providers.base import RunState
+from pixelpipe.providers.replicate.client import ReplicateProvider, replicate_input
+
+from .conftest import CATALOG, REPLICATE_TOKEN, Running, canon
+from .kontext_inputs import decoded, edit, input_image
+from .test_replicate import finish, image_at
+
+MODEL_ID = "black-forest-labs/flux-kontext-pro"
+
+
+@pytest.fixture
+async def provider(replicate_fake: Running) -> AsyncIterator[ReplicateProvider]:
+    p = ReplicateProvider(REPLICATE_TOKEN, base_url=replicate_fake.url)
+    yield p
+    await p.aclose()
+
+
+def test_the_catalog_has_kontext_on_replicate_first_then_fal_taking_one_image() -> None:
+    spec = CATALOG.get("flux-kontext-pro")
+    assert spec.provider_ids == {"replicate": MODEL_ID, "fal": "fal-ai/flux-pro/kontext"}
+    assert spec.providers == ("replicate", "fal")
+    raw = tomllib.loads(Path(replicate_pkg.__file__).with_name("models.toml").read_text())
+    entry = raw["models"]["flux-kontext-pro"]
+    assert entry["max_input_images"] == 1 and entry["accepts_mask"] is False
+
+
+def test_an_edit_sends_the_image_as_a_data_uri_and_matches_its_shape() -> None:
+    image = input_image()
+    req = edit("replicate", image, format="jpeg")
+    data = replicate_input(req.request, MODEL_ID, req.images)
+    assert data.pop("input_image").startswith("data:image/png;base64,")
+    assert data == {
+        "prompt": "a red fox",
+        "seed": 42,
+        "output_format": "jpg",
+        "aspect_ratio": "1:1",  # the request's ratio, when it names one
+    }
+    bare = canon(model="flux-kontext-pro").__class__(
+        **{**req.request.to_dict(), "aspect_ratio": None}
+    )
+    assert replicate_input(bare, MODEL_ID, req.images)["aspect_ratio"] == "match_input_image"
+    assert decoded(replicate_input(bare, MODEL_ID, req.images)["input_image"]) == image.data
+    assert replicate_schema.validate(MODEL_ID, data | {"input_image": "https://x/a.png"}) == []
+
+
+def test_without_an_image_kontext_draws_from_the_prompt_at_its_ratio() -> None:
+    data = replicate_input(canon(model="flux-kontext-pro", aspect_ratio="16:9"), MODEL_ID)
+    assert "input_image" not in data and data["aspect_ratio"] == "16:9"
+    assert replicate_schema.output_size(MODEL_ID, data) == (1392, 752)
+    odd = canon(model="flux-kontext-pro").__class__(
+        **{**canon(model="flux-kontext-pro").to_dict(), "width": 1000, "height": 1000}
+    )
+    with pytest.raises(ProviderInvalidInput, match="Kontext"):
+        replicate_input(odd, MODEL_ID)
+
+
+async def test_an_edit_runs_on_the_fake_and_draws_the_inputs_shape(
+    provider: ReplicateProvider, replicate_fake: Running
+) -> None:
+    req = edit("replicate", input_image((600, 400)))
+    bare = req.request.__class__(**{**req.request.to_dict(), "aspect_ratio": None})
+    req = req.__class__(req.job_id, req.attempt, bare, req.model_id, images=req.images)
+    done = await finish(provider, await provider.submit(req), req)
+    assert done.state is RunState.SUCCEEDED, done.error
+    (out,) = done.outputs
+    assert out.url and out.content_type == "image/png"
+    assert (await image_at(out.url)).size == (1248, 832)  # 3:2, nearest the input's 600x400
+    assert (await replicate_fake.stats())["creates"] == {MODEL_ID: 1}
+
+
+async def test_the_fake_refuses_an_input_that_is_not_an_image(
+    provider: ReplicateProvider,
+) -> None:
+    req = edit("replicate", input_image())
+    broken = req.images[0].__class__("sha256:x", "image/png", b"not a png", 1, 1)
+    req = req.__class__(req.job_id, req.attempt, req.request, req.model_id, images=(broken,))
+    with pytest.raises(ProviderInvalidInput, match="input_image"):
+        await provider.submit(req)
+
+
+def test_kontext_costs_four_cents_an_image_on_replicate() -> None:
+    price = load_price_table().estimate(canon(model="flux-kontext-pro"), "replicate")
+    assert price.amount_micros == 40_000 and price.basis == "per_image"
