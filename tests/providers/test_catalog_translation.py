@@ -28,7 +28,7 @@ def test_every_hosted_model_is_covered() -> None:
     covered = {(c[0], c[1]) for c in CASES}
     assert ("flux-schnell", "fal") in covered and ("dall-e-3", "openai") in covered
     assert ("flux-kontext-pro", "replicate") in covered and ("flux-kontext-pro", "fal") in covered
-    assert len(covered) == 10
+    assert len(covered) == 11
 
 
 @pytest.mark.parametrize(("model", "provider", "model_id", "ratio", "fmt"), CASES)

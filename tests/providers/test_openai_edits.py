@@ -95,10 +95,13 @@ def test_an_alpha_mask_of_the_right_size_is_sent_as_it_is_and_another_is_convert
     assert converted.getchannel("A").getextrema() == (0, 0)  # all white: all edited
 
 
+@pytest.mark.parametrize(
+    ("model", "rates"), [("gpt-image-1", (5, 10, 40)), ("gpt-image-1.5", (5, 8, 32))]
+)  # $ per 1M tokens: text in, image in, image out
 async def test_an_edit_answers_bytes_with_image_token_usage_priced_by_tokens(
-    provider: OpenAIProvider, openai_fake: Running
+    provider: OpenAIProvider, openai_fake: Running, model: str, rates: tuple[int, int, int]
 ) -> None:
-    req = _edit(RED, format="webp")
+    req = _edit(RED, model=model, format="webp")
     upd = await provider.submit(req)
     assert upd.state is RunState.SUCCEEDED and upd.provider_job_id.startswith("req_")
     (out,) = upd.outputs
@@ -108,11 +111,14 @@ async def test_an_edit_answers_bytes_with_image_token_usage_priced_by_tokens(
     assert details["image_tokens"] > 0 and details["text_tokens"] > 0
     assert upd.usage["input_tokens"] == details["image_tokens"] + details["text_tokens"]
     (seen,) = openai_fake.fake.edits
-    assert seen.model == "gpt-image-1" and [i.field for i in seen.images] == ["image"]
+    assert seen.model == model and [i.field for i in seen.images] == ["image"]
     assert seen.body["output_format"] == "webp" and seen.mask is None
     price = load_price_table().actual(req.request, "openai", upd.usage)
+    text, image, output = rates
     per_m = (
-        details["text_tokens"] * 5 + details["image_tokens"] * 10 + upd.usage["output_tokens"] * 40
+        details["text_tokens"] * text
+        + details["image_tokens"] * image
+        + upd.usage["output_tokens"] * output
     )
     assert price.basis == "tokens"
     assert price.amount_micros == int(Decimal(per_m))  # $/1M tokens = micro-dollars per token
