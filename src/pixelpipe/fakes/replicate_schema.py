@@ -16,7 +16,7 @@ from pixelpipe.fakes.replicate_kontext import KONTEXT_SIZES, data_uri_image, is_
 FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 PRO_RATIOS = ("custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
 FORMATS = ("webp", "jpg", "png")
-KONTEXT_RATIOS = ("match_input_image", *KONTEXT_SIZES, "4:5", "5:4", "2:1", "1:2")
+KONTEXT_RATIOS = ("match_input_image", *KONTEXT_SIZES, "4:5", "5:4")
 BODY_FIELDS = frozenset(
     {"input", "webhook", "webhook_events_filter", "stream", "webhook_completed"}
 )
