@@ -80,6 +80,15 @@ class InvalidRequest(PixelpipeError):
     title = "Invalid request"
 
 
+class InputRejected(InvalidRequest):
+    """An input image (an upload, a URL, a mask) that cannot be used: not an image, a format we
+    do not take, too large, a decompression bomb, a URL the fetch guard refuses.
+    Nothing is spent."""
+
+    code = "input_invalid"
+    title = "Input image refused"
+
+
 class SafetyRejected(PixelpipeError):
     code = "prompt_blocked"
     status = 422

@@ -16,6 +16,10 @@ part of it:
 - ``workflow`` — only for a model backed by a ComfyUI workflow, and only then present in the
   JSON: the workflow's digest, so that an edited workflow never serves an image of the old one.
   Absent for every other model, which keeps their keys byte-identical (ADR 0002, addendum).
+- ``images``, ``mask``, ``strength`` — only for a request with image inputs (an edit, issue 16):
+  the inputs' content digests in order, the mask's, and the image-to-image strength. Such a key
+  is version ``k2`` (``INPUTS_KEY_VERSION``); a request without inputs keeps its ``k1`` key
+  byte-identical (ADR 0002, addendum 2).
 
 Not part of it: the provider (failover between providers serving one model must not break dedup),
 the caller, the group label, the webhook. Changing what goes in means bumping ``KEY_VERSION``, which
@@ -31,14 +35,16 @@ import orjson
 from pixelpipe.intake import CanonicalRequest
 
 KEY_VERSION = "k1"
+INPUTS_KEY_VERSION = "k2"  # a request with image inputs (ADR 0002, addendum 2)
 
 _EXT = {"webp": "webp", "png": "png", "jpeg": "jpg"}
 CONTENT_TYPES = {"webp": "image/webp", "png": "image/png", "jpeg": "image/jpeg"}
 
 
 def content_key(req: CanonicalRequest) -> str:
-    identity = {
-        "v": KEY_VERSION,
+    version = INPUTS_KEY_VERSION if _has_inputs(req) else KEY_VERSION
+    identity: dict[str, object] = {
+        "v": version,
         "model": req.model,
         "prompt": req.prompt,
         "negative_prompt": req.negative_prompt,
@@ -52,8 +58,16 @@ def content_key(req: CanonicalRequest) -> str:
     }
     if req.workflow_hash is not None:
         identity["workflow"] = req.workflow_hash
+    if version == INPUTS_KEY_VERSION:
+        identity["images"] = list(req.images)
+        identity["mask"] = req.mask
+        identity["strength"] = req.strength
     digest = hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return f"{KEY_VERSION}:{digest}"
+    return f"{version}:{digest}"
+
+
+def _has_inputs(req: CanonicalRequest) -> bool:
+    return bool(req.images) or req.mask is not None or req.strength is not None
 
 
 def key_digest(key: str) -> str:

@@ -1,0 +1,83 @@
+"""An input image's bytes, verified like a provider output and stripped of its metadata.
+
+The bytes come from a user (an upload) or from anywhere on the web (a URL), so they are decoded
+for real by :func:`pixelpipe.fetch.verify_image` (the accepted plugins only, the declared size
+checked before decoding: decompression bombs), and only PNG, JPEG and WebP are taken. Then the
+pixels are re-encoded in the same format with no metadata: EXIF (GPS position, camera serial,
+capture time), XMP and text chunks are gone; the EXIF orientation is applied to the pixels first,
+so the picture still stands the right way up. The ICC colour profile is kept (it says what the
+colours mean). What is stored and sent to a provider is this clean copy; its sha256 is the
+input's identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from PIL import Image, ImageOps
+
+from pixelpipe.errors import ImageInvalid, InputRejected
+from pixelpipe.fetch import VerifiedImage, verify_image
+from pixelpipe.fetch.verify import CONTENT_TYPES, open_image
+from pixelpipe.inputs.limits import INPUT_FORMATS, InputLimits
+
+_PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+_QUALITY = 95  # lossy formats: re-encoded close to the original
+
+
+def clean_image(data: bytes, limits: InputLimits, *, field: str = "image") -> VerifiedImage:
+    """``data`` verified and re-encoded without metadata; :class:`InputRejected` saying what to
+    fix when it cannot be used."""
+    if len(data) > limits.max_bytes:
+        raise InputRejected(
+            f"{field}: {len(data)} bytes, over the {limits.max_bytes}-byte limit for an input "
+            "image; send a smaller file (resize it or use JPEG/WebP)",
+            field=field,
+            limit_bytes=limits.max_bytes,
+        )
+    try:
+        verified = verify_image(data, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes)
+    except ImageInvalid as exc:
+        raise InputRejected(f"{field}: {_input_wording(exc.detail)}", field=field) from None
+    if verified.format not in INPUT_FORMATS:
+        raise InputRejected(
+            f"{field}: a {verified.format.upper()} image is not taken as an input; send PNG, "
+            "JPEG or WebP",
+            field=field,
+        )
+    return _strip(verified)
+
+
+async def clean_image_async(
+    data: bytes, limits: InputLimits, *, field: str = "image"
+) -> VerifiedImage:
+    """:func:`clean_image` in a worker thread: decoding never blocks the event loop."""
+    return await asyncio.to_thread(clean_image, data, limits, field=field)
+
+
+def _input_wording(detail: str) -> str:
+    """The verifier speaks of provider outputs; an input's message speaks of the input."""
+    return detail.replace("output is empty", "the file is empty")
+
+
+def _strip(img: VerifiedImage) -> VerifiedImage:
+    with open_image(img.data) as im:
+        im.load()
+        icc = im.info.get("icc_profile")
+        upright = ImageOps.exif_transpose(im)
+        # a new image from the raw pixels only: no info dict, no EXIF, nothing to leak
+        clean = Image.frombytes(upright.mode, upright.size, upright.tobytes())
+        if upright.mode == "P" and upright.palette is not None:
+            clean.putpalette(upright.getpalette() or [])
+            if "transparency" in upright.info:
+                clean.info["transparency"] = upright.info["transparency"]
+    out = io.BytesIO()
+    options: dict[str, object] = {"icc_profile": icc} if icc else {}
+    if img.format != "png":
+        options["quality"] = _QUALITY
+    if img.format == "jpeg" and clean.mode not in ("RGB", "L", "CMYK"):
+        clean = clean.convert("RGB")
+    clean.save(out, format=_PIL_NAMES[img.format], **options)
+    width, height = clean.size
+    return VerifiedImage(out.getvalue(), img.format, width, height, CONTENT_TYPES[img.format])
