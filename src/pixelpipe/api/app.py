@@ -14,6 +14,7 @@ from pixelpipe.api.middleware import install as install_security
 from pixelpipe.api.routes_generations import router as generations_router
 from pixelpipe.api.routes_images import router as images_router
 from pixelpipe.api.routes_meta import router as meta_router
+from pixelpipe.api.routes_uploads import router as uploads_router
 from pixelpipe.api.routes_webhooks import router as webhooks_router
 from pixelpipe.bootstrap import build_services
 from pixelpipe.settings import Settings
@@ -63,7 +64,7 @@ def create_app(
     problems.install(app)
     app.add_middleware(FastLane)  # innermost: the hot POSTs skip FastAPI, not the security layers
     install_security(app, settings)  # headers, API keys, body/JSON limits (issue 7)
-    for router in (generations_router, meta_router, images_router, webhooks_router):
+    for router in (generations_router, meta_router, images_router, webhooks_router, uploads_router):
         app.include_router(router)
     _include_optional(app)
     openapi_doc.install(app)  # /openapi.json documents the errors every layer answers

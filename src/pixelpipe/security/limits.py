@@ -2,9 +2,10 @@
 
 The decisions only; :mod:`pixelpipe.api.middleware` applies them to HTTP requests. A body larger
 than ``PIXELPIPE_MAX_BODY_BYTES`` (64 KiB; provider webhooks get 1 MiB, image uploads to
-``/v1/images/edits|variations`` ``PIXELPIPE_MAX_UPLOAD_BYTES``, 25 MiB) is refused with 413 before
-it is read whole, and JSON nested deeper than ``PIXELPIPE_MAX_JSON_DEPTH`` (32) with 422 — the JSON
-parser is recursive, so a 64 KiB body of ``[[[[…`` would otherwise exhaust the stack.
+``/v1/uploads`` and ``/v1/images/edits|variations`` ``PIXELPIPE_MAX_UPLOAD_BYTES``, 25 MiB) is
+refused with 413 before it is read whole, and JSON nested deeper than
+``PIXELPIPE_MAX_JSON_DEPTH`` (32) with 422 — the JSON parser is recursive, so a 64 KiB
+body of ``[[[[…`` would otherwise exhaust the stack.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pixelpipe.errors import InvalidRequest, PixelpipeError
 from pixelpipe.settings import Settings
 
 WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
-UPLOAD_PATHS = frozenset({"/v1/images/edits", "/v1/images/variations"})
+UPLOAD_PATHS = frozenset({"/v1/images/edits", "/v1/images/variations", "/v1/uploads"})
 
 
 class PayloadTooLarge(PixelpipeError):
