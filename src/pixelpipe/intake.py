@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ from pixelpipe.catalog import Catalog, ModelSpec
 from pixelpipe.errors import InvalidRequest
 
 ImageFormat = Literal["webp", "png", "jpeg"]
+MAX_INPUT_IMAGES = 16
 SEED_MAX = 2**32 - 1
 _SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 # C0/C1 control characters, and the bidirectional overrides/isolates that make text display in an
@@ -77,6 +79,18 @@ class GenerationRequest(BaseModel):
         None, max_length=64, description="Group label, e.g. a comparison id."
     )
     webhook: Text | None = Field(None, description="URL to POST the finished job to (signed).")
+    images: list[Text] | None = Field(
+        None,
+        max_length=MAX_INPUT_IMAGES,
+        description="Input images of an edit, in order: upload ids (POST /v1/uploads), "
+        "generation ids of this server, or https URLs; only for models that take them.",
+    )
+    mask: Text | None = Field(
+        None, description="Mask of an edit (upload id, generation id or https URL)."
+    )
+    strength: float | None = Field(
+        None, description="Image-to-image strength, within the model's range (with images)."
+    )
 
 
 def new_request(prompt: str, **params: Any) -> GenerationRequest:
@@ -241,11 +255,67 @@ def _resolve_seed(seed: int | None) -> int:
     return seed
 
 
-def canonicalize(
-    req: GenerationRequest, catalog: Catalog, *, max_prompt_chars: int = 1000
-) -> CanonicalRequest:
-    """Validate ``req`` against the model's limits and return the complete canonical request."""
+def input_references(req: GenerationRequest) -> list[tuple[str, str]]:
+    """(field, reference) of every input image and the mask, in order."""
+    refs = [(f"images[{i}]", ref) for i, ref in enumerate(req.images or ())]
+    return refs + ([("mask", req.mask)] if req.mask is not None else [])
+
+
+def check_inputs(req: GenerationRequest, catalog: Catalog) -> None:
+    """Refuse inputs the model cannot take — before any of them is fetched or stored."""
     spec = catalog.get(req.model)
+    count = len(req.images or ())
+    if count == 0 and req.mask is None and req.strength is None:
+        return
+    takers = [m.name for m in catalog.models.values() if m.max_input_images > 0]
+    which = f"models that do: {', '.join(takers)}" if takers else "no model of this server does"
+    if spec.max_input_images == 0:
+        raise _fail("images", f"{spec.name} takes no input images; {which}")
+    if count == 0:
+        raise _fail("images", "a mask or strength needs at least one input image in images")
+    if count > spec.max_input_images:
+        raise _fail(
+            "images", f"{spec.name} takes at most {spec.max_input_images} input images, not {count}"
+        )
+    if req.mask is not None and not spec.accepts_mask:
+        maskers = ", ".join(m.name for m in catalog.models.values() if m.accepts_mask) or "none"
+        raise _fail("mask", f"{spec.name} takes no mask; models that do: {maskers}")
+
+
+def _resolve_inputs(
+    req: GenerationRequest, spec: ModelSpec, digests: Mapping[str, str]
+) -> tuple[tuple[str, ...], str | None, float | None]:
+    def digest(field: str, ref: str) -> str:
+        found = digests.get(ref)
+        if found is None:
+            raise _fail(
+                field,
+                f"{field}: {ref[:80]!r} is not an uploaded image; upload it with "
+                "POST /v1/uploads and pass its id",
+            )
+        return found
+
+    refs = input_references(req)
+    resolved = [digest(field, ref) for field, ref in refs]
+    mask = resolved.pop() if req.mask is not None else None
+    strength = None
+    if resolved:
+        strength = _resolve_number(req.strength, spec.strength, "strength", spec.name)
+    return tuple(resolved), mask, strength
+
+
+def canonicalize(
+    req: GenerationRequest,
+    catalog: Catalog,
+    *,
+    max_prompt_chars: int = 1000,
+    inputs: Mapping[str, str] | None = None,
+) -> CanonicalRequest:
+    """Validate ``req`` against the model's limits and return the complete canonical request.
+    ``inputs``: each input reference of ``req`` (``images``, ``mask``) → its stored digest."""
+    spec = catalog.get(req.model)
+    check_inputs(req, catalog)
+    images, mask, strength = _resolve_inputs(req, spec, inputs or {})
     prompt = _check_prompt(req.prompt, "prompt", max_prompt_chars)
     negative = None
     if req.negative_prompt is not None:
@@ -275,4 +345,7 @@ def canonicalize(
         steps=int(steps) if steps is not None else None,
         guidance=guidance,
         workflow_hash=spec.workflow.digest if spec.workflow is not None else None,
+        images=images,
+        mask=mask,
+        strength=strength,
     )

@@ -55,6 +55,11 @@ class ModelSpec:
     default_quality: str | None = None
     negative_prompt: bool = False
     max_n: int = 1
+    # image inputs (issue 16): how many input images a request may give (0: text-to-image only),
+    # whether it takes a mask (inpainting), and the image-to-image strength range if it has one
+    max_input_images: int = 0
+    accepts_mask: bool = False
+    strength: NumericRange | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     workflow: Workflow | None = None  # a model of the operator's file backed by a ComfyUI workflow
 
@@ -100,6 +105,9 @@ def spec_from_raw(name: str, raw: dict[str, Any]) -> ModelSpec:
         default_quality=raw.get("default_quality"),
         negative_prompt=bool(raw.get("negative_prompt", False)),
         max_n=int(raw.get("max_n", 1)),
+        max_input_images=int(raw.get("max_input_images", 0)),
+        accepts_mask=bool(raw.get("accepts_mask", False)),
+        strength=_range(raw.get("strength")),
     )
 
 

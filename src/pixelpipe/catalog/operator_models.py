@@ -24,6 +24,9 @@ SPEC_KEYS = (
     "default_quality",
     "negative_prompt",
     "max_n",
+    "max_input_images",
+    "accepts_mask",
+    "strength",
 )
 MODEL_KEYS = ("extends", "backends", "ids", *WORKFLOW_KEYS, *SPEC_KEYS)
 NEW_MODEL_NEEDS = ("label", "formats", "aspect_ratios")

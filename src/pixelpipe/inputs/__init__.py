@@ -7,7 +7,7 @@ content-addressed under ``inputs/<sha256>.<ext>``.
 """
 
 from pixelpipe.inputs.clean import clean_image, clean_image_async
-from pixelpipe.inputs.limits import INPUT_FORMATS, MAX_INPUT_IMAGES, InputLimits
+from pixelpipe.inputs.limits import INPUT_FORMATS, InputLimits
 from pixelpipe.inputs.remote import fetch_input
 from pixelpipe.inputs.store import (
     UPLOAD_ID_PREFIX,
@@ -20,6 +20,7 @@ from pixelpipe.inputs.store import (
     store_input,
     upload_id,
 )
+from pixelpipe.intake import MAX_INPUT_IMAGES
 
 __all__ = [
     "INPUT_FORMATS",

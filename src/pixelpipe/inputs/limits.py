@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pixelpipe.intake import MAX_INPUT_IMAGES  # per request (OpenAI edits: image[] up to 16)
 from pixelpipe.settings import Settings
 
 MiB = 1024 * 1024
-MAX_INPUT_IMAGES = 16  # per request (the OpenAI edits API's limit, image[] up to 16)
 INPUT_FORMATS = ("png", "jpeg", "webp")
 
 

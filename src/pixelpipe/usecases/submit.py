@@ -19,6 +19,7 @@ from pixelpipe.pricing.price import Price
 from pixelpipe.queue.base import Handoff
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
+from pixelpipe.usecases.inputs import resolve_inputs
 from pixelpipe.usecases.prepare import prepare
 
 
@@ -66,7 +67,8 @@ async def submit(
     caller: Caller = Caller(),
     idempotency_key: str | None = None,
 ) -> Submission:
-    req = prepare(svc, body)
+    inputs = await resolve_inputs(svc, body)
+    req = prepare(svc, body, inputs.digests)
     for _ in range(3):  # a cache hit whose image is deleted meanwhile goes round again
         done = await _submit_once(svc, req, body, caller, idempotency_key)
         if done is not None:

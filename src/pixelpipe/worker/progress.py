@@ -23,7 +23,7 @@ from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.providers.base import Provider, ProviderUpdate, WatchesProgress
 from pixelpipe.worker.context import StepContext
-from pixelpipe.worker.provider_run import provider_request
+from pixelpipe.worker.provider_run import submit_request
 
 log = logging.getLogger("pixelpipe.worker")
 
@@ -33,7 +33,7 @@ MIN_INTERVAL_S = 0.5  # at most two progress events a second per job
 async def submit_watching(ctx: StepContext, provider: Provider, job: Job) -> ProviderUpdate:
     """``provider.submit`` of ``job``'s current attempt; where the provider watches progress, the
     job's progress events are written while the call is in flight."""
-    req = provider_request(ctx.svc, job)
+    req = await submit_request(ctx.svc, job)
     if not isinstance(provider, WatchesProgress):
         return await provider.submit(req)
     updates = provider.watch_progress(job.id)

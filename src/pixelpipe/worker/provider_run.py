@@ -1,9 +1,13 @@
-"""The provider request for a job's current attempt, and a best-effort cancel of a run."""
+"""The provider request for a job's current attempt (with an edit's input bytes, for a submit),
+and a best-effort cancel of a run."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import replace
 
+from pixelpipe.inputs import load_input
 from pixelpipe.jobs.model import Job
 from pixelpipe.providers.base import ProviderRequest
 from pixelpipe.providers.run_tag import RunRef, run_webhook_url
@@ -28,6 +32,18 @@ def provider_request(svc: Services, job: Job) -> ProviderRequest:
         webhook_url=webhook,
         workflow=spec.workflow,
     )
+
+
+async def submit_request(svc: Services, job: Job) -> ProviderRequest:
+    """:func:`provider_request` with an edit's input images and mask loaded from storage (the
+    bytes a provider sends; the other calls — poll, cancel, lookups — do without them)."""
+    req = provider_request(svc, job)
+    wanted = job.request
+    if not wanted.images and wanted.mask is None:
+        return req
+    images = await asyncio.gather(*(load_input(svc.storage, d) for d in wanted.images))
+    mask = await load_input(svc.storage, wanted.mask) if wanted.mask is not None else None
+    return replace(req, images=tuple(images), mask=mask)
 
 
 async def cancel_run(svc: Services, job: Job, provider_job_id: str) -> None:
