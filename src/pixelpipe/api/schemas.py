@@ -44,6 +44,15 @@ class TimingsPublic(BaseModel):
     duration_s: float | None = None
 
 
+class InputPublic(BaseModel):
+    role: str = Field(description="image | mask")
+    digest: str = Field(description="sha256:<hex> of the stored input (metadata stripped)")
+    id: str = Field(description="Its upload id: pass it again to reuse the input")
+    source_generation: str | None = Field(
+        None, description="The generation it was taken from, when it came from the gallery"
+    )
+
+
 class GenerationPublic(BaseModel):
     id: str
     object: str = "generation"
@@ -61,6 +70,9 @@ class GenerationPublic(BaseModel):
     progress: dict[str, Any] = Field(default_factory=dict)
     group: str | None = None
     revised_prompt: str | None = None
+    inputs: list[InputPublic] = Field(
+        default_factory=list, description="An edit's input images and mask, with their lineage"
+    )
     links: dict[str, str]
 
 

@@ -45,6 +45,11 @@ class Delivery:
         self._ttl = _capped_ttl(settings.signed_url_ttl_s)
         self._presigned: OrderedDict[tuple[str, int], str] = OrderedDict()
 
+    @property
+    def storage(self) -> Storage:
+        """The storage it serves (read by renderers, e.g. an edit's input lineage)."""
+        return self._storage
+
     async def url_for(self, storage_key: str) -> str:
         """The URL to hand to a client for ``storage_key``."""
         if self._settings.delivery == "public":

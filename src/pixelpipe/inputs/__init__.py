@@ -8,6 +8,7 @@ content-addressed under ``inputs/<sha256>.<ext>``.
 
 from pixelpipe.inputs.clean import clean_image, clean_image_async
 from pixelpipe.inputs.limits import INPUT_FORMATS, InputLimits
+from pixelpipe.inputs.lineage import record_source, render_inputs, source_of
 from pixelpipe.inputs.remote import fetch_input
 from pixelpipe.inputs.store import (
     UPLOAD_ID_PREFIX,
@@ -35,6 +36,9 @@ __all__ = [
     "find_input",
     "input_key",
     "load_input",
+    "record_source",
+    "render_inputs",
+    "source_of",
     "store_clean",
     "store_input",
     "upload_id",

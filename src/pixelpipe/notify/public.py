@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.errors import ERROR_CODES
+from pixelpipe.inputs import render_inputs
 from pixelpipe.jobs.model import Job
 from pixelpipe.ledger.policy import decimal_usd
 from pixelpipe.settings import Settings
@@ -110,8 +111,13 @@ async def job_payload(svc: Renders, job: Job, base: str | None = None) -> dict[s
         "progress": job.provider_state.get("progress") or {},
         "group": job.group_id,
         "revised_prompt": job.revised_prompt,
+        "inputs": await render_inputs(svc.delivery.storage, job.request) if _edit(job) else [],
         "links": {"self": self_url, "events": f"{self_url}/events", "cancel": f"{self_url}/cancel"},
     }
+
+
+def _edit(job: Job) -> bool:
+    return bool(job.request.images) or job.request.mask is not None
 
 
 async def _image_url(svc: Renders, storage_key: str, base: str | None) -> str:

@@ -28,6 +28,7 @@ from pixelpipe.inputs import (
     digest_of_upload_id,
     fetch_input,
     find_input,
+    record_source,
     store_input,
 )
 from pixelpipe.intake import GenerationRequest, check_inputs, input_references
@@ -107,7 +108,9 @@ async def _from_generation(
             field=where,
         )
     data = await svc.storage.get(job.storage_key)
-    return await store_input(svc.storage, data, limits, field=where), job.id
+    stored = await store_input(svc.storage, data, limits, field=where)
+    await record_source(svc.storage, stored.digest, job.id)
+    return stored, job.id
 
 
 async def _own_image(svc: Services, url: str) -> str | None:
