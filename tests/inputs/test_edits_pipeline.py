@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from pixelpipe.bootstrap import build_services
 from pixelpipe.catalog import load_catalog
-from pixelpipe.errors import InputRejected, InvalidRequest
+from pixelpipe.errors import InputRejected, InvalidRequest, SafetyRejected
 from pixelpipe.inputs import InputLimits, store_input
 from pixelpipe.intake import check_inputs, new_request
 from pixelpipe.jobs.model import JobStatus
@@ -50,8 +50,8 @@ def submitted(svc: Services, monkeypatch: pytest.MonkeyPatch) -> list[ProviderRe
     return seen
 
 
-def edit(**fields: Any) -> Any:
-    return new_request("make it blue", model="preview", seed=5, size="64x64", **fields)
+def edit(prompt: str = "make it blue", **fields: Any) -> Any:
+    return new_request(prompt, model="preview", seed=5, size="64x64", **fields)
 
 
 async def _count_jobs(svc: Services) -> int:
@@ -125,6 +125,12 @@ async def test_a_hostile_url_input_is_refused_and_nothing_is_stored(svc: Service
     with pytest.raises(InputRejected, match="refused"):
         await submit(svc, edit(images=["https://169.254.169.254/latest/meta-data/x.png"]))
     assert await _count_jobs(svc) == 0
+
+
+async def test_a_blocked_prompt_downloads_no_input(svc: Services) -> None:
+    with pytest.raises(SafetyRejected):
+        await submit(svc, edit(prompt="a beheading scene", images=["https://10.1.2.3/x.png"]))
+    assert not svc.storage._objects  # type: ignore[attr-defined]
 
 
 def test_a_model_without_image_inputs_is_refused_naming_those_that_take_them() -> None:

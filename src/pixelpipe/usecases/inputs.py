@@ -9,9 +9,10 @@ Each reference in ``images`` / ``mask`` is one of:
 - any other URL: downloaded through the fetch guard (public https only), verified, stripped and
   stored like an upload.
 
-The model's capabilities are checked first (:func:`pixelpipe.intake.check_inputs`), so a model
-that takes no inputs is refused before anything is downloaded; every refusal happens before a job
-exists or anything is spent.
+The model's capabilities and the prompt's safety are checked first
+(:func:`pixelpipe.intake.check_inputs`, :func:`pixelpipe.safety.check_prompt`), so a model that
+takes no inputs, or a blocked prompt, is refused before anything is downloaded; every refusal
+happens before a job exists or anything is spent.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from pixelpipe.inputs import (
     record_source,
     store_input,
 )
-from pixelpipe.intake import GenerationRequest, check_inputs, input_references
+from pixelpipe.intake import GenerationRequest, check_inputs, input_references, normalize_prompt
 from pixelpipe.jobs.model import JobStatus
+from pixelpipe.safety import check_prompt
 from pixelpipe.services import Services
 
 _GENERATION_ID = re.compile(r"^gen_[0-9a-z]{26}$")
@@ -60,6 +62,7 @@ async def resolve_inputs(svc: Services, body: GenerationRequest) -> ResolvedInpu
     if not refs:
         return resolved
     check_inputs(body, svc.catalog)
+    check_prompt(normalize_prompt(body.prompt), svc.rules)  # a blocked prompt fetches nothing
     for where, ref in refs:
         if ref in resolved.digests:
             continue
