@@ -65,3 +65,11 @@ async def test_uploads_need_a_generate_key_once_keys_exist(tmp_path: Path) -> No
             assert (await c.post("/v1/uploads", files=files)).status_code == 403
         async with app.client(headers=bearer(writer)) as c:
             assert (await c.post("/v1/uploads", files=files)).status_code == 200
+
+
+async def test_the_models_say_which_take_inputs(tmp_path: Path) -> None:
+    async with running_app(tmp_path, storage_url="memory://") as app, app.client() as c:
+        models = {m["id"]: m for m in (await c.get("/v1/models")).json()["data"]}
+    preview = models["preview"]
+    assert preview["max_input_images"] == 16 and preview["accepts_mask"] is True
+    assert preview["strength"] == {"min": 0.0, "max": 1.0, "default": 0.8}

@@ -45,6 +45,13 @@ class ModelPublic(BaseModel):
     guidance: dict[str, float] | None
     qualities: list[str]
     negative_prompt: bool
+    max_input_images: int = Field(
+        0, description="Input images an edit may give (`images`); 0: text-to-image only."
+    )
+    accepts_mask: bool = Field(False, description="Whether an edit may give a `mask`.")
+    strength: dict[str, float] | None = Field(
+        None, description="The image-to-image `strength` range, when the model has one."
+    )
     price_usd: dict[str, str | None]  # provider -> price of a default image; null = unpriced
     provider_states: dict[str, str] = Field(
         default_factory=dict,
@@ -121,6 +128,9 @@ def model_public(svc: Services, spec: ModelSpec) -> ModelPublic:
         guidance=vars_or_none(spec.guidance),
         qualities=list(spec.qualities),
         negative_prompt=spec.negative_prompt,
+        max_input_images=spec.max_input_images,
+        accepts_mask=spec.accepts_mask,
+        strength=vars_or_none(spec.strength),
         price_usd={p: usd(prices.get(p)) for p in spec.providers},
         provider_states=provider_states(svc, spec),
     )
