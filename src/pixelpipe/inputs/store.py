@@ -76,7 +76,8 @@ async def store_clean(storage: Storage, clean: VerifiedImage) -> StoredInput:
 
 
 async def find_input(storage: Storage, digest: str) -> StoredInput:
-    """The stored input of ``digest``; :class:`NotFound` naming it when there is none."""
+    """The stored input of ``digest`` (its key, type and size; width and height are not read:
+    0); :class:`NotFound` naming it when there is none."""
     for fmt in INPUT_FORMATS:
         key = input_key(digest, fmt)
         head = await storage.head(key)

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pixelpipe.errors import InvalidRequest
+from pixelpipe.errors import InvalidRequest, NotFound
 from pixelpipe.fetch import FetchPolicy
 from pixelpipe.inputs import (
     InputLimits,
@@ -79,8 +79,8 @@ async def _resolve_one(svc: Services, where: str, ref: str) -> tuple[StoredInput
     if digest is not None:
         try:
             return await find_input(svc.storage, digest), None
-        except Exception as exc:
-            raise InvalidRequest(f"{where}: {exc}", field=where) from None
+        except NotFound as exc:
+            raise InvalidRequest(f"{where}: {exc.detail}", field=where) from None
     if _GENERATION_ID.match(ref):
         return await _from_generation(svc, where, ref, limits)
     if ref.startswith(("https://", "http://")):
@@ -125,11 +125,12 @@ async def _own_image(svc: Services, url: str) -> str | None:
     if public:
         path = path[len(urlsplit(public).path) :]
     found = _IMAGE_PATH.match(path)
-    name = _KEY_NAME.search(found.group("key")) if found else None
+    key = found.group("key") if found else ""
+    name = _KEY_NAME.search(key)
     if name is None:
         return None
-    for version in ("k1", "k2"):
+    for version in ("k1", "k2"):  # the storage key names the content key's hash, not its version
         image = await svc.store.find_image(f"{version}:{name.group('hex')}")
-        if image is not None and found is not None and image.storage_key == found.group("key"):
+        if image is not None and image.storage_key == key:
             return image.job_id
     return None
