@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pixelpipe.errors import Conflict, Forbidden, NotFound
@@ -19,7 +21,10 @@ async def _never_disconnected() -> bool:
 
 
 async def test_list_pages_newest_first_with_a_cursor(svc: Services) -> None:
-    ids = [(await submit(svc, body(f"page {i}"))).job.id for i in range(3)]
+    ids = []
+    for i in range(3):  # ids sort by their millisecond, then by 80 random bits (unguessable)
+        ids.append((await submit(svc, body(f"page {i}"))).job.id)
+        await asyncio.sleep(0.002)
     first, cursor = await list_jobs(svc, limit=2)
     assert [j.id for j in first] == ids[:0:-1] and cursor == ids[1]
     rest, end = await list_jobs(svc, before=cursor, limit=2)
