@@ -63,10 +63,13 @@ async def test_upload_limit_is_the_upload_setting_and_the_stream_is_not_read_pas
 
     async with srv.client() as c:
         # well over the 64 KiB JSON limit, under the upload limit: the endpoint answers
-        r = await c.post("/v1/images/edits", content=upload(8))
+        r = await c.post("/v1/images/variations", content=upload(8))
         assert r.status_code == 400 and is_openai_error(r)
         assert r.json()["error"]["code"] == "unsupported_endpoint"
         assert "POST /v1/images/generations" in r.json()["error"]["message"]
+        r = await c.post("/v1/images/edits", content=upload(8))  # read, then: not multipart
+        assert r.status_code == 400 and is_openai_error(r)
+        assert "multipart/form-data" in r.json()["error"]["message"]
 
         sent = 0
         r = await c.post("/v1/images/variations", content=upload(1000))  # 16 MB offered

@@ -58,6 +58,7 @@ _SHAPES: dict[str, tuple[int, str, str]] = {
     "timed_out": (504, "server_error", "timeout"),
     "canceled": (409, "invalid_request_error", "canceled"),
     "unsupported_endpoint": (400, "invalid_request_error", "unsupported_endpoint"),
+    "input_invalid": (400, "invalid_request_error", "invalid_image"),  # an edit's input image
 }
 
 

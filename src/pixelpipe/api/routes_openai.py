@@ -12,6 +12,11 @@ single-flight, job, queue) exactly like ``POST /v1/generations``; the handler th
 jobs to finish (``done:<id>`` notifications, bounded by ``PIXELPIPE_OPENAI_WAIT_S``) and answers
 ``{created, data: [{url | b64_json, revised_prompt?}]}``.
 
+``POST /v1/images/edits`` (``client.images.edit``) takes OpenAI's multipart form
+(:mod:`pixelpipe.api.openai_edits`): each image and the mask are accepted like ``POST
+/v1/uploads`` (verified, stripped, stored), then the edit runs and answers exactly like a
+generation, for any catalog model that takes input images (another one: 400 naming those that do).
+
 Mapping (see docs/python.md, "OpenAI-compatible endpoint"):
 
 * ``model``: a catalog name (``preview`` — the default —, ``flux-schnell``, ``gpt-image-1``, …) or a
@@ -45,6 +50,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pixelpipe.api.decoding import body_error, require_json_body
 from pixelpipe.api.deps import get_caller, get_services, request_body
+from pixelpipe.api.multipart import form_parts
+from pixelpipe.api.openai_edits import (
+    EDIT_BODY,
+    read_form,
+    require_edit_model,
+    store_edit_inputs,
+)
 from pixelpipe.api.problems import openai_error_response
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.errors import (
@@ -54,6 +66,7 @@ from pixelpipe.errors import (
     PixelpipeError,
     UnsupportedEndpoint,
 )
+from pixelpipe.inputs import InputLimits
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.notify.public import usd
@@ -171,7 +184,7 @@ async def create_images(request: Request) -> Response:
         bodies = generation_requests(body, spec)
         subs = await submit_many(svc, bodies, caller=caller)
         jobs = await wait_all(svc, [s.job for s in subs], svc.settings.openai_wait_s)
-        return await respond(svc, request, body, spec, jobs)
+        return await respond(svc, request, body.response_format, spec, jobs)
     except PixelpipeError as exc:
         return error_response(exc.code, exc.detail, exc.extra, retry_after=_retry_after(exc))
     except Exception:
@@ -214,13 +227,43 @@ _UNSUPPORTED_ROUTE: dict[str, Any] = {
 
 @router.post(
     "/v1/images/edits",
-    response_description="Always: image edits are not supported yet",
-    **_UNSUPPORTED_ROUTE,
+    response_model=ImagesResponse,
+    responses=OPENAI_ERRORS,
+    openapi_extra={"requestBody": EDIT_BODY},
 )
-async def create_edit() -> Response:
-    """Not supported yet: answers 400 ``unsupported_endpoint`` (uploads up to
-    ``PIXELPIPE_MAX_UPLOAD_BYTES`` are read and dropped, larger ones get 413)."""
-    return _unsupported("image edits (POST /v1/images/edits)")
+async def create_edit(request: Request) -> Response:
+    """OpenAI-compatible image edit (multipart): the inputs are stored like ``POST /v1/uploads``
+    and the edit runs through the whole pipeline like ``POST /v1/images/generations``."""
+    svc = await get_services(request)
+    try:
+        caller = await get_caller(request)
+        parts = form_parts(request.headers.get("content-type", ""), await request_body(request))
+        form = read_form(parts)
+        body = validate_body(dict(form.fields))
+        spec = resolve_model(svc, body.model)
+        require_edit_model(svc.catalog, spec)
+        strength = _strength(form.fields.get("strength"))
+        limits = InputLimits.from_settings(svc.settings)
+        images, mask = await store_edit_inputs(svc.storage, form, limits)
+        inputs: dict[str, Any] = {"images": images, "mask": mask, "strength": strength}
+        bodies = [r.model_copy(update=inputs) for r in generation_requests(body, spec)]
+        subs = await submit_many(svc, bodies, caller=caller)
+        jobs = await wait_all(svc, [s.job for s in subs], svc.settings.openai_wait_s)
+        return await respond(svc, request, body.response_format, spec, jobs)
+    except PixelpipeError as exc:
+        return error_response(exc.code, exc.detail, exc.extra, retry_after=_retry_after(exc))
+    except Exception:
+        log.exception("unhandled error in POST /v1/images/edits")
+        return error_response("internal_error", "an unexpected error occurred; it is logged", {})
+
+
+def _strength(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidRequest("strength: not a number", field="strength") from None
 
 
 @router.post(
@@ -248,11 +291,27 @@ def parse_body(raw: bytes) -> ImageGenerationRequest:
         err = exc.errors()[0]
         if err.get("type") == "json_invalid" and (why := body_error(raw)) is not None:
             raise why from None  # where the JSON broke, or which field is not Unicode text
-        loc = [str(p) for p in err.get("loc", ())]
-        field = ".".join(loc) or None
-        msg = err.get("msg", "invalid")
-        detail = f"{field}: {msg}" if field else f"the request body is not valid: {msg}"
-        raise InvalidRequest(detail, field=field) from None
+        raise _invalid(err) from None
+    return _no_stream(body)
+
+
+def validate_body(fields: dict[str, Any]) -> ImageGenerationRequest:
+    """The text fields of a multipart request, validated like the JSON body."""
+    try:
+        return _no_stream(ImageGenerationRequest.model_validate(fields))
+    except ValidationError as exc:
+        raise _invalid(exc.errors()[0]) from None
+
+
+def _invalid(err: Any) -> InvalidRequest:
+    loc = [str(p) for p in err.get("loc", ())]
+    field = ".".join(loc) or None
+    msg = err.get("msg", "invalid")
+    detail = f"{field}: {msg}" if field else f"the request body is not valid: {msg}"
+    return InvalidRequest(detail, field=field)
+
+
+def _no_stream(body: ImageGenerationRequest) -> ImageGenerationRequest:
     if body.stream:
         raise InvalidRequest("stream=true is not supported; leave it out", field="stream")
     return body
@@ -327,12 +386,16 @@ async def wait_all(svc: Services, jobs: list[Job], timeout_s: float) -> list[Job
 
 
 async def respond(
-    svc: Services, request: Request, body: ImageGenerationRequest, spec: ModelSpec, jobs: list[Job]
+    svc: Services,
+    request: Request,
+    response_format: str | None,
+    spec: ModelSpec,
+    jobs: list[Job],
 ) -> Response:
     for job in jobs:
         if job.status is not JobStatus.SUCCEEDED:
             return failed_job_response(job)
-    fmt = body.response_format or ("b64_json" if spec.name.startswith("gpt-image") else "url")
+    fmt = response_format or ("b64_json" if spec.name.startswith("gpt-image") else "url")
     base = ""
     data: list[dict[str, Any]] = []
     for job in jobs:
