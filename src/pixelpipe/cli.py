@@ -17,6 +17,7 @@ import typer
 
 from pixelpipe.cli_batch import batch, compare, webhook_secret_cmd
 from pixelpipe.cli_costs import budgets_app, usage
+from pixelpipe.cli_edit import edit
 from pixelpipe.cli_keys import keys_app
 from pixelpipe.cli_output import (
     ApiKey,
@@ -316,6 +317,7 @@ def fake_providers(
 
 app.command("usage", cls=Command)(usage)
 app.add_typer(budgets_app, name="budgets")
+app.command("edit", cls=Command)(edit)
 app.command("batch", cls=Command)(batch)
 app.command("compare", cls=Command)(compare)
 app.command("webhook-secret", cls=Command)(webhook_secret_cmd)
