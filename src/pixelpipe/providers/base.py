@@ -10,6 +10,7 @@ stops a run. Every method translates foreign errors into :mod:`pixelpipe.errors`
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,6 +43,10 @@ class InputImage:
     data: bytes
     width: int
     height: int
+
+    def data_uri(self) -> str:
+        """The image inline, as APIs that take "a URL or a data URI" accept it."""
+        return f"data:{self.content_type};base64,{base64.b64encode(self.data).decode()}"
 
 
 @dataclass(frozen=True, slots=True)

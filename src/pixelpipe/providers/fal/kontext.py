@@ -10,25 +10,12 @@ endpoint (the same fields less ``image_url``), at about one megapixel in the rat
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from pixelpipe.errors import ProviderInvalidInput
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.base import InputImage
+from pixelpipe.providers.kontext import kontext_ratio
 
-# Kontext's preferred resolutions (about 1 MP), by aspect ratio
-KONTEXT_SIZES: dict[str, tuple[int, int]] = {
-    "1:1": (1024, 1024),
-    "16:9": (1392, 752),
-    "9:16": (752, 1392),
-    "4:3": (1184, 880),
-    "3:4": (880, 1184),
-    "3:2": (1248, 832),
-    "2:3": (832, 1248),
-    "21:9": (1568, 672),
-    "9:21": (672, 1568),
-}
 TEXT_TO_IMAGE = "text-to-image"
 
 
@@ -51,22 +38,9 @@ def kontext_input(req: CanonicalRequest, images: tuple[InputImage, ...]) -> dict
         "safety_tolerance": "2",
     }
     if images:
-        image = images[0]
-        data["image_url"] = (
-            f"data:{image.content_type};base64,{base64.b64encode(image.data).decode()}"
-        )
+        data["image_url"] = images[0].data_uri()
         if req.aspect_ratio:
             data["aspect_ratio"] = req.aspect_ratio
         return data
-    data["aspect_ratio"] = _ratio(req)
+    data["aspect_ratio"] = kontext_ratio(req, "fal")
     return data
-
-
-def _ratio(req: CanonicalRequest) -> str:
-    for name, size in KONTEXT_SIZES.items():
-        if size == (req.width, req.height):
-            return name
-    raise ProviderInvalidInput(
-        f"fal FLUX Kontext cannot draw {req.width}x{req.height}; use one of its aspect ratios",
-        provider="fal",
-    )
