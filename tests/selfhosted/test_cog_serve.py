@@ -21,7 +21,7 @@ import pytest
 
 from pixelpipe.fakes.server import fake_env
 from tests.selfhosted import server_rows
-from tests.selfhosted.server_rows import ledger_entries
+from tests.selfhosted.server_rows import image_bytes, job_row, ledger_entries, wait_done
 from tests.servers.cog import CogServer
 from tests.support.serve import Server, free_port, start_fake_providers, stop_pid
 
@@ -110,30 +110,11 @@ def start_serve(
 
 def submit(srv: Server, seed: int, *, model: str = MODEL, prompt: str = "a cog") -> str:
     body = {"prompt": prompt, "model": model, "seed": seed}
-    resp = httpx.post(f"{srv.url}/v1/generations", json=body, timeout=30)
-    assert resp.status_code == 202, resp.text
-    return str(resp.json()["id"])
-
-
-def wait_done(srv: Server, job_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body: dict[str, Any] = httpx.get(f"{srv.url}/v1/generations/{job_id}", timeout=30).json()
-        if body["status"] in ("succeeded", "failed", "canceled"):
-            return body
-        assert time.monotonic() < deadline, f"{job_id} still {body['status']}: {body}"
-        time.sleep(0.1)
+    return server_rows.submit(srv, body)
 
 
 def generate(srv: Server, seed: int, **kw: Any) -> dict[str, Any]:
     return wait_done(srv, submit(srv, seed, **kw))
-
-
-def image_bytes(srv: Server, gen: dict[str, Any]) -> bytes:
-    url = gen["image"]["url"]
-    resp = httpx.get(url if url.startswith("http") else srv.url + url, timeout=30)
-    assert resp.status_code == 200
-    return resp.content
 
 
 def query(srv: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -142,13 +123,6 @@ def query(srv: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 def ledger(srv: Server, job_id: str) -> list[dict[str, Any]]:
     return ledger_entries(srv.data_dir, job_id)
-
-
-def job_row(srv: Server, job_id: str) -> tuple[Any, ...]:
-    (row,) = query(
-        srv, "SELECT status, attempt, provider, provider_job_id FROM jobs WHERE id = ?", job_id
-    )
-    return row
 
 
 def assert_billed_once(

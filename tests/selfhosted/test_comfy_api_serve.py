@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.selfhosted import server_rows
+from tests.selfhosted.server_rows import events, job_row, wait_done
 from tests.servers.comfy_graphs import sdxl
 from tests.servers.comfy_proxy import ComfyStack
 from tests.support.serve import Server, free_port
@@ -93,34 +94,11 @@ def submit(srv: Server, seed: int, *, model: str = MODEL, steps: int | None = No
     body: dict[str, Any] = {"prompt": "a v2 lighthouse", "model": model, "seed": seed}
     if steps is not None:
         body["steps"] = steps
-    resp = httpx.post(f"{srv.url}/v1/generations", json=body, timeout=30)
-    assert resp.status_code == 202, resp.text
-    return str(resp.json()["id"])
-
-
-def wait_done(srv: Server, job_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body: dict[str, Any] = httpx.get(f"{srv.url}/v1/generations/{job_id}", timeout=30).json()
-        if body["status"] in ("succeeded", "failed", "canceled"):
-            return body
-        assert time.monotonic() < deadline, f"{job_id} still {body['status']}: {body}"
-        time.sleep(0.1)
+    return server_rows.submit(srv, body)
 
 
 def query(srv: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     return server_rows.query(srv.data_dir, sql, *args)
-
-
-def job_row(srv: Server, job_id: str) -> tuple[Any, ...]:
-    sql = "SELECT status, attempt, provider, provider_job_id FROM jobs WHERE id = ?"
-    (row,) = query(srv, sql, job_id)
-    return row
-
-
-def events(srv: Server, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    rows = query(srv, "SELECT type, data FROM job_events WHERE job_id = ? ORDER BY id", job_id)
-    return [(kind, json.loads(data)) for kind, data in rows]
 
 
 def proxy_job(comfy: ComfyStack, job_id: str) -> dict[str, Any]:

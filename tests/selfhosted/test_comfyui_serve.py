@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.selfhosted import server_rows
+from tests.selfhosted.server_rows import events, image_bytes, job_row, wait_done
 from tests.servers.comfy_graphs import sdxl
 from tests.support.serve import Server, free_port, start_fake_providers, stop_pid
 
@@ -29,7 +30,6 @@ pytestmark = [pytest.mark.servers, pytest.mark.slow]
 STARTUP_S = 120.0  # imports + migrations on a busy 2-core machine
 BACKEND = "comfy_a"
 MODEL = "sdxl-comfy"
-EVENTS = "SELECT type, data FROM job_events WHERE job_id = ? ORDER BY id"
 CATALOG = """\
 [backends.comfy_a]
 kind = "comfyui"
@@ -132,33 +132,7 @@ def submit(srv: Server, seed: int, *, model: str = MODEL, steps: int | None = No
     body: dict[str, Any] = {"prompt": "a red fox", "model": model, "seed": seed}
     if steps is not None:
         body["steps"] = steps
-    resp = httpx.post(f"{srv.url}/v1/generations", json=body, timeout=30)
-    assert resp.status_code == 202, resp.text
-    return str(resp.json()["id"])
-
-
-def wait_done(srv: Server, job_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body: dict[str, Any] = httpx.get(f"{srv.url}/v1/generations/{job_id}", timeout=30).json()
-        if body["status"] in ("succeeded", "failed", "canceled"):
-            return body
-        assert time.monotonic() < deadline, f"{job_id} still {body['status']}: {body}"
-        time.sleep(0.1)
-
-
-def events(srv: Server, job_id: str) -> list[tuple[str, dict[str, Any]]]:
-    rows = server_rows.query(srv.data_dir, EVENTS, job_id)
-    return [(kind, json.loads(data)) for kind, data in rows]
-
-
-def job_row(srv: Server, job_id: str) -> tuple[Any, ...]:
-    (row,) = server_rows.query(
-        srv.data_dir,
-        "SELECT status, attempt, provider, provider_job_id FROM jobs WHERE id = ?",
-        job_id,
-    )
-    return row
+    return server_rows.submit(srv, body)
 
 
 def images(srv: Server, job_id: str) -> int:
@@ -175,13 +149,6 @@ def assert_billed_once(srv: Server, job_id: str, run: str) -> dict[str, Any]:
     assert entry["detail"]["gpu_time_source"] == "server" and seconds > 0
     assert entry["micros"] == round(seconds * 1000)  # 3.6 $/h = 1000 µ$/s
     return entry
-
-
-def image_bytes(srv: Server, gen: dict[str, Any]) -> bytes:
-    url = gen["image"]["url"]
-    resp = httpx.get(url if url.startswith("http") else srv.url + url, timeout=30)
-    assert resp.status_code == 200
-    return resp.content
 
 
 # ---- generate, progress with previews, node error, cancel (one server) ---------------------------
