@@ -91,6 +91,11 @@ class GenerationRequest(BaseModel):
     strength: float | None = Field(
         None, description="Image-to-image strength, within the model's range (with images)."
     )
+    input_fidelity: Literal["low", "high"] | None = Field(
+        None,
+        description="How closely an edit keeps the faces and details of its input images "
+        "(OpenAI's input_fidelity; with images, for models that have it).",
+    )
 
 
 def new_request(prompt: str, **params: Any) -> GenerationRequest:
@@ -131,6 +136,7 @@ class CanonicalRequest:
     images: tuple[str, ...] = ()
     mask: str | None = None
     strength: float | None = None
+    input_fidelity: str | None = None  # an edit's "low" / "high" where the model has the setting
 
     def to_dict(self) -> dict[str, Any]:
         # not dataclasses.asdict: it deep-copies, and this runs on every rendered job
@@ -163,6 +169,7 @@ _OMITTED_WHEN_UNSET = (
     ("images", ()),
     ("mask", None),
     ("strength", None),
+    ("input_fidelity", None),
 )
 
 
@@ -265,14 +272,16 @@ def check_inputs(req: GenerationRequest, catalog: Catalog) -> None:
     """Refuse inputs the model cannot take — before any of them is fetched or stored."""
     spec = catalog.get(req.model)
     count = len(req.images or ())
-    if count == 0 and req.mask is None and req.strength is None:
+    if count == 0 and req.mask is None and req.strength is None and req.input_fidelity is None:
         return
     takers = [m.name for m in catalog.models.values() if m.max_input_images > 0]
     which = f"models that do: {', '.join(takers)}" if takers else "no model of this server does"
     if spec.max_input_images == 0:
         raise _fail("images", f"{spec.name} takes no input images; {which}")
     if count == 0:
-        raise _fail("images", "a mask or strength needs at least one input image in images")
+        raise _fail(
+            "images", "a mask, strength or input_fidelity needs at least one input image in images"
+        )
     if count > spec.max_input_images:
         raise _fail(
             "images", f"{spec.name} takes at most {spec.max_input_images} input images, not {count}"
@@ -280,6 +289,11 @@ def check_inputs(req: GenerationRequest, catalog: Catalog) -> None:
     if req.mask is not None and not spec.accepts_mask:
         maskers = ", ".join(m.name for m in catalog.models.values() if m.accepts_mask) or "none"
         raise _fail("mask", f"{spec.name} takes no mask; models that do: {maskers}")
+    if req.input_fidelity is not None and req.input_fidelity not in spec.input_fidelities:
+        havers = ", ".join(m.name for m in catalog.models.values() if m.input_fidelities) or "none"
+        raise _fail(
+            "input_fidelity", f"{spec.name} has no input_fidelity setting; models that do: {havers}"
+        )
 
 
 def _resolve_inputs(
@@ -348,4 +362,5 @@ def canonicalize(
         images=images,
         mask=mask,
         strength=strength,
+        input_fidelity=req.input_fidelity if images else None,
     )

@@ -19,7 +19,8 @@ part of it:
 - ``images``, ``mask``, ``strength`` — only for a request with image inputs (an edit, issue 16):
   the inputs' content digests in order, the mask's, and the image-to-image strength. Such a key
   is version ``k2`` (``INPUTS_KEY_VERSION``); a request without inputs keeps its ``k1`` key
-  byte-identical (ADR 0002, addendum 2).
+  byte-identical (ADR 0002, addendum 2). An edit's ``input_fidelity`` joins them only when given,
+  so the k2 keys of edits without it are unchanged (addendum 3).
 
 Not part of it: the provider (failover between providers serving one model must not break dedup),
 the caller, the group label, the webhook. Changing what goes in means bumping ``KEY_VERSION``, which
@@ -62,6 +63,8 @@ def content_key(req: CanonicalRequest) -> str:
         identity["images"] = list(req.images)
         identity["mask"] = req.mask
         identity["strength"] = req.strength
+        if req.input_fidelity is not None:  # keys of edits without it unchanged
+            identity["input_fidelity"] = req.input_fidelity
     digest = hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"{version}:{digest}"
 

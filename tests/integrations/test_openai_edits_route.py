@@ -210,3 +210,43 @@ def test_missing_image_and_bad_fields_are_invalid_requests(server: Server) -> No
 
 def test_the_fast_lane_leaves_the_multipart_route_to_fastapi() -> None:
     assert "/v1/images/edits" not in HOT_POSTS  # the lane reads JSON bodies only
+
+
+def stored_inputs(srv: Server) -> set[Path]:
+    return {p for p in srv.data_dir.rglob("*") if p.is_file() and p.parent.name == "inputs"}
+
+
+def test_a_blocked_prompt_stores_no_input_and_spends_nothing(server: Server) -> None:
+    before = stored_inputs(server)
+    calls = metric(server.url, SUBMISSIONS, PREVIEW)
+    with pytest.raises(openai.BadRequestError) as err:
+        client(server).images.edit(
+            image=("teal.png", picture("PNG", (48, 48), "teal"), "image/png"),
+            prompt="a beheading scene",
+        )
+    assert err.value.code == "content_policy_violation"
+    assert stored_inputs(server) == before
+    assert metric(server.url, SUBMISSIONS, PREVIEW) == calls
+    client(server).images.edit(
+        image=("teal.png", picture("PNG", (48, 48), "teal"), "image/png"), prompt="a teal sea"
+    )
+    assert len(stored_inputs(server) - before) == 1  # the same picture with a fine prompt
+
+
+def test_input_fidelity_goes_only_to_models_that_have_it(server: Server) -> None:
+    # OpenAI clients send input_fidelity whatever the model: the preview model has no such
+    # setting, so the edit runs without it (and keys like the edit without it: one provider call)
+    image = ("navy.png", picture("PNG", (64, 64), "navy"), "image/png")
+    seed = {"seed": 5}
+    plain = client(server).images.edit(
+        image=image, prompt="fidelity", size="64x64", extra_body=seed
+    )
+    calls = metric(server.url, SUBMISSIONS, PREVIEW)
+    high = client(server).images.edit(
+        image=image, prompt="fidelity", size="64x64", input_fidelity="high", extra_body=seed
+    )
+    assert high.data[0].b64_json == plain.data[0].b64_json
+    assert metric(server.url, SUBMISSIONS, PREVIEW) == calls
+    with pytest.raises(openai.BadRequestError) as err:
+        client(server).images.edit(image=image, prompt="x", input_fidelity="max")  # type: ignore[arg-type]
+    assert err.value.param == "input_fidelity"

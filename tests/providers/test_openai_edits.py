@@ -4,6 +4,7 @@ checked against the official SDK's ``images.edit`` and the real API's refusals."
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 from collections.abc import AsyncIterator
@@ -250,3 +251,16 @@ async def test_the_sdk_edits_one_image_several_and_with_a_mask(
     fields = [[i.field for i in e.images] for e in openai_fake.fake.edits]
     assert fields == [["image"], ["image[]", "image[]"]]
     assert openai_fake.fake.edits[1].mask is not None
+
+
+async def test_input_fidelity_is_sent_on_and_counts_more_image_tokens(
+    provider: OpenAIProvider, openai_fake: Running
+) -> None:
+    plain = _edit(RED)
+    high = dataclasses.replace(plain.request, images=(RED.digest,), input_fidelity="high")
+    low_upd = await provider.submit(plain)
+    high_upd = await provider.submit(dataclasses.replace(plain, request=high))
+    sent = [e.body.get("input_fidelity") for e in openai_fake.fake.edits]
+    assert sent == [None, "high"]
+    tokens = [u.usage["input_tokens_details"]["image_tokens"] for u in (low_upd, high_upd)]
+    assert tokens[1] > tokens[0] + 4000  # the fake counts 4,096 more per image at high fidelity

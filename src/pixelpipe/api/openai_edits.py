@@ -2,8 +2,9 @@
 
 OpenAI's fields: ``image`` (one file) or ``image[]`` (repeated, up to 16, in order), ``mask``
 (a file), ``prompt``, ``model``, ``n``, ``size``, ``quality``, ``response_format``,
-``output_format``, ``user``, and ``background``, ``output_compression``, ``input_fidelity``
-(accepted; pixelpipe's request has no place for them, so they are not forwarded). The text fields
+``output_format``, ``user``, ``input_fidelity`` (sent on to a model whose catalog entry has
+the setting, ignored for others, as clients send it to any model), and ``background``,
+``output_compression`` (accepted; pixelpipe's request has no place for them). The text fields
 are validated exactly like the JSON body of ``POST /v1/images/generations`` (same model, same
 messages), pixelpipe's extensions (``seed``, ``provider``, ``group``, …) and ``strength``
 included. Each file goes through the input acceptance of ``POST /v1/uploads`` (verify, strip
@@ -19,6 +20,9 @@ from pixelpipe.api.multipart import FormPart, files_named
 from pixelpipe.catalog import Catalog, ModelSpec
 from pixelpipe.errors import InvalidRequest
 from pixelpipe.inputs import MAX_INPUT_IMAGES, InputLimits, store_input
+from pixelpipe.intake import normalize_prompt
+from pixelpipe.safety import check_prompt
+from pixelpipe.services import Services
 from pixelpipe.storage import Storage
 
 IMAGE_FIELDS = ("image", "image[]")
@@ -51,7 +55,11 @@ EDIT_BODY: dict[str, Any] = {
                         "type": "integer",
                         "description": "accepted, not forwarded",
                     },
-                    "input_fidelity": {"type": "string", "description": "accepted, not forwarded"},
+                    "input_fidelity": {
+                        "type": "string",
+                        "enum": ["low", "high"],
+                        "description": "sent on to models that have the setting",
+                    },
                     "user": {"type": "string"},
                     "strength": {"type": "number", "description": "pixelpipe: image-to-image"},
                 },
@@ -118,3 +126,31 @@ async def store_edit_inputs(
     if form.mask is not None:
         mask = (await store_input(storage, form.mask.data, limits, field="mask")).id
     return ids, mask
+
+
+async def edit_inputs(
+    svc: Services, form: EditForm, spec: ModelSpec, prompt: str
+) -> dict[str, Any]:
+    """The edit's fields of its generation requests: the stored images' upload ids, the mask's,
+    ``strength`` and ``input_fidelity``. The prompt is screened first: a blocked edit stores
+    nothing."""
+    require_edit_model(svc.catalog, spec)
+    check_prompt(normalize_prompt(prompt), svc.rules)
+    strength = _strength(form.fields.get("strength"))
+    fidelity = form.fields.get("input_fidelity")
+    if fidelity is not None and fidelity not in ("low", "high"):
+        raise InvalidRequest("input_fidelity: must be low or high", field="input_fidelity")
+    if fidelity not in spec.input_fidelities:
+        fidelity = None  # clients send it to any model; only one that has the setting gets it
+    limits = InputLimits.from_settings(svc.settings)
+    images, mask = await store_edit_inputs(svc.storage, form, limits)
+    return {"images": images, "mask": mask, "strength": strength, "input_fidelity": fidelity}
+
+
+def _strength(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidRequest("strength: not a number", field="strength") from None

@@ -52,6 +52,9 @@ class ModelPublic(BaseModel):
     strength: dict[str, float] | None = Field(
         None, description="The image-to-image `strength` range, when the model has one."
     )
+    input_fidelities: list[str] = Field(
+        default_factory=list, description="The `input_fidelity` values an edit may give."
+    )
     price_usd: dict[str, str | None]  # provider -> price of a default image; null = unpriced
     provider_states: dict[str, str] = Field(
         default_factory=dict,
@@ -131,6 +134,7 @@ def model_public(svc: Services, spec: ModelSpec) -> ModelPublic:
         max_input_images=spec.max_input_images,
         accepts_mask=spec.accepts_mask,
         strength=vars_or_none(spec.strength),
+        input_fidelities=list(spec.input_fidelities),
         price_usd={p: usd(prices.get(p)) for p in spec.providers},
         provider_states=provider_states(svc, spec),
     )

@@ -51,12 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pixelpipe.api.decoding import body_error, require_json_body
 from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.api.multipart import form_parts
-from pixelpipe.api.openai_edits import (
-    EDIT_BODY,
-    read_form,
-    require_edit_model,
-    store_edit_inputs,
-)
+from pixelpipe.api.openai_edits import EDIT_BODY, edit_inputs, read_form
 from pixelpipe.api.problems import openai_error_response
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.errors import (
@@ -66,7 +61,6 @@ from pixelpipe.errors import (
     PixelpipeError,
     UnsupportedEndpoint,
 )
-from pixelpipe.inputs import InputLimits
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.notify.public import usd
@@ -241,11 +235,7 @@ async def create_edit(request: Request) -> Response:
         form = read_form(parts)
         body = validate_body(dict(form.fields))
         spec = resolve_model(svc, body.model)
-        require_edit_model(svc.catalog, spec)
-        strength = _strength(form.fields.get("strength"))
-        limits = InputLimits.from_settings(svc.settings)
-        images, mask = await store_edit_inputs(svc.storage, form, limits)
-        inputs: dict[str, Any] = {"images": images, "mask": mask, "strength": strength}
+        inputs = await edit_inputs(svc, form, spec, body.prompt)
         bodies = [r.model_copy(update=inputs) for r in generation_requests(body, spec)]
         subs = await submit_many(svc, bodies, caller=caller)
         jobs = await wait_all(svc, [s.job for s in subs], svc.settings.openai_wait_s)
@@ -255,15 +245,6 @@ async def create_edit(request: Request) -> Response:
     except Exception:
         log.exception("unhandled error in POST /v1/images/edits")
         return error_response("internal_error", "an unexpected error occurred; it is logged", {})
-
-
-def _strength(raw: str | None) -> float | None:
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise InvalidRequest("strength: not a number", field="strength") from None
 
 
 @router.post(

@@ -60,6 +60,9 @@ class ModelSpec:
     max_input_images: int = 0
     accepts_mask: bool = False
     strength: NumericRange | None = None
+    # OpenAI's ``input_fidelity`` (how closely an edit keeps faces and details of its inputs):
+    # the values the model takes; empty for a model that has no such setting
+    input_fidelities: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     workflow: Workflow | None = None  # a model of the operator's file backed by a ComfyUI workflow
 
@@ -108,6 +111,7 @@ def spec_from_raw(name: str, raw: dict[str, Any]) -> ModelSpec:
         max_input_images=int(raw.get("max_input_images", 0)),
         accepts_mask=bool(raw.get("accepts_mask", False)),
         strength=_range(raw.get("strength")),
+        input_fidelities=tuple(raw.get("input_fidelities", ())),
     )
 
 

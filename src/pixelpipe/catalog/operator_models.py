@@ -27,6 +27,7 @@ SPEC_KEYS = (
     "max_input_images",
     "accepts_mask",
     "strength",
+    "input_fidelities",
 )
 MODEL_KEYS = ("extends", "backends", "ids", *WORKFLOW_KEYS, *SPEC_KEYS)
 NEW_MODEL_NEEDS = ("label", "formats", "aspect_ratios")

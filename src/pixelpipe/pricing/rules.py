@@ -27,6 +27,11 @@ class TokenRates:
     text_input: Decimal
     image_input: Decimal
     image_output: Decimal
+    # what an estimate counts for each input image of an edit (before the run, only the count
+    # is known): at most this many tokens at the default fidelity, plus the extra tokens of
+    # ``input_fidelity = "high"``; the actual price uses the tokens the provider reports
+    input_image_tokens: int = 0
+    high_fidelity_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,8 @@ class Shape:
     height: int
     quality: str | None = None
     images: int = 1
+    input_images: int = 0  # an edit's input images (priced by token where the rule has rates)
+    high_fidelity: bool = False
 
     @property
     def size(self) -> str:
@@ -74,8 +81,18 @@ def price_by_table(rule: Rule, shape: Shape, megapixel: int) -> Decimal | None:
     if rule.basis == "quality_size":
         per_size = rule.table.get(shape.quality or rule.default_quality or "", {})
         unit = per_size.get(shape.size)
-        return None if unit is None else unit * shape.images
+        return None if unit is None else (unit + input_images_usd(rule, shape)) * shape.images
     return None
+
+
+def input_images_usd(rule: Rule, shape: Shape) -> Decimal:
+    """What an edit's input images add before the run: each at the most tokens it can count
+    (:attr:`TokenRates.input_image_tokens`, plus the high-fidelity extra), at the image rate."""
+    rates = rule.tokens
+    if rates is None or shape.input_images == 0:
+        return Decimal(0)
+    each = rates.input_image_tokens + (rates.high_fidelity_tokens if shape.high_fidelity else 0)
+    return shape.input_images * each * rates.image_input / PER_MILLION
 
 
 def _count(value: Any) -> int | None:

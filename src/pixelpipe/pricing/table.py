@@ -171,6 +171,8 @@ def _shape(req: CanonicalRequest, usage: Mapping[str, Any]) -> Shape:
         height=_positive_int(usage.get("height")) or req.height,
         quality=req.quality,
         images=_positive_int(usage.get("images")) or 1,
+        input_images=len(req.images),
+        high_fidelity=req.input_fidelity == "high",
     )
 
 
@@ -308,6 +310,8 @@ def _tokens(raw: Mapping[str, Any]) -> TokenRates:
         text_input=_usd(raw["text_input_per_m_usd"]),
         image_input=_usd(raw["image_input_per_m_usd"]),
         image_output=_usd(raw["image_output_per_m_usd"]),
+        input_image_tokens=int(raw.get("input_image_tokens", 0)),
+        high_fidelity_tokens=int(raw.get("high_fidelity_tokens", 0)),
     )
 
 

@@ -47,6 +47,8 @@ def edit_fields(req: CanonicalRequest, model_id: str) -> dict[str, str]:
     fields["output_format"] = req.format
     if req.quality:
         fields["quality"] = req.quality
+    if req.input_fidelity:
+        fields["input_fidelity"] = req.input_fidelity
     return fields
 
 
