@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import secrets
 import sqlite3
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image
 
 from pixelpipe.fakes.server import FakeProviders, fake_env, serve_app
 from pixelpipe.providers.signing import fal_sign, standard_signature
@@ -514,3 +516,33 @@ def test_gpt_image_1_token_usage_is_priced(polled: Server) -> None:
     [entry] = ledger(polled, job["id"])
     assert entry["amount_micros"] == expected
     assert json.loads(entry["detail"])["usage"]["output_tokens"] == 1056
+
+
+@pytest.mark.parametrize("provider", FLUX)
+def test_flux_dev_image_to_image_runs_on_each_host_and_is_priced_once(
+    polled: Server, fakes: FakesThread, provider: str
+) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 400), (40, 90, 200)).save(buf, "PNG")
+    upload = httpx.post(
+        f"{polled.url}/v1/uploads", files={"file": ("in.png", buf.getvalue(), "image/png")}
+    ).json()
+    prompt = f"the same scene at dusk {secrets.token_hex(4)}"
+    job = submit(
+        polled,
+        model="flux-dev",
+        provider=provider,
+        prompt=prompt,
+        images=[upload["id"]],
+        strength=0.5,
+    )
+    done, _ = finish(polled, job["id"])
+    assert done["status"] == "succeeded", done
+    assert done["request"]["images"] == [upload["digest"]] and done["request"]["strength"] == 0.5
+    assert [i["role"] for i in done["inputs"]] == ["image"]
+    # each host draws at the input's shape: Replicate at FLUX's 3:2 size, fal at its size
+    expected_size = (1216, 832) if provider == "replicate" else (592, 400)
+    assert (done["image"]["width"], done["image"]["height"]) == expected_size
+    micros = 25_000 if provider == "replicate" else 30_000  # fal's image-to-image rate, 1 MP
+    [entry] = ledger(polled, job["id"])
+    assert entry["amount_micros"] == micros and done["cost"]["micros"] == micros

@@ -47,6 +47,13 @@ SCHEMAS: dict[str, dict[str, tuple[Any, ...]]] = {
     "fal-ai/flux-pro/kontext/text-to-image": _KONTEXT_TEXT,
     "fal-ai/flux/schnell": _FLUX | {"num_inference_steps": ("int", 1, 12)},
     "fal-ai/flux/dev": _FLUX | {"num_inference_steps": ("int", 1, 50)},
+    # image-to-image: no image_size (the output follows the input image)
+    "fal-ai/flux/dev/image-to-image": {k: v for k, v in _FLUX.items() if k != "image_size"}
+    | {
+        "image_url": ("uri",),
+        "strength": ("num", 0.01, 1),
+        "num_inference_steps": ("int", 10, 50),
+    },
     "fal-ai/flux-pro/v1.1": _COMMON
     | {
         "safety_tolerance": ("enum", ("1", "2", "3", "4", "5", "6")),
@@ -123,7 +130,18 @@ def output_size(model: str, data: dict[str, Any]) -> tuple[int, int]:
         image = data.get("image_url")
         ratio = data.get("aspect_ratio") or ("1:1" if "image_url" not in data else None)
         return kontext_size(ratio, image if isinstance(image, str) else None)
+    if model.endswith("/image-to-image"):
+        return input_size(str(data["image_url"]))
     return size_of(data.get("image_size", "landscape_4_3")) or (1024, 768)
+
+
+def input_size(image_uri: str) -> tuple[int, int]:
+    """FLUX dev image-to-image draws at its input's size, in multiples of 16 (a URL the fake
+    cannot read: 1024x768)."""
+    image = data_uri_image(image_uri)
+    if image is None:
+        return 1024, 768
+    return max(64, image.width // 16 * 16), max(64, image.height // 16 * 16)
 
 
 def size_of(value: Any) -> tuple[int, int] | None:

@@ -42,7 +42,7 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     | {
         "num_inference_steps": ("int", 1, 50),
         "guidance": ("num", 0, 10),
-        "image": ("str",),
+        "image": ("uri",),
         "prompt_strength": ("num", 0, 1),
     },
     "black-forest-labs/flux-kontext-pro": {
@@ -155,7 +155,13 @@ def _custom_size_errors(model: str, data: dict[str, Any]) -> list[dict[str, str]
 
 
 def _input_image_errors(data: dict[str, Any]) -> list[dict[str, str]]:
-    """Kontext's input image must be one it can read; with one, safety_tolerance is at most 2."""
+    """An input image (Kontext's ``input_image``, FLUX dev's ``image``) must be one the model can
+    read; with Kontext's, safety_tolerance is at most 2."""
+    if is_uri(data.get("image")):
+        try:
+            data_uri_image(str(data["image"]))
+        except ValueError as exc:
+            return [_invalid("format", "input.image", f"Invalid image: {exc}")]
     value = data.get("input_image")
     if not is_uri(value):
         return []
@@ -180,10 +186,19 @@ def output_size(model: str, data: dict[str, Any]) -> tuple[int, int]:
         image = data.get("input_image")
         return kontext_size(data.get("aspect_ratio"), image if isinstance(image, str) else None)
     ratio = str(data.get("aspect_ratio", "1:1"))
+    if isinstance(data.get("image"), str):  # image-to-image: the input's aspect ratio wins
+        ratio = _nearest_ratio(data_uri_image(data["image"])) or ratio
     if ratio == "custom":
         return _round32(int(data["width"])), _round32(int(data["height"]))
     w, h = FLUX_SIZES[ratio]
     return (w // 2, h // 2) if data.get("megapixels") == "0.25" else (w, h)
+
+
+def _nearest_ratio(image: Any) -> str | None:
+    if image is None:
+        return None
+    shape = image.width / image.height
+    return min(FLUX_SIZES, key=lambda r: abs(FLUX_SIZES[r][0] / FLUX_SIZES[r][1] - shape))
 
 
 def _round32(value: int) -> int:

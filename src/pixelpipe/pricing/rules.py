@@ -38,6 +38,9 @@ class TokenRates:
 class Rule:
     basis: Basis
     usd: Decimal | None = None  # per_image, per_megapixel
+    # the same unit when the request has input images, where the provider's image-to-image
+    # endpoint is priced apart (fal's FLUX dev); None: ``usd`` either way
+    usd_with_images: Decimal | None = None
     table: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)  # quality -> size -> $
     tokens: TokenRates | None = None
     default_quality: str | None = None
@@ -74,10 +77,11 @@ def price_by_table(rule: Rule, shape: Shape, megapixel: int) -> Decimal | None:
     """The list price of ``shape`` under ``rule`` (the estimate, and the actual without usage)."""
     if rule.basis == "free":
         return Decimal(0)
-    if rule.basis == "per_image" and rule.usd is not None:
-        return rule.usd * shape.images
-    if rule.basis == "per_megapixel" and rule.usd is not None:
-        return rule.usd * billed_megapixels(shape.width, shape.height, megapixel) * shape.images
+    usd = rule.usd_with_images if shape.input_images and rule.usd_with_images else rule.usd
+    if rule.basis == "per_image" and usd is not None:
+        return usd * shape.images
+    if rule.basis == "per_megapixel" and usd is not None:
+        return usd * billed_megapixels(shape.width, shape.height, megapixel) * shape.images
     if rule.basis == "quality_size":
         per_size = rule.table.get(shape.quality or rule.default_quality or "", {})
         unit = per_size.get(shape.size)

@@ -289,6 +289,7 @@ def _rule(provider: str, model: str, spec: Mapping[str, Any]) -> Rule:
     rule = Rule(
         basis=cast(Basis, basis),
         usd=_usd(spec["usd"]) if "usd" in spec else None,
+        usd_with_images=_usd(spec["usd_with_images"]) if "usd_with_images" in spec else None,
         table=table,
         tokens=_tokens(spec["tokens"]) if "tokens" in spec else None,
         default_quality=spec.get("default_quality"),

@@ -57,6 +57,7 @@ PRESETS: dict[tuple[int, int], str] = {
     (1024, 576): "landscape_16_9",
 }
 NAMESPACES = frozenset({"workflows", "comfy"})
+IMAGE_TO_IMAGE = "image-to-image"  # FLUX dev's endpoint for a request with an input image
 TRANSIENT_ERROR_TYPES = frozenset(
     {
         "request_timeout",
@@ -91,9 +92,12 @@ def fal_format(fmt: str) -> str:
 def fal_input(
     req: CanonicalRequest, model_id: str, images: tuple[InputImage, ...] = ()
 ) -> dict[str, Any]:
-    """The input of one canonical request on this model (FLUX Kontext: ``kontext.py``)."""
+    """The input of one canonical request on this model (FLUX Kontext: ``kontext.py``; with
+    ``images``, FLUX dev's ``/image-to-image`` endpoint: :func:`submit_path`)."""
     if is_kontext(model_id):
         return kontext_input(req, images)
+    if images:
+        return _image_to_image_input(req, images[0])
     data: dict[str, Any] = {
         "prompt": req.prompt,
         "image_size": image_size(req.width, req.height),
@@ -109,6 +113,40 @@ def fal_input(
     if req.guidance is not None:
         data["guidance_scale"] = req.guidance
     return data
+
+
+def _image_to_image_input(req: CanonicalRequest, image: InputImage) -> dict[str, Any]:
+    """FLUX dev image-to-image: no ``image_size`` (the output follows the input image)."""
+    data: dict[str, Any] = {
+        "prompt": req.prompt,
+        "image_url": image.data_uri(),
+        "num_images": 1,
+        "seed": req.seed,
+        "output_format": fal_format(req.format),
+        "enable_safety_checker": True,
+    }
+    if req.strength is not None:
+        data["strength"] = req.strength
+    if req.steps is not None:
+        data["num_inference_steps"] = req.steps
+    if req.guidance is not None:
+        data["guidance_scale"] = req.guidance
+    return data
+
+
+def submit_path(model_id: str, images: tuple[InputImage, ...]) -> str:
+    """The endpoint a request goes to: Kontext's own (``kontext.py``); with an input image,
+    FLUX dev's ``<model>/image-to-image``; else the model's own path."""
+    if is_kontext(model_id):
+        return kontext_path(model_id, images)
+    path = "/".join(p for p in model_id.split("/") if p)
+    if not images:
+        return path
+    if path != "fal-ai/flux/dev":
+        raise ProviderInvalidInput(
+            f"fal {model_id} takes no input image; FLUX dev and Kontext do", provider="fal"
+        )
+    return f"{path}/{IMAGE_TO_IMAGE}"
 
 
 def app_path(model_id: str) -> str:
@@ -226,12 +264,7 @@ class FalProvider:
         self._jwks_url = jwks_url
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
-        path = (
-            kontext_path(req.model_id, req.images)
-            if is_kontext(req.model_id)
-            else "/".join(p for p in req.model_id.split("/") if p)
-        )
-        url = f"{self._queue}/{path}"
+        url = f"{self._queue}/{submit_path(req.model_id, req.images)}"
         if req.webhook_url:
             url += "?fal_webhook=" + quote(req.webhook_url, safe="")
         body = fal_input(req.request, req.model_id, req.images)

@@ -84,9 +84,14 @@ def replicate_input(
     req: CanonicalRequest, model_id: str, images: tuple[InputImage, ...] = ()
 ) -> dict[str, Any]:
     """The ``input`` object for one canonical request on this model (FLUX Kontext: an edit of
-    ``images``, ``kontext.py``)."""
+    ``images``, ``kontext.py``; FLUX dev: image-to-image from ``images[0]``)."""
     if is_kontext(model_id):
         return kontext_input(req, images)
+    if images and not model_id.endswith("/flux-dev"):
+        raise ProviderInvalidInput(
+            f"replicate {model_id} takes no input image; FLUX dev and Kontext do",
+            provider="replicate",
+        )
     data: dict[str, Any] = {
         "prompt": req.prompt,
         "seed": req.seed,
@@ -95,6 +100,10 @@ def replicate_input(
     if req.format != "png":
         data["output_quality"] = OUTPUT_QUALITY
     data |= _pro_size(req) if is_pro(model_id) else _flux_params(req)
+    if images:  # image-to-image: the output takes the input's aspect ratio
+        data["image"] = images[0].data_uri()
+        if req.strength is not None:
+            data["prompt_strength"] = req.strength
     return data
 
 
