@@ -29,11 +29,11 @@ from pixelpipe.cli_output import (
     load_settings_or_die,
     money,
     out,
+    print_remote,
     unreachable,
 )
 
 if TYPE_CHECKING:
-    from pixelpipe.client import GenerationPublic
     from pixelpipe.settings import Settings
 
 app = typer.Typer(
@@ -277,10 +277,7 @@ class _Generate:
         except httpx.TransportError as exc:
             unreachable(server, exc)
         if not self.as_json:
-            url = gen.image.url
-            _print_remote(
-                gen, server.rstrip("/") + url if url.startswith("/") else url, self.output
-            )
+            print_remote(gen, server, self.output)
         return 0
 
 
@@ -291,14 +288,6 @@ def _print_result(settings: Settings, job: Any, url: str | None, output: Path | 
         f"  cached={'yes' if job.cached else 'no'}  {job.duration_s}s"
     )
     out().print(f"saved to {output}" if output else url or "", markup=False, highlight=False)
-
-
-def _print_remote(gen: GenerationPublic, url: str, output: Path | None) -> None:
-    out().print(
-        f"[bold green]succeeded[/] {gen.id}  model={gen.model}  cost={money(gen.cost.micros)}"
-        f"  cached={'yes' if gen.cached else 'no'}  {gen.timings.duration_s}s"
-    )
-    out().print(f"saved to {output}" if output else url, markup=False, highlight=False)
 
 
 @app.command("fake-providers", cls=Command)

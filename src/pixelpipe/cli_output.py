@@ -23,6 +23,8 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.table import Table
 
@@ -300,3 +302,15 @@ class Group(TyperGroup):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _all_readable(super().get_params(ctx), ctx)
+
+
+def print_remote(gen: Any, server: str, output: Path | None) -> None:
+    """One line about a generation that succeeded on ``server`` (a ``GenerationPublic``, which
+    this module may not import), then its image's URL, or the file it was saved to."""
+    out().print(
+        f"[bold green]succeeded[/] {gen.id}  model={gen.model}  cost={money(gen.cost.micros)}"
+        f"  cached={'yes' if gen.cached else 'no'}  {gen.timings.duration_s}s"
+    )
+    url = str(gen.image.url)
+    url = server.rstrip("/") + url if url.startswith("/") else url
+    out().print(f"saved to {output}" if output else url, markup=False, highlight=False)

@@ -28,6 +28,7 @@ import httpx
 import orjson
 
 from pixelpipe.api.routes_meta import EstimatePublic, ModelList, ModelPublic
+from pixelpipe.api.routes_uploads import UploadPublic
 from pixelpipe.api.routes_usage import UsagePublic
 from pixelpipe.api.schemas import GenerationList, GenerationPublic
 from pixelpipe.errors import ERROR_CODES, PixelpipeError
@@ -88,7 +89,8 @@ class Client:
 
         ``params``: any field of ``POST /v1/generations`` — ``model``, ``seed``, ``size``,
         ``aspect_ratio``, ``format``, ``quality``, ``steps``, ``guidance``, ``negative_prompt``,
-        ``provider``, ``group``, ``webhook``.
+        ``provider``, ``group``, ``webhook``; for an edit ``images``, ``mask``, ``strength``,
+        ``input_fidelity`` (upload ids from :meth:`upload`, generation ids or URLs).
 
         Example::
 
@@ -208,6 +210,19 @@ class Client:
             url = generation.image.url
         resp = await self._request("GET", url)
         return resp.content
+
+    async def upload(self, data: bytes, filename: str = "image.png") -> UploadPublic:
+        """Store an input image (``POST /v1/uploads``): verified, metadata stripped,
+        content-addressed. Pass its ``id`` in a generation's ``images`` or ``mask``.
+
+        Example::
+
+            up = await client.upload(open("photo.png", "rb").read(), "photo.png")
+            gen = await client.generate("make it dusk", images=[up.id])
+        """
+        files = {"file": (filename, data, "application/octet-stream")}
+        resp = await self._request("POST", "/v1/uploads", files=files)
+        return UploadPublic.model_validate_json(resp.content)
 
     # ---- catalog and costs -----------------------------------------------------------------------
     async def models(self) -> builtins.list[ModelPublic]:
