@@ -13,7 +13,7 @@ from typing import Any
 
 from pixelpipe.catalog.catalog import DEFAULT_POSITION, Catalog, ModelSpec, spec_from_raw
 from pixelpipe.catalog.operator_file import ModelEntry, OperatorFile
-from pixelpipe.catalog.operator_workflow import limits_error
+from pixelpipe.catalog.operator_workflow import inputs_error, limits_error
 from pixelpipe.errors import ConfigError
 from pixelpipe.workflows import Workflow
 
@@ -71,6 +71,8 @@ def _with_workflow(spec: ModelSpec, entry: ModelEntry, workflow: Workflow) -> Mo
         "guidance": spec.guidance is not None,
         "width": sizes,
         "height": sizes,
+        "strength": spec.strength is not None,
     }
     limits_error(entry.source, entry.name, workflow, takes)
+    inputs_error(entry.source, entry.name, workflow, spec.max_input_images, spec.accepts_mask)
     return replace(spec, workflow=workflow)

@@ -177,9 +177,46 @@ def limits_error(source: str, name: str, workflow: Workflow, takes: Mapping[str,
                 f"{parameter} out of the model's limits"
             )
         marked = [r for r in workflow.targets.get(parameter, ()) if r in workflow.placeholders]
-        if marked and not carried and parameter in ("steps", "guidance"):
+        if marked and not carried and parameter in ("steps", "guidance", "strength"):
             raise ConfigError(
                 f"{source}: model {name}: input {marked[0]} of its workflow is the placeholder "
                 f"for {parameter}, which the model does not take; give the model {parameter} = "
                 "{ min = …, max = …, default = … }, or write the value into the workflow"
             )
+
+
+def inputs_error(
+    source: str, name: str, workflow: Workflow, max_input_images: int, accepts_mask: bool
+) -> None:
+    """A ConfigError when the model's input capabilities and its workflow's image and mask
+    inputs disagree: each image a request may give has a slot (and no slot stays empty), and a
+    model takes a mask exactly when its workflow loads one."""
+    slots = workflow.image_slots
+    table = f"[models.{name}.workflow_inputs]"
+    if len(slots) != max_input_images:
+        if not slots:
+            fix = (
+                f"map each image to the image input of a LoadImage node under {table}: "
+                'image = "<node id>.image" (a list for several images, in order)'
+            )
+        else:
+            fix = f"give the model max_input_images = {len(slots)}, or map as many slots"
+        raise ConfigError(
+            f"{source}: model {name} takes {max_input_images} input image(s) "
+            f"(max_input_images), and its workflow {workflow.source} loads {len(slots)}"
+            f"{' (' + ', '.join(map(str, slots)) + ')' if slots else ''}; {fix}"
+        )
+    mask = workflow.mask_slot
+    if accepts_mask and mask is None:
+        raise ConfigError(
+            f"{source}: model {name} accepts a mask (accepts_mask), and its workflow "
+            f'{workflow.source} loads none: map it under {table}: mask = "<node id>.image" '
+            "of a LoadImageMask node, or of the LoadImage node of the image (the mask becomes "
+            "its alpha)"
+        )
+    if mask is not None and not accepts_mask:
+        raise ConfigError(
+            f"{source}: model {name}: its workflow loads a mask ({mask}), and the model does "
+            "not take one: give it accepts_mask = true, or take mask out of its "
+            "workflow_inputs"
+        )

@@ -10,6 +10,10 @@ from pixelpipe.workflows.parameters import PARAMETERS, canonical, kind_of, place
 from pixelpipe.workflows.workflow import Graph, InputRef
 
 _LISTED = 12  # nodes or inputs named in a message before "…"
+# Node classes that load an uploaded file from ComfyUI's input folder (their input "image"),
+# and the parameters each may receive: an image (LoadImage), the mask (LoadImageMask, or a
+# LoadImage whose alpha is the mask: ComfyUI's MASK output is 1 - alpha).
+FILE_LOADERS = {"LoadImage": ("image", "mask"), "LoadImageMask": ("mask",)}
 
 
 class MappingError(ConfigError):
@@ -60,7 +64,16 @@ class Binder:
                     f"{key!r} is not a parameter pixelpipe fills; map one of: "
                     f"{', '.join(PARAMETERS)}",
                 )
-            bound[key] = tuple(self.path(key, path) for path in paths)
+            refs = tuple(self.path(key, path) for path in paths)
+            if len(set(refs)) != len(refs):
+                raise self.fail(key, f"{key} lists an input twice; list each input once")
+            if key == "mask" and len(refs) != 1:
+                raise self.fail(
+                    key,
+                    f"mask = {list(paths)}: a request has one mask; map it to one input "
+                    '(mask = "<node id>.image" of a LoadImageMask or LoadImage node)',
+                )
+            bound[key] = refs
         return bound
 
     def path(self, key: str, path: str) -> InputRef:
@@ -107,11 +120,34 @@ class Binder:
                     "parameter; map each input to one parameter",
                 )
             return
-        number = isinstance(value, int | float) and not isinstance(value, bool)
         wanted = kind_of(key)
+        if wanted == "file":
+            self.loads_files(key, ref, value)
+            return
+        number = isinstance(value, int | float) and not isinstance(value, bool)
         if (wanted == "text") != isinstance(value, str) or (wanted == "number" and not number):
             raise self.fail(
                 key,
                 f'{key} = "{ref}": that input holds {value!r}, and {key} is '
                 f"{'text' if wanted == 'text' else 'a number'}; map the input that takes the {key}",
             )
+
+    def loads_files(self, key: str, ref: InputRef, value: Any) -> None:
+        """An image or mask goes to the ``image`` input (a file name) of a loader node."""
+        kind = self.graph[ref.node]["class_type"]
+        takes = FILE_LOADERS.get(kind, ())
+        if key not in takes or ref.name != "image":
+            loaders = [c for c, keys in FILE_LOADERS.items() if key in keys]
+            nodes = [
+                f"{node_id}.image ({node['class_type']})"
+                for node_id, node in self.graph.items()
+                if node["class_type"] in loaders
+            ]
+            raise self.fail(
+                key,
+                f'{key} = "{ref}": node {ref.node} is a {kind} node and that input is not the '
+                f"file a {' or '.join(loaders)} node loads; map the input image of one "
+                f"({listed(nodes) or 'the workflow has none: add a Load Image node'})",
+            )
+        if not isinstance(value, str):
+            raise self.fail(key, f'{key} = "{ref}": that input holds {value!r}, not a file name')

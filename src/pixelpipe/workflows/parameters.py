@@ -7,17 +7,22 @@ from typing import Protocol
 
 TEXT = ("prompt", "negative_prompt")
 INTEGER = ("seed", "width", "height", "steps")
-DECIMAL = ("guidance",)
-PARAMETERS = (*TEXT, *INTEGER, *DECIMAL)  # the names of CanonicalRequest they are read from
+DECIMAL = ("guidance", "strength")
+# Input files: the request's images (one slot per image, in order) and its mask, uploaded to
+# ComfyUI and loaded by a LoadImage / LoadImageMask node; mapped by path only (no placeholder).
+FILES = ("image", "mask")
+VALUES = (*TEXT, *INTEGER, *DECIMAL)  # the names of CanonicalRequest they are read from
+PARAMETERS = (*VALUES, *FILES)
 REQUIRED = ("prompt",)
 
-# Other integrations' names for the same parameter: SillyTavern's CFG is %scale%.
-ALIASES = {"scale": "guidance", "cfg": "guidance", "cfg_scale": "guidance"}
+# Other integrations' names for the same parameter: SillyTavern's CFG is %scale%, its
+# image-to-image strength %denoise%.
+ALIASES = {"scale": "guidance", "cfg": "guidance", "cfg_scale": "guidance", "denoise": "strength"}
 
 # A whole string input that is a placeholder: "%prompt%" (SillyTavern) or "{{prompt}}".
 WHOLE = re.compile(r"^(?:%([A-Za-z_]+)%|\{\{\s*([A-Za-z_]+)\s*\}\})$")
 # A placeholder of ours written inside a longer text (not filled: only whole values are).
-_NAMES = "|".join(sorted({*PARAMETERS, *ALIASES}, key=len, reverse=True))
+_NAMES = "|".join(sorted({*VALUES, *ALIASES}, key=len, reverse=True))
 INSIDE = re.compile(rf"%({_NAMES})%|\{{\{{\s*({_NAMES})\s*\}}\}}")
 
 
@@ -38,6 +43,8 @@ class Parameters(Protocol):
     def steps(self) -> int | None: ...
     @property
     def guidance(self) -> float | None: ...
+    @property
+    def strength(self) -> float | None: ...
 
 
 def placeholder_name(value: str) -> str | None:
@@ -53,4 +60,6 @@ def canonical(name: str) -> str | None:
 
 
 def kind_of(parameter: str) -> str:
+    if parameter in FILES:
+        return "file"
     return "text" if parameter in TEXT else "number"

@@ -14,9 +14,11 @@ from pixelpipe.workflows.lines import JsonLines
 from pixelpipe.workflows.mapping import Binder, MappingError, is_link, listed
 from pixelpipe.workflows.outputs import output_node
 from pixelpipe.workflows.parameters import (
+    FILES,
     INSIDE,
     PARAMETERS,
     REQUIRED,
+    VALUES,
     canonical,
     placeholder_name,
 )
@@ -44,12 +46,15 @@ class Template:
         targets: dict[str, tuple[InputRef, ...]] = {}
         owner: dict[InputRef, str] = {}
         for parameter in PARAMETERS:
-            refs = sorted({*explicit.get(parameter, ()), *self.marked.get(parameter, ())})
+            found = [*explicit.get(parameter, ()), *self.marked.get(parameter, ())]
+            # the images fill their slots in the request's order; the rest has no order
+            refs = list(dict.fromkeys(found)) if parameter == "image" else sorted(set(found))
             for ref in refs:
-                if owner.setdefault(ref, parameter) != parameter:
+                first = owner.setdefault(ref, parameter)
+                if first != parameter and (first, parameter) != ("image", "mask"):
                     raise binder.fail(
                         parameter, f"input {ref} is mapped to both {owner[ref]} and {parameter}"
-                    )
+                    )  # (an image slot may also take the mask: as that image's alpha)
             if refs:
                 targets[parameter] = tuple(refs)
         self.require(targets)
@@ -177,11 +182,19 @@ class _Reader:
                 )
             return None
         parameter = canonical(written)
+        if parameter in FILES:
+            raise self.fail(
+                self.lines.input(node_id, name),
+                f"input {node_id}.{name} is the placeholder {value!r}; input images and masks "
+                f'are mapped in the catalog file instead ({parameter} = "{node_id}.{name}" '
+                "under [models.<name>.workflow_inputs]): keep the file name ComfyUI exported",
+            )
         if parameter is None:
             raise self.fail(
                 self.lines.input(node_id, name),
                 f"input {node_id}.{name} is the placeholder {value!r}, which pixelpipe does not "
-                f"fill (it fills {', '.join(PARAMETERS)}; guidance is also %scale% or %cfg%); "
+                f"fill (it fills {', '.join(VALUES)}; guidance is also %scale% or %cfg%, "
+                "strength %denoise%); "
                 "write the value itself into the workflow",
             )
         return parameter

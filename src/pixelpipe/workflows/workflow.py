@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelpipe.errors import ConfigError
-from pixelpipe.workflows.parameters import DECIMAL, INTEGER, Parameters
+from pixelpipe.workflows.parameters import DECIMAL, FILES, INTEGER, Parameters
 
 Graph = dict[str, dict[str, Any]]  # node id -> {"class_type", "inputs", "_meta"?}
 
@@ -36,12 +36,33 @@ class Workflow:
     output_node: str
     digest: str
 
-    def render(self, params: Parameters) -> Graph:
+    @property
+    def image_slots(self) -> tuple[InputRef, ...]:
+        """The inputs the request's images go to, in order (LoadImage nodes' ``image``)."""
+        return self.targets.get("image", ())
+
+    @property
+    def mask_slot(self) -> InputRef | None:
+        """The input the mask goes to: a LoadImageMask's ``image``, or an image slot (the mask
+        is then that image's alpha, as ComfyUI's mask editor saves it)."""
+        return next(iter(self.targets.get("mask", ())), None)
+
+    def render(self, params: Parameters, files: Mapping[InputRef, Any] | None = None) -> Graph:
         """The concrete graph for one request: every mapped input set, typed as ComfyUI expects
-        (ints for seed, steps and size; a float for guidance; text for the prompts). The seed is
-        always the request's own: the workflow's seed mode (randomize, fixed) plays no part."""
+        (ints for seed, steps and size; a float for guidance and strength; text for the
+        prompts). The seed is always the request's own: the workflow's seed mode (randomize,
+        fixed) plays no part. ``files``: what each image or mask input loads (the name ComfyUI
+        gave the upload, or a Comfy API v2 asset reference); every such input needs one."""
         graph: Graph = copy.deepcopy(dict(self.graph))  # type: ignore[arg-type]
+        for ref in (*self.image_slots, *self.targets.get("mask", ())):
+            if files is None or ref not in files:
+                raise ConfigError(
+                    f"{self.source}: input {ref} loads an input image, and none was uploaded for it"
+                )
+            graph[ref.node]["inputs"][ref.name] = files[ref]
         for parameter, refs in self.targets.items():
+            if parameter in FILES:
+                continue
             value = getattr(params, parameter)
             for ref in refs:
                 if value is not None:
