@@ -30,6 +30,7 @@ index; the whole repository was too large to fetch) and the merged PR Comfy-Org/
 - ``GET /view?filename&subfolder&type`` → the PNG (404 unknown; 400 for ``..`` or a leading
   ``/``); ``POST /upload/image`` (multipart ``image``, ``type``, ``subfolder``, ``overwrite``) →
   ``{"name", "subfolder", "type"}`` (a clash gets `` (1)`` added unless identical bytes);
+  ``POST /upload/mask`` (the same + ``original_ref``: that file with the upload's alpha);
   ``GET /system_stats``, ``GET /features``, ``GET /object_info[/{class}]``.
 - WebSocket ``/ws?clientId=``: see :mod:`pixelpipe.fakes.comfyui_ws` (delivery, preview frames)
   and :mod:`pixelpipe.fakes.comfyui_run` (message order). Prompt-scoped messages go to the
@@ -111,7 +112,9 @@ class FakeComfyUI(FakeServer):
     def _fresh_state(self) -> None:
         """A (re)started server: empty queue and history, no cache, numbers from 0."""
         self.queue = PromptQueue(self._queue_updated)
-        self.executor = Executor(self.hub, self.outputs, self.core.background.sleep)
+        self.executor = Executor(
+            self.hub, self.outputs, self.core.background.sleep, self.files.input_file
+        )
         self.number = 0
 
     def _routes(self) -> list[BaseRoute]:
@@ -127,6 +130,7 @@ class FakeComfyUI(FakeServer):
             ("/history/{prompt_id}", self.get_history_item, ["GET"]),
             ("/view", self.files.view, ["GET"]),
             ("/upload/image", self.files.upload_image, ["POST"]),
+            ("/upload/mask", self.files.upload_mask, ["POST"]),
             ("/system_stats", self.system_stats, ["GET"]),
             ("/features", self.features, ["GET"]),
             ("/object_info", self.get_object_info, ["GET"]),
@@ -158,7 +162,7 @@ class FakeComfyUI(FakeServer):
             return JSONResponse({"error": error, "node_errors": {}}, status_code=400)
         prompt = body["prompt"]
         prompt_id = str(body.get("prompt_id") or uuid.uuid4())
-        valid = validate_prompt(prompt)
+        valid = validate_prompt(prompt, self.files.has_input)
         extra = dict(body.get("extra_data") or {})
         if "client_id" in body:
             extra["client_id"] = body["client_id"]

@@ -3,9 +3,10 @@
 Enough classes for an SDXL text-to-image graph (CheckpointLoaderSimple, CLIPTextEncode,
 EmptyLatentImage, KSampler, VAEDecode, SaveImage), a FLUX one (UNETLoader, DualCLIPLoader,
 VAELoader, FluxGuidance, EmptySD3LatentImage, RandomNoise, KSamplerSelect, BasicScheduler,
-BasicGuider, SamplerCustomAdvanced) and LoadImage / PreviewImage. Each input is declared as in
-``INPUT_TYPES``: ``["INT", {"default", "min", "max"}]``, a combo ``[[choices], {}]`` or a link
-type ``["MODEL"]``; the ``/object_info`` entry has ComfyUI's ``node_info`` shape.
+BasicGuider, SamplerCustomAdvanced), LoadImage / PreviewImage, and for image-to-image and
+inpainting LoadImageMask, VAEEncode, VAEEncodeForInpaint and SetLatentNoiseMask. Each input is
+declared as in ``INPUT_TYPES``: ``["INT", {"default", "min", "max"}]``, a combo ``[[choices],
+{}]`` or a link type ``["MODEL"]``; the ``/object_info`` entry has ComfyUI's ``node_info`` shape.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class NodeClass:
     category: str
     output_node: bool = False
     sampler: bool = False
+    loads_file: bool = False  # its "image" names an uploaded file (VALIDATE_INPUTS checks it)
     optional: dict[str, list[Any]] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
@@ -117,7 +119,39 @@ def _classes() -> dict[str, NodeClass]:
         ),
         NodeClass("PreviewImage", {"images": ["IMAGE"]}, (), "image", output_node=True),
         NodeClass(
-            "LoadImage", {"image": ["STRING", {"image_upload": True}]}, ("IMAGE", "MASK"), "image"
+            "LoadImage",
+            {"image": ["STRING", {"image_upload": True}]},
+            ("IMAGE", "MASK"),
+            "image",
+            loads_file=True,
+        ),
+        NodeClass(
+            "LoadImageMask",
+            {
+                "image": ["STRING", {"image_upload": True}],
+                "channel": [["alpha", "red", "green", "blue"], {}],
+            },
+            ("MASK",),
+            "mask",
+            loads_file=True,
+        ),
+        NodeClass("VAEEncode", {"pixels": ["IMAGE"], "vae": ["VAE"]}, ("LATENT",), "latent"),
+        NodeClass(
+            "VAEEncodeForInpaint",
+            {
+                "pixels": ["IMAGE"],
+                "vae": ["VAE"],
+                "mask": ["MASK"],
+                "grow_mask_by": _int(6, 0, 64),
+            },
+            ("LATENT",),
+            "latent/inpaint",
+        ),
+        NodeClass(
+            "SetLatentNoiseMask",
+            {"samples": ["LATENT"], "mask": ["MASK"]},
+            ("LATENT",),
+            "latent/inpaint",
         ),
         NodeClass(
             "UNETLoader",

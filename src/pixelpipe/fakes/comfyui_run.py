@@ -17,7 +17,9 @@ messages with a ``timestamp`` are the history's ``status.messages`` (``[event, d
 
 The picture: :func:`pixelpipe.fakes.render.render` of the positive prompt text (the
 ``CLIPTextEncode`` feeding the sampler's ``positive``/guider) and the seed (``seed`` or
-``noise_seed``), at the latent's ``width``x``height``; ``batch_size`` images, seeds ``seed+i``.
+``noise_seed``), at the latent's ``width``x``height``; ``batch_size`` images, seeds ``seed+i``;
+an image-to-image or inpainting graph's is derived from its uploaded input
+(:mod:`pixelpipe.fakes.comfyui_img2img`).
 Saved as ``<prefix>_<counter:05>_.png`` (type ``output``; ``PreviewImage``: ``temp``) with the
 prompt JSON in a ``prompt`` text chunk, as SaveImage does.
 """
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixelpipe.fakes import comfyui_graph as graph
+from pixelpipe.fakes import comfyui_img2img as img2img
+from pixelpipe.fakes.comfyui_img2img import LoadInput
 from pixelpipe.fakes.comfyui_nodes import NODE_CLASSES
 from pixelpipe.fakes.comfyui_ws import Hub
 from pixelpipe.fakes.render import render
@@ -96,9 +100,12 @@ class Executor:
     """Runs prompts one at a time against ``hub``; ``cache`` maps node signatures to the output
     (ui) they made, for the previous prompt's nodes only (ComfyUI's classic cache)."""
 
-    def __init__(self, hub: Hub, outputs: Outputs, sleep: Sleep) -> None:
+    def __init__(
+        self, hub: Hub, outputs: Outputs, sleep: Sleep, load_input: LoadInput = lambda _: None
+    ) -> None:
         self.hub = hub
         self.outputs = outputs
+        self.load_input = load_input  # a LoadImage value -> the uploaded file's bytes
         self.sleep = sleep
         self.cache: dict[str, dict[str, Any] | None] = {}
         self.interrupted = False
@@ -195,9 +202,14 @@ class Executor:
             else str(node.get("inputs", {}).get("filename_prefix", "ComfyUI"))
         )
         text, seed, (w, h, batch) = graph.picture_inputs(run.prompt)
+        src = img2img.source(run.prompt, self.load_input)
         files = []
         for i in range(batch):
-            data = graph.png(render(text, seed + i, w, h, "png"), run.prompt)
+            if src is None:
+                drawn = render(text, seed + i, w, h, "png")
+            else:  # image-to-image: derived from the uploaded picture
+                drawn = img2img.picture(text, seed + i, src)
+            data = graph.png(drawn, run.prompt)
             files.append(self.outputs.save(prefix, "temp" if is_preview else "output", data))
         return files
 

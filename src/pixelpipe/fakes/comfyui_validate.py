@@ -9,15 +9,20 @@ prompt is refused (``prompt_outputs_failed_validation``) only when *no* output i
 to a node that does not exist raises a ``KeyError`` inside ComfyUI's validation, reported under
 the *output* node as ``exception_during_validation`` with details ``"'<id>'"``. Values:
 ``value_not_in_list`` (combos), ``invalid_input_type``, ``value_smaller_than_min``,
-``value_bigger_than_max``; links: ``bad_linked_input``, ``return_type_mismatch``.
+``value_bigger_than_max``; links: ``bad_linked_input``, ``return_type_mismatch``. A LoadImage /
+LoadImageMask whose file was never uploaded: ``custom_validation_failed`` (its VALIDATE_INPUTS:
+``image - Invalid image file: <name>``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pixelpipe.fakes.comfyui_nodes import NODE_CLASSES
+
+HasInput = Callable[[str], bool]
 
 
 def _error(type_: str, message: str, details: str, **extra: Any) -> dict[str, Any]:
@@ -34,7 +39,8 @@ class Validation:
     node_errors: dict[str, Any]
 
 
-def validate_prompt(prompt: Any) -> Validation:
+def validate_prompt(prompt: Any, has_input: HasInput = lambda _: True) -> Validation:
+    """``has_input``: whether a LoadImage / LoadImageMask ``image`` names an uploaded file."""
     if not isinstance(prompt, dict):
         err = _error("invalid_prompt", "Cannot execute because the prompt is not an object.", "")
         return Validation(False, err, [], {})
@@ -63,17 +69,19 @@ def validate_prompt(prompt: Any) -> Validation:
             outputs.append(str(node_id))
     if not outputs:
         return Validation(False, _error("prompt_no_outputs", "Prompt has no outputs", ""), [], {})
-    return _validate_outputs(prompt, outputs)
+    return _validate_outputs(prompt, outputs, has_input)
 
 
-def _validate_outputs(prompt: dict[str, Any], outputs: list[str]) -> Validation:
+def _validate_outputs(
+    prompt: dict[str, Any], outputs: list[str], has_input: HasInput
+) -> Validation:
     good: list[str] = []
     failures: list[tuple[str, list[dict[str, Any]]]] = []
     node_errors: dict[str, Any] = {}
     for out in outputs:
         validated: dict[str, tuple[bool, list[dict[str, Any]]]] = {}
         try:
-            ok = _validate_node(prompt, out, validated)
+            ok = _validate_node(prompt, out, validated, has_input)
         except Exception as exc:  # ComfyUI reports an exception raised while validating
             reason = _error(
                 "exception_during_validation",
@@ -109,7 +117,10 @@ def _validate_outputs(prompt: dict[str, Any], outputs: list[str]) -> Validation:
 
 
 def _validate_node(
-    prompt: dict[str, Any], node_id: str, validated: dict[str, tuple[bool, list[dict[str, Any]]]]
+    prompt: dict[str, Any],
+    node_id: str,
+    validated: dict[str, tuple[bool, list[dict[str, Any]]]],
+    has_input: HasInput,
 ) -> bool:
     if node_id in validated:
         return validated[node_id][0]
@@ -126,11 +137,20 @@ def _validate_node(
             continue
         value = inputs[name]
         if isinstance(value, list):
-            linked_ok, link_errors = _validate_link(prompt, name, value, spec, validated)
+            linked_ok, link_errors = _validate_link(prompt, name, value, spec, validated, has_input)
             errors.extend(link_errors)
             valid = valid and linked_ok
         else:
             errors.extend(_validate_value(name, value, spec))
+            if cls.loads_file and name == "image" and not has_input(str(value)):
+                errors.append(  # LoadImage.VALIDATE_INPUTS, reported by validate_inputs
+                    _error(
+                        "custom_validation_failed",
+                        "Custom validation failed for node",
+                        f"image - Invalid image file: {value}",
+                        input_name="image",
+                    )
+                )
     ok = valid and not errors
     validated[node_id] = (ok, errors)
     return ok
@@ -142,6 +162,7 @@ def _validate_link(
     value: list[Any],
     spec: list[Any],
     validated: dict[str, tuple[bool, list[dict[str, Any]]]],
+    has_input: HasInput,
 ) -> tuple[bool, list[dict[str, Any]]]:
     if len(value) != 2:
         return False, [
@@ -172,7 +193,7 @@ def _validate_link(
                 received_type=received,
             )
         ]
-    return _validate_node(prompt, source_id, validated), []
+    return _validate_node(prompt, source_id, validated, has_input), []
 
 
 def _validate_value(name: str, value: Any, spec: list[Any]) -> list[dict[str, Any]]:

@@ -3,6 +3,9 @@
 Protocol facts: ``tests/servers/comfy_proxy.py`` (comfy-api-proxy 0.1.6, read and tested) and
 ``shared/reference/self-hosted.md`` (Comfy Cloud's contract). How a run goes:
 
+- **inputs** (image-to-image, inpainting): each input image and the mask are uploaded first as
+  assets (``assets.py``: ``POST /api/v2/assets``, deduplicated by the server) and the workflow's
+  LoadImage / LoadImageMask inputs hold ``core/ASSET`` references to them.
 - **submit**: ``POST /api/v2/jobs {"workflow": <the model's workflow, rendered>, "metadata":
   <key>}`` with ``Idempotency-Key: <key>``, the key being the attempt's run tag
   (:func:`.jobs.run_key`: the same attempt always sends the same key). 201: the job. A resent
@@ -46,6 +49,7 @@ from pixelpipe.providers.base import (
     ProviderUpdate,
     RunState,
 )
+from pixelpipe.providers.comfy_api.assets import upload_assets
 from pixelpipe.providers.comfy_api.events import TERMINAL, Watches
 from pixelpipe.providers.comfy_api.jobs import (
     INVALID_WORKFLOW,
@@ -111,7 +115,7 @@ class ComfyApiProvider:
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
         key = self.run_key(req)
-        body = {"workflow": self._graph(req), "metadata": key}
+        body = {"workflow": await self._graph(req), "metadata": key}
         resp = await self._http.send(
             "POST",
             self._base + JOBS,
@@ -212,14 +216,15 @@ class ComfyApiProvider:
                 return job_update(self.name, job, req.workflow)
         return None
 
-    def _graph(self, req: ProviderRequest) -> dict[str, Any]:
+    async def _graph(self, req: ProviderRequest) -> dict[str, Any]:
         if req.workflow is None:
             raise ProviderInvalidInput(
                 f"{self.name} runs ComfyUI workflows, and model {req.request.model} has none: "
                 "give the model a workflow in the catalog file (docs/comfyui.md)",
                 provider=self.name,
             )
-        return dict(req.workflow.render(req.request))
+        files = await upload_assets(self._http, self._base, self.name, req.workflow, req)
+        return dict(req.workflow.render(req.request, files))
 
     def _unknown(self, job_id: str) -> ProviderJobLost:
         return ProviderJobLost(

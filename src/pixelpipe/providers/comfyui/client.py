@@ -2,6 +2,9 @@
 
 How a run goes (wire format in ``answers.py``, the socket in ``live.py``):
 
+- **inputs** (image-to-image, inpainting): each input image and the mask are uploaded first
+  (``uploads.py``: ``/upload/image``, ``/upload/mask``, content-derived names) and the
+  workflow's LoadImage / LoadImageMask inputs get the names ComfyUI gave them.
 - **submit**: ``POST /prompt {"prompt": <the model's workflow rendered for the request>,
   "client_id": <this process's socket>, "prompt_id": <ours>}``. The prompt id is a UUID derived
   from the attempt's run tag, so it is known before the call: a submit interrupted by a crash is
@@ -64,6 +67,7 @@ from pixelpipe.providers.comfyui.answers import (
     refusal_message,
 )
 from pixelpipe.providers.comfyui.live import LiveFeed
+from pixelpipe.providers.comfyui.uploads import upload_inputs
 from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderHTTP
 from pixelpipe.providers.previews import image_type
 from pixelpipe.providers.registration import Backend
@@ -116,10 +120,11 @@ class ComfyUIProvider:
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
         workflow = self._workflow(req)
+        files = await upload_inputs(self._http, self._base, self.name, workflow, req)
         self.live.start()
         pid = self.run_id(req)
         body = {
-            "prompt": workflow.render(req.request),
+            "prompt": workflow.render(req.request, files),
             "client_id": self.live.client_id,
             "prompt_id": pid,
         }
