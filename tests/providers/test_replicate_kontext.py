@@ -13,7 +13,7 @@ from pixelpipe.fakes import replicate_schema
 from pixelpipe.pricing.table import load_price_table
 from pixelpipe.providers import replicate as replicate_pkg
 from pixelpipe.providers.base import RunState
-from pixelpipe.providers.replicate.client import ReplicateProvider, replicate_input
+from pixelpipe.providers.replicate.client import ReplicateProvider, _made_for, replicate_input
 
 from .conftest import CATALOG, REPLICATE_TOKEN, Running, canon
 from .kontext_inputs import decoded, edit, input_image
@@ -95,3 +95,19 @@ async def test_the_fake_refuses_an_input_that_is_not_an_image(
 def test_kontext_costs_four_cents_an_image_on_replicate() -> None:
     price = load_price_table().estimate(canon(model="flux-kontext-pro"), "replicate")
     assert price.amount_micros == 40_000 and price.basis == "per_image"
+
+
+def test_a_listed_run_matches_an_edit_whatever_became_of_its_data_uri() -> None:
+    image = input_image()
+    req = edit("replicate", image)
+    expected = replicate_input(req.request, MODEL_ID, req.images)
+    hook = "https://pp.example/hooks/replicate?job=job_k&attempt=1"
+    kept = {"input": dict(expected), "webhook": hook}
+    as_url = {"input": expected | {"input_image": "https://replicate.delivery/x/in.png"}}
+    dropped = {"input": {k: v for k, v in expected.items() if k != "input_image"}}
+    for listed in (kept, as_url, dropped):
+        assert _made_for(listed, expected, hook)
+    other_prompt = {"input": expected | {"prompt": "another"}}
+    assert not _made_for(other_prompt, expected, hook)
+    assert not _made_for({"input": dict(expected), "webhook": hook + "2"}, expected, hook)
+    assert not _made_for({"input": None}, expected, None)

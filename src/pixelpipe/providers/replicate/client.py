@@ -348,7 +348,17 @@ class ReplicateProvider:
 
 
 def _made_for(pred: Mapping[str, Any], expected: Mapping[str, Any], webhook: str | None) -> bool:
-    if pred.get("input") != expected:
+    """Whether ``pred`` is the run ``expected`` would have made. An input image sent as a
+    ``data:`` URI is not compared: Replicate does not keep data URIs, so a listing may show it
+    as a URL of its own, or not at all; the rest of the input (prompt, seed, every setting) and
+    the webhook, which names the job and attempt, still have to match."""
+    listed = pred.get("input")
+    if not isinstance(listed, Mapping):
+        return False
+    inline = {k for k, v in expected.items() if isinstance(v, str) and v.startswith("data:")}
+    if {k: v for k, v in listed.items() if k not in inline} != {
+        k: v for k, v in expected.items() if k not in inline
+    }:
         return False
     echoed = pred.get("webhook")
     return not (webhook and isinstance(echoed, str)) or echoed == webhook
