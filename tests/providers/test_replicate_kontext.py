@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import io
+import random
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+from PIL import Image
 
 from pixelpipe.errors import ProviderInvalidInput
 from pixelpipe.fakes import replicate_schema
 from pixelpipe.pricing.table import load_price_table
 from pixelpipe.providers import replicate as replicate_pkg
-from pixelpipe.providers.base import RunState
+from pixelpipe.providers.base import InputImage, RunState
 from pixelpipe.providers.replicate.client import ReplicateProvider, _made_for, replicate_input
+from pixelpipe.providers.replicate.files import INLINE_MAX_BYTES
 
 from .conftest import CATALOG, REPLICATE_TOKEN, Running, canon
 from .kontext_inputs import decoded, edit, input_image
@@ -105,9 +112,68 @@ def test_a_listed_run_matches_an_edit_whatever_became_of_its_data_uri() -> None:
     kept = {"input": dict(expected), "webhook": hook}
     as_url = {"input": expected | {"input_image": "https://replicate.delivery/x/in.png"}}
     dropped = {"input": {k: v for k, v in expected.items() if k != "input_image"}}
+    refs = {"input_image"}
     for listed in (kept, as_url, dropped):
-        assert _made_for(listed, expected, hook)
+        assert _made_for(listed, expected, hook, refs)
+    assert not _made_for(as_url, expected, hook)  # the image counts where it is not a ref
     other_prompt = {"input": expected | {"prompt": "another"}}
-    assert not _made_for(other_prompt, expected, hook)
-    assert not _made_for({"input": dict(expected), "webhook": hook + "2"}, expected, hook)
-    assert not _made_for({"input": None}, expected, None)
+    assert not _made_for(other_prompt, expected, hook, refs)
+    assert not _made_for({"input": dict(expected), "webhook": hook + "2"}, expected, hook, refs)
+    assert not _made_for({"input": None}, expected, None, refs)
+
+
+def noisy_image(size: tuple[int, int] = (400, 600)) -> InputImage:
+    """A PNG over 256 KB (noise does not compress): Replicate takes it by file, not inline."""
+    data = io.BytesIO()
+    Image.frombytes("RGB", size, random.Random(7).randbytes(size[0] * size[1] * 3)).save(
+        data, "PNG"
+    )
+    raw = data.getvalue()
+    assert len(raw) > INLINE_MAX_BYTES
+    return InputImage("sha256:" + hashlib.sha256(raw).hexdigest(), "image/png", raw, *size)
+
+
+async def test_a_large_input_goes_by_the_files_api_once_and_the_model_reads_it(
+    provider: ReplicateProvider, replicate_fake: Running
+) -> None:
+    image = noisy_image()
+    req = edit("replicate", image)
+    bare = dataclasses.replace(req.request, aspect_ratio=None)
+    req = dataclasses.replace(req, request=bare)
+    done = await finish(provider, await provider.submit(req), req)
+    assert done.state is RunState.SUCCEEDED, done.error
+    (stored,) = replicate_fake.fake.file_store.files.values()
+    assert stored.data == image.data and stored.metadata == {"sha256": image.digest}
+    (pred,) = replicate_fake.fake.predictions.values()
+    assert pred.input["input_image"] == f"{replicate_fake.url}/v1/files/{stored.id}"
+    assert pred.input["aspect_ratio"] == "match_input_image"
+    assert (await image_at(done.outputs[0].url or "")).size == (832, 1248)  # read the file: 2:3
+    again = await provider.submit(dataclasses.replace(req, job_id="job_k2"))
+    assert again.provider_job_id != done.provider_job_id
+    assert len(replicate_fake.fake.file_store.files) == 1  # the same image: not uploaded again
+    # after a restart (a new provider, nothing remembered) the lost create is still found
+    fresh = ReplicateProvider(REPLICATE_TOKEN, base_url=replicate_fake.url)
+    try:
+        found = await fresh.find_run(req, since=0.0)
+    finally:
+        await fresh.aclose()
+    assert found is not None and found.provider_job_id == done.provider_job_id
+    assert len(replicate_fake.fake.file_store.files) == 1  # looking uploads nothing
+
+
+async def test_a_small_input_stays_inline_and_an_unknown_file_is_a_422(
+    provider: ReplicateProvider, replicate_fake: Running
+) -> None:
+    req = edit("replicate", input_image())
+    await provider.submit(req)
+    assert not replicate_fake.fake.file_store.files
+    (pred,) = replicate_fake.fake.predictions.values()
+    assert pred.input["input_image"].startswith("data:image/png;base64,")
+    bad = replicate_input(req.request, MODEL_ID, req.images) | {
+        "input_image": f"{replicate_fake.url}/v1/files/nosuchfile"
+    }
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {REPLICATE_TOKEN}"}) as c:
+        resp = await c.post(
+            f"{replicate_fake.url}/v1/models/{MODEL_ID}/predictions", json={"input": bad}
+        )
+    assert resp.status_code == 422 and "does not exist" in resp.json()["detail"]

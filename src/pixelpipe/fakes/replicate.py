@@ -27,6 +27,7 @@ from starlette.routing import Route
 from pixelpipe.fakes import replicate_schema as schema
 from pixelpipe.fakes.common import CONTENT_TYPES, Behaviour, FakeServer, base_url, outcome_for
 from pixelpipe.fakes.render import render
+from pixelpipe.fakes.replicate_files import FileRefused, UploadedFiles
 from pixelpipe.fakes.replicate_prediction import (
     TERMINAL,
     Prediction,
@@ -68,6 +69,7 @@ class FakeReplicate(FakeServer):
             webhook_secret or "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         )
         self.predictions: dict[str, Prediction] = {}
+        self.file_store = UploadedFiles()
         self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     def _routes(self) -> list[Route]:
@@ -78,11 +80,40 @@ class FakeReplicate(FakeServer):
             Route("/v1/predictions/{pid}", self.get, methods=["GET"]),
             Route("/v1/predictions/{pid}/cancel", self.cancel, methods=["POST"]),
             Route("/v1/webhooks/default/secret", self.secret, methods=["GET"]),
+            Route("/v1/files", self.create_file, methods=["POST"]),
+            Route("/v1/files/{fid}", self.get_file, methods=["GET"]),
             Route("/v1/models/{owner}/{name}/versions/{vid}", self.version, methods=["GET"]),
             *self.core.control_routes(),
         ]
 
     # --- endpoints -------------------------------------------------------------------------
+
+    async def create_file(self, request: Request) -> Response:
+        if (denied := await self._gate(request, "files")) is not None:
+            return denied
+        body = await request.body()
+        try:
+            stored = self.file_store.create(request.headers.get("content-type", ""), body)
+        except FileRefused as exc:
+            return _problem(400, str(exc), "Bad request")
+        return JSONResponse(stored.public(self._base(request)), status_code=201)
+
+    async def get_file(self, request: Request) -> Response:
+        if (denied := self._auth(request)) is not None:
+            return denied
+        stored = self.file_store.files.get(request.path_params["fid"])
+        if stored is None:
+            return _problem(404, "The requested resource could not be found.", "Not found")
+        return JSONResponse(stored.public(self._base(request)))
+
+    def _base(self, request: Request) -> str:
+        return base_url(request, self.core.public_url)
+
+    def _model_input(self, inp: Any, base: str) -> Any:
+        """The input as the model reads it: this server's file URLs become the files' bytes."""
+        if not isinstance(inp, dict):
+            return inp
+        return {k: self.file_store.resolve(v, base) for k, v in inp.items()}
 
     async def create_official(self, request: Request) -> Response:
         model = f"{request.path_params['owner']}/{request.path_params['name']}"
@@ -191,7 +222,12 @@ class FakeReplicate(FakeServer):
         body = await _json_object(request)
         if body is None:
             return _problem(400, "Request body must be a JSON object", "Bad request")
-        invalid = schema.body_errors(body, allowed) or schema.validate(model, body.get("input"))
+        try:
+            model_input = self._model_input(body.get("input"), self._base(request))
+        except FileRefused as exc:
+            bad = [{"type": "format", "field": "input", "description": str(exc)}]
+            return _problem(422, f"- input: {exc}\n", "Input validation failed", invalid_fields=bad)
+        invalid = schema.body_errors(body, allowed) or schema.validate(model, model_input)
         if invalid:
             detail = "".join(f"- {e['field']}: {e['description']}\n" for e in invalid)
             return _problem(422, detail, "Input validation failed", invalid_fields=invalid)
@@ -272,7 +308,7 @@ class FakeReplicate(FakeServer):
 
     def _render_outputs(self, pred: Prediction) -> Any:
         fmt = str(pred.input.get("output_format", "webp"))
-        width, height = schema.output_size(pred.model, pred.input)
+        width, height = schema.output_size(pred.model, self._model_input(pred.input, pred.base))
         seed = int(pred.input.get("seed", 0))
         count = 1 if "pro" in pred.model else int(pred.input.get("num_outputs", 1))
         urls = []

@@ -15,7 +15,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +36,7 @@ from pixelpipe.providers.base import InputImage, ProviderRequest, ProviderUpdate
 from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, ProviderIdentity
 from pixelpipe.providers.http import is_content_policy as _is_policy
 from pixelpipe.providers.outputs import normalize_outputs
+from pixelpipe.providers.replicate.files import InputFiles, image_ref
 from pixelpipe.providers.replicate.kontext import is_kontext, kontext_input
 from pixelpipe.providers.signing import SignatureInvalid, verify_standard_webhook
 
@@ -81,12 +82,16 @@ def output_format(fmt: str) -> str:
 
 
 def replicate_input(
-    req: CanonicalRequest, model_id: str, images: tuple[InputImage, ...] = ()
+    req: CanonicalRequest,
+    model_id: str,
+    images: tuple[InputImage, ...] = (),
+    uris: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``input`` object for one canonical request on this model (FLUX Kontext: an edit of
-    ``images``, ``kontext.py``; FLUX dev: image-to-image from ``images[0]``)."""
+    ``images``, ``kontext.py``; FLUX dev: image-to-image from ``images[0]``). ``uris``: the
+    input images uploaded to Replicate's Files API, by digest (``files.py``); others go inline."""
     if is_kontext(model_id):
-        return kontext_input(req, images)
+        return kontext_input(req, images, uris)
     if images and not model_id.endswith("/flux-dev"):
         raise ProviderInvalidInput(
             f"replicate {model_id} takes no input image; FLUX dev and Kontext do",
@@ -101,7 +106,7 @@ def replicate_input(
         data["output_quality"] = OUTPUT_QUALITY
     data |= _pro_size(req) if is_pro(model_id) else _flux_params(req)
     if images:  # image-to-image: the output takes the input's aspect ratio
-        data["image"] = images[0].data_uri()
+        data["image"] = image_ref(images[0], uris)
         if req.strength is not None:
             data["prompt_strength"] = req.strength
     return data
@@ -259,10 +264,12 @@ class ReplicateProvider:
         self._secret = _SecretCache(self._fetch_secret, clock)
         self._wait_s = max(1, min(60, wait_s))
         self._wait_models = wait_models
+        self._files = InputFiles(self._http, self._base)
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
         path, body = prediction_route(req.model_id)
-        body["input"] = replicate_input(req.request, req.model_id, req.images)
+        uris = await self._files.uris(req.images)
+        body["input"] = replicate_input(req.request, req.model_id, req.images, uris)
         if req.webhook_url:
             body |= {"webhook": req.webhook_url, "webhook_events_filter": ["completed"]}
         headers, timeout = self._wait_headers(req.model_id)
@@ -281,7 +288,8 @@ class ReplicateProvider:
         """The run a lost create call made for ``req``, if Replicate has one: the oldest
         prediction created since ``since`` (less a clock-skew margin) with this request's exact
         input (and webhook, when one was given — it names the job and attempt)."""
-        expected = replicate_input(req.request, req.model_id, req.images)
+        expected = replicate_input(req.request, req.model_id, req.images)  # images inline
+        refs = {k for k, v in expected.items() if isinstance(v, str) and v.startswith("data:")}
         after = datetime.fromtimestamp(since - FIND_SKEW_S, UTC).isoformat()
         url: str | None = f"{self._base}/v1/predictions?created_after={quote(after)}"
         found: dict[str, Any] | None = None
@@ -290,7 +298,7 @@ class ReplicateProvider:
                 break
             page = self._http.json_object(await self._http.send("GET", url))
             for pred in page.get("results") or []:  # newest first: the last match is the oldest
-                if isinstance(pred, dict) and _made_for(pred, expected, req.webhook_url):
+                if isinstance(pred, dict) and _made_for(pred, expected, req.webhook_url, refs):
                     found = pred
             nxt = page.get("next")
             url = nxt if isinstance(nxt, str) and nxt.startswith(self._base) else None
@@ -347,15 +355,21 @@ class ReplicateProvider:
         return key
 
 
-def _made_for(pred: Mapping[str, Any], expected: Mapping[str, Any], webhook: str | None) -> bool:
-    """Whether ``pred`` is the run ``expected`` would have made. An input image sent as a
-    ``data:`` URI is not compared: Replicate does not keep data URIs, so a listing may show it
-    as a URL of its own, or not at all; the rest of the input (prompt, seed, every setting) and
-    the webhook, which names the job and attempt, still have to match."""
+def _made_for(
+    pred: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    webhook: str | None,
+    refs: Collection[str] = (),
+) -> bool:
+    """Whether ``pred`` is the run ``expected`` would have made. The input fields naming an
+    input image (``refs``) are not compared: Replicate does not keep a data URI, so a listing may
+    show it as a URL of its own or not at all, and a file uploaded again after a restart has
+    another URL; the rest of the input (prompt, seed, every setting) and the webhook, which names
+    the job and attempt, still have to match."""
     listed = pred.get("input")
     if not isinstance(listed, Mapping):
         return False
-    inline = {k for k, v in expected.items() if isinstance(v, str) and v.startswith("data:")}
+    inline = set(refs)
     if {k: v for k, v in listed.items() if k not in inline} != {
         k: v for k, v in expected.items() if k not in inline
     }:

@@ -10,26 +10,33 @@ inline as a data URI: it is already verified and stripped, and nothing has to be
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.base import InputImage
 from pixelpipe.providers.kontext import kontext_ratio
+from pixelpipe.providers.replicate.files import image_ref
 
 
 def is_kontext(model_id: str) -> bool:
     return "flux-kontext" in model_id
 
 
-def kontext_input(req: CanonicalRequest, images: tuple[InputImage, ...]) -> dict[str, Any]:
-    """The ``input`` of a Kontext prediction: an edit of ``images[0]``, or text to image."""
+def kontext_input(
+    req: CanonicalRequest,
+    images: tuple[InputImage, ...],
+    uris: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ``input`` of a Kontext prediction: an edit of ``images[0]``, or text to image.
+    ``uris``: uploaded input files by digest (``files.py``); an image not in it goes inline."""
     data: dict[str, Any] = {
         "prompt": req.prompt,
         "seed": req.seed,
         "output_format": "jpg" if req.format == "jpeg" else "png",
     }
     if images:
-        data["input_image"] = images[0].data_uri()
+        data["input_image"] = image_ref(images[0], uris)
         data["aspect_ratio"] = req.aspect_ratio or "match_input_image"
         return data
     data["aspect_ratio"] = kontext_ratio(req, "replicate")
