@@ -272,6 +272,12 @@ def check_inputs(req: GenerationRequest, catalog: Catalog) -> None:
     """Refuse inputs the model cannot take — before any of them is fetched or stored."""
     spec = catalog.get(req.model)
     count = len(req.images or ())
+    if count < spec.min_input_images:
+        raise _fail(
+            "images",
+            f"{spec.name} edits images: give {_at_least(spec)} in images (upload ids from "
+            "POST /v1/uploads, generation ids or https URLs)",
+        )
     if count == 0 and req.mask is None and req.strength is None and req.input_fidelity is None:
         return
     takers = [m.name for m in catalog.models.values() if m.max_input_images > 0]
@@ -294,6 +300,13 @@ def check_inputs(req: GenerationRequest, catalog: Catalog) -> None:
         raise _fail(
             "input_fidelity", f"{spec.name} has no input_fidelity setting; models that do: {havers}"
         )
+
+
+def _at_least(spec: ModelSpec) -> str:
+    least, most = spec.min_input_images, spec.max_input_images
+    if least == most:
+        return f"{least} input image{'s' if least > 1 else ''}"
+    return f"at least {least} input image{'s' if least > 1 else ''} (at most {most})"
 
 
 def _resolve_inputs(

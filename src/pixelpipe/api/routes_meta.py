@@ -48,6 +48,9 @@ class ModelPublic(BaseModel):
     max_input_images: int = Field(
         0, description="Input images an edit may give (`images`); 0: text-to-image only."
     )
+    min_input_images: int = Field(
+        0, description="Input images a request must give (0: it may draw from text alone)."
+    )
     accepts_mask: bool = Field(False, description="Whether an edit may give a `mask`.")
     strength: dict[str, float] | None = Field(
         None, description="The image-to-image `strength` range, when the model has one."
@@ -132,6 +135,7 @@ def model_public(svc: Services, spec: ModelSpec) -> ModelPublic:
         qualities=list(spec.qualities),
         negative_prompt=spec.negative_prompt,
         max_input_images=spec.max_input_images,
+        min_input_images=spec.min_input_images,
         accepts_mask=spec.accepts_mask,
         strength=vars_or_none(spec.strength),
         input_fidelities=list(spec.input_fidelities),

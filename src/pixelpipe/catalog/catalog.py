@@ -58,6 +58,9 @@ class ModelSpec:
     # image inputs (issue 16): how many input images a request may give (0: text-to-image only),
     # whether it takes a mask (inpainting), and the image-to-image strength range if it has one
     max_input_images: int = 0
+    # the fewest a request must give: 0 for a model that also draws from text alone; a model
+    # that only edits (an img2img workflow, an edit-only endpoint) needs at least one
+    min_input_images: int = 0
     accepts_mask: bool = False
     strength: NumericRange | None = None
     # OpenAI's ``input_fidelity`` (how closely an edit keeps faces and details of its inputs):
@@ -89,6 +92,15 @@ def _range(raw: dict[str, Any] | None) -> NumericRange | None:
     return NumericRange(float(raw["min"]), float(raw["max"]), float(raw["default"]))
 
 
+def _min_inputs(raw: dict[str, Any]) -> int:
+    least, most = int(raw.get("min_input_images", 0)), int(raw.get("max_input_images", 0))
+    if not 0 <= least <= most:
+        raise ValueError(
+            f"min_input_images = {least} must be between 0 and max_input_images ({most})"
+        )
+    return least
+
+
 def spec_from_raw(name: str, raw: dict[str, Any]) -> ModelSpec:
     custom = raw.get("custom_size")
     return ModelSpec(
@@ -109,6 +121,7 @@ def spec_from_raw(name: str, raw: dict[str, Any]) -> ModelSpec:
         negative_prompt=bool(raw.get("negative_prompt", False)),
         max_n=int(raw.get("max_n", 1)),
         max_input_images=int(raw.get("max_input_images", 0)),
+        min_input_images=_min_inputs(raw),
         accepts_mask=bool(raw.get("accepts_mask", False)),
         strength=_range(raw.get("strength")),
         input_fidelities=tuple(raw.get("input_fidelities", ())),

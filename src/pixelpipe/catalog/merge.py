@@ -75,4 +75,5 @@ def _with_workflow(spec: ModelSpec, entry: ModelEntry, workflow: Workflow) -> Mo
     }
     limits_error(entry.source, entry.name, workflow, takes)
     inputs_error(entry.source, entry.name, workflow, spec.max_input_images, spec.accepts_mask)
-    return replace(spec, workflow=workflow)
+    # every image slot of the workflow must be filled: a request gives them all
+    return replace(spec, workflow=workflow, min_input_images=spec.max_input_images)

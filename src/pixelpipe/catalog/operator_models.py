@@ -25,6 +25,7 @@ SPEC_KEYS = (
     "negative_prompt",
     "max_n",
     "max_input_images",
+    "min_input_images",
     "accepts_mask",
     "strength",
     "input_fidelities",
