@@ -27,7 +27,9 @@ Mapping (see docs/python.md, "OpenAI-compatible endpoint"):
   tiers), ``output_format`` → ``format``; ``response_format`` ``url`` (absolute, built from the
   request's base URL or ``PIXELPIPE_PUBLIC_URL``) or ``b64_json`` (default for ``gpt-image-*``,
   which is what OpenAI does); ``user``, ``style``, ``background``, ``moderation`` are accepted and
-  ignored; ``stream`` is refused.
+  ignored.
+* ``stream=true`` (with ``partial_images`` 0–3, n=1) answers server-sent events: partial images,
+  then the stored image (:mod:`pixelpipe.api.openai_stream`, docs/streaming.md). Not on edits yet.
 * pixelpipe extensions (``extra_body`` in the OpenAI SDK): ``seed``, ``webhook``,
   ``negative_prompt``, ``steps``, ``guidance``, ``aspect_ratio``, ``provider``, ``group``.
 
@@ -52,6 +54,7 @@ from pixelpipe.api.decoding import body_error, require_json_body
 from pixelpipe.api.deps import get_caller, get_services, request_body
 from pixelpipe.api.multipart import form_parts
 from pixelpipe.api.openai_edits import EDIT_BODY, edit_inputs, read_form
+from pixelpipe.api.openai_stream import MAX_PARTIAL_IMAGES, StreamPlan, stream_response
 from pixelpipe.api.problems import openai_error_response
 from pixelpipe.catalog import ModelSpec
 from pixelpipe.errors import (
@@ -87,7 +90,12 @@ class ImageGenerationRequest(BaseModel):
     response_format: Literal["url", "b64_json"] | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = None
     user: str | None = Field(None, max_length=256, description="Accepted; not stored.")
-    stream: bool | None = Field(None, description="Not supported (must be false or absent).")
+    stream: bool | None = Field(
+        None, description="Server-sent events: partial images, then the image (n=1)."
+    )
+    partial_images: int | None = Field(
+        None, ge=0, le=MAX_PARTIAL_IMAGES, description="Partial images to stream (0-3)."
+    )
     # pixelpipe extensions
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     webhook: str | None = None
@@ -156,10 +164,18 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The images; with `stream=true`, server-sent events (docs/streaming.md)",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
 @router.post(
     "/v1/images/generations",
     response_model=ImagesResponse,
-    responses=OPENAI_ERRORS,
+    responses={**_STREAMED, **OPENAI_ERRORS},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -177,6 +193,8 @@ async def create_images(request: Request) -> Response:
         spec = resolve_model(svc, body.model)
         bodies = generation_requests(body, spec)
         subs = await submit_many(svc, bodies, caller=caller)
+        if body.stream:
+            return await stream_images(svc, request, body, subs[0].job)
         jobs = await wait_all(svc, [s.job for s in subs], svc.settings.openai_wait_s)
         return await respond(svc, request, body.response_format, spec, jobs)
     except PixelpipeError as exc:
@@ -273,7 +291,28 @@ def parse_body(raw: bytes) -> ImageGenerationRequest:
         if err.get("type") == "json_invalid" and (why := body_error(raw)) is not None:
             raise why from None  # where the JSON broke, or which field is not Unicode text
         raise _invalid(err) from None
-    return _no_stream(body)
+    if body.stream and body.n > 1:
+        raise InvalidRequest(
+            "stream=true takes n=1 (the streamed events carry no image index); send one "
+            "request per image",
+            field="n",
+        )
+    return body
+
+
+async def stream_images(
+    svc: Services, request: Request, body: ImageGenerationRequest, job: Job
+) -> Response:
+    """``stream=true``: server-sent events (:mod:`pixelpipe.api.openai_stream`). A job that
+    already failed (an attached run) is refused like a non-streaming request."""
+    if job.status.terminal and job.status is not JobStatus.SUCCEEDED:
+        return failed_job_response(job)
+    plan = StreamPlan(
+        partial_images=body.partial_images or 0,
+        timeout_s=svc.settings.openai_wait_s,
+        quality=body.quality,
+    )
+    return stream_response(svc, job, plan, request.is_disconnected, token_usage)
 
 
 def validate_body(fields: dict[str, Any]) -> ImageGenerationRequest:
@@ -294,7 +333,9 @@ def _invalid(err: Any) -> InvalidRequest:
 
 def _no_stream(body: ImageGenerationRequest) -> ImageGenerationRequest:
     if body.stream:
-        raise InvalidRequest("stream=true is not supported; leave it out", field="stream")
+        raise InvalidRequest(
+            "stream=true is not supported on edits yet; leave it out", field="stream"
+        )
     return body
 
 

@@ -2,12 +2,14 @@
 
 Subscribe first, then replay from the store, then follow wake-ups: nothing between the replay
 and the subscription is lost; a lost or coalesced wake-up costs at most ``FOLLOW_POLL_S``.
+Live previews (``progress`` events' ``preview``) are left out of what is read after the job ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from pixelpipe.events.base import ALL
@@ -28,16 +30,25 @@ async def follow_job(
         last = after
         while True:
             events, current = await svc.store.events_with_job(job_id, last)
+            ended = current is not None and current.status.terminal
             for ev in events:
                 last = ev.id
                 at = job_at(current, ev) if ev.type == "status" and current is not None else None
-                yield ev, at
+                yield (without_preview(ev) if ended else ev), at
                 if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
                     return
             if await disconnected():
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(anext(wakeups), FOLLOW_POLL_S)
+
+
+def without_preview(ev: JobEvent) -> JobEvent:
+    """A live preview is not replayed once its job has ended (the image is there)."""
+    if ev.type != "progress" or "preview" not in ev.data:
+        return ev
+    data = {k: v for k, v in ev.data.items() if k != "preview"}
+    return dataclasses.replace(ev, data=data)
 
 
 async def follow_all(

@@ -14,7 +14,8 @@ import hashlib
 import io
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from PIL import Image, ImageDraw
 
@@ -23,6 +24,7 @@ from pixelpipe.intake import CanonicalRequest
 from pixelpipe.key import CONTENT_TYPES
 from pixelpipe.providers.base import Output, ProviderRequest, ProviderUpdate, RunState
 from pixelpipe.providers.preview.edit import render_edit_preview
+from pixelpipe.providers.preview.partials import partial_preview, schedule
 
 _PIL_FORMAT = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
 
@@ -44,7 +46,8 @@ class PreviewProvider:
         run_id = f"pv_{ready_at_ms}_{req.job_id}_{req.attempt}"
         if self.latency_s <= 0:
             return await self._done(run_id, req)
-        return ProviderUpdate(run_id, RunState.RUNNING, poll_after_s=self.latency_s)
+        first = schedule(self.latency_s).next_poll_s(0.0)
+        return ProviderUpdate(run_id, RunState.RUNNING, poll_after_s=first)
 
     async def poll(self, provider_job_id: str, req: ProviderRequest) -> ProviderUpdate:
         try:
@@ -53,13 +56,7 @@ class PreviewProvider:
             raise ProviderJobLost(f"preview run {provider_job_id!r} is unknown") from None
         remaining = ready_at - time.time()
         if remaining > 0:
-            pct = 100 * (1 - remaining / self.latency_s) if self.latency_s else 99
-            return ProviderUpdate(
-                provider_job_id,
-                RunState.RUNNING,
-                poll_after_s=remaining,
-                progress={"percent": round(max(0.0, min(pct, 99.0)), 1)},
-            )
+            return await self._running(provider_job_id, req, remaining)
         return await self._done(provider_job_id, req)
 
     async def cancel(self, provider_job_id: str, req: ProviderRequest) -> None:
@@ -71,13 +68,22 @@ class PreviewProvider:
     async def aclose(self) -> None:
         return None
 
+    async def _running(self, run_id: str, req: ProviderRequest, remaining: float) -> ProviderUpdate:
+        """Still drawing: the percent done and, from the first stage on, a partial image."""
+        pct = 100 * (1 - remaining / self.latency_s) if self.latency_s else 99
+        progress: dict[str, Any] = {"percent": round(max(0.0, min(pct, 99.0)), 1)}
+        plan = schedule(self.latency_s)
+        elapsed = max(0.0, self.latency_s - remaining)
+        stage = plan.stage_at(elapsed)
+        if stage:
+            preview = await _off_loop(req, _partial, req, stage)
+            if preview is not None:
+                progress["preview"] = preview
+        poll_after = plan.next_poll_s(elapsed) if self.latency_s else remaining
+        return ProviderUpdate(run_id, RunState.RUNNING, poll_after_s=poll_after, progress=progress)
+
     async def _done(self, run_id: str, req: ProviderRequest) -> ProviderUpdate:
-        small = req.request.width * req.request.height <= INLINE_PIXELS
-        data = (
-            render_for(req)  # cheaper than a worker-thread round trip
-            if small
-            else await asyncio.to_thread(render_for, req)
-        )
+        data = await _off_loop(req, render_for, req)
         out = Output(data=data, content_type=CONTENT_TYPES[req.request.format])
         return ProviderUpdate(run_id, RunState.SUCCEEDED, outputs=(out,), usage={"image_count": 1})
 
@@ -89,6 +95,20 @@ class PreviewProvider:
 
 
 INLINE_PIXELS = 128 * 128
+_T = TypeVar("_T")
+
+
+async def _off_loop(req: ProviderRequest, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``: on the loop for a small picture (cheaper than a worker-thread round
+    trip), else in a worker thread."""
+    if req.request.width * req.request.height <= INLINE_PIXELS:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
+
+
+def _partial(req: ProviderRequest, stage: int) -> str | None:
+    """Partial ``stage`` of the picture ``req`` will get, as a ``data:`` URL."""
+    return partial_preview(render_for(req), req.request.format, stage)
 
 
 def render_for(req: ProviderRequest) -> bytes:
