@@ -108,12 +108,20 @@ async def job_payload(svc: Renders, job: Job, base: str | None = None) -> dict[s
         },
         "attempt": job.attempt,
         "error": error,
-        "progress": job.provider_state.get("progress") or {},
+        "progress": _progress(job),
         "group": job.group_id,
         "revised_prompt": job.revised_prompt,
         "inputs": await render_inputs(svc.delivery.storage, job.request) if _edit(job) else [],
         "links": {"self": self_url, "events": f"{self_url}/events", "cancel": f"{self_url}/cancel"},
     }
+
+
+def _progress(job: Job) -> dict[str, Any]:
+    """The run's progress; a live preview only while the job runs (then the image is there)."""
+    progress: dict[str, Any] = job.provider_state.get("progress") or {}
+    if job.status.terminal and "preview" in progress:
+        return {k: v for k, v in progress.items() if k != "preview"}
+    return progress
 
 
 def _edit(job: Job) -> bool:
