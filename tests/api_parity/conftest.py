@@ -38,6 +38,7 @@ _VOLATILE = (
     (re.compile(rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"), b"<time>"),
     (re.compile(rb'"duration_s":[-0-9.e+]+'), b'"duration_s":-1'),
     (re.compile(rb'"created":\d+'), b'"created":0'),
+    (re.compile(rb'"created_at":\d+'), b'"created_at":0'),  # streamed image events
     (re.compile(rb"exp=\d+&sig=[-A-Za-z0-9_=%.]+"), b"exp=<exp>&sig=<sig>"),
 )
 _UNCOMPARED = frozenset({"content-length", "date", "server"})
