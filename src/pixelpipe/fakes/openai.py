@@ -3,8 +3,10 @@
 Base URL: ``http://HOST:PORT/v1`` (as for the official client). ``POST /v1/images/generations`` is
 synchronous (it takes ``latency_s``): GPT image models answer ``b64_json`` with ``usage``; DALL-E
 answers ``url`` (served from ``/files``, expiring) or ``b64_json``, dall-e-3 with
-``revised_prompt``. ``POST /v1/images/edits`` takes multipart as the real API does
-(``openai_edits.py``) and answers the same way, with the input images' tokens in ``usage``.
+``revised_prompt``. ``stream=true`` (GPT image models) answers OpenAI's server-sent events with
+``partial_images`` partials (``openai_stream.py``). ``POST /v1/images/edits`` takes multipart as
+the real API does (``openai_edits.py``) and answers the same way, with the input images' tokens
+in ``usage``.
 Errors use OpenAI's ``{"error": {message, type, param, code}}`` envelope.
 """
 
@@ -41,6 +43,7 @@ from pixelpipe.fakes.openai_rules import (
     request_headers,
     usage,
 )
+from pixelpipe.fakes.openai_stream import stream_partials, stream_response
 from pixelpipe.fakes.render import render
 
 _COMMON = {"model", "prompt", "n", "size", "quality", "user"}
@@ -90,11 +93,16 @@ class FakeOpenAI(FakeServer):
         try:
             body = await _json(request)
             model, rules = _validate(body)
+            partials = stream_partials(body)
         except InvalidRequest as exc:
             return error_response(400, str(exc), "invalid_request_error", exc.param, exc.code)
         self.core.stats.creates[model] += 1
         if outcome_for(str(body["prompt"]), self.behaviour) != "ok":
             return _moderation(rules)
+        if partials is not None:  # stream=true: the events are spread over the latency
+            answer = self._images(request, body, model, rules)
+            sleep = self.core.background.sleep
+            return stream_response(answer, partials, self.behaviour.latency_s, sleep)
         await self.core.background.sleep(self.behaviour.latency_s)
         data = self._images(request, body, model, rules)
         return JSONResponse(data, headers=request_headers())
