@@ -32,10 +32,15 @@ COMPLETED = "image_generation.completed"
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory, fakes: Fakes) -> Iterator[dict[str, Server]]:
-    """``slow``: the preview draws for 2 s (partials to watch), on the fake providers too;
+    """``slow``: the preview draws for 2 s (partials to watch), on the fake providers too (the
+    fake OpenAI streamed with two partials);
     ``priced``: a $0.001 daily budget (flux-schnell costs $0.003)."""
     envs = {
-        "slow": {**fakes.env, "PIXELPIPE_PREVIEW_LATENCY_MS": str(LATENCY_MS)},
+        "slow": {
+            **fakes.env,
+            "PIXELPIPE_PREVIEW_LATENCY_MS": str(LATENCY_MS),
+            "PIXELPIPE_OPENAI_PARTIAL_IMAGES": "2",  # OpenAI's own partials, relayed
+        },
         "priced": {**fakes.env, "PIXELPIPE_BUDGET_DAILY_USD": "0.001"},
     }
     root = tmp_path_factory.mktemp("oai-stream")
@@ -173,3 +178,23 @@ def test_a_reader_that_leaves_mid_stream_leaves_the_job_running(slow: Server) ->
     assert attempts(slow, job_id) == 1  # billed once
     job = httpx.get(f"{slow.url}/v1/generations/{job_id}", timeout=10).json()
     assert "preview" not in job["progress"]  # not replayed once the job ended
+
+
+def test_openais_own_partials_are_relayed(slow: Server, fakes: Fakes) -> None:
+    fakes.control(latency_s=1.5)  # partials 0.5 s apart: both pass the two-a-second limit
+    try:
+        events, headers = stream(
+            slow, prompt="a paper crane", model="gpt-image-1", size="1024x1024", partial_images=2
+        )
+    finally:
+        fakes.control(latency_s=0.2)
+    assert [e.type for e in events] == [PARTIAL, PARTIAL, COMPLETED]
+    assert [e.partial_image_index for e in events[:2]] == [0, 1]
+    final = base64.b64decode(events[-1].b64_json)
+    (job_id,) = headers["x-pixelpipe-generation-ids"].split(",")
+    assert final == stored_image(slow, job_id)
+    assert events[-1].usage.output_tokens > 0  # OpenAI's usage, as without streaming
+    for e in events[:2]:
+        with decoded(e.b64_json) as partial:  # a thumbnail of OpenAI's partial
+            assert partial.format == e.output_format.upper() and max(partial.size) <= 256
+    assert attempts(slow, job_id) == 1

@@ -22,9 +22,10 @@ Secrets never reach a message: every provider message goes through :func:`redact
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -305,6 +306,41 @@ class ProviderHTTP:
                 provider=self.ident.name,
             )
         return data
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, url: str, *, json: Any = None, allow: Collection[int] = ()
+    ) -> AsyncIterator[httpx.Response]:
+        """Send and hold the answer open, to be read as it comes (server-sent events). An error
+        status is read whole and raised mapped unless ``allow``ed, like :meth:`send`; so is a
+        failure while the answer is read (``ambiguous``: the provider may have started the run)."""
+        request = self._build(method, url, json, None, None)
+        try:
+            resp = await self._client.send(request, stream=True)
+        except httpx.ConnectError:
+            raise ProviderUnavailable(
+                f"{self.ident.name} unreachable: ConnectError",
+                provider=self.ident.name,
+                billable=False,
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self._sent_error(exc) from None
+        try:
+            if resp.status_code >= 400:
+                await resp.aread()
+                if resp.status_code not in allow:
+                    raise self.error(resp)
+            yield resp
+        except httpx.HTTPError as exc:
+            raise self._sent_error(exc) from None
+        finally:
+            await resp.aclose()
+
+    def _sent_error(self, exc: Exception) -> PixelpipeError:
+        error = error_from_exception(exc, self.ident)
+        if isinstance(exc, _AFTER_SEND):
+            error.extra["ambiguous"] = True  # the provider may have started the run
+        return error
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.openai.client import GENERATION_TIMEOUT, OpenAIProvider
+from pixelpipe.providers.openai.stream import MAX_PARTIAL_IMAGES, StreamingOpenAIProvider
 from pixelpipe.providers.registration import (
     BuildContext,
     FakeSpec,
@@ -23,18 +26,23 @@ class OpenAISettings(SettingsSection):
         SecretStr(""), validation_alias=AliasChoices("OPENAI_API_KEY", "PIXELPIPE_OPENAI_API_KEY")
     )
     base_url: str = "https://api.openai.com/v1"
+    # stream GPT image generations with this many partial images, relayed as live previews
+    # (``stream.py``); 0: not streamed. OpenAI may bill partials as extra output tokens.
+    partial_images: int = Field(0, ge=0, le=MAX_PARTIAL_IMAGES)
 
 
 def build(s: OpenAISettings, ctx: BuildContext) -> Provider | None:
     key = s.api_key.get_secret_value()
     if not key:
         return None
-    return OpenAIProvider(
-        key,
-        base_url=ctx.base_url(s, "base_url"),
-        client=ctx.client("openai"),
-        timeout=ctx.timeout(GENERATION_TIMEOUT),
-    )
+    common: dict[str, Any] = {
+        "base_url": ctx.base_url(s, "base_url"),
+        "client": ctx.client("openai"),
+        "timeout": ctx.timeout(GENERATION_TIMEOUT),
+    }
+    if s.partial_images:
+        return StreamingOpenAIProvider(key, partial_images=s.partial_images, **common)
+    return OpenAIProvider(key, **common)
 
 
 def fake_env(url: str) -> dict[str, str]:

@@ -1,0 +1,174 @@
+"""OpenAI's streamed image generation, relayed as the job's live previews.
+
+With ``PIXELPIPE_OPENAI_PARTIAL_IMAGES`` = N (1–3; default 0: runs are not streamed), a GPT image
+generation is asked with ``stream=true, partial_images=N``: each
+``image_generation.partial_image`` event becomes the job's live preview (a thumbnail small enough
+for a progress event: :func:`pixelpipe.providers.previews.preview_url`), the
+``image_generation.completed`` event is the run's answer, and an ``error`` event its failure.
+OpenAI charges each partial image as extra output tokens: that is why it is off by default; the
+``usage`` the completed event reports is what the image is priced from, as without streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import io
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from PIL import Image
+
+from pixelpipe.errors import ProviderContentRejected, ProviderError, ProviderUnavailable
+from pixelpipe.providers.base import ProviderRequest, ProviderUpdate
+from pixelpipe.providers.http import body_codes, body_message, is_content_policy
+from pixelpipe.providers.openai.client import (
+    OpenAIProvider,
+    images_update,
+    is_dalle,
+    openai_body,
+)
+from pixelpipe.providers.previews import PREVIEW_MAX_BYTES, preview_url
+
+MAX_PARTIAL_IMAGES = 3
+PREVIEW_SIDE = 256
+
+
+class StreamingOpenAIProvider(OpenAIProvider):
+    """OpenAI Images with GPT image generations streamed: their partial images are relayed as
+    the job's live previews (the worker reads :meth:`watch_progress` beside the submit)."""
+
+    def __init__(self, api_key: str, *, partial_images: int, **kw: Any) -> None:
+        super().__init__(api_key, **kw)
+        self.partial_images = partial_images
+        self._watchers: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+
+    def watch_progress(self, job_id: str) -> AsyncGenerator[dict[str, Any], None]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_PARTIAL_IMAGES + 1)
+        self._watchers[job_id] = queue  # now: the submit may relay before this is iterated
+        return self._previews(job_id, queue)
+
+    async def submit(self, req: ProviderRequest) -> ProviderUpdate:
+        if req.images or is_dalle(req.model_id):
+            return await super().submit(req)  # edits and DALL-E are not streamed
+        body = openai_body(req.request, req.model_id)
+        body |= {"stream": True, "partial_images": self.partial_images}
+        url = f"{self._base}/images/generations"
+        async with self._http.stream("POST", url, json=body, allow=range(400, 600)) as resp:
+            if resp.status_code >= 400:
+                raise self._error(resp)
+            run_id = resp.headers.get("x-request-id") or f"oai_{uuid.uuid4().hex}"
+            async for kind, data in sse_events(resp.aiter_lines()):
+                if kind.endswith(".partial_image"):
+                    await self._relay(req.job_id, data)
+                elif kind.endswith(".completed"):
+                    return images_update(run_id, completed_answer(data), req.model_id)
+                elif kind == "error":
+                    raise stream_error(data)
+        raise stream_error({})
+
+    async def _relay(self, job_id: str, data: dict[str, Any]) -> None:
+        queue = self._watchers.get(job_id)
+        if queue is None:
+            return
+        progress = await asyncio.to_thread(partial_progress, data, self.partial_images)
+        if progress is not None:
+            with contextlib.suppress(asyncio.QueueFull):  # a preview is a courtesy
+                queue.put_nowait(progress)
+
+    async def _previews(
+        self, job_id: str, queue: asyncio.Queue[dict[str, Any]]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            if self._watchers.get(job_id) is queue:
+                del self._watchers[job_id]
+
+
+@dataclass
+class SSEEvent:
+    event: str = ""
+    data: list[str] = field(default_factory=list)
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads("\n".join(self.data))
+        except orjson.JSONDecodeError:
+            return None
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(type, data) of each server-sent event whose data is a JSON object; the type is the
+    data's ``type`` (else the ``event:`` name)."""
+    current = SSEEvent()
+    async for line in lines:
+        if line == "":
+            data = current.json() if current.data else None
+            if isinstance(data, dict):
+                yield str(data.get("type") or current.event), data
+            current = SSEEvent()
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                current.event = value
+            elif name == "data":
+                current.data.append(value)
+    data = current.json() if current.data else None
+    if isinstance(data, dict):
+        yield str(data.get("type") or current.event), data
+
+
+def partial_progress(data: dict[str, Any], partials: int) -> dict[str, Any] | None:
+    """A partial-image event as the job's progress: ``percent`` and ``preview``; None when its
+    image cannot be read."""
+    try:
+        image = base64.b64decode(str(data.get("b64_json") or ""), validate=True)
+        preview = thumbnail_url(image)
+    except (binascii.Error, OSError, ValueError):
+        return None
+    if preview is None:
+        return None
+    index = data.get("partial_image_index")
+    done = (int(index) + 1 if isinstance(index, int) else 1) / (partials + 1)
+    return {"percent": round(100 * done, 1), "preview": preview}
+
+
+def thumbnail_url(image: bytes) -> str | None:
+    """``image`` shrunk to at most :data:`PREVIEW_SIDE` px a side, as a WebP ``data:`` URL."""
+    with Image.open(io.BytesIO(image)) as im:
+        im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        picture = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    buf = io.BytesIO()
+    picture.save(buf, "WEBP", quality=70, method=0)
+    data = buf.getvalue()
+    return preview_url(data, "image/webp") if len(data) <= PREVIEW_MAX_BYTES else None
+
+
+def completed_answer(data: dict[str, Any]) -> dict[str, Any]:
+    """A completed event as the non-streamed answer's shape (``data``, ``usage``, echoes)."""
+    echoed = ("output_format", "size", "quality", "background")
+    answer: dict[str, Any] = {k: data[k] for k in echoed if k in data}
+    answer["data"] = [{"b64_json": data.get("b64_json")}] if data.get("b64_json") else []
+    if isinstance(data.get("usage"), dict):
+        answer["usage"] = data["usage"]
+    return answer
+
+
+def stream_error(data: dict[str, Any]) -> ProviderError:
+    """An ``error`` event (or a stream that ended without an image) in the error tree."""
+    body = {"error": data.get("error")} if isinstance(data.get("error"), dict) else data
+    message = body_message(body) or "the stream ended without an image"
+    detail = f"openai stream: {message}"
+    if is_content_policy(message, *body_codes(body)):
+        return ProviderContentRejected(detail, provider="openai")
+    return ProviderUnavailable(detail, provider="openai", billable=False)

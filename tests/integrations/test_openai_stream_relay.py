@@ -1,0 +1,95 @@
+"""OpenAI's own partial images, relayed: with ``PIXELPIPE_OPENAI_PARTIAL_IMAGES`` the OpenAI
+provider streams from the fake OpenAI (over a real socket) and hands each partial to the worker
+as the job's live preview; the completed event is the run's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from pixelpipe.errors import ProviderContentRejected
+from pixelpipe.fakes.common import Behaviour
+from pixelpipe.fakes.openai import FakeOpenAI
+from pixelpipe.fakes.server import serve_app
+from pixelpipe.intake import CanonicalRequest
+from pixelpipe.providers.base import ProviderRequest, RunState, WatchesProgress
+from pixelpipe.providers.openai.client import OpenAIProvider
+from pixelpipe.providers.openai.stream import StreamingOpenAIProvider
+from pixelpipe.providers.previews import PREVIEW_MAX_BYTES
+
+KEY = "sk-test-key-0123456789"
+
+
+def _req(prompt: str = "a red fox") -> ProviderRequest:
+    canon = CanonicalRequest(
+        model="gpt-image-1", prompt=prompt, seed=1, width=1024, height=1024, format="png"
+    )
+    return ProviderRequest("gen_relay", 1, canon, "gpt-image-1")
+
+
+async def _previews(
+    provider: StreamingOpenAIProvider, req: ProviderRequest
+) -> tuple[Any, list[Any]]:
+    """Submit ``req`` while reading its previews, as the worker does (worker/progress.py)."""
+    updates = provider.watch_progress(req.job_id)
+    seen: list[dict[str, Any]] = []
+
+    async def collect() -> None:
+        async for progress in updates:
+            seen.append(progress)
+
+    reader = asyncio.create_task(collect())
+    try:
+        update = await provider.submit(req)
+        for _ in range(100):  # what was relayed before the answer is still read
+            if len(seen) >= provider.partial_images:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        reader.cancel()
+        await asyncio.wait([reader])
+    return update, seen
+
+
+async def test_partials_become_previews_and_the_completed_event_the_answer() -> None:
+    fake = FakeOpenAI(api_key=KEY, behaviour=Behaviour(latency_s=0.3))
+    async with serve_app(fake.app) as url:
+        streaming = StreamingOpenAIProvider(KEY, base_url=url + "/v1", partial_images=2)
+        plain = OpenAIProvider(KEY, base_url=url + "/v1")
+        try:
+            assert isinstance(streaming, WatchesProgress)
+            update, seen = await _previews(streaming, _req())
+            direct = await plain.submit(_req())
+        finally:
+            await streaming.aclose()
+            await plain.aclose()
+    assert update.state is RunState.SUCCEEDED
+    (out,) = update.outputs
+    assert out.data is not None and out.data == direct.outputs[0].data  # the same image
+    assert update.usage["output_tokens"] > 0 and update.usage["image_count"] == 1
+    assert [p["percent"] for p in seen] == [33.3, 66.7]
+    previews = [p["preview"] for p in seen]
+    assert len(set(previews)) == 2
+    for preview in previews:
+        header, _, payload = preview.partition(",")
+        assert header == "data:image/webp;base64"
+        data = base64.b64decode(payload)
+        assert len(data) <= PREVIEW_MAX_BYTES
+        with Image.open(io.BytesIO(data)) as im:
+            assert max(im.size) <= 256
+
+
+async def test_a_refusal_before_the_stream_is_the_usual_error() -> None:
+    fake = FakeOpenAI(api_key=KEY, behaviour=Behaviour(latency_s=0.1))
+    async with serve_app(fake.app) as url:
+        provider = StreamingOpenAIProvider(KEY, base_url=url + "/v1", partial_images=1)
+        try:
+            with pytest.raises(ProviderContentRejected):
+                await _previews(provider, _req("a fox [blocked]"))
+        finally:
+            await provider.aclose()
