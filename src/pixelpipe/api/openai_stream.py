@@ -34,6 +34,7 @@ from PIL import Image
 from starlette.responses import StreamingResponse
 
 from pixelpipe.api.problems import openai_shape
+from pixelpipe.errors import PixelpipeError
 from pixelpipe.fetch.datauri import decode_data_uri
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 from pixelpipe.key import CONTENT_TYPES
@@ -90,28 +91,40 @@ def stream_response(
 async def _events(
     svc: Services, job: Job, plan: StreamPlan, disconnected: Disconnected, usage: TokenUsage
 ) -> AsyncIterator[bytes]:
-    deadline = time.monotonic() + plan.timeout_s
-    if not job.status.terminal:
-
-        async def gone() -> bool:
-            return time.monotonic() > deadline or await disconnected()
-
-        partials = _Partials(job, plan)
-        async for ev, _ in follow_job(svc, job.id, 0, gone):
-            event = partials.take(ev)
-            if event is not None:
-                yield event
-        job = await get_job(svc, job.id)
+    """Partials while the job runs, then its completed (or error) event."""
+    try:
         if not job.status.terminal:
-            if await disconnected():
-                return  # the reader left; the job runs on and is billed once, as always
-            yield _error_event(
-                "timed_out",
-                f"the image was not ready within {plan.timeout_s:g} s; it keeps running — "
-                f"follow GET /v1/generations/{job.id}",
-            )
-            return
-    yield await _final_event(svc, job, plan, usage)
+            async for event in _partial_events(svc, job, plan, disconnected):
+                yield event
+            job = await get_job(svc, job.id)
+            if not job.status.terminal:
+                if await disconnected():
+                    return  # the reader left; the job runs on and is billed once, as always
+                yield _error_event(
+                    "timed_out",
+                    f"the image was not ready within {plan.timeout_s:g} s; it keeps running — "
+                    f"follow GET /v1/generations/{job.id}",
+                )
+                return
+        yield await _final_event(svc, job, plan, usage)
+    except PixelpipeError as exc:  # e.g. the stored image could not be read: say so, in the stream
+        yield _error_event(exc.code, f"{exc.detail} (generation {job.id})")
+
+
+async def _partial_events(
+    svc: Services, job: Job, plan: StreamPlan, disconnected: Disconnected
+) -> AsyncIterator[bytes]:
+    """Follow the job until it ends, the reader leaves or the wait is over."""
+    deadline = time.monotonic() + plan.timeout_s
+
+    async def gone() -> bool:
+        return time.monotonic() > deadline or await disconnected()
+
+    partials = _Partials(job, plan)
+    async for ev, _ in follow_job(svc, job.id, 0, gone):
+        event = partials.take(ev)
+        if event is not None:
+            yield event
 
 
 class _Partials:
