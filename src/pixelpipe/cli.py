@@ -32,6 +32,7 @@ from pixelpipe.cli_output import (
     print_remote,
     unreachable,
 )
+from pixelpipe.cli_retry import retry
 
 if TYPE_CHECKING:
     from pixelpipe.settings import Settings
@@ -307,6 +308,7 @@ def fake_providers(
 app.command("usage", cls=Command)(usage)
 app.add_typer(budgets_app, name="budgets")
 app.command("edit", cls=Command)(edit)
+app.command("retry", cls=Command)(retry)
 app.command("batch", cls=Command)(batch)
 app.command("compare", cls=Command)(compare)
 app.command("webhook-secret", cls=Command)(webhook_secret_cmd)

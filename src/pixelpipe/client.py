@@ -194,6 +194,13 @@ class Client:
         resp = await self._request("POST", f"/v1/generations/{generation_id}/cancel")
         return GenerationPublic.model_validate_json(resp.content)
 
+    async def retry(self, generation_id: str) -> GenerationPublic:
+        """Retry a failed or canceled generation: the new generation (``retry_of`` names the
+        old one), queued, or succeeded at once from the cache. ``Conflict`` for one that
+        succeeded or still runs."""
+        resp = await self._request("POST", f"/v1/generations/{generation_id}/retry")
+        return GenerationPublic.model_validate_json(resp.content)
+
     async def delete(self, generation_id: str) -> None:
         """Delete a finished generation; its image goes unless another generation shares it.
         Deleting again is fine; ``NotFound`` for an id that never existed, ``Conflict`` while

@@ -8,7 +8,8 @@ that looks like the checkout (links to ``bench/``, ``scripts/``, ``.venv/``…):
 * ``localhost:8000`` / ``127.0.0.1:8000`` become the test server's address and ``.venv/bin/`` this
   interpreter's ``bin/``; ``curl`` gets ``-sS --fail-with-body`` so an HTTP error fails the example;
 * placeholders are filled from what earlier examples printed: ``gen_…`` (the latest generation
-  id), ``pp_…`` (the latest API key), ``KEY_ID`` (the latest key id);
+  id), ``upl_…`` (the latest upload id), ``pp_…`` (the latest API key), ``KEY_ID`` (the latest
+  key id);
 * a block that cannot run here (a provider key, ``scripts/``, a cluster, a benchmark) is skipped
   only by a visible marker on the line before its fence, with the reason:
   ``<!-- example: skip (needs REPLICATE_API_TOKEN) -->``.
@@ -122,7 +123,12 @@ class Context:
         return text.replace(".venv/bin/", f"{VENV_BIN}/")
 
     def fill(self, text: str, where: str) -> str:
-        for placeholder, name in (("gen_…", "generation"), ("pp_…", "key"), ("KEY_ID", "key_id")):
+        for placeholder, name in (
+            ("gen_…", "generation"),
+            ("upl_…", "upload"),
+            ("pp_…", "key"),
+            ("KEY_ID", "key_id"),
+        ):
             if placeholder in text:
                 if name not in self.seen:
                     raise AssertionError(
@@ -135,6 +141,7 @@ class Context:
     def harvest(self, output: str) -> None:
         for name, pattern in (
             ("generation", r"\bgen_[0-9a-z]{20,}\b"),
+            ("upload", r"\bupl_[0-9a-f]{64}\b"),
             ("key", r"\bpp_[0-9a-z]+_[\w-]{20,}"),
             ("key_id", r"created API key (\w+)"),
         ):

@@ -1,4 +1,4 @@
-"""/v1/generations: submit, read, list (gallery feed), cancel, live events."""
+"""/v1/generations: submit, read, list (gallery feed), cancel, retry, live events."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from pixelpipe.security import event_tokens
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
 from pixelpipe.usecases.jobs import cancel, delete, get_job, list_jobs
-from pixelpipe.usecases.submit import submit
+from pixelpipe.usecases.retry import retry
+from pixelpipe.usecases.submit import Submission, submit
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
 
@@ -69,6 +70,11 @@ async def submission_response(
     base: str,
 ) -> Response:
     sub = await submit(svc, body, caller=caller, idempotency_key=idempotency_key)
+    return await submitted(svc, sub, base)
+
+
+async def submitted(svc: Services, sub: Submission, base: str) -> Response:
+    """202 with the job (200 when it is already done: a cache hit), ``Location`` and cost."""
     job = sub.job
     headers = {
         "Location": f"{base}/v1/generations/{job.id}",
@@ -118,6 +124,26 @@ async def get_generation(
 @router.post("/{job_id}/cancel", response_model=GenerationPublic, responses=PROBLEMS)
 async def cancel_generation(job_id: str, request: Request, svc: ServicesDep) -> GenerationPublic:
     return await render_job(svc, await cancel(svc, job_id), request_base(svc, request))
+
+
+@router.post(
+    "/{job_id}/retry",
+    status_code=202,
+    response_model=GenerationPublic,
+    responses={
+        200: {"description": "Served from cache", "model": GenerationPublic},
+        403: _problem("Started with another API key"),
+        409: _problem("It succeeded or is still running: only a failed or canceled one retries"),
+        **PROBLEMS,
+    },
+)
+async def retry_generation(
+    job_id: str, request: Request, svc: ServicesDep, caller: CallerDep
+) -> Response:
+    """Retry a failed or canceled generation: a new job with the same request (safety, budget,
+    cache and all), whose ``retry_of`` names this one. 202 with the new job; 200 when its image
+    is stored by now (cache hit)."""
+    return await submitted(svc, await retry(svc, job_id, caller=caller), request_base(svc, request))
 
 
 @router.delete(

@@ -70,6 +70,9 @@ class GenerationPublic(BaseModel):
     progress: dict[str, Any] = Field(default_factory=dict)
     group: str | None = None
     revised_prompt: str | None = None
+    retry_of: str | None = Field(
+        None, description="The failed or canceled generation this one retries"
+    )
     inputs: list[InputPublic] = Field(
         default_factory=list, description="An edit's input images and mask, with their lineage"
     )

@@ -114,6 +114,7 @@ class Job:
     webhook_url: str | None = None
     revised_prompt: str | None = None
     # in line for a slot of its backend since (jobs/slots.py); None when not waiting for one
+    retry_of: str | None = None  # the failed or canceled job this one retries (its lineage)
     slot_wait_since: float | None = None
 
     @property

@@ -65,6 +65,7 @@ jobs = Table(
     Column("webhook_url", Text),
     Column("revised_prompt", Text),
     Column("slot_wait_since", Float),  # in line for a slot of its backend since (jobs/slots.py)
+    Column("retry_of", String(32)),  # the job this one retries (POST …/retry)
     Index("ix_jobs_due", "status", "next_run_at"),
     Index("ix_jobs_created", "created_at"),
     Index("ix_jobs_provider_job", "provider", "provider_job_id"),

@@ -111,6 +111,7 @@ async def job_payload(svc: Renders, job: Job, base: str | None = None) -> dict[s
         "progress": _progress(job),
         "group": job.group_id,
         "revised_prompt": job.revised_prompt,
+        "retry_of": job.retry_of,
         "inputs": await render_inputs(svc.delivery.storage, job.request) if _edit(job) else [],
         "links": {"self": self_url, "events": f"{self_url}/events", "cancel": f"{self_url}/cancel"},
     }

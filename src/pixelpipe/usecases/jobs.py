@@ -36,7 +36,7 @@ async def with_live_place(svc: Services, job: Job) -> Job:
     return dataclasses.replace(job, provider_state=state)
 
 
-def check_owner(job: Job, caller: Caller) -> None:
+def check_owner(job: Job, caller: Caller, action: str = "delete") -> None:
     """A keyed caller acts only on its own key's jobs (an admin key on any). Jobs started with
     auth off belong to no key: only an admin key may act on them once keys exist."""
     if caller.key_id is None or caller.admin or job.api_key_id == caller.key_id:
@@ -44,7 +44,7 @@ def check_owner(job: Job, caller: Caller) -> None:
     started = "with another API key" if job.api_key_id else "without a key (before keys were on)"
     only = "that key or an admin key" if job.api_key_id else "an admin key"
     raise Forbidden(
-        f"generation {job.id} was started {started}; only {only} may delete it",
+        f"generation {job.id} was started {started}; only {only} may {action} it",
         required_scope="admin",
     )
 

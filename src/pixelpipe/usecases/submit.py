@@ -39,7 +39,12 @@ def _fingerprint(body: GenerationRequest) -> str:
 
 
 def _new_job(
-    svc: Services, req: CanonicalRequest, body: GenerationRequest, caller: Caller, idem: str | None
+    svc: Services,
+    req: CanonicalRequest,
+    body: GenerationRequest,
+    caller: Caller,
+    idem: str | None,
+    retry_of: str | None = None,
 ) -> Job:
     now = time.time()
     return Job(
@@ -57,6 +62,7 @@ def _new_job(
         idempotency_key=f"{caller.key_id or '-'}:{idem}" if idem else None,
         group_id=body.group,
         webhook_url=body.webhook or caller.webhook_url,
+        retry_of=retry_of,
     )
 
 
@@ -66,11 +72,13 @@ async def submit(
     *,
     caller: Caller = Caller(),
     idempotency_key: str | None = None,
+    retry_of: str | None = None,
 ) -> Submission:
+    """``retry_of``: the failed or canceled job this submission retries (usecases/retry.py)."""
     inputs = await resolve_inputs(svc, body)
     req = prepare(svc, body, inputs.digests)
     for _ in range(3):  # a cache hit whose image is deleted meanwhile goes round again
-        done = await _submit_once(svc, req, body, caller, idempotency_key)
+        done = await _submit_once(svc, req, body, caller, idempotency_key, retry_of)
         if done is not None:
             return done
     raise Conflict("the stored image of this request was deleted while it was served; retry")
@@ -82,15 +90,16 @@ async def _submit_once(
     body: GenerationRequest,
     caller: Caller,
     idempotency_key: str | None,
+    retry_of: str | None,
 ) -> Submission | None:
-    job = _new_job(svc, req, body, caller, idempotency_key)
+    job = _new_job(svc, req, body, caller, idempotency_key, retry_of)
     fingerprint = _fingerprint(body) if idempotency_key else None
     image = svc.store.cached_image(job.content_key)
     if image is not None:
         served = await _serve_from_cache(svc, job, image, fingerprint)
         if served is not None:
             return served
-        job = _new_job(svc, req, body, caller, idempotency_key)  # the image was deleted
+        job = _new_job(svc, req, body, caller, idempotency_key, retry_of)  # the image went
     spec = svc.catalog.get(req.model)
     job.provider = svc.gate.choose(spec, preferred=body.provider)
     price = svc.prices.estimate(req, job.provider)
