@@ -51,6 +51,9 @@ class InputPublic(BaseModel):
     source_generation: str | None = Field(
         None, description="The generation it was taken from, when it came from the gallery"
     )
+    url: str | None = Field(
+        None, description="The stored input, delivered like the image (null when it is gone)"
+    )
 
 
 class GenerationPublic(BaseModel):

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pixelpipe.delivery.delivery import Delivery
-from pixelpipe.errors import ERROR_CODES
-from pixelpipe.inputs import render_inputs
+from pixelpipe.errors import ERROR_CODES, NotFound
+from pixelpipe.inputs import find_input, render_inputs
 from pixelpipe.jobs.model import Job
 from pixelpipe.ledger.policy import decimal_usd
 from pixelpipe.settings import Settings
@@ -112,7 +112,7 @@ async def job_payload(svc: Renders, job: Job, base: str | None = None) -> dict[s
         "group": job.group_id,
         "revised_prompt": job.revised_prompt,
         "retry_of": job.retry_of,
-        "inputs": await render_inputs(svc.delivery.storage, job.request) if _edit(job) else [],
+        "inputs": await _inputs(svc, job, base) if _edit(job) else [],
         "links": {"self": self_url, "events": f"{self_url}/events", "cancel": f"{self_url}/cancel"},
     }
 
@@ -127,6 +127,20 @@ def _progress(job: Job) -> dict[str, Any]:
 
 def _edit(job: Job) -> bool:
     return bool(job.request.images) or job.request.mask is not None
+
+
+async def _inputs(svc: Renders, job: Job, base: str | None) -> list[dict[str, Any]]:
+    """The job's inputs (lineage) with each one's URL, delivered like the image (None when the
+    stored input is gone): what the page shows as "before"."""
+    rows = await render_inputs(svc.delivery.storage, job.request)
+    for row in rows:
+        try:
+            stored = await find_input(svc.delivery.storage, row["digest"])
+        except NotFound:
+            row["url"] = None
+            continue
+        row["url"] = await _image_url(svc, stored.key, base)
+    return rows
 
 
 async def _image_url(svc: Renders, storage_key: str, base: str | None) -> str:
