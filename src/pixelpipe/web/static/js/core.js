@@ -70,11 +70,11 @@ export async function api(path, { method = "GET", body, signal, headers = {} } =
       signal,
       headers: {
         Accept: "application/json",
-        ...(body ? { "Content-Type": "application/json" } : {}),
+        ...(body && !(body instanceof FormData) ? { "Content-Type": "application/json" } : {}),
         ...(key ? { Authorization: `Bearer ${key}` } : {}),
         ...headers,
       },
-      body: body ? JSON.stringify(body) : undefined,
+      body: body instanceof FormData ? body : body ? JSON.stringify(body) : undefined,
       credentials: "same-origin",
     });
   } catch (err) {
@@ -98,6 +98,23 @@ export async function api(path, { method = "GET", body, signal, headers = {} } =
 }
 
 let modelsPromise = null;
+/** Store an image (a File or Blob) with POST /v1/uploads: resolves with {id, width, height, …}. */
+export async function uploadImage(blob, name = "image.png") {
+  const form = new FormData();
+  form.append("file", blob, name);
+  return (await api("/v1/uploads", { method: "POST", body: form })).data;
+}
+
+/** The models that take input images (``max_input_images`` > 0), in catalog order. */
+export function editModels(models) {
+  return (models || []).filter((m) => (m.max_input_images || 0) > 0);
+}
+
+/** The generate page with this gallery image preloaded as the input of an edit. */
+export function editHref(jobId) {
+  return `/?image=${encodeURIComponent(jobId)}`;
+}
+
 /** The catalog (GET /v1/models), fetched once per page. */
 export function loadModels() {
   if (!modelsPromise) {

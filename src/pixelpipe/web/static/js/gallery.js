@@ -3,7 +3,7 @@
 
 import {
   $, api, loadModels, h, icon, tag, fadeImg, fmtDuration, fmtRelative, costOf, debounce, onJobEvent,
-  modelLabel, describeProblem, problemBox, TERMINAL, announce, toast,
+  modelLabel, describeProblem, problemBox, TERMINAL, announce, toast, editHref,
 } from "./core.js";
 import { confirmDialog } from "./dialogs.js";
 
@@ -46,13 +46,16 @@ export function card(job, models) {
   const zoom = job.status === "succeeded" && job.image
     ? h("button", { type: "button", class: "g-zoom", "aria-label": `View larger: ${r.prompt}`, "aria-haspopup": "dialog" })
     : null;
+  const edit = zoom
+    ? h("a", { class: "g-edit", href: editHref(job.id), "aria-label": `Edit this image: ${r.prompt}`, title: "Edit this image" }, icon("pencil"))
+    : null;
   const badges = h("div", { class: "badges" },
     job.cached ? tag("Cached", "success", "zap", "Served from the cache: $0") : null,
     job.group ? tag("Comparison", "accent", "columns") : null);
   const time = job.cached ? "instant" : job.timings && job.timings.duration_s != null ? fmtDuration(job.timings.duration_s) : "–";
   return h("li", { class: "g-item", dataset: { id: job.id, status: job.status } },
     h("article", { class: "g-card" },
-      h("div", { class: "g-thumb" }, thumb, badges, zoom),
+      h("div", { class: "g-thumb" }, thumb, badges, zoom, edit),
       h("div", { class: "g-body" },
         h("a", { class: "g-link g-prompt", href: `/jobs/${job.id}`, title: r.prompt }, r.prompt),
         h("div", { class: "g-meta" },
@@ -195,6 +198,7 @@ function showInLightbox(id) {
   $("#lb-meta").textContent = [modelLabel(S.models, job.model), `${job.request.width} × ${job.request.height}`, cost.text, fmtRelative(job.timings.created_at)].join(" · ");
   $("#lb-count").textContent = `${at + 1} of ${ids.length}${S.done ? "" : "+"}`;
   $("#lb-details").href = `/jobs/${job.id}`;
+  $("#lb-edit").href = editHref(job.id);
   $("#lb-prev").disabled = at <= 0;
   $("#lb-next").disabled = at >= ids.length - 1 && S.done;
 }

@@ -7,6 +7,8 @@ import {
 } from "./core.js";
 import { LiveJob } from "./live.js";
 import { modelOption, renderAspects } from "./widgets.js";
+import { EditForm } from "./edit-form.js";
+import { loadGeneration } from "./inputs.js";
 
 const S = {
   models: [],
@@ -18,6 +20,7 @@ const S = {
   retryTimer: null,
   busy: false,
   blocked: null, // why the estimate says this prompt will be blocked (Generate is disabled)
+  edit: null, // the input images, strength and mask (edit-form.js)
 };
 
 // ---- models --------------------------------------------------------------------------------
@@ -63,6 +66,7 @@ function applyModel() {
   q.replaceChildren(h("option", { value: "" }, "Model default"), ...qualities.map((x) => h("option", { value: x }, x[0].toUpperCase() + x.slice(1))));
   q.value = keepQ;
 
+  if (S.edit) S.edit.setModel(m);
   rangeFor("steps", m.steps, 1);
   rangeFor("guidance", m.guidance, 0.1);
   $("#advanced-none").hidden = Boolean(qualities.length || m.steps || m.guidance);
@@ -132,7 +136,7 @@ async function runEstimate() {
   S.estimateCtl = ctl;
   const value = $("#estimate-value");
   const meta = $("#estimate-meta");
-  const body = buildBody();
+  const body = { ...buildBody(), ...S.edit.estimateFields() };
   if (!body.prompt) body.prompt = "a picture"; // the price does not depend on the words
   value.classList.add("loading");
   try {
@@ -169,6 +173,7 @@ function setBlocked(problem) {
   if (!S.blocked) {
     btn.removeAttribute("aria-describedby");
     btn.title = "";
+    syncInputsBlock();
     return;
   }
   const field = problem.field === "negative_prompt" ? "negative_prompt" : "prompt";
@@ -205,10 +210,38 @@ function clearFieldErrors(all = true) {
 
 // ---- submit ---------------------------------------------------------------------------------------
 
+/** Inputs this model cannot take (or a refused upload): Generate is off, the inputs say why. */
+function syncInputsBlock() {
+  if (S.blocked || !S.edit) return;
+  const btn = $("#generate-btn");
+  const problem = S.edit.problem();
+  btn.disabled = S.busy || Boolean(problem);
+  if (problem) {
+    btn.setAttribute("aria-describedby", "inputs-help");
+    btn.title = `Generate is off: ${problem}`;
+  } else {
+    btn.removeAttribute("aria-describedby");
+    btn.title = "";
+  }
+}
+
+/** Select another model (the "use a model that edits" offer). */
+function selectModel(name) {
+  const m = S.models.find((x) => x.name === name);
+  if (!m) return;
+  S.model = m;
+  const radio = $(`#model-list input[value="${CSS.escape(name)}"]`);
+  if (radio) radio.checked = true;
+  applyModel();
+  syncInputsBlock();
+  estimateSoon();
+  if (radio) radio.focus();
+}
+
 function setBusy(busy) {
   const btn = $("#generate-btn");
   S.busy = busy;
-  btn.disabled = busy || Boolean(S.blocked);
+  btn.disabled = busy || Boolean(S.blocked) || Boolean(S.edit && S.edit.problem());
   btn.classList.toggle("is-busy", busy);
   btn.querySelector("span").textContent = busy ? "Sending…" : "Generate";
 }
@@ -227,12 +260,17 @@ async function submit(ev, attempt = 0) {
     $("#prompt").focus();
     return;
   }
+  if (S.edit.problem()) {
+    $("#choose-files").focus();
+    return;
+  }
   try { localStorage.setItem("pp-model", S.model.name); } catch { /* ignore */ }
   setBusy(true);
   if (S.live) S.live.stop();
   showPending(body);
   if (matchMedia("(max-width: 1020px)").matches) $("#stage").scrollIntoView({ behavior: "smooth", block: "start" });
   try {
+    Object.assign(body, await S.edit.fields());
     const { data } = await api("/v1/generations", { method: "POST", body });
     history.replaceState(null, "", `/?job=${encodeURIComponent(data.id)}`);
     follow(data);
@@ -292,7 +330,22 @@ function resultActions(job) {
     h("a", { class: "btn btn-secondary btn-sm", href: job.image.url, download: `pixelpipe-${job.id}.${job.request.format}` }, icon("download"), "Download"),
     h("button", { type: "button", class: "btn btn-secondary btn-sm", title: "Same settings, a new random seed", onclick: () => again(job) }, icon("refresh"), "New seed"),
     h("a", { class: "btn btn-secondary btn-sm", href: compareHref(job) }, icon("columns"), "Compare"),
+    h("button", { type: "button", class: "btn btn-secondary btn-sm", title: "Use this image as the input of a new edit", onclick: () => editResult(job) }, icon("pencil"), "Edit this"),
   ];
+}
+
+/** "Edit this" on a result: it becomes the only input, and the prompt is ready for the change. */
+function editResult(job) {
+  S.edit.tray.clear();
+  if (!S.model.max_input_images) {
+    const taker = S.models.find((m) => m.max_input_images > 0);
+    if (taker) selectModel(taker.name);
+  }
+  S.edit.tray.addGeneration(job);
+  $("#inputs-field").scrollIntoView({ behavior: "smooth", block: "center" });
+  const prompt = $("#prompt");
+  prompt.select();
+  prompt.focus({ preventScroll: true });
 }
 
 
@@ -391,6 +444,24 @@ function prefillFromJob(job) {
   if (r.aspect_ratio) S.aspect = r.aspect_ratio;
   const m = S.models.find((x) => x.name === job.model);
   if (m) S.model = m;
+  for (const input of job.inputs || []) if (input.role === "image") S.edit.tray.addStored(input);
+}
+
+/** "?image=gen_…" (Edit this, from the gallery or a job page): those images become the inputs,
+ * and a model that takes inputs is chosen if the current one does not. */
+async function preloadImages(ids) {
+  for (const id of ids) {
+    try {
+      S.edit.tray.addGeneration(await loadGeneration(id));
+    } catch (err) {
+      S.edit.tray.message = `${id}: ${describeProblem(err.problem).detail || "not found"}`;
+      S.edit.tray.render();
+    }
+  }
+  if (S.edit.tray.items.length && !(S.model.max_input_images > 0)) {
+    const taker = S.models.find((m) => m.max_input_images > 0);
+    if (taker) selectModel(taker.name);
+  }
 }
 
 export async function init() {
@@ -403,6 +474,11 @@ export async function init() {
   }
   const wanted = prefill(params);
   S.model = S.models.find((m) => m.name === wanted) || S.models.find((m) => m.name === defaultModel(S.models));
+  S.edit = new EditForm({
+    models: S.models,
+    switchModel: selectModel,
+    onChange: () => { syncInputsBlock(); estimateSoon(); },
+  });
 
   const jobId = params.get("job");
   let resumed = null;
@@ -416,11 +492,14 @@ export async function init() {
   renderModels();
   applyModel();
   if (params.get("format")) $("#format").value = params.get("format");
+  const images = params.getAll("image").filter(Boolean);
+  if (images.length) await preloadImages(images);
 
   $("#model-list").addEventListener("change", (e) => {
     if (e.target.name !== "model") return;
     S.model = S.models.find((m) => m.name === e.target.value);
     applyModel();
+    syncInputsBlock();
     estimateSoon();
   });
   $("#prompt").addEventListener("input", promptChanged);
@@ -447,4 +526,5 @@ export async function init() {
   const recentSoon = debounce(loadRecent, 400);
   onJobEvent((ev) => { if (TERMINAL.has(ev.status)) recentSoon(); });
   if (!resumed && !params.get("prompt")) $("#prompt").focus();
+  syncInputsBlock();
 }

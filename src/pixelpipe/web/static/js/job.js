@@ -3,12 +3,13 @@
 
 import {
   $, api, loadModels, h, icon, tag, fmtDuration, fmtDate, fmtBytes, costOf, copyText, absoluteUrl,
-  toast, bodyFromJob, randomSeed, describeProblem, modelLabel, TERMINAL, fmtUsd, compareHref,
+  toast, bodyFromJob, randomSeed, describeProblem, modelLabel, TERMINAL, fmtUsd, compareHref, editHref as editImageHref,
 } from "./core.js";
+import { lineage, renderInputs } from "./compare-before-after.js";
 import { LiveJob } from "./live.js";
 import { confirmDialog } from "./dialogs.js";
 
-const S = { models: [], job: null };
+const S = { models: [], job: null, lineage: null, inputsFor: null };
 
 const STATUS_TONE = { succeeded: "success", failed: "danger", canceled: "", queued: "info" };
 const STATUS_TEXT = {
@@ -70,14 +71,21 @@ function renderSide(job) {
       toast((await copyText(absoluteUrl(job.image.url))) ? "Image URL copied" : "Copy failed");
     } }, icon("link"), "Copy image URL"));
     actions.push(h("a", { class: "btn btn-secondary", href: job.image.url, download: `pixelpipe-${job.id}.${r.format}` }, icon("download"), "Download"));
+    actions.push(h("a", { class: "btn btn-secondary", id: "edit-image", href: editImageHref(job.id), title: "Open the generator with this image as the input" }, icon("pencil"), "Edit this image"));
   }
   actions.push(h("a", { class: "btn btn-secondary", href: compareHref(job) }, icon("columns"), "Compare models"));
-  actions.push(h("a", { class: "btn btn-secondary", href: editHref(job) }, icon("pencil"), "Edit in generator"));
+  actions.push(h("a", { class: "btn btn-secondary", href: editHref(job) }, icon("sliders"), "Open in generator"));
   if (!running) actions.push(h("button", { type: "button", class: "btn btn-danger", id: "delete-btn", onclick: remove }, icon("trash"), "Delete"));
 
+  if (!S.lineage) S.lineage = lineage(job, S.models); // fetched once: sources do not change
+  if (S.inputsFor !== job.status) { // before / after once the result is in
+    S.inputsFor = job.status;
+    renderInputs(job, $("#job-inputs"));
+  }
   $("#job-side").replaceChildren(...[
     title,
     prompt, revised, negative,
+    S.lineage,
     h("div", { class: "side-actions" }, actions),
     h("dl", { class: "kv" }, rows),
   ].filter(Boolean));

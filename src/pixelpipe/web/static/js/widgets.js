@@ -39,6 +39,14 @@ export function gpuBadge(m) {
   return h("span", { class: `tag gpu-state gpu-${best}`, title: `Your GPU servers — ${title}${fallback}` }, GPU_LABELS[best] || best);
 }
 
+/** "Edits" on a model that takes input images (its limit and mask in the title). */
+export function editTag(m) {
+  const n = m.max_input_images || 0;
+  if (!n) return null;
+  const title = `Takes up to ${n} input image${n === 1 ? "" : "s"}${m.accepts_mask ? " and a mask" : ""}`;
+  return h("span", { class: "tag tag-accent", title }, "Edits");
+}
+
 /** A model as a selectable card: label, description, price per image and typical latency. */
 export function modelOption(m, { type = "radio", name = "model", checked = false, idPrefix = "md" } = {}) {
   const price = priceText(m);
@@ -48,7 +56,7 @@ export function modelOption(m, { type = "radio", name = "model", checked = false
     h("span", { class: "model-card" },
       h("span", { class: "model-radio" }, icon("check")),
       h("span", { class: "model-main" },
-        h("span", { class: "model-name" }, m.label),
+        h("span", { class: "model-name" }, m.label, editTag(m)),
         h("span", { class: "model-desc", id: `${idPrefix}-${m.name}` }, m.description)),
       h("span", { class: "model-facts" },
         h("span", { class: `model-price ${price.free ? "free" : ""}`, title: `Price per image (${providers})` }, price.text),
