@@ -76,7 +76,7 @@ export class EditForm {
     const first = items[0];
     if (first && m && m.accepts_mask) this.showFirst(first);
     if (!has && this.painter.painted) this.painter.clear();
-    $("#mask-state").textContent = this.painter.painted ? "painted: only that area changes" : "none: the whole image may change";
+    this.maskChanged();
   }
 
   showFirst(item) {
@@ -113,7 +113,7 @@ export class EditForm {
   }
 
   maskChanged() {
-    $("#mask-state").textContent = this.painter.painted ? "painted: only that area changes" : "none: the whole image may change";
+    $("#mask-state").textContent = this.painter.painted ? "Painted: only that area changes." : "None: the whole image may change.";
   }
 
   /** Why the request cannot be sent (shown on the form), or null. */

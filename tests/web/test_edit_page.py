@@ -1,0 +1,328 @@
+"""Edits on the page (issue 16), driven in Chromium against a real `pixelpipe serve`: input images
+by file chooser, drop and paste, the gallery picker and "Edit this"; the mask brush (the mask the
+server stored is decoded: the image's size, transparent where painted, opaque elsewhere, and the
+preview provider edited exactly there); before / after and the lineage chain on the job page.
+
+The server is pointed at the protocol-faithful fake providers, so its catalog has models that take
+no input images next to the offline preview (which takes 16 and a mask at $0). The browser, page
+and screenshot fixtures are tests/web/test_web_ui.py's; screenshots for the docs:
+``PIXELPIPE_WEB_SCREENSHOTS=docs/img``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from tests.support.serve import Server, start_fake_providers, stop_pid
+from tests.web import test_web_ui as ui
+
+browser, shots, new_page = ui.browser, ui.shots, ui.new_page
+expect, shot, generate_via_api, wait_done = ui.expect, ui.shot, ui.generate_via_api, ui.wait_done
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = (1280, 800)
+PHONE = (390, 844)
+SIDE = 256  # the input: square, so the 1:1 result is the input scaled 4x (no crop)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from pixelpipe.fakes.server import fake_env
+
+    root = tmp_path_factory.mktemp("edit-web")
+    fakes: list[subprocess.Popen[bytes]] = []
+    srv: Server | None = None
+    try:
+        proc, url = start_fake_providers(root / "fakes.log")
+        fakes.append(proc)
+        srv = Server(root / "srv", fake_env(url)).start(timeout_s=90)
+        yield srv
+    finally:
+        if srv is not None:
+            srv.stop()
+        for proc in fakes:
+            stop_pid(proc)
+
+
+def photo(colour: str = "teal", side: int = SIDE) -> bytes:
+    """A square PNG: a colour with a yellow band, so a crop or a flip would show."""
+    img = Image.new("RGB", (side, side), colour)
+    img.paste((240, 200, 40), (0, side * 3 // 8, side, side * 5 // 8))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def decode(url: str) -> Image.Image:
+    r = httpx.get(url, timeout=10)
+    assert r.status_code == 200, r.text
+    img = Image.open(io.BytesIO(r.content))
+    img.load()
+    return img
+
+
+def paint_box(page: Any, box: tuple[float, float, float, float]) -> None:
+    """Paint the fraction box (x0, y0, x1, y1) of the mask canvas with horizontal strokes."""
+    canvas = page.locator("#mask-canvas")
+    canvas.evaluate("el => el.scrollIntoView({ block: 'center' })")  # clear of the sticky footer
+    x0, y0, x1, y1 = box
+    size = float(page.locator("#mask-size").input_value())
+    y = y0 * canvas.bounding_box()["height"]
+    while True:
+        c = canvas.bounding_box()
+        if y > y1 * c["height"]:
+            break
+        page.mouse.move(c["x"] + x0 * c["width"], c["y"] + y)
+        page.mouse.down()
+        page.mouse.move(c["x"] + x1 * c["width"], c["y"] + y, steps=6)
+        page.mouse.up()
+        y += size / 2
+
+
+def add_by_file_chooser(page: Any, data: bytes, name: str = "photo.png") -> None:
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose files").click()
+    chooser.value.set_files(files=[{"name": name, "mimeType": "image/png", "buffer": data}])
+
+
+def ready_inputs(page: Any, n: int) -> list[str]:
+    items = page.locator("#input-list li")
+    expect(items).to_have_count(n)
+    expect(page.locator("#input-list li.is-ready")).to_have_count(n)
+    return [items.nth(i).get_attribute("data-ref") or "" for i in range(n)]
+
+
+def job_of(page: Any, base: str) -> dict[str, Any]:
+    expect(page.locator("#stage figure.result img")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/\?job=gen_"))
+    return wait_done(base, page.url.split("job=")[1])
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+
+def test_file_chooser_and_mask_brush_make_the_mask_the_provider_uses(
+    server: Server, new_page: Any, shots: Path
+) -> None:
+    base = server.url
+    page = new_page(width=DESKTOP[0], height=DESKTOP[1])
+    page.goto(base + "/")
+    page.get_by_role("radio", name=re.compile("^Offline preview")).check()
+    expect(page.locator("#mask-field")).to_be_hidden()  # nothing to mask yet
+    add_by_file_chooser(page, photo())
+    (ref,) = ready_inputs(page, 1)
+    assert ref.startswith("upl_")
+    expect(page.locator("#strength-field")).to_be_visible()
+    expect(page.locator("#inputs-count")).to_have_text("1 of 16")
+
+    toggle = page.get_by_role("button", name="Paint a mask")
+    toggle.press("Enter")  # keyboard opens the brush
+    expect(page.locator("#mask-toggle")).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("#mask-toggle")).to_have_text("Hide the brush")
+    canvas = page.locator("#mask-canvas")
+    expect(canvas).to_be_visible()
+    size = page.evaluate(
+        "(() => { const c = document.querySelector('#mask-canvas'); return [c.width, c.height]; })()"
+    )
+    assert size == [SIDE, SIDE]  # the canvas is the image's own pixel size
+    page.locator("#mask-size").fill("24")
+    paint_box(page, (0.15, 0.15, 0.55, 0.55))
+    # a stroke then erased leaves nothing behind
+    page.get_by_role("radio", name="Eraser").check()
+    page.locator("#mask-size").fill("60")
+    paint_box(page, (0.7, 0.7, 0.9, 0.9))
+    page.get_by_role("radio", name="Brush").check()
+    expect(page.locator("#mask-state")).to_have_text("Painted: only that area changes.")
+    page.get_by_label("Prompt", exact=True).fill("turn the corner into a stained glass window")
+    page.get_by_label("Seed", exact=True).fill("5")
+    expect(page.locator("#estimate-value")).to_have_text("Free")
+    shot(page, shots, "edit-form-desktop")
+
+    page.get_by_role("button", name="Generate", exact=True).click()
+    job = job_of(page, base)
+    assert job["status"] == "succeeded" and job["provider"] == "preview", job
+    roles = [i["role"] for i in job["inputs"]]
+    assert roles == ["image", "mask"]
+    assert job["inputs"][0]["id"] == ref
+
+    # the stored mask: OpenAI's convention, the image's size, transparent exactly where painted
+    mask = decode(job["inputs"][1]["url"])
+    assert mask.format == "PNG" and mask.mode == "RGBA" and mask.size == (SIDE, SIDE)
+    alpha = mask.getchannel("A")
+    assert set(alpha.getdata()) == {0, 255}
+    at = lambda fx, fy: alpha.getpixel((int(fx * SIDE), int(fy * SIDE)))  # noqa: E731
+    assert at(0.3, 0.3) == 0 and at(0.5, 0.2) == 0  # painted: edit here
+    assert at(0.05, 0.05) == 255 and at(0.8, 0.3) == 255 and at(0.3, 0.8) == 255  # kept
+    assert at(0.8, 0.8) == 255  # painted, then erased
+    painted = alpha.point(lambda a: 255 if a == 0 else 0).getbbox()
+    assert painted is not None
+    x0, y0, x1, y1 = painted
+    assert 0.08 * SIDE < x0 < 0.2 * SIDE and 0.5 * SIDE < x1 < 0.65 * SIDE, painted
+    assert 0.08 * SIDE < y0 < 0.2 * SIDE and 0.5 * SIDE < y1 < 0.65 * SIDE, painted
+
+    # the provider took it: the result changed far more inside the painted area than outside
+    result = decode(job["image"]["url"]).convert("RGB")
+    before = Image.open(io.BytesIO(photo())).convert("RGB").resize(result.size)
+    diff = ImageChops.difference(result, before).convert("L")
+    w = result.width
+
+    def change(box: tuple[float, float, float, float]) -> float:
+        return float(ImageStat.Stat(diff.crop(tuple(int(f * w) for f in box))).mean[0])
+
+    inside, outside = change((0.25, 0.25, 0.45, 0.45)), change((0.7, 0.05, 0.95, 0.3))
+    assert inside > 3 * outside and inside > 40, (inside, outside)
+
+    # before / after on the job page: a slider the keyboard moves, and the inputs
+    page.goto(f"{base}/jobs/{job['id']}")
+    slider = page.locator(".ba-slider")
+    expect(slider).to_be_visible()
+    expect(page.locator(".ba-slider img.ba-before")).to_have_attribute(
+        "src", job["inputs"][0]["url"]
+    )
+    rng = page.get_by_role("slider", name=re.compile("Before and after"))
+    rng.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    assert slider.evaluate("el => el.style.getPropertyValue('--split')") == "53%"
+    expect(page.locator(".input-strip li")).to_have_count(2)
+    expect(page.locator(".input-strip figcaption").nth(1)).to_have_text("Mask")
+    expect(page.locator(".lineage")).to_contain_text("An uploaded image")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#job-inputs img')].every((i) => i.complete)"
+    )
+    shot(page, shots, "edit-job-desktop", full=True)
+    page.get_by_role("button", name="Side by side").click()
+    expect(page.locator(".ba-side figure")).to_have_count(2)
+    expect(page.get_by_role("button", name="Side by side")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+
+
+def _drop_and_paste(page: Any, data: bytes) -> None:
+    """A synthetic drop on the form, then Ctrl+V of an image (DataTransfer with a File)."""
+    page.evaluate(
+        """(b64) => {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const file = (name) => new File([bytes], name, { type: "image/png" });
+          const drop = new DataTransfer();
+          drop.items.add(file("dropped.png"));
+          const form = document.querySelector('#gen-form');
+          for (const type of ['dragenter', 'dragover', 'drop']) {
+            form.dispatchEvent(new DragEvent(type, { dataTransfer: drop, bubbles: true, cancelable: true }));
+          }
+          const clip = new DataTransfer();
+          clip.items.add(file("pasted.png"));
+          document.querySelector('#prompt').dispatchEvent(
+            new ClipboardEvent('paste', { clipboardData: clip, bubbles: true, cancelable: true }));
+        }""",
+        base64.b64encode(data).decode(),
+    )
+
+
+def test_drop_paste_remove_and_the_models_limit(server: Server, new_page: Any) -> None:
+    base = server.url
+    page = new_page(width=DESKTOP[0], height=DESKTOP[1])
+    page.goto(base + "/")
+    page.get_by_role("radio", name=re.compile("^Offline preview")).check()
+    _drop_and_paste(page, photo("navy"))
+    refs = ready_inputs(page, 2)
+    assert all(r.startswith("upl_") for r in refs)
+    assert refs[0] == refs[1]  # the same picture twice: one content-addressed upload
+    assert (
+        httpx.post(f"{base}/v1/uploads", files={"file": ("x.png", photo("navy"))}).json()["id"]
+        == refs[0]
+    )
+    expect(page.locator("#prompt")).to_have_value("")  # the image was not pasted as text
+
+    # remove with the keyboard: focus moves on to the next remove button
+    page.get_by_role("button", name="Remove input image 1").press("Enter")
+    ready_inputs(page, 1)
+    expect(page.get_by_role("button", name="Remove input image 1")).to_be_focused()
+
+    # a model that takes no input images says so, offers one that does, and Generate is off
+    page.get_by_role("radio", name=re.compile(r"^FLUX\.1 \[schnell\]")).check()
+    notice = page.locator("#inputs-off")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("takes no input images")
+    generate = page.get_by_role("button", name="Generate", exact=True)
+    expect(generate).to_be_disabled()
+    expect(generate).to_have_attribute("aria-describedby", "inputs-help")
+    expect(page.locator("#inputs-help")).to_contain_text("takes no input images")
+    expect(page.locator("#mask-field")).to_be_hidden()
+    notice.get_by_role("button", name=re.compile("^Use Offline preview")).click()
+    expect(page.locator("#model-list input:checked")).to_have_value("preview")
+    expect(notice).to_be_hidden()
+    page.get_by_label("Prompt", exact=True).fill("a little lighter")
+    expect(generate).to_be_enabled()
+    generate.click()
+    job = job_of(page, base)
+    assert job["status"] == "succeeded" and [i["role"] for i in job["inputs"]] == ["image"]
+
+
+def test_edit_this_from_the_gallery_then_lineage_on_the_job_page(
+    server: Server, new_page: Any, shots: Path
+) -> None:
+    base = server.url
+    first = wait_done(
+        base,
+        generate_via_api(base, prompt="a lighthouse on a cliff", model="preview", seed=3)["id"],
+    )
+    page = new_page(width=PHONE[0], height=PHONE[1])
+    page.goto(base + "/gallery")
+    page.get_by_role("link", name="Edit this image: a lighthouse on a cliff").click()
+    expect(page).to_have_url(re.compile(rf"/\?image={first['id']}$"))
+    assert ready_inputs(page, 1) == [first["id"]]  # sent as the generation: lineage
+    expect(page.locator("#model-list input:checked")).to_have_value("preview")
+
+    # a second input from the gallery picker
+    page.get_by_role("button", name="From the gallery").click()
+    picker = page.get_by_role("dialog")
+    expect(picker).to_be_visible()
+    picker.get_by_role("button", name="Use as input: a lighthouse on a cliff").click()
+    expect(picker).to_be_hidden()
+    expect(page.locator("#inputs-help")).to_contain_text("already an input")
+    ready_inputs(page, 1)
+
+    page.get_by_role("button", name="Paint a mask").click()
+    paint_box(page, (0.3, 0.2, 0.7, 0.5))
+    page.get_by_label("Prompt", exact=True).fill("add a storm")
+    page.locator("#inputs-field").scroll_into_view_if_needed()
+    shot(page, shots, "edit-form-phone")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    second = job_of(page, base)
+    assert second["inputs"][0]["source_generation"] == first["id"]
+    mask = decode(second["inputs"][1]["url"])
+    assert mask.size == (first["image"]["width"], first["image"]["height"])
+
+    # an edit of the edit: the chain goes back two levels
+    third = wait_done(
+        base,
+        generate_via_api(base, prompt="now at night", model="preview", images=[second["id"]])["id"],
+    )
+    page.goto(f"{base}/jobs/{third['id']}")
+    chain = page.locator(".lineage")
+    expect(chain.get_by_role("link", name="add a storm")).to_have_attribute(
+        "href", f"/jobs/{second['id']}"
+    )
+    expect(
+        chain.locator("ol ol").get_by_role("link", name="a lighthouse on a cliff")
+    ).to_have_attribute("href", f"/jobs/{first['id']}")
+    expect(page.get_by_role("link", name="Edit this image")).to_have_attribute(
+        "href", f"/?image={third['id']}"
+    )
+    page.locator("#job-inputs").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "[...document.querySelectorAll('#job-inputs img')].every((i) => i.complete)"
+    )
+    shot(page, shots, "edit-job-phone", full=True)
