@@ -10,8 +10,13 @@ function aspect(job) {
   return r.width && r.height ? `${r.width} / ${r.height}` : "1 / 1";
 }
 
-function slider(before, after, ar) {
-  const wrap = h("div", { class: "ba-slider", vars: { "--ar": ar, "--split": "50%" } });
+function ratio(job) {
+  const r = job.request || {};
+  return r.width && r.height ? String(r.width / r.height) : "1";
+}
+
+function slider(before, after, ar, arn) {
+  const wrap = h("div", { class: "ba-slider", vars: { "--ar": ar, "--arn": arn, "--split": "50%" } });
   const range = h("input", {
     type: "range", class: "ba-range", min: "0", max: "100", step: "1", value: "50",
     "aria-label": "Before and after: drag or use the arrow keys to compare", "aria-valuetext": "half before, half after",
@@ -57,7 +62,7 @@ export function renderInputs(job, root) {
   const view = h("div", { class: "ba-view" });
   const modes = done ? h("div", { class: "ba-modes", role: "group", "aria-label": "Comparison view" }) : null;
   const show = (mode) => {
-    view.replaceChildren(mode === "slider" ? slider(first.url, job.image.url, ar) : sideBySide(first.url, job.image.url, ar));
+    view.replaceChildren(mode === "slider" ? slider(first.url, job.image.url, ar, ratio(job)) : sideBySide(first.url, job.image.url, ar));
     for (const b of modes.children) b.setAttribute("aria-pressed", String(b.dataset.mode === mode));
   };
   if (done) {

@@ -65,10 +65,11 @@ export class InputTray {
     this.changed();
   }
 
-  /** An input kept from an earlier job (its upload id and URL): the "?job=" resume. */
+  /** An input kept from an earlier job (the "?job=" resume): sent again by its upload id (the
+   * server keeps its source generation by digest, so the lineage stays). */
   addStored(input) {
     if (!input.url) return;
-    this.items.push({ key: nextKey++, ref: input.source_generation || input.id, src: input.url, name: "input", width: 0, height: 0, state: "ready", source: input.source_generation });
+    this.items.push({ key: nextKey++, ref: input.id, src: input.url, name: "input", width: 0, height: 0, state: "ready", source: input.source_generation });
     this.changed();
   }
 

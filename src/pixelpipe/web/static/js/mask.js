@@ -29,6 +29,7 @@ export class MaskPainter {
     this.base.src = src;
     this.canvas.width = Math.max(1, width);
     this.canvas.height = Math.max(1, height);
+    this.canvas.parentElement.style.setProperty("--arn", String(this.canvas.width / this.canvas.height));
     this.painted = false;
     this.version += 1;
   }
