@@ -345,3 +345,47 @@ def test_edit_this_from_the_gallery_then_lineage_on_the_job_page(
     )
     scroll_to(page, "#job-inputs")
     shot(page, shots, "edit-job-phone")
+
+
+def test_a_finger_paints_the_mask_on_a_phone(server: Server, browser: Any) -> None:
+    """Real touch input (Chromium's touch events through CDP): the stroke paints, the page does
+    not scroll under the finger, and the mask sent is that stroke."""
+    base = server.url
+    ctx = browser.new_context(
+        viewport={"width": PHONE[0], "height": PHONE[1]}, has_touch=True, is_mobile=True
+    )
+    errors: list[str] = []
+    try:
+        page = ctx.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base + "/")
+        page.get_by_role("radio", name=re.compile("^Offline preview")).check()
+        add_by_file_chooser(page, photo("olive"))
+        ready_inputs(page, 1)
+        page.get_by_role("button", name="Paint a mask").click()
+        canvas = page.locator("#mask-canvas")
+        canvas.evaluate("el => el.scrollIntoView({ block: 'center' })")
+        page.wait_for_timeout(100)
+        scrolled = page.evaluate("window.scrollY")
+        c = canvas.bounding_box()
+        y = c["y"] + c["height"] / 2
+        cdp = ctx.new_cdp_session(page)
+        touch = "Input.dispatchTouchEvent"
+        cdp.send(touch, {"type": "touchStart", "touchPoints": [{"x": c["x"] + 4, "y": y}]})
+        for i in range(1, 21):  # left to right across the middle, then a little up
+            x = c["x"] + 4 + i * (c["width"] - 8) / 20
+            cdp.send(touch, {"type": "touchMove", "touchPoints": [{"x": x, "y": y - i}]})
+        cdp.send(touch, {"type": "touchEnd", "touchPoints": []})
+        expect(page.locator("#mask-state")).to_have_text("Painted: only that area changes.")
+        assert page.evaluate("window.scrollY") == scrolled  # the finger painted, it did not scroll
+        page.get_by_label("Prompt", exact=True).fill("a river through the middle")
+        page.get_by_role("button", name="Generate", exact=True).click()
+        job = job_of(page, base)
+        assert job["status"] == "succeeded"
+        alpha = decode(job["inputs"][1]["url"]).getchannel("A")
+        assert alpha.getpixel((SIDE // 2, SIDE // 2 - 5)) == 0  # under the stroke
+        assert alpha.getpixel((SIDE // 2, SIDE // 8)) == 255  # far above it
+        assert alpha.getpixel((SIDE // 2, SIDE - SIDE // 8)) == 255  # far below it
+    finally:
+        ctx.close()
+    assert not errors, errors

@@ -53,7 +53,7 @@ export class MaskPainter {
   down(e) {
     if (e.pointerType === "mouse" && e.button !== 0) return;
     e.preventDefault();
-    this.canvas.setPointerCapture(e.pointerId);
+    try { this.canvas.setPointerCapture(e.pointerId); } catch { /* a pointer that is already gone */ }
     const p = this.point(e);
     this.stroke = { last: p, id: e.pointerId };
     const ctx = this.ctx;
