@@ -147,7 +147,10 @@ async function runEstimate() {
     value.className = `estimate-value ${free ? "free" : ""}`;
     value.title = data.usd === null ? "No price is known for this model and provider" : `Exactly $${data.usd} (price list ${data.price_version})`;
     meta.className = "estimate-meta";
-    meta.textContent = `${fmtLatency(S.model.typical_latency_s)} · via ${data.provider}`;
+    // the estimate prices uploads only: a gallery input is sent by generation id, and is not
+    // downloaded just to be priced
+    const unpriced = !free && S.edit.tray.items.some((i) => i.ref && !i.ref.startsWith("upl_"));
+    meta.textContent = `${fmtLatency(S.model.typical_latency_s)} · via ${data.provider}${unpriced ? " · gallery inputs not priced in" : ""}`;
     clearFieldErrors(Boolean(S.blocked));
     setBlocked(null);
   } catch (err) {
