@@ -51,7 +51,8 @@ export function card(job, models) {
     : null;
   const badges = h("div", { class: "badges" },
     job.cached ? tag("Cached", "success", "zap", "Served from the cache: $0") : null,
-    job.group ? tag("Comparison", "accent", "columns") : null);
+    job.group ? tag("Comparison", "accent", "columns") : null,
+    editBadge(job));
   const time = job.cached ? "instant" : job.timings && job.timings.duration_s != null ? fmtDuration(job.timings.duration_s) : "–";
   return h("li", { class: "g-item", dataset: { id: job.id, status: job.status } },
     h("article", { class: "g-card" },
@@ -65,6 +66,16 @@ export function card(job, models) {
         h("div", { class: "g-foot" },
           h("time", { datetime: job.timings.created_at, title: new Date(job.timings.created_at).toLocaleString() }, fmtRelative(job.timings.created_at)),
           job.group ? h("a", { href: `/compare/${encodeURIComponent(job.group)}` }, "Open comparison") : null))));
+}
+
+/** "Edit" on an image made from inputs: how many, and which gallery images (its details page
+ * shows the whole chain). */
+function editBadge(job) {
+  const inputs = (job.inputs || []).filter((i) => i.role === "image");
+  if (!inputs.length) return null;
+  const from = inputs.filter((i) => i.source_generation).length;
+  const title = `Made from ${inputs.length} input image${inputs.length === 1 ? "" : "s"}${from ? ` (${from} from the gallery)` : ""}`;
+  return tag("Edit", "info", "layers", title);
 }
 
 function skeletons(n) {
