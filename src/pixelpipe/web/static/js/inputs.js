@@ -106,6 +106,8 @@ export class InputTray {
   /** Why the current inputs cannot be sent to this model (null when they can). */
   problem() {
     const n = this.items.length;
+    const min = (this.model && this.model.min_input_images) || 0;
+    if (n < min) return `${this.model.label} needs ${min} input image${min === 1 ? "" : "s"}: add ${min - n} more.`;
     if (!n) return null;
     if (this.items.some((i) => i.state === "failed")) return "An input image was refused: remove it to generate.";
     if (this.max === 0) return `${this.model.label} takes no input images.`;
@@ -123,7 +125,8 @@ export class InputTray {
     $("#input-list").replaceChildren(...this.items.map((item, i) => this.thumb(item, i)));
     $("#drop-zone").classList.toggle("has-items", n > 0);
     const max = this.max;
-    $("#inputs-count").textContent = n ? `${n} of ${max || 0}` : max ? `optional · up to ${max}` : "not for this model";
+    const min = (this.model && this.model.min_input_images) || 0;
+    $("#inputs-count").textContent = n ? `${n} of ${max || 0}` : min ? `needs ${min}` : max ? `optional · up to ${max}` : "not for this model";
     const full = n >= Math.min(max || API_MAX_IMAGES, API_MAX_IMAGES) && max > 0;
     $("#choose-files").disabled = full;
     $("#pick-gallery").disabled = full;

@@ -43,7 +43,8 @@ export function gpuBadge(m) {
 export function editTag(m) {
   const n = m.max_input_images || 0;
   if (!n) return null;
-  const title = `Takes up to ${n} input image${n === 1 ? "" : "s"}${m.accepts_mask ? " and a mask" : ""}`;
+  const need = m.min_input_images ? `; needs at least ${m.min_input_images}` : "";
+  const title = `Takes up to ${n} input image${n === 1 ? "" : "s"}${m.accepts_mask ? " and a mask" : ""}${need}`;
   return h("span", { class: "tag tag-accent", title }, "Edits");
 }
 
