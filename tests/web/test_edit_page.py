@@ -264,6 +264,17 @@ def test_drop_paste_remove_and_the_models_limit(server: Server, new_page: Any) -
     ready_inputs(page, 1)
     expect(page.get_by_role("button", name="Remove input image 1")).to_be_focused()
 
+    # GPT Image has input fidelity (and the estimate prices it: high costs more input tokens)
+    expect(page.locator("#fidelity-field")).to_be_hidden()
+    page.get_by_role("radio", name=re.compile(r"^GPT Image 1 ")).check()
+    fidelity = page.get_by_label("Input fidelity")
+    expect(fidelity).to_be_visible()
+    estimate = page.locator("#estimate-value")
+    expect(estimate).not_to_have_text(re.compile(r"^(–|Free)$"))
+    low = estimate.text_content()
+    fidelity.select_option("high")
+    expect(estimate).not_to_have_text(low or "")
+
     # a model that takes no input images says so, offers one that does, and Generate is off
     page.get_by_role("radio", name=re.compile(r"^FLUX\.1 \[schnell\]")).check()
     notice = page.locator("#inputs-off")

@@ -27,6 +27,7 @@ export class EditForm {
       this.painter.size = Number(e.target.value);
       $("#mask-size-out").textContent = e.target.value;
     });
+    $("#input-fidelity").addEventListener("change", () => this.onChange());
     $("#strength").addEventListener("input", (e) => {
       e.target.dataset.touched = "1";
       $("#strength-out").textContent = Number(e.target.value).toFixed(2);
@@ -57,6 +58,11 @@ export class EditForm {
       input.dataset.default = String(spec.default ?? "");
       $("#strength-out").textContent = Number(input.value).toFixed(2);
     }
+    const fidelity = $("#input-fidelity");
+    const values = model.input_fidelities || [];
+    const keep = values.includes(fidelity.value) ? fidelity.value : "";
+    fidelity.replaceChildren(h("option", { value: "" }, "Model default"), ...values.map((v) => h("option", { value: v }, v[0].toUpperCase() + v.slice(1))));
+    fidelity.value = keep;
     this.sync();
   }
 
@@ -72,6 +78,7 @@ export class EditForm {
     const has = items.length > 0;
     $("#strength-field").hidden = !(m && m.strength && has && m.max_input_images > 0);
     $("#mask-field").hidden = !(m && m.accepts_mask && has);
+    $("#fidelity-field").hidden = !(m && (m.input_fidelities || []).length && has);
     this.offerModels();
     const first = items[0];
     if (first && m && m.accepts_mask) this.showFirst(first);
@@ -127,8 +134,17 @@ export class EditForm {
     const out = {};
     if (!images.length || !this.model || !this.model.max_input_images) return out;
     out.images = images.slice(0, this.model.max_input_images);
+    Object.assign(out, this.settings());
+    return out;
+  }
+
+  /** strength and input_fidelity, where the model has them and they differ from its default. */
+  settings() {
+    const out = {};
     const s = this.strength();
     if (s !== undefined) out.strength = s;
+    const fidelity = $("#input-fidelity").value;
+    if (fidelity && (this.model.input_fidelities || []).includes(fidelity)) out.input_fidelity = fidelity;
     return out;
   }
 
@@ -144,9 +160,7 @@ export class EditForm {
     if (!this.tray.items.length) return {};
     const images = await this.tray.refs();
     if (!images) throw { problem: { code: "invalid_request", title: "An input image was refused", detail: this.tray.problem() } };
-    const out = { images };
-    const s = this.strength();
-    if (s !== undefined) out.strength = s;
+    const out = { images, ...this.settings() };
     if (this.model.accepts_mask && this.painter.painted) out.mask = await this.maskId();
     return out;
   }
