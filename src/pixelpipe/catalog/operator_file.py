@@ -61,9 +61,10 @@ class _Reader(FileLines):
             reader.backend(name, entry) for name, entry in self.tables(raw, "backends").items()
         )
         kinds = {b.name: b.kind for b in backends}
+        options = {b.name: b.options for b in backends}
         models_reader = ModelReader(self.path, self.text, self.known)
         models = tuple(
-            models_reader.model(name, entry, kinds)
+            models_reader.model(name, entry, kinds, options)
             for name, entry in self.tables(raw, "models").items()
         )
         return OperatorFile(self.path, backends, models)

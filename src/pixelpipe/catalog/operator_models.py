@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pixelpipe.catalog.operator_spec import ModelEntry
+from pixelpipe.catalog.operator_spec import InputClaims, ModelEntry
 from pixelpipe.catalog.operator_workflow import WORKFLOW_KEYS, WorkflowReader
 
 SPEC_KEYS = (
@@ -36,8 +36,15 @@ NEW_MODEL_NEEDS = ("label", "formats", "aspect_ratios")
 
 class ModelReader(WorkflowReader):
     # --- models ---------------------------------------------------------------------------
-    def model(self, name: str, raw: Mapping[str, Any], backends: Mapping[str, str]) -> ModelEntry:
-        """The checked entry; ``backends``: the file's backends, name -> kind."""
+    def model(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        backends: Mapping[str, str],
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> ModelEntry:
+        """The checked entry; ``backends``: the file's backends, name -> kind (``options``: name
+        -> the backend's options)."""
         at = self.line_of("models", name)
         self.unknown_keys("models", name, raw, MODEL_KEYS, "the keys of pixelpipe's catalog")
         extends = self.extends(name, raw)
@@ -63,6 +70,9 @@ class ModelReader(WorkflowReader):
             self.check_runner(
                 name, provider, kind, workflow is not None, self.line_of("models", name, "backends")
             )
+            if kind is not None and workflow is None:  # a workflow maps its own inputs
+                backend_options = (options or {}).get(provider, {})
+                self.check_inputs(name, raw, extends, provider, kind, backend_options)
         spec = {k: v for k, v in raw.items() if k in SPEC_KEYS}
         return ModelEntry(name, extends, spec, providers, ids, f"{self.path}:{at}", workflow)
 
@@ -153,3 +163,52 @@ class ModelReader(WorkflowReader):
                 f"{', '.join(sorted(hosted)) or 'no model'}); extend one of those models, or "
                 f'give its id under [models.{name}.ids] {provider} = "<its model id>"',
             )
+
+    # --- image inputs ---------------------------------------------------------------------
+    def claims(self, raw: Mapping[str, Any], extends: str | None) -> InputClaims:
+        """The image inputs the model says it takes: its own keys, else its base model's."""
+        models = self.known.models
+        base = models.get(extends) if extends and isinstance(models, Mapping) else None
+        images = raw.get("max_input_images", getattr(base, "max_input_images", 0))
+        mask = raw.get("accepts_mask", getattr(base, "accepts_mask", False))
+        strength = raw.get("strength", getattr(base, "strength", None))
+        count = images if isinstance(images, int) and not isinstance(images, bool) else 0
+        return InputClaims(count, mask is True, strength is not None)
+
+    def check_inputs(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        extends: str | None,
+        provider: str,
+        kind: str,
+        options: Mapping[str, Any],
+    ) -> None:
+        """A model with image inputs only on backends whose kind takes them (and as its check
+        says: e.g. how many images, which inputs are named)."""
+        claims = self.claims(raw, extends)
+        if not claims.any():
+            return
+        check = self.known.input_kinds.get(kind)
+        what = ", ".join(
+            k
+            for k, on in (
+                (f"max_input_images = {claims.max_images}", claims.max_images > 0),
+                ("accepts_mask = true", claims.mask),
+                ("strength", claims.strength),
+            )
+            if on
+        )
+        line = self.line_of("models", name, "backends")
+        if check is None:
+            takers = ", ".join(sorted(self.known.input_kinds)) or "none is installed"
+            raise self.fail(
+                line,
+                f"model {name} takes image inputs ({what}), and backend {provider} is a {kind} "
+                "backend, to which pixelpipe sends no input images; take max_input_images, "
+                "accepts_mask and strength out of the model (or set max_input_images = 0), or "
+                f"serve it from backends of a kind that takes them ({takers})",
+            )
+        problem = check(options, claims)
+        if problem is not None:
+            raise self.fail(line, f"model {name} on backend {provider} ({kind}): {problem}")

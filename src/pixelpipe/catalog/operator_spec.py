@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -54,13 +54,33 @@ class OperatorFile:
 
 
 @dataclass(frozen=True, slots=True)
+class InputClaims:
+    """What a model of the file says it takes as image inputs (its own keys, or its base's)."""
+
+    max_images: int = 0  # max_input_images
+    mask: bool = False  # accepts_mask
+    strength: bool = False  # a strength range
+
+    def any(self) -> bool:
+        return self.max_images > 0 or self.mask or self.strength
+
+
+# A kind's check of a model with image inputs on one of its backends: (the backend's options,
+# the model's claims) -> what to fix, or None when the backend can take them.
+InputCheck = Callable[[Mapping[str, Any], InputClaims], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
 class Known:
     """What the file is checked against: installed kinds, hosted providers and their model ids
     (provider -> model -> id), built-in model names, the environment (credentials), and the
-    installed kinds that run ComfyUI workflows (the only ones a workflow model may name)."""
+    installed kinds that run ComfyUI workflows (the only ones a workflow model may name), and the
+    kinds that take image inputs, with their check (a model with inputs on a backend of another
+    kind is refused)."""
 
     kinds: Collection[str]
     hosted: Mapping[str, Mapping[str, str]]
     models: Collection[str]
     env: Mapping[str, str]
     workflow_kinds: Collection[str] = ()
+    input_kinds: Mapping[str, InputCheck] = field(default_factory=dict)

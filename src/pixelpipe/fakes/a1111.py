@@ -10,6 +10,8 @@ with ``add_task_to_queue`` then ``with self.queue_lock``, ``progressapi``, ``int
 0103365: ``State.dict/begin/end/nextjob/set_current_image``), ``modules/processing.py``
 (``Processed.js``), ``modules/sd_models.py`` (``select_checkpoint``'s fallback):
 
+- ``POST /sdapi/v1/img2img`` (an edit: ``init_images``, ``mask``, ``denoising_strength``) runs
+  like txt2img under the same lock; its facts are in ``a1111_img2img.py``.
 - ``POST /sdapi/v1/txt2img`` is synchronous and the server runs **one generation at a time**:
   ``text2imgapi`` holds ``queue_lock`` (a ``threading.Lock``) for the whole run, so a second
   request is neither refused nor queued visibly: its HTTP call just waits, unanswered, until the
@@ -68,6 +70,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pixelpipe.fakes import a1111_schema as schema
+from pixelpipe.fakes.a1111_img2img import (
+    InvalidImage,
+    decode_image,
+    denoising,
+    derive,
+    echoed,
+    sampling_steps,
+)
 from pixelpipe.fakes.a1111_state import Preview, State
 from pixelpipe.fakes.common import Behaviour, FakeServer
 from pixelpipe.fakes.crash import Crashed, CrashSwitch, Dropped, drops_connections
@@ -88,6 +98,14 @@ class A1111Behaviour(Behaviour):
     fail_at: float = 0.5  # fraction of the steps at which a failure or crash happens
     crash_restart_s: float = 1.0  # how long a crashed server stays down
     model_load_s: float = 0.0  # time to load another checkpoint (under the queue lock)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """An img2img run's decoded inputs: the first init image and the mask."""
+
+    init: Image.Image | None
+    mask: Image.Image | None
 
 
 class RunFailed(Exception):
@@ -137,6 +155,7 @@ class FakeA1111(FakeServer):
     def _routes(self) -> list[Route]:
         return [
             Route("/sdapi/v1/txt2img", self.txt2img, methods=["POST"]),
+            Route("/sdapi/v1/img2img", self.img2img, methods=["POST"]),
             Route("/sdapi/v1/progress", self.progress, methods=["GET"]),
             Route("/sdapi/v1/interrupt", self.interrupt, methods=["POST"]),
             Route("/sdapi/v1/skip", self.skip, methods=["POST"]),
@@ -164,6 +183,44 @@ class FakeA1111(FakeServer):
                 if self.switch.down:
                     raise Crashed("the server died while this request waited")
                 return JSONResponse(await self._generate(body, sampler))
+        except RunFailed as exc:
+            return schema.a1111_error(500, exc.kind, str(exc))
+        except Crashed:
+            return Dropped()
+
+    async def img2img(self, request: Request) -> Response:
+        """``img2imgapi`` (facts in ``a1111_img2img.py``)."""
+        if (denied := await self._gate(request, "img2img")) is not None:
+            return denied
+        try:
+            body = schema.parse_body(await request.body(), img2img=True)
+        except schema.Invalid as exc:
+            return exc.response()
+        if body["init_images"] is None:
+            return schema.http_exception(404, "Init image not found")
+        try:
+            mask = decode_image(body["mask"]) if body["mask"] else None
+        except InvalidImage as exc:
+            return schema.http_exception(500, str(exc))
+        sampler = body["sampler_name"] or body["sampler_index"] or "Euler"
+        if not schema.valid_sampler(sampler):
+            return schema.http_exception(400, "Sampler not found")
+        try:
+            async with self.queue:
+                if self.switch.down:
+                    raise Crashed("the server died while this request waited")
+                inits = [decode_image(i) for i in body["init_images"]]
+                batch = _count(body, "batch_size")
+                if len(inits) > batch:
+                    message = (
+                        f"bad number of images passed: {len(inits)}; expecting {batch} or less"
+                    )
+                    raise RunFailed("RuntimeError", message)
+                edit = Edit(inits[0] if inits else None, mask)
+                answer = await self._generate(body, sampler, edit)
+                return JSONResponse(answer | {"parameters": echoed(body)})
+        except InvalidImage as exc:
+            return schema.http_exception(500, str(exc))
         except RunFailed as exc:
             return schema.a1111_error(500, exc.kind, str(exc))
         except Crashed:
@@ -225,28 +282,35 @@ class FakeA1111(FakeServer):
 
     # --- a run -----------------------------------------------------------------------------
 
-    async def _generate(self, body: dict[str, Any], sampler: str) -> dict[str, Any]:
+    async def _generate(
+        self, body: dict[str, Any], sampler: str, edit: Edit | None = None
+    ) -> dict[str, Any]:
         ckpt = self._checkpoint_for(body.get("override_settings") or {})
         self.core.stats.creates[ckpt.title] += 1
         fault = self._take_fault()
         seed = schema.resolve_seed(body["seed"])
-        self.state.begin("scripts_txt2img")
+        self.state.begin("scripts_img2img" if edit else "scripts_txt2img")
         try:
             if ckpt.title != self.options["sd_model_checkpoint"]:
                 await self.core.background.sleep(self.knobs.model_load_s)
-            seeds = await self._sample(body, seed, fault)
+            steps = _count(body, "steps")
+            if edit is not None:  # img2img samples only the part denoising_strength asks for
+                steps = sampling_steps(steps, denoising(body))
+            seeds = await self._sample(body, seed, fault, steps)
         finally:
             self.state.end()
-        images = [self._image(body, ckpt, s, sampler) for s in seeds]
+        images = [self._image(body, ckpt, s, sampler, edit) for s in seeds]
         return {
             "images": images if body["send_images"] else [],
             "parameters": body,
             "info": schema.info_json(body, ckpt, seeds, sampler, self.state.job_timestamp),
         }
 
-    async def _sample(self, body: dict[str, Any], seed: int, fault: str | None) -> list[int]:
+    async def _sample(
+        self, body: dict[str, Any], seed: int, fault: str | None, steps: int
+    ) -> list[int]:
         st, knobs = self.state, self.knobs
-        steps, n_iter, batch = (_count(body, k) for k in ("steps", "n_iter", "batch_size"))
+        n_iter, batch = (_count(body, k) for k in ("n_iter", "batch_size"))
         width, height = _latent_size(body["width"]), _latent_size(body["height"])
         st.job_count, st.sampling_steps = n_iter, steps
         fail_step = min(steps, max(1, math.ceil(steps * knobs.fail_at)))
@@ -288,10 +352,20 @@ class FakeA1111(FakeServer):
         # an unknown name loads the first checkpoint ("… not found; loading fallback …")
         return schema.find_checkpoint(self.checkpoints, name) or self.checkpoints[0]
 
-    def _image(self, body: dict[str, Any], ckpt: schema.Checkpoint, seed: int, sampler: str) -> str:
+    def _image(
+        self,
+        body: dict[str, Any],
+        ckpt: schema.Checkpoint,
+        seed: int,
+        sampler: str,
+        edit: Edit | None = None,
+    ) -> str:
         fmt = _FORMATS.get(str(self.options.get("samples_format", "png")).lower(), "png")
         w, h = _latent_size(body["width"]), _latent_size(body["height"])
-        data = render(str(body["prompt"]), seed, w, h, fmt)
+        if edit is not None and edit.init is not None:
+            data = _encoded(derive(edit.init, edit.mask, body, seed, (w, h)), fmt)
+        else:
+            data = render(str(body["prompt"]), seed, w, h, fmt)
         if fmt == "png":
             data = _with_parameters(data, schema.infotext(body, ckpt, seed, sampler))
         return base64.b64encode(data).decode()
@@ -359,6 +433,12 @@ def _count(body: dict[str, Any], name: str) -> int:
 
 def _latent_size(value: Any) -> int:
     return max(8, int(value or 512) // 8 * 8)
+
+
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format={"jpeg": "JPEG", "webp": "WEBP"}.get(fmt, "PNG"))
+    return out.getvalue()
 
 
 def _with_parameters(png: bytes, text: str) -> bytes:

@@ -69,6 +69,17 @@ FLOAT_FIELDS = {"cfg_scale": 7.0, "denoising_strength": 0.75}
 STR_FIELDS = {"prompt": "", "negative_prompt": "", "sampler_index": "Euler"}
 OPTIONAL_STR_FIELDS = ("sampler_name", "scheduler", "force_task_id", "script_name", "infotext")
 BOOL_FIELDS = {"send_images": True, "save_images": False}
+# what img2img adds (StableDiffusionImg2ImgProcessingAPI): init_images is a list, mask a string
+IMG2IMG_INT_FIELDS = {
+    "resize_mode": 0,
+    "mask_blur": 4,
+    "inpainting_fill": 0,
+    "inpainting_mask_invert": 0,
+}
+IMG2IMG_FLOAT_FIELDS = {"denoising_strength": 0.75}
+IMG2IMG_BOOL_FIELDS = {"inpaint_full_res": True, "include_init_images": False}
+IMG2IMG_LIST_FIELDS = ("init_images",)
+IMG2IMG_STR_FIELDS = ("mask",)
 
 
 @dataclass(frozen=True)
@@ -135,15 +146,19 @@ class Invalid(Exception):
         return JSONResponse({"detail": self.errors}, status_code=422)
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """The txt2img body, coerced like pydantic 1 does; :class:`Invalid` otherwise."""
+def parse_body(raw: bytes, img2img: bool = False) -> dict[str, Any]:
+    """The txt2img body (or img2img's, with its fields), coerced like pydantic 1 does;
+    :class:`Invalid` otherwise."""
     body = json_object(raw)
     out: dict[str, Any] = {**INT_FIELDS, **FLOAT_FIELDS, **STR_FIELDS, **BOOL_FIELDS}
     out |= {name: None for name in OPTIONAL_STR_FIELDS} | {"override_settings": {}}
+    if img2img:
+        out |= IMG2IMG_INT_FIELDS | IMG2IMG_FLOAT_FIELDS | IMG2IMG_BOOL_FIELDS
+        out |= {name: None for name in (*IMG2IMG_LIST_FIELDS, *IMG2IMG_STR_FIELDS)}
     errors: list[dict[str, Any]] = []
     for name, value in body.items():
         try:
-            out[name] = _coerce(name, value)
+            out[name] = _coerce(name, value, img2img)
         except ValueError as exc:
             errors.append(_error(name, *exc.args))
     if errors:
@@ -166,9 +181,11 @@ def json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: Any, img2img: bool = False) -> Any:
     if value is None:
         return None  # every generated field is Optional (models.py field_type_generator)
+    if img2img and (coerced := _coerce_img2img(name, value)) is not _NOT_OURS:
+        return coerced
     if name in INT_FIELDS:
         return _int(value)
     if name in FLOAT_FIELDS:
@@ -182,6 +199,26 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "override_settings" and not isinstance(value, dict):
         raise ValueError("value is not a valid dict", "type_error.dict")
     return value  # fields this fake does not read are accepted as they are
+
+
+_NOT_OURS = object()
+
+
+def _coerce_img2img(name: str, value: Any) -> Any:
+    """An img2img field, or ``_NOT_OURS`` for a field txt2img has too."""
+    if name in IMG2IMG_INT_FIELDS:
+        return _int(value)
+    if name in IMG2IMG_BOOL_FIELDS:
+        return _bool(value)
+    if name in IMG2IMG_LIST_FIELDS:
+        if not isinstance(value, list | tuple):
+            raise ValueError("value is not a valid list", "type_error.list")
+        return list(value)
+    if name in IMG2IMG_STR_FIELDS:
+        if isinstance(value, dict | list):
+            raise ValueError("str type expected", "type_error.str")
+        return str(value)
+    return _NOT_OURS
 
 
 def _int(value: Any) -> int:
@@ -267,7 +304,7 @@ def info_json(
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": None,
+        "denoising_strength": body.get("denoising_strength") if "init_images" in body else None,
         "extra_generation_params": {},
         "index_of_first_image": 0,
         "infotexts": texts,

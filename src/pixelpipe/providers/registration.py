@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pixelpipe.catalog.operator_spec import InputCheck
 from pixelpipe.errors import ConfigError
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderIdentity
@@ -129,6 +130,10 @@ class ProviderRegistration(Generic[S]):
     # A kind whose backends run ComfyUI workflows (pixelpipe.workflows): the models of the
     # catalog file with a ``workflow`` may name its backends, and only such models may.
     runs_workflows: bool = False
+    # A kind whose backends take image inputs (edits, issue 16): the catalog file's check of a
+    # model with inputs on one of its backends (its options, the model's claims) -> what to fix,
+    # or None. Without it, a model with inputs on a backend of this kind is refused at load.
+    image_inputs: InputCheck | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -81,7 +81,8 @@ def operator_file(settings: Settings) -> OperatorFile | None:
         for provider, model_id in spec.provider_ids.items():
             hosted.setdefault(provider, {})[spec.name] = model_id
     workflow_kinds = {name for name, r in kinds.items() if r.runs_workflows}
-    known = Known(kinds, hosted, builtin.models, os.environ, workflow_kinds)
+    input_kinds = {name: r.image_inputs for name, r in kinds.items() if r.image_inputs}
+    known = Known(kinds, hosted, builtin.models, os.environ, workflow_kinds, input_kinds)
     return load_operator_file(settings.catalog_path, known)
 
 

@@ -1,9 +1,10 @@
 """One AUTOMATIC1111 / Forge / SD.Next server (``/sdapi/v1``) as a provider.
 
-``POST {url}/sdapi/v1/txt2img`` is synchronous, so ``submit`` returns the terminal update: the
-images (base64 PNGs) as bytes and the parsed ``info`` in ``usage["info"]`` (the worker keeps a
-successful run's ``usage`` on the job). GPU time is the wall time of the call
-(``gpu_time_source="wall"``; it includes time the server spent on a web UI user's job first).
+``POST {url}/sdapi/v1/txt2img`` (``img2img`` for an edit: ``img2img.py``) is synchronous, so
+``submit`` returns the terminal update: the images (base64 PNGs) as bytes and the parsed
+``info`` in ``usage["info"]`` (the worker keeps a successful run's ``usage`` on the job). GPU
+time is the wall time of the call (``gpu_time_source="wall"``; it includes time the server spent
+on a web UI user's job first).
 
 **One request at a time.** The server runs one generation at a time and makes every other caller
 wait, unanswered (its ``queue_lock``); so this provider holds an asyncio lock per backend and never
@@ -55,6 +56,7 @@ from pixelpipe.providers.a1111.answers import (
     error_from_response,
     parse_info,
 )
+from pixelpipe.providers.a1111.img2img import img2img_fields
 from pixelpipe.providers.a1111.progress import Progress, parse_progress
 from pixelpipe.providers.base import (
     BackendHealth,
@@ -148,7 +150,7 @@ class A1111Provider:
                     return self._canceled_update(0.0)
                 self._running = job
                 try:
-                    return await self._txt2img(req)
+                    return await self._generate(req)
                 finally:
                     self._running = None
         finally:
@@ -236,11 +238,16 @@ class A1111Provider:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _txt2img(self, req: ProviderRequest) -> ProviderUpdate:
+    async def _generate(self, req: ProviderRequest) -> ProviderUpdate:
+        """``txt2img``, or ``img2img`` when the request has input images (``img2img.py``)."""
         body = txt2img_body(req.request, self._backend.options)
+        endpoint = "txt2img"
+        if req.images:
+            body |= img2img_fields(req, self._backend.options)
+            endpoint = "img2img"
         started = time.monotonic()
         resp = await self._http.send(
-            "POST", f"{self._base}/sdapi/v1/txt2img", json=body, allow=range(400, 600)
+            "POST", f"{self._base}/sdapi/v1/{endpoint}", json=body, allow=range(400, 600)
         )
         wall = time.monotonic() - started
         if resp.status_code >= 400:
