@@ -6,7 +6,8 @@ Nothing is configured by environment alone (``build`` returns None; the settings
 empty). A backend's ``options``: ``input``, a table of inputs added to every prediction (or
 overriding the mapped ones, see ``predictions.py``); ``webhooks = false`` for a server that
 cannot reach pixelpipe's ``PIXELPIPE_PUBLIC_URL``: its predictions are synchronous calls (as
-they are for every backend when that setting is empty). Its ``timeout_s`` bounds a synchronous
+they are for every backend when that setting is empty); ``image_inputs``, the predictor's input
+names for an edit (``inputs.py``). Its ``timeout_s`` bounds a synchronous
 prediction (default 10 minutes); ``api_key``, if set, is sent as ``Authorization: Bearer`` (for
 a proxy in front of cog: cog itself checks none). Where its outputs may be downloaded from (an
 ``--upload-url`` store) is the catalog's fetch policy for the backend, hence no output hosts here.
@@ -22,6 +23,7 @@ from pydantic_settings import SettingsConfigDict
 from pixelpipe.errors import ConfigError
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.cog.client import SYNC_TIMEOUT_S, CogProvider
+from pixelpipe.providers.cog.inputs import ImageInputs, check_inputs, read_image_inputs
 from pixelpipe.providers.registration import (
     Backend,
     BuildContext,
@@ -52,7 +54,16 @@ def build_backend(backend: Backend, ctx: BuildContext) -> Provider:
         sync_timeout_s=backend.timeout_s or SYNC_TIMEOUT_S,
         client=ctx.client(backend.name),
         identity=backend.identity(),
+        image_inputs=_image_inputs(backend),
     )
+
+
+def _image_inputs(backend: Backend) -> ImageInputs:
+    names = read_image_inputs(backend.options)
+    if isinstance(names, str):
+        where = f" ({backend.source})" if backend.source else ""
+        raise ConfigError(f"backend {backend.name}{where}: options.{names}")
+    return names
 
 
 def _inputs(backend: Backend) -> Mapping[str, Any]:
@@ -84,4 +95,5 @@ REGISTRATION = ProviderRegistration(
     build=build,
     output_hosts=OutputHosts(()),  # per backend: the operator's catalog makes its fetch policy
     backend=build_backend,
+    image_inputs=check_inputs,  # Path inputs as data: URIs, named by options.image_inputs
 )

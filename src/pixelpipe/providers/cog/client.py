@@ -29,6 +29,9 @@ Protocol facts are in ``tests/servers/cog.py`` (observed on coglet 0.23.1). How 
   a 409 that stays is ProviderRateLimited with a short ``retry_after``: the retry policy waits
   for a slot or fails over, and spends no attempt. 5xx and connection errors:
   ProviderUnavailable; 422: ProviderInvalidInput with cog's message.
+- **Edits** (input images, a mask, a strength): ``data:`` URIs in the predictor's ``Path``
+  inputs, named by the backend's ``options.image_inputs`` and checked against its
+  ``/openapi.json`` before the first one (``inputs.py``).
 - **Webhooks** are not signed (``WEBHOOK_AUTH_TOKEN`` is one token per server): a delivery is
   authentic when the prediction id in its body carries a valid run tag for this backend.
 """
@@ -44,7 +47,12 @@ from urllib.parse import quote
 
 import httpx
 
-from pixelpipe.errors import PixelpipeError, ProviderRateLimited, Unauthorized
+from pixelpipe.errors import (
+    PixelpipeError,
+    ProviderInvalidInput,
+    ProviderRateLimited,
+    Unauthorized,
+)
 from pixelpipe.providers.base import (
     BackendHealth,
     HealthState,
@@ -52,6 +60,7 @@ from pixelpipe.providers.base import (
     ProviderUpdate,
     RunState,
 )
+from pixelpipe.providers.cog.inputs import OPTION, ImageInputs, schema_problem
 from pixelpipe.providers.cog.predictions import (
     cog_input,
     gone,
@@ -69,6 +78,7 @@ BUSY_REASK_S = (
     0.15,
     0.3,
 )  # a 409 in the instant a run's slot frees: the pauses before asking again
+SCHEMA_TTL_S = 60.0  # how long the predictor's /openapi.json is trusted before it is read again
 GONE_GRACE_S = 60.0  # how long a finished run's completion webhook is waited for before "lost"
 # "logs" (cog sends at most one per 500 ms): a diffusers predictor's tqdm bar is the run's progress
 WEBHOOK_EVENTS = ("start", "logs", "completed")
@@ -100,6 +110,7 @@ class CogProvider:
         clock: Callable[[], float] = time.monotonic,
         webhooks: bool = True,
         identity: ProviderIdentity | None = None,
+        image_inputs: ImageInputs | None = None,
     ) -> None:
         self.name = name
         # False: no webhook URL is given to it (worker/provider_run.py), so it runs synchronously
@@ -111,6 +122,8 @@ class CogProvider:
         self._sync_timeout_s = sync_timeout_s
         self._clock = clock
         self._gone_since: dict[str, float] = {}  # prediction id -> when a probe first missed it
+        self._names = image_inputs or ImageInputs()  # the predictor's inputs for an edit
+        self._schema: tuple[float, Any] | None = None  # (when read, /openapi.json or None)
         # who is talking in error messages: the backend and where the catalog defines it
         ident = identity or Backend(name=name, kind="cog", url=url).identity()
         self._http = ProviderHTTP(
@@ -130,7 +143,11 @@ class CogProvider:
 
     async def submit(self, req: ProviderRequest) -> ProviderUpdate:
         pid = self.prediction_id(req)
-        body = {"id": pid, "input": cog_input(req.request, self._inputs)}
+        inputs = cog_input(req.request, self._inputs)
+        if req.images:  # an edit: its inputs, once the predictor's schema says it takes them
+            await self._check_schema(req)
+            inputs |= self._names.fields(req)
+        body: dict[str, Any] = {"id": pid, "input": inputs}
         if not req.webhook_url:
             return await self._run_sync(body)
         # once per attempt (see the module docstring): a repeat while it runs adopts the run
@@ -206,6 +223,27 @@ class CogProvider:
         resp = await self._send("POST", url, json=body, call_timeout=wait)
         wall_s = time.monotonic() - started
         return prediction_update(self.name, self._http.json_object(resp), wall_s=wall_s)
+
+    async def _check_schema(self, req: ProviderRequest) -> None:
+        """Refuse an edit whose inputs the predictor's schema lacks (``inputs.py``)."""
+        problem = schema_problem(await self._read_schema(), self._names.used(req))
+        if problem is not None:
+            raise ProviderInvalidInput(
+                f"backend {self.name} cannot take this edit: {problem}. Name the predictor's "
+                f'inputs in the backend\'s options: {OPTION} = {{ image = "<input>", mask = '
+                '"<input>", strength = "<input>" } (images = "<input>" for a list input)',
+                provider=self.name,
+            )
+
+    async def _read_schema(self) -> Any:
+        """``GET /openapi.json`` (kept :data:`SCHEMA_TTL_S`); None when the server has none."""
+        now = self._clock()
+        if self._schema is not None and now - self._schema[0] < SCHEMA_TTL_S:
+            return self._schema[1]
+        resp = await self._send("GET", f"{self._base}/openapi.json", allow=(404, 503))
+        schema = self._http.json_object(resp) if resp.status_code == 200 else None
+        self._schema = (now, schema)
+        return schema
 
     async def _probe(self, pid: str) -> ProviderUpdate | None:
         """The snapshot of ``pid`` if cog runs it now, else None. Never runs a prediction (see
