@@ -1,0 +1,121 @@
+"""Edits on AUTOMATIC1111 backends of the operator's catalog file (issue 16): which models may
+take inputs there (checked when the file is read), and an edit end to end — uploaded, sent to
+the protocol-faithful fake's ``/sdapi/v1/img2img`` over real sockets, its result stored."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pixelpipe.errors import ConfigError
+from pixelpipe.fakes.a1111 import A1111Behaviour, FakeA1111
+from pixelpipe.fakes.server import serve_app
+from pixelpipe.providers.registry import full_catalog, operator_file
+from pixelpipe.settings import load_settings
+from tests.providers.asgi_recorder import Recorder
+from tests.selfhosted.inputs_app import (
+    generate,
+    left_half_mask,
+    pixelpipe,
+    png,
+    stored_image,
+    upload,
+)
+
+TEAL = (0, 128, 128)
+BACKENDS = """\
+[backends.sd_box]
+kind = "a1111"
+url = "{url}"
+
+[backends.omni]
+kind = "openai_compatible"
+url = "http://127.0.0.1:9"
+"""
+EDIT_MODEL = """
+[models.sd-edit]
+label = "SD inpainting"
+formats = ["png"]
+aspect_ratios = { "1:1" = [64, 64] }
+steps = { min = 1, max = 50, default = 4 }
+max_input_images = 1
+accepts_mask = true
+strength = { min = 0.0, max = 1.0, default = 0.75 }
+backends = ["sd_box"]
+"""
+
+
+def load(tmp_path: Path, text: str) -> object:
+    path = tmp_path / "catalog.toml"
+    path.write_text(text)
+    settings = load_settings(data_dir=tmp_path / "data", catalog_path=path)
+    return full_catalog(operator_file(settings))
+
+
+def test_an_a1111_model_declares_one_image_a_mask_and_strength(tmp_path: Path) -> None:
+    catalog = load(tmp_path, BACKENDS.format(url="http://127.0.0.1:9") + EDIT_MODEL)
+    spec = catalog.get("sd-edit")  # type: ignore[attr-defined]
+    assert (spec.max_input_images, spec.accepts_mask) == (1, True)
+    assert spec.strength is not None and spec.strength.default == 0.75
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            EDIT_MODEL.replace("max_input_images = 1", "max_input_images = 2"),
+            r"catalog.toml:\d+: model sd-edit on backend sd_box \(a1111\): max_input_images = 2, "
+            r"but AUTOMATIC1111's img2img takes one init image .*set max_input_images = 1",
+        ),
+        (
+            EDIT_MODEL.replace('backends = ["sd_box"]', 'backends = ["omni"]'),
+            r"model sd-edit takes image inputs \(max_input_images = 1, accepts_mask = true, "
+            r"strength\), and backend omni is a openai_compatible backend, to which pixelpipe "
+            r"sends no input images; take max_input_images, accepts_mask and strength out .*"
+            r"\(a1111, cog\)",
+        ),
+        (  # inherited: the offline preview takes 16 images and a mask
+            '\n[models.my-preview]\nextends = "preview"\nbackends = ["sd_box"]\n',
+            r"model my-preview on backend sd_box \(a1111\): max_input_images = 16",
+        ),
+    ],
+)
+def test_a_model_claiming_inputs_a_backend_cannot_take_is_refused_at_load(
+    tmp_path: Path, model: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, BACKENDS.format(url="http://127.0.0.1:9") + model)
+
+
+async def test_an_edit_runs_img2img_and_its_result_is_stored(tmp_path: Path) -> None:
+    fake = FakeA1111(behaviour=A1111Behaviour(step_s=0.01))
+    seen = Recorder(fake.app)
+    photo = png(Image.new("RGB", (64, 64), TEAL))
+    async with serve_app(seen) as fake_url:
+        text = BACKENDS.format(url=fake_url) + EDIT_MODEL
+        async with pixelpipe(tmp_path, text) as client:
+            image = await upload(client, photo)
+            mask = await upload(client, left_half_mask((64, 64)), "mask.png")
+            body = {
+                "prompt": "dusk over the bay",
+                "model": "sd-edit",
+                "seed": 3,
+                "images": [image["id"]],
+                "mask": mask["id"],
+                "strength": 0.9,
+            }
+            job = await generate(client, body)
+            assert job["status"] == "succeeded", job
+            out = await stored_image(client, job)
+    (sent,) = [s.json() for s in seen.sent("/sdapi/v1/img2img")]
+    clean = base64.b64decode(sent["init_images"][0])  # the stored upload's exact bytes
+    assert "sha256:" + hashlib.sha256(clean).hexdigest() == image["digest"]
+    assert sent["denoising_strength"] == 0.9 and "mask" in sent
+    assert out.size == (64, 64)
+    assert out.getpixel((60, 30)) == TEAL  # outside the mask: the input's own pixels
+    assert out.getpixel((4, 30)) != TEAL  # inside: repainted
+    assert job["request"]["strength"] == 0.9
