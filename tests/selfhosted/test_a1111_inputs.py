@@ -119,3 +119,15 @@ async def test_an_edit_runs_img2img_and_its_result_is_stored(tmp_path: Path) -> 
     assert out.getpixel((60, 30)) == TEAL  # outside the mask: the input's own pixels
     assert out.getpixel((4, 30)) != TEAL  # inside: repainted
     assert job["request"]["strength"] == 0.9
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    """The catalog example of docs/self-hosted.md, "Image inputs", as written."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "self-hosted.md").read_text()
+    section = doc[doc.index("## Image inputs") :]
+    start = section.index("```toml\n") + len("```toml\n")
+    example = section[start : section.index("```", start)]
+    catalog = load(tmp_path, example)
+    models = {n: catalog.get(n) for n in ("sdxl-edit", "sdxl-cog-edit", "kontext-house")}  # type: ignore[attr-defined]
+    assert [m.max_input_images for m in models.values()] == [1, 1, 4]
+    assert [m.accepts_mask for m in models.values()] == [True, True, False]
