@@ -36,6 +36,11 @@ url = "{url}"
 kind = "openai_compatible"
 url = "http://127.0.0.1:9"
 """
+GPUKIND = """
+[backends.plain]
+kind = "gpukind"
+url = "http://127.0.0.1:9"
+"""
 EDIT_MODEL = """
 [models.sd-edit]
 label = "SD inpainting"
@@ -72,11 +77,16 @@ def test_an_a1111_model_declares_one_image_a_mask_and_strength(tmp_path: Path) -
             r"but AUTOMATIC1111's img2img takes one init image .*set max_input_images = 1",
         ),
         (
-            EDIT_MODEL.replace('backends = ["sd_box"]', 'backends = ["omni"]'),
+            GPUKIND + EDIT_MODEL.replace('backends = ["sd_box"]', 'backends = ["plain"]'),
             r"model sd-edit takes image inputs \(max_input_images = 1, accepts_mask = true, "
-            r"strength\), and backend omni is a openai_compatible backend, to which pixelpipe "
+            r"strength\), and backend plain is a gpukind backend, to which pixelpipe "
             r"sends no input images; take max_input_images, accepts_mask and strength out .*"
-            r"\(a1111, cog\)",
+            r"\(a1111, cog, openai_compatible\)",
+        ),
+        (
+            EDIT_MODEL.replace('backends = ["sd_box"]', 'backends = ["omni"]'),
+            r"model sd-edit on backend omni \(openai_compatible\): accepts_mask = true, but the "
+            r"OpenAI-compatible servers' /v1/images/edits takes no mask",
         ),
         (  # inherited: the offline preview takes 16 images and a mask
             '\n[models.my-preview]\nextends = "preview"\nbackends = ["sd_box"]\n',
@@ -84,6 +94,7 @@ def test_an_a1111_model_declares_one_image_a_mask_and_strength(tmp_path: Path) -
         ),
     ],
 )
+@pytest.mark.usefixtures("gpukind")  # a kind that takes no image inputs
 def test_a_model_claiming_inputs_a_backend_cannot_take_is_refused_at_load(
     tmp_path: Path, model: str, message: str
 ) -> None:

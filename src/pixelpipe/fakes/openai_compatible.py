@@ -32,6 +32,8 @@ exception handlers), ``openai/image_api.py`` (``generations``, ``_build_image_re
   ``Internal Server Error``; vLLM-Omni wraps everything in ``{"error": {message, type, param,
   code}}`` (validation → 400), and a failed generation is a 500 "Image generation failed: …".
   Unknown paths are FastAPI's 404 ``{"detail": "Not Found"}`` on both.
+- ``POST /v1/images/edits`` (multipart: repeated ``image`` parts): an edit, derived from the
+  inputs; facts in ``openai_compatible_edits.py``.
 - ``GET /health``: SGLang ``{"status": "ok"}``, vLLM 200 with an empty body. With ``--api-key``
   every ``/v1`` path wants ``Authorization: Bearer <key>`` (scheme in any case), else 401
   ``{"error": "Unauthorized"}`` (vLLM's ``AuthenticationMiddleware``, SGLang's api-key middleware);
@@ -54,6 +56,7 @@ import base64
 import dataclasses
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -68,6 +71,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pixelpipe.fakes import openai_compatible_schema as schema
 from pixelpipe.fakes.common import Behaviour, FakeServer
 from pixelpipe.fakes.crash import Crashed, CrashSwitch, Dropped, drops_connections
+from pixelpipe.fakes.openai_compatible_edits import (
+    SGLANG_DEFAULT_SEED,
+    BadImage,
+    EditForm,
+    derived,
+    read_form,
+)
+from pixelpipe.fakes.openai_multipart import NotMultipart, parse_form
 from pixelpipe.fakes.render import render
 
 OOM_MESSAGE = (
@@ -122,6 +133,7 @@ class FakeOpenAICompatible(FakeServer):
         else:
             app.add_api_route("/v1/images/generations", self.generate_vllm, methods=["POST"])
             app.add_exception_handler(RequestValidationError, schema.vllm_validation_error)
+        app.add_api_route("/v1/images/edits", self.edit, methods=["POST"])
         app.add_api_route("/v1/models", self.models, methods=["GET"])
         app.router.routes.append(Route("/health", self.health, methods=["GET"]))
         return app
@@ -147,6 +159,38 @@ class FakeOpenAICompatible(FakeServer):
             return self._error(400, message)  # parse_size's ValueError → 400
         return await self._generate(body.model, body.prompt, body.size, body.n, _seed(body.seed))
 
+    async def edit(self, request: Request) -> Response:
+        """``POST /v1/images/edits`` (facts in ``openai_compatible_edits.py``)."""
+        try:
+            parts = parse_form(request.headers.get("content-type", ""), await request.body())
+            form = read_form(parts)
+        except NotMultipart:
+            parts, form = [], EditForm({}, [])
+        except BadImage as exc:
+            return self._error(400, str(exc))
+        if "prompt" not in form.fields:
+            error = {"type": "missing", "loc": ["body", "prompt"], "msg": "Field required"}
+            missing = RequestValidationError([error | {"input": None}])
+            if self.flavour == "sglang":
+                return JSONResponse({"detail": missing.errors()}, status_code=422)
+            return await schema.vllm_validation_error(request, missing)
+        if not form.images:
+            return self._error(422, "Field 'image' or 'url' is required")
+        fields = form.fields
+        size = fields.get("size") or "auto"
+        wanted = _parse_size(size) or form.images[0].size
+        seed = int(fields["seed"]) if fields.get("seed", "").lstrip("-").isdigit() else None
+        if seed is None and self.flavour == "sglang":
+            seed = SGLANG_DEFAULT_SEED
+        n = max(1, min(int(fields.get("n") or 1), 10))
+        prompt = fields["prompt"]
+
+        def draw(seed: int, width: int, height: int) -> bytes:
+            return derived(form.images, prompt, seed, (width, height))
+
+        size_text = f"{wanted[0]}x{wanted[1]}"
+        return await self._generate(fields.get("model"), prompt, size_text, n, _seed(seed), draw)
+
     async def models(self) -> Response:
         return JSONResponse(schema.model_list(self.flavour, self.model, self.created))
 
@@ -170,7 +214,13 @@ class FakeOpenAICompatible(FakeServer):
     # --- a generation ----------------------------------------------------------------------
 
     async def _generate(
-        self, model: str | None, prompt: str, size: str | None, n: int, seed: int
+        self,
+        model: str | None,
+        prompt: str,
+        size: str | None,
+        n: int,
+        seed: int,
+        draw: Callable[[int, int, int], bytes] | None = None,
     ) -> Response:
         if (refused := await self._gate(model)) is not None:
             return refused
@@ -187,7 +237,10 @@ class FakeOpenAICompatible(FakeServer):
             return Dropped()
         except GenerationFailed as exc:
             return self._failed(str(exc))
-        images = [render(prompt, seed + i, width, height, "png") for i in range(n)]
+        if draw is None:
+            images = [render(prompt, seed + i, width, height, "png") for i in range(n)]
+        else:  # an edit: derived from its input images
+            images = [draw(seed + i, width, height) for i in range(n)]
         return JSONResponse(self._answer(prompt, images, f"{width}x{height}", started))
 
     async def _run(self, fault: str | None) -> None:

@@ -15,6 +15,7 @@ from pixelpipe.providers.openai_compatible.client import (
     GENERATION_TIMEOUT,
     OpenAICompatibleProvider,
 )
+from pixelpipe.providers.openai_compatible.edits import check_inputs
 from pixelpipe.providers.registration import (
     Backend,
     BuildContext,
@@ -50,6 +51,7 @@ REGISTRATION = ProviderRegistration(
     build=build,
     output_hosts=OutputHosts(()),
     backend=build_backend,
+    image_inputs=check_inputs,  # /v1/images/edits: images, no mask, no strength
     # ``pixelpipe fake-providers`` serves one at BASE/openai_compatible; no variable points at
     # it: a backend of the operator's catalog does (``pixelpipe.fakes.server.catalog_example``)
     fake=FakeSpec("pixelpipe.fakes.openai_compatible:FakeOpenAICompatible", lambda base: {}),

@@ -1,6 +1,7 @@
 """One OpenAI-compatible image server (vLLM-Omni, SGLang diffusion, LocalAI) as a provider.
 
-``POST {url}/v1/images/generations`` is synchronous, so ``submit`` returns the terminal update;
+``POST {url}/v1/images/generations`` (``/v1/images/edits`` for an edit with input images:
+``edits.py``) is synchronous, so ``submit`` returns the terminal update;
 there is no run to poll, cancel or hear about by webhook. What the servers do (sources in
 ``pixelpipe/fakes/openai_compatible.py``):
 
@@ -51,6 +52,7 @@ from pixelpipe.providers.base import (
     RunState,
 )
 from pixelpipe.providers.http import ProviderHTTP
+from pixelpipe.providers.openai_compatible.edits import edit_form
 from pixelpipe.providers.outputs import normalize_outputs
 from pixelpipe.providers.registration import Backend
 
@@ -123,7 +125,12 @@ class OpenAICompatibleProvider:
             await self._check_model(model)
             body = generation_body(req.request, model, self._backend.options)
             started = time.monotonic()
-            resp = await self._http.send("POST", f"{self._base}/v1/images/generations", json=body)
+            if req.images:  # an edit (``edits.py``)
+                form = edit_form(body, req.images)
+                resp = await self._http.send("POST", f"{self._base}/v1/images/edits", form=form)
+            else:
+                url = f"{self._base}/v1/images/generations"
+                resp = await self._http.send("POST", url, json=body)
             wall = time.monotonic() - started
             data = self._http.json_object(resp)
         except ProviderUnavailable:
