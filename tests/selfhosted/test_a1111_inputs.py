@@ -80,7 +80,7 @@ def test_an_a1111_model_declares_one_image_a_mask_and_strength(tmp_path: Path) -
             GPUKIND + EDIT_MODEL.replace('backends = ["sd_box"]', 'backends = ["plain"]'),
             r"model sd-edit takes image inputs \(max_input_images = 1, accepts_mask = true, "
             r"strength\), and backend plain is a gpukind backend, to which pixelpipe "
-            r"sends no input images; take max_input_images, accepts_mask and strength out .*"
+            r"sends no input images; set max_input_images = 0 \(text only.*"
             r"\(a1111, cog, openai_compatible\)",
         ),
         (
@@ -142,3 +142,15 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     models = {n: catalog.get(n) for n in ("sdxl-edit", "sdxl-cog-edit", "kontext-house")}  # type: ignore[attr-defined]
     assert [m.max_input_images for m in models.values()] == [1, 1, 4]
     assert [m.accepts_mask for m in models.values()] == [True, True, False]
+
+
+@pytest.mark.usefixtures("gpukind")
+def test_max_input_images_0_makes_an_extended_model_text_only_on_any_kind(tmp_path: Path) -> None:
+    text = BACKENDS.format(url="http://127.0.0.1:9") + GPUKIND
+    for backend in ("plain", "omni"):
+        model = (
+            f'\n[models.my-{backend}]\nextends = "preview"\nbackends = ["{backend}"]\n'
+            "max_input_images = 0\n"
+        )
+        catalog = load(tmp_path, text + model)
+        assert catalog.get(f"my-{backend}").max_input_images == 0  # type: ignore[attr-defined]

@@ -205,9 +205,9 @@ class ModelReader(WorkflowReader):
             raise self.fail(
                 line,
                 f"model {name} takes image inputs ({what}), and backend {provider} is a {kind} "
-                "backend, to which pixelpipe sends no input images; take max_input_images, "
-                "accepts_mask and strength out of the model (or set max_input_images = 0), or "
-                f"serve it from backends of a kind that takes them ({takers})",
+                "backend, to which pixelpipe sends no input images; set max_input_images = 0 "
+                "(text only; a model that extends one with inputs inherits them), or serve it "
+                f"from backends of a kind that takes them ({takers})",
             )
         problem = check(options, claims)
         if problem is not None:

@@ -62,7 +62,9 @@ class InputClaims:
     strength: bool = False  # a strength range
 
     def any(self) -> bool:
-        return self.max_images > 0 or self.mask or self.strength
+        """Whether it takes any: a mask or a strength without an image is refused at intake, so
+        ``max_input_images = 0`` makes a model text-only whatever else it inherits."""
+        return self.max_images > 0
 
 
 # A kind's check of a model with image inputs on one of its backends: (the backend's options,

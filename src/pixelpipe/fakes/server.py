@@ -114,11 +114,13 @@ usd_per_gpu_hour = 0.90
 extends = "preview"
 label = "SD on the fake AUTOMATIC1111"
 backends = ["fake_sd", "preview"]
+max_input_images = 1  # img2img: one init image (with a mask and a strength)
 
 [models.qwen-fake]
 extends = "preview"
 label = "Qwen-Image on the fake OpenAI-compatible server"
 backends = ["fake_qwen", "preview"]
+max_input_images = 0  # text only: its /v1/images/edits takes no mask or strength
 
 [models.sdxl-comfy-fake]
 label = "SDXL workflow on the fake ComfyUI"

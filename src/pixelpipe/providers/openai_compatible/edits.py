@@ -43,12 +43,15 @@ def check_inputs(options: Mapping[str, Any], claims: InputClaims) -> str | None:
     if claims.mask:
         return (
             "accepts_mask = true, but the OpenAI-compatible servers' /v1/images/edits takes no "
-            "mask (SGLang ignores one, vLLM-Omni has none): set accepts_mask = false, or serve "
-            "inpainting from an a1111 or cog backend"
+            "mask (SGLang ignores one, vLLM-Omni has none): set accepts_mask = false (or "
+            "max_input_images = 0 for text only), or serve inpainting from an a1111 or cog "
+            "backend"
         )
     if claims.strength:
         return (
             "the model has a strength range, but /v1/images/edits of vLLM-Omni and SGLang takes "
-            "no strength: take strength out of the model"
+            "no strength: take strength out of the model (one that extends a model with a "
+            "strength inherits it: set max_input_images = 0 for text only, or define the model "
+            "without extends)"
         )
     return None
