@@ -116,6 +116,7 @@ url = "{url}"
 
 [models.preview]
 backends = ["gpu1", "preview"]
+max_input_images = 0  # text only: gpu1 (an OpenAI-compatible server) takes no mask
 
 [models.preview.ids]
 gpu1 = "Qwen/Qwen-Image"
