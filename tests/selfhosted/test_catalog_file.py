@@ -239,6 +239,7 @@ def test_a_wrong_file_names_the_file_the_line_and_the_fix(
 def test_bad_limits_name_the_model(catalog_file: Callable[[str], Path]) -> None:
     path = catalog_file(
         BACKEND + '[models.m]\nextends = "flux-dev"\nbackends = ["gpu_a"]\nsteps = { min = 1 }\n'
+        "max_input_images = 0\n"  # text only: gpukind takes no input images (flux-dev: 1)
     )
     with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}:4: model m: its limits"):
         full_catalog(_load(path))  # type: ignore[arg-type]

@@ -56,10 +56,10 @@ class ImageInputs:
 
     def fields(self, req: ProviderRequest) -> dict[str, Any]:
         """The prediction inputs of ``req``'s images, mask and strength."""
-        uris = [data_uri(i.data, i.content_type) for i in req.images]
+        uris = [i.data_uri() for i in req.images]
         out: dict[str, Any] = {self.images: uris} if self.images else {self.image: uris[0]}
         if req.mask is not None:
-            out[self.mask] = data_uri(white_repaint_png(req.mask), "image/png")
+            out[self.mask] = _png_uri(white_repaint_png(req.mask))
         if req.request.strength is not None:
             out[self.strength] = req.request.strength
         return out
@@ -113,8 +113,9 @@ def schema_problem(schema: Any, used: Mapping[str, bool]) -> str | None:
     return None
 
 
-def data_uri(data: bytes, content_type: str) -> str:
-    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+def _png_uri(png: bytes) -> str:
+    """The converted mask inline (the images use :meth:`InputImage.data_uri`)."""
+    return f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}"
 
 
 def _input_properties(schema: Any) -> Mapping[str, Any] | None:
