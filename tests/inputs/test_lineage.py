@@ -40,12 +40,16 @@ async def test_an_edit_shows_its_inputs_with_their_source_and_survives_its_delet
         assert edited["key"].startswith("k2:")
         (image, masked) = edited["inputs"]
         assert image["role"] == "image" and image["source_generation"] == source["id"]
+        url = masked.pop("url")  # delivered like an image: signed, under /v1/images/inputs/
+        assert url.startswith("http://") and f"/v1/images/inputs/{mask['digest'][7:]}." in url
+        assert "sig=" in url
         assert masked == {
             "role": "mask",
             "digest": mask["digest"],
             "id": mask["id"],
             "source_generation": None,
         }
+        masked["url"] = url
         assert edited["request"]["images"] == [image["digest"]]
         assert GenerationPublic.model_validate(edited).model_dump(mode="json") == edited
         # the same edit named by the generation id is the same input: a cache hit
