@@ -261,3 +261,27 @@ def test_gallery_cards_show_whole_model_names(fake_server: Server, new_page: Any
         assert clipped == [], (width, clipped)
         expect(names.filter(has_text="Offline preview (not AI)")).to_have_count(1)
         expect(names.filter(has_text="GPT Image 1")).to_have_count(1)
+
+
+def test_a_failed_job_retries_from_its_page_and_the_retry_links_back(
+    fake_server: Server, fakes_url: str, new_page: Any
+) -> None:
+    base = fake_server.url
+    httpx.post(f"{fakes_url}/openai/_control", json={"content_policy_next": 1}, timeout=5)
+    failed = _finished(base, prompt=f"a harbour at noon {uuid.uuid4().hex[:6]}", model="dall-e-3")
+    assert failed["status"] == "failed"
+    page = new_page()
+    page.goto(f"{base}/jobs/{failed['id']}")
+    expect(page.get_by_role("button", name="Retry", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Retry", exact=True).click()
+    expect(page).not_to_have_url(re.compile(re.escape(failed["id"]) + "$"))
+    expect(page.locator("#job-stage img")).to_be_visible()  # the retry ran, and succeeded
+    new_id = page.url.rsplit("/", 1)[-1]
+    retried = httpx.get(f"{base}/v1/generations/{new_id}", timeout=5).json()
+    assert retried["retry_of"] == failed["id"] and retried["status"] == "succeeded"
+    assert retried["request"]["seed"] == failed["request"]["seed"]  # the same request
+    link = page.locator("#retry-of")
+    expect(link).to_have_text(failed["id"])
+    expect(page.get_by_role("button", name="Retry", exact=True)).to_be_hidden()  # it succeeded
+    link.click()
+    expect(page).to_have_url(re.compile(re.escape(failed["id"]) + "$"))

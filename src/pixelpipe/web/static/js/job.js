@@ -60,12 +60,19 @@ function renderSide(job) {
     ...row("Key", h("code", { title: job.key }, job.key), copyButton(job.key, "key")),
     ...row("Job id", h("code", {}, job.id), copyButton(job.id, "job id")),
   );
+  if (job.retry_of) {
+    rows.push(...row("Retry of", h("a", { href: `/jobs/${encodeURIComponent(job.retry_of)}`, id: "retry-of" }, h("code", {}, job.retry_of))));
+  }
   if (job.group) {
     rows.push(...row("Comparison", h("a", { href: `/compare/${encodeURIComponent(job.group)}` }, "Open comparison")));
   }
 
   const actions = [];
-  actions.push(h("button", { type: "button", class: "btn btn-primary", id: "again-btn", onclick: again }, icon("refresh"), "Generate again with a new seed"));
+  if (job.status === "failed" || job.status === "canceled") {
+    actions.push(h("button", { type: "button", class: "btn btn-primary", id: "retry-btn", onclick: retry,
+      title: "Run the same request again (same seed); the new generation remembers this one" }, icon("refresh"), "Retry"));
+  }
+  actions.push(h("button", { type: "button", class: `btn ${actions.length ? "btn-secondary" : "btn-primary"}`, id: "again-btn", onclick: again }, icon("refresh"), "Generate again with a new seed"));
   if (job.image) {
     actions.push(h("button", { type: "button", class: "btn btn-secondary", id: "copy-url", onclick: async () => {
       toast((await copyText(absoluteUrl(job.image.url))) ? "Image URL copied" : "Copy failed");
@@ -113,6 +120,21 @@ async function again() {
     btn.classList.remove("is-busy");
     const info = describeProblem(err.problem);
     toast(info.title, "alert");
+  }
+}
+
+async function retry() {
+  const btn = $("#retry-btn");
+  btn.disabled = true;
+  btn.classList.add("is-busy");
+  try {
+    const { data } = await api(`/v1/generations/${encodeURIComponent(S.job.id)}/retry`, { method: "POST" });
+    location.assign(`/jobs/${encodeURIComponent(data.id)}`);
+  } catch (err) {
+    btn.disabled = false;
+    btn.classList.remove("is-busy");
+    const info = describeProblem(err.problem);
+    toast(info.detail || info.title, "alert");
   }
 }
 
