@@ -1,6 +1,8 @@
 """Load the safety rules and check prompts against them.
 
 Reason codes (stable, documented): ``blocked_term``, ``prompt_injection``, ``too_long``.
+How terms are matched (Unicode tricks, separators, leetspeak, inflections): :mod:`.terms` and
+:mod:`.normalize`; docs/safety.md for operators.
 """
 
 from __future__ import annotations
@@ -10,27 +12,33 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pixelpipe.errors import ConfigError, SafetyRejected
-
-
-@dataclass(frozen=True, slots=True)
-class BlockedClass:
-    label: str
-    pattern: re.Pattern[str]
+from pixelpipe.safety.matcher import Matcher, build_matcher
 
 
 @dataclass(frozen=True, slots=True)
 class SafetyRules:
     version: str
     max_chars: int
-    blocked: tuple[BlockedClass, ...]
-    injection_markers: tuple[str, ...]
+    matcher: Matcher
 
 
-def _compile(terms: list[str]) -> re.Pattern[str]:
-    alternatives = "|".join(r"\s+".join(map(re.escape, t.lower().split())) for t in terms)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+def _strings(raw: dict[str, Any], key: str) -> list[str]:
+    values = raw.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{key!r} must be a list of strings")
+    return values
+
+
+def _parse(raw: dict[str, Any]) -> SafetyRules:
+    blocked = [(str(b["class"]), _strings(b, "terms")) for b in raw["blocked"]]
+    return SafetyRules(
+        version=str(raw.get("version", "unversioned")),
+        max_chars=int(raw.get("max_chars", 1000)),
+        matcher=build_matcher(blocked, _strings(raw, "allow"), _strings(raw, "injection_markers")),
+    )
 
 
 def load_rules(path: Path | None = None) -> SafetyRules:
@@ -40,14 +48,7 @@ def load_rules(path: Path | None = None) -> SafetyRules:
             if path
             else resources.files("pixelpipe.safety").joinpath("rules.toml").read_text()
         )
-        raw = tomllib.loads(text)
-        blocked = tuple(BlockedClass(b["class"], _compile(b["terms"])) for b in raw["blocked"])
-        return SafetyRules(
-            version=str(raw.get("version", "unversioned")),
-            max_chars=int(raw.get("max_chars", 1000)),
-            blocked=blocked,
-            injection_markers=tuple(m.lower() for m in raw.get("injection_markers", ())),
-        )
+        return _parse(tomllib.loads(text))
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError, re.error) as exc:
         where = path or "built-in rules"
         raise ConfigError(
@@ -57,27 +58,28 @@ def load_rules(path: Path | None = None) -> SafetyRules:
 
 
 def check_prompt(text: str, rules: SafetyRules, *, field: str = "prompt") -> None:
-    """Raise SafetyRejected with a stable reason code when a rule matches ``text``."""
+    """Raise SafetyRejected with a stable reason code when a rule matches ``text``. The text is
+    folded for matching only (:mod:`.normalize`); nothing is rewritten."""
     if len(text) > rules.max_chars:
         raise SafetyRejected(
             f"the {field} is longer than {rules.max_chars} characters; shorten it",
             reason="too_long",
             field=field,
         )
-    lowered = text.lower()
-    for marker in rules.injection_markers:
-        if marker in lowered:
-            raise SafetyRejected(
-                f"the {field} contains an instruction aimed at a model ({marker!r}), not a "
-                "description of a picture; describe the image instead",
-                reason="prompt_injection",
-                field=field,
-            )
-    for cls in rules.blocked:
-        if cls.pattern.search(text):
-            raise SafetyRejected(
-                f"the {field} asks for {cls.label}, which this server does not generate",
-                reason="blocked_term",
-                category=cls.label,
-                field=field,
-            )
+    folded = rules.matcher.folded(text)
+    marker = rules.matcher.marker_in(folded)
+    if marker is not None:
+        raise SafetyRejected(
+            f"the {field} contains an instruction aimed at a model ({marker.lower()!r}), not a "
+            "description of a picture; describe the image instead",
+            reason="prompt_injection",
+            field=field,
+        )
+    label = rules.matcher.blocked_class_in(folded)
+    if label is not None:
+        raise SafetyRejected(
+            f"the {field} asks for {label}, which this server does not generate",
+            reason="blocked_term",
+            category=label,
+            field=field,
+        )

@@ -11,7 +11,7 @@ Each reference in ``images`` / ``mask`` is one of:
 
 The model's capabilities and the prompt's safety are checked first
 (:func:`pixelpipe.intake.check_inputs`, :func:`pixelpipe.safety.check_prompt`), so a model that
-takes no inputs, or a blocked prompt, is refused before anything is downloaded; every refusal
+takes no inputs, or a blocked prompt or negative prompt, is refused before anything is downloaded; every refusal
 happens before a job exists or anything is spent.
 """
 
@@ -63,6 +63,8 @@ async def resolve_inputs(svc: Services, body: GenerationRequest) -> ResolvedInpu
         return resolved
     check_inputs(body, svc.catalog)
     check_prompt(normalize_prompt(body.prompt), svc.rules)  # a blocked prompt fetches nothing
+    if body.negative_prompt:
+        check_prompt(normalize_prompt(body.negative_prompt), svc.rules, field="negative_prompt")
     for where, ref in refs:
         if ref in resolved.digests:
             continue

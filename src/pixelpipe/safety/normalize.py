@@ -1,0 +1,66 @@
+"""Fold text into the form the safety matcher reads. For matching only: what is sent to a
+provider and what the content key sees (:func:`pixelpipe.intake.normalize_prompt`) never change.
+
+Steps: NFKC (fullwidth, mathematical and circled letters, ligatures → plain letters); canonical
+decomposition with the combining marks dropped (``é`` → ``e``); format characters (category
+Cf: zero-width space/joiner, soft hyphen, bidi controls, tags), other invisible fillers, controls
+and private-use/unassigned code points removed; every whitespace → one space; look-alike letters
+→ the ASCII letter they pass for (:mod:`.confusables`); case folded. Any other letter or digit
+(a script with no Latin look-alike) becomes :data:`OTHER_LETTER`, so that it still separates
+words; punctuation, symbols and emoji are kept (the matcher reads them as separators).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from pixelpipe.safety.confusables import skeleton_map
+from pixelpipe.safety.leet import SYMBOL_LETTERS
+
+OTHER_LETTER = "\x01"  # cannot come from the input: controls are removed
+_REMOVED_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cn", "Cs", "Mn", "Me", "Mc"})
+# Default-ignorable letters that render as nothing (Hangul fillers, Khmer inherent vowels).
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+
+
+class FoldTable(dict[int, str]):
+    """``str.translate`` table built lazily, one code point at a time, then remembered."""
+
+    def __init__(self, skeleton: dict[str, str]) -> None:
+        super().__init__()
+        self._skeleton = skeleton
+
+    def __missing__(self, codepoint: int) -> str:
+        folded = self._fold_char(chr(codepoint))
+        self[codepoint] = folded
+        return folded
+
+    def _fold_char(self, ch: str) -> str:
+        if ch.isascii():
+            if ch.isspace():
+                return " "
+            return ch.lower() if ch.isprintable() else ""
+        if ch.isspace():
+            return " "
+        if ch in _INVISIBLE_LETTERS or unicodedata.category(ch) in _REMOVED_CATEGORIES:
+            return ""
+        if ch in self._skeleton:
+            return self._skeleton[ch]
+        if ch in SYMBOL_LETTERS:
+            return SYMBOL_LETTERS[ch]
+        folded = ch.casefold()
+        if folded != ch:
+            return "".join(self._fold_char(part) for part in folded)
+        return OTHER_LETTER if ch.isalnum() else ch
+
+
+def fold_table() -> FoldTable:
+    return FoldTable(skeleton_map())
+
+
+def fold(text: str, table: FoldTable) -> str:
+    """``text`` as the matcher reads it (see the module docstring)."""
+    if text.isascii():
+        return text.translate(table)
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
+    return decomposed.translate(table)
