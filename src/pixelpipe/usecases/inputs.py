@@ -11,8 +11,8 @@ Each reference in ``images`` / ``mask`` is one of:
 
 The model's capabilities and the prompt's safety are checked first
 (:func:`pixelpipe.intake.check_inputs`, :func:`pixelpipe.safety.check_prompt`), so a model that
-takes no inputs, or a blocked prompt or negative prompt, is refused before anything is downloaded; every refusal
-happens before a job exists or anything is spent.
+takes no inputs, or a blocked prompt or negative prompt, is refused before anything is downloaded;
+every refusal happens before a job exists or anything is spent.
 """
 
 from __future__ import annotations
