@@ -1,17 +1,25 @@
 """Fold text into the form the safety matcher reads. For matching only: what is sent to a
 provider and what the content key sees (:func:`pixelpipe.intake.normalize_prompt`) never change.
 
-Steps: NFKC (fullwidth, mathematical and circled letters, ligatures → plain letters); canonical
-decomposition with the combining marks dropped (``é`` → ``e``); format characters (category
-Cf: zero-width space/joiner, soft hyphen, bidi controls, tags), other invisible fillers, controls
-and private-use/unassigned code points removed; every whitespace → one space; look-alike letters
-→ the ASCII letter they pass for (:mod:`.confusables`); case folded. Any other letter or digit
-(a script with no Latin look-alike) becomes :data:`OTHER_LETTER`, so that it still separates
-words; punctuation, symbols and emoji are kept (the matcher reads them as separators).
+Steps, in order:
+
+1. look-alike letters → the ASCII letter they pass for (:mod:`.confusables`, on the characters
+   as written, as TR39 does);
+2. NFKC (fullwidth, mathematical and circled letters, ligatures → plain letters), then canonical
+   decomposition;
+3. one character at a time: combining marks dropped (``é`` → ``e``); format characters (category
+   Cf: zero-width space/joiner, soft hyphen, bidi controls, tags), invisible fillers, controls and
+   private-use/unassigned code points removed; every whitespace → a space; look-alikes again
+   (those NFKC produced: a mathematical capital nu is a Greek Nu, which passes for ``N``); case
+   folded; any other letter or digit (a script with no Latin look-alike) → :data:`OTHER_LETTER`,
+   so that it still separates words; punctuation, symbols and emoji kept (the matcher reads them
+   as separators);
+4. a character three or more times in a row → twice.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from pixelpipe.safety.confusables import skeleton_map
@@ -21,6 +29,9 @@ OTHER_LETTER = "\x01"  # cannot come from the input: controls are removed
 _REMOVED_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cn", "Cs", "Mn", "Me", "Mc"})
 # Default-ignorable letters that render as nothing (Hangul fillers, Khmer inherent vowels).
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+# A character three or more times in a row → twice ("beheaaaaading" → "beheaading"; no English
+# word has a letter three times in a row): keeps the matcher's work per position bounded.
+_LONG_RUN = re.compile(r"(.)\1{2,}", re.DOTALL)
 
 
 class FoldTable(dict[int, str]):
@@ -29,6 +40,7 @@ class FoldTable(dict[int, str]):
     def __init__(self, skeleton: dict[str, str]) -> None:
         super().__init__()
         self._skeleton = skeleton
+        self.look_alikes = {ord(ch): target for ch, target in skeleton.items()}
 
     def __missing__(self, codepoint: int) -> str:
         folded = self._fold_char(chr(codepoint))
@@ -60,7 +72,7 @@ def fold_table() -> FoldTable:
 
 def fold(text: str, table: FoldTable) -> str:
     """``text`` as the matcher reads it (see the module docstring)."""
-    if text.isascii():
-        return text.translate(table)
-    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
-    return decomposed.translate(table)
+    if not text.isascii():
+        text = text.translate(table.look_alikes)
+        text = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
+    return _LONG_RUN.sub(r"\1\1", text.translate(table))

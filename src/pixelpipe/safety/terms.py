@@ -3,7 +3,8 @@
 
 A blocked term matches, on word boundaries:
 
-- each letter as itself or a leetspeak stand-in (:mod:`.leet`), repeated any number of times;
+- each letter as itself or a leetspeak stand-in (:mod:`.leet`), repeated (``beheaaading``,
+  ``b.e.e.e.heading``);
 - with separators (``.``, ``-``, ``_``, ``*``, emoji…, not spaces) between its letters;
 - with any separators, spaces included, or none where the term itself has a space
   (``revenge porn``, ``revenge_porn``, ``revengeporn``);
@@ -31,6 +32,7 @@ _IN_WORD = f"[^a-z0-9\\s{_NOT_SEPARATOR}]*"
 _SPELLED = f"[^a-z0-9{_NOT_SEPARATOR}]+"
 _GAP = f"[^a-z0-9{_NOT_SEPARATOR}]*"
 _START = f"(?<![{_WORD_CHARS}])"
+MAX_REPEATS = 20  # bounded, so that the time per start is bounded: checks stay linear
 _END = f"(?![{_WORD_CHARS}])"
 
 
@@ -52,23 +54,46 @@ def letter_class(ch: str) -> str:
     return f"[{re.escape(ch + stand_ins)}]" if stand_ins else re.escape(ch)
 
 
-def _emit(node: _Trie, between: str, repeat: str) -> str:
+def _chars(ch: str) -> frozenset[str]:
+    return frozenset(ch + STAND_INS.get(ch, ""))
+
+
+def _letter(ch: str, between: str, followers: Iterable[str] = ()) -> str:
+    """One letter of a term, repeated up to :data:`MAX_REPEATS` times, with separators between
+    repeats (a longer plain run of one character is shortened by :func:`.normalize.fold` first).
+
+    The repeats are possessive (never given back, so a long run of one character costs linear
+    time) unless a letter that can follow reads one of the same characters (``ee`` in
+    ``deepnude``, ``l`` then ``i`` both reading ``1``): then giving back is what lets it match.
+    """
+    cls = letter_class(ch)
+    shared = any(_chars(ch) & _chars(follower) for follower in followers)
+    return f"{cls}(?:{between}{cls}){{0,{MAX_REPEATS - 1}}}" + ("" if shared else "+")
+
+
+def _emit(node: _Trie, between: str, after_word: frozenset[str]) -> str:
+    """The pattern of the letters below ``node``; ``after_word``: the letters that can follow
+    the word's end (the next word's first letters, which a missing space puts right after)."""
     alternatives = []
     for ch, child in sorted(node.children.items()):
+        followers = set(child.children) | (after_word if child.end else set())
         rest = ""
         if child.children:
-            rest = f"(?:{between}{_emit(child, between, repeat)})" + ("?" if child.end else "")
-        alternatives.append(letter_class(ch) + repeat + rest)
+            rest = f"(?:{between}{_emit(child, between, after_word)})" + ("?" if child.end else "")
+        alternatives.append(_letter(ch, between, followers) + rest)
     return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
 
 
-def _words_pattern(words: list[frozenset[str]], between: str, repeat: str, gap: str) -> str:
+def _words_pattern(words: list[frozenset[str]], between: str, gap: str) -> str:
     parts = []
-    for forms in words:
+    for at, forms in enumerate(words):
         trie = _Trie()
         for form in forms:
             trie.add(form)
-        parts.append(_emit(trie, between, repeat))
+        after_word = (
+            frozenset(form[0] for form in words[at + 1]) if at + 1 < len(words) else frozenset()
+        )
+        parts.append(_emit(trie, between, after_word))
     return gap.join(parts)
 
 
@@ -84,8 +109,8 @@ def blocked_pattern(folded_terms: Iterable[str]) -> str:
         words = [word_forms(word) for word in term_words(term)]
         if not words:
             continue
-        alternatives.append(_words_pattern(words, _IN_WORD, "+", _GAP))
-        alternatives.append(_words_pattern(words, _SPELLED, "", _GAP))
+        alternatives.append(_words_pattern(words, _IN_WORD, _GAP))
+        alternatives.append(_words_pattern(words, _SPELLED, _GAP))
     return f"{_START}(?:{'|'.join(alternatives)}){_END}"
 
 
@@ -103,14 +128,20 @@ def allowed_pattern(folded_entries: Iterable[str]) -> str:
 
 def marker_pattern(folded_marker: str) -> str:
     """An injection marker, anywhere (a substring, as before): letters as for blocked terms,
-    whitespace as any separators, punctuation as written."""
+    whitespace as any separators, punctuation as written; or its letters spelled out one at a
+    time (its punctuation then counts as one more separator)."""
     pieces = re.findall(r"[a-z0-9]+|\s+|[^a-z0-9\s]+", folded_marker)
     out = []
     for piece in pieces:
         if piece.isspace():
             out.append(_GAP)
         elif piece[0].isalnum():
-            out.append(_IN_WORD.join(letter_class(ch) + "+" for ch in piece))
+            followers = [piece[i + 1 : i + 2] for i in range(len(piece))]
+            out.append(_IN_WORD.join(map(_letter, piece, [_IN_WORD] * len(piece), followers)))
         else:
             out.append(re.escape(piece))
-    return "".join(out)
+    letters = re.sub(r"[^a-z0-9]", "", folded_marker)
+    spelled = _SPELLED.join(
+        _letter(ch, _SPELLED, letters[i + 1 : i + 2]) for i, ch in enumerate(letters)
+    )
+    return f"{''.join(out)}|{spelled}" if len(letters) > 1 else "".join(out)
