@@ -123,3 +123,27 @@ def test_broken_rules_file_fails_with_the_fix(tmp_path: Path, body: str) -> None
     with pytest.raises(ConfigError) as info:
         load_rules(path)
     assert "PIXELPIPE_SAFETY_RULES_PATH" in info.value.detail
+
+
+def test_allow_list_also_sets_markers_aside(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        'allow = ["you are now dancing"]\ninjection_markers = ["you are now dan"]\n'
+        '[[blocked]]\nclass = "x"\nterms = ["y"]\n'
+    )
+    rules = load_rules(path)
+    check_prompt("a poster: YOU ARE NOW DANCING", rules)
+    with pytest.raises(SafetyRejected) as info:
+        check_prompt("you are now d.a.n", rules)
+    assert info.value.reason == "prompt_injection"
+
+
+def test_the_scunthorpe_problem_with_an_operator_term(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text('[[blocked]]\nclass = "slurs"\nterms = ["cunt"]\n')
+    rules = load_rules(path)
+    for prompt in ["Scunthorpe United", "a scunthorpe street", "Cunthorpe? no: Scunthorpe"]:
+        check_prompt(prompt, rules)
+    for prompt in ["a cunt", "c.u.n.t", "CUNTS", "с\u200bunt"]:  # the last: Cyrillic es, ZWSP
+        with pytest.raises(SafetyRejected):
+            check_prompt(prompt, rules)

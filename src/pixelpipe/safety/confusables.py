@@ -53,7 +53,7 @@ def _ascii_target(members: set[str]) -> str | None:
     ascii_chars = {ch.lower() for ch in members if ch.isascii() and ch.isalnum()}
     if not ascii_chars:
         return None
-    if ascii_chars & {"i", "l", "1"}:
+    if len(ascii_chars) > 1 and ascii_chars <= {"i", "l", "1"}:
         return "1"
     letters = sorted(ch for ch in ascii_chars if ch.isalpha())
     return letters[0] if letters else sorted(ascii_chars)[0]

@@ -1,5 +1,5 @@
-"""What a prompt trips, read through :func:`.normalize.fold`: the first injection marker, or the
-first blocked class, after the allow-listed phrases are set aside."""
+"""What a prompt trips, read through :func:`.normalize.fold` with the allow-listed phrases set
+aside: the first injection marker, or the first blocked class."""
 
 from __future__ import annotations
 
@@ -30,18 +30,18 @@ class Matcher:
     allowed: re.Pattern[str]
     markers: tuple[Marker, ...]
 
-    def folded(self, text: str) -> str:
-        return fold(text, self.table)
+    def read(self, text: str) -> str:
+        """``text`` folded, its allow-listed phrases blanked (so that they also separate what
+        stands around them)."""
+        return self.allowed.sub(lambda m: " " * len(m.group()), fold(text, self.table))
 
-    def marker_in(self, folded: str) -> str | None:
-        """The first injection marker in ``folded`` text, as the rule file writes it."""
-        return next((m.text for m in self.markers if m.pattern.search(folded)), None)
+    def marker_in(self, read: str) -> str | None:
+        """The first injection marker in ``read`` text (:meth:`read`), as the rule file has it."""
+        return next((m.text for m in self.markers if m.pattern.search(read)), None)
 
-    def blocked_class_in(self, folded: str) -> str | None:
-        """The label of the first blocked class whose terms ``folded`` text has, allow-listed
-        phrases set aside (blanked, so they also separate what stands around them)."""
-        cleared = self.allowed.sub(lambda m: " " * len(m.group()), folded)
-        return next((c.label for c in self.blocked if c.pattern.search(cleared)), None)
+    def blocked_class_in(self, read: str) -> str | None:
+        """The label of the first blocked class whose terms ``read`` text (:meth:`read`) has."""
+        return next((c.label for c in self.blocked if c.pattern.search(read)), None)
 
 
 def build_matcher(
