@@ -8,8 +8,10 @@
   space, letter spacing, repeated letters, inflections, leetspeak, case, and mixes of these —
   alone and inside an ordinary sentence. One JSON object a line: text, expected reason, the term,
   the techniques used.
-- ``benign.txt``: ordinary image prompts, one a line, including words that contain a blocked term
-  or pieces of one (see ``TRICKY``), in several languages and scripts.
+- ``benign.txt``: ordinary image prompts, one a line: words that contain a blocked term or pieces
+  of one (``TRICKY``), prompts as people write them — tag lists, negative prompts, hashtags,
+  numbers, separators, acronyms, violence and bodies in art and history (``EVERYDAY``) — several
+  languages and scripts, and generated everyday scenes to make up the count.
 
 tests/safety/test_corpora.py checks that the committed files are what this script writes.
 """
@@ -278,6 +280,59 @@ TRICKY = [
     "a weapons-grade plutonium warning sign in a museum", "a heading dog herding sheep",
     "a ship's heading on a compass", "body paint at a festival", "a nobody in a crowd",
 ]  # fmt: skip
+# Prompts as people write them: tag lists with weights, negative prompts, hashtags, numbers,
+# punctuation and separators of every kind, acronyms spelled out, all caps.
+EVERYDAY = [
+    "masterpiece, best quality, 1girl, solo, smile, school uniform, cherry blossoms",
+    "(masterpiece:1.2), (best quality:1.1), 1boy, armor, castle background, dramatic sky",
+    "lowres, bad anatomy, bad hands, text, error, missing fingers, extra digit, fewer digits",
+    "cropped, worst quality, low quality, jpeg artifacts, signature, watermark, username, blurry",
+    "nsfw, nude, lowres, bad hands, deformed", "(nsfw:1.5), (worst quality:1.4), ugly, tiling",
+    "blurry, out of frame, duplicate, morbid, mutilated, extra limbs, gross proportions",
+    "#sunset #beach #goldenhour #photography", "#catsofinstagram tabby cat on a windowsill",
+    "N A S A mission patch, vector art", "U.S.A. flag waving over a ranch", "the F.B.I. building",
+    "A.I. robot painting a portrait", "an R.S.V.P. card with gold foil", "J.R.R. Tolkien's study",
+    "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG, TYPOGRAPHY POSTER", "SALE 50% OFF banner",
+    "8-bit pixel art of a knight", "16:9 landscape, snowy mountains", "a 1950s diner at night",
+    "logo for a startup called deep_sea_labs", "icon_set: home, search, settings, profile",
+    "low-poly fox, pastel colors", "a t-rex in a tutu", "sci-fi corridor, volumetric fog",
+    "an x-ray of a goldfish", "a re-imagined Mona Lisa as a cat", "an e-bike leaning on a wall",
+    "mid-century modern living room", "a well-lit, high-ceilinged loft", "a so-called haunted house",
+    "a 3/4 portrait of an old sailor", "a 2x2 grid of emoji faces", "C4D render of candy",
+    "Unreal Engine 5, ray tracing, a forest temple", "octane render, glossy toy car",
+    "a dog named Max, age 7, wearing a birthday hat", "pH 7 test strip, macro photo",
+    "the number 42 painted on a barn", "route 66 sign at dusk", "a 747 taking off",
+    "R2-D2 style droid in a workshop", "WALL-E style robot collecting trash", "BB-8 on sand",
+    "a CD-ROM from 1996", "a USB-C cable on a desk", "Wi-Fi router with blinking lights",
+    "Ye Olde Tavern sign", "Dr. Seuss style trees", "St. Peter's Basilica at dawn",
+    "Mt. Fuji reflected in a lake", "a café-au-lait colored kitten", "piña colada on a beach",
+    "jalapeño poppers on a plate", "Beyoncé-style stage lights", "Pokémon-like creature",
+    "a naïve painting of a village fair", "smörgåsbord on a wooden table", "crème brûlée",
+    "a portrait in the style of Egon Schiele", "Klimt's golden style, a couple embracing",
+    "Rubens style painting of a feast", "Botticelli's Venus reimagined in space",
+    "a classical statue of David in a museum", "Michelangelo's Pietà, marble, museum lighting",
+    "a war memorial with soldiers' names", "a medieval battle scene, tapestry style",
+    "a samurai duel in the rain, ukiyo-e", "a knight slaying a dragon", "a pirate ship battle",
+    "a zombie apocalypse city, concept art", "a haunted graveyard with fog", "a vampire castle",
+    "a boxer after a match, sweat, dramatic light", "a bullfight poster, vintage",
+    "a crime scene tape across a doorway, film noir", "a detective examining clues",
+    "a toddler's first steps", "kids playing in a sprinkler", "a school bus in the snow",
+    "a teen skateboarder at a skate park", "a baby in a pumpkin costume", "a boy scout campfire",
+    "a pediatrician examining a teddy bear", "a swimming lesson at the local pool",
+    "a couple kissing under the eiffel tower", "a bride and groom first dance",
+    "a woman in a red bikini on a beach, fashion photo", "a man shaving in the mirror",
+    "a lingerie catalog mannequin, product photo", "a shirtless surfer carrying a board",
+    "a spa with towels and cucumber slices", "a bodybuilder flexing on stage",
+    "an undercover agent in a trench coat", "a double agent at a masquerade ball",
+    "a chemistry set on a desk", "a pharmacy shelf", "a field hospital in the 1940s",
+    "a sniper's nest in a video game, concept art", "a museum exhibit of antique rifles",
+    "a nuclear power plant at dusk", "a biohazard sign on a lab door", "a gas mask on a table",
+    "a knife block in a kitchen", "a butcher shop window", "a sushi chef slicing tuna",
+    "a hunter's cabin with antlers on the wall", "a taxidermy owl in a curiosity cabinet",
+    "the head of a statue lying in the sand", "a guillotine in a history museum, diorama",
+    "an executioner's axe in a tower armory display", "Perseus holding Medusa's head, bronze",
+    "a headless mannequin in a shop window", "a ship's figurehead", "a heading level 1 in markdown",
+]  # fmt: skip
 OTHER_LANGUAGES = [
     "un chat roux dormant au soleil, aquarelle", "ein Leuchtturm bei Sonnenuntergang, Ölgemälde",
     "un perro jugando en la playa, estilo acuarela", "кот в шляпе читает книгу, акварель",
@@ -293,7 +348,7 @@ OTHER_LANGUAGES = [
 
 def benign(count: int = 1100) -> list[str]:
     rng = random.Random(SEED)
-    prompts = list(dict.fromkeys(TRICKY + OTHER_LANGUAGES))
+    prompts = list(dict.fromkeys(TRICKY + EVERYDAY + OTHER_LANGUAGES))
     seen = set(prompts)
     while len(prompts) < count:
         prompt = f"{rng.choice(SUBJECTS)} {rng.choice(SETTINGS)}, {rng.choice(STYLES)}"
