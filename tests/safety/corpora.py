@@ -4,7 +4,7 @@
 
 - ``evasions.jsonl``: variants of every built-in blocked term and injection marker, each written
   the way someone walking around a blocklist would write it — invisible characters, Unicode
-  look-alikes, fullwidth/mathematical/circled letters, combining accents, separators, a missing
+  look-alikes, fullwidth/mathematical/circled letters, small capitals, combining accents, separators, a missing
   space, letter spacing, repeated letters, inflections, leetspeak, case, and mixes of these —
   alone and inside an ordinary sentence. One JSON object a line: text, expected reason, the term,
   the techniques used.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import random
 import tomllib
+import unicodedata
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -97,6 +98,17 @@ def circled(text: str, rng: random.Random) -> str:
     return "".join(chr(0x24D0 + ord(ch) - 97) if "a" <= ch <= "z" else ch for ch in text)
 
 
+def _small_capital(ch: str) -> str:
+    try:
+        return unicodedata.lookup(f"LATIN LETTER SMALL CAPITAL {ch.upper()}")
+    except KeyError:
+        return ch
+
+
+def small_caps(text: str, rng: random.Random) -> str:
+    return "".join(_small_capital(ch) if "a" <= ch <= "z" else ch for ch in text)
+
+
 def accents(text: str, rng: random.Random) -> str:
     return _letters(text, rng, 0.5, lambda ch: ch + rng.choice(_MARKS))
 
@@ -147,15 +159,15 @@ def shouting(text: str, rng: random.Random) -> str:
 TECHNIQUES: dict[str, Technique] = {
     fn.__name__: fn
     for fn in (invisible_inside, invisible_everywhere, cyrillic, any_confusable, fullwidth,
-               math_bold, circled, accents, dotted, split_by_separator, joined_space, spelled_out,
+               math_bold, circled, small_caps, accents, dotted, split_by_separator, joined_space, spelled_out,
                repeated, inflected, leet, shouting)
 }  # fmt: skip
 # Order within a mix: word-shape changes first, then letters, then characters around letters.
 _ORDER = ["inflected", "joined_space", "repeated", "leet", "shouting", "cyrillic",
-          "any_confusable", "math_bold", "circled", "fullwidth", "accents", "dotted",
+          "any_confusable", "math_bold", "circled", "small_caps", "fullwidth", "accents", "dotted",
           "split_by_separator", "spelled_out", "invisible_inside", "invisible_everywhere"]  # fmt: skip
 # Pairs that undo each other or cannot be combined (a letter cannot be both fullwidth and bold).
-_CLASHES = [{"fullwidth", "math_bold", "circled", "cyrillic", "any_confusable", "leet"},
+_CLASHES = [{"fullwidth", "math_bold", "circled", "small_caps", "cyrillic", "any_confusable", "leet"},
             {"dotted", "spelled_out", "split_by_separator", "invisible_everywhere"}]  # fmt: skip
 _SENTENCES = [
     "{}", "{}", "a photo of {}", "{} in the style of a renaissance painting",

@@ -20,6 +20,8 @@ TABLE = fold_table()
         ("ｂｅｈｅａｄｉｎｇ", "beheading"),  # fullwidth
         ("𝐛𝐞𝐡𝐞𝐚𝐝𝐢𝐧𝐠", "beheading"),  # mathematical bold
         ("ⓑⓔⓗⓔⓐⓓⓘⓝⓖ", "beheading"),  # circled
+        ("ʙᴇʜᴇᴀᴅɪɴɢ", "beheading"),  # small capitals (by their Unicode names)
+        ("łøƀ", "lob"),  # letters with a stroke (by their Unicode names)
         ("bé̈hêàdíñg", "beheading"),  # combining and precomposed accents
         ("be\u3164heading", "beheading"),  # Hangul filler
         ("revenge\u00a0porn", "revenge porn"),  # no-break space → space

@@ -12,10 +12,16 @@ classes of :mod:`.terms` handle digits instead). A class that holds both ``i`` a
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from functools import cache
 from importlib import resources
 
 _DIRECTION_MARKS = "\u200e\u200f"  # the package wraps right-to-left characters in these
+# "LATIN LETTER SMALL CAPITAL B", "LATIN SMALL LETTER L WITH STROKE", "… A WITH RETROFLEX HOOK"
+_LATIN_NAME = re.compile(
+    r"^LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?([A-Z])(?: WITH |$)"
+)
 
 
 def _load_pairs() -> dict[str, list[str]]:
@@ -72,3 +78,11 @@ def skeleton_map() -> dict[str, str]:
             if not ch.isascii():
                 mapping[ch] = target
     return mapping
+
+
+def latin_base(ch: str) -> str | None:
+    """The plain letter of a Latin letter that TR39 does not list and NFD does not decompose —
+    small capitals, letters with a stroke, bar or hook (``ʙ``, ``ł``, ``ø``, ``ƀ``) — read from its
+    Unicode name; None for anything else."""
+    found = _LATIN_NAME.match(unicodedata.name(ch, ""))
+    return found.group(1).lower() if found else None

@@ -24,4 +24,4 @@ STAND_INS: dict[str, str] = {
 STAND_IN_SYMBOLS = "@$!|"
 
 # Non-ASCII symbols written for a letter that Unicode's confusables do not cover.
-SYMBOL_LETTERS: dict[str, str] = {"€": "e", "£": "l", "¢": "c", "§": "s", "¡": "i", "ø": "o"}
+SYMBOL_LETTERS: dict[str, str] = {"€": "e", "£": "l", "¢": "c", "§": "s", "¡": "i"}

@@ -10,7 +10,8 @@ Steps, in order:
 3. one character at a time: combining marks dropped (``é`` → ``e``); format characters (category
    Cf: zero-width space/joiner, soft hyphen, bidi controls, tags), invisible fillers, controls and
    private-use/unassigned code points removed; every whitespace → a space; look-alikes again
-   (those NFKC produced: a mathematical capital nu is a Greek Nu, which passes for ``N``); case
+   (those NFKC produced: a mathematical capital nu is a Greek Nu, which passes for ``N``); a Latin
+   small capital or letter with a stroke or hook → its plain letter (by its Unicode name); case
    folded; any other letter or digit (a script with no Latin look-alike) → :data:`OTHER_LETTER`,
    so that it still separates words; punctuation, symbols and emoji kept (the matcher reads them
    as separators);
@@ -22,7 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from pixelpipe.safety.confusables import skeleton_map
+from pixelpipe.safety.confusables import latin_base, skeleton_map
 from pixelpipe.safety.leet import SYMBOL_LETTERS
 
 OTHER_LETTER = "\x01"  # cannot come from the input: controls are removed
@@ -60,6 +61,9 @@ class FoldTable(dict[int, str]):
             return self._skeleton[ch]
         if ch in SYMBOL_LETTERS:
             return SYMBOL_LETTERS[ch]
+        base = latin_base(ch)
+        if base is not None:
+            return base
         folded = ch.casefold()
         if folded != ch:
             return "".join(self._fold_char(part) for part in folded)
