@@ -147,3 +147,30 @@ def test_the_scunthorpe_problem_with_an_operator_term(tmp_path: Path) -> None:
     for prompt in ["a cunt", "c.u.n.t", "CUNTS", "с\u200bunt"]:  # the last: Cyrillic es, ZWSP
         with pytest.raises(SafetyRejected):
             check_prompt(prompt, rules)
+
+
+def test_terms_in_other_scripts(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text('[[blocked]]\nclass = "violence"\nterms = ["обезглавливание", "Enthauptung"]\n')
+    rules = load_rules(path)
+    for prompt in ["сцена: ОБЕЗГЛАВЛИВАНИЕ", "о.б.е.з.г.л.а.в.л.и.в.а.н.и.е", "ENTHAUPTUNG"]:
+        with pytest.raises(SafetyRejected):
+            check_prompt(prompt, rules)
+    for prompt in ["глава книги", "кот", "Haupt"]:
+        check_prompt(prompt, rules)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '[[blocked]]\nclass = "x"\nterms = ["..."]\n',
+        'allow = [" "]\n[[blocked]]\nclass = "x"\nterms = ["y"]\n',
+        'injection_markers = [""]\n[[blocked]]\nclass = "x"\nterms = ["y"]\n',
+        '[[blocked]]\nclass = "x"\n',  # no terms
+    ],
+)
+def test_an_entry_with_nothing_to_match_is_refused_at_load(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError):
+        load_rules(path)

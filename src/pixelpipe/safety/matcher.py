@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pixelpipe.safety.normalize import FoldTable, fold, fold_table
-from pixelpipe.safety.terms import allowed_pattern, blocked_pattern, marker_pattern
+from pixelpipe.safety.terms import allowed_pattern, blocked_pattern, marker_pattern, term_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +44,31 @@ class Matcher:
         return next((c.label for c in self.blocked if c.pattern.search(read)), None)
 
 
+def _folded(entries: Sequence[str], table: FoldTable, what: str) -> list[str]:
+    folded = [fold(entry, table) for entry in entries]
+    for entry, text in zip(entries, folded, strict=True):
+        if not term_words(text) and (what != "injection marker" or not text.strip()):
+            raise ValueError(f"the {what} {entry!r} has nothing to match")
+    return folded
+
+
 def build_matcher(
     blocked: Sequence[tuple[str, Sequence[str]]],
     allowed: Sequence[str],
     markers: Sequence[str],
 ) -> Matcher:
-    """Compile rule-file data: ``blocked`` as (label, terms) per class."""
+    """Compile rule-file data: ``blocked`` as (label, terms) per class. Raises ValueError for an
+    entry with nothing to match (it would match everything or nothing)."""
     table = fold_table()
     return Matcher(
         table=table,
         blocked=tuple(
-            BlockedClass(label, re.compile(blocked_pattern(fold(t, table) for t in terms)))
+            BlockedClass(label, re.compile(blocked_pattern(_folded(terms, table, "blocked term"))))
             for label, terms in blocked
         ),
-        allowed=re.compile(allowed_pattern(fold(entry, table) for entry in allowed)),
-        markers=tuple(Marker(m, re.compile(marker_pattern(fold(m, table)))) for m in markers),
+        allowed=re.compile(allowed_pattern(_folded(allowed, table, "allow-list entry"))),
+        markers=tuple(
+            Marker(m, re.compile(marker_pattern(text)))
+            for m, text in zip(markers, _folded(markers, table, "injection marker"), strict=True)
+        ),
     )

@@ -11,10 +11,12 @@ Steps, in order:
    Cf: zero-width space/joiner, soft hyphen, bidi controls, tags), invisible fillers, controls and
    private-use/unassigned code points removed; every whitespace → a space; look-alikes again
    (those NFKC produced: a mathematical capital nu is a Greek Nu, which passes for ``N``); a Latin
-   small capital or letter with a stroke or hook → its plain letter (by its Unicode name); case
-   folded; any other letter or digit (a script with no Latin look-alike) → :data:`OTHER_LETTER`,
-   so that it still separates words; punctuation, symbols and emoji kept (the matcher reads them
-   as separators);
+   small capital or letter with a stroke or hook → its plain letter (by its Unicode name); a
+   letter whose capital passes for a Latin one → that letter (``в`` as ``В``, so ``b``: a term in
+   another script matches in either case, and ``beнeading`` is read as ``beheading``); case
+   folded; ``_`` → ``-`` (so that every word character of the result is a letter or a digit:
+   the matcher reads ``_`` as a separator); letters of other scripts, punctuation, symbols and
+   emoji kept;
 4. a character three or more times in a row → twice.
 """
 
@@ -26,7 +28,6 @@ import unicodedata
 from pixelpipe.safety.confusables import latin_base, skeleton_map
 from pixelpipe.safety.leet import SYMBOL_LETTERS
 
-OTHER_LETTER = "\x01"  # cannot come from the input: controls are removed
 _REMOVED_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cn", "Cs", "Mn", "Me", "Mc"})
 # Default-ignorable letters that render as nothing (Hangul fillers, Khmer inherent vowels).
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u17b4\u17b5\u3164\uffa0")
@@ -52,6 +53,8 @@ class FoldTable(dict[int, str]):
         if ch.isascii():
             if ch.isspace():
                 return " "
+            if ch == "_":
+                return "-"
             return ch.lower() if ch.isprintable() else ""
         if ch.isspace():
             return " "
@@ -64,10 +67,13 @@ class FoldTable(dict[int, str]):
         base = latin_base(ch)
         if base is not None:
             return base
+        capital = ch.upper()
+        if capital in self._skeleton:  # в, н, т: their capitals pass for B, H, T
+            return self._skeleton[capital]
         folded = ch.casefold()
         if folded != ch:
             return "".join(self._fold_char(part) for part in folded)
-        return OTHER_LETTER if ch.isalnum() else ch
+        return ch
 
 
 def fold_table() -> FoldTable:

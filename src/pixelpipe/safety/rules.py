@@ -26,7 +26,7 @@ class SafetyRules:
 
 
 def _strings(raw: dict[str, Any], key: str) -> list[str]:
-    values = raw.get(key, [])
+    values = raw.get(key, []) if key != "terms" else raw[key]
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise TypeError(f"{key!r} must be a list of strings")
     return values

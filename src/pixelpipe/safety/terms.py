@@ -22,18 +22,17 @@ from dataclasses import dataclass, field
 
 from pixelpipe.safety.inflect import word_forms
 from pixelpipe.safety.leet import STAND_IN_SYMBOLS, STAND_INS
-from pixelpipe.safety.normalize import OTHER_LETTER
 
-_WORD_CHARS = f"a-z0-9{OTHER_LETTER}"
-_NOT_SEPARATOR = re.escape(_WORD_CHARS.replace("a-z0-9", "") + STAND_IN_SYMBOLS)
+_STAND_IN_SYMBOLS = re.escape(STAND_IN_SYMBOLS)
+# Folded text has no "_" (it is folded to "-"): \w is a letter or a digit, of any script.
 # between the letters of a word: anything but a letter, a digit, a stand-in or a space
-_IN_WORD = f"[^a-z0-9\\s{_NOT_SEPARATOR}]*"
+_IN_WORD = f"[^\\w\\s{_STAND_IN_SYMBOLS}]*"
 # between letters spelled out one at a time, and where a term has a space
-_SPELLED = f"[^a-z0-9{_NOT_SEPARATOR}]+"
-_GAP = f"[^a-z0-9{_NOT_SEPARATOR}]*"
-_START = f"(?<![{_WORD_CHARS}])"
+_SPELLED = f"[^\\w{_STAND_IN_SYMBOLS}]+"
+_GAP = f"[^\\w{_STAND_IN_SYMBOLS}]*"
+_START = r"(?<!\w)"
+_END = r"(?!\w)"
 MAX_REPEATS = 20  # bounded, so that the time per start is bounded: checks stay linear
-_END = f"(?![{_WORD_CHARS}])"
 
 
 @dataclass
@@ -99,7 +98,7 @@ def _words_pattern(words: list[frozenset[str]], between: str, gap: str) -> str:
 
 def term_words(folded_term: str) -> list[str]:
     """The words of a folded term: runs of letters and digits (any other character splits)."""
-    return re.findall(r"[a-z0-9]+", folded_term)
+    return re.findall(r"\w+", folded_term)
 
 
 def blocked_pattern(folded_terms: Iterable[str]) -> str:
@@ -130,7 +129,7 @@ def marker_pattern(folded_marker: str) -> str:
     """An injection marker, anywhere (a substring, as before): letters as for blocked terms,
     whitespace as any separators, punctuation as written; or its letters spelled out one at a
     time (its punctuation then counts as one more separator)."""
-    pieces = re.findall(r"[a-z0-9]+|\s+|[^a-z0-9\s]+", folded_marker)
+    pieces = re.findall(r"\w+|\s+|[^\w\s]+", folded_marker)
     out = []
     for piece in pieces:
         if piece.isspace():
@@ -140,7 +139,7 @@ def marker_pattern(folded_marker: str) -> str:
             out.append(_IN_WORD.join(map(_letter, piece, [_IN_WORD] * len(piece), followers)))
         else:
             out.append(re.escape(piece))
-    letters = re.sub(r"[^a-z0-9]", "", folded_marker)
+    letters = re.sub(r"\W", "", folded_marker)
     spelled = _SPELLED.join(
         _letter(ch, _SPELLED, letters[i + 1 : i + 2]) for i, ch in enumerate(letters)
     )
