@@ -34,6 +34,8 @@ _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u17b4\u17b5\u3164\uffa0")
 # A character three or more times in a row → twice ("beheaaaaading" → "beheaading"; no English
 # word has a letter three times in a row): keeps the matcher's work per position bounded.
 _LONG_RUN = re.compile(r"(.)\1{2,}", re.DOTALL)
+# Code points whose folding is remembered: every one a prompt may hold is a bound on memory.
+_REMEMBERED = 1 << 16
 
 
 class FoldTable(dict[int, str]):
@@ -46,7 +48,8 @@ class FoldTable(dict[int, str]):
 
     def __missing__(self, codepoint: int) -> str:
         folded = self._fold_char(chr(codepoint))
-        self[codepoint] = folded
+        if len(self) < _REMEMBERED:
+            self[codepoint] = folded
         return folded
 
     def _fold_char(self, ch: str) -> str:

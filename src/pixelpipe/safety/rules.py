@@ -25,15 +25,15 @@ class SafetyRules:
     matcher: Matcher
 
 
-def _strings(raw: dict[str, Any], key: str) -> list[str]:
-    values = raw.get(key, []) if key != "terms" else raw[key]
+def _strings(raw: dict[str, Any], key: str, *, required: bool = False) -> list[str]:
+    values = raw[key] if required else raw.get(key, [])
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise TypeError(f"{key!r} must be a list of strings")
     return values
 
 
 def _parse(raw: dict[str, Any]) -> SafetyRules:
-    blocked = [(str(b["class"]), _strings(b, "terms")) for b in raw["blocked"]]
+    blocked = [(str(b["class"]), _strings(b, "terms", required=True)) for b in raw["blocked"]]
     return SafetyRules(
         version=str(raw.get("version", "unversioned")),
         max_chars=int(raw.get("max_chars", 1000)),

@@ -135,7 +135,8 @@ def marker_pattern(folded_marker: str) -> str:
         if piece.isspace():
             out.append(_GAP)
         elif piece[0].isalnum():
-            followers = [piece[i + 1 : i + 2] for i in range(len(piece))]
+            # the last letter may be followed by anything (punctuation as written): greedy
+            followers = [piece[i + 1 : i + 2] or piece[i] for i in range(len(piece))]
             out.append(_IN_WORD.join(map(_letter, piece, [_IN_WORD] * len(piece), followers)))
         else:
             out.append(re.escape(piece))
