@@ -4,7 +4,7 @@
 
 - ``evasions.jsonl``: variants of every built-in blocked term and injection marker, each written
   the way someone walking around a blocklist would write it — invisible characters, Unicode
-  look-alikes, fullwidth/mathematical/circled letters, small capitals, combining accents, separators, a missing
+  look-alikes, fullwidth/mathematical/circled letters, small capitals, emoji letters, combining accents, separators, a missing
   space, letter spacing, repeated letters, inflections, leetspeak, case, and mixes of these —
   alone and inside an ordinary sentence. One JSON object a line: text, expected reason, the term,
   the techniques used.
@@ -109,6 +109,13 @@ def small_caps(text: str, rng: random.Random) -> str:
     return "".join(_small_capital(ch) if "a" <= ch <= "z" else ch for ch in text)
 
 
+def emoji_letters(text: str, rng: random.Random) -> str:
+    """🅱🅴🅷 (negative squared) or 🇧 🇪 🇭 (regional indicators, spaced: two together are a flag)."""
+    if rng.random() < 0.5:
+        return "".join(chr(0x1F170 + ord(ch) - 97) if "a" <= ch <= "z" else ch for ch in text)
+    return " ".join(chr(0x1F1E6 + ord(ch) - 97) if "a" <= ch <= "z" else ch for ch in text)
+
+
 def accents(text: str, rng: random.Random) -> str:
     return _letters(text, rng, 0.5, lambda ch: ch + rng.choice(_MARKS))
 
@@ -159,24 +166,25 @@ def shouting(text: str, rng: random.Random) -> str:
 TECHNIQUES: dict[str, Technique] = {
     fn.__name__: fn
     for fn in (invisible_inside, invisible_everywhere, cyrillic, any_confusable, fullwidth,
-               math_bold, circled, small_caps, accents, dotted, split_by_separator, joined_space, spelled_out,
+               math_bold, circled, small_caps, emoji_letters, accents, dotted, split_by_separator, joined_space, spelled_out,
                repeated, inflected, leet, shouting)
 }  # fmt: skip
 # Order within a mix: word-shape changes first, then letters, then characters around letters.
 _ORDER = ["inflected", "joined_space", "repeated", "leet", "shouting", "cyrillic",
-          "any_confusable", "math_bold", "circled", "small_caps", "fullwidth", "accents", "dotted",
-          "split_by_separator", "spelled_out", "invisible_inside", "invisible_everywhere"]  # fmt: skip
+          "any_confusable", "math_bold", "circled", "small_caps", "emoji_letters", "fullwidth",
+          "accents", "dotted", "split_by_separator", "spelled_out", "invisible_inside", "invisible_everywhere"]  # fmt: skip
 # Pairs that undo each other or cannot be combined (a letter cannot be both fullwidth and bold).
-_CLASHES = [{"fullwidth", "math_bold", "circled", "small_caps", "cyrillic", "any_confusable", "leet"},
-            {"dotted", "spelled_out", "split_by_separator", "invisible_everywhere"}]  # fmt: skip
+_CLASHES = [{"fullwidth", "math_bold", "circled", "small_caps", "emoji_letters", "cyrillic",
+             "any_confusable", "leet"},
+            {"dotted", "spelled_out", "split_by_separator", "invisible_everywhere", "emoji_letters"},
+            {"accents", "emoji_letters"}]  # fmt: skip
 _SENTENCES = [
     "{}", "{}", "a photo of {}", "{} in the style of a renaissance painting",
     "cinematic still, {}, 35mm, dramatic lighting", "draw {} please", "hyperrealistic {} 8k",
 ]  # fmt: skip
 
 
-def _mix(rng: random.Random, size: int) -> list[str]:
-    names = list(TECHNIQUES)
+def _mix(rng: random.Random, size: int, names: list[str]) -> list[str]:
     while True:
         chosen = set(rng.sample(names, size))
         if all(len(chosen & clash) <= 1 for clash in _CLASHES):
@@ -205,8 +213,11 @@ def evasions() -> Iterator[dict[str, object]]:
     rng = random.Random(SEED)
     for reason, terms in _builtin_rules().items():
         for term in terms:
-            plans = [[name] for name in TECHNIQUES] if reason == "blocked_term" else []
-            plans += [_mix(rng, rng.choice([2, 2, 3])) for _ in range(8 if plans else 4)]
+            if reason == "blocked_term":
+                names, plans = list(TECHNIQUES), [[name] for name in TECHNIQUES]
+            else:  # markers are matched as substrings: an inflection is not a marker's evasion
+                names, plans = [name for name in TECHNIQUES if name != "inflected"], []
+            plans += [_mix(rng, rng.choice([2, 2, 3]), names) for _ in range(8 if plans else 4)]
             for plan in plans:
                 variant = _apply(term, plan, rng)
                 sentence = rng.choice(_SENTENCES).format(variant)

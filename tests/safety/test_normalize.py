@@ -22,6 +22,7 @@ TABLE = fold_table()
         ("ⓑⓔⓗⓔⓐⓓⓘⓝⓖ", "beheading"),  # circled
         ("ʙᴇʜᴇᴀᴅɪɴɢ", "beheading"),  # small capitals (by their Unicode names)
         ("łøƀ", "lob"),  # letters with a stroke (by their Unicode names)
+        ("🅱🅴🅷🅴🅰🅳🅸🅽🅶", "beheading"),  # negative squared letters (by their Unicode names)
         ("bé̈hêàdíñg", "beheading"),  # combining and precomposed accents
         ("be\u3164heading", "beheading"),  # Hangul filler
         ("revenge\u00a0porn", "revenge porn"),  # no-break space → space

@@ -18,9 +18,12 @@ from functools import cache
 from importlib import resources
 
 _DIRECTION_MARKS = "\u200e\u200f"  # the package wraps right-to-left characters in these
-# "LATIN LETTER SMALL CAPITAL B", "LATIN SMALL LETTER L WITH STROKE", "… A WITH RETROFLEX HOOK"
+# "LATIN LETTER SMALL CAPITAL B", "LATIN SMALL LETTER L WITH STROKE", "… A WITH RETROFLEX HOOK",
+# "NEGATIVE SQUARED LATIN CAPITAL LETTER B" (🅱), "REGIONAL INDICATOR SYMBOL LETTER B" (🇧)
 _LATIN_NAME = re.compile(
-    r"^LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?([A-Z])(?: WITH |$)"
+    r"^(?:LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?"
+    r"|NEGATIVE (?:SQUARED|CIRCLED) LATIN CAPITAL LETTER |REGIONAL INDICATOR SYMBOL LETTER )"
+    r"([A-Z])(?: WITH |$)"
 )
 
 
@@ -82,7 +85,7 @@ def skeleton_map() -> dict[str, str]:
 
 def latin_base(ch: str) -> str | None:
     """The plain letter of a Latin letter that TR39 does not list and NFD does not decompose —
-    small capitals, letters with a stroke, bar or hook (``ʙ``, ``ł``, ``ø``, ``ƀ``) — read from its
-    Unicode name; None for anything else."""
+    small capitals, letters with a stroke, bar or hook (``ʙ``, ``ł``, ``ø``, ``ƀ``), emoji letters
+    (``🅱``, ``🇧``) — read from its Unicode name; None for anything else."""
     found = _LATIN_NAME.match(unicodedata.name(ch, ""))
     return found.group(1).lower() if found else None

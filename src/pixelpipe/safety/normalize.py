@@ -11,7 +11,8 @@ Steps, in order:
    Cf: zero-width space/joiner, soft hyphen, bidi controls, tags), invisible fillers, controls and
    private-use/unassigned code points removed; every whitespace → a space; look-alikes again
    (those NFKC produced: a mathematical capital nu is a Greek Nu, which passes for ``N``); a Latin
-   small capital or letter with a stroke or hook → its plain letter (by its Unicode name); a
+   small capital, letter with a stroke or hook, or emoji letter (``🅱``, ``🇧``) → its plain letter
+   (by its Unicode name); a
    letter whose capital passes for a Latin one → that letter (``в`` as ``В``, so ``b``: a term in
    another script matches in either case, and ``beнeading`` is read as ``beheading``); case
    folded; ``_`` → ``-`` (so that every word character of the result is a letter or a digit:
