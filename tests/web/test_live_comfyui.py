@@ -168,6 +168,7 @@ def test_comfyui_run_shows_percent_and_the_preview_forming(
     phone = new_page(width=PHONE[0], height=PHONE[1], dark=True)
     phone.goto(f"{base}/jobs/{second['id']}")
     expect(phone.locator("#job-stage .live-title")).to_have_text(f"In line on {BACKEND}")
+    expect(phone.locator("#job-status")).to_have_text("In line")  # the badge agrees
     line = phone.locator("#job-stage .step[data-state='current']")
     expect(line).to_have_attribute("data-step", "waiting")
     expect(line.locator(".step-note")).to_have_text("#1 in line")
@@ -175,6 +176,7 @@ def test_comfyui_run_shows_percent_and_the_preview_forming(
     shot(phone, shots, "mobile-live-comfyui-in-line")
 
     _running(phone, "#job-stage")
+    expect(phone.locator("#job-status")).to_have_text("Generating")  # out of ComfyUI's line
     _percent_rises(phone, "#job-stage")
     _preview_forms(phone, "#job-stage")
     shot(phone, shots, "mobile-live-comfyui-running")

@@ -30,9 +30,11 @@ function renderSide(job) {
   const r = job.request || {};
   const cost = costOf(job);
   const running = !TERMINAL.has(job.status);
+  const badge = tag(statusText(job, job.progress), running ? "info" : STATUS_TONE[job.status] ?? "");
+  badge.id = "job-status";
   const title = h("h1", { class: "job-title", id: "job-title" },
     modelLabel(S.models, job.model),
-    tag(STATUS_TEXT[job.status] || job.status, running ? "info" : STATUS_TONE[job.status] ?? ""),
+    badge,
     job.cached ? tag("Cached", "success", "zap", "Served from the cache: no provider call, $0") : null);
 
   const prompt = h("div", { class: "prompt-block" }, h("span", { class: "label" }, "Prompt"), r.prompt);
@@ -97,6 +99,12 @@ function renderSide(job) {
     h("dl", { class: "kv" }, rows),
   ].filter(Boolean));
   document.title = `${r.prompt ? r.prompt.slice(0, 48) : "Generation"} · pixelpipe`;
+}
+
+// a backend with a queue of its own (ComfyUI) may hold the job in line: it is not generating yet
+function statusText(job, progress) {
+  if (job.status === "waiting" && (progress || {}).state === "queued") return "In line";
+  return STATUS_TEXT[job.status] || job.status;
 }
 
 function editHref(job) {
@@ -165,6 +173,10 @@ export async function init() {
     stats: false,
     modelText: (j) => modelLabel(S.models, j.model),
     onChange: (job) => { S.job = job; renderSide(job); },
+    onProgress: (progress) => {
+      const badge = $("#job-status");
+      if (badge && S.job) badge.lastChild.textContent = statusText(S.job, progress);
+    },
     onError: (err) => {
       $("#job-side").replaceChildren(h("div", { class: "not-found" },
         h("h1", { class: "job-title" }, err.status === 404 ? "This generation doesn't exist" : "Couldn't load this generation"),

@@ -42,7 +42,7 @@ function retryText(ev) {
 }
 
 /**
- * new LiveJob(root, {compact, actions(job) -> [nodes], onChange(job), onDone(job)})
+ * new LiveJob(root, {compact, actions(job) -> [nodes], onChange(job), onProgress(progress), onDone(job)})
  *   .start(jobOrId)
  */
 export class LiveJob {
@@ -124,6 +124,7 @@ export class LiveJob {
       this.lastEventAt = Date.now();
       this.progress = { ...this.progress, ...JSON.parse(e.data) };
       this.updateRunning();
+      if (this.opts.onProgress) this.opts.onProgress(this.progress);
     });
     es.addEventListener("retry", (e) => {
       this.lastEventAt = Date.now();
