@@ -33,6 +33,8 @@ class Dispatcher:
         self.capacity = svc.settings.worker_concurrency
         self.running: set[asyncio.Task[None]] = set()
         self.active: dict[str, asyncio.Task[None]] = {}  # job id -> the step running it here
+        # jobs claimed again here while their step still ran: their lease goes back once it ends
+        self._claimed_again: set[str] = set()
         self._promised = 0  # slots taken by in-process submits whose job is being inserted
         self._stopping = False
         if wakeup is svc.queue.wakeup:
@@ -119,14 +121,33 @@ class Dispatcher:
 
     def _start(self, job: Job) -> None:
         if job.id in self.active:
-            # still running here (its lease lapsed while the database was busy and the scan
-            # claimed it again): never run two steps of one job at once
+            # claimed again while its step still runs here: the step's last write made it due at
+            # once (or its lease lapsed while the database was busy). Never two steps of one job
+            # at once — and never keep that lease with no step behind it (the job would sit until
+            # the lease expired): it goes back when the step ends, and the next round takes it
+            self._claimed_again.add(job.id)
             return
         task = asyncio.create_task(self._run(job))
         self.running.add(task)
         self.active[job.id] = task
         task.add_done_callback(self.running.discard)
-        task.add_done_callback(lambda _: self.active.pop(job.id, None))
+        task.add_done_callback(lambda _: self._ended(job.id))
+
+    def _ended(self, job_id: str) -> None:
+        self.active.pop(job_id, None)
+        if job_id in self._claimed_again:
+            self._claimed_again.discard(job_id)
+            task = asyncio.create_task(self._hand_back(job_id))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _hand_back(self, job_id: str) -> None:
+        try:
+            await self.svc.store.release(job_id, self.owner)
+        except Exception as exc:  # e.g. the database is locked: the lease expires instead
+            log.warning("handing back the lease of %s failed: %s", job_id, type(exc).__name__)
+        finally:
+            self.wakeup.set()
 
     async def _run(self, job: Job) -> None:
         try:

@@ -1,4 +1,5 @@
-"""The dispatcher always yields: even when queue deliveries overfilled its slots."""
+"""The dispatcher always yields (even when queue deliveries overfilled its slots), and never keeps a
+lease with no step behind it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 from pixelpipe.bootstrap import build_services
 from pixelpipe.dispatcher import Dispatcher
+from pixelpipe.jobs.model import Job
 from pixelpipe.settings import Settings
+from pixelpipe.usecases.submit import submit
+from tests.usecases.conftest import body
 
 
 async def test_round_sleeps_when_slots_are_overfilled(tmp_path: Path) -> None:
@@ -24,5 +28,43 @@ async def test_round_sleeps_when_slots_are_overfilled(tmp_path: Path) -> None:
         await asyncio.wait_for(round_task, 2)
         for t in blockers:
             t.cancel()
+    finally:
+        await svc.aclose()
+
+
+async def test_a_job_claimed_again_as_its_step_ends_is_handed_back_not_left_leased(
+    tmp_path: Path,
+) -> None:
+    # the step's last write makes the job due at once, and a round claims it before the step's
+    # task is over: the claim must not leave the job leased to nobody until the lease expires
+    svc = await build_services(Settings(data_dir=tmp_path, storage_url="memory://"))  # type: ignore[call-arg]
+    try:
+        d = Dispatcher(svc, asyncio.Event(), owner="test-dispatcher")
+        job = (await submit(svc, body("claimed twice"))).job
+        claimed = await svc.store.claim(job.id, d.owner, lease_s=60)
+        assert claimed is not None
+        step_may_end = asyncio.Event()
+        steps: list[str] = []
+
+        async def step(j: Job) -> None:
+            steps.append(j.id)
+            await step_may_end.wait()
+
+        d.worker.run_step = step  # type: ignore[method-assign]
+        d._start(claimed)
+        await asyncio.sleep(0)
+        d._start(claimed)  # the round's claim, while the step still runs
+        assert steps == [job.id]  # never two steps of one job at once
+        d.wakeup.clear()
+        step_may_end.set()
+        await asyncio.wait_for(d.wakeup.wait(), 2)
+        for _ in range(50):
+            if not d.running:
+                break
+            await asyncio.sleep(0.02)
+        row = await svc.store.get(job.id)
+        assert row is not None and row.lease_owner is None  # handed back: the next round runs it
+        again = await svc.store.claim_due(d.owner, limit=5, lease_s=60)
+        assert [j.id for j in again] == [job.id]
     finally:
         await svc.aclose()
