@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     openai_wait_s: float = Field(
         300.0, gt=0, description="How long POST /v1/images/generations waits for its images"
     )
+    stream_keepalive_s: float = Field(
+        15.0,
+        ge=0,
+        description="A streamed image request sends an SSE comment after this many quiet "
+        "seconds, so proxies keep it open (0: never)",
+    )
 
     # --- budgets (global; per-key budgets are set with `pixelpipe budgets`) ------------------
     budget_daily_usd: float | None = Field(None, ge=0)

@@ -17,7 +17,10 @@ partials, OpenAI's own partials) becomes a partial image, up to ``partial_images
 requested output format; the completed event carries the image the pipeline stored and billed. A
 cache hit streams its completed event at once. A failure after the stream started is an ``error``
 event (``{"type": "error", "error": {message, type, param, code}}``): the SDK raises it as
-``openai.APIError``. A reader that goes away stops only its stream; the job runs on.
+``openai.APIError``. A reader that goes away stops only its stream; the job runs on. While
+nothing happens (a queue, a slow provider) a ``: keep-alive`` comment goes out every
+``PIXELPIPE_STREAM_KEEPALIVE_S`` (:mod:`pixelpipe.api.openai_stream_keepalive`). Edits stream the
+same way, their events named ``image_edit.*``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import base64
 import io
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,7 @@ import orjson
 from PIL import Image
 from starlette.responses import StreamingResponse
 
+from pixelpipe.api.openai_stream_keepalive import with_keepalive
 from pixelpipe.api.problems import openai_shape
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.fetch.datauri import decode_data_uri
@@ -65,6 +69,7 @@ class StreamPlan:
     timeout_s: float
     quality: str | None = None  # what the client asked for (echoed when the job has no tier)
     prefix: str = "image_generation"  # image_edit for edits
+    keepalive_s: float = 0.0  # an SSE comment after this many quiet seconds (0: never)
 
 
 def stream_response(
@@ -82,7 +87,7 @@ def stream_response(
         "x-pixelpipe-cached": "true" if job.cached else "false",
     }
     return StreamingResponse(
-        _events(svc, job, plan, disconnected, usage),
+        with_keepalive(_events(svc, job, plan, disconnected, usage), plan.keepalive_s),
         media_type="text/event-stream",
         headers=headers,
     )
@@ -90,7 +95,7 @@ def stream_response(
 
 async def _events(
     svc: Services, job: Job, plan: StreamPlan, disconnected: Disconnected, usage: TokenUsage
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Partials while the job runs, then its completed (or error) event."""
     try:
         if not job.status.terminal:

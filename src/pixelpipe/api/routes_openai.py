@@ -29,7 +29,8 @@ Mapping (see docs/python.md, "OpenAI-compatible endpoint"):
   which is what OpenAI does); ``user``, ``style``, ``background``, ``moderation`` are accepted and
   ignored.
 * ``stream=true`` (with ``partial_images`` 0–3, n=1) answers server-sent events: partial images,
-  then the stored image (:mod:`pixelpipe.api.openai_stream`, docs/streaming.md). Not on edits yet.
+  then the stored image (:mod:`pixelpipe.api.openai_stream`, docs/streaming.md); on edits too
+  (multipart fields ``stream``, ``partial_images``: ``image_edit.*`` events).
 * pixelpipe extensions (``extra_body`` in the OpenAI SDK): ``seed``, ``webhook``,
   ``negative_prompt``, ``steps``, ``guidance``, ``aspect_ratio``, ``provider``, ``group``.
 
@@ -256,6 +257,8 @@ async def create_edit(request: Request) -> Response:
         inputs = await edit_inputs(svc, form, spec, body.prompt)
         bodies = [r.model_copy(update=inputs) for r in generation_requests(body, spec)]
         subs = await submit_many(svc, bodies, caller=caller)
+        if body.stream:
+            return await stream_images(svc, request, body, subs[0].job, prefix="image_edit")
         jobs = await wait_all(svc, [s.job for s in subs], svc.settings.openai_wait_s)
         return await respond(svc, request, body.response_format, spec, jobs)
     except PixelpipeError as exc:
@@ -291,6 +294,10 @@ def parse_body(raw: bytes) -> ImageGenerationRequest:
         if err.get("type") == "json_invalid" and (why := body_error(raw)) is not None:
             raise why from None  # where the JSON broke, or which field is not Unicode text
         raise _invalid(err) from None
+    return _one_image_when_streamed(body)
+
+
+def _one_image_when_streamed(body: ImageGenerationRequest) -> ImageGenerationRequest:
     if body.stream and body.n > 1:
         raise InvalidRequest(
             "stream=true takes n=1 (the streamed events carry no image index); send one "
@@ -301,7 +308,12 @@ def parse_body(raw: bytes) -> ImageGenerationRequest:
 
 
 async def stream_images(
-    svc: Services, request: Request, body: ImageGenerationRequest, job: Job
+    svc: Services,
+    request: Request,
+    body: ImageGenerationRequest,
+    job: Job,
+    *,
+    prefix: str = "image_generation",
 ) -> Response:
     """``stream=true``: server-sent events (:mod:`pixelpipe.api.openai_stream`). A job that
     already failed (an attached run) is refused like a non-streaming request."""
@@ -311,6 +323,8 @@ async def stream_images(
         partial_images=body.partial_images or 0,
         timeout_s=svc.settings.openai_wait_s,
         quality=body.quality,
+        prefix=prefix,
+        keepalive_s=svc.settings.stream_keepalive_s,
     )
     return stream_response(svc, job, plan, request.is_disconnected, token_usage)
 
@@ -318,7 +332,7 @@ async def stream_images(
 def validate_body(fields: dict[str, Any]) -> ImageGenerationRequest:
     """The text fields of a multipart request, validated like the JSON body."""
     try:
-        return _no_stream(ImageGenerationRequest.model_validate(fields))
+        return _one_image_when_streamed(ImageGenerationRequest.model_validate(fields))
     except ValidationError as exc:
         raise _invalid(exc.errors()[0]) from None
 
@@ -329,14 +343,6 @@ def _invalid(err: Any) -> InvalidRequest:
     msg = err.get("msg", "invalid")
     detail = f"{field}: {msg}" if field else f"the request body is not valid: {msg}"
     return InvalidRequest(detail, field=field)
-
-
-def _no_stream(body: ImageGenerationRequest) -> ImageGenerationRequest:
-    if body.stream:
-        raise InvalidRequest(
-            "stream=true is not supported on edits yet; leave it out", field="stream"
-        )
-    return body
 
 
 def resolve_model(svc: Services, name: str | None) -> ModelSpec:
