@@ -13,6 +13,7 @@ from pixelpipe.catalog import Catalog
 from pixelpipe.db import Database
 from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.events.base import Notifier
+from pixelpipe.events.eta import ServiceTimes
 from pixelpipe.fetch import FetchPolicy
 from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.store import JobStore
@@ -71,6 +72,7 @@ class Services:
     # all processes (worker/slots.py); hosted providers are not listed
     slots: dict[str, int] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    service_times: ServiceTimes = field(default_factory=ServiceTimes)  # ETA medians (events/eta)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
     async def aclose(self) -> None:

@@ -3,6 +3,9 @@
 Subscribe first, then replay from the store, then follow wake-ups: nothing between the replay
 and the subscription is lost; a lost or coalesced wake-up costs at most ``FOLLOW_POLL_S``.
 Live previews (``progress`` events' ``preview``) are left out of what is read after the job ended.
+While the job has not ended, its progress (its ``progress`` events, and the job a status event
+carries) is shown with ``fraction`` (of ``percent``) and ``eta_s`` (:mod:`pixelpipe.events.eta`,
+from the model's measured service times) added: :func:`live_progress`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from pixelpipe.events.base import ALL
+from pixelpipe.events.eta import MIN_SAMPLES, SAMPLE, Where, eta_s, median_s
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 from pixelpipe.jobs.snapshots import job_at
 from pixelpipe.services import Services
@@ -34,7 +40,10 @@ async def follow_job(
             for ev in events:
                 last = ev.id
                 at = job_at(current, ev) if ev.type == "status" and current is not None else None
-                yield (without_preview(ev) if ended else ev), at
+                if ended:
+                    yield without_preview(ev), at
+                else:
+                    yield await _live(svc, ev, current), await _live_at(svc, at, current)
                 if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
                     return
             if await disconnected():
@@ -66,3 +75,76 @@ async def follow_all(
                 yield ev
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(anext(wakeups), FOLLOW_POLL_S)
+
+
+async def _live(svc: Services, ev: JobEvent, current: Job | None) -> JobEvent:
+    """A progress event of a job still running, with its ``fraction`` and ``eta_s``."""
+    if ev.type != "progress" or current is None:
+        return ev
+    return dataclasses.replace(ev, data=await live_progress(svc, current, ev.data))
+
+
+async def _live_at(svc: Services, at: Job | None, current: Job | None) -> Job | None:
+    """The job a status event carries, with its ETA when that status is still the job's."""
+    if at is None or current is None or at.status is not current.status:
+        return at
+    return await with_progress(svc, at)
+
+
+async def with_progress(svc: Services, job: Job) -> Job:
+    """``job`` with :func:`live_progress` as its progress (a job that ended: unchanged)."""
+    if job.status.terminal:
+        return job
+    progress = await live_progress(svc, job, job.provider_state.get("progress") or {})
+    return dataclasses.replace(job, provider_state={**job.provider_state, "progress": progress})
+
+
+async def live_progress(svc: Services, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
+    """``progress`` with ``fraction`` (0-1, where a percent is known) and ``eta_s`` (seconds,
+    where it can be estimated) for ``job`` as it is now."""
+    out = {k: v for k, v in progress.items() if k not in ("fraction", "eta_s")}
+    percent = progress.get("percent")
+    fraction = None
+    if isinstance(percent, int | float) and not isinstance(percent, bool):
+        fraction = round(min(max(float(percent) / 100, 0.0), 1.0), 3)
+        out["fraction"] = fraction
+    running = job.status is not JobStatus.QUEUED
+    position = progress.get("queue_position") if not running else None
+    started = job.submitted_at if running else None
+    where = Where(
+        running=running,
+        position=position if isinstance(position, int) else None,
+        slots=svc.slots.get(job.provider or "", 1),
+        elapsed_s=max(0.0, time.time() - started) if started else 0.0,
+        fraction=fraction,
+    )
+    eta = eta_s(await service_time_s(svc, job.provider, job.model, job.request.size), where)
+    if eta is not None:
+        out["eta_s"] = eta
+    return out
+
+
+async def service_time_s(
+    svc: Services, provider: str | None, model: str, size: str | None
+) -> float | None:
+    """The median service time of ``model`` on ``provider`` (None: any) at ``size`` (or at any
+    size with too few samples at this one); None when nothing finished yet. Kept a while."""
+    key = (provider, model, size)
+    fresh, median = svc.service_times.get(key)
+    if fresh:
+        return median
+    recent = await svc.store.list_jobs(model=model, status="succeeded", limit=5 * SAMPLE)
+    times = [
+        (j.request.size, j.finished_at - j.submitted_at)
+        for j in recent
+        if not j.cached
+        and j.submitted_at is not None
+        and j.finished_at is not None
+        and (provider is None or j.provider == provider)
+    ]
+    same_size = [d for s, d in times if s == size]
+    median = (
+        median_s(same_size) if len(same_size) >= MIN_SAMPLES else median_s([d for _, d in times])
+    )
+    svc.service_times.put(key, median)
+    return median

@@ -11,6 +11,7 @@ from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.slots import in_line, line_progress
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
+from pixelpipe.usecases.events import with_progress
 from pixelpipe.usecases.submit import announce_finished
 from pixelpipe.worker import cancel_run
 
@@ -21,7 +22,7 @@ async def get_job(svc: Services, job_id: str) -> Job:
     job = await svc.store.get(job_id) if is_job_id(job_id) else None
     if job is None:
         raise NotFound(f"no generation with id {job_id!r}")
-    return await with_live_place(svc, job)
+    return await with_progress(svc, await with_live_place(svc, job))
 
 
 async def with_live_place(svc: Services, job: Job) -> Job:
