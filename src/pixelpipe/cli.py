@@ -35,6 +35,9 @@ from pixelpipe.cli_output import (
 from pixelpipe.cli_retry import retry
 
 if TYPE_CHECKING:
+    from pixelpipe.api.schemas import GenerationPublic
+    from pixelpipe.client import Client
+    from pixelpipe.pipeline import GenerationResult, Pipeline
     from pixelpipe.settings import Settings
 
 app = typer.Typer(
@@ -187,13 +190,20 @@ def generate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the generation as JSON")] = False,
     timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait")] = 600.0,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Print its progress (queue position, percent, ETA) to stderr meanwhile"
+        ),
+    ] = False,
     server: Server = None,
     api_key: ApiKey = None,
 ) -> None:
     """Generate one image and print its URL (or save it with -o); --server runs it on a server.
 
     By default the pipeline runs in this process, on the local data directory (as `pixelpipe
-    serve` would); with --server URL it runs on that server through the Python Client.
+    serve` would); with --server URL it runs on that server through the Python Client. --watch
+    follows its events meanwhile: a line on stderr each time its status or progress changes.
     """
     import asyncio
 
@@ -211,7 +221,7 @@ def generate(
         "guidance": guidance,
     }
     params = {k: v for k, v in params.items() if v is not None}
-    job = _Generate(prompt, params, timeout, output, as_json)
+    job = _Generate(prompt, params, timeout, output, as_json, _Watch() if watch else None)
     try:
         if server:
             code = asyncio.run(job.remote(server, api_key))
@@ -232,17 +242,21 @@ class _Generate:
         timeout: float,
         output: Path | None,
         as_json: bool,
+        watch: _Watch | None = None,
     ) -> None:
         self.prompt, self.params, self.timeout = prompt, params, timeout
-        self.output, self.as_json = output, as_json
+        self.output, self.as_json, self.watch = output, as_json, watch
 
     async def local(self, settings: Settings) -> int:
         from pixelpipe.pipeline import Pipeline
 
         async with Pipeline(settings) as p:
-            result = await p.generate(
-                self.prompt, timeout_s=self.timeout, raise_on_failure=False, **self.params
-            )
+            if self.watch is None:
+                result = await p.generate(
+                    self.prompt, timeout_s=self.timeout, raise_on_failure=False, **self.params
+                )
+            else:
+                result = await self._watched_here(p, self.watch)
             job = result.job
             if self.as_json:
                 from pixelpipe.api.schemas import render_job
@@ -264,9 +278,12 @@ class _Generate:
 
         try:
             async with Client(server, api_key=api_key, timeout=60.0) as client:
-                gen = await client.generate(
-                    self.prompt, timeout_s=self.timeout, raise_on_failure=False, **self.params
-                )
+                if self.watch is None:
+                    gen = await client.generate(
+                        self.prompt, timeout_s=self.timeout, raise_on_failure=False, **self.params
+                    )
+                else:
+                    gen = await self._watched_there(client, self.watch)
                 if self.as_json:
                     print(json.dumps(gen.model_dump(mode="json"), indent=2))
                 if gen.status != "succeeded" or gen.image is None:
@@ -280,6 +297,76 @@ class _Generate:
         if not self.as_json:
             print_remote(gen, server, self.output)
         return 0
+
+    async def _watched_there(self, client: Client, watch: _Watch) -> GenerationPublic:
+        """Submit on the server, show its events as they come, then the generation."""
+        gen = await client.submit(self.prompt, **self.params)
+        watch.show(gen.status, gen.progress)
+        if gen.status in ("succeeded", "failed", "canceled"):
+            return gen
+        async for event in client.stream(gen.id, timeout_s=self.timeout):
+            watch.show(event.status, event.progress)
+        return await client.get(gen.id)
+
+    async def _watched_here(self, p: Pipeline, watch: _Watch) -> GenerationResult:
+        """Submit in this process, show its events as they come, then the result."""
+        import asyncio
+
+        from pixelpipe.pipeline import GenerationResult
+        from pixelpipe.usecases.events import follow_job, with_progress
+        from pixelpipe.usecases.images import image_bytes, local_image_url
+
+        async def stay() -> bool:
+            return False
+
+        job = await p.submit(self.prompt, **self.params)
+        shown = await with_progress(p.services, job)
+        watch.show(str(job.status), shown.provider_state.get("progress") or {})
+        async with asyncio.timeout(self.timeout):
+            async for ev, at in follow_job(p.services, job.id, 0, stay):
+                status = str(ev.data.get("status")) if ev.type == "status" else None
+                progress = ev.data if ev.type == "progress" else None
+                if at is not None:
+                    progress = at.provider_state.get("progress") or {}
+                watch.show(status, progress or {})
+        job = await p.get(job.id)
+        if job.status.value != "succeeded":
+            return GenerationResult(job, None, None)
+        svc = p.services
+        return GenerationResult(job, await local_image_url(svc, job), await image_bytes(svc, job))
+
+
+class _Watch:
+    """``--watch``: one line on stderr each time the status or the progress shown changes."""
+
+    def __init__(self) -> None:
+        self.status = "queued"
+        self.last = ""
+
+    def show(self, status: str | None, progress: dict[str, Any]) -> None:
+        self.status = status or self.status
+        line = watch_line(self.status, progress)
+        if line != self.last:
+            err().print(line, markup=False, highlight=False)
+            self.last = line
+
+
+def watch_line(status: str, progress: dict[str, Any]) -> str:
+    """``queued  position 2  eta 12s`` / ``waiting  40%  step 8/20  eta 4.5s``."""
+    parts = [status]
+    position = progress.get("queue_position")
+    if isinstance(position, int) and status == "queued":
+        parts.append(f"position {position}")
+    percent = progress.get("percent")
+    if isinstance(percent, int | float) and status not in ("queued", "succeeded"):
+        parts.append(f"{percent:.0f}%")
+    step, steps = progress.get("step"), progress.get("steps")
+    if isinstance(step, int) and isinstance(steps, int):
+        parts.append(f"step {step}/{steps}")
+    eta = progress.get("eta_s")
+    if isinstance(eta, int | float):
+        parts.append(f"eta {eta:.0f}s" if eta >= 10 else f"eta {eta:.1f}s")
+    return "  ".join(parts)
 
 
 def _print_result(settings: Settings, job: Any, url: str | None, output: Path | None) -> None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -36,6 +38,7 @@ from pixelpipe.errors import ERROR_CODES, PixelpipeError
 __all__ = [
     "Client",
     "EstimatePublic",
+    "GenerationEvent",
     "GenerationList",
     "GenerationPublic",
     "ModelPublic",
@@ -263,38 +266,123 @@ class Client:
             raise _from_response(resp)
         return resp
 
+    async def stream(
+        self, generation_id: str, *, timeout_s: float | None = 600.0
+    ) -> AsyncIterator[GenerationEvent]:
+        """Every event of the generation, replayed from its start then live, until its final
+        status event (the last one yielded): ``status`` events (each with the generation as it
+        was then, ``event.generation``) and ``progress`` events (``event.progress``: ``percent``,
+        ``fraction``, ``step``/``steps``, ``queue_position``, ``eta_s`` where known; a live
+        ``preview``). Reconnects with ``Last-Event-ID`` if the stream drops; ``TimeoutError``
+        after ``timeout_s`` (the generation keeps running on the server).
+
+        Example::
+
+            async for event in client.stream(gen.id):
+                print(event.type, event.progress.get("percent"), event.progress.get("eta_s"))
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        last: str | None = None
+        while True:
+            async for event in self._read_events(generation_id, last, deadline):
+                last = event.id or last
+                yield event
+                if event.final:
+                    return
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"generation {generation_id} still running after {timeout_s} s")
+            await asyncio.sleep(0.2)  # the stream ended early: resume after the last event
+
     async def _follow(
         self, generation_id: str, last_id: str | None
     ) -> tuple[GenerationPublic | None, str | None]:
         """Read the event stream until a terminal status (or until it ends): (job, last id)."""
+        async for event in self._read_events(generation_id, last_id, None):
+            last_id = event.id or last_id
+            if event.final:
+                return event.generation or await self.get(generation_id), last_id
+        return None, last_id
+
+    async def _read_events(
+        self, generation_id: str, last_id: str | None, deadline: float | None
+    ) -> AsyncIterator[GenerationEvent]:
+        """One connection's events (after ``last_id``), until it ends or drops."""
         headers = {"last-event-id": last_id} if last_id else {}
-        timeout = httpx.Timeout(10.0, read=45.0)  # the server pings every 15 s
+        read_s = 45.0  # the server pings every 15 s
+        if deadline is not None:
+            read_s = max(0.1, min(read_s, deadline - time.monotonic()))
+        timeout = httpx.Timeout(10.0, read=read_s)
         url = f"/v1/generations/{generation_id}/events"
-        event: dict[str, Any] = {}
         try:
             async with self._http.stream("GET", url, headers=headers, timeout=timeout) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
                     raise _from_response(resp)
-                async for line in resp.aiter_lines():
-                    if line.startswith("id:"):
-                        last_id = line[3:].strip()
-                    elif line.startswith("event:"):
-                        event["event"] = line[6:].strip()
-                    elif line.startswith("data:"):
-                        with contextlib.suppress(orjson.JSONDecodeError):
-                            event["data"] = orjson.loads(line[5:].strip())
-                    elif not line and event:
-                        data = event.get("data") or {}
-                        if event.get("event") == "status" and data.get("status") in TERMINAL:
-                            job = data.get("job")
-                            if job:
-                                return GenerationPublic.model_validate(job), last_id
-                            return await self.get(generation_id), last_id
-                        event = {}
+                async for event in _sse_events(resp.aiter_lines()):
+                    yield event
         except httpx.TransportError:
             pass  # reconnect from last_id
-        return None, last_id
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationEvent:
+    """One event of ``GET /v1/generations/{id}/events`` (:meth:`Client.stream`)."""
+
+    type: str  # status, progress, …
+    data: dict[str, Any]
+    id: str | None = None
+
+    @property
+    def status(self) -> str | None:
+        """A status event's new status (None for other events)."""
+        status = self.data.get("status") if self.type == "status" else None
+        return status if isinstance(status, str) else None
+
+    @property
+    def final(self) -> bool:
+        """The generation's last event: it succeeded, failed or was canceled."""
+        return self.status in TERMINAL
+
+    @property
+    def generation(self) -> GenerationPublic | None:
+        """The generation as it was at a status event (None for other events)."""
+        job = self.data.get("job") if self.type == "status" else None
+        return GenerationPublic.model_validate(job) if isinstance(job, dict) else None
+
+    @property
+    def progress(self) -> dict[str, Any]:
+        """How far the generation is: a progress event's data, or a status event's job's."""
+        if self.type == "progress":
+            return self.data
+        job = self.data.get("job") if self.type == "status" else None
+        progress = job.get("progress") if isinstance(job, dict) else None
+        return progress if isinstance(progress, dict) else {}
+
+
+async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[GenerationEvent]:
+    """Server-sent events from their lines (comments such as the server's pings skipped)."""
+    event_id: str | None = None
+    kind, data = "", ""
+    async for line in lines:
+        if line.startswith("id:"):
+            event_id = line[3:].strip()
+        elif line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            data = line[5:].strip()
+        elif not line and kind:
+            event = _event(kind, data, event_id)
+            kind, data = "", ""
+            if event is not None:
+                yield event
+
+
+def _event(kind: str, data: str, event_id: str | None) -> GenerationEvent | None:
+    try:
+        parsed = orjson.loads(data or b"{}")
+    except orjson.JSONDecodeError:
+        return None
+    return GenerationEvent(kind, parsed if isinstance(parsed, dict) else {}, event_id)
 
 
 def _from_response(resp: httpx.Response) -> PixelpipeError:

@@ -37,13 +37,16 @@ async def follow_job(
         while True:
             events, current = await svc.store.events_with_job(job_id, last)
             ended = current is not None and current.status.terminal
+            live = current
+            if live is None and any(ev.type == "progress" for ev in events):
+                live = await svc.store.get(job_id)  # no status event read: the job, for its ETA
             for ev in events:
                 last = ev.id
                 at = job_at(current, ev) if ev.type == "status" and current is not None else None
                 if ended:
                     yield without_preview(ev), at
                 else:
-                    yield await _live(svc, ev, current), await _live_at(svc, at, current)
+                    yield await _live(svc, ev, live), await _live_at(svc, at, current)
                 if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
                     return
             if await disconnected():
@@ -79,7 +82,7 @@ async def follow_all(
 
 async def _live(svc: Services, ev: JobEvent, current: Job | None) -> JobEvent:
     """A progress event of a job still running, with its ``fraction`` and ``eta_s``."""
-    if ev.type != "progress" or current is None:
+    if ev.type != "progress" or current is None or current.status.terminal:
         return ev
     return dataclasses.replace(ev, data=await live_progress(svc, current, ev.data))
 
