@@ -4,11 +4,13 @@ OpenAI's fields: ``image`` (one file) or ``image[]`` (repeated, up to 16, in ord
 (a file), ``prompt``, ``model``, ``n``, ``size``, ``quality``, ``response_format``,
 ``output_format``, ``user``, ``input_fidelity`` (sent on to a model whose catalog entry has
 the setting, ignored for others, as clients send it to any model), and ``background``,
-``output_compression`` (accepted; pixelpipe's request has no place for them). The text fields
-are validated exactly like the JSON body of ``POST /v1/images/generations`` (same model, same
-messages), pixelpipe's extensions (``seed``, ``provider``, ``group``, …) and ``strength``
-included. Each file goes through the input acceptance of ``POST /v1/uploads`` (verify, strip
-metadata, store content-addressed) and becomes an upload id in the generation request.
+``output_compression`` (accepted; pixelpipe's request has no place for them), ``stream`` and
+``partial_images`` (``image_edit.*`` server-sent events: :mod:`pixelpipe.api.openai_stream`).
+The text fields are validated exactly like the JSON body of ``POST /v1/images/generations``
+(same model, same messages), pixelpipe's extensions (``seed``, ``provider``, ``group``, …) and
+``strength`` included. Each file goes through the input acceptance of ``POST /v1/uploads``
+(verify, strip metadata, store content-addressed) and becomes an upload id in the generation
+request.
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ EDIT_BODY: dict[str, Any] = {
                     },
                     "user": {"type": "string"},
                     "strength": {"type": "number", "description": "pixelpipe: image-to-image"},
+                    "stream": {
+                        "type": "boolean",
+                        "description": "Server-sent events: partial images, then the image (n=1)",
+                    },
+                    "partial_images": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": 3,
+                        "description": "Partial images to stream (0-3)",
+                    },
                 },
             }
         }

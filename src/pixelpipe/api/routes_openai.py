@@ -241,7 +241,7 @@ _UNSUPPORTED_ROUTE: dict[str, Any] = {
 @router.post(
     "/v1/images/edits",
     response_model=ImagesResponse,
-    responses=OPENAI_ERRORS,
+    responses={**_STREAMED, **OPENAI_ERRORS},
     openapi_extra={"requestBody": EDIT_BODY},
 )
 async def create_edit(request: Request) -> Response:
