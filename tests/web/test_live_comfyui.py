@@ -177,6 +177,10 @@ def test_comfyui_run_shows_percent_and_the_preview_forming(
 
     _running(phone, "#job-stage")
     expect(phone.locator("#job-status")).to_have_text("Generating")  # out of ComfyUI's line
+    # the first run is history now: the run comes with an estimate of the time left
+    expect(phone.locator("#job-stage .live-eta")).to_have_text(
+        re.compile(r"^about \d+ (s|min) left$|^almost done$")
+    )
     _percent_rises(phone, "#job-stage")
     _preview_forms(phone, "#job-stage")
     shot(phone, shots, "mobile-live-comfyui-running")

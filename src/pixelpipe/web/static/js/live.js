@@ -45,6 +45,13 @@ function retryText(ev) {
  * new LiveJob(root, {compact, actions(job) -> [nodes], onChange(job), onProgress(progress), onDone(job)})
  *   .start(jobOrId)
  */
+/** The time left as the page says it: "about 12 s left", "about 3 min left". */
+function etaText(seconds) {
+  if (seconds < 1) return "almost done";
+  if (seconds < 90) return `about ${Math.ceil(seconds)} s left`;
+  return `about ${Math.round(seconds / 60)} min left`;
+}
+
 export class LiveJob {
   constructor(root, opts = {}) {
     this.root = root;
@@ -224,6 +231,7 @@ export class LiveJob {
         h("span", { class: "live-title" }, TITLES[job.status] || job.status),
         h("span", { class: "live-elapsed", title: "Elapsed time" }, icon("clock"), h("span", { class: "elapsed-value" }, "0.0 s"))),
       steps, bar,
+      h("p", { class: "live-eta", title: "Estimated from this model's recent runs", hidden: true }),
       h("p", { class: "live-note", hidden: true }),
       h("div", { class: "live-foot" },
         h("span", { class: "help live-model" }, this.opts.modelText ? this.opts.modelText(job) : job.model),
@@ -283,6 +291,10 @@ export class LiveJob {
       bar.classList.add("indeterminate");
       bar.removeAttribute("aria-valuenow");
     }
+    const eta = panel.querySelector(".live-eta");
+    const left = this.progress.eta_s;
+    eta.hidden = left == null;
+    if (left != null) eta.textContent = etaText(left);
     const note = panel.querySelector(".live-note");
     const logs = this.progress.logs;
     let noteText = this.note ? this.note.text : "";
