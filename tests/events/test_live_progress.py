@@ -144,3 +144,16 @@ async def test_in_a_backends_line_the_rounds_ahead_count(svc: Services) -> None:
     svc.slots["preview"] = 2
     svc.service_times = type(svc.service_times)()
     assert (await get_job(svc, second.id)).provider_state["progress"]["eta_s"] == 6.0
+
+
+async def test_a_backends_own_estimate_is_kept(svc: Services) -> None:
+    # AUTOMATIC1111 reports its own seconds left (eta_relative): it knows its run best, even
+    # before anything finished here to measure
+    busy = await running(svc, "a heron", for_s=1.0)
+    own = {"percent": 5, "step": 1, "steps": 20, "eta_s": 7.5, "state": "running"}
+    await svc.store.update(busy.id, provider_state={"progress": own})
+    progress = (await get_job(svc, busy.id)).provider_state["progress"]
+    assert progress["eta_s"] == 7.5 and progress["fraction"] == 0.05
+    await svc.store.update(busy.id, provider_state={"progress": own | {"eta_s": -0.3}})
+    progress = (await get_job(svc, busy.id)).provider_state["progress"]
+    assert "eta_s" not in progress  # a negative one (A1111's last step) is not an estimate

@@ -104,8 +104,9 @@ async def with_progress(svc: Services, job: Job) -> Job:
 
 async def live_progress(svc: Services, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
     """``progress`` with ``fraction`` (0-1, where a percent is known) and ``eta_s`` (seconds,
-    where it can be estimated) for ``job`` as it is now."""
-    out = {k: v for k, v in progress.items() if k not in ("fraction", "eta_s")}
+    where it can be estimated) for ``job`` as it is now. A backend that reports its own
+    estimate (AUTOMATIC1111's ``eta_relative``) keeps it: it knows its run best."""
+    out = {k: v for k, v in progress.items() if k != "fraction"}
     percent = progress.get("percent")
     fraction = None
     if isinstance(percent, int | float) and not isinstance(percent, bool):
@@ -121,6 +122,10 @@ async def live_progress(svc: Services, job: Job, progress: dict[str, Any]) -> di
         elapsed_s=max(0.0, time.time() - started) if started else 0.0,
         fraction=fraction,
     )
+    own = progress.get("eta_s")
+    if isinstance(own, int | float) and not isinstance(own, bool) and own >= 0:
+        return out
+    out.pop("eta_s", None)
     eta = eta_s(await service_time_s(svc, job.provider, job.model, job.request.size), where)
     if eta is not None:
         out["eta_s"] = eta
