@@ -6,29 +6,14 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from pixelpipe.bootstrap import build_services
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.notify.public import job_payload
 from pixelpipe.services import Services
-from pixelpipe.settings import load_settings
 from pixelpipe.usecases.events import follow_job
 from pixelpipe.usecases.jobs import get_job
 from pixelpipe.usecases.submit import submit
 from tests.usecases.conftest import body
-
-
-@pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Services]:
-    services = await build_services(load_settings(data_dir=tmp_path, storage_url="memory://"))
-    try:
-        yield services
-    finally:
-        await services.aclose()
 
 
 async def finished(svc: Services, prompt: str, service_s: float, size: str = "64x64") -> None:

@@ -3,30 +3,14 @@ it ended (``usecases.events.follow_job``), nor shown on the finished job."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from pixelpipe.bootstrap import build_services
 from pixelpipe.jobs.model import JobStatus
 from pixelpipe.notify.public import job_payload
 from pixelpipe.services import Services
-from pixelpipe.settings import load_settings
 from pixelpipe.usecases.events import follow_job
 from pixelpipe.usecases.submit import submit
 from tests.usecases.conftest import body
 
 PREVIEW = "data:image/webp;base64,UklGRg=="
-
-
-@pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Services]:
-    services = await build_services(load_settings(data_dir=tmp_path, storage_url="memory://"))
-    try:
-        yield services
-    finally:
-        await services.aclose()
 
 
 async def _connected() -> bool:

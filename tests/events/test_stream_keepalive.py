@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from pixelpipe.api.openai_stream import StreamPlan, stream_response
 from pixelpipe.api.openai_stream_keepalive import KEEPALIVE, with_keepalive
-from pixelpipe.bootstrap import build_services
 from pixelpipe.services import Services
-from pixelpipe.settings import load_settings
 from pixelpipe.usecases.submit import submit
 from tests.usecases.conftest import body
 
@@ -74,15 +71,6 @@ async def test_a_source_that_fails_fails_the_stream() -> None:
     with pytest.raises(RuntimeError, match="boom"):
         await read()
     assert seen[0] == b"event 0" and KEEPALIVE in seen
-
-
-@pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Services]:
-    services = await build_services(load_settings(data_dir=tmp_path, storage_url="memory://"))
-    try:
-        yield services
-    finally:
-        await services.aclose()
 
 
 async def test_a_waiting_image_stream_sends_comments_until_its_error_event(svc: Services) -> None:

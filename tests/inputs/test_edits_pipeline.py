@@ -3,14 +3,11 @@ provider; the same edit twice is one provider call; what cannot be an input is r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from pixelpipe.bootstrap import build_services
 from pixelpipe.catalog import load_catalog
 from pixelpipe.errors import InputRejected, InvalidRequest, SafetyRejected
 from pixelpipe.inputs import InputLimits, store_input
@@ -19,20 +16,10 @@ from pixelpipe.jobs.model import JobStatus
 from pixelpipe.jobs.tables import jobs
 from pixelpipe.providers.base import ProviderRequest, ProviderUpdate
 from pixelpipe.services import Services
-from pixelpipe.settings import load_settings
 from pixelpipe.usecases.batch import submit_many_and_wait
 from pixelpipe.usecases.submit import submit
 from pixelpipe.usecases.worker_lifecycle import embedded_worker
 from tests.inputs.images import jpeg_with_gps, picture
-
-
-@pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Services]:
-    services = await build_services(load_settings(data_dir=tmp_path, storage_url="memory://"))
-    try:
-        yield services
-    finally:
-        await services.aclose()
 
 
 @pytest.fixture

@@ -6,31 +6,17 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from PIL import Image
 
 from pixelpipe.api.openai_stream import StreamPlan, stream_response
-from pixelpipe.bootstrap import build_services
 from pixelpipe.jobs.model import Job
 from pixelpipe.providers.previews import preview_url
 from pixelpipe.services import Services
-from pixelpipe.settings import load_settings
 from pixelpipe.usecases.submit import submit
 from tests.usecases.conftest import body
-
-
-@pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Services]:
-    services = await build_services(load_settings(data_dir=tmp_path, storage_url="memory://"))
-    try:
-        yield services
-    finally:
-        await services.aclose()
 
 
 def _webp() -> str:

@@ -4,27 +4,13 @@ is the text as given."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from pixelpipe.bootstrap import build_services
 from pixelpipe.errors import SafetyRejected
 from pixelpipe.intake import new_request, normalize_prompt
 from pixelpipe.services import Services
-from pixelpipe.settings import load_settings
 from pixelpipe.usecases.prepare import prepare
 from pixelpipe.usecases.submit import submit
-
-
-@pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Services]:
-    services = await build_services(load_settings(data_dir=tmp_path, storage_url="memory://"))
-    try:
-        yield services
-    finally:
-        await services.aclose()
 
 
 async def test_an_evasive_prompt_is_refused_before_a_job_exists(svc: Services) -> None:
