@@ -315,16 +315,7 @@ class ProviderHTTP:
         status is read whole and raised mapped unless ``allow``ed, like :meth:`send`; so is a
         failure while the answer is read (``ambiguous``: the provider may have started the run)."""
         request = self._build(method, url, json, None, None)
-        try:
-            resp = await self._client.send(request, stream=True)
-        except httpx.ConnectError:
-            raise ProviderUnavailable(
-                f"{self.ident.name} unreachable: ConnectError",
-                provider=self.ident.name,
-                billable=False,
-            ) from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise self._sent_error(exc) from None
+        resp = await self._transmit(request, retry_connect=False, stream=True)
         try:
             if resp.status_code >= 400:
                 await resp.aread()
@@ -370,10 +361,13 @@ class ProviderHTTP:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise error_from_exception(exc, self.ident) from None
 
-    async def _transmit(self, request: httpx.Request, *, retry_connect: bool) -> httpx.Response:
-        """Send once; idempotent reads get one immediate retry on a connection error."""
+    async def _transmit(
+        self, request: httpx.Request, *, retry_connect: bool, stream: bool = False
+    ) -> httpx.Response:
+        """Send once; idempotent reads get one immediate retry on a connection error. ``stream``:
+        return once the headers are in, the body left to read."""
         try:
-            return await self._client.send(request)
+            return await self._client.send(request, stream=stream)
         except httpx.ConnectError:
             if not retry_connect:
                 raise ProviderUnavailable(
@@ -382,12 +376,10 @@ class ProviderHTTP:
                     billable=False,
                 ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            error = error_from_exception(exc, self.ident)
-            if request.method in ("POST", "PUT") and isinstance(exc, _AFTER_SEND):
-                # the provider may have started the run (a PUT creates one on cog)
-                error.extra["ambiguous"] = True
-            raise error from None
-        return await self._transmit(request, retry_connect=False)
+            if request.method in ("POST", "PUT"):  # a PUT creates a run on cog
+                raise self._sent_error(exc) from None
+            raise error_from_exception(exc, self.ident) from None
+        return await self._transmit(request, retry_connect=False, stream=stream)
 
 
 _AFTER_SEND = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
