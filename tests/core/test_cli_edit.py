@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,14 +12,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.support.serve import CLI
+from tests.support.serve import run_cli
 
 
 def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PIXELPIPE_DATA_DIR": str(data), "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+    return run_cli(*args, PIXELPIPE_DATA_DIR=str(data))
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ Python ``Client``), with ``--api-key`` / ``PIXELPIPE_API_KEY`` when the server r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,21 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.serve import CLI, Server
-
-
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": "/usr/bin:/bin", **env}
-    if "PYTHONPATH" in os.environ:
-        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run([*CLI, *args], env=base, capture_output=True, text=True, timeout=120)
+from tests.support.serve import Server, run_cli
 
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
     """A server whose database holds one API key (so every /v1 call needs it)."""
     data = tmp_path_factory.mktemp("cli-server") / "data"
-    made = cli("keys", "create", "--name", "cli", "--json", PIXELPIPE_DATA_DIR=str(data))
+    made = run_cli("keys", "create", "--name", "cli", "--json", PIXELPIPE_DATA_DIR=str(data))
     assert made.returncode == 0, made.stderr
     with Server(data) as srv:
         deadline = time.monotonic() + 30
@@ -42,7 +33,7 @@ def test_generate_on_a_server_with_a_key(keyed: tuple[Server, str], tmp_path: Pa
     out = tmp_path / "fox.png"
     args = ["generate", "a red fox", "--seed", "5", "--size", "64x64", "--format", "png", "--steps"]
     args.append("3")
-    res = cli(*args, "--server", srv.url, "-o", str(out), PIXELPIPE_API_KEY=key)
+    res = run_cli(*args, "--server", srv.url, "-o", str(out), PIXELPIPE_API_KEY=key)
     assert res.returncode == 0, res.stderr
     assert out.read_bytes().startswith(b"\x89PNG")
     assert res.stdout.startswith("succeeded gen_") and "cost=$0.0000" in res.stdout
@@ -51,26 +42,26 @@ def test_generate_on_a_server_with_a_key(keyed: tuple[Server, str], tmp_path: Pa
     request = listed.json()["data"][0]["request"]
     assert (request["prompt"], request["steps"], request["width"]) == ("a red fox", 3, 64)
 
-    again = cli(*args, "--server", srv.url, "--api-key", key)
+    again = run_cli(*args, "--server", srv.url, "--api-key", key)
     assert again.returncode == 0, again.stderr
     assert "cached=yes" in again.stdout
     url = again.stdout.splitlines()[-1]
     assert url.startswith(srv.url + "/") or url.startswith("http"), again.stdout
     assert httpx.get(url if url.startswith("http") else srv.url + url).status_code == 200
 
-    as_json = cli(*args, "--server", srv.url, "--json", PIXELPIPE_API_KEY=key)
+    as_json = run_cli(*args, "--server", srv.url, "--json", PIXELPIPE_API_KEY=key)
     assert json.loads(as_json.stdout)["cached"] is True
 
 
 def test_generate_on_a_server_without_the_key_says_so(keyed: tuple[Server, str]) -> None:
     srv, _ = keyed
-    res = cli("generate", "a red fox", "--server", srv.url)
+    res = run_cli("generate", "a red fox", "--server", srv.url)
     assert res.returncode == 1
     assert "unauthorized" in res.stderr and "API key" in res.stderr
 
 
 def test_generate_on_a_server_that_is_not_there() -> None:
-    res = cli("generate", "a red fox", "--server", "http://127.0.0.1:9")
+    res = run_cli("generate", "a red fox", "--server", "http://127.0.0.1:9")
     assert res.returncode == 1
     assert "cannot reach the pixelpipe server at http://127.0.0.1:9" in res.stderr
     assert "Traceback" not in res.stderr

@@ -5,8 +5,6 @@ directory)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +12,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.support.serve import CLI, Server
+from tests.support.serve import Server, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def png(path: Path, colour: str, mode: str = "RGB") -> Path:
@@ -53,7 +44,9 @@ def test_edit_on_a_server_uploads_the_files_and_keeps_lineage_across_a_restart(
     photo = png(tmp_path / "photo.png", "teal")
     out = tmp_path / "out.png"
     with Server(data) as srv:
-        base = cli("generate", "a harbour", "--seed", "3", "--size", "64x64", "--server", srv.url)
+        base = run_cli(
+            "generate", "a harbour", "--seed", "3", "--size", "64x64", "--server", srv.url
+        )
         assert base.returncode == 0, base.stderr
         base_id = base.stdout.split()[1]
         args = [
@@ -65,12 +58,12 @@ def test_edit_on_a_server_uploads_the_files_and_keeps_lineage_across_a_restart(
             str(tmp_path / "mask.png"),
         ]
         args += ["--seed", "9", "--size", "64x64", "--server", srv.url]
-        res = cli(*args, "-o", str(out))
+        res = run_cli(*args, "-o", str(out))
         assert res.returncode == 0, res.stderr
         assert res.stdout.startswith("succeeded gen_") and "cached=no" in res.stdout
         assert Image.open(out).size == (64, 64)
         edit_id = res.stdout.split()[1]
-        again = cli(*args, "--json")
+        again = run_cli(*args, "--json")
         assert again.returncode == 0, again.stderr
         gen = json.loads(again.stdout)
         assert gen["id"] != edit_id and gen["cached"] is True  # the same edit: a cache hit
@@ -97,6 +90,6 @@ def test_edit_on_a_server_uploads_the_files_and_keeps_lineage_across_a_restart(
 
 def test_edit_on_an_unreachable_server_says_so(tmp_path: Path) -> None:
     photo = png(tmp_path / "photo.png", "red")
-    res = cli("edit", str(photo), "x", "--server", "http://127.0.0.1:9")
+    res = run_cli("edit", str(photo), "x", "--server", "http://127.0.0.1:9")
     assert res.returncode == 1
     assert "127.0.0.1:9" in res.stderr

@@ -5,8 +5,6 @@ also after a restart; a job that succeeded is a 409."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -14,16 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.serve import CLI, Server
+from tests.support.serve import Server, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def wait_done(srv: Server, gen_id: str, timeout_s: float = 30) -> dict[str, Any]:
@@ -55,7 +46,7 @@ def test_a_canceled_generation_retries_and_remembers_what_it_retried(tmp_path: P
         again = httpx.post(f"{srv.url}/v1/generations/{new['id']}/retry", timeout=10)
         assert again.status_code == 409 and "succeeded" in again.json()["detail"]
         # the CLI against the server: the canceled one again, now a cache hit (its image exists)
-        res2 = cli("retry", first["id"], "--server", srv.url, "--json")
+        res2 = run_cli("retry", first["id"], "--server", srv.url, "--json")
         assert res2.returncode == 0, res2.stderr
         cached = json.loads(res2.stdout)
         assert cached["retry_of"] == first["id"] and cached["cached"] is True

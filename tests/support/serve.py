@@ -16,6 +16,15 @@ import httpx
 CLI = [sys.executable, "-c", "from pixelpipe.cli import main; main()"]
 
 
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``pixelpipe ARGS...`` in a subprocess with a bare environment (``env`` added), output
+    captured as text."""
+    base = {"PATH": "/usr/bin:/bin", "COLUMNS": "200", **env}
+    if "PYTHONPATH" in os.environ:
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return subprocess.run([*CLI, *args], env=base, capture_output=True, text=True, timeout=120)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
