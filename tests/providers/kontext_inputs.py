@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 from typing import Any
@@ -33,3 +34,8 @@ def decoded(uri: str) -> bytes:
     head, _, data = uri.partition(",")
     assert head.endswith(";base64")
     return base64.b64decode(data)
+
+
+def match_input(req: ProviderRequest) -> ProviderRequest:
+    """``req`` with no aspect ratio asked: Kontext draws at the input image's shape."""
+    return dataclasses.replace(req, request=dataclasses.replace(req.request, aspect_ratio=None))

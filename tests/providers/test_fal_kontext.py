@@ -16,7 +16,7 @@ from pixelpipe.providers.fal.client import FalProvider, fal_input
 from pixelpipe.providers.fal.kontext import kontext_path
 
 from .conftest import Running, canon
-from .kontext_inputs import decoded, edit, input_image
+from .kontext_inputs import decoded, edit, input_image, match_input
 from .test_fal import finish, make
 
 MODEL_ID = "fal-ai/flux-pro/kontext"
@@ -59,9 +59,7 @@ def test_without_an_image_it_goes_to_text_to_image() -> None:
 async def test_an_edit_runs_on_the_fake_and_keeps_the_inputs_shape(
     provider: FalProvider, fal_fake: Running
 ) -> None:
-    req = edit("fal", input_image((400, 600)))
-    bare = req.request.__class__(**{**req.request.to_dict(), "aspect_ratio": None})
-    req = req.__class__(req.job_id, req.attempt, bare, req.model_id, images=req.images)
+    req = match_input(edit("fal", input_image((400, 600))))
     done = await finish(provider, await provider.submit(req), req)
     assert done.state is RunState.SUCCEEDED, done.error
     (out,) = done.outputs

@@ -23,7 +23,7 @@ from pixelpipe.providers.replicate.client import ReplicateProvider, _made_for, r
 from pixelpipe.providers.replicate.files import INLINE_MAX_BYTES
 
 from .conftest import CATALOG, REPLICATE_TOKEN, Running, canon
-from .kontext_inputs import decoded, edit, input_image
+from .kontext_inputs import decoded, edit, input_image, match_input
 from .test_replicate import finish, image_at
 
 MODEL_ID = "black-forest-labs/flux-kontext-pro"
@@ -78,9 +78,7 @@ def test_without_an_image_kontext_draws_from_the_prompt_at_its_ratio() -> None:
 async def test_an_edit_runs_on_the_fake_and_draws_the_inputs_shape(
     provider: ReplicateProvider, replicate_fake: Running
 ) -> None:
-    req = edit("replicate", input_image((600, 400)))
-    bare = req.request.__class__(**{**req.request.to_dict(), "aspect_ratio": None})
-    req = req.__class__(req.job_id, req.attempt, bare, req.model_id, images=req.images)
+    req = match_input(edit("replicate", input_image((600, 400))))
     done = await finish(provider, await provider.submit(req), req)
     assert done.state is RunState.SUCCEEDED, done.error
     (out,) = done.outputs
@@ -137,9 +135,7 @@ async def test_a_large_input_goes_by_the_files_api_once_and_the_model_reads_it(
     provider: ReplicateProvider, replicate_fake: Running
 ) -> None:
     image = noisy_image()
-    req = edit("replicate", image)
-    bare = dataclasses.replace(req.request, aspect_ratio=None)
-    req = dataclasses.replace(req, request=bare)
+    req = match_input(edit("replicate", image))
     done = await finish(provider, await provider.submit(req), req)
     assert done.state is RunState.SUCCEEDED, done.error
     (stored,) = replicate_fake.fake.file_store.files.values()
