@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import httpx
 
+from pixelpipe.boards.sql import SqlBoards
 from pixelpipe.catalog import Catalog
 from pixelpipe.catalog.operator_file import OperatorFile
 from pixelpipe.db import Database, open_database
@@ -195,4 +196,5 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
         queue=queue,
         completion_hooks=CompletionHooks(settings, db, notifier, delivery),  # webhooks, waiters
         slots=backend_slots(operator, providers),
+        boards=SqlBoards(db),
     )

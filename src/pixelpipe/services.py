@@ -9,6 +9,7 @@ from typing import Protocol
 
 import httpx
 
+from pixelpipe.boards import Boards, MemoryBoards
 from pixelpipe.catalog import Catalog
 from pixelpipe.db import Database
 from pixelpipe.delivery.delivery import Delivery
@@ -72,6 +73,7 @@ class Services:
     # all processes (worker/slots.py); hosted providers are not listed
     slots: dict[str, int] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    boards: Boards = field(default_factory=MemoryBoards)  # favourites and boards (gallery)
     service_times: ServiceTimes = field(default_factory=ServiceTimes)  # ETA medians (events/eta)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
