@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from pixelpipe.jobs.listing import JobFilter
 from pixelpipe.jobs.model import ImageRecord, Job, JobEvent, JobStatus
 from pixelpipe.jobs.slots import InLine, SlotRequest, SlotUse
 from pixelpipe.ledger.base import Reservation
@@ -92,9 +93,11 @@ class JobRows(Protocol):
         query: str | None = None,
         group: str | None = None,
         status: str | None = None,
+        where: JobFilter | None = None,
     ) -> list[Job]:
         """Newest first; ``before`` is the cursor (an id: ids sort by creation time); ``query``
-        matches the prompt, case-insensitively."""
+        matches the prompt, case-insensitively. ``where``: the gallery's further filters and sort
+        orders (:mod:`pixelpipe.jobs.listing`)."""
         ...
 
     async def find_by_provider_job(self, provider: str, provider_job_id: str) -> Job | None: ...

@@ -66,6 +66,7 @@ async def delete(svc: Services, job_id: str, *, caller: Caller = Caller()) -> No
         except PixelpipeError as exc:  # the index row is gone: a leftover object is harmless
             log.warning("deleting stored object %s failed: %s", key, type(exc).__name__)
     if not done.already:
+        await svc.boards.forget_jobs([job_id])  # it leaves every board and favourites list
         log.info("deleted %s (%d stored objects freed)", job_id, len(done.orphaned))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from pixelpipe.jobs.listing import JobFilter, keeps, sort_key
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.tables import copied
 from pixelpipe.jobs.model import Job
@@ -23,10 +24,11 @@ class MemoryJobQueries(MemoryStoreBase):
         query: str | None = None,
         group: str | None = None,
         status: str | None = None,
+        where: JobFilter | None = None,
     ) -> list[Job]:
         wanted = query.lower() if query else None
         found: list[Job] = []
-        for job_id in sorted(self._tables.jobs, reverse=True):
+        for job_id in self._ordered(where):
             if len(found) == limit:
                 break
             job = self._tables.jobs[job_id].job
@@ -36,9 +38,17 @@ class MemoryJobQueries(MemoryStoreBase):
                 and (not group or job.group_id == group)
                 and (not status or job.status == status)
                 and (wanted is None or wanted in job.request.prompt.lower())
+                and (where is None or keeps(where, job))
             ):
                 found.append(copied(job))
         return found
+
+    def _ordered(self, where: JobFilter | None) -> list[str]:
+        if where is None or where.sort == "newest":
+            return sorted(self._tables.jobs, reverse=True)
+        table = self._tables.jobs
+        keys = {job_id: sort_key(s.job, where.sort) for job_id, s in table.items()}
+        return sorted(keys, key=keys.__getitem__, reverse=where.sort == "cost_desc")
 
     async def find_by_provider_job(self, provider: str, provider_job_id: str) -> Job | None:
         matches = [

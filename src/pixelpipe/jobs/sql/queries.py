@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, func, select
 
+from pixelpipe.jobs.listing import JobFilter
 from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.rows import row_to_job
 from pixelpipe.jobs.sql.base import SqlStoreBase
+from pixelpipe.jobs.sql.listing import filtered
 from pixelpipe.jobs.sql.statements import JOB_BY_ID
 from pixelpipe.jobs.tables import jobs
 
@@ -28,8 +30,10 @@ class SqlJobQueries(SqlStoreBase):
         query: str | None = None,
         group: str | None = None,
         status: str | None = None,
+        where: JobFilter | None = None,
     ) -> list[Job]:
-        stmt = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        stmt = select(jobs).limit(limit)
+        stmt = stmt.order_by(jobs.c.id.desc()) if where is None else filtered(stmt, where)
         if before:
             stmt = stmt.where(jobs.c.id < before)
         if model:
