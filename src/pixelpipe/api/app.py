@@ -77,6 +77,8 @@ def _include_optional(app: FastAPI) -> None:
         "pixelpipe.web.routes",
         "pixelpipe.api.routes_usage",
         "pixelpipe.api.routes_openai",
+        "pixelpipe.api.routes_gallery",
+        "pixelpipe.api.routes_boards",
     ):
         try:
             mod = __import__(module, fromlist=["router"])
