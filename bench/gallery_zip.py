@@ -23,10 +23,11 @@ from _server import bench_server, rss_mb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.gallery.seed import finished_job, seed
+
 from pixelpipe.bootstrap import build_services
 from pixelpipe.settings import load_settings
 from pixelpipe.usecases import gallery_archive
-from tests.gallery.seed import finished_job, seed
 
 
 async def seeded(data_dir: Path, n: int, size: int) -> list[str]:
@@ -94,7 +95,9 @@ def main() -> None:
         f"{peak[0]:.0f} MB (+{peak[0] - before:.1f} MB)"
     )
     size, took, traced = asyncio.run(in_process(server.data_dir, ids))
-    print(f"in-proc {took:5.2f} s ({size / 1e6 / took:6.1f} MB/s)  tracemalloc peak {traced:.1f} MB")
+    print(
+        f"in-proc {took:5.2f} s ({size / 1e6 / took:6.1f} MB/s)  tracemalloc peak {traced:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

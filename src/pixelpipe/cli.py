@@ -18,6 +18,7 @@ import typer
 from pixelpipe.cli_batch import batch, compare, webhook_secret_cmd
 from pixelpipe.cli_costs import budgets_app, usage
 from pixelpipe.cli_edit import edit
+from pixelpipe.cli_gallery import boards_app, gallery_app
 from pixelpipe.cli_keys import keys_app
 from pixelpipe.cli_output import (
     ApiKey,
@@ -400,6 +401,8 @@ app.command("batch", cls=Command)(batch)
 app.command("compare", cls=Command)(compare)
 app.command("webhook-secret", cls=Command)(webhook_secret_cmd)
 app.add_typer(keys_app, name="keys")
+app.add_typer(gallery_app, name="gallery")
+app.add_typer(boards_app, name="boards")
 
 
 def main() -> None:

@@ -24,11 +24,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import httpx
 import orjson
 
+from pixelpipe.api.routes_boards import BoardList, BoardPublic
+from pixelpipe.api.routes_gallery import BulkDeletionPublic, Changed, FavouriteList, GalleryList
 from pixelpipe.api.routes_meta import EstimatePublic, ModelList, ModelPublic
 from pixelpipe.api.routes_uploads import UploadPublic
 from pixelpipe.api.routes_usage import UsagePublic
@@ -36,8 +38,11 @@ from pixelpipe.api.schemas import GenerationList, GenerationPublic
 from pixelpipe.errors import ERROR_CODES, PixelpipeError
 
 __all__ = [
+    "BoardPublic",
+    "BulkDeletionPublic",
     "Client",
     "EstimatePublic",
+    "GalleryList",
     "GenerationEvent",
     "GenerationList",
     "GenerationPublic",
@@ -234,6 +239,70 @@ class Client:
         resp = await self._request("POST", "/v1/uploads", files=files)
         return UploadPublic.model_validate_json(resp.content)
 
+    # ---- gallery: filters, favourites, boards, bulk download and delete (docs/gallery.md) ------
+    async def gallery(self, **filters: Any) -> GalleryList:
+        """One page of ``GET /v1/gallery``: filters ``model``, ``provider``, ``status``,
+        ``since``, ``until``, ``board``, ``favourite``, ``cost_min``, ``cost_max``, ``q``,
+        ``group``; ``sort`` (newest, oldest, cost_desc, cost_asc); ``cursor``, ``limit``."""
+        params = {k: _param(v) for k, v in filters.items() if v is not None}
+        resp = await self._request("GET", "/v1/gallery", params=params)
+        return GalleryList.model_validate_json(resp.content)
+
+    async def favourite(self, ids: builtins.list[str], on: bool = True) -> int:
+        """Mark (``on``) or unmark your favourites; how many changed."""
+        body = {"ids": ids, "favourite": on}
+        resp = await self._request("POST", "/v1/favourites", json=body)
+        return Changed.model_validate_json(resp.content).changed
+
+    async def favourites(self) -> builtins.list[str]:
+        """Your favourites' ids."""
+        resp = await self._request("GET", "/v1/favourites")
+        return FavouriteList.model_validate_json(resp.content).data
+
+    async def boards(self) -> builtins.list[BoardPublic]:
+        resp = await self._request("GET", "/v1/boards")
+        return BoardList.model_validate_json(resp.content).data
+
+    async def create_board(self, name: str) -> BoardPublic:
+        """A new board, or yours of that name when you have one."""
+        resp = await self._request("POST", "/v1/boards", json={"name": name})
+        return BoardPublic.model_validate_json(resp.content)
+
+    async def rename_board(self, board_id: str, name: str) -> BoardPublic:
+        resp = await self._request("PATCH", f"/v1/boards/{board_id}", json={"name": name})
+        return BoardPublic.model_validate_json(resp.content)
+
+    async def delete_board(self, board_id: str) -> None:
+        """Delete a board (its images stay)."""
+        await self._request("DELETE", f"/v1/boards/{board_id}")
+
+    async def add_to_board(self, board_id: str, ids: builtins.list[str]) -> int:
+        resp = await self._request("POST", f"/v1/boards/{board_id}/images", json={"ids": ids})
+        return Changed.model_validate_json(resp.content).changed
+
+    async def remove_from_board(self, board_id: str, ids: builtins.list[str]) -> int:
+        url = f"/v1/boards/{board_id}/images/remove"
+        resp = await self._request("POST", url, json={"ids": ids})
+        return Changed.model_validate_json(resp.content).changed
+
+    async def archive(self, ids: builtins.list[str], into: BinaryIO) -> int:
+        """Write the zip of these generations (images, ``metadata.json``, ``metadata.csv``)
+        into the open binary file ``into`` as it streams; the number of bytes written."""
+        written = 0
+        async with self._http.stream("POST", "/v1/images/archive", json={"ids": ids}) as resp:
+            if resp.status_code >= 400:
+                await resp.aread()
+                raise _from_response(resp)
+            async for piece in resp.aiter_bytes():
+                into.write(piece)
+                written += len(piece)
+        return written
+
+    async def delete_many(self, ids: builtins.list[str]) -> BulkDeletionPublic:
+        """Delete these generations (shared images stay while another uses them)."""
+        resp = await self._request("POST", "/v1/generations/delete", json={"ids": ids})
+        return BulkDeletionPublic.model_validate_json(resp.content)
+
     # ---- catalog and costs -----------------------------------------------------------------------
     async def models(self) -> builtins.list[ModelPublic]:
         resp = await self._request("GET", "/v1/models")
@@ -383,6 +452,10 @@ def _event(kind: str, data: str, event_id: str | None) -> GenerationEvent | None
     except orjson.JSONDecodeError:
         return None
     return GenerationEvent(kind, parsed if isinstance(parsed, dict) else {}, event_id)
+
+
+def _param(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, bool) else value
 
 
 def _from_response(resp: httpx.Response) -> PixelpipeError:
