@@ -1,32 +1,45 @@
-// Gallery: the /v1/generations feed, newest first, cursor pagination with infinite scroll,
-// filter by model / status / comparison group, search in prompts, live updates from /v1/events.
+// Gallery: the /v1/gallery feed (filters, sort, favourites, boards), cursor pagination with
+// infinite scroll, search in prompts, live updates from /v1/events. Curation (boards, favourites,
+// multi-select, bulk download and delete): gallery-curate.js.
 
 import {
   $, api, loadModels, h, icon, tag, fadeImg, fmtDuration, fmtRelative, costOf, debounce, onJobEvent,
   modelLabel, describeProblem, problemBox, TERMINAL, announce, toast, editHref,
 } from "./core.js";
 import { confirmDialog } from "./dialogs.js";
+import { C, initCuration, loadBoards, renderBoards, favButton, selectBox, setFavourite, forget } from "./gallery-curate.js";
 
 const PAGE = 24;
 const S = { models: [], cursor: null, loading: false, done: false, ids: new Set(), jobs: new Map(), gen: 0, filters: {}, open: null };
 
+const FILTERS = ["q", "model", "status", "group", "provider", "since", "until", "cost_min", "cost_max", "sort", "board", "favourite"];
+const MORE = { provider: "#provider-filter", since: "#since", until: "#until", cost_min: "#cost-min", cost_max: "#cost-max" };
+
 function readFilters() {
   const p = new URLSearchParams(location.search);
-  return { q: p.get("q") || "", model: p.get("model") || "", status: p.get("status") || "", group: p.get("group") || "" };
+  const f = Object.fromEntries(FILTERS.map((k) => [k, p.get(k) || ""]));
+  f.favourite = f.favourite === "true";
+  if (f.sort === "newest") f.sort = "";
+  return f;
+}
+
+/** Filters that narrow the list (not the view: board / favourites, nor the order). */
+function narrowing() {
+  return ["q", "model", "status", "group", ...Object.keys(MORE)].some((k) => S.filters[k]);
 }
 
 function writeFilters() {
   const p = new URLSearchParams();
-  for (const [k, v] of Object.entries(S.filters)) if (v) p.set(k, v);
+  for (const [k, v] of Object.entries(S.filters)) if (v) p.set(k, String(v));
   const qs = p.toString();
   history.replaceState(null, "", qs ? `/gallery?${qs}` : "/gallery");
 }
 
 function query(cursor) {
   const p = new URLSearchParams({ limit: String(PAGE) });
-  for (const [k, v] of Object.entries(S.filters)) if (v) p.set(k, v);
+  for (const [k, v] of Object.entries(S.filters)) if (v) p.set(k, String(v));
   if (cursor) p.set("cursor", cursor);
-  return `/v1/generations?${p}`;
+  return `/v1/gallery?${p}`;
 }
 
 export function card(job, models) {
@@ -54,9 +67,10 @@ export function card(job, models) {
     job.group ? tag("Comparison", "accent", "columns") : null,
     editBadge(job));
   const time = job.cached ? "instant" : job.timings && job.timings.duration_s != null ? fmtDuration(job.timings.duration_s) : "–";
-  return h("li", { class: "g-item", dataset: { id: job.id, status: job.status } },
+  const selected = C.selected.has(job.id);
+  return h("li", { class: `g-item${selected ? " selected" : ""}`, dataset: { id: job.id, status: job.status } },
     h("article", { class: "g-card" },
-      h("div", { class: "g-thumb" }, thumb, badges, zoom, edit),
+      h("div", { class: "g-thumb" }, thumb, badges, zoom, edit, selectBox(job), TERMINAL.has(job.status) ? favButton(job) : null),
       h("div", { class: "g-body" },
         h("a", { class: "g-link g-prompt", href: `/jobs/${job.id}`, title: r.prompt }, r.prompt),
         h("div", { class: "g-meta" },
@@ -129,7 +143,18 @@ async function loadPage(reset = false) {
 }
 
 function showEmpty() {
-  const filtered = Object.values(S.filters).some(Boolean);
+  const filtered = narrowing();
+  if (!filtered && (S.filters.board || S.filters.favourite)) {
+    const box = $("#gallery-empty");
+    box.hidden = false;
+    const fav = S.filters.favourite;
+    box.replaceChildren(
+      h("div", { class: "empty-art" }, icon(fav ? "star" : "folder")),
+      h("p", { class: "empty-title" }, fav ? "No favourites yet" : "This board is empty"),
+      h("p", { class: "empty-text" }, fav ? "Mark an image with its star and it shows up here." : "Select images in All images, then choose this board under “Add to board…”."),
+      h("a", { class: "btn btn-secondary", href: "/gallery", onclick: (e) => { e.preventDefault(); showView({ board: "", favourite: false }); } }, icon("grid"), "All images"));
+    return;
+  }
   const box = $("#gallery-empty");
   box.hidden = false;
   box.replaceChildren(
@@ -142,10 +167,12 @@ function showEmpty() {
 }
 
 function clearFilters() {
-  S.filters = { q: "", model: "", status: "", group: "" };
+  S.filters = { ...Object.fromEntries(FILTERS.map((k) => [k, ""])), board: S.filters.board, favourite: S.filters.favourite };
   $("#q").value = "";
   $("#model-filter").value = "";
   $("#status-filter").value = "";
+  $("#sort").value = "newest";
+  syncMore();
   syncGroupChip();
   writeFilters();
   loadPage(true);
@@ -162,6 +189,8 @@ function syncGroupChip() {
 
 function matches(job) {
   const f = S.filters;
+  // a new job goes on top only in the newest-first list it can belong to without asking
+  if ((f.sort && f.sort !== "newest") || f.board || f.favourite || Object.keys(MORE).some((k) => f[k])) return false;
   if (f.model && job.model !== f.model) return false;
   if (f.status && job.status !== f.status) return false;
   if (f.group && job.group !== f.group) return false;
@@ -177,10 +206,15 @@ async function onLiveJob(ev) {
   try { job = (await api(`/v1/generations/${encodeURIComponent(ev.id)}`)).data; } catch { return; }
   const el = $(`#gallery li[data-id="${CSS.escape(ev.id)}"]`);
   if (el) {
+    const had = S.jobs.get(job.id);
+    job.favourite = had ? had.favourite : false;
+    job.boards = had ? had.boards : [];
     el.replaceWith(card(job, S.models));
     return;
   }
   if (!matches(job)) return;
+  job.favourite = false;
+  job.boards = [];
   S.ids.add(job.id);
   const node = card(job, S.models);
   node.querySelector(".g-card").classList.add("is-new");
@@ -210,6 +244,9 @@ function showInLightbox(id) {
   $("#lb-count").textContent = `${at + 1} of ${ids.length}${S.done ? "" : "+"}`;
   $("#lb-details").href = `/jobs/${job.id}`;
   $("#lb-edit").href = editHref(job.id);
+  const fav = $("#lb-fav");
+  fav.setAttribute("aria-pressed", job.favourite ? "true" : "false");
+  fav.classList.toggle("on", !!job.favourite);
   $("#lb-prev").disabled = at <= 0;
   $("#lb-next").disabled = at >= ids.length - 1 && S.done;
 }
@@ -254,6 +291,7 @@ function removeCard(id) {
   if (li) li.remove();
   S.ids.delete(id);
   S.jobs.delete(id);
+  forget([id]);
   $("#gallery-status").textContent = `${S.ids.size} image${S.ids.size === 1 ? "" : "s"} shown`;
   if (S.ids.size === 0 && S.done) showEmpty();
 }
@@ -271,6 +309,11 @@ function initLightbox() {
   $("#lb-next").addEventListener("click", () => step(1));
   $("#lb-close").addEventListener("click", () => dlg.close());
   $("#lb-delete").addEventListener("click", deleteOpen);
+  $("#lb-fav").addEventListener("click", async () => {
+    const job = S.jobs.get(S.open);
+    if (!job) return;
+    if (await setFavourite(job, !job.favourite) && S.open === job.id) showInLightbox(job.id);
+  });
   dlg.addEventListener("keydown", (e) => {
     if (e.key === "ArrowLeft") { e.preventDefault(); step(-1); }
     else if (e.key === "ArrowRight") { e.preventDefault(); step(1); }
@@ -297,14 +340,61 @@ function initLightbox() {
   });
 }
 
+// ---- more filters (provider, dates, cost) and views (all, favourites, a board) --------------------
+
+function syncMore() {
+  for (const [k, sel] of Object.entries(MORE)) $(sel).value = S.filters[k] || "";
+  const n = Object.keys(MORE).filter((k) => S.filters[k]).length;
+  $("#more-count").hidden = !n;
+  $("#more-count").textContent = String(n);
+  $("#filter-error").hidden = true;
+}
+
+function readMore() {
+  for (const [k, sel] of Object.entries(MORE)) S.filters[k] = $(sel).value.trim();
+  const bad = ["cost_min", "cost_max"].find((k) => S.filters[k] && !/^\d*\.?\d+$/.test(S.filters[k]));
+  if (bad) {
+    const el = $("#filter-error");
+    el.replaceChildren(icon("alert"), "A cost is a number of dollars, like 0.04.");
+    el.hidden = false;
+    $(MORE[bad]).focus();
+    return false;
+  }
+  return true;
+}
+
+function showView({ board, favourite }) {
+  S.filters.board = board || "";
+  S.filters.favourite = !!favourite;
+  renderBoards();
+  writeFilters();
+  loadPage(true);
+}
+
+function removeCards(ids) {
+  for (const id of ids) removeCard(id);
+}
+
+function fillProviders() {
+  const names = [...new Set(S.models.flatMap((m) => m.providers || []))].sort();
+  if (S.filters.provider && !names.includes(S.filters.provider)) names.push(S.filters.provider);
+  $("#provider-filter").append(...names.map((n) => h("option", { value: n }, n)));
+}
+
 export async function init() {
   S.filters = readFilters();
   $("#q").value = S.filters.q;
   $("#status-filter").value = S.filters.status;
+  $("#sort").value = S.filters.sort || "newest";
   syncGroupChip();
+  initCuration({ filters: () => S.filters, showView, removeCards, job: (id) => S.jobs.get(id) });
+  const boards = loadBoards();
   try {
     S.models = await loadModels();
   } catch { S.models = []; }
+  fillProviders();
+  syncMore();
+  await boards;
   const sel = $("#model-filter");
   sel.append(...S.models.map((m) => h("option", { value: m.name }, m.label)));
   if (S.filters.model && !S.models.some((m) => m.name === S.filters.model)) {
@@ -315,7 +405,23 @@ export async function init() {
   const apply = () => { writeFilters(); loadPage(true); };
   const searchSoon = debounce(() => { S.filters.q = $("#q").value.trim(); apply(); }, 300);
   $("#q").addEventListener("input", searchSoon);
-  $("#gallery-filters").addEventListener("submit", (e) => { e.preventDefault(); searchSoon.cancel(); S.filters.q = $("#q").value.trim(); apply(); });
+  $("#gallery-filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    searchSoon.cancel();
+    S.filters.q = $("#q").value.trim();
+    if (!readMore()) return;
+    syncMore();
+    apply();
+  });
+  $("#sort").addEventListener("change", (e) => { S.filters.sort = e.target.value === "newest" ? "" : e.target.value; apply(); });
+  $("#more-toggle").addEventListener("click", () => {
+    const panel = $("#more-filters");
+    panel.hidden = !panel.hidden;
+    $("#more-toggle").setAttribute("aria-expanded", String(!panel.hidden));
+    if (!panel.hidden) $("#provider-filter").focus();
+  });
+  $("#provider-filter").addEventListener("change", () => { S.filters.provider = $("#provider-filter").value; syncMore(); apply(); });
+  $("#more-clear").addEventListener("click", clearFilters);
   sel.addEventListener("change", () => { S.filters.model = sel.value; apply(); });
   $("#status-filter").addEventListener("change", (e) => { S.filters.status = e.target.value; apply(); });
   $("#group-chip-clear").addEventListener("click", () => { S.filters.group = ""; syncGroupChip(); apply(); $("#q").focus(); });
