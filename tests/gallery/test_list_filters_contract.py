@@ -75,3 +75,13 @@ async def test_statuses_filter_with_the_rest(store: JobStore) -> None:  # noqa: 
         failed.id
     ]
     assert ids(await store.list_jobs(where=JobFilter(sort="oldest"))) == [ok.id, failed.id]
+
+
+async def test_a_set_of_ids_larger_than_a_statement_binds(store: JobStore) -> None:  # noqa: F811
+    j = await _five(store)
+    many = frozenset({j[1].id, j[3].id, *(f"gen_{i:026d}" for i in range(40_000))})
+    assert ids(await store.list_jobs(where=JobFilter(ids=many))) == [j[3].id, j[1].id]
+    assert ids(await store.list_jobs(where=JobFilter(ids=many, sort="cost_desc"))) == [
+        j[1].id,
+        j[3].id,
+    ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_
+import orjson
+from sqlalchemy import ColumnElement, Select, String, and_, cast, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from pixelpipe.jobs.listing import NO_COST, JobFilter
 from pixelpipe.jobs.tables import jobs
@@ -18,7 +20,25 @@ _ORDERS = {
 }
 
 
-def filtered(stmt: Select[Any], where: JobFilter) -> Select[Any]:
+_INLINE = 1000  # ids bound one by one up to this many; more go as one JSON document
+
+
+def _among(ids: frozenset[str], dialect: str) -> ColumnElement[bool]:
+    """``jobs.id`` in ``ids``: a board or the favourites may hold more ids than a statement may
+    bind parameters (SQLite 32,766, PostgreSQL 65,535), so a large set is one JSON array."""
+    if len(ids) <= _INLINE:
+        return jobs.c.id.in_(sorted(ids))
+    doc = orjson.dumps(sorted(ids)).decode()
+    if dialect == "sqlite":
+        each = func.json_each(literal(doc, String)).table_valued("value")
+    else:
+        each = func.jsonb_array_elements_text(cast(literal(doc, String), JSONB)).table_valued(
+            "value"
+        )
+    return jobs.c.id.in_(select(each.c.value))
+
+
+def filtered(stmt: Select[Any], where: JobFilter, dialect: str = "sqlite") -> Select[Any]:
     """``stmt`` with the filters of ``where``, its order, and its cursor."""
     c = jobs.c
     conditions = []
@@ -33,7 +53,7 @@ def filtered(stmt: Select[Any], where: JobFilter) -> Select[Any]:
     if where.cost_max is not None:
         conditions.append(c.cost_micros <= where.cost_max)
     if where.ids is not None:
-        conditions.append(c.id.in_(sorted(where.ids)))
+        conditions.append(_among(where.ids, dialect))
     if where.after is not None:
         conditions.append(_past(where))
     return stmt.where(*conditions).order_by(*_ORDERS[where.sort])

@@ -33,7 +33,11 @@ class SqlJobQueries(SqlStoreBase):
         where: JobFilter | None = None,
     ) -> list[Job]:
         stmt = select(jobs).limit(limit)
-        stmt = stmt.order_by(jobs.c.id.desc()) if where is None else filtered(stmt, where)
+        stmt = (
+            stmt.order_by(jobs.c.id.desc())
+            if where is None
+            else filtered(stmt, where, self.db.dialect)
+        )
         if before:
             stmt = stmt.where(jobs.c.id < before)
         if model:
