@@ -160,3 +160,30 @@ def test_the_phone_layout(
     delete = page.locator("#select-delete")
     expect(delete).to_have_accessible_name("Delete")
     shot(page, shots, "gallery-phone")
+
+
+def test_a_board_in_the_dark_theme(
+    server: Server, made: list[dict[str, Any]], new_page: Any, shots: Path
+) -> None:
+    board = httpx.post(f"{server.url}/v1/boards", json={"name": "Night"}, timeout=5).json()
+    ids = [j["id"] for j in made[:5]]
+    httpx.post(f"{server.url}/v1/boards/{board['id']}/images", json={"ids": ids}, timeout=5)
+    httpx.post(f"{server.url}/v1/favourites", json={"ids": ids[:2]}, timeout=5)
+    page = new_page(width=1360, height=900, dark=True)
+    page.goto(f"{server.url}/gallery?board={board['id']}&sort=oldest")
+    expect(page.locator("#gallery .g-card")).to_have_count(5)
+    expect(page.locator("#board-title-text")).to_have_text("Night")
+    expect(page.locator("#sort")).to_have_value("oldest")
+    expect(page.locator("#boards-list a[aria-current='page'] .board-name")).to_have_text("Night")
+    expect(page.locator("#gallery .g-fav.on")).to_have_count(2)
+    shot(page, shots, "gallery-board-dark")
+
+    page.click("#board-rename")
+    page.fill("#board-name-input", "Night walks")
+    page.click("#board-name-save")
+    expect(page.locator("#board-title-text")).to_have_text("Night walks")
+    page.click("#board-delete")
+    page.click("#confirm-yes")
+    expect(page.locator("#board-head")).to_be_hidden()
+    expect(page.locator("#boards-list a[data-board]")).not_to_contain_text(["Night walks"])
+    assert httpx.get(f"{server.url}/v1/generations/{ids[0]}", timeout=5).status_code == 200
