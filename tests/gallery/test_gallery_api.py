@@ -113,6 +113,10 @@ async def test_bad_filters_say_what_to_send(tmp_path: Path) -> None:
             for path in ("/v1/images/archive", "/v1/generations/delete", "/v1/favourites"):
                 r = await c.post(path, json=body)
                 assert r.status_code == 422 and says in r.json()["detail"], (path, r.text)
+        nobody = "gen_0000000000000000000000zzzz"
+        r = await c.put(f"/v1/favourites/{nobody}")
+        assert r.status_code == 404 and nobody in r.json()["detail"]
+        assert (await c.delete(f"/v1/favourites/{nobody}")).status_code == 204
         r = await c.post("/v1/boards", json={"name": "   "})
         assert r.status_code == 422 and "needs a name" in r.json()["detail"]
 

@@ -114,20 +114,34 @@ async def favourites(svc: ServicesDep, caller: CallerDep) -> FavouriteList:
     return FavouriteList(data=sorted(await svc.boards.favourites(owner), reverse=True))
 
 
-@router.post("/v1/favourites", response_model=Changed, responses={422: _problem("Bad ids")})
+@router.post(
+    "/v1/favourites",
+    response_model=Changed,
+    responses={404: _problem("No generation with one of these ids"), 422: _problem("Bad ids")},
+)
 async def change_favourites(body: FavouriteChange, svc: ServicesDep, caller: CallerDep) -> Changed:
     """Mark (``favourite: true``) or unmark generations as your favourites. Idempotent."""
     return Changed(changed=await mark(svc, body.ids, body.favourite, caller=caller))
 
 
-@router.put("/v1/favourites/{job_id}", status_code=204, response_class=Response)
+@router.put(
+    "/v1/favourites/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses={404: _problem("No generation with this id"), 422: _problem("Not a generation id")},
+)
 async def add_favourite(job_id: str, svc: ServicesDep, caller: CallerDep) -> Response:
     """Mark one generation a favourite (again: no change)."""
     await mark(svc, [job_id], True, caller=caller)
     return Response(status_code=204)
 
 
-@router.delete("/v1/favourites/{job_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/v1/favourites/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses={422: _problem("Not a generation id")},
+)
 async def remove_favourite(job_id: str, svc: ServicesDep, caller: CallerDep) -> Response:
     """Unmark one favourite (not one: no change)."""
     await mark(svc, [job_id], False, caller=caller)

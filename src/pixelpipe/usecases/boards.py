@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pixelpipe.boards import Board, board_name, owner_of
-from pixelpipe.errors import NotFound
-from pixelpipe.jobs.listing import JobFilter
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
-from pixelpipe.usecases.gallery import selection
+from pixelpipe.usecases.gallery import existing, selection
 
 
 async def create_board(
@@ -37,16 +35,6 @@ async def list_boards(svc: Services, *, caller: Caller = Caller()) -> list[Board
 
 async def get_board(svc: Services, board_id: str, *, caller: Caller = Caller()) -> Board:
     return await svc.boards.get(owner_of(caller.key_id), board_id)
-
-
-async def existing(svc: Services, ids: Sequence[str]) -> list[str]:
-    """The selected ids, checked: NotFound names those that are no generation."""
-    wanted = selection(ids)
-    found = await svc.store.list_jobs(limit=len(wanted), where=JobFilter(ids=frozenset(wanted)))
-    missing = set(wanted) - {j.id for j in found}
-    if missing:
-        raise NotFound(f"no generation with id {', '.join(sorted(missing)[:5])}")
-    return wanted
 
 
 async def add_to_board(

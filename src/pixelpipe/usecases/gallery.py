@@ -212,6 +212,16 @@ def selection(ids: Sequence[str]) -> list[str]:
     return unique
 
 
+async def existing(svc: Services, ids: Sequence[str]) -> list[str]:
+    """The selected ids, checked: NotFound names those that are no generation."""
+    wanted = selection(ids)
+    found = await svc.store.list_jobs(limit=len(wanted), where=JobFilter(ids=frozenset(wanted)))
+    missing = set(wanted) - {j.id for j in found}
+    if missing:
+        raise NotFound(f"no generation with id {', '.join(sorted(missing)[:5])}")
+    return wanted
+
+
 @dataclass(frozen=True, slots=True)
 class BulkDeletion:
     deleted: list[str]  # gone now (also those an earlier call deleted)
@@ -245,5 +255,7 @@ async def delete_many(
 async def mark_favourites(
     svc: Services, ids: Collection[str], on: bool, *, caller: Caller = Caller()
 ) -> int:
-    """Mark or unmark the caller's favourites; how many changed."""
-    return await svc.boards.set_favourite(owner_of(caller.key_id), selection(list(ids)), on)
+    """Mark (only generations that exist: NotFound names the others) or unmark the caller's
+    favourites; how many changed."""
+    chosen = await existing(svc, list(ids)) if on else selection(list(ids))
+    return await svc.boards.set_favourite(owner_of(caller.key_id), chosen, on)
