@@ -116,6 +116,8 @@ async def test_in_progress_logs_reach_progress(provider: FalProvider, fal_fake: 
     await asyncio.sleep(1.5)
     mid = await provider.poll(upd.provider_job_id, req)
     assert mid.state is RunState.RUNNING and mid.progress["logs"][0].startswith("Generating")
+    # how far it is, from the last telling log line (the fake app's tqdm bar, 4 steps)
+    assert 0 <= mid.progress["percent"] < 100 and mid.progress["steps"] == 4, mid.progress
 
 
 async def test_cancel_then_poll_is_canceled(provider: FalProvider, fal_fake: Running) -> None:

@@ -163,6 +163,9 @@ async def test_progress_percent_is_parsed_from_logs(
     await asyncio.sleep(1.5)
     mid = await provider.poll(upd.provider_job_id, req)
     assert mid.state is RunState.RUNNING and 0 <= mid.progress["percent"] < 100
+    # the tqdm bar's "k/n" too: the sampler's step of its steps (its num_inference_steps)
+    steps = req.request.steps or 28  # flux-dev's default, as the fake prints it
+    assert mid.progress["steps"] == steps and 0 <= mid.progress["step"] < steps, mid.progress
 
 
 async def test_cancel_ends_as_canceled(

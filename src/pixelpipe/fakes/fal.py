@@ -315,5 +315,14 @@ def _logs(req: FalRequest, now: float) -> list[dict[str, str]]:
     started = req.created + req.latency * 0.25
     done = min(1.0, (now - started) / max(1e-6, req.finished - started))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-    message = f"Generating: {int(done * 100)}%"
-    return [{"message": message, "level": "INFO", "source": "USER", "timestamp": stamp}]
+    steps = 4  # the sampler's steps, printed as a diffusers app's tqdm bar
+    step = max(0, min(steps, int(done * steps)))
+    bar = f"{100 * step // steps:3d}%|{'#' * step:<{steps}}| {step}/{steps} [00:00<00:00]"
+    return [
+        {"message": f"Generating: {int(done * 100)}%", **_log_fields(stamp)},
+        {"message": bar, **_log_fields(stamp)},
+    ]
+
+
+def _log_fields(stamp: str) -> dict[str, str]:
+    return {"level": "INFO", "source": "USER", "timestamp": stamp}

@@ -8,8 +8,12 @@ only while it is small (:data:`PREVIEW_MAX_BYTES`); a larger one is left out.
 from __future__ import annotations
 
 import base64
+import io
+
+from PIL import Image
 
 PREVIEW_MAX_BYTES = 24 * 1024
+PREVIEW_SIDE = 256  # a preview made from a full image is shrunk to this many px a side
 
 
 def image_type(data: bytes) -> str | None:
@@ -30,3 +34,16 @@ def preview_url(image: bytes, content_type: str | None = None) -> str | None:
         return None
     kind = content_type or image_type(image) or "application/octet-stream"
     return f"data:{kind};base64,{base64.b64encode(image).decode()}"
+
+
+def thumbnail_url(image: bytes) -> str | None:
+    """``image`` (a full picture: a partial from OpenAI, an intermediate output of cog) shrunk to
+    at most :data:`PREVIEW_SIDE` px a side, as a WebP ``data:`` URL; None when too large.
+    Raises OSError / ValueError when ``image`` is not a picture Pillow reads."""
+    with Image.open(io.BytesIO(image)) as im:
+        im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        picture = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    buf = io.BytesIO()
+    picture.save(buf, "WEBP", quality=70, method=0)
+    data = buf.getvalue()
+    return preview_url(data, "image/webp") if len(data) <= PREVIEW_MAX_BYTES else None

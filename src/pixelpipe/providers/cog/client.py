@@ -4,10 +4,13 @@ Protocol facts are in ``tests/servers/cog.py`` (observed on coglet 0.23.1). How 
 
 - **With a webhook route** (``ProviderRequest.webhook_url``): ``PUT /predictions/{id}`` with
   ``Prefer: respond-async``; cog answers 202 at once and POSTs the ``start``, ``logs`` (the
-  predictor's output so far: a tqdm bar in it is the run's progress) and ``completed`` events
-  to the webhook URL. The id is the attempt's run tag (``<job>.<attempt>.<hmac>``,
-  :func:`.predictions.prediction_id`): the same attempt always PUTs the same id, and a PUT of an
-  id that is still running answers that run's snapshot and starts nothing (adopted).
+  predictor's output so far: a tqdm bar in it is the run's progress), ``output`` (what an
+  iterator predictor yielded so far: its latest frame is the run's live preview, a thumbnail at
+  most every :data:`PREVIEW_EVERY_S`) and ``completed`` events to the webhook URL. One image is
+  asked for, so the image is the *last* output (the frames before it were previews). The id
+  is the attempt's run tag (``<job>.<attempt>.<hmac>``, :func:`.predictions.prediction_id`):
+  the same attempt always PUTs the same id, and a PUT of an id that is still running answers
+  that run's snapshot and starts nothing (adopted).
 - **Without one** (``PIXELPIPE_PUBLIC_URL`` empty, or the backend's ``webhooks = false``):
   ``POST /predictions`` with the same id, held until the run ends (the backend's
   timeout, default 10 minutes); the answer is terminal. A client that gives up cancels the run.
@@ -42,6 +45,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -80,8 +84,10 @@ BUSY_REASK_S = (
 )  # a 409 in the instant a run's slot frees: the pauses before asking again
 SCHEMA_TTL_S = 60.0  # how long the predictor's /openapi.json is trusted before it is read again
 GONE_GRACE_S = 60.0  # how long a finished run's completion webhook is waited for before "lost"
-# "logs" (cog sends at most one per 500 ms): a diffusers predictor's tqdm bar is the run's progress
-WEBHOOK_EVENTS = ("start", "logs", "completed")
+# "logs" (cog sends at most one per 500 ms): a diffusers predictor's tqdm bar is the run's
+# progress; "output" (never throttled by cog): each frame an iterator predictor yields, its preview
+WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
+PREVIEW_EVERY_S = 0.5  # at most two previews a second per run; a frame sooner is left out
 HEALTH_STATES = frozenset({"STARTING", "READY", "BUSY", "SETUP_FAILED", "DEFUNCT", "UNHEALTHY"})
 _COG_HEALTH = {  # the others (SETUP_FAILED, DEFUNCT, UNHEALTHY, anything new): DOWN
     "READY": HealthState.READY,
@@ -124,6 +130,7 @@ class CogProvider:
         self._gone_since: dict[str, float] = {}  # prediction id -> when a probe first missed it
         self._names = image_inputs or ImageInputs()  # the predictor's inputs for an edit
         self._schema: tuple[float, Any] | None = None  # (when read, /openapi.json or None)
+        self._preview_at: dict[str, float] = {}  # prediction id -> when its last preview went
         # who is talking in error messages: the backend and where the catalog defines it
         ident = identity or Backend(name=name, kind="cog", url=url).identity()
         self._http = ProviderHTTP(
@@ -189,9 +196,27 @@ class CogProvider:
         if not isinstance(pid, str) or parse_run(pid, self.name, self._secret) is None:
             raise Unauthorized(f"{self.name} webhook names no prediction of ours")
         try:
-            return prediction_update(self.name, pred)
+            update = prediction_update(self.name, pred)
         except PixelpipeError:
             raise Unauthorized(f"{self.name} webhook body is not a prediction") from None
+        return self._rate_limited(update)
+
+    def _rate_limited(self, update: ProviderUpdate) -> ProviderUpdate:
+        """``update`` without its preview when the run's last one went out under
+        :data:`PREVIEW_EVERY_S` ago (cog sends every frame at once); a run that ended is
+        forgotten."""
+        pid = update.provider_job_id
+        if update.state.terminal:
+            self._preview_at.pop(pid, None)
+            return update
+        if "preview" not in update.progress:
+            return update
+        now = self._clock()
+        if now - self._preview_at.get(pid, -PREVIEW_EVERY_S) < PREVIEW_EVERY_S:
+            progress = {k: v for k, v in update.progress.items() if k != "preview"}
+            return replace(update, progress=progress)
+        self._preview_at[pid] = now
+        return update
 
     async def health(self) -> str:
         """``/health-check``'s status: STARTING, READY, BUSY, SETUP_FAILED, DEFUNCT, UNHEALTHY

@@ -13,7 +13,6 @@ argument 'guidance_scale'", observed on coglet 0.23.1).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,7 +25,9 @@ from pixelpipe.errors import (
 )
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.base import ProviderUpdate, RunState
-from pixelpipe.providers.outputs import normalize_outputs
+from pixelpipe.providers.log_progress import log_progress
+from pixelpipe.providers.outputs import decode_data_uri, normalize_outputs
+from pixelpipe.providers.previews import thumbnail_url
 from pixelpipe.providers.run_tag import RUN_PARAM, RunRef, run_webhook_url
 
 GPU_TIME_SERVER = "server"  # metrics.predict_time, measured by cog around the predictor's run
@@ -39,7 +40,6 @@ _STATES = {
     "failed": RunState.FAILED,
     "canceled": RunState.CANCELED,
 }
-_PERCENT = re.compile(r"(\d{1,3})%\|")
 
 
 def prediction_id(provider: str, run: RunRef, secret: bytes) -> str:
@@ -82,13 +82,16 @@ def prediction_update(
     state = _STATES.get(str(pred.get("status")), RunState.RUNNING)
     if not state.terminal:
         logs = pred.get("logs")
-        # cog sends no delivery id; its logs only grow: each new logs event is a new delivery
-        seen = f"{pid}:{state}:{len(logs) if isinstance(logs, str) else 0}"
-        return ProviderUpdate(
-            pid, state, progress=_progress(logs), poll_after_s=2.0, delivery_id=seen
-        )
+        shown = _outputs_so_far(pred.get("output"))
+        # cog sends no delivery id; its logs and outputs only grow: each new logs or output
+        # event is a new delivery
+        seen = f"{pid}:{state}:{len(logs) if isinstance(logs, str) else 0}:{len(shown)}"
+        progress = _progress(logs) | _preview(shown)
+        return ProviderUpdate(pid, state, progress=progress, poll_after_s=2.0, delivery_id=seen)
     seconds, source = gpu_time(pred, wall_s)
-    outputs = normalize_outputs(pred.get("output")) if state is RunState.SUCCEEDED else ()
+    # one image is asked for: a predictor that yields its picture forming (an Iterator[Path])
+    # ends its output with the image, the frames before it were its previews
+    outputs = normalize_outputs(pred.get("output"))[-1:] if state is RunState.SUCCEEDED else ()
     error = _failure(provider, pred) if state is RunState.FAILED else None
     if state is RunState.SUCCEEDED and not outputs:
         error = ProviderFailed(f"{provider}: prediction {pid} succeeded without an output")
@@ -126,10 +129,31 @@ def _failure(provider: str, pred: Mapping[str, Any]) -> PixelpipeError:
 
 
 def _progress(logs: Any) -> dict[str, Any]:
-    if not isinstance(logs, str):
+    """``percent`` and ``step``/``steps`` from the tqdm bar a diffusers predictor prints."""
+    return log_progress(logs) if isinstance(logs, str) else {}
+
+
+def _outputs_so_far(output: Any) -> list[Any]:
+    """A running prediction's ``output``: what an iterator predictor yielded so far (the
+    ``output`` webhooks carry it), in order."""
+    if output is None:
+        return []
+    return list(output) if isinstance(output, list | tuple) else [output]
+
+
+def _preview(shown: list[Any]) -> dict[str, Any]:
+    """The latest frame yielded so far as the run's live ``preview`` (a thumbnail ``data:`` URL,
+    never stored as the image, never billed); ``{}`` when there is none or it is not inline (an
+    uploaded file's URL is not fetched for a preview)."""
+    last = shown[-1] if shown else None
+    if not isinstance(last, str) or not last.startswith("data:"):
         return {}
-    found = _PERCENT.findall(logs)  # tqdm bars, as diffusers pipelines print them
-    return {"percent": min(100, int(found[-1]))} if found else {}
+    try:
+        data, _ = decode_data_uri(last)
+        preview = thumbnail_url(data)
+    except (PixelpipeError, OSError, ValueError):
+        return {}
+    return {"preview": preview} if preview is not None else {}
 
 
 def gone(provider: str, pid: str) -> ProviderJobLost:

@@ -38,6 +38,7 @@ from pixelpipe.providers.http import (
     body_message,
     is_content_policy,
 )
+from pixelpipe.providers.log_progress import log_progress
 from pixelpipe.providers.outputs import normalize_outputs
 from pixelpipe.providers.signing import (
     FalDelivery,
@@ -223,7 +224,10 @@ def _progress(status: Mapping[str, Any]) -> dict[str, Any]:
         progress["queue_position"] = status["queue_position"]
     logs = status.get("logs")
     if isinstance(logs, list) and logs:
-        progress["logs"] = [str(e.get("message", "")) for e in logs[-5:] if isinstance(e, dict)]
+        messages = [str(e.get("message", "")) for e in logs if isinstance(e, dict)]
+        progress["logs"] = messages[-5:]
+        # the app's own prints (a tqdm bar, "step 8/20", "40%"): how far it is
+        progress |= log_progress("\n".join(messages))
     return progress
 
 

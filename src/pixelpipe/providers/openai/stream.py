@@ -15,14 +15,12 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import io
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from PIL import Image
 
 from pixelpipe.errors import ProviderContentRejected, ProviderError, ProviderUnavailable
 from pixelpipe.providers.base import ProviderRequest, ProviderUpdate
@@ -33,10 +31,9 @@ from pixelpipe.providers.openai.client import (
     is_dalle,
     openai_body,
 )
-from pixelpipe.providers.previews import PREVIEW_MAX_BYTES, preview_url
+from pixelpipe.providers.previews import thumbnail_url
 
 MAX_PARTIAL_IMAGES = 3
-PREVIEW_SIDE = 256
 
 
 class StreamingOpenAIProvider(OpenAIProvider):
@@ -141,17 +138,6 @@ def partial_progress(data: dict[str, Any], partials: int) -> dict[str, Any] | No
     index = data.get("partial_image_index")
     done = (int(index) + 1 if isinstance(index, int) else 1) / (partials + 1)
     return {"percent": round(100 * done, 1), "preview": preview}
-
-
-def thumbnail_url(image: bytes) -> str | None:
-    """``image`` shrunk to at most :data:`PREVIEW_SIDE` px a side, as a WebP ``data:`` URL."""
-    with Image.open(io.BytesIO(image)) as im:
-        im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-        picture = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-    buf = io.BytesIO()
-    picture.save(buf, "WEBP", quality=70, method=0)
-    data = buf.getvalue()
-    return preview_url(data, "image/webp") if len(data) <= PREVIEW_MAX_BYTES else None
 
 
 def completed_answer(data: dict[str, Any]) -> dict[str, Any]:

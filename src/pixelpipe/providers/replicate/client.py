@@ -35,6 +35,7 @@ from pixelpipe.intake import CanonicalRequest
 from pixelpipe.providers.base import InputImage, ProviderRequest, ProviderUpdate, RunState
 from pixelpipe.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, ProviderIdentity
 from pixelpipe.providers.http import is_content_policy as _is_policy
+from pixelpipe.providers.log_progress import log_progress
 from pixelpipe.providers.outputs import normalize_outputs
 from pixelpipe.providers.replicate.files import InputFiles, image_ref
 from pixelpipe.providers.replicate.kontext import is_kontext, kontext_input
@@ -59,7 +60,6 @@ PRO_RATIOS = frozenset(FLUX_SIZES) - {"21:9", "9:21"}
 FIND_SKEW_S = 10.0  # clock difference allowed between us and Replicate when looking a run up
 FIND_MAX_PAGES = 5  # 500 predictions: a lost run is looked up within a minute of its create
 _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
-_PERCENT = re.compile(r"(\d{1,3})%\|")
 _STATES = {
     "starting": RunState.PENDING,
     "processing": RunState.RUNNING,
@@ -219,10 +219,8 @@ def _failure(pred: Mapping[str, Any]) -> PixelpipeError:
 
 
 def _progress(logs: Any) -> dict[str, Any]:
-    if not isinstance(logs, str):
-        return {}
-    found = _PERCENT.findall(logs)
-    return {"percent": min(100, int(found[-1]))} if found else {}
+    """``percent`` (and ``step``/``steps``) from the model's ``logs``: its tqdm bar."""
+    return log_progress(logs) if isinstance(logs, str) else {}
 
 
 def _usage(pred: Mapping[str, Any]) -> dict[str, Any]:
