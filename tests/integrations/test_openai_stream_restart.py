@@ -96,7 +96,7 @@ def test_streams_across_a_restart(tmp_path: Path) -> None:
             try:
                 for event in raw.parse():
                     dropped["events"].append(event.type)
-            except (openai.APIError, httpx.HTTPError) as exc:
+            except (openai.APIError, httpx.HTTPError) as exc:  # the transport's, as it is
                 dropped["error"] = type(exc).__name__
 
         reader = threading.Thread(target=openai_reader)

@@ -171,6 +171,8 @@ function column(entry) {
     compact: true,
     modelText: (j) => modelLabel(S.models, j.model),
     onChange: (job) => { state.job = job; updateFigures(state); },
+    // the column forms: its percent and ETA beside the preview the live view shows
+    onProgress: (progress) => { state.progress = progress; updateFigures(state); },
     onDone: () => summarize(),
   });
   live.start(entry.job);
@@ -185,16 +187,31 @@ function updateFigures(state) {
   if (job.status === "succeeded") status.replaceChildren(job.cached ? tag("Cached", "success", "zap") : tag("Done", "success", "check"));
   else if (job.status === "failed") status.replaceChildren(tag("Failed", "danger", "alert"));
   else if (job.status === "canceled") status.replaceChildren(tag("Canceled", "", "ban"));
-  else status.replaceChildren(tag("Running", "info"));
+  else status.replaceChildren(tag(runningText(state), "info"));
   const cost = costOf(job);
   const done = TERMINAL.has(job.status);
-  const time = job.cached ? "instant" : done ? fmtDuration(job.timings.duration_s) : "running…";
+  const time = job.cached ? "instant" : done ? fmtDuration(job.timings.duration_s) : leftText(state);
   state.figures.replaceChildren(
     h("div", { class: "figure", dataset: { figure: "time" }, title: "Measured time from request to stored image" },
       h("span", { class: "figure-label" }, "Time"), h("span", { class: "figure-value cmp-time" }, time)),
     h("div", { class: "figure", dataset: { figure: "cost" }, title: cost.title },
       h("span", { class: "figure-label" }, done ? "Cost" : "Est. cost"), h("span", { class: "figure-value cmp-cost" }, cost.text)));
   renderRates(state);
+}
+
+/** "Running · 40%" while the column forms; "In line · #2" while it waits for its backend. */
+function runningText(state) {
+  const p = (!TERMINAL.has(state.job.status) && (state.progress || state.job.progress)) || {};
+  if (p.state === "queued" && p.queue_position != null) return `In line · #${p.queue_position}`;
+  if (p.percent != null && ["waiting", "submitting"].includes(state.job.status)) return `Running · ${Math.round(p.percent)}%`;
+  return "Running";
+}
+
+/** The time figure of a running column: its ETA where known. */
+function leftText(state) {
+  const p = state.progress || state.job.progress || {};
+  if (p.eta_s == null) return "running…";
+  return p.eta_s < 1 ? "almost done" : `≈ ${Math.ceil(p.eta_s)} s left`;
 }
 
 // ---- $/image per provider: self-hosted GPU time beside hosted prices -----------------------------

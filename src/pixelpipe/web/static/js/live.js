@@ -310,7 +310,9 @@ export class LiveJob {
     const canvas = this.root.querySelector(".live-canvas");
     if (!canvas) return;
     let img = canvas.querySelector(".live-preview");
-    if (typeof src !== "string" || !src.startsWith("data:image/")) {
+    const shown = typeof src === "string" && src.startsWith("data:image/");
+    canvas.classList.toggle("has-preview", shown); // compact views move the panel off the picture
+    if (!shown) {
       if (img) img.remove();
       return;
     }
