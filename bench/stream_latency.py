@@ -13,7 +13,12 @@ image evenly over its latency; a partial through pixelpipe is OpenAI's, thumbnai
 final image is the one pixelpipe stored. Prints p50/p95 of both times for both paths and the
 difference.
 
-Run: ``.venv/bin/python bench/stream_latency.py [--streams 64] [--rounds 2] [--latency 24]``.
+``--fake light`` uses ``bench/stream_light_fake.py`` instead: the same events from an OpenAI fake
+that draws its pictures once at start (PNG; each final image made unique by a byte splice), so
+the fake's own CPU is next to nothing and a short latency (e.g. 6 s) keeps C streams open.
+
+Run: ``.venv/bin/python bench/stream_latency.py [--streams 64] [--rounds 2] [--latency 24]
+[--fake light]``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +36,7 @@ from pathlib import Path
 
 import httpx
 from _server import bench_server
-from tests.support.serve import start_fake_providers, stop_pid
+from tests.support.serve import free_port, start_fake_providers, stop_pid
 
 from pixelpipe.fakes.server import fake_env
 
@@ -61,7 +67,7 @@ async def one_stream(
 
 
 async def round_of(
-    url: str, headers: dict[str, str], tag: str, n: int, partials: int, stagger_s: float
+    url: str, headers: dict[str, str], tag: str, n: int, partials: int, stagger_s: float, fmt: str
 ) -> Times:
     limits = httpx.Limits(max_connections=n + 8, max_keepalive_connections=n + 8)
     async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as client:
@@ -71,7 +77,7 @@ async def round_of(
                 "prompt": f"bench {tag} {i} {time.time_ns()}",
                 "size": "1024x1024",
                 "quality": "low",
-                "output_format": "webp",
+                "output_format": fmt,
                 "stream": True,
                 "partial_images": partials,
             }
@@ -113,6 +119,38 @@ def report(name: str, direct: list[float], through: list[float]) -> None:
     )
 
 
+def start_fake(
+    kind: str, latency_s: float, log: Path
+) -> tuple[subprocess.Popen[bytes], str, dict[str, str], str]:
+    """(process, the fake OpenAI's base URL (``…/v1`` is under it), pixelpipe's env, format)."""
+    if kind == "full":
+        proc, base = start_fake_providers(log)
+        httpx.post(f"{base}/openai/_control", json={"latency_s": latency_s}, timeout=10)
+        return proc, f"{base}/openai", fake_env(base), "webp"
+    port = free_port()
+    script = Path(__file__).with_name("stream_light_fake.py")
+    args = [sys.executable, str(script), "--port", str(port), "--latency", str(latency_s)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(base + "/", timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                stop_pid(proc)
+                raise RuntimeError(f"light fake down: {log.read_text()[-2000:]}") from None
+            time.sleep(0.2)
+    env = {
+        "PIXELPIPE_OPENAI_BASE_URL": f"{base}/v1",
+        "OPENAI_API_KEY": "sk-fake",
+        "PIXELPIPE_TEST_MODE": "true",
+    }
+    return proc, base, env, "png"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -121,14 +159,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--latency", type=float, default=24.0, help="the fake's seconds per image")
     p.add_argument("--partials", type=int, default=2)
+    p.add_argument("--fake", choices=("full", "light"), default="full")
     o = p.parse_args()
     log = Path(tempfile.mkdtemp(prefix="pixelpipe-bench-fakes-")) / "fakes.log"
-    fake_proc, fake = start_fake_providers(log)
-    print(f"load before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    fake_proc, fake, env, fmt = start_fake(o.fake, o.latency, log)
+    print(f"load before: {os.getloadavg()}  cpus: {os.cpu_count()}  fake: {o.fake}")
     try:
-        httpx.post(f"{fake}/openai/_control", json={"latency_s": o.latency}, timeout=10)
-        env = {
-            **fake_env(fake),
+        env |= {
             "PIXELPIPE_OPENAI_PARTIAL_IMAGES": str(o.partials),
             "PIXELPIPE_WORKER_CONCURRENCY": str(2 * o.streams),
         }
@@ -137,13 +174,12 @@ def main() -> None:
             key = {"authorization": "Bearer sk-fake"}
             for r in range(o.rounds):
                 for tag, url, headers, into in (
-                    ("direct", f"{fake}/openai/v1/images/generations", key, direct),
+                    ("direct", f"{fake}/v1/images/generations", key, direct),
                     ("pixelpipe", f"{srv.url}/v1/images/generations", {}, through),
                 ):
+                    stagger = o.latency / o.streams
                     got = asyncio.run(
-                        round_of(
-                            url, headers, f"{tag}{r}", o.streams, o.partials, o.latency / o.streams
-                        )
+                        round_of(url, headers, f"{tag}{r}", o.streams, o.partials, stagger, fmt)
                     )
                     into.first_partial += got.first_partial
                     into.final += got.final
@@ -152,7 +188,9 @@ def main() -> None:
                     print(f"round {r} {tag}: {len(got.final)} done, {got.failed} failed, {load=}")
     finally:
         stop_pid(fake_proc)
-    print(f"{o.streams} concurrent streams x {o.rounds} rounds, fake latency {o.latency} s")
+    print(
+        f"{o.streams} concurrent streams x {o.rounds} rounds, {o.fake} fake, latency {o.latency} s"
+    )
     report("first partial", direct.first_partial, through.first_partial)
     report("final image", direct.final, through.final)
     print(
