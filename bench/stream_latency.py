@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 from _server import bench_server
-from tests.support.serve import free_port, start_fake_providers, stop_pid
+from tests.support.serve import Server, free_port, start_fake_providers, stop_pid
 
 from pixelpipe.fakes.server import fake_env
 
@@ -46,6 +46,14 @@ class Times:
     first_partial: list[float]
     final: list[float]
     failed: int = 0
+    cpu_s: float = 0.0
+
+
+def cpu_s(srv: Server) -> float:
+    """CPU seconds (user + system) the server's process has used so far."""
+    assert srv.proc is not None
+    fields = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def one_stream(
@@ -178,9 +186,12 @@ def main() -> None:
                     ("pixelpipe", f"{srv.url}/v1/images/generations", {}, through),
                 ):
                     stagger = o.latency / o.streams
+                    cpu_before = cpu_s(srv)
                     got = asyncio.run(
                         round_of(url, headers, f"{tag}{r}", o.streams, o.partials, stagger, fmt)
                     )
+                    if tag == "pixelpipe":  # what pixelpipe's process spent per stream
+                        into.cpu_s += cpu_s(srv) - cpu_before
                     into.first_partial += got.first_partial
                     into.final += got.final
                     into.failed += got.failed
@@ -193,6 +204,8 @@ def main() -> None:
     )
     report("first partial", direct.first_partial, through.first_partial)
     report("final image", direct.final, through.final)
+    per_stream = 1000 * through.cpu_s / max(1, len(through.final))
+    print(f"pixelpipe CPU per stream: {per_stream:.0f} ms (its process, user + system)")
     print(
         f"failed: direct {direct.failed}, pixelpipe {through.failed}; load after: {os.getloadavg()}"
     )
