@@ -19,6 +19,9 @@ from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.ledger.sql import SqlLedger
 from pixelpipe.ledger.sql.gpu_runs import recent_gpu_runs
 from pixelpipe.migrations.runner import upgrade_async
+from pixelpipe.moderation.settings import ModerationSettings
+from pixelpipe.moderation.sql import SqlModerationLog
+from pixelpipe.moderation.stage import Moderation, open_moderator
 from pixelpipe.notify.hooks import CompletionHooks
 from pixelpipe.pricing import PriceTable, load_price_table
 from pixelpipe.pricing.gpu_time import HISTORY, gpu_pricing
@@ -161,6 +164,8 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
     order = _provider_order(settings, operator)  # likewise: a typo fails cleanly
     queue = _queue(settings)  # likewise a wrong queue URL (nothing is connected yet)
     storage_scheme(settings.effective_storage_url)  # and a storage URL no backend serves
+    moderation = settings.section(ModerationSettings)  # and a bad moderation setting
+    moderator = open_moderator(moderation)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         await upgrade_async(settings.effective_database_url)
@@ -197,4 +202,5 @@ async def build_services(settings: Settings, *, migrate: bool = True) -> Service
         completion_hooks=CompletionHooks(settings, db, notifier, delivery),  # webhooks, waiters
         slots=backend_slots(operator, providers),
         boards=SqlBoards(db),
+        moderation=Moderation(moderation, moderator, SqlModerationLog(db)),
     )

@@ -29,7 +29,8 @@ HTTP answers) are translated into this tree where they enter; the worker decides
     │   └── ProviderFailed              502  provider_failed       model run failed
     ├── OutputError                     502  output_invalid        (base of fetched-output failures)
     │   ├── OutputFetchError            502  output_fetch_failed   expired URL, too big, too slow
-    │   ├── OutputBlocked               502  output_blocked        SSRF guard refused the URL
+    │   ├── OutputBlocked               502  output_url_refused    SSRF guard refused the URL
+    │   ├── OutputModerated             422  output_blocked        moderation blocked the image
     │   └── ImageInvalid                502  image_invalid         not an image / bomb / truncated
     ├── StorageError                    503  storage_unavailable   retryable
     ├── DatabaseUnavailable             503  database_unavailable  retryable (locked, unreachable)
@@ -218,8 +219,17 @@ class OutputFetchError(OutputError):
 
 
 class OutputBlocked(OutputError):
-    code = "output_blocked"
+    code = "output_url_refused"  # "output_blocked" is the moderation outcome (OutputModerated)
     title = "Provider output URL refused by the fetch guard"
+
+
+class OutputModerated(OutputError):
+    """Output moderation (ours, or the provider's NSFW filter) blocked the image: it is never
+    delivered or reused; the attempt stays in the ledger at its price (paid and blocked)."""
+
+    code = "output_blocked"
+    status = 422
+    title = "Image blocked by output moderation"
 
 
 class ImageInvalid(OutputError):
@@ -259,6 +269,34 @@ class JobTimedOut(PixelpipeError):
     code = "timed_out"
     status = 504
     title = "Generation timed out"
+
+
+class ModerationError(PixelpipeError):
+    """The moderation provider could not give a verdict (translated at its boundary)."""
+
+    code = "moderation_error"
+    status = 502
+    title = "Moderation provider error"
+
+
+class ModerationUnavailable(ModerationError):
+    code = "moderation_unavailable"
+    status = 503
+    title = "Moderation provider unavailable"
+    retryable = True
+
+
+class ModerationRateLimited(ModerationError):
+    code = "moderation_rate_limited"
+    status = 429
+    title = "Moderation provider rate limit"
+    retryable = True
+
+
+class ModerationAuthError(ModerationError):
+    code = "moderation_auth"
+    status = 500
+    title = "Moderation provider credentials missing or rejected"
 
 
 ERROR_CODES: dict[str, type[PixelpipeError]] = {}

@@ -20,6 +20,7 @@ from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.ledger.base import Ledger
 from pixelpipe.metrics import Metrics
+from pixelpipe.moderation.stage import Moderation
 from pixelpipe.pricing import PriceTable
 from pixelpipe.providers.base import Provider
 from pixelpipe.providers.gate import ProviderGate
@@ -74,6 +75,7 @@ class Services:
     slots: dict[str, int] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     boards: Boards = field(default_factory=MemoryBoards)  # favourites and boards (gallery)
+    moderation: Moderation = field(default_factory=Moderation)  # none unless configured
     service_times: ServiceTimes = field(default_factory=ServiceTimes)  # ETA medians (events/eta)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
@@ -81,6 +83,7 @@ class Services:
         for provider in self.providers.values():
             await provider.aclose()
         await self.queue.aclose()
+        await self.moderation.aclose()
         await self.http.aclose()
         await self.storage.aclose()
         await self.gate.aclose()

@@ -115,7 +115,7 @@ async def test_ssrf_outputs_are_refused_and_nothing_is_fetched(
                 assert job["error"]["code"] == "provider_failed", (what, job["error"])
                 assert "neither an http(s) URL" in job["error"]["detail"], (what, job["error"])
             else:
-                assert job["error"]["code"] == "output_blocked", (what, job["error"])
+                assert job["error"]["code"] == "output_url_refused", (what, job["error"])
                 assert "refused to fetch" in job["error"]["detail"], (what, job["error"])
         entries = await srv.svc.ledger.entries()
         assert trap.connections == 0, "the guard connected to a forbidden address"
@@ -123,7 +123,7 @@ async def test_ssrf_outputs_are_refused_and_nothing_is_fetched(
     # a run whose output was fetched-and-refused is billed once; one whose answer could not even
     # be parsed (file://, gopher://) fails as provider_failed, and its attempt stays in the ledger
     # as unconfirmed at the estimate (the provider ran it; see reliability.md)
-    blocked = sum(code == "output_blocked" for _, code in results.values())
+    blocked = sum(code == "output_url_refused" for _, code in results.values())
     per_job = [e.charge.job_id for e in entries]
     assert len(per_job) == len(set(per_job)) == len(attacks)
     states = sorted(e.charge.state for e in entries)
@@ -150,7 +150,7 @@ async def test_redirects_to_private_addresses_are_refused(
                 srv, prompt=f"redirect {i}", model="flux-schnell", provider="replicate"
             )
             assert job["status"] == "failed", (what, job)
-            assert job["error"]["code"] == "output_blocked", (what, job["error"])
+            assert job["error"]["code"] == "output_url_refused", (what, job["error"])
             assert fakes.replicate.core.stats.calls["redirect"] == before + 1  # first hop followed
         assert stored_files(srv) == []
 

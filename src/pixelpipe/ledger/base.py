@@ -15,6 +15,9 @@ ChargeKind = Literal["attempt", "cache_hit"]
 # pending: sent (or about to be), outcome unknown yet; billed: the provider said what it costs;
 # unconfirmed: the outcome will never be known (it may have been billed, at the estimate)
 ChargeState = Literal["pending", "billed", "unconfirmed"]
+# blocked: the attempt was paid for and output moderation blocked its image (migration 0011):
+# still spent at its price, never $0, never left out of a report
+Outcome = Literal["blocked"]
 OPEN_RUN = ""  # the provider_job_id of a pending attempt whose run id is not known yet
 Period = Literal["day", "month"]
 
@@ -65,6 +68,7 @@ class Charge:
     api_key_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     state: ChargeState = "billed"
+    outcome: Outcome | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +198,12 @@ class Ledger(Protocol):
         """The attempt ended without a charge being recorded: ``charged=False`` (the provider
         refused it; nothing ran) removes its pending row, ``None`` (nobody will ever know) marks
         it ``unconfirmed``. Rows already billed or unconfirmed are left as they are."""
+        ...
+
+    async def mark_blocked(self, job_id: str, attempt: int) -> bool:
+        """The attempt's image was blocked by moderation: its charge (billed or unconfirmed) is
+        marked ``outcome="blocked"`` — price and state unchanged. Idempotent; True when a row
+        was marked now, False when there is none or it was marked before."""
         ...
 
     async def settle(self, job_id: str) -> None:

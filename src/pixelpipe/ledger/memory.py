@@ -120,6 +120,18 @@ class MemoryLedger:
         elif charged is None:
             self._unconfirm(key, found)
 
+    async def mark_blocked(self, job_id: str, attempt: int) -> bool:
+        for key, entry in self._entries.items():
+            c = entry.charge
+            if (c.job_id, c.attempt, c.kind) != (job_id, attempt, "attempt"):
+                continue
+            if c.state == "pending" or c.outcome is not None:
+                continue
+            blocked = dataclasses.replace(c, outcome="blocked")
+            self._entries[key] = dataclasses.replace(entry, charge=blocked)
+            return True
+        return False
+
     async def settle(self, job_id: str) -> None:
         self._end_job(job_id)
 

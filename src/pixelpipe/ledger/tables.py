@@ -50,6 +50,7 @@ ledger_entries = Table(
     Column("created_at", Float, nullable=False),
     # pending | billed | unconfirmed (migration 0008)
     Column("state", String(12), nullable=False, server_default="billed"),
+    Column("outcome", String(12)),  # NULL | blocked (migration 0011)
     UniqueConstraint(
         "job_id", "attempt", "provider_job_id", "kind", name="uq_ledger_entries_attempt"
     ),

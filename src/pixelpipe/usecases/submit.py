@@ -20,7 +20,7 @@ from pixelpipe.queue.base import Handoff
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
 from pixelpipe.usecases.inputs import resolve_inputs
-from pixelpipe.usecases.prepare import prepare
+from pixelpipe.usecases.prepare import prepare_checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ async def submit(
 ) -> Submission:
     """``retry_of``: the failed or canceled job this submission retries (usecases/retry.py)."""
     inputs = await resolve_inputs(svc, body)
-    req = prepare(svc, body, inputs.digests)
+    req = await prepare_checked(svc, body, inputs.digests, caller.key_id)
     for _ in range(3):  # a cache hit whose image is deleted meanwhile goes round again
         done = await _submit_once(svc, req, body, caller, idempotency_key, retry_of)
         if done is not None:

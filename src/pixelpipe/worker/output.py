@@ -22,6 +22,7 @@ from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
 from pixelpipe.providers.base import Output, ProviderUpdate
 from pixelpipe.worker.billing import actual_cost, record_attempt, timed
 from pixelpipe.worker.context import StepContext
+from pixelpipe.worker.moderation import Marks, marked_key, moderate_output
 
 # outputs this small (a 256x256 WebP is ~10 KB) are verified and thumbnailed on the event loop:
 # ~0.2 ms of Pillow work, less than a worker-thread round trip costs
@@ -75,7 +76,8 @@ async def fetch_and_store(ctx: StepContext, job: Job, update: ProviderUpdate | N
         image, thumb = _prepare_image(raw, job.request.format)
     else:
         image, thumb = await asyncio.to_thread(_prepare_image, raw, job.request.format)
-    await _store(ctx, job, image, thumb)
+    image, thumb, marks = await moderate_output(ctx, job, image, thumb)  # may block it
+    await _store(ctx, job, image, thumb, marks)
 
 
 async def _already_stored(ctx: StepContext, job: Job) -> tuple[Any, Any] | None:
@@ -96,11 +98,15 @@ async def _already_stored(ctx: StepContext, job: Job) -> tuple[Any, Any] | None:
         return None
 
 
-async def _store(ctx: StepContext, job: Job, image: Any, thumb: Any) -> None:
+async def _store(
+    ctx: StepContext, job: Job, image: Any, thumb: Any, marks: Marks | None = None
+) -> None:
+    """``marks``: moderation marked the image (blurred, flagged, unchecked): it is stored under
+    its own key, kept with the job, and not indexed for reuse by the content-hash cache."""
     svc = ctx.svc
-    key = storage_key(job.content_key, job.model, job.request.format)
+    key = marked_key(storage_key(job.content_key, job.model, job.request.format), marks)
     # a small WebP is its own thumbnail (fetch.transcode.thumbnail): one object, one put
-    tkey = key if thumb is image else thumbnail_key(job.content_key, job.model)
+    tkey = key if thumb is image else marked_key(thumbnail_key(job.content_key, job.model), marks)
     puts = [svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format])]
     if tkey != key:
         puts.append(svc.storage.put(tkey, thumb.data, content_type="image/webp"))
@@ -115,18 +121,22 @@ async def _store(ctx: StepContext, job: Job, image: Any, thumb: Any) -> None:
         return
     svc.metrics.stored_bytes.inc(len(image.data))
     now = time.time()
-    indexed = svc.store.save_image(
-        ImageRecord(
-            job.content_key,
-            key,
-            CONTENT_TYPES[job.request.format],
-            image.width,
-            image.height,
-            len(image.data),
-            job.model,
-            job.id,
-            now,
-            tkey,
+    indexed = (
+        _same(job)
+        if marks
+        else svc.store.save_image(
+            ImageRecord(
+                job.content_key,
+                key,
+                CONTENT_TYPES[job.request.format],
+                image.width,
+                image.height,
+                len(image.data),
+                job.model,
+                job.id,
+                now,
+                tkey,
+            )
         )
     )
     cost, status = actual_cost(ctx, job)
@@ -149,7 +159,7 @@ async def _store(ctx: StepContext, job: Job, image: Any, thumb: Any) -> None:
             cost_status=status,
             error_code=None,
             error_detail=None,
-            provider_state=_without_inline_data(job.provider_state),
+            provider_state=_without_inline_data(job.provider_state, marks),
         ),
         svc.ledger.settle(job.id),
     )
@@ -167,10 +177,11 @@ async def _same(job: Job) -> Job:
     return job
 
 
-def _without_inline_data(state: dict[str, Any]) -> dict[str, Any]:
-    """Once stored, inline outputs (base64) are dead weight in the row: keep only their shape."""
+def _without_inline_data(state: dict[str, Any], marks: Marks | None = None) -> dict[str, Any]:
+    """Once stored, inline outputs (base64) are dead weight in the row: keep only their shape
+    (and the moderation marks, when there are any)."""
     outputs = [{k: v for k, v in o.items() if k != "data_b64"} for o in state.get("outputs") or []]
-    return {**state, "outputs": outputs}
+    return {**state, "outputs": outputs, **({"moderation": marks} if marks else {})}
 
 
 def _serialisable(outputs: list[Output]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from pixelpipe.providers.base import ProviderUpdate, RunState
 from pixelpipe.worker.billing import record_end
 from pixelpipe.worker.context import StepContext
 from pixelpipe.worker.failures import poll_later
+from pixelpipe.worker.moderation import block, provider_blocked
 from pixelpipe.worker.output import accept_success, fetch_and_store
 from pixelpipe.worker.policy import polls_again
 from pixelpipe.worker.provider_run import provider_request
@@ -43,6 +44,8 @@ async def apply(ctx: StepContext, job: Job, update: ProviderUpdate) -> None:
             await fetch_and_store(ctx, moved, update)
     elif update.state is RunState.FAILED:
         await record_end(ctx, job, update)
+        if (hits := provider_blocked(update)) is not None:  # the provider's NSFW filter
+            await block(ctx, job, None, hits, "provider")  # raises output_blocked
         raise update.error or ProviderJobLost("the provider reported a failure")
     elif update.state is RunState.CANCELED:
         await record_end(ctx, job, update)

@@ -63,6 +63,13 @@ _CONFIRM_NEVER = update(ledger_entries).where(_OPEN_ROW, _E.state == bindparam("
 _UNCONFIRM_JOB = update(ledger_entries).where(
     _E.job_id == bindparam("w_job"), _E.state == bindparam("w_pending")
 )
+_MARK_BLOCKED = update(ledger_entries).where(
+    _E.job_id == bindparam("w_job"),
+    _E.attempt == bindparam("w_attempt"),
+    _E.kind == bindparam("w_kind"),
+    _E.state != bindparam("w_pending"),
+    _E.outcome.is_(None),
+)
 _INSERT_IGNORE = {
     "sqlite": sqlite.insert(ledger_entries).on_conflict_do_nothing().returning(_E.id),
     "postgresql": postgresql.insert(ledger_entries).on_conflict_do_nothing().returning(_E.id),
@@ -123,6 +130,19 @@ class SqlLedger:
         elif charged is None:
             params = where | {"state": "unconfirmed"}
             await self.db.write(lambda conn: execute(conn, _CONFIRM_NEVER, ledger_entries, params))
+
+    async def mark_blocked(self, job_id: str, attempt: int) -> bool:
+        params = {
+            "w_job": job_id,
+            "w_attempt": attempt,
+            "w_kind": "attempt",
+            "w_pending": "pending",
+            "outcome": "blocked",
+        }
+        marked = await self.db.write(
+            lambda conn: execute(conn, _MARK_BLOCKED, ledger_entries, params)
+        )
+        return marked > 0
 
     async def settle(self, job_id: str) -> None:
         await self._end_job(job_id)
@@ -195,6 +215,7 @@ def _entry_values(charge: Charge, now: float) -> dict[str, Any]:
         "day": utc_day(now),
         "created_at": now,
         "state": charge.state,
+        "outcome": charge.outcome,
     }
 
 
@@ -207,7 +228,11 @@ def _record_attempt(conn: Connection, values: dict[str, Any]) -> bool:
     completion = {
         k: values[k] for k in ("provider_job_id", "amount_micros", "price_version", "basis")
     }
-    completion |= {"detail": values["detail"], "state": values["state"]}
+    completion |= {
+        "detail": values["detail"],
+        "state": values["state"],
+        "outcome": values["outcome"],
+    }
     completion |= _open_row(values["job_id"], values["attempt"]) | {"w_billed": "billed"}
     if values["state"] == "billed" and execute(conn, _COMPLETE_OPEN, ledger_entries, completion):
         return True

@@ -130,5 +130,6 @@ def entry_of(row: Row[Any]) -> LedgerEntry:
         api_key_id=m["api_key_id"],
         detail=dict(m["detail"] or {}),
         state=m["state"],
+        outcome=m["outcome"],
     )
     return LedgerEntry(charge, float(m["created_at"]), m["day"])

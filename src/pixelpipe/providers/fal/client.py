@@ -19,6 +19,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pixelpipe.errors import (
+    OutputModerated,
     PixelpipeError,
     ProviderContentRejected,
     ProviderFailed,
@@ -168,8 +169,11 @@ def result_update(request_id: str, result: Mapping[str, Any], **kw: Any) -> Prov
     outputs = normalize_outputs(images if isinstance(images, list) else None)
     usage = _usage(result)
     if outputs and _all_nsfw(result.get("has_nsfw_concepts"), len(outputs)):
-        error: PixelpipeError = ProviderContentRejected(
-            "fal: every image was flagged as NSFW", provider="fal"
+        error: PixelpipeError = OutputModerated(  # fal ran (and bills) it: paid and blocked
+            "fal: every image was flagged as NSFW (has_nsfw_concepts) and blacked out",
+            provider="fal",
+            categories=["sexual"],
+            source="provider",
         )
         return ProviderUpdate(request_id, RunState.FAILED, error=error, usage=usage, **kw)
     if not outputs:
