@@ -18,6 +18,7 @@ from pixelpipe.errors import JobTimedOut
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.services import Services
 from pixelpipe.worker import Worker
+from pixelpipe.worker.moderation import sweep_quarantine
 
 log = logging.getLogger("pixelpipe.dispatcher")
 IDLE_MAX_S = 1.0
@@ -203,6 +204,8 @@ async def sweep_once(svc: Services) -> tuple[int, int]:
         await svc.store.update(job.id, next_run_at=now)
         await svc.store.add_event(job.id, "sweeper", {"reason": "webhook overdue; polling"})
         await svc.queue.enqueue(job.id)  # a worker in another process polls it now
+    if svc.moderation.moderator is not None:  # blocked images past their retention
+        await sweep_quarantine(svc, now)
     return len(late), len(silent)
 
 

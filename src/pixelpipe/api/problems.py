@@ -59,6 +59,8 @@ _SHAPES: dict[str, tuple[int, str, str]] = {
     "canceled": (409, "invalid_request_error", "canceled"),
     "unsupported_endpoint": (400, "invalid_request_error", "unsupported_endpoint"),
     "input_invalid": (400, "invalid_request_error", "invalid_image"),  # an edit's input image
+    # output moderation blocked the image: OpenAI's own code for it (streamed or not)
+    "output_blocked": (400, "image_generation_user_error", "moderation_blocked"),
 }
 
 

@@ -7,6 +7,7 @@ mounted at ``BASE/<name>``; today (``BASE`` = ``http://HOST:PORT``)::
     BASE/fal         fal queue          PIXELPIPE_FAL_QUEUE_URL=BASE/fal
                                         PIXELPIPE_FAL_JWKS_URL=BASE/fal/.well-known/jwks.json
     BASE/openai/v1   OpenAI Images      PIXELPIPE_OPENAI_BASE_URL=BASE/openai/v1
+    BASE/openai_moderation/v1  OpenAI moderation  PIXELPIPE_MODERATION_URL=BASE/openai_moderation/v1
 
 plus ``REPLICATE_API_TOKEN``, ``FAL_KEY`` and ``OPENAI_API_KEY`` (any value; the fakes accept any
 key unless built with one; each registration's ``fake.env`` names them) and
@@ -41,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from pixelpipe.fakes.common import Behaviour, FakeCore
+from pixelpipe.fakes.openai_moderation import OpenAIModerationFake
 from pixelpipe.providers.registration import FakeSpec
 from pixelpipe.providers.registry import registrations
 
@@ -173,6 +175,9 @@ class FakeProviders:
             for name, spec in faked().items()
         }
         mounts = [Mount(f"/{name}", app=fake.app) for name, fake in self.fakes.items()]
+        # not a provider: OpenAI moderation (PIXELPIPE_MODERATION_URL=BASE/openai_moderation/v1)
+        self.moderation = OpenAIModerationFake()
+        mounts.append(Mount("/openai_moderation", app=self.moderation.app))
         self.app = Starlette(
             routes=[Route("/", self._index, methods=["GET"]), *mounts], lifespan=self._lifespan
         )
@@ -190,6 +195,7 @@ class FakeProviders:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(fake.aclose() for fake in self.fakes.values()))
+        await self.moderation.aclose()
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -202,6 +208,11 @@ class FakeProviders:
             {
                 "fakes": list(self.fakes),
                 "env": fake_env(base),
+                "moderation": {
+                    "PIXELPIPE_MODERATION_URL": f"{base}/openai_moderation/v1",
+                    "markers": "[mod:<category>] in a prompt; magenta images; "
+                    "POST /openai_moderation/_control",
+                },
                 "catalog_example": catalog_example(base),
                 "control": CONTROL_HELP,
                 "behaviour_fields": Behaviour().as_dict(),

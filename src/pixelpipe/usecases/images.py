@@ -13,6 +13,7 @@ from pathlib import Path
 from pixelpipe.errors import NotFound
 from pixelpipe.jobs.model import Job
 from pixelpipe.services import Services
+from pixelpipe.worker.moderation import QUARANTINE_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,10 @@ async def local_image_url(svc: Services, job: Job) -> str:
 
 
 async def stored_image(svc: Services, key: str) -> StoredImage:
-    """The object under ``key`` for the image routes (the signature was checked by the caller)."""
+    """The object under ``key`` for the image routes (the signature was checked by the caller).
+    Quarantined images (blocked by moderation) are never served, signed or not."""
+    if key.startswith(QUARANTINE_PREFIX):
+        raise NotFound("no such image")
     content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     path = svc.storage.local_path(key)
     if path is not None:
