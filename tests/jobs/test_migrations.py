@@ -10,6 +10,7 @@ from pixelpipe.db import metadata
 from pixelpipe.jobs import tables as _jobs  # noqa: F401 - registers the tables
 from pixelpipe.ledger import tables as _ledger  # noqa: F401
 from pixelpipe.migrations.runner import upgrade
+from pixelpipe.moderation import tables as _moderation  # noqa: F401
 from pixelpipe.security import tables as _security  # noqa: F401
 
 

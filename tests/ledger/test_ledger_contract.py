@@ -333,6 +333,23 @@ async def test_open_attempt_is_completed_by_its_charge(make_harness: HarnessFact
     assert (await h.ledger.totals()).spent_total_micros == 25_000
 
 
+async def test_blocked_attempt_stays_spent_at_its_price(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.ledger.open_attempt(charge(amount=30_000))
+    assert await h.ledger.mark_blocked("j1", 1) is False  # pending: nothing paid yet to mark
+    await h.ledger.record(charge(amount=25_000, provider_job_id="p1"))
+    assert await h.ledger.mark_blocked("j1", 1) is True
+    assert await h.ledger.mark_blocked("j1", 1) is False  # a step run again: marked once
+    [entry] = await h.ledger.entries("j1")
+    assert (entry.charge.state, entry.charge.outcome, entry.amount_micros) == (
+        "billed",
+        "blocked",
+        25_000,
+    )
+    assert (await h.ledger.totals()).spent_total_micros == 25_000  # never $0, never hidden
+    assert await h.ledger.mark_blocked("j2", 1) is False  # no such attempt
+
+
 async def test_refused_attempt_leaves_no_row(make_harness: HarnessFactory) -> None:
     h = await make_harness()
     await h.ledger.open_attempt(charge())
