@@ -51,7 +51,12 @@ async def usage_report(
 ) -> dict[str, Any]:
     """The report as ``GET /v1/usage`` answers it (plus today's spend)."""
     # imported here: `pixelpipe --help` and the other commands start without SQLAlchemy
-    from pixelpipe.usecases.usage import cost_totals, image_cost_fields, usage_report
+    from pixelpipe.usecases.usage import (
+        cost_totals,
+        image_cost_fields,
+        moderation_fields,
+        usage_report,
+    )
 
     books = _books(settings, db)
     since = time.time() - days * 86400 if days else None
@@ -81,6 +86,7 @@ async def usage_report(
             "providers": [image_cost_fields(r) for r in report.per_image.providers],
             "models": [image_cost_fields(r) for r in report.per_image.models],
         },
+        "moderation": [moderation_fields(r) for r in report.moderation],
     }
 
 
@@ -90,13 +96,15 @@ def _books(settings: Settings, db: Database) -> Books:
     from pixelpipe.events.local import LocalNotifier
     from pixelpipe.jobs.sql import SqlJobStore
     from pixelpipe.ledger.sql import SqlLedger
+    from pixelpipe.moderation.sql import SqlModerationLog
     from pixelpipe.pricing import load_price_table
     from pixelpipe.storage.factory import storage_scheme
     from pixelpipe.usecases.usage import Books
 
     prices = load_price_table()
     backend = storage_scheme(settings.effective_storage_url)  # an unknown scheme is a ConfigError
-    return Books(SqlLedger(db, settings, prices), SqlJobStore(db, LocalNotifier()), prices, backend)
+    ledger, images = SqlLedger(db, settings, prices), SqlJobStore(db, LocalNotifier())
+    return Books(ledger, images, prices, backend, SqlModerationLog(db))
 
 
 def _usd(micros: int) -> str:
@@ -152,6 +160,23 @@ def _print_usage(report: dict[str, Any]) -> None:
         markup=False,
     )
     _print_per_image(report["per_image"]["models"])
+    _print_moderation(report["moderation"])
+
+
+def _print_moderation(rows: list[dict[str, Any]]) -> None:
+    """Prompts refused and images blocked, blurred or flagged, per day and key."""
+    if not rows:
+        return
+    t = table("moderation", ["day", "key", "what", "count", "spent"], ids=("key",))
+    for r in rows:
+        t.add_row(
+            r["day"],
+            r["key"],
+            f"{r['kind']} {r['action']}",
+            str(r["count"]),
+            money(r["spent_micros"]) if r["kind"] == "image" else "-",
+        )
+    out().print(t)
 
 
 def _print_per_image(rows: list[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from pixelpipe.fakes.server import serve_app
 from pixelpipe.moderation.base import Moderator
 from pixelpipe.moderation.memory import MemoryModerator
 from pixelpipe.moderation.openai import OpenAIModerator
+from tests.integrations.conftest import fakes  # noqa: F401 - the fake providers fixture
 
 
 @dataclass

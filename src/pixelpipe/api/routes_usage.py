@@ -21,7 +21,12 @@ from pixelpipe.ledger.base import UsageRow
 from pixelpipe.ledger.policy import decimal_usd
 from pixelpipe.services import Services
 from pixelpipe.usecases import usage
-from pixelpipe.usecases.usage import PerImage, StorageCost, image_cost_fields
+from pixelpipe.usecases.usage import (
+    PerImage,
+    StorageCost,
+    image_cost_fields,
+    moderation_fields,
+)
 
 router = APIRouter(tags=["costs"])
 
@@ -81,6 +86,17 @@ class PerImagePublic(BaseModel):
     models: list[ImageCostPublic] = Field(default_factory=list)
 
 
+class ModerationRowPublic(BaseModel):
+    day: str = Field(description="UTC day")
+    key: str = Field(description="API key id; - = no key")
+    kind: Literal["prompt", "image"]
+    action: Literal["refused", "blocked", "blurred", "flagged", "unchecked"]
+    count: int
+    spent_usd: str = Field(description="What the images' attempts cost (blocked ones too)")
+    spent_micros: int
+    unpriced: int = Field(description="Images whose price is unknown (not $0)")
+
+
 class UsagePublic(BaseModel):
     group_by: GroupBy
     since: str | None
@@ -89,6 +105,10 @@ class UsagePublic(BaseModel):
     total: UsageRowPublic
     storage: StoragePublic | None
     per_image: PerImagePublic = Field(default_factory=PerImagePublic)
+    moderation: list[ModerationRowPublic] = Field(
+        default_factory=list,
+        description="Prompts refused and images blocked/blurred/flagged, per day and key",
+    )
 
 
 def parse_time(value: str | None, name: str) -> float | None:
@@ -193,4 +213,5 @@ async def usage_report(
         total=_public(report.total),
         storage=_storage(report.storage),
         per_image=_per_image(report.per_image),
+        moderation=[ModerationRowPublic(**moderation_fields(r)) for r in report.moderation],
     )

@@ -79,6 +79,11 @@ class GenerationPublic(BaseModel):
     inputs: list[InputPublic] = Field(
         default_factory=list, description="An edit's input images and mask, with their lineage"
     )
+    moderation: dict[str, Any] | None = Field(
+        None,
+        description="Output moderation marked the image: action blurred, flagged or unchecked "
+        "(moderator down, fail-open), and the categories (docs/moderation.md)",
+    )
     links: dict[str, str]
 
 

@@ -9,12 +9,14 @@ with no price in the price table gets an unpriced (None) monthly cost, never an 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pixelpipe.errors import ConfigError
 from pixelpipe.ledger.base import CostTotals, ImageCostRow, Ledger, UsageRow
-from pixelpipe.ledger.policy import decimal_usd
+from pixelpipe.ledger.policy import NO_KEY, decimal_usd
+from pixelpipe.moderation.base import ModerationLog, ModerationRow
 from pixelpipe.pricing import PriceTable
 
 if TYPE_CHECKING:  # the report needs no Services: `pixelpipe usage` starts on the database alone
@@ -38,6 +40,7 @@ class Books:
     images: ImageStats
     prices: PriceTable
     storage_backend: str | None
+    moderation: ModerationLog | None = None  # prompts refused, images blocked (per key, day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +65,11 @@ class UsageReport:
     total: UsageRow
     storage: StorageCost | None
     per_image: PerImage
+    moderation: list[ModerationRow] = dataclasses.field(default_factory=list)
 
 
 def books_of(svc: Services) -> Books:
-    return Books(svc.ledger, svc.store, svc.prices, svc.storage.scheme)
+    return Books(svc.ledger, svc.store, svc.prices, svc.storage.scheme, svc.moderation.log)
 
 
 async def usage_report(
@@ -73,7 +77,24 @@ async def usage_report(
 ) -> UsageReport:
     rows = await books.ledger.usage(group_by, since=since, until=until)
     per_image = await image_costs(books, since=since, until=until)
-    return UsageReport(rows, UsageRow.total(rows), await storage_cost(books), per_image)
+    moderated = await books.moderation.report(since=since, until=until) if books.moderation else []
+    return UsageReport(rows, UsageRow.total(rows), await storage_cost(books), per_image, moderated)
+
+
+def moderation_fields(row: ModerationRow) -> dict[str, Any]:
+    """One moderation row as the API and the CLI show it: prompts refused and images blocked,
+    blurred, flagged or let through unchecked, per UTC day and API key (``-``: no key), with what
+    the images' attempts cost (paid: blocked images are spent, never $0)."""
+    return {
+        "day": row.day,
+        "key": row.api_key_id or NO_KEY,
+        "kind": row.kind,
+        "action": row.action,
+        "count": row.count,
+        "spent_usd": decimal_usd(row.spent_micros),
+        "spent_micros": row.spent_micros,
+        "unpriced": row.unpriced,
+    }
 
 
 async def image_costs(
