@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pixelpipe.errors import (
+    OutputModerated,
     ProviderAuthError,
     ProviderContentRejected,
     ProviderInvalidInput,
@@ -171,11 +172,18 @@ async def test_model_validation_error_comes_back_as_failed_invalid_input(
     assert "guidance_scale" in str(done.error)
 
 
-@pytest.mark.parametrize("marker", ["[nsfw]", "[blocked]"])
-async def test_content_failures_map_to_content_rejected(provider: FalProvider, marker: str) -> None:
-    req = preq("fal", model="flux-dev", prompt=f"a fox {marker}")
+async def test_content_policy_failure_maps_to_content_rejected(provider: FalProvider) -> None:
+    req = preq("fal", model="flux-dev", prompt="a fox [blocked]")
     done = await finish(provider, await provider.submit(req), req)
     assert done.state is RunState.FAILED and isinstance(done.error, ProviderContentRejected)
+
+
+async def test_nsfw_flags_map_to_a_paid_output_block(provider: FalProvider) -> None:
+    req = preq("fal", model="flux-dev", prompt="a fox [nsfw]")
+    done = await finish(provider, await provider.submit(req), req)
+    assert done.state is RunState.FAILED and isinstance(done.error, OutputModerated)
+    assert done.error.code == "output_blocked" and done.billable  # fal ran it: paid
+    assert "has_nsfw_concepts" in done.error.detail
 
 
 # --- webhooks --------------------------------------------------------------------------------

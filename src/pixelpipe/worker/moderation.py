@@ -73,13 +73,20 @@ async def moderate_output(
 
 
 async def block(
-    ctx: StepContext, job: Job, data: bytes | None, hits: tuple[str, ...], source: Source
+    ctx: StepContext,
+    job: Job,
+    data: bytes | None,
+    hits: tuple[str, ...],
+    source: Source,
+    *,
+    paid: bool = True,
 ) -> None:
     """Mark the attempt paid-and-blocked, keep the bytes in quarantine (when a retention is
-    set), log it, and raise OutputModerated. Safe to run again."""
+    set), log it, and raise OutputModerated. Safe to run again. ``paid`` False: the provider
+    does not bill the run (a failed Replicate prediction): it costs $0 and has no ledger row."""
     svc = ctx.svc
     await svc.ledger.mark_blocked(job.id, job.attempt)
-    amount, status = actual_cost(ctx, job)
+    amount, status = actual_cost(ctx, job) if paid else (0, "free")
     days = svc.moderation.settings.quarantine_days
     key = until = None
     if data is not None and days > 0:
@@ -89,9 +96,10 @@ async def block(
     await _log(ctx, job, "blocked", source, hits, amount, key, until)
     await svc.store.update(job.id, cost_micros=amount, cost_status=status)
     what = ", ".join(hits) or "unsafe content"
+    by = "the provider's safety filter" if source == "provider" else "output moderation"
     raise OutputModerated(
-        f"the generated image was blocked by output moderation ({what}); it was paid for "
-        "and is not delivered",
+        f"the generated image was blocked by {by} ({what}); "
+        f"{'it was paid for and ' if paid and amount != 0 else ''}it is not delivered",
         categories=list(hits),
         source=source,
     )
@@ -124,13 +132,13 @@ def _blurred(
 
 def provider_blocked(update: ProviderUpdate) -> tuple[str, ...] | None:
     """The categories when a failed run is the provider's own NSFW filter blocking the image it
-    made (fal's ``has_nsfw_concepts``, a Replicate run failing "NSFW content"), else None. A
-    refusal before anything ran (``billable`` False) stays a content-policy refusal."""
+    made (fal's ``has_nsfw_concepts``, a Replicate run failing "NSFW content"), else None. Other
+    content-policy failures (the prompt refused) stay ``provider_rejected``."""
     error = update.error
     if isinstance(error, OutputModerated):
         return tuple(error.extra.get("categories") or ("sexual",))
     nsfw = isinstance(error, ProviderContentRejected) and "nsfw" in error.detail.lower()
-    return ("sexual",) if nsfw and update.billable else None
+    return ("sexual",) if nsfw else None
 
 
 def marked_key(key: str, marks: Marks | None) -> str:

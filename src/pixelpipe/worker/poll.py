@@ -45,7 +45,7 @@ async def apply(ctx: StepContext, job: Job, update: ProviderUpdate) -> None:
     elif update.state is RunState.FAILED:
         await record_end(ctx, job, update)
         if (hits := provider_blocked(update)) is not None:  # the provider's NSFW filter
-            await block(ctx, job, None, hits, "provider")  # raises output_blocked
+            await block(ctx, job, None, hits, "provider", paid=update.billable)  # raises
         raise update.error or ProviderJobLost("the provider reported a failure")
     elif update.state is RunState.CANCELED:
         await record_end(ctx, job, update)
