@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from pixelpipe.api import problems
 from pixelpipe.api.routes_usage import router
 from pixelpipe.ledger import Charge, MemoryLedger, Price
+from pixelpipe.moderation.base import ModerationEvent
+from pixelpipe.moderation.stage import Moderation
 from pixelpipe.pricing import load_price_table
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC).timestamp()
@@ -37,6 +39,12 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     clock[0] += 86_400
     unpriced = Price(None, "2026-01", "unknown")
     await ledger.record(Charge("j3", 1, "replicate", "p3", "mystery", "attempt", unpriced))
+    moderation = Moderation()
+    blocked = ModerationEvent(
+        "image", "blocked", "moderation", "k1", ("sexual",), NOW, "j1", 25_000
+    )
+    await moderation.log.add(blocked)
+    await moderation.log.add(ModerationEvent("prompt", "refused", "blocklist", None, ("x",), NOW))
     app = FastAPI()
     problems.install(app)
     app.include_router(router)
@@ -45,6 +53,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         store=FakeStore(),
         storage=SimpleNamespace(scheme="r2"),
         prices=load_price_table(),
+        moderation=moderation,
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
@@ -70,6 +79,32 @@ async def test_json_report_by_model(client: httpx.AsyncClient) -> None:
         "monthly_usd": "0.15",
         "monthly_micros": 150_000,
     }
+
+
+async def test_moderation_rows_per_day_and_key(client: httpx.AsyncClient) -> None:
+    report = (await client.get("/v1/usage")).json()
+    assert report["moderation"] == [
+        {
+            "day": "2026-06-15",
+            "key": "-",
+            "kind": "prompt",
+            "action": "refused",
+            "count": 1,
+            "spent_usd": "0.00",
+            "spent_micros": 0,
+            "unpriced": 0,
+        },
+        {
+            "day": "2026-06-15",
+            "key": "k1",
+            "kind": "image",
+            "action": "blocked",
+            "count": 1,
+            "spent_usd": "0.025",
+            "spent_micros": 25_000,
+            "unpriced": 0,
+        },
+    ]
 
 
 async def test_window_by_day(client: httpx.AsyncClient) -> None:
