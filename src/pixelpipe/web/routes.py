@@ -99,6 +99,11 @@ async def comparison_page(request: Request, group: str) -> HTMLResponse:
     return _page(request, "compare.html", "compare", "Comparison", group=group)
 
 
+@router.get("/moderation", response_class=HTMLResponse)
+async def moderation_page(request: Request) -> HTMLResponse:
+    return _page(request, "moderation.html", "moderation", "Moderation")
+
+
 @router.get("/favicon.ico")
 async def favicon() -> Response:
     return RedirectResponse(f"/static/img/favicon.svg?v={asset_version()}", status_code=308)

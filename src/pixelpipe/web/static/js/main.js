@@ -9,6 +9,7 @@ const pages = {
   gallery: () => import("./gallery.js"),
   job: () => import("./job.js"),
   compare: () => import("./compare.js"),
+  moderation: () => import("./moderation.js"),
 };
 const load = pages[document.body.dataset.page];
 if (load) {
