@@ -49,6 +49,7 @@ class Moderator(Protocol):
     rate limit, credentials): never hangs past its timeout."""
 
     name: str
+    reads_text: bool  # False: an image classifier only; prompts are not checked by it
 
     async def text(self, text: str) -> Verdict: ...
 

@@ -13,6 +13,7 @@ from pixelpipe.moderation.markers import image_scores, text_scores, verdict_of
 
 class MemoryModerator:
     name = "memory"
+    reads_text = True
 
     def __init__(self) -> None:
         self.fail_with: ModerationError | None = None

@@ -29,6 +29,7 @@ DEFAULT_MODEL = "omni-moderation-latest"
 
 class OpenAIModerator:
     name = "openai"
+    reads_text = True
 
     def __init__(
         self,

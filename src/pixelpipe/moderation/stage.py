@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from pixelpipe.errors import ConfigError
 from pixelpipe.moderation.base import ModerationLog, Moderator
+from pixelpipe.moderation.local import LocalModerator, load_classifier
 from pixelpipe.moderation.memory import MemoryModerationLog, MemoryModerator
 from pixelpipe.moderation.openai import OpenAIModerator
 from pixelpipe.moderation.settings import ModerationSettings
@@ -20,8 +21,11 @@ class Moderation:
 
     @property
     def prompts(self) -> Moderator | None:
-        """The moderator prompts go through, or None."""
-        return self.moderator if self.settings.prompts else None
+        """The moderator prompts go through, or None (an image classifier reads no text)."""
+        moderator = self.moderator
+        if moderator is None or not self.settings.prompts or not moderator.reads_text:
+            return None
+        return moderator
 
     @property
     def outputs(self) -> Moderator | None:
@@ -41,6 +45,9 @@ def open_moderator(settings: ModerationSettings) -> Moderator | None:
         return None
     if url.startswith("memory:"):
         return MemoryModerator()
+    if url in ("local://opennsfw", "local://"):
+        load_classifier()  # at start: a missing extra is a clear error now, not on a job
+        return LocalModerator()
     if url.startswith(("https://", "http://")):
         return OpenAIModerator(
             url,
@@ -50,5 +57,6 @@ def open_moderator(settings: ModerationSettings) -> Moderator | None:
         )
     raise ConfigError(
         f"PIXELPIPE_MODERATION_URL {url!r} is not one pixelpipe knows: leave it empty (no "
-        "moderation), memory:// (tests), or the OpenAI API's base URL, https://api.openai.com/v1"
+        "moderation), memory:// (tests), local://opennsfw (the nsfw extra: images only), or "
+        "the OpenAI API's base URL, https://api.openai.com/v1"
     )
