@@ -14,17 +14,21 @@ from pixelpipe.migrations.runner import upgrade
 from pixelpipe.moderation.base import ModerationEvent, ModerationLog, ModerationRow
 from pixelpipe.moderation.memory import MemoryModerationLog
 from pixelpipe.moderation.sql import SqlModerationLog
+from tests.ledger.conftest import _fresh_postgres_database, postgres_uri  # noqa: F401 - fixture
 
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=UTC).timestamp()
 DAY = 86_400.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.servers)])
 async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ModerationLog]:
     if request.param == "memory":
         yield MemoryModerationLog()
         return
-    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    else:
+        url = _fresh_postgres_database(request.getfixturevalue("postgres_uri"))
     upgrade(url)
     db = open_database(url)
     try:

@@ -95,7 +95,7 @@ def _insert_ignore(conn: Connection, values: dict[str, Any]) -> bool:
         except IntegrityError:
             return False
         return True
-    return bool(conn.execute(stmt.values(values)).rowcount)
+    return conn.execute(stmt.values(values).returning(_M.id)).first() is not None
 
 
 def _row(r: Any) -> ModerationRow:
