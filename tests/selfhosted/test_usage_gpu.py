@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from pixelpipe.api import problems
 from pixelpipe.api.routes_usage import router
 from pixelpipe.ledger import Charge, MemoryLedger, Price
+from pixelpipe.moderation.stage import Moderation
 from pixelpipe.pipeline import Pipeline
 from pixelpipe.pricing import load_price_table
 from pixelpipe.settings import load_settings
@@ -104,7 +105,11 @@ async def test_the_usage_route_shows_gpu_beside_hosted() -> None:
     problems.install(app)
     app.include_router(router)
     app.state.services = SimpleNamespace(
-        ledger=ledger, store=None, storage=SimpleNamespace(scheme=None), prices=load_price_table()
+        ledger=ledger,
+        store=None,
+        storage=SimpleNamespace(scheme=None),
+        prices=load_price_table(),
+        moderation=Moderation(),
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
