@@ -278,3 +278,12 @@ def test_moderation_down_fails_open_and_marks_the_image(
     done = finish(srv, job.json()["id"], key)
     assert done["status"] == "succeeded"
     assert done["moderation"] == {"action": "unchecked", "categories": []}
+    # hanging past the 1 s timeout: the same, a few seconds later, never a stuck request or job
+    steer(moderation, reset=True)
+    steer(moderation, hang_next=100, hang_s=5.0)
+    started = time.monotonic()
+    job = submit(srv, unique("a pier [mod:violence]"), key)
+    assert job.status_code == 202, job.text
+    done = finish(srv, job.json()["id"], key)
+    assert done["status"] == "succeeded" and done["moderation"]["action"] == "unchecked"
+    assert time.monotonic() - started < 20

@@ -110,6 +110,8 @@ class OpenAIModerationFake:
             items = _items(body.get("input"))
         except ValueError as exc:
             return _invalid(str(exc), "input")
+        if model.startswith("text-") and any(kind == "image" for kind, _ in items):
+            return _invalid(f"The model `{model}` does not support image inputs.", "input")
         self.stats.update(kind for kind, _ in items)
         results = self._results(items)
         if isinstance(results, Response):
