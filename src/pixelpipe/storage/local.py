@@ -40,6 +40,7 @@ _TYPES = {
 }
 _DEFAULT_TYPE = "application/octet-stream"
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+INLINE_READ_BYTES = 256 * 1024
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
@@ -76,7 +77,8 @@ class LocalDiskStorage:
     async def get(self, key: str) -> bytes:
         path = self.local_path(key)
         with translated("local", "get", key, (OSError,)):
-            return await asyncio.to_thread(_read, path, key)
+            small = _read_small(path, key)  # most images: no thread hop (~0.1 ms of CPU)
+            return small if small is not None else await asyncio.to_thread(_read, path, key)
 
     async def head(self, key: str) -> StoredObject | None:
         path = self.local_path(key)
@@ -143,6 +145,19 @@ class LocalDiskStorage:
         self.root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=self.root, prefix=".check-"):
             pass
+
+
+def _read_small(path: Path, key: str) -> bytes | None:
+    """The file's bytes when it is at most :data:`INLINE_READ_BYTES` (read on the caller's
+    thread: a local file that size is in the page cache right after it was written, and one
+    ``read`` costs less than handing it to a thread), else None."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > INLINE_READ_BYTES:
+                return None
+            return f.read()
+    except _MISSING as exc:
+        raise NotFound(f"no stored object {key!r}") from exc
 
 
 def _read(path: Path, key: str) -> bytes:
