@@ -25,6 +25,8 @@ Scenarios (``--scenario``, repeatable; default ``gen hit``):
     .venv/bin/python bench/peer_litellm/run.py --scenario gen1m --scenario edit2m --scenario stream2
 
 ``--repeat N`` runs each (scenario, connections) N times alternating the targets (A B A B).
+``--baseline DIR`` adds ``pixelpipe@base``: the same serve from another checkout's ``src`` (e.g. a
+``git worktree`` of the commit before a change), run beside ``pixelpipe`` wherever it runs.
 "CPU ms/req" is the target's process tree (user + system) per answered request. Needs wrk
 (``scripts/system-deps``).
 """
@@ -196,7 +198,9 @@ def start_ref(out: Path, seed_body: Path) -> Target:
     return Target("ref", base, proc)
 
 
-def start_pixelpipe(out: Path, fake: str, name: str = "pixelpipe", **env: str) -> Target:
+def start_pixelpipe(
+    out: Path, fake: str, name: str = "pixelpipe", src: Path | None = None, **env: str
+) -> Target:
     port = free_port()
     data = out / name
     data.mkdir()
@@ -208,7 +212,10 @@ def start_pixelpipe(out: Path, fake: str, name: str = "pixelpipe", **env: str) -
         "PIXELPIPE_TEST_MODE": "true",
         **env,
     }
-    cmd = [str(ROOT / ".venv" / "bin" / "pixelpipe"), "serve", "--host", "127.0.0.1"]
+    if src is not None:  # another checkout's code on this checkout's interpreter
+        env["PYTHONPATH"] = str(src / "src")
+    cli = "from pixelpipe.cli import main; main()"
+    cmd = [str(ROOT / ".venv" / "bin" / "python"), "-c", cli, "serve", "--host", "127.0.0.1"]
     log = data / "serve.log"
     proc = start([*cmd, "--port", str(port)], log, env)
     base = f"http://127.0.0.1:{port}"
@@ -323,28 +330,29 @@ def table(rows: list[Row], skipped: dict[tuple[str, str], str]) -> str:
 
 
 def ratios(rows: list[Row]) -> str:
-    """pixelpipe against the peer of each scenario, per connection count (medians of repeats)."""
+    """Each pixelpipe (this tree, and ``@base`` when given) against the scenario's peer, per
+    connection count: medians of the repeats."""
     out = [
-        "| scenario | conns | peer | req/s ratio | p50 ratio | CPU/req ratio |",
-        "|---|---:|---|---:|---:|---:|",
+        "| scenario | conns | target | vs | req/s ratio | p50 ratio | CPU/req ratio |",
+        "|---|---:|---|---|---:|---:|---:|",
     ]
-    keys = sorted({(r.scenario, r.conns) for r in rows}, key=lambda k: (k[0], -k[1]))
-    for scen, conns in keys:
+
+    def med(rs: list[Row], attr: str) -> float:
+        return float(statistics.median(getattr(r, attr) for r in rs))
+
+    for scen, conns in sorted({(r.scenario, r.conns) for r in rows}, key=lambda k: (k[0], -k[1])):
         here = [r for r in rows if (r.scenario, r.conns) == (scen, conns)]
-        ours = [r for r in here if r.target.startswith("pixelpipe")]
         peers = [r for r in here if not r.target.startswith("pixelpipe")]
-        if not ours or not peers:
+        if not peers:
             continue
-
-        def med(rs: list[Row], attr: str) -> float:
-            return statistics.median(getattr(r, attr) for r in rs)
-
-        out.append(
-            f"| {scen} | {conns} | {peers[0].target} | "
-            f"{med(ours, 'rps') / med(peers, 'rps'):.2f}× | "
-            f"{med(ours, 'p50') / med(peers, 'p50'):.2f}× | "
-            f"{med(ours, 'cpu_ms') / med(peers, 'cpu_ms'):.2f}× |"
-        )
+        for name in sorted({r.target for r in here} - {p.target for p in peers}):
+            ours = [r for r in here if r.target == name]
+            out.append(
+                f"| {scen} | {conns} | {name} | {peers[0].target} | "
+                f"{med(ours, 'rps') / med(peers, 'rps'):.2f}× | "
+                f"{med(ours, 'p50') / med(peers, 'p50'):.2f}× | "
+                f"{med(ours, 'cpu_ms') / med(peers, 'cpu_ms'):.2f}× |"
+            )
     return "\n".join(out)
 
 
@@ -359,6 +367,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="A B A B: each pair of runs N times")
     p.add_argument("--latency-ms", type=float, default=0.0, help="the fake backend's latency")
     p.add_argument("--out", type=Path, help="where logs go (default: a new temp dir)")
+    p.add_argument("--baseline", type=Path, help="another checkout: pixelpipe@base beside ours")
     o = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (scripts/system-deps, or apt-get install wrk)")
@@ -366,6 +375,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     chosen = o.scenario or ["gen", "hit"]
     plan = {name: scenarios()[name] for name in chosen}
+    if o.baseline is not None:
+        for name, (names, body) in plan.items():
+            extra = tuple(f"{n}@base" for n in names if n.startswith("pixelpipe"))
+            plan[name] = (names + extra, body)
     needed = {t for targets, _ in plan.values() for t in targets}
     procs: list[subprocess.Popen[bytes]] = []
     load_before = os.getloadavg()
@@ -386,6 +399,14 @@ def main() -> None:
             "pixelpipe": lambda: start_pixelpipe(out, fake_url),
             "pixelpipe-stream": lambda: start_pixelpipe(
                 out, fake_url, "pixelpipe-stream", PIXELPIPE_OPENAI_PARTIAL_IMAGES="2"
+            ),
+            "pixelpipe@base": lambda: start_pixelpipe(out, fake_url, "pixelpipe@base", o.baseline),
+            "pixelpipe-stream@base": lambda: start_pixelpipe(
+                out,
+                fake_url,
+                "pixelpipe-stream@base",
+                o.baseline,
+                PIXELPIPE_OPENAI_PARTIAL_IMAGES="2",
             ),
         }
         for name in sorted(needed):
