@@ -30,6 +30,7 @@ from pixelpipe.fetch.verify import (
     ACCEPTED_FORMATS,
     VerifiedImage,
     normalise_format,
+    verify_decoded,
     verify_image,
     verify_image_async,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "thumbnail_async",
     "to_format",
     "to_format_async",
+    "verify_decoded",
     "verify_image",
     "verify_image_async",
 ]

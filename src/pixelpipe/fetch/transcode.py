@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from PIL import Image
@@ -25,34 +27,62 @@ _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
 _WHITE = (255, 255, 255)
 
 
-def to_format(img: VerifiedImage, fmt: str, *, quality: int = 90) -> VerifiedImage:
-    """``img`` encoded as ``fmt`` (same dimensions); ``img`` itself when already in that format."""
+def to_format(
+    img: VerifiedImage, fmt: str, *, quality: int = 90, pixels: Image.Image | None = None
+) -> VerifiedImage:
+    """``img`` encoded as ``fmt`` (same dimensions); ``img`` itself when already in that format.
+    ``pixels``: ``img`` already decoded (:func:`~pixelpipe.fetch.verify.verify_decoded`)."""
     target = normalise_format(fmt)
     if target not in OUTPUT_FORMATS:
         raise ValueError(f"cannot encode {fmt!r}; output formats are {', '.join(OUTPUT_FORMATS)}")
     if img.format == target:
         return img
-    with open_image(img.data) as im:
-        im.load()
+    with _decoded(img, pixels) as im:
         data = _encode(_prepare(im, target), target, quality, im.info.get("icc_profile"))
     return VerifiedImage(data, target, img.width, img.height, CONTENT_TYPES[target])
 
 
-def thumbnail(img: VerifiedImage, *, max_side: int = THUMBNAIL_MAX_SIDE) -> VerifiedImage:
-    """A WebP no larger than ``max_side`` on its longest side (never upscaled), aspect kept."""
+@contextmanager
+def _decoded(img: VerifiedImage, pixels: Image.Image | None) -> Iterator[Image.Image]:
+    if pixels is not None:
+        yield pixels
+        return
+    with open_image(img.data) as im:
+        im.load()
+        yield im
+
+
+def thumbnail(
+    img: VerifiedImage, *, max_side: int = THUMBNAIL_MAX_SIDE, pixels: Image.Image | None = None
+) -> VerifiedImage:
+    """A WebP no larger than ``max_side`` on its longest side (never upscaled), aspect kept.
+    ``pixels``: the same picture already decoded (not changed here)."""
     if max_side <= 0:
         raise ValueError("max_side must be positive")
     if is_own_thumbnail(img, max_side=max_side):
         return img  # decoding and re-encoding it would change nothing
-    with open_image(img.data) as im:
-        im.draft(None, (max_side * 2, max_side * 2))  # JPEG: decode at a reduced scale
-        im.load()
+    with _decoded_for_thumbnail(img, pixels, max_side) as im:
         small = _prepare(im, "webp")
+        if small is pixels:
+            small = small.copy()  # thumbnail() resizes in place: never the caller's pixels
         small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
         icc = im.info.get("icc_profile")
         data = _encode(small, "webp", THUMBNAIL_QUALITY, icc, method=THUMBNAIL_WEBP_METHOD)
         width, height = small.size
     return VerifiedImage(data, "webp", width, height, CONTENT_TYPES["webp"])
+
+
+@contextmanager
+def _decoded_for_thumbnail(
+    img: VerifiedImage, pixels: Image.Image | None, max_side: int
+) -> Iterator[Image.Image]:
+    if pixels is not None:
+        yield pixels
+        return
+    with open_image(img.data) as im:
+        im.draft(None, (max_side * 2, max_side * 2))  # JPEG: decode at a reduced scale
+        im.load()
+        yield im
 
 
 def is_own_thumbnail(img: VerifiedImage, *, max_side: int = THUMBNAIL_MAX_SIDE) -> bool:

@@ -55,6 +55,14 @@ def verify_image(
     data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> VerifiedImage:
     """Decode ``data`` fully and describe it; raise ImageInvalid for anything that is not sane."""
+    return verify_decoded(data, max_pixels=max_pixels, max_bytes=max_bytes)[0]
+
+
+def verify_decoded(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[VerifiedImage, Image.Image]:
+    """:func:`verify_image`, also handing back the pixels it decoded, so that a conversion or a
+    thumbnail of the same image need not decode it again (a 1024×1024 PNG: ~40 ms each)."""
     if not data:
         raise ImageInvalid("output is empty")
     if len(data) > max_bytes:
@@ -65,7 +73,8 @@ def verify_image(
         im.verify()
     with open_image(data) as im:
         im.load()
-    return VerifiedImage(data, fmt, width, height, CONTENT_TYPES.get(fmt, f"image/{fmt}"))
+    verified = VerifiedImage(data, fmt, width, height, CONTENT_TYPES.get(fmt, f"image/{fmt}"))
+    return verified, im
 
 
 async def verify_image_async(

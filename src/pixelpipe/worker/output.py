@@ -14,7 +14,7 @@ from pixelpipe.fetch import (
     is_own_thumbnail,
     thumbnail,
     to_format,
-    verify_image,
+    verify_decoded,
     verify_image_async,
 )
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
@@ -169,8 +169,9 @@ async def _store(
 
 def _prepare_image(raw: bytes, fmt: str) -> tuple[VerifiedImage, VerifiedImage]:
     """Verify, convert and thumbnail in one worker-thread hop (all CPU-bound Pillow work)."""
-    image = to_format(verify_image(raw), fmt)
-    return image, thumbnail(image)
+    verified, pixels = verify_decoded(raw)  # decoded once for the conversion and thumbnail
+    image = to_format(verified, fmt, pixels=pixels)
+    return image, thumbnail(image, pixels=pixels)
 
 
 async def _same(job: Job) -> Job:
