@@ -13,6 +13,7 @@ import pytest
 
 from pixelpipe.errors import ConfigError, InvalidRequest, NotFound, StorageError
 from pixelpipe.storage import LocalDiskStorage
+from pixelpipe.storage.local import INLINE_READ_BYTES
 
 KEY = "flux-dev/cd/cd0123.png"
 
@@ -135,6 +136,21 @@ async def test_a_directory_at_the_key_is_not_an_object(tmp_path: Path) -> None:
         await storage.get("a/b")
     with pytest.raises(StorageError):
         await storage.put("a/b", b"y", content_type="image/png")
+
+
+async def test_objects_on_both_sides_of_the_inline_read_size_read_back_whole(
+    tmp_path: Path,
+) -> None:
+    storage = LocalDiskStorage(tmp_path)
+    for size in (0, 1, INLINE_READ_BYTES, INLINE_READ_BYTES + 1, 3 * INLINE_READ_BYTES):
+        data = os.urandom(size)
+        await storage.put(f"sizes/{size}.png", data, content_type="image/png")
+        assert await storage.get(f"sizes/{size}.png") == data
+    with pytest.raises(NotFound):
+        await storage.get("sizes/missing.png")
+    (tmp_path / "file").write_bytes(b"x")  # a path through a file: not found either way
+    with pytest.raises(NotFound):
+        await storage.get("file/below.png")
 
 
 async def test_check_creates_the_root_and_fails_when_it_cannot(tmp_path: Path) -> None:
