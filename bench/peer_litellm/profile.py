@@ -3,14 +3,15 @@
 Not a test. Starts the fake OpenAI backend and one ``pixelpipe serve`` (as ``run.py`` does), then
 for each load (``gen``/``hit``/``gen1m`` at the connection counts asked) runs wrk while
 ``py-spy record`` samples every thread of the server (idle waits dropped), and prints the CPU per
-request (from /proc) split by the stage each sample is in — the innermost frame that names one:
+request (from /proc) and the thread time per request (py-spy's samples of running threads, a
+syscall such as fsync included) by the stage each sample is in — the innermost frame naming one:
 
     .venv/bin/python bench/peer_litellm/profile.py                    # gen + hit, c=1 and c=64
     .venv/bin/python bench/peer_litellm/profile.py --load gen1m -c 1 --py-spy /path/to/py-spy
     .venv/bin/python bench/peer_litellm/profile.py --src /tmp/other-checkout   # another tree
 
 py-spy comes from PyPI (``pip install py-spy`` into any venv; it needs ptrace rights on the
-server). Samples are wall-clock ticks of threads that were running: a share, not exact CPU.
+server). Thread time is not CPU time: a thread in fsync or a lock wait counts as running.
 """
 
 from __future__ import annotations
@@ -130,12 +131,14 @@ def profile(
     r = json.loads((out / "wrk.json").read_text())
     cpu_ms = ticks / CLK * 1000 / max(1, r["requests"])
     counts, total = split(raw)
-    shares = {stage: n / max(1, total) for stage, n in counts.items()}
+    per_req = 1000 / o.rate / max(1, r["requests"])  # the samples fall in wrk's run
+    shares = {stage: n * per_req for stage, n in counts.items()}
     figures = {
         "rps": r["rps"],
         "p50": r["p50_ms"],
         "cpu_ms": cpu_ms,
-        "busy": total / (o.rate * (o.duration + 2)),
+        "busy": total / (o.rate * o.duration),
+        "thread_ms": total * per_req,
     }
     return figures, shares
 
@@ -170,15 +173,20 @@ def main() -> None:
             stop(proc)
     print(f"\nload average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}; raw in {out}")
     cols = list(results)
-    print("| CPU ms per request, by stage | " + " | ".join(cols) + " |")
+    print("| thread ms per request, by stage | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     stages = [s for s, _ in STAGES] + ["other"]
     for stage in stages:
-        cells = [f"{results[c][1].get(stage, 0) * results[c][0]['cpu_ms']:.2f}" for c in cols]
+        cells = [f"{results[c][1].get(stage, 0):.2f}" for c in cols]
         if any(cell != "0.00" for cell in cells):
             print(f"| {stage} | " + " | ".join(cells) + " |")
     print(
-        "| **total (server CPU / request)** | "
+        "| **thread ms / request** | "
+        + " | ".join(f"**{results[c][0]['thread_ms']:.2f}**" for c in cols)
+        + " |"
+    )
+    print(
+        "| **server CPU ms / request (/proc)** | "
         + " | ".join(f"**{results[c][0]['cpu_ms']:.2f}**" for c in cols)
         + " |"
     )
