@@ -18,8 +18,8 @@ import io
 from PIL import Image, ImageOps
 
 from pixelpipe.errors import ImageInvalid, InputRejected
-from pixelpipe.fetch import VerifiedImage, verify_image
-from pixelpipe.fetch.verify import CONTENT_TYPES, open_image
+from pixelpipe.fetch import VerifiedImage, verify_decoded
+from pixelpipe.fetch.verify import CONTENT_TYPES
 from pixelpipe.inputs.limits import INPUT_FORMATS, InputLimits
 
 _PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -37,7 +37,9 @@ def clean_image(data: bytes, limits: InputLimits, *, field: str = "image") -> Ve
             limit_bytes=limits.max_bytes,
         )
     try:
-        verified = verify_image(data, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes)
+        verified, pixels = verify_decoded(
+            data, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes
+        )
     except ImageInvalid as exc:
         raise InputRejected(f"{field}: {_input_wording(exc.detail)}", field=field) from None
     if verified.format not in INPUT_FORMATS:
@@ -46,7 +48,7 @@ def clean_image(data: bytes, limits: InputLimits, *, field: str = "image") -> Ve
             "JPEG or WebP",
             field=field,
         )
-    return _strip(verified)
+    return _strip(verified, pixels)
 
 
 async def clean_image_async(
@@ -61,17 +63,16 @@ def _input_wording(detail: str) -> str:
     return detail.replace("output is empty", "the file is empty")
 
 
-def _strip(img: VerifiedImage) -> VerifiedImage:
-    with open_image(img.data) as im:
-        im.load()
-        icc = im.info.get("icc_profile")
-        upright = ImageOps.exif_transpose(im)
-        # a new image from the raw pixels only: no info dict, no EXIF, nothing to leak
-        clean = Image.frombytes(upright.mode, upright.size, upright.tobytes())
-        if upright.mode == "P" and upright.palette is not None:
-            clean.putpalette(upright.getpalette() or [])
-            if "transparency" in upright.info:
-                clean.info["transparency"] = upright.info["transparency"]
+def _strip(img: VerifiedImage, im: Image.Image) -> VerifiedImage:
+    """``im``: ``img`` as the verifier decoded it (decoding it again cost as much again)."""
+    icc = im.info.get("icc_profile")
+    upright = ImageOps.exif_transpose(im)
+    # a new image from the raw pixels only: no info dict, no EXIF, nothing to leak
+    clean = Image.frombytes(upright.mode, upright.size, upright.tobytes())
+    if upright.mode == "P" and upright.palette is not None:
+        clean.putpalette(upright.getpalette() or [])
+        if "transparency" in upright.info:
+            clean.info["transparency"] = upright.info["transparency"]
     out = io.BytesIO()
     options: dict[str, object] = {"icc_profile": icc} if icc else {}
     if img.format != "png":
