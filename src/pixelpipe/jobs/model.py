@@ -116,6 +116,12 @@ class Job:
     # in line for a slot of its backend since (jobs/slots.py); None when not waiting for one
     retry_of: str | None = None  # the failed or canceled job this one retries (its lineage)
     slot_wait_since: float | None = None
+    # the queue (jobs/order.py, docs/queue.md): higher runs first; a key's share of capacity
+    priority: int = 5
+    share: int = 1
+    crashes: int = 0  # leases that expired mid-step (the worker or its backend died)
+    held_at: float | None = None  # quarantined (poison): not run until an operator releases it
+    held_reason: str | None = None
 
     @property
     def duration_s(self) -> float | None:

@@ -170,12 +170,20 @@ class ImageIndex(Protocol):
 class Leases(Protocol):
     """Which worker runs which job's next step, and when jobs are due."""
 
-    async def claim_due(self, owner: str, *, limit: int, lease_s: float) -> list[Job]:
-        """Lease up to ``limit`` runnable jobs whose time has come (expired leases included)."""
+    async def claim_due(
+        self, owner: str, *, limit: int, lease_s: float, poison_after: int = 0
+    ) -> list[Job]:
+        """Lease up to ``limit`` runnable jobs whose time has come (expired leases included), in
+        the queue's order (:mod:`pixelpipe.jobs.order`: started runs' steps, priority, fair share
+        between keys, age). A job whose last lease lapsed mid-step counts a crash; at
+        ``poison_after`` crashes (0: never) it is quarantined (``held_at``) instead."""
         ...
 
-    async def claim(self, job_id: str, owner: str, *, lease_s: float) -> Job | None:
-        """Lease one job by id (queue delivery), if it is runnable and not leased by another."""
+    async def claim(
+        self, job_id: str, owner: str, *, lease_s: float, poison_after: int = 0
+    ) -> Job | None:
+        """Lease one job by id (queue delivery), if it is runnable, not held and not leased by
+        another (crashes counted as by :meth:`claim_due`)."""
         ...
 
     async def renew_leases(self, job_ids: list[str], owner: str, lease_s: float) -> int:
@@ -235,8 +243,66 @@ class BackendSlots(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A provider or backend an operator paused: its queued jobs wait, running ones finish."""
+
+    target: str
+    paused_at: float
+    reason: str | None = None
+
+
 @runtime_checkable
-class JobStore(JobRows, JobEvents, ImageIndex, Leases, ProviderDeliveries, BackendSlots, Protocol):
+class QueueControl(Protocol):
+    """The queue as an operator sees and steers it (:mod:`pixelpipe.jobs.order`, docs/queue.md)."""
+
+    async def waiting_order(self) -> list[tuple[str, str | None]]:
+        """(id, provider) of every queued job that is not held, in the order they will be claimed
+        (as if all were due now; jobs of a paused provider included)."""
+        ...
+
+    async def jobs_by_ids(self, ids: list[str]) -> list[Job]:
+        """The jobs of ``ids`` that exist, in the order given."""
+        ...
+
+    async def in_flight(self, *, limit: int = 500) -> list[Job]:
+        """Jobs running now: past ``queued`` (not held), or queued and claimed; oldest first."""
+        ...
+
+    async def set_priority(self, job_id: str, priority: int) -> Job | None:
+        """Change a queued job's priority; None when it is not queued (started or finished)."""
+        ...
+
+    async def held_jobs(self, *, limit: int = 500) -> list[Job]:
+        """Quarantined jobs (``held_at``), oldest first."""
+        ...
+
+    async def release_held(self, job_id: str) -> Job | None:
+        """Release a quarantined job: its crashes forgotten, due now. None: it was not held."""
+        ...
+
+    async def pause(self, target: str, reason: str | None = None) -> Pause:
+        """Pause a provider or backend (a repeat keeps the first pause)."""
+        ...
+
+    async def resume(self, target: str) -> bool:
+        """Resume ``target`` and make its queued jobs due; False when it was not paused."""
+        ...
+
+    async def pauses(self) -> dict[str, Pause]: ...
+
+
+@runtime_checkable
+class JobStore(
+    JobRows,
+    JobEvents,
+    ImageIndex,
+    Leases,
+    ProviderDeliveries,
+    BackendSlots,
+    QueueControl,
+    Protocol,
+):
     """The whole job store, as ``Services.store``."""
 
     async def ping(self) -> None:

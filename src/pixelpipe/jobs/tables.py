@@ -66,6 +66,12 @@ jobs = Table(
     Column("revised_prompt", Text),
     Column("slot_wait_since", Float),  # in line for a slot of its backend since (jobs/slots.py)
     Column("retry_of", String(32)),  # the job this one retries (POST …/retry)
+    # the queue's order and quarantine (0012, jobs/order.py)
+    Column("priority", Integer, nullable=False, default=5, server_default="5"),
+    Column("share", Integer, nullable=False, default=1, server_default="1"),
+    Column("crashes", Integer, nullable=False, default=0, server_default="0"),
+    Column("held_at", Float),
+    Column("held_reason", Text),
     Index("ix_jobs_due", "status", "next_run_at"),
     Index("ix_jobs_created", "created_at"),
     Index("ix_jobs_provider_job", "provider", "provider_job_id"),
@@ -124,6 +130,15 @@ idempotency_aliases = Table(
     Column("job_id", String(32), nullable=False),
     Column("request_fingerprint", String(80)),
     Column("created_at", Float, nullable=False),
+)
+
+# providers and backends paused by an operator: their queued jobs wait (0012, docs/queue.md)
+queue_pauses = Table(
+    "queue_pauses",
+    metadata,
+    Column("target", String(64), primary_key=True),
+    Column("paused_at", Float, nullable=False),
+    Column("reason", Text),
 )
 
 webhook_deliveries = Table(

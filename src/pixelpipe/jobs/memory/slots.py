@@ -79,7 +79,7 @@ class MemoryBackendSlots(MemoryStoreBase):
         use = {}
         for name in sorted(set(backends)):
             jobs = [s.job for s in self._tables.jobs.values() if s.job.provider == name]
-            busy = sum(1 for j in jobs if j.status in HOLDING)
+            busy = sum(1 for j in jobs if j.status in HOLDING and j.held_at is None)
             use[name] = SlotUse(busy, sum(1 for j in jobs if _in_line(j, name)))
         return use
 
@@ -122,7 +122,7 @@ def line_ahead(tables: MemoryTables, job: Job | None, backend: str) -> list[Job]
 
 
 def _holds(job: Job, backend: str) -> bool:
-    return job.provider == backend and job.status in HOLDING
+    return job.provider == backend and job.status in HOLDING and job.held_at is None
 
 
 def _in_line(job: Job, backend: str) -> bool:

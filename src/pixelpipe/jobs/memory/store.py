@@ -14,6 +14,7 @@ from pixelpipe.jobs.memory.events import MemoryJobEvents
 from pixelpipe.jobs.memory.images import MemoryImageIndex
 from pixelpipe.jobs.memory.leases import MemoryLeases
 from pixelpipe.jobs.memory.queries import MemoryJobQueries
+from pixelpipe.jobs.memory.queue import MemoryQueueControl
 from pixelpipe.jobs.memory.slots import MemoryBackendSlots
 
 
@@ -26,5 +27,6 @@ class MemoryJobStore(
     MemoryLeases,
     MemoryProviderDeliveries,
     MemoryBackendSlots,
+    MemoryQueueControl,
 ):
     """All of :class:`pixelpipe.jobs.store.JobStore` in memory."""

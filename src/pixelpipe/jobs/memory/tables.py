@@ -37,6 +37,7 @@ class MemoryTables:
     last_event_id: int = 0
     images: dict[str, ImageRecord] = field(default_factory=dict)
     deliveries: set[tuple[str, str]] = field(default_factory=set)
+    pauses: dict[str, tuple[float, str | None]] = field(default_factory=dict)  # target -> when, why
 
     def insert(self, job: Job, fingerprint: str | None, inflight_key: str | None) -> None:
         if job.id in self.jobs:

@@ -1,68 +1,75 @@
-"""Leases in SQL: ``FOR UPDATE SKIP LOCKED`` claims (a no-op on SQLite, where ``BEGIN IMMEDIATE``
-already serialises writers), heartbeats, hand-back, and the sweeper's and scheduler's queries."""
+"""Leases in SQL: claims in the queue's order (:mod:`pixelpipe.jobs.order`; ``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, a no-op on SQLite, where ``BEGIN IMMEDIATE`` already serialises writers),
+crash counting and quarantine, heartbeats, hand-back, and the sweeper's and scheduler's queries."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy import Connection, case, func, or_, select, update
 
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.order import crash_reason, ranked
 from pixelpipe.jobs.rows import row_to_job
-from pixelpipe.jobs.sql.base import SqlStoreBase
+from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
+from pixelpipe.jobs.sql.queue import candidate, running_per_key
+from pixelpipe.jobs.sql.queue_statements import CANDIDATES, due_terms
 from pixelpipe.jobs.sql.statements import RUNNABLE_STATUSES
 from pixelpipe.jobs.tables import jobs
 
 _ACTIVE = [s.value for s in JobStatus if not s.terminal]
+_CRASHED = case((jobs.c.lease_owner.is_not(None), 1), else_=0)
 
 
 class SqlLeases(SqlStoreBase):
-    async def claim_due(self, owner: str, *, limit: int, lease_s: float) -> list[Job]:
+    async def claim_due(
+        self, owner: str, *, limit: int, lease_s: float, poison_after: int = 0
+    ) -> list[Job]:
         now = time.time()
-        due = and_(
-            jobs.c.status.in_(RUNNABLE_STATUSES),
-            jobs.c.next_run_at <= now,
-            or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
-        )
-        pick = (
-            select(jobs.c.id)
-            .where(due)
-            .order_by(jobs.c.next_run_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
 
         def work(conn: Connection) -> list[Job]:
-            ids = [r[0] for r in (conn.execute(pick)).all()]
+            picked = _lock_first(conn, _in_order(conn, now, limit), now)[:limit]
+            held = {p.id for p in picked if _quarantine(conn, p, now, poison_after)}
+            ids = [p.id for p in picked if p.id not in held]
             if not ids:
                 return []
             res = conn.execute(
                 update(jobs)
-                .where(jobs.c.id.in_(ids), due)
-                .values(lease_owner=owner, lease_expires_at=now + lease_s)
+                .where(jobs.c.id.in_(ids), *due_terms(now))
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=now + lease_s,
+                    crashes=jobs.c.crashes + _CRASHED,
+                )
                 .returning(jobs)
             )
-            return [row_to_job(r) for r in res.all()]
+            got = {r.id: row_to_job(r) for r in res.all()}
+            return [got[i] for i in ids if i in got]
 
         return await self.db.write(work)
 
-    async def claim(self, job_id: str, owner: str, *, lease_s: float) -> Job | None:
+    async def claim(
+        self, job_id: str, owner: str, *, lease_s: float, poison_after: int = 0
+    ) -> Job | None:
         now = time.time()
+        free = or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now)
+        mine = [jobs.c.id == job_id, jobs.c.status.in_(RUNNABLE_STATUSES), free]
         stmt = (
             update(jobs)
-            .where(
-                jobs.c.id == job_id,
-                jobs.c.status.in_(RUNNABLE_STATUSES),
-                or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
+            .where(*mine, jobs.c.held_at.is_(None))
+            .values(
+                lease_owner=owner, lease_expires_at=now + lease_s, crashes=jobs.c.crashes + _CRASHED
             )
-            .values(lease_owner=owner, lease_expires_at=now + lease_s)
             .returning(jobs)
         )
 
         def work(conn: Connection) -> Job | None:
-            row = (conn.execute(stmt)).first()
-            return row_to_job(row) if row else None
+            row = conn.execute(select(jobs).where(*mine, jobs.c.held_at.is_(None))).first()
+            if row is None or _quarantine(conn, row, now, poison_after):
+                return None
+            got = (conn.execute(stmt)).first()
+            return row_to_job(got) if got else None
 
         return await self.db.write(work)
 
@@ -91,11 +98,16 @@ class SqlLeases(SqlStoreBase):
         return await self.db.write(lambda conn: int(conn.execute(stmt).rowcount or 0))
 
     async def overdue(self, now: float, *, limit: int = 500) -> tuple[list[Job], list[Job]]:
-        late = select(jobs).where(jobs.c.status.in_(_ACTIVE), jobs.c.deadline_at < now).limit(limit)
+        late = (
+            select(jobs)
+            .where(jobs.c.status.in_(_ACTIVE), jobs.c.deadline_at < now, jobs.c.held_at.is_(None))
+            .limit(limit)
+        )
         silent = (
             select(jobs)
             .where(
                 jobs.c.status == JobStatus.WAITING.value,
+                jobs.c.held_at.is_(None),
                 jobs.c.webhook_deadline_at < now,
                 or_(jobs.c.next_run_at.is_(None), jobs.c.next_run_at > now),
             )
@@ -115,3 +127,48 @@ class SqlLeases(SqlStoreBase):
         stmt = select(func.min(due_at)).where(jobs.c.status.in_(RUNNABLE_STATUSES))
         value = await self.db.read_sync(lambda conn: conn.execute(stmt).scalar())
         return float(value) if value is not None else None
+
+
+def _in_order(conn: Connection, now: float, limit: int) -> list[Any]:
+    """The due rows a claim of ``limit`` may take, in the queue's order (jobs/order.py)."""
+    rows = conn.execute(CANDIDATES, {"w_now": now, "w_limit": limit}).all()
+    if not rows:
+        return []
+    order = ranked([candidate(r) for r in rows], running_per_key(conn, now))
+    by_id = {r.id: r for r in rows}
+    return [by_id[i] for i in order]
+
+
+def _lock_first(conn: Connection, rows: list[Any], now: float) -> list[Any]:
+    """PostgreSQL: keep the rows no other claim holds (``FOR UPDATE SKIP LOCKED``), in order."""
+    if conn.dialect.name != "postgresql" or not rows:
+        return rows
+    ids = [r.id for r in rows]
+    lock = select(jobs.c.id).where(jobs.c.id.in_(ids), *due_terms(now))
+    locked = set(conn.execute(lock.with_for_update(skip_locked=True)).scalars())
+    return [r for r in rows if r.id in locked]
+
+
+def _quarantine(conn: Connection, row: Any, now: float, poison_after: int) -> bool:
+    """A row whose last lease lapsed mid-step crashed once more: at ``poison_after`` crashes
+    (0: never) it is held with its reason instead of claimed (True)."""
+    if row.lease_owner is None or poison_after <= 0 or row.crashes + 1 < poison_after:
+        return False
+    crashes = row.crashes + 1
+    reason = crash_reason(str(row.status), row.provider, crashes)
+    held = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == row.id, jobs.c.lease_owner == row.lease_owner)
+        .values(
+            crashes=crashes,
+            held_at=now,
+            held_reason=reason,
+            next_run_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    if held.rowcount:
+        write_event(conn, row.id, "quarantined", {"reason": reason, "crashes": crashes}, now)
+    return True

@@ -39,7 +39,11 @@ _busy = jobs.alias("busy")
 BUSY = (
     select(func.count())
     .select_from(_busy)
-    .where(_busy.c.provider == bindparam("w_backend"), _busy.c.status.in_(_HOLDING))
+    .where(
+        _busy.c.provider == bindparam("w_backend"),
+        _busy.c.status.in_(_HOLDING),
+        _busy.c.held_at.is_(None),  # a quarantined job gives its slot up (docs/queue.md)
+    )
 )
 
 _ahead = jobs.alias("ahead")

@@ -15,6 +15,7 @@ from pixelpipe.jobs.sql.events import SqlJobEvents
 from pixelpipe.jobs.sql.images import SqlImageIndex
 from pixelpipe.jobs.sql.leases import SqlLeases
 from pixelpipe.jobs.sql.queries import SqlJobQueries
+from pixelpipe.jobs.sql.queue import SqlQueueControl
 from pixelpipe.jobs.sql.slots import SqlBackendSlots
 
 
@@ -27,5 +28,6 @@ class SqlJobStore(
     SqlLeases,
     SqlProviderDeliveries,
     SqlBackendSlots,
+    SqlQueueControl,
 ):
     """All of :class:`pixelpipe.jobs.store.JobStore` on one database."""
