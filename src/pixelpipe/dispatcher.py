@@ -1,10 +1,12 @@
 """The embedded dispatcher and sweeper: an in-process worker pool over the jobs table.
 
-The dispatcher leases due rows (``next_run_at <= now``, lease free or expired) and runs one step
-for each, at most ``worker_concurrency`` at a time; it sleeps until woken by a new job or until the
+The dispatcher leases due rows (``next_run_at <= now``, lease free or expired) in the queue's
+order (priority, fair share between API keys: :mod:`pixelpipe.jobs.order`) and runs one step for
+each, at most ``worker_concurrency`` at a time; it sleeps until woken by a new job or until the
 next row is due. The sweeper (same process when embedded; ``pixelpipe sweeper`` when scaled out)
 fails jobs past their deadline and makes silent waiting jobs due for a poll. A crash loses nothing:
-leases expire and the rows are claimed again.
+leases expire and the rows are claimed again; a job whose steps crash ``queue_poison_after``
+times is quarantined instead (docs/queue.md).
 """
 
 from __future__ import annotations
@@ -92,9 +94,7 @@ class Dispatcher:
         free = self._free()
         jobs = []
         if free > 0:
-            jobs = await self.svc.store.claim_due(
-                self.owner, limit=free, lease_s=self.svc.settings.lease_s
-            )
+            jobs = await self._claim(free)
         for job in jobs:
             self._start(job)
         # a full batch means more may be due right now; otherwise (or when queue deliveries have
@@ -103,22 +103,28 @@ class Dispatcher:
             await self._sleep()
 
     async def offer(self, job_id: str) -> bool:
-        """A queue message named ``job_id``: claim and run its step now if there is room.
+        """A queue message named ``job_id``: if there is room, claim and run the step that is
+        first in the queue's order now (:mod:`pixelpipe.jobs.order`) — ``job_id`` itself only
+        when its turn has come, so a message never lets a job jump the line.
 
-        Without room (or when the row is not runnable, or leased elsewhere) nothing happens: the
-        table scan in :meth:`run` claims the row once it is due and a slot is free.
+        Without room (or with nothing due) nothing happens: the table scan in :meth:`run` claims
+        the row once it is due and a slot is free.
         """
         if self._stopping or self._free() <= 0:
             return False
-        job = await self.svc.store.claim(job_id, self.owner, lease_s=self.svc.settings.lease_s)
-        if job is None:
-            return False
-        if job.next_run_at is not None and job.next_run_at > time.time():
-            # a stale message for a job in backoff (e.g. a Retry-After pause): not yet
-            await self.svc.store.release(job.id, self.owner)
-            return False
-        self._start(job)
-        return True
+        jobs = await self._claim(1)
+        for job in jobs:
+            self._start(job)
+        return bool(jobs)
+
+    async def _claim(self, limit: int) -> list[Job]:
+        settings = self.svc.settings
+        return await self.svc.store.claim_due(
+            self.owner,
+            limit=limit,
+            lease_s=settings.lease_s,
+            poison_after=settings.queue_poison_after,
+        )
 
     def _start(self, job: Job) -> None:
         if job.id in self.active:

@@ -96,6 +96,31 @@ class GenerationRequest(BaseModel):
         description="How closely an edit keeps the faces and details of its input images "
         "(OpenAI's input_fidelity; with images, for models that have it).",
     )
+    priority: int | None = Field(
+        None,
+        ge=0,
+        le=9,
+        description="0-9, higher runs first (default: 6 for one request, 3 in a batch; at most "
+        "your API key's ceiling). Not part of the request's content key.",
+    )
+
+
+#: the priority of a request that asks for none, by how it came (docs/queue.md)
+DEFAULT_PRIORITY = {"interactive": 6, "batch": 3}
+
+
+def resolve_priority(asked: int | None, kind: str, ceiling: int) -> int:
+    """A request's priority: what it asked for (never above the key's ``ceiling``: an error that
+    says so), else the default of its ``kind`` (``interactive`` or ``batch``) within the ceiling."""
+    if asked is None:
+        return min(DEFAULT_PRIORITY[kind], ceiling)
+    if asked > ceiling:
+        raise _fail(
+            "priority",
+            f"priority {asked} is above this API key's ceiling of {ceiling}; ask for {ceiling} "
+            "or less (an operator sets ceilings: PIXELPIPE_QUEUE_CEILINGS)",
+        )
+    return asked
 
 
 def new_request(prompt: str, **params: Any) -> GenerationRequest:

@@ -111,6 +111,20 @@ class Settings(BaseSettings):
     lease_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(5, ge=1, le=50)
     sweep_interval_s: float = Field(2.0, gt=0)
+
+    # --- the queue: priority, fair share, quarantine (docs/queue.md) --------------------------
+    queue_poison_after: int = Field(
+        3, ge=0, le=100, description="Quarantine a job after this many crashed steps (0: never)"
+    )
+    queue_priority_ceiling: int = Field(
+        6, ge=0, le=9, description="Highest priority a non-admin key may ask for (admin: 9)"
+    )
+    queue_ceilings: str = Field(
+        "", description="Per-key priority ceilings, 'key_id=8,other=4' (else the default)"
+    )
+    queue_shares: str = Field(
+        "", description="Per-key shares of capacity, 'key_id=3,other=2' (else 1)"
+    )
     test_mode: bool = Field(False, description="Allow http:// and loopback outputs (fakes only)")
 
     # --- security: input limits, outbound fetch (issue 7; keys: `pixelpipe keys`) ---------------
@@ -172,6 +186,22 @@ class Settings(BaseSettings):
         description="FastAPI's OpenTelemetry spans, metrics and logs (needs an OTel SDK "
         "configured in the process); off by default: the checks cost CPU on every request",
     )
+
+    @field_validator("queue_ceilings", "queue_shares")
+    @classmethod
+    def _key_numbers(cls, value: str) -> str:
+        key_numbers(value)  # a bad value fails at start, naming what to fix
+        return value
+
+    def queue_share(self, key_id: str | None) -> int:
+        """The share of capacity of ``key_id``'s jobs (PIXELPIPE_QUEUE_SHARES; default 1)."""
+        return key_numbers(self.queue_shares).get(key_id or "", 1)
+
+    def queue_ceiling(self, key_id: str | None, *, admin: bool) -> int:
+        """The highest priority ``key_id`` may ask for (no key, or an admin key: 9)."""
+        if admin or key_id is None:
+            return 9
+        return key_numbers(self.queue_ceilings).get(key_id, self.queue_priority_ceiling)
 
     @field_validator("database_url")
     @classmethod
@@ -278,3 +308,14 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise _config_error(exc, Settings) from None
+
+
+def key_numbers(value: str) -> dict[str, int]:
+    """``'key_id=3,other=2'`` as a mapping (PIXELPIPE_QUEUE_SHARES, PIXELPIPE_QUEUE_CEILINGS)."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        key, sep, number = part.partition("=")
+        if not sep or not key.strip() or not number.strip().isdigit():
+            raise ValueError(f"{part!r}: write key_id=NUMBER, comma-separated")
+        out[key.strip()] = int(number)
+    return out

@@ -95,7 +95,7 @@ async def test_changing_priority_moves_a_queued_job_ahead(store: JobStore) -> No
     ids = await add(store, keyed("a", 4))
     moved = await store.set_priority(ids[3], 9)
     assert moved is not None and moved.priority == 9
-    assert [i for i, _ in await store.waiting_order()][0] == ids[3]
+    assert next(i for i, _ in await store.waiting_order()) == ids[3]
     [first] = await store.claim_due("w", limit=1, lease_s=30)
     assert first.id == ids[3]
     await store.transition(first.id, S.QUEUED, S.SUBMITTING, owner="w")
@@ -116,7 +116,7 @@ async def test_a_job_crashing_n_times_is_quarantined_and_others_flow(store: JobS
     assert "crashed 3 times" in (held.held_reason or "")
     assert held.next_run_at is None and await store.claim(poison, "w3", lease_s=30) is None
     assert poison not in {i for i, _ in await store.waiting_order()}
-    late, silent = await store.overdue(time.time() + 10_000)
+    late, _silent = await store.overdue(time.time() + 10_000)
     assert poison not in {j.id for j in late}  # held for the operator, not timed out
     events = [e.type for e in await store.events_since(poison)]
     assert "quarantined" in events

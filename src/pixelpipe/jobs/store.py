@@ -291,6 +291,11 @@ class QueueControl(Protocol):
 
     async def pauses(self) -> dict[str, Pause]: ...
 
+    async def is_paused(self, target: str) -> bool:
+        """Is ``target`` paused? (May be up to a second stale in another process than the one
+        that paused it: claims read the pauses themselves, this is the hand-over's check.)"""
+        ...
+
 
 @runtime_checkable
 class JobStore(

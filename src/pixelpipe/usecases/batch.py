@@ -27,9 +27,10 @@ async def submit_many(
     """Submit each request in order; if one is refused, cancel the jobs this call started (and
     that are still running), then raise the refusal."""
     subs: list[Submission] = []
+    kind = "batch" if len(bodies) > 1 else "interactive"  # default priority (docs/queue.md)
     try:
         for body in bodies:
-            subs.append(await submit(svc, body, caller=caller))
+            subs.append(await submit(svc, body, caller=caller, kind=kind))
     except PixelpipeError:
         for sub in subs:
             if sub.created and not sub.job.status.terminal:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import orjson
 
 from pixelpipe.errors import Conflict
-from pixelpipe.intake import CanonicalRequest, GenerationRequest
+from pixelpipe.intake import CanonicalRequest, GenerationRequest, resolve_priority
 from pixelpipe.jobs.ids import new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import content_key
@@ -45,6 +45,7 @@ def _new_job(
     caller: Caller,
     idem: str | None,
     retry_of: str | None = None,
+    priority: int = 6,
 ) -> Job:
     now = time.time()
     return Job(
@@ -63,6 +64,8 @@ def _new_job(
         group_id=body.group,
         webhook_url=body.webhook or caller.webhook_url,
         retry_of=retry_of,
+        priority=priority,
+        share=svc.settings.queue_share(caller.key_id),
     )
 
 
@@ -73,12 +76,16 @@ async def submit(
     caller: Caller = Caller(),
     idempotency_key: str | None = None,
     retry_of: str | None = None,
+    kind: str = "interactive",
 ) -> Submission:
-    """``retry_of``: the failed or canceled job this submission retries (usecases/retry.py)."""
+    """``retry_of``: the failed or canceled job this submission retries (usecases/retry.py).
+    ``kind``: ``interactive`` or ``batch``, the default priority (docs/queue.md)."""
+    ceiling = svc.settings.queue_ceiling(caller.key_id, admin=caller.admin)
+    priority = resolve_priority(body.priority, kind, ceiling)
     inputs = await resolve_inputs(svc, body)
     req = await prepare_checked(svc, body, inputs.digests, caller.key_id)
     for _ in range(3):  # a cache hit whose image is deleted meanwhile goes round again
-        done = await _submit_once(svc, req, body, caller, idempotency_key, retry_of)
+        done = await _submit_once(svc, req, body, caller, idempotency_key, retry_of, priority)
         if done is not None:
             return done
     raise Conflict("the stored image of this request was deleted while it was served; retry")
@@ -91,15 +98,16 @@ async def _submit_once(
     caller: Caller,
     idempotency_key: str | None,
     retry_of: str | None,
+    priority: int,
 ) -> Submission | None:
-    job = _new_job(svc, req, body, caller, idempotency_key, retry_of)
+    job = _new_job(svc, req, body, caller, idempotency_key, retry_of, priority)
     fingerprint = _fingerprint(body) if idempotency_key else None
     image = svc.store.cached_image(job.content_key)
     if image is not None:
         served = await _serve_from_cache(svc, job, image, fingerprint)
         if served is not None:
             return served
-        job = _new_job(svc, req, body, caller, idempotency_key, retry_of)  # the image went
+        job = _new_job(svc, req, body, caller, idempotency_key, retry_of, priority)  # image went
     spec = svc.catalog.get(req.model)
     job.provider = svc.gate.choose(spec, preferred=body.provider)
     price = svc.prices.estimate(req, job.provider)

@@ -22,8 +22,13 @@ log = logging.getLogger("pixelpipe.worker")
 
 async def start_submit(ctx: StepContext, job: Job, **fields: Any) -> Job | None:
     """Move ``job`` (queued, leased here) to submitting with ``fields``; None when it did not
-    move (it waits in line, moved to another provider, or changed meanwhile)."""
+    move (its provider is paused, it waits in line, moved to another provider, or changed
+    meanwhile)."""
     store, backend = ctx.svc.store, job.provider or ""
+    if await store.is_paused(backend):
+        # paused by an operator (docs/queue.md): the job waits; claims skip it until resumed
+        log.debug("job %s waits: %s is paused", job.id, backend)
+        return None
     slots = ctx.svc.slots.get(backend)
     if slots is None:
         return await store.transition(

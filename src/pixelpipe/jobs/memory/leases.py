@@ -83,7 +83,13 @@ class MemoryLeases(MemoryStoreBase):
         return [copied(j) for j in late[:limit]], [copied(j) for j in silent[:limit]]
 
     async def next_due_at(self) -> float | None:
-        times = [_due_at(s.job) for s in self._tables.jobs.values() if s.job.status in RUNNABLE]
+        paused = set(self._tables.pauses)
+        times = [
+            _due_at(s.job)
+            for s in self._tables.jobs.values()
+            if s.job.status in RUNNABLE
+            and not (s.job.status is JobStatus.QUEUED and s.job.provider in paused)
+        ]
         known = [t for t in times if t is not None]
         return min(known) if known else None
 

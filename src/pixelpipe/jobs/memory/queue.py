@@ -69,6 +69,9 @@ class MemoryQueueControl(MemoryStoreBase):
                 job.next_run_at = now
         return True
 
+    async def is_paused(self, target: str) -> bool:
+        return target in self._tables.pauses
+
     async def pauses(self) -> dict[str, Pause]:
         return {t: Pause(t, when, why) for t, (when, why) in self._tables.pauses.items()}
 

@@ -14,7 +14,7 @@ from pixelpipe.jobs.order import crash_reason, ranked
 from pixelpipe.jobs.rows import row_to_job
 from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
 from pixelpipe.jobs.sql.queue import candidate, running_per_key
-from pixelpipe.jobs.sql.queue_statements import CANDIDATES, due_terms
+from pixelpipe.jobs.sql.queue_statements import CANDIDATES, due_terms, not_paused
 from pixelpipe.jobs.sql.statements import RUNNABLE_STATUSES
 from pixelpipe.jobs.tables import jobs
 
@@ -124,7 +124,10 @@ class SqlLeases(SqlStoreBase):
             (jobs.c.lease_expires_at > jobs.c.next_run_at, jobs.c.lease_expires_at),
             else_=jobs.c.next_run_at,
         )
-        stmt = select(func.min(due_at)).where(jobs.c.status.in_(RUNNABLE_STATUSES))
+        stmt = select(func.min(due_at)).where(
+            jobs.c.status.in_(RUNNABLE_STATUSES),
+            not_paused(),  # a paused line is not due
+        )
         value = await self.db.read_sync(lambda conn: conn.execute(stmt).scalar())
         return float(value) if value is not None else None
 

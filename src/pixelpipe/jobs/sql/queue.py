@@ -23,10 +23,14 @@ from pixelpipe.jobs.store import Pause
 from pixelpipe.jobs.tables import jobs, queue_pauses
 
 _QUEUED = str(JobStatus.QUEUED)
+PAUSES_TTL_S = 1.0  # how long a process reuses the list of pauses (is_paused)
 _HELD = [jobs.c.held_at.is_not(None), jobs.c.status.in_([*STARTED_STATUSES, _QUEUED])]
 
 
 class SqlQueueControl(SqlStoreBase):
+    # the pauses this process read last, and when (is_paused); a class default, set per store
+    _paused_seen: tuple[float, frozenset[str]] = (-PAUSES_TTL_S, frozenset())
+
     async def waiting_order(self) -> list[tuple[str, str | None]]:
         now = time.time()
 
@@ -94,6 +98,7 @@ class SqlQueueControl(SqlStoreBase):
                 return Pause(target, now, reason)
             return Pause(target, kept.paused_at, kept.reason)
 
+        self._paused_seen = (-PAUSES_TTL_S, frozenset())
         try:
             return await self.db.write(work)
         except IntegrityError:  # paused by another process at the same moment: theirs stands
@@ -118,11 +123,20 @@ class SqlQueueControl(SqlStoreBase):
             )
             return True
 
+        self._paused_seen = (-PAUSES_TTL_S, frozenset())
         return await self.db.write(work)
 
     async def pauses(self) -> dict[str, Pause]:
         rows = await self._all_rows(select(queue_pauses))
-        return {r.target: Pause(r.target, r.paused_at, r.reason) for r in rows}
+        found = {r.target: Pause(r.target, r.paused_at, r.reason) for r in rows}
+        self._paused_seen = (time.monotonic(), frozenset(found))
+        return found
+
+    async def is_paused(self, target: str) -> bool:
+        seen_at, paused = self._paused_seen
+        if time.monotonic() - seen_at >= PAUSES_TTL_S:
+            paused = frozenset(await self.pauses())
+        return target in paused
 
     async def _change(
         self, job_id: str, stmt: Any, type_: str, data: dict[str, Any], now: float

@@ -32,11 +32,16 @@ def due_terms(now: ColumnElement[float] | float) -> list[ColumnElement[bool]]:
         jobs.c.status.in_(RUNNABLE_STATUSES),
         jobs.c.next_run_at <= now,
         or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at < now),
-        or_(
-            jobs.c.status != _QUEUED,
-            not_(func.coalesce(jobs.c.provider, "").in_(PAUSED_TARGETS)),
-        ),
+        not_paused(),
     ]
+
+
+def not_paused() -> ColumnElement[bool]:
+    """Not a queued job of a paused provider or backend (a started one goes on)."""
+    return or_(
+        jobs.c.status != _QUEUED,
+        not_(func.coalesce(jobs.c.provider, "").in_(PAUSED_TARGETS)),
+    )
 
 
 _NOW = bindparam("w_now", type_=jobs.c.next_run_at.type)
