@@ -82,7 +82,7 @@ async def test_waiting_order_is_the_claim_order(store: JobStore) -> None:
     await add(store, keyed("batch", 6))
     await add(store, keyed("ui", 2, t0=1))
     await add(store, keyed("vip", 1, priority=7, t0=2))
-    order = [job_id for job_id, _ in await store.waiting_order()]
+    order = [w.id for w in await store.waiting_order()]
     claimed = []
     for _ in range(len(order)):
         claimed += [j.id for j in await store.claim_due("w", limit=1, lease_s=30)]
@@ -95,7 +95,7 @@ async def test_changing_priority_moves_a_queued_job_ahead(store: JobStore) -> No
     ids = await add(store, keyed("a", 4))
     moved = await store.set_priority(ids[3], 9)
     assert moved is not None and moved.priority == 9
-    assert next(i for i, _ in await store.waiting_order()) == ids[3]
+    assert (await store.waiting_order())[0].id == ids[3]
     [first] = await store.claim_due("w", limit=1, lease_s=30)
     assert first.id == ids[3]
     await store.transition(first.id, S.QUEUED, S.SUBMITTING, owner="w")
@@ -115,7 +115,7 @@ async def test_a_job_crashing_n_times_is_quarantined_and_others_flow(store: JobS
     assert held.id == poison and held.crashes == 3 and held.held_at is not None
     assert "crashed 3 times" in (held.held_reason or "")
     assert held.next_run_at is None and await store.claim(poison, "w3", lease_s=30) is None
-    assert poison not in {i for i, _ in await store.waiting_order()}
+    assert poison not in {w.id for w in await store.waiting_order()}
     late, _silent = await store.overdue(time.time() + 10_000)
     assert poison not in {j.id for j in late}  # held for the operator, not timed out
     events = [e.type for e in await store.events_since(poison)]
@@ -146,7 +146,7 @@ async def test_a_paused_provider_keeps_its_queued_jobs_waiting(store: JobStore) 
     assert set(await store.pauses()) == {"preview"}
     claimed = await store.claim_due("w", limit=5, lease_s=30)
     assert [j.id for j in claimed] == [started.id]  # running jobs finish; new ones wait
-    assert set(queued) <= {i for i, _ in await store.waiting_order()}
+    assert set(queued) <= {w.id for w in await store.waiting_order()}
     assert await store.resume("preview") is True and await store.resume("preview") is False
     assert {j.id for j in await store.claim_due("w", limit=5, lease_s=30)} == set(queued)
 

@@ -79,6 +79,7 @@ def _include_optional(app: FastAPI) -> None:
         "pixelpipe.api.routes_openai",
         "pixelpipe.api.routes_gallery",
         "pixelpipe.api.routes_boards",
+        "pixelpipe.api.routes_queue",
     ):
         try:
             mod = __import__(module, fromlist=["router"])

@@ -252,12 +252,21 @@ class Pause:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A queued job in the queue's order (:meth:`QueueControl.waiting_order`)."""
+
+    id: str
+    provider: str | None
+    api_key_id: str | None
+
+
 @runtime_checkable
 class QueueControl(Protocol):
     """The queue as an operator sees and steers it (:mod:`pixelpipe.jobs.order`, docs/queue.md)."""
 
-    async def waiting_order(self) -> list[tuple[str, str | None]]:
-        """(id, provider) of every queued job that is not held, in the order they will be claimed
+    async def waiting_order(self) -> list[Waiting]:
+        """Every queued job that is not held, in the order they will be claimed
         (as if all were due now; jobs of a paused provider included)."""
         ...
 

@@ -22,6 +22,7 @@ from pixelpipe.events.eta import MIN_SAMPLES, SAMPLE, Where, eta_s, median_s
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 from pixelpipe.jobs.snapshots import job_at
 from pixelpipe.services import Services
+from pixelpipe.usecases.queue_place import with_live_place
 
 FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
 Disconnected = Callable[[], Awaitable[bool]]  # the reader went away: stop following
@@ -91,7 +92,7 @@ async def _live_at(svc: Services, at: Job | None, current: Job | None) -> Job | 
     """The job a status event carries, with its ETA when that status is still the job's."""
     if at is None or current is None or at.status is not current.status:
         return at
-    return await with_progress(svc, at)
+    return await with_progress(svc, await with_live_place(svc, at))
 
 
 async def with_progress(svc: Services, job: Job) -> Job:
@@ -118,7 +119,7 @@ async def live_progress(svc: Services, job: Job, progress: dict[str, Any]) -> di
     where = Where(
         running=running,
         position=position if isinstance(position, int) else None,
-        slots=svc.slots.get(job.provider or "", 1),
+        slots=_runs_at_once(progress) or svc.slots.get(job.provider or "", 1),
         elapsed_s=max(0.0, time.time() - started) if started else 0.0,
         fraction=fraction,
     )
@@ -130,6 +131,12 @@ async def live_progress(svc: Services, job: Job, progress: dict[str, Any]) -> di
     if eta is not None:
         out["eta_s"] = eta
     return out
+
+
+def _runs_at_once(progress: dict[str, Any]) -> int | None:
+    """The runs at once a queued job's place counts in (usecases/queue_place.py), if told."""
+    slots = progress.get("slots")
+    return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else None
 
 
 async def service_time_s(

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from pixelpipe.errors import Conflict, Forbidden, NotFound, PixelpipeError
 from pixelpipe.jobs.ids import is_job_id
 from pixelpipe.jobs.model import Job, JobStatus
-from pixelpipe.jobs.slots import in_line, line_progress
 from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
 from pixelpipe.usecases.events import with_progress
+from pixelpipe.usecases.queue_place import with_live_place
 from pixelpipe.usecases.submit import announce_finished
 from pixelpipe.worker import cancel_run
 
@@ -23,18 +22,6 @@ async def get_job(svc: Services, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"no generation with id {job_id!r}")
     return await with_progress(svc, await with_live_place(svc, job))
-
-
-async def with_live_place(svc: Services, job: Job) -> Job:
-    """``job`` with its place in its backend's line as it is now (the stored one is the place it
-    was last told: see pixelpipe/jobs/slots.py); unchanged when it is in no line."""
-    if not in_line(job):
-        return job
-    position = await svc.store.line_position(job)
-    if position is None or job.provider_state.get("progress", {}).get("queue_position") == position:
-        return job
-    state = line_progress(job.provider_state, job.provider or "", position)
-    return dataclasses.replace(job, provider_state=state)
 
 
 def check_owner(job: Job, caller: Caller, action: str = "delete") -> None:

@@ -8,17 +8,16 @@ from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.tables import copied
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.order import Candidate, in_flight, ranked, running_per_key
-from pixelpipe.jobs.store import Pause
+from pixelpipe.jobs.store import Pause, Waiting
 
 
 class MemoryQueueControl(MemoryStoreBase):
-    async def waiting_order(self) -> list[tuple[str, str | None]]:
+    async def waiting_order(self) -> list[Waiting]:
         now = time.time()
         everyone = [s.job for s in self._tables.jobs.values()]
-        waiting = [j for j in everyone if _waiting(j, now)]
-        providers = {j.id: j.provider for j in waiting}
-        order = ranked(map(Candidate.of, waiting), running_per_key(everyone, now))
-        return [(job_id, providers[job_id]) for job_id in order]
+        waiting = {j.id: j for j in everyone if _waiting(j, now)}
+        order = ranked(map(Candidate.of, waiting.values()), running_per_key(everyone, now))
+        return [Waiting(i, waiting[i].provider, waiting[i].api_key_id) for i in order]
 
     async def jobs_by_ids(self, ids: list[str]) -> list[Job]:
         return [copied(self._tables.jobs[i].job) for i in ids if i in self._tables.jobs]

@@ -19,7 +19,7 @@ from pixelpipe.jobs.sql.queue_statements import (
     STARTED_STATUSES,
     WAITING,
 )
-from pixelpipe.jobs.store import Pause
+from pixelpipe.jobs.store import Pause, Waiting
 from pixelpipe.jobs.tables import jobs, queue_pauses
 
 _QUEUED = str(JobStatus.QUEUED)
@@ -31,14 +31,13 @@ class SqlQueueControl(SqlStoreBase):
     # the pauses this process read last, and when (is_paused); a class default, set per store
     _paused_seen: tuple[float, frozenset[str]] = (-PAUSES_TTL_S, frozenset())
 
-    async def waiting_order(self) -> list[tuple[str, str | None]]:
+    async def waiting_order(self) -> list[Waiting]:
         now = time.time()
 
-        def read(conn: Connection) -> list[tuple[str, str | None]]:
-            rows = conn.execute(WAITING, {"w_now": now}).all()
-            providers = {r.id: r.provider for r in rows}
-            order = ranked([candidate(r) for r in rows], running_per_key(conn, now))
-            return [(job_id, providers[job_id]) for job_id in order]
+        def read(conn: Connection) -> list[Waiting]:
+            rows = {r.id: r for r in conn.execute(WAITING, {"w_now": now}).all()}
+            order = ranked([candidate(r) for r in rows.values()], running_per_key(conn, now))
+            return [Waiting(i, rows[i].provider, rows[i].api_key_id) for i in order]
 
         return await self.db.read_sync(read)
 

@@ -1,0 +1,50 @@
+"""A waiting job's place: in its backend's line (jobs/slots.py), else among its provider's
+waiting jobs in the queue's order (jobs/order.py). Shown as its ``progress.queue_position`` (with
+``slots``: the runs at once its ETA is counted in), on the job body, its SSE events and the page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.slots import in_line, line_progress
+from pixelpipe.services import Services
+
+
+def capacity(svc: Services, target: str) -> int:
+    """Runs at once on ``target``: a backend's slots, else the workers' concurrency."""
+    return svc.slots.get(target) or svc.settings.worker_concurrency
+
+
+async def queue_position(svc: Services, job: Job) -> int | None:
+    """``job``'s place among its provider's waiting jobs now (1 = next); None when it is not
+    waiting for its turn (claimed, running, finished, quarantined)."""
+    if job.status is not JobStatus.QUEUED or job.held_at is not None:
+        return None
+    place = 0
+    for waiting in await svc.store.waiting_order():
+        if waiting.provider == job.provider:
+            place += 1
+            if waiting.id == job.id:
+                return place
+    return None
+
+
+async def with_live_place(svc: Services, job: Job) -> Job:
+    """``job`` with its place as it is now (the stored one, if any, is the place it was last
+    told); unchanged when it does not wait."""
+    if job.status is not JobStatus.QUEUED or job.held_at is not None:
+        return job
+    told = job.provider_state.get("progress") or {}
+    if in_line(job):
+        position = await svc.store.line_position(job)
+        if position is None or told.get("queue_position") == position:
+            return job
+        state = line_progress(job.provider_state, job.provider or "", position)
+        return dataclasses.replace(job, provider_state=state)
+    position = await queue_position(svc, job)
+    if position is None:
+        return job
+    progress = {**told, "queue_position": position, "slots": capacity(svc, job.provider or "")}
+    return dataclasses.replace(job, provider_state={**job.provider_state, "progress": progress})
