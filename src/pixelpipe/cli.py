@@ -33,6 +33,7 @@ from pixelpipe.cli_output import (
     print_remote,
     unreachable,
 )
+from pixelpipe.cli_queue import queue_app
 from pixelpipe.cli_retry import retry
 
 if TYPE_CHECKING:
@@ -403,6 +404,7 @@ app.command("webhook-secret", cls=Command)(webhook_secret_cmd)
 app.add_typer(keys_app, name="keys")
 app.add_typer(gallery_app, name="gallery")
 app.add_typer(boards_app, name="boards")
+app.add_typer(queue_app, name="queue")
 
 
 def main() -> None:
