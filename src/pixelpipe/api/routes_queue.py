@@ -31,6 +31,7 @@ class QueuedJob(BaseModel):
     id: str
     status: str
     model: str
+    prompt: str
     provider: str | None
     priority: int = Field(description="0-9, higher runs first")
     position: int | None = Field(None, description="Place among the waiting jobs (1 = next)")
@@ -99,6 +100,7 @@ def _job(job: Job, caller: Caller, entry: Entry | None = None) -> QueuedJob:
         id=job.id,
         status=str(job.status),
         model=job.model,
+        prompt=job.request.prompt,
         provider=job.provider,
         priority=job.priority,
         position=entry.position if entry else None,

@@ -45,8 +45,9 @@ def in_flight(job: Job, now: float) -> bool:
 def crash_reason(status: str, provider: str | None, crashes: int) -> str:
     """Why a job was quarantined (shown to the operator)."""
     where = f" on {provider}" if provider else ""
+    times = "once" if crashes == 1 else f"{crashes} times"
     return (
-        f"its step crashed {crashes} times (the lease expired while a worker ran it; "
+        f"its step crashed {times} (the lease expired while a worker ran it; "
         f"last while {status}{where})"
     )
 

@@ -58,6 +58,7 @@ NAV = (
     ("generate", "/", "Generate"),
     ("gallery", "/gallery", "Gallery"),
     ("compare", "/compare", "Compare"),
+    ("queue", "/queue", "Queue"),
 )
 
 
@@ -102,6 +103,11 @@ async def comparison_page(request: Request, group: str) -> HTMLResponse:
 @router.get("/moderation", response_class=HTMLResponse)
 async def moderation_page(request: Request) -> HTMLResponse:
     return _page(request, "moderation.html", "moderation", "Moderation")
+
+
+@router.get("/queue", response_class=HTMLResponse)
+async def queue_page(request: Request) -> HTMLResponse:
+    return _page(request, "queue.html", "queue", "Queue")
 
 
 @router.get("/favicon.ico")

@@ -10,6 +10,7 @@ const pages = {
   job: () => import("./job.js"),
   compare: () => import("./compare.js"),
   moderation: () => import("./moderation.js"),
+  queue: () => import("./queue.js"),
 };
 const load = pages[document.body.dataset.page];
 if (load) {
