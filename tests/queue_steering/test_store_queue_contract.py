@@ -7,7 +7,10 @@ import asyncio
 import dataclasses
 import time
 
+from pixelpipe.db import open_database
+from pixelpipe.events.local import LocalNotifier
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.jobs.store import JobStore
 from tests.jobs.test_store_contract import make_job
 
@@ -157,3 +160,28 @@ async def test_in_flight_lists_started_and_claimed_jobs(store: JobStore) -> None
     assert [j.id for j in await store.in_flight()] == [claimed.id]
     assert await store.jobs_by_ids([ids[2], "nope", ids[1]]) != []
     assert [j.id for j in await store.jobs_by_ids([ids[2], ids[1]])] == [ids[2], ids[1]]
+
+
+async def test_two_processes_keep_one_order_and_obey_one_pause(
+    sql_store: SqlJobStore, notifier: LocalNotifier
+) -> None:
+    """Two stores on one database (as two worker processes): concurrent claims never overlap,
+    both follow the fair order, and a pause made by one holds the other's claims."""
+    url = sql_store.db.writer.url.render_as_string(hide_password=False)
+    other = SqlJobStore(open_database(url), notifier)
+    try:
+        await add(sql_store, keyed("batch", 40))
+        ui = await add(sql_store, keyed("ui", 4, t0=1))
+        a, b = await asyncio.gather(
+            sql_store.claim_due("A", limit=4, lease_s=30), other.claim_due("B", limit=4, lease_s=30)
+        )
+        got = [j.id for j in a] + [j.id for j in b]
+        assert len(got) == len(set(got)) == 8
+        assert set(ui) <= set(got)  # FIFO would have given eight batch jobs
+        await other.pause("preview", "drain")
+        assert await sql_store.claim_due("A", limit=10, lease_s=30) == []
+        assert (await sql_store.pauses())["preview"].reason == "drain"
+        assert await sql_store.resume("preview")
+        assert len(await other.claim_due("B", limit=10, lease_s=30)) == 10
+    finally:
+        await other.db.dispose()
