@@ -10,6 +10,7 @@ import time
 from pixelpipe.db import open_database
 from pixelpipe.events.local import LocalNotifier
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.slots import InLine
 from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.jobs.store import JobStore
 from tests.jobs.test_store_contract import make_job
@@ -185,3 +186,20 @@ async def test_two_processes_keep_one_order_and_obey_one_pause(
         assert len(await other.claim_due("B", limit=10, lease_s=30)) == 10
     finally:
         await other.db.dispose()
+
+
+async def test_a_backend_line_puts_higher_priority_first(store: JobStore) -> None:
+    from tests.jobs.test_store_contract_slots import queued, start
+
+    a, b, c = await queued(store, 3)
+    assert isinstance(await start(store, a), Job)  # the one slot
+    assert isinstance(low := await start(store, b), InLine) and low.position == 1
+    await store.set_priority(c.id, 8)
+    assert isinstance(high := await start(store, c), InLine) and high.position == 1
+    b_now = await store.get(b.id)
+    assert b_now is not None and await store.line_position(b_now) == 2
+    await store.transition(a.id, S.SUBMITTING, S.FAILED, owner=f"w-{a.id}")
+    c_now = await store.get(c.id)
+    assert c_now is not None and c_now.next_run_at is not None
+    assert c_now.next_run_at <= time.time()  # the freed slot woke the higher priority first
+    assert isinstance(await start(store, c), Job)

@@ -6,8 +6,9 @@ from the jobs themselves, not kept in a table of its own: a job holds one while 
 or a lost lease can never leak a slot, and every process (API, workers) sharing the database sees
 the same count.
 
-A job about to be submitted takes a slot only when one is free *and* no job that found the
-backend full before it is still waiting (first come, first served). Otherwise it joins the
+A job about to be submitted takes a slot only when one is free *and* no job ahead of it in the
+line is still waiting: a higher priority, or the same one and found the backend full first (first
+come, first served among equals: docs/queue.md). Otherwise it joins the
 backend's line: ``slot_wait_since`` keeps its place, its ``progress`` shows ``queue_position``
 (1 = next), and it sleeps. A job that leaves ``submitting``/``waiting`` wakes the first sleeper of
 its backend's line in the same write; a sleeper also looks again after :func:`recheck_after_s`, in

@@ -9,6 +9,7 @@ from typing import Any
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.tables import MemoryTables, StoredJob, copied
 from pixelpipe.jobs.model import HOLDING, Job, JobStatus
+from pixelpipe.jobs.order import PRIORITY_MIN
 from pixelpipe.jobs.rules import transition_values
 from pixelpipe.jobs.slots import (
     LINE_REFRESH,
@@ -112,13 +113,16 @@ def wake_next_in_line(tables: MemoryTables, freed: Job, now: float) -> None:
 
 def line_ahead(tables: MemoryTables, job: Job | None, backend: str) -> list[Job]:
     """The jobs in ``backend``'s line before ``job`` (all of them for None), first first."""
-    mine = (place(None), "") if job is None else (place(job.slot_wait_since), job.id)
+    mine = (-PRIORITY_MIN - 1, place(None), "") if job is None else _place_of(job)
     line = [
-        s.job
-        for s in tables.jobs.values()
-        if _in_line(s.job, backend) and (s.job.slot_wait_since or 0.0, s.job.id) < mine
+        s.job for s in tables.jobs.values() if _in_line(s.job, backend) and _place_of(s.job) < mine
     ]
-    return sorted(line, key=lambda j: (j.slot_wait_since or 0.0, j.id))
+    return sorted(line, key=_place_of)
+
+
+def _place_of(job: Job) -> tuple[int, float, str]:
+    """A job's place in a line: higher priority first, then who joined first."""
+    return (-job.priority, place(job.slot_wait_since), job.id)
 
 
 def _holds(job: Job, backend: str) -> bool:
@@ -126,4 +130,9 @@ def _holds(job: Job, backend: str) -> bool:
 
 
 def _in_line(job: Job, backend: str) -> bool:
-    return job.provider == backend and job.status is _S.QUEUED and job.slot_wait_since is not None
+    return (
+        job.provider == backend
+        and job.status is _S.QUEUED
+        and job.slot_wait_since is not None
+        and job.held_at is None
+    )

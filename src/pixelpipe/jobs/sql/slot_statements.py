@@ -32,7 +32,11 @@ def _in_line(t: NamedFromClause) -> list[ColumnElement[bool]]:
     """The WHERE terms of jobs in backend ``w_backend``'s line (``t``: an alias of jobs). A job
     has a ``slot_wait_since`` only while queued (every other transition clears it: jobs/rules.py),
     so these terms match the partial index ``ix_jobs_slot_line`` and nothing else."""
-    return [t.c.provider == bindparam("w_backend"), t.c.slot_wait_since.is_not(None)]
+    return [
+        t.c.provider == bindparam("w_backend"),
+        t.c.slot_wait_since.is_not(None),
+        t.c.held_at.is_(None),  # a quarantined job waits for the operator, not in the line
+    ]
 
 
 _busy = jobs.alias("busy")
@@ -49,6 +53,8 @@ BUSY = (
 _ahead = jobs.alias("ahead")
 _place: BindParameter[float] = bindparam("w_place")
 _id: BindParameter[str] = bindparam("w_id")
+_priority: BindParameter[int] = bindparam("w_priority")
+# ahead in line: a higher priority, or the same one and joined earlier (jobs/order.py)
 AHEAD = (
     select(func.count())
     .select_from(_ahead)
@@ -56,8 +62,14 @@ AHEAD = (
         *_in_line(_ahead),
         _ahead.c.id != _id,
         or_(
-            _ahead.c.slot_wait_since < _place,
-            and_(_ahead.c.slot_wait_since == _place, _ahead.c.id < _id),
+            _ahead.c.priority > _priority,
+            and_(
+                _ahead.c.priority == _priority,
+                or_(
+                    _ahead.c.slot_wait_since < _place,
+                    and_(_ahead.c.slot_wait_since == _place, _ahead.c.id < _id),
+                ),
+            ),
         ),
     )
 )
@@ -73,7 +85,7 @@ _line = jobs.alias("line")
 FIRST_IN_LINE = (
     select(_line.c.id, _line.c.provider_state)
     .where(*_in_line(_line))
-    .order_by(_line.c.slot_wait_since, _line.c.id)
+    .order_by(_line.c.priority.desc(), _line.c.slot_wait_since, _line.c.id)
     .limit(literal_column(str(LINE_REFRESH)))
 )
 # a job's place in line, told: only while it is still in that line
@@ -93,9 +105,10 @@ _first_sleeper = (
     .where(
         _sleeper.c.provider == _freed_backend,
         _sleeper.c.slot_wait_since.is_not(None),
+        _sleeper.c.held_at.is_(None),
         _sleeper.c.next_run_at > bindparam("w_now"),
     )
-    .order_by(_sleeper.c.slot_wait_since, _sleeper.c.id)
+    .order_by(_sleeper.c.priority.desc(), _sleeper.c.slot_wait_since, _sleeper.c.id)
     .limit(literal_column("1"))  # literals: compiled_sql binds only the caller's params
     .offset(literal_column("0"))
     .scalar_subquery()

@@ -102,7 +102,8 @@ def _lock_line(conn: Connection, backend: str) -> None:
 def _busy_and_ahead(conn: Connection, job: Job, backend: str) -> tuple[int, int]:
     place = _BEHIND_ALL if job.slot_wait_since is None else job.slot_wait_since
     busy = conn.execute(BUSY, {"w_backend": backend}).scalar_one()
-    ahead = conn.execute(AHEAD, {"w_backend": backend, "w_place": place, "w_id": job.id})
+    params = {"w_backend": backend, "w_place": place, "w_id": job.id, "w_priority": job.priority}
+    ahead = conn.execute(AHEAD, params)
     return int(busy), int(ahead.scalar_one())
 
 
