@@ -203,3 +203,13 @@ async def test_a_backend_line_puts_higher_priority_first(store: JobStore) -> Non
     assert c_now is not None and c_now.next_run_at is not None
     assert c_now.next_run_at <= time.time()  # the freed slot woke the higher priority first
     assert isinstance(await start(store, c), Job)
+
+
+async def test_a_paused_backend_starts_no_run(store: JobStore) -> None:
+    from tests.jobs.test_store_contract_slots import GPU, queued, start
+
+    [a] = await queued(store, 1)
+    await store.pause(GPU)
+    assert await start(store, a) is None  # a job handed over in-process waits too
+    await store.resume(GPU)
+    assert isinstance(await start(store, a), Job)

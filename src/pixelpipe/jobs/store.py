@@ -231,7 +231,8 @@ class BackendSlots(Protocol):
     ) -> Job | InLine | None:
         """Move ``job`` (queued, leased by ``owner``) to submitting with ``fields`` when
         ``want.backend`` has a slot for it now and no job ahead in its line is owed one; else put
-        it in that line (or keep its place) and say where. None: not queued or not ours."""
+        it in that line (or keep its place) and say where. None: not queued, not ours, or the
+        backend is paused (:meth:`QueueControl.pause`)."""
         ...
 
     async def slot_use(self, backends: Iterable[str]) -> dict[str, SlotUse]:

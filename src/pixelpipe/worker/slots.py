@@ -25,15 +25,17 @@ async def start_submit(ctx: StepContext, job: Job, **fields: Any) -> Job | None:
     move (its provider is paused, it waits in line, moved to another provider, or changed
     meanwhile)."""
     store, backend = ctx.svc.store, job.provider or ""
-    if await store.is_paused(backend):
-        # paused by an operator (docs/queue.md): the job waits; claims skip it until resumed
-        log.debug("job %s waits: %s is paused", job.id, backend)
-        return None
     slots = ctx.svc.slots.get(backend)
     if slots is None:
+        if await store.is_paused(backend):
+            # paused by an operator (docs/queue.md): the job waits; claims skip it until resumed
+            log.debug("job %s waits: %s is paused", job.id, backend)
+            return None
         return await store.transition(
             job.id, job.status, JobStatus.SUBMITTING, owner=ctx.owner, **fields
         )
+    # a paused backend: start_in_slot answers None in the same write (no await before it, so
+    # the jobs reach the line in the order their steps started)
     taken = await store.start_in_slot(job, ctx.owner, SlotRequest(backend, slots), **fields)
     if isinstance(taken, InLine):
         await _overflow(ctx, job, taken, slots)

@@ -42,6 +42,8 @@ class MemoryBackendSlots(MemoryStoreBase):
         stored = self._tables.jobs.get(job.id)
         if stored is None or stored.job.status is not _S.QUEUED or stored.job.lease_owner != owner:
             return None
+        if want.backend in self._tables.pauses:
+            return None  # paused by an operator: it waits (docs/queue.md)
         current = stored.job
         busy = sum(1 for s in self._tables.jobs.values() if _holds(s.job, want.backend))
         ahead = len(line_ahead(self._tables, current, want.backend))

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, bindparam, select, text
 
 from pixelpipe.compiled_sql import execute
 from pixelpipe.jobs.model import Job, JobStatus
@@ -35,8 +35,9 @@ from pixelpipe.jobs.sql.slot_statements import (
     SET_PLACE,
 )
 from pixelpipe.jobs.sql.statements import JOB_BY_ID
-from pixelpipe.jobs.tables import jobs
+from pixelpipe.jobs.tables import jobs, queue_pauses
 
+PAUSED = select(queue_pauses.c.target).where(queue_pauses.c.target == bindparam("w_target"))
 _BEHIND_ALL = sys.float_info.max  # the place of a job not in line (a bound float, not inf)
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))").bindparams(bindparam("k"))
 
@@ -58,6 +59,8 @@ class SqlBackendSlots(SqlStoreBase):
 
         def work(conn: Connection) -> tuple[Job | InLine | None, list[str]]:
             _lock_line(conn, want.backend)
+            if conn.execute(PAUSED, {"w_target": want.backend}).first() is not None:
+                return None, []  # paused by an operator: it waits (docs/queue.md)
             busy, ahead = _busy_and_ahead(conn, job, want.backend)
             if not has_turn(busy, ahead, want.slots):
                 return _join_line(conn, job, owner, want, ahead + 1, now), []
