@@ -18,6 +18,7 @@ from pixelpipe.events.eta import Where, eta_s
 from pixelpipe.intake import resolve_priority
 from pixelpipe.jobs.ids import is_job_id
 from pixelpipe.jobs.model import Job
+from pixelpipe.jobs.order import PRIORITY_MAX, PRIORITY_MIN
 from pixelpipe.jobs.slots import in_line
 from pixelpipe.jobs.store import Pause
 from pixelpipe.security.caller import Caller
@@ -128,11 +129,11 @@ async def _owned(svc: Services, job_id: str, caller: Caller, action: str) -> Job
 
 async def set_priority(svc: Services, job_id: str, priority: int, caller: Caller = Caller()) -> Job:
     """Move a waiting job up or down (within the caller key's ceiling)."""
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise InvalidRequest("priority must be 0-9 (higher runs first)", field="priority")
     job = await _owned(svc, job_id, caller, "reprioritise")
     ceiling = svc.settings.queue_ceiling(caller.key_id, admin=caller.admin)
-    resolve_priority(priority, "interactive", ceiling)
-    if not 0 <= priority <= 9:
-        raise InvalidRequest("priority must be 0-9 (higher runs first)", field="priority")
+    resolve_priority(priority, "interactive", ceiling)  # above the key's ceiling: an error
     moved = await svc.store.set_priority(job.id, priority)
     if moved is None:
         raise Conflict(f"generation {job_id} is {job.status} already; only a waiting job moves")
