@@ -62,7 +62,7 @@ async def test_steering_the_queue_over_http(tmp_path: Path) -> None:
         assert {j["priority"] for j in line["waiting"]} == {6}  # interactive by default
 
         job = (await client.get(f"/v1/generations/{b}", headers=as_bob)).json()
-        assert job["progress"]["queue_position"] == 2
+        assert job["progress"]["queue_position"] == 2 and job["priority"] == 6
 
         mine = _line((await client.get("/v1/queue", headers=as_alice)).json(), "preview")
         assert [j["id"] for j in mine["waiting"]] == a and mine["waiting_total"] == 4

@@ -76,6 +76,7 @@ class GenerationPublic(BaseModel):
     retry_of: str | None = Field(
         None, description="The failed or canceled generation this one retries"
     )
+    priority: int = Field(6, description="0-9, higher runs first (docs/queue.md)")
     inputs: list[InputPublic] = Field(
         default_factory=list, description="An edit's input images and mask, with their lineage"
     )

@@ -113,6 +113,7 @@ async def job_payload(svc: Renders, job: Job, base: str | None = None) -> dict[s
         "revised_prompt": job.revised_prompt,
         "retry_of": job.retry_of,
         "moderation": job.provider_state.get("moderation"),  # blurred/flagged/unchecked marks
+        "priority": job.priority,
         "inputs": await _inputs(svc, job, base) if _edit(job) else [],
         "links": {"self": self_url, "events": f"{self_url}/events", "cancel": f"{self_url}/cancel"},
     }
