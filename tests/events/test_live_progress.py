@@ -56,9 +56,10 @@ async def test_a_queued_job_shows_the_median_and_a_running_one_what_is_left(
     svc2 = svc  # as in a new process (or half a minute later): measured again
     svc2.service_times = type(svc.service_times)()
     job = await get_job(svc2, waiting.id)
-    assert job.provider_state["progress"] == {"eta_s": 6.0}  # the median; the outlier ignored
+    # the median, the outlier ignored; first in its provider's queue (docs/queue.md)
+    assert job.provider_state["progress"] == {"queue_position": 1, "eta_s": 6.0}
     payload = await job_payload(svc2, job)
-    assert payload["progress"] == {"eta_s": 6.0}
+    assert payload["progress"] == {"queue_position": 1, "eta_s": 6.0}
 
     busy = await running(svc2, "a fox drawing", for_s=2.0)
     progress = (await get_job(svc2, busy.id)).provider_state["progress"]

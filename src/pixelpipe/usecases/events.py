@@ -22,7 +22,7 @@ from pixelpipe.events.eta import MIN_SAMPLES, SAMPLE, Where, eta_s, median_s
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 from pixelpipe.jobs.snapshots import job_at
 from pixelpipe.services import Services
-from pixelpipe.usecases.queue_place import with_live_place
+from pixelpipe.usecases.queue_place import capacity, queue_eta_s, with_live_place
 
 FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
 Disconnected = Callable[[], Awaitable[bool]]  # the reader went away: stop following
@@ -119,7 +119,7 @@ async def live_progress(svc: Services, job: Job, progress: dict[str, Any]) -> di
     where = Where(
         running=running,
         position=position if isinstance(position, int) else None,
-        slots=_runs_at_once(progress) or svc.slots.get(job.provider or "", 1),
+        slots=svc.slots.get(job.provider or "", 1),
         elapsed_s=max(0.0, time.time() - started) if started else 0.0,
         fraction=fraction,
     )
@@ -127,16 +127,14 @@ async def live_progress(svc: Services, job: Job, progress: dict[str, Any]) -> di
     if isinstance(own, int | float) and not isinstance(own, bool) and own >= 0:
         return out
     out.pop("eta_s", None)
-    eta = eta_s(await service_time_s(svc, job.provider, job.model, job.request.size), where)
+    service = await service_time_s(svc, job.provider, job.model, job.request.size)
+    if where.position is not None and job.slot_wait_since is None:  # the provider's queue
+        eta = queue_eta_s(service, where.position, capacity(svc, job.provider or ""))
+    else:
+        eta = eta_s(service, where)
     if eta is not None:
         out["eta_s"] = eta
     return out
-
-
-def _runs_at_once(progress: dict[str, Any]) -> int | None:
-    """The runs at once a queued job's place counts in (usecases/queue_place.py), if told."""
-    slots = progress.get("slots")
-    return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else None
 
 
 async def service_time_s(

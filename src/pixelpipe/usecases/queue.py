@@ -25,7 +25,7 @@ from pixelpipe.security.caller import Caller
 from pixelpipe.services import Services
 from pixelpipe.usecases.events import service_time_s, with_progress
 from pixelpipe.usecases.jobs import cancel, check_owner
-from pixelpipe.usecases.queue_place import capacity
+from pixelpipe.usecases.queue_place import capacity, queue_eta_s
 
 SHOWN_WAITING = 200  # waiting jobs listed per provider (all are counted)
 MAX_CANCEL = 1000  # ids per cancel-many request
@@ -111,8 +111,10 @@ async def waiting_eta_s(svc: Services, job: Job, position: int) -> float | None:
     """When a job ``position`` places from the front is likely to finish: the rounds of the
     provider's capacity ahead of it, then its own run, at the measured service time."""
     service = await service_time_s(svc, job.provider, job.model, job.request.size)
-    where = Where(running=False, position=position, slots=capacity(svc, job.provider or ""))
-    return eta_s(service, where)
+    runs = capacity(svc, job.provider or "")
+    if in_line(job):
+        return eta_s(service, Where(running=False, position=position, slots=runs))
+    return queue_eta_s(service, position, runs)
 
 
 def _visible(job: Job, caller: Caller) -> bool:

@@ -1,7 +1,6 @@
 """A waiting job's place: in its backend's line (jobs/slots.py), else among its provider's
-waiting jobs in the queue's order (jobs/order.py). Shown as its ``progress.queue_position`` (with
-``slots``: the runs at once its ETA is counted in), on the job body, its SSE events and the page.
-"""
+waiting jobs in the queue's order (jobs/order.py). Shown as its ``progress.queue_position`` (its
+ETA: :func:`queue_eta_s`), on the job body, its status events and the page."""
 
 from __future__ import annotations
 
@@ -46,5 +45,15 @@ async def with_live_place(svc: Services, job: Job) -> Job:
     position = await queue_position(svc, job)
     if position is None:
         return job
-    progress = {**told, "queue_position": position, "slots": capacity(svc, job.provider or "")}
+    progress = {**told, "queue_position": position}
     return dataclasses.replace(job, provider_state={**job.provider_state, "progress": progress})
+
+
+def queue_eta_s(service_s: float | None, position: int, runs: int) -> float | None:
+    """When a job ``position`` places from the front of its provider's queue is likely done.
+    Unlike a backend's line (all slots taken: :func:`~pixelpipe.events.eta.eta_s`) the capacity
+    may be free: the full rounds of ``runs`` jobs ahead of it, then its own run,
+    ``T × (⌊(position - 1) / runs⌋ + 1)`` — ``T`` for the next one."""
+    if service_s is None:
+        return None
+    return round(service_s * ((position - 1) // max(1, runs) + 1), 1)
