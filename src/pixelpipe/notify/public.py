@@ -112,8 +112,8 @@ async def job_payload(svc: Renders, job: Job, base: str | None = None) -> dict[s
         "group": job.group_id,
         "revised_prompt": job.revised_prompt,
         "retry_of": job.retry_of,
-        "moderation": job.provider_state.get("moderation"),  # blurred/flagged/unchecked marks
         "priority": job.priority,
+        "moderation": job.provider_state.get("moderation"),  # blurred/flagged/unchecked marks
         "inputs": await _inputs(svc, job, base) if _edit(job) else [],
         "links": {"self": self_url, "events": f"{self_url}/events", "cancel": f"{self_url}/cancel"},
     }
