@@ -3,7 +3,7 @@ and ledger_entries.outcome (``blocked``: an attempt that was paid for and whose 
 blocked — still counted at its price).
 
 Revision ID: 0011
-Revises: 0013 (0013_boards landed first, on 0010: the chain is 0010 → 0013 → 0011, one head)
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0013"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 the queue_pauses table (docs/queue.md, ADR 0011).
 
 Revision ID: 0012
-Revises: 0011 (0010 → 0013 → 0011 → 0012: one head)
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0011"  # 0010 → 0013 (boards) → 0011 (moderation) → 0012
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Gallery curation: boards, board_items, favourites (per owner: an API key id, "" with auth off).
 
 Revision ID: 0013
-Revises: 0010 (set to the newest revision before it when merging: 0012)
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
