@@ -93,6 +93,17 @@ def test_page_asks_for_a_key_keeps_it_in_local_storage_and_generates(tmp_path: P
             expect(dialog.get_by_label("API key")).to_be_focused()
             page.keyboard.press("Escape")
             expect(dialog).to_be_hidden()
+            # canceled: a request refused afterwards (one still in flight, or the page's own)
+            # fails with its 401 instead of reopening the dialog; the user's next click may ask
+            refused = page.evaluate(
+                "import('/static/js/core.js')"
+                ".then((m) => m.api('/v1/models').then(() => 200, (e) => e.status))"
+            )
+            assert refused == 401
+            expect(page.get_by_role("dialog")).to_have_count(0)
+            page.get_by_label("Prompt", exact=True).fill("a lighthouse, asked again")
+            page.get_by_role("button", name="Generate", exact=True).click()
+            expect(dialog).to_be_visible(timeout=30_000)
         finally:
             browser.close()
     assert native == []  # no window.prompt() any more

@@ -51,11 +51,19 @@ export function forgetApiKey() {
   try { localStorage.removeItem(KEY_STORE); } catch { /* private mode: nothing was stored */ }
 }
 
+let declined = false;
+// the user's next click (Generate, Retry, …) may ask again: what it sends is theirs to authorise
+document.addEventListener("click", () => { declined = false; }, true);
+
 // One dialog at a time, however many requests were refused at once (dialogs.js: <dialog>).
+// Canceled, it is not shown again until the user clicks something: requests still in flight, or
+// sent by the page on its own, fail with their 401 instead of reopening what the user closed.
 function askForKey(detail) {
+  if (declined) return Promise.resolve(false);
   if (!asking) {
     asking = import("./dialogs.js")
       .then((m) => m.askForKeyDialog(detail))
+      .then((saved) => { declined = !saved; return saved; })
       .finally(() => { setTimeout(() => { asking = null; }, 0); });
   }
   return asking;
