@@ -51,6 +51,9 @@ from pixelpipe.usecases.jobs import get_job
 MAX_PARTIAL_IMAGES = 3
 OPENAI_QUALITIES = frozenset({"low", "medium", "high", "xhigh", "max", "auto"})
 _PIL_FORMAT = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
+# a partial is re-encoded for each reader: zlib level 1 makes a 256 px PNG in ~2 ms instead of
+# ~7 (the same pixels, ~30 % more bytes); JPEG and WebP encode a thumbnail in well under 1 ms
+_FAST_ENCODE: dict[str, dict[str, Any]] = {"png": {"compress_level": 1}}
 Disconnected = Callable[[], Awaitable[bool]]
 TokenUsage = Callable[[list[Job]], dict[str, Any] | None]
 ZERO_USAGE: dict[str, Any] = {
@@ -168,7 +171,7 @@ def partial_bytes(preview: str, fmt: str) -> bytes | None:
         with Image.open(io.BytesIO(data)) as im:
             picture = im.convert("RGBA" if fmt != "jpeg" and "A" in im.getbands() else "RGB")
         buf = io.BytesIO()
-        picture.save(buf, _PIL_FORMAT[fmt])
+        picture.save(buf, _PIL_FORMAT[fmt], **_FAST_ENCODE.get(fmt, {}))
         return buf.getvalue()
     except Exception:  # a preview is a courtesy: one that cannot be read is skipped
         return None

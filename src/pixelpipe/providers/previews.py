@@ -39,9 +39,13 @@ def preview_url(image: bytes, content_type: str | None = None) -> str | None:
 def thumbnail_url(image: bytes) -> str | None:
     """``image`` (a full picture: a partial from OpenAI, an intermediate output of cog) shrunk to
     at most :data:`PREVIEW_SIDE` px a side, as a WebP ``data:`` URL; None when too large.
+    Its CPU is mostly the decode (a 1024x1024 PNG: ~14 ms of ~16); the shrinking is cheap.
     Raises OSError / ValueError when ``image`` is not a picture Pillow reads."""
     with Image.open(io.BytesIO(image)) as im:
-        im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        im.draft(None, (PREVIEW_SIDE, PREVIEW_SIDE))  # a JPEG decodes at 1/2-1/8 scale
+        # reducing_gap 1: a box reduce by the whole factor first (1024 px: 4x4 blocks), then a
+        # small resize; Pillow's default (2) resamples from twice the size, ~4x the CPU
+        im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), reducing_gap=1.0)
         picture = im.convert("RGBA" if "A" in im.getbands() else "RGB")
     buf = io.BytesIO()
     picture.save(buf, "WEBP", quality=70, method=0)
