@@ -17,6 +17,7 @@ from pixelpipe.fetch import (
     verify_decoded,
     verify_image_async,
 )
+from pixelpipe.fetch.verify import open_image
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
 from pixelpipe.providers.base import Output, ProviderUpdate
@@ -25,8 +26,10 @@ from pixelpipe.worker.context import StepContext
 from pixelpipe.worker.moderation import Marks, marked_key, moderate_output
 
 # outputs this small (a 256x256 WebP is ~10 KB) are verified and thumbnailed on the event loop:
-# ~0.2 ms of Pillow work, less than a worker-thread round trip costs
+# ~0.2 ms of Pillow work, less than a worker-thread round trip costs — when they are small in
+# pixels too: a 1024x1024 PNG of flat colours is ~7 KB, yet ~30 ms to decode and thumbnail
 INLINE_IMAGE_BYTES = 16 * 1024
+INLINE_IMAGE_PIXELS = 256 * 256
 _S = JobStatus
 
 
@@ -72,7 +75,7 @@ async def fetch_and_store(ctx: StepContext, job: Job, update: ProviderUpdate | N
     raw = await fetch_output(outputs[0], policy, svc.http) if policy else outputs[0].data
     if raw is None:
         raise OutputFetchError("the provider output could not be read")
-    if len(raw) <= INLINE_IMAGE_BYTES:  # a thread hop would cost more than the work
+    if _inline(raw):  # a thread hop would cost more than the work
         image, thumb = _prepare_image(raw, job.request.format)
     else:
         image, thumb = await asyncio.to_thread(_prepare_image, raw, job.request.format)
@@ -165,6 +168,18 @@ async def _store(
     )
     if done is not None:
         await ctx.finished(done)
+
+
+def _inline(raw: bytes) -> bool:
+    """Small enough, in bytes and in the pixels its header declares, to verify on the loop."""
+    if len(raw) > INLINE_IMAGE_BYTES:
+        return False
+    try:
+        with open_image(raw) as im:  # the header only: no pixel is decoded here
+            width, height = im.size
+    except PixelpipeError:
+        return False  # verify_image, in the thread, says what is wrong with it
+    return width * height <= INLINE_IMAGE_PIXELS
 
 
 def _prepare_image(raw: bytes, fmt: str) -> tuple[VerifiedImage, VerifiedImage]:
