@@ -213,3 +213,35 @@ async def test_a_paused_backend_starts_no_run(store: JobStore) -> None:
     assert await start(store, a) is None  # a job handed over in-process waits too
     await store.resume(GPU)
     assert isinstance(await start(store, a), Job)
+
+
+async def test_a_backend_line_shares_freed_slots_fairly_between_keys(store: JobStore) -> None:
+    from tests.jobs.test_store_contract_slots import GPU, start
+
+    async def line_up(key: str, n: int) -> list[Job]:
+        out = []
+        for job in keyed(key, n, t0=len(key)):
+            job = dataclasses.replace(job, provider=GPU)
+            await store.create(job, single_flight=False)
+            claimed = await store.claim(job.id, f"w-{job.id}", lease_s=60)
+            assert claimed is not None
+            out.append(claimed)
+        return out
+
+    batch = await line_up("batch", 5)
+    assert isinstance(await start(store, batch[0]), Job)  # the one slot
+    for job in batch[1:]:
+        assert isinstance(await start(store, job), InLine)
+    [ui] = await line_up("interactive", 1)  # found the backend full after the whole batch
+    # first come, first served would make it #4; the batch holds the slot, so it is next
+    assert isinstance(placed := await start(store, ui), InLine) and placed.position == 1
+    b2 = await store.get(batch[1].id)
+    assert b2 is not None and await store.line_position(b2) == 2
+    await store.transition(batch[0].id, S.SUBMITTING, S.FAILED, owner=f"w-{batch[0].id}")
+    ui_now = await store.get(ui.id)
+    assert ui_now is not None and (ui_now.next_run_at or 0) <= time.time()  # woken first
+    assert isinstance(await start(store, batch[1]), InLine)  # not its turn
+    assert isinstance(await start(store, ui), Job)
+    # with the interactive key holding the slot, the batch is next again, in its own order
+    b2 = await store.get(batch[1].id)
+    assert b2 is not None and await store.line_position(b2) == 1

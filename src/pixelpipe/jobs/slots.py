@@ -7,8 +7,12 @@ or a lost lease can never leak a slot, and every process (API, workers) sharing 
 the same count.
 
 A job about to be submitted takes a slot only when one is free *and* no job ahead of it in the
-line is still waiting: a higher priority, or the same one and found the backend full first (first
-come, first served among equals: docs/queue.md). Otherwise it joins the
+line is still waiting. The line's order is the claim's (:mod:`pixelpipe.jobs.order`) over the
+backend's slots (:func:`line_order`): a higher priority first; within one, fair share between API
+keys — ``(the key's runs in flight on this backend + the job's place among its key's jobs in
+line) / the key's share``, lowest first — so one key's long batch cannot starve another key's
+request; among equals the key with fewer jobs in line, then who found the backend full first
+(docs/queue.md). Otherwise it joins the
 backend's line: ``slot_wait_since`` keeps its place, its ``progress`` shows ``queue_position``
 (1 = next), and it sleeps. A job that leaves ``submitting``/``waiting`` wakes the first sleeper of
 its backend's line in the same write; a sleeper also looks again after :func:`recheck_after_s`, in
@@ -22,11 +26,13 @@ PostgreSQL by a transaction-scoped advisory lock per backend.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pixelpipe.jobs.model import HOLDING, Job, JobStatus
+from pixelpipe.jobs.model import ACTIVE, HOLDING, Job, JobStatus
+from pixelpipe.jobs.order import key_of
 
 LINE_REFRESH = 10  # when a job leaves a line for a slot, the next this many are told their place
 FRONT_RECHECK_S = 5.0  # the first jobs of a line look again this often (a spent wake-up)
@@ -105,3 +111,36 @@ def out_of_line(state: dict[str, Any]) -> dict[str, Any]:
     if "queue_position" not in progress or "backend" not in progress:
         return state
     return {k: v for k, v in state.items() if k != "progress"}
+
+
+def holds_slot(job: Job, backend: str) -> bool:
+    """Does ``job`` hold one of ``backend``'s slots (a quarantined job gives its slot up)?"""
+    return job.provider == backend and job.status in HOLDING and job.held_at is None
+
+
+#: a run in flight on a backend: it left the line (holding a slot, or fetching/storing after it)
+IN_FLIGHT = frozenset(ACTIVE - {JobStatus.QUEUED})
+
+
+def in_flight_on(job: Job, backend: str) -> bool:
+    """Does ``job`` count against its key in ``backend``'s line (:func:`line_order`)?"""
+    return job.provider == backend and job.status in IN_FLIGHT and job.held_at is None
+
+
+def line_order(line: Iterable[Job], in_flight: Counter[str]) -> list[Job]:
+    """The jobs of a backend's line in the order they get its freed slots: priority, then fair
+    share (``(in_flight[key] + place among the key's jobs in line) / share``), then the key with
+    fewer jobs in line (one request before the next of a long batch), then who joined first
+    (a job not yet in line: last), then id. ``in_flight``: each key's runs on the backend."""
+    line = sorted(line, key=lambda j: (-j.priority, place(j.slot_wait_since), j.id))
+    backlog = Counter(key_of(j) for j in line)
+    rank: Counter[str] = Counter()
+    keyed: list[tuple[tuple[int, float, int, float, str], Job]] = []
+    for job in line:
+        key = key_of(job)
+        fair = (in_flight[key] + rank[key]) / max(1, job.share)
+        rank[key] += 1
+        order = (-job.priority, fair, backlog[key], place(job.slot_wait_since), job.id)
+        keyed.append((order, job))
+    keyed.sort(key=lambda pair: pair[0])
+    return [job for _, job in keyed]

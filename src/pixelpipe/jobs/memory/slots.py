@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.tables import MemoryTables, StoredJob, copied
 from pixelpipe.jobs.model import HOLDING, Job, JobStatus
-from pixelpipe.jobs.order import PRIORITY_MIN
+from pixelpipe.jobs.order import key_of
 from pixelpipe.jobs.rules import transition_values
 from pixelpipe.jobs.slots import (
     LINE_REFRESH,
@@ -17,9 +18,11 @@ from pixelpipe.jobs.slots import (
     SlotRequest,
     SlotUse,
     has_turn,
+    holds_slot,
+    in_flight_on,
     in_line,
+    line_order,
     line_progress,
-    place,
     recheck_after_s,
     taking_slot,
 )
@@ -45,7 +48,7 @@ class MemoryBackendSlots(MemoryStoreBase):
         if want.backend in self._tables.pauses:
             return None  # paused by an operator: it waits (docs/queue.md)
         current = stored.job
-        busy = sum(1 for s in self._tables.jobs.values() if _holds(s.job, want.backend))
+        busy = sum(1 for s in self._tables.jobs.values() if holds_slot(s.job, want.backend))
         ahead = len(line_ahead(self._tables, current, want.backend))
         if not has_turn(busy, ahead, want.slots):
             return self._join_line(stored, want, ahead + 1, now)
@@ -104,31 +107,33 @@ class MemoryBackendSlots(MemoryStoreBase):
         return InLine(position, since)
 
 
-def wake_next_in_line(tables: MemoryTables, freed: Job, now: float) -> None:
-    """``freed`` leaves submitting/waiting: the first sleeper of its backend's line wakes."""
+def wake_next_in_line(tables: MemoryTables, freed: Job, target: JobStatus, now: float) -> None:
+    """``freed`` leaves submitting/waiting for ``target``: the first sleeper of its backend's
+    line (in the order it has once ``freed`` is in ``target``) wakes."""
     if freed.status not in HOLDING or freed.provider is None:
         return
-    sleepers = [j for j in line_ahead(tables, None, freed.provider) if (j.next_run_at or 0.0) > now]
+    gone = freed.id if target.terminal else ""
+    line = line_ahead(tables, None, freed.provider, gone=gone)
+    sleepers = [j for j in line if (j.next_run_at or 0.0) > now]
     if sleepers:
         sleepers[0].next_run_at = now
 
 
-def line_ahead(tables: MemoryTables, job: Job | None, backend: str) -> list[Job]:
-    """The jobs in ``backend``'s line before ``job`` (all of them for None), first first."""
-    mine = (-PRIORITY_MIN - 1, place(None), "") if job is None else _place_of(job)
-    line = [
-        s.job for s in tables.jobs.values() if _in_line(s.job, backend) and _place_of(s.job) < mine
-    ]
-    return sorted(line, key=_place_of)
-
-
-def _place_of(job: Job) -> tuple[int, float, str]:
-    """A job's place in a line: higher priority first, then who joined first."""
-    return (-job.priority, place(job.slot_wait_since), job.id)
-
-
-def _holds(job: Job, backend: str) -> bool:
-    return job.provider == backend and job.status in HOLDING and job.held_at is None
+def line_ahead(tables: MemoryTables, job: Job | None, backend: str, *, gone: str = "") -> list[Job]:
+    """The jobs in ``backend``'s line before ``job`` (all of them for None), first first, in
+    :func:`~pixelpipe.jobs.slots.line_order` (``gone``: a run about to end, not counted)."""
+    line = [s.job for s in tables.jobs.values() if _in_line(s.job, backend)]
+    if job is not None and not any(j.id == job.id for j in line):
+        line.append(job)  # not in line yet: it would join it last among its equals
+    flying = Counter(
+        key_of(s.job)
+        for s in tables.jobs.values()
+        if in_flight_on(s.job, backend) and s.job.id != gone
+    )
+    ordered = line_order(line, flying)
+    if job is None:
+        return ordered
+    return ordered[: next(i for i, j in enumerate(ordered) if j.id == job.id)]
 
 
 def _in_line(job: Job, backend: str) -> bool:

@@ -6,34 +6,43 @@ Each reads the jobs table through an alias of its own: a subquery on ``jobs`` in
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    and_,
+    Float,
+    Select,
     bindparam,
+    case,
+    cast,
     func,
     literal_column,
-    or_,
     select,
+    union_all,
     update,
 )
-from sqlalchemy.sql.selectable import NamedFromClause
+from sqlalchemy.sql.selectable import NamedFromClause, Subquery
 
 from pixelpipe.jobs.model import HOLDING, JobStatus
-from pixelpipe.jobs.slots import LINE_REFRESH
+from pixelpipe.jobs.slots import IN_FLIGHT, LINE_REFRESH
 from pixelpipe.jobs.tables import jobs
 
 # statuses as SQL literals, not binds: compiled_sql runs these with the caller's params only
 _HOLDING: list[ColumnElement[str]] = [literal_column(f"'{s}'") for s in sorted(HOLDING)]
 _QUEUED: ColumnElement[str] = literal_column(f"'{JobStatus.QUEUED}'")
+_IN_FLIGHT: list[ColumnElement[str]] = [literal_column(f"'{s}'") for s in sorted(IN_FLIGHT)]
 
 
-def _in_line(t: NamedFromClause) -> list[ColumnElement[bool]]:
-    """The WHERE terms of jobs in backend ``w_backend``'s line (``t``: an alias of jobs). A job
-    has a ``slot_wait_since`` only while queued (every other transition clears it: jobs/rules.py),
-    so these terms match the partial index ``ix_jobs_slot_line`` and nothing else."""
+def _in_line(
+    t: NamedFromClause, backend: ColumnElement[str] | None = None
+) -> list[ColumnElement[bool]]:
+    """The WHERE terms of jobs in ``backend``'s line (``t``: an alias of jobs; ``backend``: the
+    bind ``w_backend`` unless given). A job has a ``slot_wait_since`` only while queued (every
+    other transition clears it: jobs/rules.py), so these terms match
+    the partial index ``ix_jobs_slot_line`` and nothing else."""
     return [
-        t.c.provider == bindparam("w_backend"),
+        t.c.provider == (bindparam("w_backend") if backend is None else backend),
         t.c.slot_wait_since.is_not(None),
         t.c.held_at.is_(None),  # a quarantined job waits for the operator, not in the line
     ]
@@ -50,28 +59,79 @@ BUSY = (
     )
 )
 
-_ahead = jobs.alias("ahead")
-_place: BindParameter[float] = bindparam("w_place")
 _id: BindParameter[str] = bindparam("w_id")
-_priority: BindParameter[int] = bindparam("w_priority")
-# ahead in line: a higher priority, or the same one and joined earlier (jobs/order.py)
-AHEAD = (
-    select(func.count())
-    .select_from(_ahead)
-    .where(
-        *_in_line(_ahead),
-        _ahead.c.id != _id,
-        or_(
-            _ahead.c.priority > _priority,
-            and_(
-                _ahead.c.priority == _priority,
-                or_(
-                    _ahead.c.slot_wait_since < _place,
-                    and_(_ahead.c.slot_wait_since == _place, _ahead.c.id < _id),
-                ),
-            ),
-        ),
+
+
+def _key(t: NamedFromClause) -> ColumnElement[str]:
+    return func.coalesce(t.c.api_key_id, literal_column("''"))  # auth off: one key (order.py)
+
+
+def _ranked_line(
+    backend: ColumnElement[str], *, joining: bool, gone: BindParameter[str] | None = None
+) -> Subquery:
+    """``backend``'s line in :func:`~pixelpipe.jobs.slots.line_order` — priority, fair share,
+    the key's backlog, then who joined first — as rows (id, provider_state, next_run_at, pos),
+    ``pos`` 1 = next.
+    ``joining``: the job ``w_id`` counts as in line (at ``w_place`` when not in it yet);
+    ``gone``: a run about to end, no longer counted against its key (``''``: none)."""
+    held_t = jobs.alias("flying")
+    held = (
+        select(_key(held_t).label("k"), func.count().label("n"))
+        .where(
+            held_t.c.provider == backend,
+            held_t.c.status.in_(_IN_FLIGHT),
+            held_t.c.held_at.is_(None),
+            *([] if gone is None else [held_t.c.id != gone]),
+        )
+        .group_by(_key(held_t))
+        .subquery("held_n")
     )
+    ln, me = jobs.alias("ln"), jobs.alias("me")
+
+    def rows(t: NamedFromClause, since: ColumnElement[float]) -> Select[Any]:
+        one: ColumnElement[int] = literal_column(
+            "1"
+        )  # literals: compiled_sql binds only the caller's params
+        share = case((t.c.share < one, one), else_=t.c.share)
+        return select(t.c.id, t.c.provider_state, t.c.next_run_at, t.c.priority).add_columns(
+            since.label("since"), share.label("share"), _key(t).label("k")
+        )
+
+    in_line = rows(ln, ln.c.slot_wait_since).where(*_in_line(ln, backend))
+    joins = rows(me, bindparam("w_place", type_=Float)).where(
+        me.c.id == _id, me.c.slot_wait_since.is_(None)
+    )
+    members = (union_all(in_line, joins) if joining else in_line).subquery("members")
+    m = members.c
+    rank = func.row_number().over(partition_by=m.k, order_by=(m.priority.desc(), m.since, m.id))
+    keyed = (
+        select(m.id, m.provider_state, m.next_run_at, m.priority, m.since, m.share, m.k)
+        .add_columns(
+            (rank - literal_column("1")).label("r"),
+            func.count().over(partition_by=m.k).label("backlog"),
+        )
+        .subquery("keyed")
+    )
+    k = keyed.c
+    fair = cast(func.coalesce(held.c.n, literal_column("0")) + k.r, Float) / k.share
+    order = (k.priority.desc(), fair, k.backlog, k.since, k.id)
+    pos = func.row_number().over(order_by=order).label("pos")
+    return (
+        select(k.id, k.provider_state, k.next_run_at, pos)
+        .select_from(keyed.outerjoin(held, held.c.k == k.k))
+        .subquery("ranked")
+    )
+
+
+_joining = _ranked_line(bindparam("w_backend"), joining=True)
+# the place of job ``w_id`` in line (as if it joined now, when it is not in it yet)
+POSITION = select(_joining.c.pos).where(_joining.c.id == _id)
+_line = _ranked_line(bindparam("w_backend"), joining=False)
+# the first jobs of the line, in order
+FIRST_IN_LINE = (
+    select(_line.c.id, _line.c.provider_state)
+    .order_by(_line.c.pos)
+    .limit(literal_column(str(LINE_REFRESH)))
 )
 
 # joining (or staying in) the line: only while the job is still queued and leased by its owner
@@ -81,13 +141,6 @@ JOIN_LINE = update(jobs).where(
     jobs.c.lease_owner == bindparam("w_owner"),
 )
 
-_line = jobs.alias("line")
-FIRST_IN_LINE = (
-    select(_line.c.id, _line.c.provider_state)
-    .where(*_in_line(_line))
-    .order_by(_line.c.priority.desc(), _line.c.slot_wait_since, _line.c.id)
-    .limit(literal_column(str(LINE_REFRESH)))
-)
 # a job's place in line, told: only while it is still in that line
 SET_PLACE = update(jobs).where(
     jobs.c.id == _id, jobs.c.status == _QUEUED, jobs.c.slot_wait_since.is_not(None)
@@ -99,22 +152,18 @@ _freed_backend = (
     .where(_freed.c.id == bindparam("w_id"), _freed.c.status.in_(_HOLDING))
     .scalar_subquery()
 )
-_sleeper = jobs.alias("sleeper")
+_sleepers = _ranked_line(_freed_backend, joining=False, gone=bindparam("w_gone"))
 _first_sleeper = (
-    select(_sleeper.c.id)
-    .where(
-        _sleeper.c.provider == _freed_backend,
-        _sleeper.c.slot_wait_since.is_not(None),
-        _sleeper.c.held_at.is_(None),
-        _sleeper.c.next_run_at > bindparam("w_now"),
-    )
-    .order_by(_sleeper.c.priority.desc(), _sleeper.c.slot_wait_since, _sleeper.c.id)
+    select(_sleepers.c.id)
+    .where(_sleepers.c.next_run_at > bindparam("w_now"))
+    .order_by(_sleepers.c.pos)
     .limit(literal_column("1"))  # literals: compiled_sql binds only the caller's params
     .offset(literal_column("0"))
     .scalar_subquery()
 )
 # run before the transition of job ``w_id`` out of submitting/waiting: the first job of its
-# backend's line that is still asleep becomes due (SET next_run_at = now)
+# backend's line (in the order it has after the transition: ``w_gone`` is that job when it ends,
+# else '') still asleep becomes due (SET next_run_at = now)
 WAKE_NEXT_IN_LINE = update(jobs).where(jobs.c.id == _first_sleeper)
 
 _waiting = jobs.alias("waiting")

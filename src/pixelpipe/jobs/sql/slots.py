@@ -27,11 +27,11 @@ from pixelpipe.jobs.slots import (
 from pixelpipe.jobs.sql.base import SqlStoreBase, write_event
 from pixelpipe.jobs.sql.changes import move_job
 from pixelpipe.jobs.sql.slot_statements import (
-    AHEAD,
     BUSY,
     FIRST_IN_LINE,
     JOIN_LINE,
     LINE_LENGTH,
+    POSITION,
     SET_PLACE,
 )
 from pixelpipe.jobs.sql.statements import JOB_BY_ID
@@ -105,9 +105,9 @@ def _lock_line(conn: Connection, backend: str) -> None:
 def _busy_and_ahead(conn: Connection, job: Job, backend: str) -> tuple[int, int]:
     place = _BEHIND_ALL if job.slot_wait_since is None else job.slot_wait_since
     busy = conn.execute(BUSY, {"w_backend": backend}).scalar_one()
-    params = {"w_backend": backend, "w_place": place, "w_id": job.id, "w_priority": job.priority}
-    ahead = conn.execute(AHEAD, params)
-    return int(busy), int(ahead.scalar_one())
+    params = {"w_backend": backend, "w_place": place, "w_id": job.id}
+    position = conn.execute(POSITION, params).scalar()  # None: no longer queued on it
+    return int(busy), 0 if position is None else int(position) - 1
 
 
 def _tell_places(conn: Connection, backend: str, now: float) -> list[str]:
