@@ -18,6 +18,7 @@ from pixelpipe.events.eta import ServiceTimes
 from pixelpipe.fetch import FetchPolicy
 from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.store import JobStore
+from pixelpipe.jobs.watched import WatchedJobs
 from pixelpipe.ledger.base import Ledger
 from pixelpipe.metrics import Metrics
 from pixelpipe.moderation.stage import Moderation
@@ -77,6 +78,7 @@ class Services:
     boards: Boards = field(default_factory=MemoryBoards)  # favourites and boards (gallery)
     moderation: Moderation = field(default_factory=Moderation)  # none unless configured
     service_times: ServiceTimes = field(default_factory=ServiceTimes)  # ETA medians (events/eta)
+    watched: WatchedJobs = field(default_factory=WatchedJobs)  # live places (usecases/queue_watch)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
     async def aclose(self) -> None:

@@ -21,8 +21,10 @@ from pixelpipe.events.base import ALL
 from pixelpipe.events.eta import MIN_SAMPLES, SAMPLE, Where, eta_s, median_s
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 from pixelpipe.jobs.snapshots import job_at
+from pixelpipe.jobs.watched import Moves
 from pixelpipe.services import Services
 from pixelpipe.usecases.queue_place import capacity, queue_eta_s, with_live_place
+from pixelpipe.usecases.queue_watch import watching
 
 FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
 Disconnected = Callable[[], Awaitable[bool]]  # the reader went away: stop following
@@ -33,7 +35,10 @@ async def follow_job(
 ) -> AsyncIterator[tuple[JobEvent, Job | None]]:
     """One job's events from ``after`` on, until its terminal status event. A status event comes
     with the job as it was at that moment (``jobs/snapshots.py``), other events with None."""
-    async with svc.notifier.subscribe(f"job:{job_id}") as wakeups:
+    async with (
+        svc.notifier.subscribe(f"job:{job_id}") as wakeups,
+        watching(svc, job_id) as moves,  # its place in the queue, live (usecases/queue_watch)
+    ):
         last = after
         while True:
             events, current = await svc.store.events_with_job(job_id, last)
@@ -47,13 +52,42 @@ async def follow_job(
                 if ended:
                     yield without_preview(ev), at
                 else:
-                    yield await _live(svc, ev, live), await _live_at(svc, at, current)
+                    shown = await _live(svc, ev, live), await _live_at(svc, at, current)
+                    _shown_place(moves, *shown)
+                    yield shown
                 if ev.type == "status" and JobStatus(ev.data["status"]).terminal:
                     return
+            moved = None if ended else moves.take()
+            if moved is not None:  # its place moved: a progress event (no id of its own)
+                progress = moved.provider_state.get("progress") or {}
+                data = await live_progress(svc, moved, progress)
+                yield JobEvent(last, job_id, "progress", data, time.time()), None
             if await disconnected():
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(anext(wakeups), FOLLOW_POLL_S)
+                await asyncio.wait_for(_woken(wakeups, moves), FOLLOW_POLL_S)
+
+
+def _shown_place(moves: Moves, ev: JobEvent, at: Job | None) -> None:
+    """The place a reader was shown by an event of the store (none: unchanged)."""
+    progress = ev.data if ev.type == "progress" else None
+    if at is not None:
+        progress = at.provider_state.get("progress") or {}
+    position = (progress or {}).get("queue_position")
+    if isinstance(position, int):
+        moves.show(position)
+
+
+async def _woken(wakeups: AsyncIterator[str], moves: Moves) -> None:
+    """Until the store has news for the job, or its place moved."""
+    if moves.changed.is_set():
+        return
+    waits = {asyncio.ensure_future(anext(wakeups)), asyncio.ensure_future(moves.changed.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def without_preview(ev: JobEvent) -> JobEvent:

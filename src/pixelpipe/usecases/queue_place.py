@@ -57,3 +57,26 @@ def queue_eta_s(service_s: float | None, position: int, runs: int) -> float | No
     if service_s is None:
         return None
     return round(service_s * ((position - 1) // max(1, runs) + 1), 1)
+
+
+async def with_places(svc: Services, jobs: list[Job]) -> list[Job]:
+    """The waiting ones of ``jobs``, each with its place as it is now: one read of the queue's
+    order for all of them, and one of its line for each job in a backend's line."""
+    waiting = [j for j in jobs if j.status is JobStatus.QUEUED and j.held_at is None]
+    order: dict[str, int] = {}
+    if any(not in_line(j) for j in waiting):
+        seen: dict[str | None, int] = {}
+        for w in await svc.store.waiting_order():
+            seen[w.provider] = order[w.id] = seen.get(w.provider, 0) + 1
+    out = []
+    for job in waiting:
+        position = await svc.store.line_position(job) if in_line(job) else order.get(job.id)
+        if position is None:
+            continue
+        if in_line(job):
+            state = line_progress(job.provider_state, job.provider or "", position)
+        else:
+            told = job.provider_state.get("progress") or {}
+            state = {**job.provider_state, "progress": {**told, "queue_position": position}}
+        out.append(dataclasses.replace(job, provider_state=state))
+    return out
