@@ -19,12 +19,15 @@ from tests.support.serve import Server, run_cli
 def _follow(url: str, headers: dict[str, str], into: queue.Queue[tuple[str, Any]]) -> None:
     """Each SSE event of the stream at ``url`` as (event, data), until the stream ends."""
     kind = ""
-    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(60.0)) as resp:
-        for line in resp.iter_lines():
-            if line.startswith("event:"):
-                kind = line.removeprefix("event:").strip()
-            elif line.startswith("data:"):
-                into.put((kind, json.loads(line.removeprefix("data:"))))
+    try:
+        with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(60.0)) as resp:
+            for line in resp.iter_lines():
+                if line.startswith("event:"):
+                    kind = line.removeprefix("event:").strip()
+                elif line.startswith("data:"):
+                    into.put((kind, json.loads(line.removeprefix("data:"))))
+    except httpx.HTTPError as e:  # the server stopped (a failed test): the main thread says why
+        into.put(("broken", str(e)))
     into.put(("end", None))
 
 
@@ -40,7 +43,8 @@ def _next_place(events: queue.Queue[tuple[str, Any]], seen: list[tuple[str, Any]
     while True:
         kind, data = events.get(timeout=max(0.1, deadline - time.monotonic()))
         seen.append((kind, data))
-        position = _place(kind, data) if data is not None else None
+        assert kind not in ("end", "broken"), seen
+        position = _place(kind, data)
         if position is not None:
             return position
 
