@@ -237,6 +237,7 @@ async def test_a_backend_line_shares_freed_slots_fairly_between_keys(store: JobS
     assert isinstance(placed := await start(store, ui), InLine) and placed.position == 1
     b2 = await store.get(batch[1].id)
     assert b2 is not None and await store.line_position(b2) == 2
+    assert await store.line_ids(GPU) == [ui.id] + [j.id for j in batch[1:]]
     await store.transition(batch[0].id, S.SUBMITTING, S.FAILED, owner=f"w-{batch[0].id}")
     ui_now = await store.get(ui.id)
     assert ui_now is not None and (ui_now.next_run_at or 0) <= time.time()  # woken first
@@ -245,3 +246,4 @@ async def test_a_backend_line_shares_freed_slots_fairly_between_keys(store: JobS
     # with the interactive key holding the slot, the batch is next again, in its own order
     b2 = await store.get(batch[1].id)
     assert b2 is not None and await store.line_position(b2) == 1
+    assert await store.line_ids(GPU) == [j.id for j in batch[1:]]

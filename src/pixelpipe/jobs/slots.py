@@ -9,8 +9,8 @@ the same count.
 A job about to be submitted takes a slot only when one is free *and* no job ahead of it in the
 line is still waiting. The line's order is the claim's (:mod:`pixelpipe.jobs.order`) over the
 backend's slots (:func:`line_order`): a higher priority first; within one, fair share between API
-keys — ``(the key's runs in flight on this backend + the job's place among its key's jobs in
-line) / the key's share``, lowest first — so one key's long batch cannot starve another key's
+keys — ``(the key's runs holding a slot of this backend + the job's place among its key's jobs
+in line) / the key's share``, lowest first — so one key's long batch cannot starve another key's
 request; among equals the key with fewer jobs in line, then who found the backend full first
 (docs/queue.md). Otherwise it joins the
 backend's line: ``slot_wait_since`` keeps its place, its ``progress`` shows ``queue_position``
@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pixelpipe.jobs.model import ACTIVE, HOLDING, Job, JobStatus
+from pixelpipe.jobs.model import HOLDING, Job, JobStatus
 from pixelpipe.jobs.order import key_of
 
 LINE_REFRESH = 10  # when a job leaves a line for a slot, the next this many are told their place
@@ -73,6 +73,16 @@ def has_turn(busy: int, ahead: int, slots: int) -> bool:
     """May a job with ``ahead`` jobs in line before it take a slot of a backend running ``busy``?
     Each job ahead is owed a slot first."""
     return busy + ahead < slots
+
+
+def kept_place(job: Job, busy: int, slots: int) -> int | None:
+    """The place a job already in line keeps when it looks again while every slot is taken: no
+    job may start then whatever its place, so its line is not ranked again (that is a read of
+    the whole line); its readers see its place live (:meth:`BackendSlots.line_position`)."""
+    if busy < slots or job.slot_wait_since is None:
+        return None
+    position = (job.provider_state.get("progress") or {}).get("queue_position")
+    return position if isinstance(position, int) and position > 0 else None
 
 
 def frees_slot(expected: Iterable[JobStatus], target: JobStatus) -> bool:
@@ -118,27 +128,18 @@ def holds_slot(job: Job, backend: str) -> bool:
     return job.provider == backend and job.status in HOLDING and job.held_at is None
 
 
-#: a run in flight on a backend: it left the line (holding a slot, or fetching/storing after it)
-IN_FLIGHT = frozenset(ACTIVE - {JobStatus.QUEUED})
-
-
-def in_flight_on(job: Job, backend: str) -> bool:
-    """Does ``job`` count against its key in ``backend``'s line (:func:`line_order`)?"""
-    return job.provider == backend and job.status in IN_FLIGHT and job.held_at is None
-
-
-def line_order(line: Iterable[Job], in_flight: Counter[str]) -> list[Job]:
+def line_order(line: Iterable[Job], holding: Counter[str]) -> list[Job]:
     """The jobs of a backend's line in the order they get its freed slots: priority, then fair
-    share (``(in_flight[key] + place among the key's jobs in line) / share``), then the key with
+    share (``(holding[key] + place among the key's jobs in line) / share``), then the key with
     fewer jobs in line (one request before the next of a long batch), then who joined first
-    (a job not yet in line: last), then id. ``in_flight``: each key's runs on the backend."""
+    (a job not yet in line: last), then id. ``holding``: each key's runs in the backend's slots."""
     line = sorted(line, key=lambda j: (-j.priority, place(j.slot_wait_since), j.id))
     backlog = Counter(key_of(j) for j in line)
     rank: Counter[str] = Counter()
     keyed: list[tuple[tuple[int, float, int, float, str], Job]] = []
     for job in line:
         key = key_of(job)
-        fair = (in_flight[key] + rank[key]) / max(1, job.share)
+        fair = (holding[key] + rank[key]) / max(1, job.share)
         rank[key] += 1
         order = (-job.priority, fair, backlog[key], place(job.slot_wait_since), job.id)
         keyed.append((order, job))

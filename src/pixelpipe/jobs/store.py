@@ -243,6 +243,11 @@ class BackendSlots(Protocol):
         """``job``'s place in its backend's line now (1 = next), or None when it is in none."""
         ...
 
+    async def line_ids(self, backend: str) -> list[str]:
+        """The ids of the jobs in ``backend``'s line now, first first (one read for all their
+        places: :mod:`pixelpipe.usecases.queue_watch`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Pause:

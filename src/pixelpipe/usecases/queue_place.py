@@ -61,16 +61,20 @@ def queue_eta_s(service_s: float | None, position: int, runs: int) -> float | No
 
 async def with_places(svc: Services, jobs: list[Job]) -> list[Job]:
     """The waiting ones of ``jobs``, each with its place as it is now: one read of the queue's
-    order for all of them, and one of its line for each job in a backend's line."""
+    order for all of them, and one of each backend's line that one of them is in."""
     waiting = [j for j in jobs if j.status is JobStatus.QUEUED and j.held_at is None]
     order: dict[str, int] = {}
     if any(not in_line(j) for j in waiting):
         seen: dict[str | None, int] = {}
         for w in await svc.store.waiting_order():
             seen[w.provider] = order[w.id] = seen.get(w.provider, 0) + 1
+    lines: dict[str, int] = {}
+    for backend in sorted({j.provider or "" for j in waiting if in_line(j)}):
+        ids = await svc.store.line_ids(backend)
+        lines.update((job_id, place) for place, job_id in enumerate(ids, 1))
     out = []
     for job in waiting:
-        position = await svc.store.line_position(job) if in_line(job) else order.get(job.id)
+        position = (lines if in_line(job) else order).get(job.id)
         if position is None:
             continue
         if in_line(job):

@@ -1,8 +1,8 @@
 """Live places: a waiting job's readers are told when its place in the queue moves.
 
 One task per process, running while any reader follows a job, reads the places of all the
-followed jobs that wait once every :data:`TICK_S` (one read of the queue's order, plus one of a
-backend's line per job in one: :func:`~pixelpipe.usecases.queue_place.with_places`) and hands
+followed jobs that wait once every :data:`TICK_S` (one read of the queue's order, plus one of each
+backend's line they are in: :func:`~pixelpipe.usecases.queue_place.with_places`) and hands
 each reader its job's new place (:class:`~pixelpipe.jobs.watched.Moves`); the reader's stream
 sends it as a ``progress`` event with its ETA. So a place moves on screen at most once a second,
 and a thousand readers cost one read a second, not a thousand polls.

@@ -33,7 +33,7 @@ class MemoryJobChanges(MemoryStoreBase):
         if stored is None or stored.job.status not in allowed:
             return None
         if frees_slot(allowed, target):
-            wake_next_in_line(self._tables, stored.job, target, now)
+            wake_next_in_line(self._tables, stored.job, now)
         self._tables.set_fields(stored, values)
         data = {**status_data(stored.job), **(event or {})}
         self._tables.add_event(job_id, "status", data, now, stored.job)

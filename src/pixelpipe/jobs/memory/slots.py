@@ -19,8 +19,8 @@ from pixelpipe.jobs.slots import (
     SlotUse,
     has_turn,
     holds_slot,
-    in_flight_on,
     in_line,
+    kept_place,
     line_order,
     line_progress,
     recheck_after_s,
@@ -49,6 +49,9 @@ class MemoryBackendSlots(MemoryStoreBase):
             return None  # paused by an operator: it waits (docs/queue.md)
         current = stored.job
         busy = sum(1 for s in self._tables.jobs.values() if holds_slot(s.job, want.backend))
+        kept = kept_place(current, busy, want.slots)
+        if kept is not None:
+            return self._join_line(stored, want, kept, now)
         ahead = len(line_ahead(self._tables, current, want.backend))
         if not has_turn(busy, ahead, want.slots):
             return self._join_line(stored, want, ahead + 1, now)
@@ -67,6 +70,9 @@ class MemoryBackendSlots(MemoryStoreBase):
         if stored is None or not in_line(stored.job) or not stored.job.provider:
             return None
         return len(line_ahead(self._tables, stored.job, stored.job.provider)) + 1
+
+    async def line_ids(self, backend: str) -> list[str]:
+        return [j.id for j in line_ahead(self._tables, None, backend)]
 
     def _tell_places(self, backend: str, now: float) -> list[str]:
         """The line moved up: the first jobs in it get their new places (those that changed)."""
@@ -107,13 +113,12 @@ class MemoryBackendSlots(MemoryStoreBase):
         return InLine(position, since)
 
 
-def wake_next_in_line(tables: MemoryTables, freed: Job, target: JobStatus, now: float) -> None:
-    """``freed`` leaves submitting/waiting for ``target``: the first sleeper of its backend's
-    line (in the order it has once ``freed`` is in ``target``) wakes."""
+def wake_next_in_line(tables: MemoryTables, freed: Job, now: float) -> None:
+    """``freed`` leaves submitting/waiting: the first sleeper of its backend's line (in the order
+    it has once ``freed`` left its slot) wakes."""
     if freed.status not in HOLDING or freed.provider is None:
         return
-    gone = freed.id if target.terminal else ""
-    line = line_ahead(tables, None, freed.provider, gone=gone)
+    line = line_ahead(tables, None, freed.provider, gone=freed.id)
     sleepers = [j for j in line if (j.next_run_at or 0.0) > now]
     if sleepers:
         sleepers[0].next_run_at = now
@@ -121,16 +126,16 @@ def wake_next_in_line(tables: MemoryTables, freed: Job, target: JobStatus, now: 
 
 def line_ahead(tables: MemoryTables, job: Job | None, backend: str, *, gone: str = "") -> list[Job]:
     """The jobs in ``backend``'s line before ``job`` (all of them for None), first first, in
-    :func:`~pixelpipe.jobs.slots.line_order` (``gone``: a run about to end, not counted)."""
+    :func:`~pixelpipe.jobs.slots.line_order` (``gone``: a run leaving its slot, not counted)."""
     line = [s.job for s in tables.jobs.values() if _in_line(s.job, backend)]
     if job is not None and not any(j.id == job.id for j in line):
         line.append(job)  # not in line yet: it would join it last among its equals
-    flying = Counter(
+    holding = Counter(
         key_of(s.job)
         for s in tables.jobs.values()
-        if in_flight_on(s.job, backend) and s.job.id != gone
+        if holds_slot(s.job, backend) and s.job.id != gone
     )
-    ordered = line_order(line, flying)
+    ordered = line_order(line, holding)
     if job is None:
         return ordered
     return ordered[: next(i for i, j in enumerate(ordered) if j.id == job.id)]

@@ -71,11 +71,8 @@ def move_job(
 ) -> Job | None:
     """The guarded transition and its status event, in the caller's transaction. A job leaving
     submitting/waiting frees its backend's slot: the first sleeper in that backend's line wakes."""
-    target = JobStatus(values["status"])
-    if frees_slot(allowed, target):
-        gone = job_id if target.terminal else ""  # still in flight while fetching/storing
-        params = {"next_run_at": now, "w_id": job_id, "w_now": now, "w_gone": gone}
-        execute(conn, WAKE_NEXT_IN_LINE, jobs, params)
+    if frees_slot(allowed, JobStatus(values["status"])):
+        execute(conn, WAKE_NEXT_IN_LINE, jobs, {"next_run_at": now, "w_id": job_id, "w_now": now})
     stmt = transition_stmt(len(allowed), owner is not None)
     params = {**values, "w_id": job_id}
     params.update((f"w_status{i}", str(s)) for i, s in enumerate(allowed))

@@ -25,13 +25,12 @@ from sqlalchemy import (
 from sqlalchemy.sql.selectable import NamedFromClause, Subquery
 
 from pixelpipe.jobs.model import HOLDING, JobStatus
-from pixelpipe.jobs.slots import IN_FLIGHT, LINE_REFRESH
+from pixelpipe.jobs.slots import LINE_REFRESH
 from pixelpipe.jobs.tables import jobs
 
 # statuses as SQL literals, not binds: compiled_sql runs these with the caller's params only
 _HOLDING: list[ColumnElement[str]] = [literal_column(f"'{s}'") for s in sorted(HOLDING)]
 _QUEUED: ColumnElement[str] = literal_column(f"'{JobStatus.QUEUED}'")
-_IN_FLIGHT: list[ColumnElement[str]] = [literal_column(f"'{s}'") for s in sorted(IN_FLIGHT)]
 
 
 def _in_line(
@@ -70,16 +69,16 @@ def _ranked_line(
     backend: ColumnElement[str], *, joining: bool, gone: BindParameter[str] | None = None
 ) -> Subquery:
     """``backend``'s line in :func:`~pixelpipe.jobs.slots.line_order` — priority, fair share,
-    the key's backlog, then who joined first — as rows (id, provider_state, next_run_at, pos),
-    ``pos`` 1 = next.
+    the key's backlog, then who joined first — as rows (id, next_run_at, pos), ``pos`` 1 =
+    next (narrow rows: the window sorts the whole line).
     ``joining``: the job ``w_id`` counts as in line (at ``w_place`` when not in it yet);
-    ``gone``: a run about to end, no longer counted against its key (``''``: none)."""
+    ``gone``: a run leaving its slot, no longer counted against its key."""
     held_t = jobs.alias("flying")
     held = (
         select(_key(held_t).label("k"), func.count().label("n"))
         .where(
             held_t.c.provider == backend,
-            held_t.c.status.in_(_IN_FLIGHT),
+            held_t.c.status.in_(_HOLDING),  # the partial index ix_jobs_holding, not the history
             held_t.c.held_at.is_(None),
             *([] if gone is None else [held_t.c.id != gone]),
         )
@@ -89,11 +88,9 @@ def _ranked_line(
     ln, me = jobs.alias("ln"), jobs.alias("me")
 
     def rows(t: NamedFromClause, since: ColumnElement[float]) -> Select[Any]:
-        one: ColumnElement[int] = literal_column(
-            "1"
-        )  # literals: compiled_sql binds only the caller's params
+        one: ColumnElement[int] = literal_column("1")  # compiled_sql binds the caller's only
         share = case((t.c.share < one, one), else_=t.c.share)
-        return select(t.c.id, t.c.provider_state, t.c.next_run_at, t.c.priority).add_columns(
+        return select(t.c.id, t.c.next_run_at, t.c.priority).add_columns(
             since.label("since"), share.label("share"), _key(t).label("k")
         )
 
@@ -103,13 +100,12 @@ def _ranked_line(
     )
     members = (union_all(in_line, joins) if joining else in_line).subquery("members")
     m = members.c
-    rank = func.row_number().over(partition_by=m.k, order_by=(m.priority.desc(), m.since, m.id))
+    by_key = {"partition_by": m.k, "order_by": (m.priority.desc(), m.since, m.id)}
+    rank = func.row_number().over(**by_key)  # type: ignore[arg-type]
+    backlog = func.count().over(**by_key, rows=(None, None))  # type: ignore[arg-type]
     keyed = (
-        select(m.id, m.provider_state, m.next_run_at, m.priority, m.since, m.share, m.k)
-        .add_columns(
-            (rank - literal_column("1")).label("r"),
-            func.count().over(partition_by=m.k).label("backlog"),
-        )
+        select(m.id, m.next_run_at, m.priority, m.since, m.share, m.k)
+        .add_columns((rank - literal_column("1")).label("r"), backlog.label("backlog"))
         .subquery("keyed")
     )
     k = keyed.c
@@ -117,7 +113,7 @@ def _ranked_line(
     order = (k.priority.desc(), fair, k.backlog, k.since, k.id)
     pos = func.row_number().over(order_by=order).label("pos")
     return (
-        select(k.id, k.provider_state, k.next_run_at, pos)
+        select(k.id, k.next_run_at, pos)
         .select_from(keyed.outerjoin(held, held.c.k == k.k))
         .subquery("ranked")
     )
@@ -127,11 +123,20 @@ _joining = _ranked_line(bindparam("w_backend"), joining=True)
 # the place of job ``w_id`` in line (as if it joined now, when it is not in it yet)
 POSITION = select(_joining.c.pos).where(_joining.c.id == _id)
 _line = _ranked_line(bindparam("w_backend"), joining=False)
+# the line, in order
+LINE_IDS = select(_line.c.id).order_by(_line.c.pos)
 # the first jobs of the line, in order
-FIRST_IN_LINE = (
-    select(_line.c.id, _line.c.provider_state)
+_first = (
+    select(_line.c.id, _line.c.pos)
     .order_by(_line.c.pos)
     .limit(literal_column(str(LINE_REFRESH)))
+    .subquery("first")
+)
+_told = jobs.alias("told")
+FIRST_IN_LINE = (
+    select(_told.c.id, _told.c.provider_state)
+    .join(_first, _first.c.id == _told.c.id)
+    .order_by(_first.c.pos)
 )
 
 # joining (or staying in) the line: only while the job is still queued and leased by its owner
@@ -152,7 +157,7 @@ _freed_backend = (
     .where(_freed.c.id == bindparam("w_id"), _freed.c.status.in_(_HOLDING))
     .scalar_subquery()
 )
-_sleepers = _ranked_line(_freed_backend, joining=False, gone=bindparam("w_gone"))
+_sleepers = _ranked_line(_freed_backend, joining=False, gone=bindparam("w_id"))
 _first_sleeper = (
     select(_sleepers.c.id)
     .where(_sleepers.c.next_run_at > bindparam("w_now"))
@@ -162,8 +167,8 @@ _first_sleeper = (
     .scalar_subquery()
 )
 # run before the transition of job ``w_id`` out of submitting/waiting: the first job of its
-# backend's line (in the order it has after the transition: ``w_gone`` is that job when it ends,
-# else '') still asleep becomes due (SET next_run_at = now)
+# backend's line (in the order it has once that run left its slot) still asleep becomes due
+# (SET next_run_at = now)
 WAKE_NEXT_IN_LINE = update(jobs).where(jobs.c.id == _first_sleeper)
 
 _waiting = jobs.alias("waiting")

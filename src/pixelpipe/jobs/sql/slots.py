@@ -20,6 +20,7 @@ from pixelpipe.jobs.slots import (
     SlotUse,
     has_turn,
     in_line,
+    kept_place,
     line_progress,
     recheck_after_s,
     taking_slot,
@@ -30,6 +31,7 @@ from pixelpipe.jobs.sql.slot_statements import (
     BUSY,
     FIRST_IN_LINE,
     JOIN_LINE,
+    LINE_IDS,
     LINE_LENGTH,
     POSITION,
     SET_PLACE,
@@ -61,7 +63,11 @@ class SqlBackendSlots(SqlStoreBase):
             _lock_line(conn, want.backend)
             if conn.execute(PAUSED, {"w_target": want.backend}).first() is not None:
                 return None, []  # paused by an operator: it waits (docs/queue.md)
-            busy, ahead = _busy_and_ahead(conn, job, want.backend)
+            busy = int(conn.execute(BUSY, {"w_backend": want.backend}).scalar_one())
+            kept = kept_place(job, busy, want.slots)
+            if kept is not None:
+                return _join_line(conn, job, owner, want, kept, now), []
+            ahead = _ahead(conn, job, want.backend)
             if not has_turn(busy, ahead, want.slots):
                 return _join_line(conn, job, owner, want, ahead + 1, now), []
             moved = move_job(conn, job.id, allowed, values, owner=owner, event=event, now=now)
@@ -79,7 +85,13 @@ class SqlBackendSlots(SqlStoreBase):
             stored = row_to_job(row) if row is not None else None
             if stored is None or not in_line(stored) or not stored.provider:
                 return None
-            return _busy_and_ahead(conn, stored, stored.provider)[1] + 1
+            return _ahead(conn, stored, stored.provider) + 1
+
+        return await self.db.read_sync(read)
+
+    async def line_ids(self, backend: str) -> list[str]:
+        def read(conn: Connection) -> list[str]:
+            return [row[0] for row in conn.execute(LINE_IDS, {"w_backend": backend})]
 
         return await self.db.read_sync(read)
 
@@ -102,12 +114,12 @@ def _lock_line(conn: Connection, backend: str) -> None:
         conn.execute(_LOCK, {"k": f"pixelpipe.slots:{backend}"})
 
 
-def _busy_and_ahead(conn: Connection, job: Job, backend: str) -> tuple[int, int]:
+def _ahead(conn: Connection, job: Job, backend: str) -> int:
+    """How many jobs of ``backend``'s line are before ``job`` (as if it joined now)."""
     place = _BEHIND_ALL if job.slot_wait_since is None else job.slot_wait_since
-    busy = conn.execute(BUSY, {"w_backend": backend}).scalar_one()
     params = {"w_backend": backend, "w_place": place, "w_id": job.id}
     position = conn.execute(POSITION, params).scalar()  # None: no longer queued on it
-    return int(busy), 0 if position is None else int(position) - 1
+    return 0 if position is None else int(position) - 1
 
 
 def _tell_places(conn: Connection, backend: str, now: float) -> list[str]:
