@@ -119,7 +119,7 @@ class Job:
     # the queue (jobs/order.py, docs/queue.md): higher runs first; a key's share of capacity
     priority: int = 5
     share: int = 1
-    crashes: int = 0  # leases that expired mid-step (the worker or its backend died)
+    crashes: int = 0  # leases that expired mid-step, runs its backend lost (docs/queue.md)
     held_at: float | None = None  # quarantined (poison): not run until an operator releases it
     held_reason: str | None = None
 

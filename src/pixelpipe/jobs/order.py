@@ -52,6 +52,15 @@ def crash_reason(status: str, provider: str | None, crashes: int) -> str:
     )
 
 
+def lost_run_reason(provider: str | None, crashes: int) -> str:
+    """Why a job whose backend lost its run too often was quarantined (shown to the operator)."""
+    times = "once" if crashes == 1 else f"{crashes} times"
+    return (
+        f"its backend {provider or '?'} lost its run {times} "
+        "(the backend crashed or restarted mid-run)"
+    )
+
+
 def running_per_key(jobs: Iterable[Job], now: float) -> Counter[str]:
     return Counter(key_of(j) for j in jobs if in_flight(j, now))
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
 from pixelpipe.catalog import Catalog
-from pixelpipe.errors import PixelpipeError
+from pixelpipe.errors import PixelpipeError, ProviderJobLost
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.order import lost_run_reason
 from pixelpipe.jobs.slots import out_of_line
 from pixelpipe.providers.gate import ProviderGate
 from pixelpipe.services import Services
@@ -58,7 +60,27 @@ async def fail_or_retry(ctx: StepContext, job: Job, error: PixelpipeError) -> No
     current = await ctx.svc.store.get(job.id)
     if current is None or current.status.terminal:
         return
-    await follow(ctx, current, decide(current, error, LiveGate(ctx.svc)), owner=None)
+    decision = decide(current, error, LiveGate(ctx.svc))
+    if decision.next is Next.REQUEUE and _lost_by_backend(ctx, current, error):
+        decision = _crash_counted(ctx, current, decision)
+    await follow(ctx, current, decision, owner=None)
+
+
+def _lost_by_backend(ctx: StepContext, job: Job, error: PixelpipeError) -> bool:
+    """Did the operator's backend lose the job's run (it crashed or restarted mid-run)?"""
+    return isinstance(error, ProviderJobLost) and (job.provider or "") in ctx.svc.slots
+
+
+def _crash_counted(ctx: StepContext, job: Job, decision: Decision) -> Decision:
+    """A run lost by its backend counts a crash of the job (docs/queue.md, poison jobs): at
+    ``queue_poison_after`` crashes it is queued again held (quarantined) instead of due."""
+    crashes = job.crashes + 1
+    fields: dict[str, Any] = {**decision.fields, "crashes": crashes}
+    poison_after = ctx.svc.settings.queue_poison_after
+    if poison_after > 0 and crashes >= poison_after:
+        reason = lost_run_reason(job.provider, crashes)
+        fields.update(held_at=time.time(), held_reason=reason, next_run_at=None)
+    return dataclasses.replace(decision, fields=fields)
 
 
 async def follow(ctx: StepContext, job: Job, decision: Decision, *, owner: str | None) -> None:
@@ -93,18 +115,19 @@ def _leaving_line(job: Job, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _requeue(ctx: StepContext, job: Job, decision: Decision, next_run_at: float) -> None:
-    moved = await ctx.svc.store.transition(
-        job.id,
-        job.status,
-        _S.QUEUED,
-        event=decision.event,
-        next_run_at=next_run_at,
-        provider_job_id=None,
-        webhook_deadline_at=None,
-        **decision.fields,
-    )
+    values = {
+        "next_run_at": next_run_at,
+        "provider_job_id": None,
+        "webhook_deadline_at": None,
+        **decision.fields,  # a held job: no next_run_at (_crash_counted)
+    }
+    store = ctx.svc.store
+    moved = await store.transition(job.id, job.status, _S.QUEUED, event=decision.event, **values)
     if moved is not None:
-        await ctx.svc.store.add_event(job.id, "retry", {**decision.event, "attempt": job.attempt})
+        await store.add_event(job.id, "retry", {**decision.event, "attempt": job.attempt})
+        if moved.held_at is not None:
+            held = {"reason": moved.held_reason, "crashes": moved.crashes}
+            await store.add_event(job.id, "quarantined", held)
 
 
 async def _fail(ctx: StepContext, job: Job, decision: Decision) -> None:
