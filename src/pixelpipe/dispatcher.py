@@ -39,6 +39,9 @@ class Dispatcher:
         # jobs claimed again here while their step still ran: their lease goes back once it ends
         self._claimed_again: set[str] = set()
         self._promised = 0  # slots taken by in-process submits whose job is being inserted
+        # the last round left due rows unclaimed (no free slot, or a full batch): a step ending
+        # must wake the loop to claim them
+        self._behind = False
         self._stopping = False
         if wakeup is svc.queue.wakeup:
             svc.queue.attach(self)
@@ -95,6 +98,7 @@ class Dispatcher:
         jobs = []
         if free > 0:
             jobs = await self._claim(free)
+        self._behind = free <= 0 or len(jobs) >= free
         for job in jobs:
             self._start(job)
         # a full batch means more may be due right now; otherwise (or when queue deliveries have
@@ -157,8 +161,9 @@ class Dispatcher:
             self.wakeup.set()
 
     async def _run(self, job: Job) -> None:
+        ended = False
         try:
-            await self.worker.run_step(job)
+            ended = await self.worker.run_step(job)
         except Exception:
             # the step could not even record its failure (e.g. the database stayed locked): the
             # row keeps its lease until it expires, then it is claimed and the step runs again
@@ -166,7 +171,16 @@ class Dispatcher:
                 "step for %s ended with an error; its lease will expire", job.id, exc_info=True
             )
         finally:
-            self.wakeup.set()
+            if not (ended and self._nothing_new(job)):
+                self.wakeup.set()
+
+    def _nothing_new(self, job: Job) -> bool:
+        """A step that ended its job made nothing due that the loop has not seen: no row of its
+        own (it is terminal), none of a backend's line (a hosted provider has no slots whose
+        release wakes the next in line), and the last round claimed every due row. Then the
+        loop need not scan the table again (a claim and a read per image at one request at a
+        time); it sleeps on until the next row it knows of is due, or a new job wakes it."""
+        return not self._behind and (job.provider or "") not in self.svc.slots
 
     async def _sleep(self) -> None:
         self.wakeup.clear()  # before looking: a wake-up after this point is not lost

@@ -68,11 +68,13 @@ class JobRows(Protocol):
         ...
 
     async def create_cache_hit(
-        self, job: Job, *, fingerprint: str | None = None
+        self, job: Job, *, fingerprint: str | None = None, entry: dict[str, Any] | None = None
     ) -> tuple[Job, bool] | None:
         """Insert a cache-hit ``job`` (like :meth:`create`, without single flight) only while its
         image is still indexed: a concurrent :meth:`delete` either sees this job and keeps the
-        image, or deletes it first and this answers None (generate it again)."""
+        image, or deletes it first and this answers None (generate it again). ``entry``: its
+        ledger row (``Ledger.entry_values``), inserted in the same unit of work when the job is
+        (not when it attaches to an earlier one); a store that cannot raises ConfigError."""
         ...
 
     async def delete(self, job_id: str) -> Deletion:

@@ -182,6 +182,13 @@ class Ledger(Protocol):
         database), or None: then the caller awaits :meth:`reserve` itself."""
         ...
 
+    def entry_values(self, charge: Charge) -> dict[str, Any] | None:
+        """:meth:`record` of a brand-new job's charge (a cache hit) as the row for the job store
+        to insert in the transaction that creates the job (``JobStore.create_cache_hit(job,
+        entry=...)``: a SQL ledger sharing the job store's database): one commit instead of two.
+        None: then the caller awaits :meth:`record` itself once the job is in."""
+        ...
+
     async def open_attempt(self, charge: Charge) -> None:
         """Before a request that may cost money is sent: the attempt's ``pending`` row, at the
         estimated price and with no run id yet. Idempotent per (job_id, attempt)."""

@@ -74,6 +74,10 @@ class MemoryLedger:
         """No shared transaction here: callers use :meth:`reserve`."""
         return None
 
+    def entry_values(self, charge: Charge) -> None:
+        """No shared transaction here: callers use :meth:`record`."""
+        return None
+
     async def reserve(self, job_id: str, api_key_id: str | None, amount_micros: int) -> None:
         now = self._clock()
         existing = self._reservations.get(job_id)

@@ -165,14 +165,18 @@ async def _serve_from_cache(
     job.content_type, job.width, job.height = image.content_type, image.width, image.height
     job.bytes = image.bytes
     job.cost_micros, job.cost_status = 0, "free"
-    # the job goes in only while its image is indexed (a delete may race it), then its $0 entry
-    inserted = await svc.store.create_cache_hit(job, fingerprint=fingerprint)
+    # the job goes in only while its image is indexed (a delete may race it), with its $0 entry
+    # in the same commit where the ledger shares the store's database (else just after it)
+    charge = _cache_hit_charge(svc, job)
+    entry = svc.ledger.entry_values(charge)
+    inserted = await svc.store.create_cache_hit(job, fingerprint=fingerprint, entry=entry)
     if inserted is None:
         return None
     stored, created = inserted
     svc.metrics.request_outcome["cache_hit"].inc()
     if created:
-        await svc.ledger.record(_cache_hit_charge(svc, job))
+        if entry is None:
+            await svc.ledger.record(charge)
         if stored.webhook_url:
             await announce_finished(svc, stored)
     return Submission(stored, created=created)

@@ -113,16 +113,18 @@ async def _store(
     puts = [svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format])]
     if tkey != key:
         puts.append(svc.storage.put(tkey, thumb.data, content_type="image/webp"))
-    # the puts are idempotent (content-addressed), so they run while the row says "storing"
-    moved, *_ = await asyncio.gather(
+    # the puts are idempotent (content-addressed) and come first: a crash after them leaves the
+    # row at fetching (or storing), and the step run again finishes from our own copy
+    # (_already_stored). Then ONE group commit, in this order: fetching → storing, the image
+    # index, storing → succeeded, the reservation's end — so a crash or a locked database cannot
+    # leave a finished job without its index entry or holding budget. Each transition is
+    # guarded: when the job moved meanwhile (it failed at its deadline), neither matches
+    await asyncio.gather(*puts)
+    storing = (
         svc.store.transition(job.id, _S.FETCHING, _S.STORING)
         if job.status is _S.FETCHING
-        else _same(job),
-        *puts,
+        else _same(job)
     )
-    if moved is None:
-        return
-    svc.metrics.stored_bytes.inc(len(image.data))
     now = time.time()
     indexed = (
         _same(job)
@@ -143,10 +145,8 @@ async def _store(
         )
     )
     cost, status = actual_cost(ctx, job)
-    # the image index, the terminal transition and the reservation's end share one group
-    # commit (in that order), so a crash or a locked database cannot leave a finished job
-    # without its index entry or holding budget
-    _, done, _ = await asyncio.gather(
+    moved, _, done, _ = await asyncio.gather(
+        storing,
         indexed,
         svc.store.transition(
             job.id,
@@ -166,6 +166,8 @@ async def _store(
         ),
         svc.ledger.settle(job.id),
     )
+    if moved is not None:
+        svc.metrics.stored_bytes.inc(len(image.data))
     if done is not None:
         await ctx.finished(done)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -20,6 +21,13 @@ log = logging.getLogger("pixelpipe.worker")
 _S = JobStatus
 
 
+@dataclass
+class StepEnd:
+    """How a step ended: ``ended`` when its job reached a terminal status in it."""
+
+    ended: bool = False
+
+
 class Worker:
     """Runs one step of one leased job. Stateless apart from the services it was given."""
 
@@ -28,20 +36,27 @@ class Worker:
         self.owner = owner
         self._ctx = StepContext(svc, owner)
 
-    async def run_step(self, job: Job) -> None:
+    async def run_step(self, job: Job) -> bool:
         """Look at the job's status and do one thing: submit (queued/submitting), poll (waiting)
-        or fetch+store (fetching/storing)."""
-        async with self.leased_step(job):
+        or fetch+store (fetching/storing). True when the step ended the job (its terminal
+        transition was made here): the job is due no more."""
+        step = StepEnd()
+        async with self.leased_step(job, end=step):
             if job.status in (_S.QUEUED, _S.SUBMITTING):
                 await submit.submit(self._ctx, job)
             elif job.status is _S.WAITING:
                 await poll.poll(self._ctx, job)
             elif job.status in (_S.FETCHING, _S.STORING):
                 await output.fetch_and_store(self._ctx, job, None)
+        return step.ended
 
     @asynccontextmanager
     async def leased_step(
-        self, job: Job, *, on_crash: Callable[[], Awaitable[None]] | None = None
+        self,
+        job: Job,
+        *,
+        on_crash: Callable[[], Awaitable[None]] | None = None,
+        end: StepEnd | None = None,
     ) -> AsyncIterator[None]:
         """Run the body as a step of ``job``, which this worker has leased; give the lease back
         after it (unless the job ended: its terminal transition cleared the lease).
@@ -50,7 +65,8 @@ class Worker:
         crash: without ``on_crash`` it is logged and retried later like a step failure (a
         database error as ``database_unavailable``, not the provider's fault: no outage mark, no
         failover); with it, ``on_crash`` runs (still under the lease) and the exception goes on.
-        Cancellation only gives the lease back.
+        Cancellation only gives the lease back. ``end``, when given, says afterwards whether the
+        job ended in this step.
         """
         try:
             yield
@@ -64,6 +80,8 @@ class Worker:
         finally:
             if job.id in self._ctx.ended:
                 self._ctx.ended.discard(job.id)  # terminal: the lease went with the transition
+                if end is not None:
+                    end.ended = True
             else:
                 await self.svc.store.release(job.id, self.owner)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pixelpipe.errors import ConfigError
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.tables import copied
@@ -41,8 +43,13 @@ class MemoryJobCreation(MemoryStoreBase):
         return Admission(job, created=True)
 
     async def create_cache_hit(
-        self, job: Job, *, fingerprint: str | None = None
+        self, job: Job, *, fingerprint: str | None = None, entry: dict[str, Any] | None = None
     ) -> tuple[Job, bool] | None:
+        if entry is not None:
+            raise ConfigError(
+                "the in-memory job store cannot write a SQL ledger's entry in its transaction: "
+                "pair it with the in-memory ledger (its entry_values() is None)"
+            )
         if job.content_key not in self._tables.images:
             return None  # deleted since the caller saw it
         existing = self._insert_unless_taken(job, False, fingerprint, None)

@@ -31,6 +31,7 @@ from pixelpipe.jobs.store import Admission
 from pixelpipe.jobs.tables import idempotency_aliases, images, job_events, jobs
 from pixelpipe.ledger.base import Reservation
 from pixelpipe.ledger.sql.reserve import make_reservation
+from pixelpipe.ledger.tables import ledger_entries
 
 _GONE = object()  # a cache hit's image was deleted before the hit could reference it
 
@@ -85,9 +86,10 @@ class SqlJobCreation(SqlStoreBase):
         return admission
 
     async def create_cache_hit(
-        self, job: Job, *, fingerprint: str | None = None
+        self, job: Job, *, fingerprint: str | None = None, entry: dict[str, Any] | None = None
     ) -> tuple[Job, bool] | None:
-        """The image is checked under a share lock in the same unit of work as the insert."""
+        """The image is checked under a share lock in the same unit of work as the insert (and
+        the ledger ``entry``, when given)."""
         row = job_to_row(job)
         row["request_fingerprint"] = fingerprint
         row["inflight_key"] = None
@@ -96,7 +98,10 @@ class SqlJobCreation(SqlStoreBase):
         def work(conn: Connection) -> Job | object | None:
             if first_row(conn, IMAGE_SHARED, images, params) is None:
                 return _GONE
-            return _insert_unless_taken(conn, job, row, False, fingerprint)
+            existing = _insert_unless_taken(conn, job, row, False, fingerprint)
+            if existing is None and entry is not None:
+                insert_row(conn, ledger_entries, entry)
+            return existing
 
         existing = await self._write_racing(work)
         if existing is _GONE:

@@ -106,6 +106,11 @@ class SqlLedger:
             job_id, api_key_id, amount_micros, now, now + self._ttl, self._settings_budgets
         )
 
+    def entry_values(self, charge: Charge) -> dict[str, Any]:
+        """A new job's charge as the row the job store inserts with the job (no conflict is
+        possible: the job id is brand new)."""
+        return _entry_values(charge, self._clock())
+
     async def open_attempt(self, charge: Charge) -> None:
         pending = _entry_values(charge, self._clock())
         pending |= {"provider_job_id": OPEN_RUN, "state": "pending"}
