@@ -68,3 +68,23 @@ async def test_a_job_claimed_again_as_its_step_ends_is_handed_back_not_left_leas
         assert [j.id for j in again] == [job.id]
     finally:
         await svc.aclose()
+
+
+async def test_a_step_that_ends_its_job_does_not_make_the_loop_scan_again(tmp_path: Path) -> None:
+    # a job handed over in memory runs to the end: nothing new is due, so the loop is not woken
+    # for a claim and a read it does not need; with rows left unclaimed (a full round) it is
+    svc = await build_services(Settings(data_dir=tmp_path, storage_url="memory://"))  # type: ignore[call-arg]
+    try:
+        d = Dispatcher(svc, svc.queue.wakeup, owner="test-dispatcher")
+        for behind, prompt in ((False, "ends quietly"), (True, "ends with rows waiting")):
+            d._behind = behind
+            d.wakeup.clear()
+            job = (await submit(svc, body(prompt))).job
+            assert list(d.active) == [job.id]  # handed over in memory, no claim
+            await asyncio.wait_for(asyncio.gather(*d.running), 30)
+            done = await svc.store.get(job.id)
+            assert done is not None and done.status.terminal
+            assert d.wakeup.is_set() is behind
+    finally:
+        await d.stop()
+        await svc.aclose()
