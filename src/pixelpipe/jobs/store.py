@@ -114,11 +114,15 @@ class JobRows(Protocol):
         *,
         owner: str | None = None,
         event: dict[str, Any] | None = None,
+        entry: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Job | None:
         """Move a job from one of ``expected`` to ``target`` (held by ``owner``, when given),
         setting ``fields``; None if it was no longer there. Terminal targets clear the
-        single-flight key, the lease and the schedule. ``event`` adds to the status event."""
+        single-flight key, the lease and the schedule. ``event`` adds to the status event.
+        ``entry``: a ledger row (``Ledger.pending_values``) inserted, unless there already, in
+        the same unit of work when the job moved — never when it did not; a store that cannot
+        raises ConfigError."""
         ...
 
     async def update(self, job_id: str, *, owner: str | None = None, **fields: Any) -> bool:

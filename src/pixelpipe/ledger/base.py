@@ -189,6 +189,13 @@ class Ledger(Protocol):
         None: then the caller awaits :meth:`record` itself once the job is in."""
         ...
 
+    def pending_values(self, charge: Charge) -> dict[str, Any] | None:
+        """:meth:`open_attempt` as the row for the job store to insert in the transaction that
+        moves the job to submitting (``JobStore.transition(..., entry=...)``: a SQL ledger
+        sharing the job store's database), or None: then the caller awaits :meth:`open_attempt`
+        itself once the job moved."""
+        ...
+
     async def open_attempt(self, charge: Charge) -> None:
         """Before a request that may cost money is sent: the attempt's ``pending`` row, at the
         estimated price and with no run id yet. Idempotent per (job_id, attempt)."""

@@ -74,6 +74,10 @@ class MemoryLedger:
         """No shared transaction here: callers use :meth:`reserve`."""
         return None
 
+    def pending_values(self, charge: Charge) -> None:
+        """No shared transaction here: callers use :meth:`open_attempt`."""
+        return None
+
     def entry_values(self, charge: Charge) -> None:
         """No shared transaction here: callers use :meth:`record`."""
         return None

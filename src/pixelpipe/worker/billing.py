@@ -22,6 +22,16 @@ async def open_attempt(ctx: StepContext, job: Job) -> None:
     await ctx.svc.ledger.open_attempt(_charge(job, job.attempt, OPEN_RUN, estimate, {}))
 
 
+def pending_entry(ctx: StepContext, job: Job, attempt: int) -> dict[str, Any] | None:
+    """:func:`open_attempt` of ``job``'s next ``attempt`` as a row that its move to submitting
+    inserts (one commit for both; never without the move), where the ledger shares the job
+    store's database and the provider can bill; else None (then :func:`open_attempt`)."""
+    estimate = ctx.svc.prices.estimate(job.request, job.provider or "")
+    if estimate.amount_micros == 0:
+        return None
+    return ctx.svc.ledger.pending_values(_charge(job, attempt, OPEN_RUN, estimate, {}))
+
+
 async def record_attempt(
     ctx: StepContext, job: Job, update: ProviderUpdate, attempt: int | None = None
 ) -> None:

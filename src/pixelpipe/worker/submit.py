@@ -9,7 +9,7 @@ import time
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.base import FindsLostRuns, NamesItsRuns, ProviderUpdate
-from pixelpipe.worker.billing import open_attempt
+from pixelpipe.worker.billing import open_attempt, pending_entry
 from pixelpipe.worker.context import StepContext
 from pixelpipe.worker.failures import wait_for_gate
 from pixelpipe.worker.poll import apply, poll
@@ -36,12 +36,18 @@ async def submit(ctx: StepContext, job: Job) -> None:
     if await wait_for_gate(ctx, job):
         return
     submitted_at = job.submitted_at or time.time()
-    moved = await start_submit(ctx, job, attempt=job.attempt + 1, submitted_at=submitted_at)
+    attempt = job.attempt + 1
+    # in the ledger before money can be spent: with the move to submitting (one commit) for a
+    # hosted provider — a backend's slot may put the job in line instead — else right after it
+    entry = None if job.provider in svc.slots else pending_entry(ctx, job, attempt)
+    with_entry = {} if entry is None else {"entry": entry}
+    moved = await start_submit(ctx, job, attempt=attempt, submitted_at=submitted_at, **with_entry)
     if moved is None:  # waits for a slot of its backend, or moved on
         return
     provider = svc.providers[moved.provider or ""]
     svc.metrics.submissions.labels(provider.name).inc()
-    await open_attempt(ctx, moved)  # in the ledger before money can be spent
+    if entry is None:
+        await open_attempt(ctx, moved)
     update = await submit_watching(ctx, provider, moved)
     await apply(ctx, moved, update)
 

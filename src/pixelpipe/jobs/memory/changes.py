@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from pixelpipe.errors import ConfigError
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.slots import wake_next_in_line
 from pixelpipe.jobs.memory.tables import StoredJob, copied
@@ -25,8 +26,14 @@ class MemoryJobChanges(MemoryStoreBase):
         *,
         owner: str | None = None,
         event: dict[str, Any] | None = None,
+        entry: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Job | None:
+        if entry is not None:
+            raise ConfigError(
+                "the in-memory job store cannot write a SQL ledger's entry in its transaction: "
+                "pair it with the in-memory ledger (its pending_values() is None)"
+            )
         now = time.time()
         allowed, values = transition_values(expected, target, fields, now)
         stored = self._held(job_id, owner)

@@ -25,6 +25,7 @@ from pixelpipe.jobs.sql.statements import (
 )
 from pixelpipe.jobs.store import Deletion
 from pixelpipe.jobs.tables import idempotency_aliases, images, job_events, jobs
+from pixelpipe.ledger.sql.ledger import insert_entry
 
 
 class SqlJobChanges(SqlStoreBase):
@@ -36,13 +37,19 @@ class SqlJobChanges(SqlStoreBase):
         *,
         owner: str | None = None,
         event: dict[str, Any] | None = None,
+        entry: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Job | None:
         now = time.time()
         allowed, values = transition_values(expected, target, fields, now)
-        job = await self.db.write(
-            lambda conn: move_job(conn, job_id, allowed, values, owner=owner, event=event, now=now)
-        )
+
+        def work(conn: Connection) -> Job | None:
+            moved = move_job(conn, job_id, allowed, values, owner=owner, event=event, now=now)
+            if moved is not None and entry is not None:
+                insert_entry(conn, entry)  # the attempt's pending row, with the move
+            return moved
+
+        job = await self.db.write(work)
         if job is not None:
             await self._wake(job_id)
         return job

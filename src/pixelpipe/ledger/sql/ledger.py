@@ -111,9 +111,13 @@ class SqlLedger:
         possible: the job id is brand new)."""
         return _entry_values(charge, self._clock())
 
-    async def open_attempt(self, charge: Charge) -> None:
+    def pending_values(self, charge: Charge) -> dict[str, Any]:
+        """The attempt's pending row (:meth:`open_attempt`'s), for :func:`insert_entry`."""
         pending = _entry_values(charge, self._clock())
-        pending |= {"provider_job_id": OPEN_RUN, "state": "pending"}
+        return pending | {"provider_job_id": OPEN_RUN, "state": "pending"}
+
+    async def open_attempt(self, charge: Charge) -> None:
+        pending = self.pending_values(charge)
         await self.db.write(lambda conn: _insert_ignore(conn, pending))
 
     async def record(self, charge: Charge) -> bool:
@@ -241,6 +245,12 @@ def _record_attempt(conn: Connection, values: dict[str, Any]) -> bool:
     completion |= _open_row(values["job_id"], values["attempt"]) | {"w_billed": "billed"}
     if values["state"] == "billed" and execute(conn, _COMPLETE_OPEN, ledger_entries, completion):
         return True
+    return _insert_ignore(conn, values)
+
+
+def insert_entry(conn: Connection, values: dict[str, Any]) -> bool:
+    """Insert a ledger row from :meth:`SqlLedger.pending_values` in ``conn``'s transaction (the
+    job store's), unless it is there already; True when inserted."""
     return _insert_ignore(conn, values)
 
 
