@@ -18,14 +18,18 @@ from tests.support.serve import Server, run_cli
 
 def _follow(url: str, headers: dict[str, str], into: queue.Queue[tuple[str, Any]]) -> None:
     """Each SSE event of the stream at ``url`` as (event, data), until the stream ends."""
-    kind = ""
+    kind, event_id = "", None
     try:
         with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(60.0)) as resp:
             for line in resp.iter_lines():
-                if line.startswith("event:"):
+                if line.startswith("id:"):
+                    event_id = int(line.removeprefix("id:"))
+                elif line.startswith("event:"):
                     kind = line.removeprefix("event:").strip()
                 elif line.startswith("data:"):
-                    into.put((kind, json.loads(line.removeprefix("data:"))))
+                    into.put((kind, {**json.loads(line.removeprefix("data:")), "_id": event_id}))
+                elif not line:
+                    event_id = None
     except httpx.HTTPError as e:  # the server stopped (a failed test): the main thread says why
         into.put(("broken", str(e)))
     into.put(("end", None))
@@ -77,6 +81,9 @@ def test_a_waiting_jobs_stream_shows_its_place_moving_up(tmp_path: Path) -> None
             assert _next_place(events, seen) == place, seen
         moved = [d for k, d in seen if k == "progress"]
         assert [d["queue_position"] for d in moved] == [3, 2], seen  # once per move, no repeats
+        # a place is not a stored event: no SSE id of its own (Last-Event-ID stays on the last
+        # stored one), and the stored events' ids never repeat
+        assert [d["_id"] for d in moved] == [None, None], seen
         # resumed: the job ahead runs, then this one; its stream ends with its image
         assert httpx.delete(f"{srv.url}/v1/admin/queue/pauses/preview", headers=headers).is_success
         deadline = time.monotonic() + 60
@@ -84,5 +91,7 @@ def test_a_waiting_jobs_stream_shows_its_place_moving_up(tmp_path: Path) -> None
         while last[0] != "end":
             last = events.get(timeout=max(0.1, deadline - time.monotonic()))
             seen.append(last)
+        stored = [d["_id"] for k, d in seen if k not in ("end", "broken") and d["_id"] is not None]
+        assert stored == sorted(set(stored)), seen
         statuses = [d["status"] for k, d in seen if k == "status"]
         assert statuses[-1] == "succeeded", seen

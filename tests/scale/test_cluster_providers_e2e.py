@@ -112,7 +112,7 @@ def test_hosted_providers_with_webhooks_polling_and_crashes(
         assert c.sql("SELECT status, count(*) FROM jobs GROUP BY status") == f"succeeded|{N_JOBS}"
         for f in follows.values():
             assert f.final_at is not None and f.events[-1]["data"]["status"] == "succeeded"
-            ids = [e["id"] for e in f.events]
+            ids = [e["id"] for e in f.events if "id" in e]  # stored events only
             assert ids == sorted(set(ids))
         # both paths were taken: signed webhooks applied by the API, and polls after silence
         providers = c.sql("SELECT DISTINCT provider FROM jobs ORDER BY 1").split()

@@ -51,7 +51,9 @@ async def read_stream(
 async def follow_job(client: httpx.AsyncClient, follow: Follow, survivor: str) -> None:
     base = follow.origin
     while True:
-        last = str(follow.events[-1]["id"]) if follow.events else None
+        # as EventSource does: an event without an id (a live queue place) leaves the last id
+        ids = [e["id"] for e in follow.events if "id" in e]
+        last = str(ids[-1]) if ids else None
         try:
             if await read_stream(
                 client, f"{base}/v1/generations/{follow.job_id}/events", last, follow

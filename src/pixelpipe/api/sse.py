@@ -11,14 +11,17 @@ from fastapi import Request
 from pixelpipe.jobs.model import JobEvent
 from pixelpipe.notify.public import job_payload
 from pixelpipe.services import Services
-from pixelpipe.usecases.events import follow_all, follow_job
+from pixelpipe.usecases.events import UNSTORED_EVENT_ID, follow_all, follow_job
 
 
 def _encode(ev: JobEvent, job: dict[str, Any] | None) -> dict[str, Any]:
     data = dict(ev.data)
     if job is not None:
         data["job"] = job
-    return {"id": str(ev.id), "event": ev.type, "data": orjson.dumps(data).decode()}
+    encoded = {"event": ev.type, "data": orjson.dumps(data).decode()}
+    if ev.id != UNSTORED_EVENT_ID:  # a live-only event: no id (Last-Event-ID stays put)
+        encoded["id"] = str(ev.id)
+    return encoded
 
 
 async def job_event_stream(

@@ -27,6 +27,9 @@ from pixelpipe.usecases.queue_place import capacity, queue_eta_s, with_live_plac
 from pixelpipe.usecases.queue_watch import watching
 
 FOLLOW_POLL_S = 5.0  # re-read the store even without a wake-up (lost notifications)
+# an event that is not in the store (a waiting job's place moved): it has no id of its own, so a
+# stream sends it without one and a reader's Last-Event-ID stays on the last stored event
+UNSTORED_EVENT_ID = 0
 Disconnected = Callable[[], Awaitable[bool]]  # the reader went away: stop following
 
 
@@ -61,7 +64,7 @@ async def follow_job(
             if moved is not None:  # its place moved: a progress event (no id of its own)
                 progress = moved.provider_state.get("progress") or {}
                 data = await live_progress(svc, moved, progress)
-                yield JobEvent(last, job_id, "progress", data, time.time()), None
+                yield JobEvent(UNSTORED_EVENT_ID, job_id, "progress", data, time.time()), None
             if await disconnected():
                 return
             with contextlib.suppress(TimeoutError):
