@@ -15,6 +15,7 @@ from pixelpipe.db import Database
 from pixelpipe.delivery.delivery import Delivery
 from pixelpipe.events.base import Notifier
 from pixelpipe.events.eta import ServiceTimes
+from pixelpipe.events.partials import PartialHub
 from pixelpipe.fetch import FetchPolicy
 from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.store import JobStore
@@ -79,6 +80,7 @@ class Services:
     moderation: Moderation = field(default_factory=Moderation)  # none unless configured
     service_times: ServiceTimes = field(default_factory=ServiceTimes)  # ETA medians (events/eta)
     watched: WatchedJobs = field(default_factory=WatchedJobs)  # live places (usecases/queue_watch)
+    partials: PartialHub = field(default_factory=PartialHub)  # raw partials, in-process (events/)
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
     async def aclose(self) -> None:

@@ -194,7 +194,11 @@ def test_openais_own_partials_are_relayed(slow: Server, fakes: Fakes) -> None:
     (job_id,) = headers["x-pixelpipe-generation-ids"].split(",")
     assert final == stored_image(slow, job_id)
     assert events[-1].usage.output_tokens > 0  # OpenAI's usage, as without streaming
-    for e in events[:2]:
-        with decoded(e.b64_json) as partial:  # a thumbnail of OpenAI's partial
-            assert partial.format == e.output_format.upper() and max(partial.size) <= 256
+    with decoded(events[-1].b64_json) as image:
+        full = image.size
+    assert full == (1024, 1024)
+    for e in events[:2]:  # OpenAI's partials as they came: full size, like OpenAI's own stream
+        with decoded(e.b64_json) as partial:
+            assert partial.format == e.output_format.upper() and partial.size == full
+    assert len({e.b64_json for e in events}) == 3  # two partials, then the image
     assert attempts(slow, job_id) == 1

@@ -1,6 +1,7 @@
 """OpenAI's own partial images, relayed: with ``PIXELPIPE_OPENAI_PARTIAL_IMAGES`` the OpenAI
 provider streams from the fake OpenAI (over a real socket) and hands each partial to the worker
-as the job's live preview; the completed event is the run's answer."""
+as it came (undecoded); the worker publishes it to the process's partial hub and stores its
+thumbnail as the job's live preview; the completed event is the run's answer."""
 
 from __future__ import annotations
 
@@ -13,14 +14,18 @@ import pytest
 from PIL import Image
 
 from pixelpipe.errors import ProviderContentRejected
+from pixelpipe.events.local import LocalNotifier
+from pixelpipe.events.partials import Partial, PartialHub
 from pixelpipe.fakes.common import Behaviour
 from pixelpipe.fakes.openai import FakeOpenAI
 from pixelpipe.fakes.server import serve_app
 from pixelpipe.intake import CanonicalRequest
+from pixelpipe.jobs.memory.store import MemoryJobStore
 from pixelpipe.providers.base import ProviderRequest, RunState, WatchesProgress
 from pixelpipe.providers.openai.client import OpenAIProvider
 from pixelpipe.providers.openai.stream import StreamingOpenAIProvider
 from pixelpipe.providers.previews import PREVIEW_MAX_BYTES
+from pixelpipe.worker.progress import write_progress
 
 KEY = "sk-test-key-0123456789"
 
@@ -73,7 +78,40 @@ async def test_partials_become_previews_and_the_completed_event_the_answer() -> 
     assert out.data is not None and out.data == direct.outputs[0].data  # the same image
     assert update.usage["output_tokens"] > 0 and update.usage["image_count"] == 1
     assert [p["percent"] for p in seen] == [33.3, 66.7]
-    previews = [p["preview"] for p in seen]
+    raws = [p["partial_image"] for p in seen]  # as OpenAI sent them: full size, undecoded
+    assert [r["partial_image_index"] for r in raws] == [0, 1]
+    assert len({r["b64_json"] for r in raws}) == 2
+    for raw in raws:
+        assert raw["output_format"] == "png"
+        with Image.open(io.BytesIO(base64.b64decode(raw["b64_json"]))) as im:
+            assert im.format == "PNG" and im.size == (1024, 1024)
+
+
+async def _replay(items: list[dict[str, Any]]) -> Any:
+    for item in items:
+        yield item
+
+
+async def test_the_worker_publishes_the_raw_partial_and_stores_its_thumbnail() -> None:
+    fake = FakeOpenAI(api_key=KEY, behaviour=Behaviour(latency_s=0.3))
+    async with serve_app(fake.app) as url:
+        streaming = StreamingOpenAIProvider(KEY, base_url=url + "/v1", partial_images=2)
+        try:
+            _, seen = await _previews(streaming, _req())
+        finally:
+            await streaming.aclose()
+    store, hub = MemoryJobStore(LocalNotifier()), PartialHub()
+    clock = iter([0.0, 1.0]).__next__  # past the two-a-second limit
+    async with hub.subscribe("gen_relay") as relayed:
+        await write_progress(store, "gen_relay", _replay(seen), clock, hub=hub)
+        got = [await anext(relayed), await anext(relayed)]
+    assert got == [
+        Partial(s["partial_image"]["b64_json"], "png", i, s["percent"]) for i, s in enumerate(seen)
+    ]
+    stored = [e.data for e in await store.events_since("gen_relay")]
+    assert [d["percent"] for d in stored] == [33.3, 66.7]
+    assert all("partial_image" not in d for d in stored)  # the full partial is never stored
+    previews = [d["preview"] for d in stored]
     assert len(set(previews)) == 2
     for preview in previews:
         header, _, payload = preview.partition(",")
@@ -82,6 +120,7 @@ async def test_partials_become_previews_and_the_completed_event_the_answer() -> 
         assert len(data) <= PREVIEW_MAX_BYTES
         with Image.open(io.BytesIO(data)) as im:
             assert max(im.size) <= 256
+    assert hub.jobs() == 0  # nobody subscribes: the job's entry is gone
 
 
 async def test_a_refusal_before_the_stream_is_the_usual_error() -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -40,6 +41,7 @@ from starlette.responses import StreamingResponse
 from pixelpipe.api.openai_stream_keepalive import with_keepalive
 from pixelpipe.api.problems import openai_shape
 from pixelpipe.errors import PixelpipeError
+from pixelpipe.events.partials import Partial
 from pixelpipe.fetch.datauri import decode_data_uri
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 from pixelpipe.key import CONTENT_TYPES
@@ -55,6 +57,8 @@ _PIL_FORMAT = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
 # a partial is re-encoded for each reader: zlib level 1 makes a 256 px PNG in ~2 ms instead of
 # ~7 (the same pixels, ~30 % more bytes); JPEG and WebP encode a thumbnail in well under 1 ms
 _FAST_ENCODE: dict[str, dict[str, Any]] = {"png": {"compress_level": 1}}
+# a full-size partial in another format than the upstream's: the fastest settings (a preview)
+_FULL_ENCODE: dict[str, dict[str, Any]] = {"png": {"compress_level": 1}, "webp": {"method": 0}}
 Disconnected = Callable[[], Awaitable[bool]]
 TokenUsage = Callable[[list[Job]], dict[str, Any] | None]
 ZERO_USAGE: dict[str, Any] = {
@@ -123,44 +127,136 @@ async def _events(
 async def _partial_events(
     svc: Services, job: Job, plan: StreamPlan, disconnected: Disconnected
 ) -> AsyncIterator[bytes]:
-    """Follow the job until it ends, the reader leaves or the wait is over."""
+    """Follow the job until it ends, the reader leaves or the wait is over; with the raw partials
+    the worker of this process relays (:mod:`pixelpipe.events.partials`) as they come."""
     deadline = time.monotonic() + plan.timeout_s
 
     async def gone() -> bool:
         return time.monotonic() > deadline or await disconnected()
 
     partials = _Partials(job, plan)
-    async for ev, _ in follow_job(svc, job.id, 0, gone):
-        event = await partials.take(ev)
-        if event is not None:
-            yield event
+    async with svc.partials.subscribe(job.id) as hub:  # before the events: none falls between
+        async for item in _merged(hub, follow_job(svc, job.id, 0, gone)):
+            event = await partials.take(item)
+            if event is not None:
+                yield event
+
+
+async def _merged(
+    hub: AsyncIterator[Partial], events: AsyncIterator[tuple[JobEvent, Job | None]]
+) -> AsyncIterator[Partial | JobEvent]:
+    """The job's events until they end, and the hub's partials as they come (a partial first
+    when both are there: it left the provider before its stored event was written)."""
+    next_partial = asyncio.ensure_future(anext(hub))
+    next_event = asyncio.ensure_future(anext(events))
+    try:
+        while True:
+            await asyncio.wait({next_partial, next_event}, return_when=asyncio.FIRST_COMPLETED)
+            if next_partial.done():
+                partial = next_partial.result()
+                next_partial = asyncio.ensure_future(anext(hub))
+                yield partial
+                continue
+            try:
+                ev, _ = next_event.result()
+            except StopAsyncIteration:
+                return
+            next_event = asyncio.ensure_future(anext(events))
+            yield ev
+    finally:
+        await _cancel(next_partial, next_event)
+        if isinstance(events, AsyncGenerator):
+            with contextlib.suppress(RuntimeError):  # still running: the cancelled read closes it
+                await events.aclose()
+
+
+async def _cancel(*reads: asyncio.Future[Any]) -> None:
+    """Cancel the reads under way; one that failed as it was cancelled is dropped."""
+    for read in reads:
+        read.cancel()
+    await asyncio.wait(reads)
+    for read in reads:
+        if not read.cancelled():
+            read.exception()
 
 
 class _Partials:
-    """Turns a job's events into partial-image events: each new preview, up to the number asked."""
+    """Turns a job's partials into partial-image events, up to the number asked: the raw ones the
+    hub relays (full size), and each new preview of its stored ``progress`` events (thumbnails:
+    another provider's, or an OpenAI partial this reader did not get from the hub). A partial is
+    known on both paths by its ``percent``: the stored event of a partial sent from the hub is
+    not sent again, nor a hub partial whose stored event was sent first."""
 
     def __init__(self, job: Job, plan: StreamPlan) -> None:
         self.job, self.plan = job, plan
         self.sent = 0
         self.last: str | None = None
+        self.from_hub: list[float] = []  # percents sent from the hub, their stored events to come
+        self.from_store: list[float] = []  # percents sent from stored events
 
-    async def take(self, ev: JobEvent) -> bytes | None:
-        if ev.type != "progress" or self.sent >= self.plan.partial_images:
+    async def take(self, item: Partial | JobEvent) -> bytes | None:
+        if self.sent >= self.plan.partial_images:
+            return None
+        if isinstance(item, Partial):
+            return await self._relayed(item)
+        return await self._stored(item)
+
+    async def _relayed(self, partial: Partial) -> bytes | None:
+        if partial.percent in self.from_store:
+            self.from_store.remove(partial.percent)
+            return None
+        b64 = await relayed_b64(partial, self.job.request.format)
+        if b64 is None:
+            return None
+        self.from_hub.append(partial.percent)
+        return self._event(b64)
+
+    async def _stored(self, ev: JobEvent) -> bytes | None:
+        if ev.type != "progress":
             return None
         preview = ev.data.get("preview")
         if not isinstance(preview, str) or preview == self.last:
             return None
         self.last = preview
+        percent = ev.data.get("percent")
+        if percent in self.from_hub:
+            self.from_hub.remove(percent)
+            return None
         data = await partial_bytes_async(preview, self.job.request.format)
         if data is None:
             return None
+        if isinstance(percent, int | float):
+            self.from_store.append(percent)
+        return self._event(base64.b64encode(data).decode())
+
+    def _event(self, b64: str) -> bytes:
         fields = {
-            "b64_json": base64.b64encode(data).decode(),
+            "b64_json": b64,
             "partial_image_index": self.sent,
             **echo_fields(self.job, self.plan),
         }
         self.sent += 1
         return sse(f"{self.plan.prefix}.partial_image", fields)
+
+
+async def relayed_b64(partial: Partial, fmt: str) -> str | None:
+    """A relayed partial's base64 in the requested format ``fmt``: as received when it is in
+    that format, else re-encoded (full size) in a worker thread; None if unreadable."""
+    if partial.output_format == fmt:
+        return partial.b64_json
+    return await asyncio.to_thread(reencoded_b64, partial.b64_json, fmt)
+
+
+def reencoded_b64(b64: str, fmt: str) -> str | None:
+    """A base64 picture, re-encoded as ``fmt`` (base64); None if unreadable."""
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(b64, validate=True))) as im:
+            picture = im.convert("RGBA" if fmt != "jpeg" and "A" in im.getbands() else "RGB")
+        buf = io.BytesIO()
+        picture.save(buf, _PIL_FORMAT[fmt], **_FULL_ENCODE.get(fmt, {}))
+        return base64.b64encode(buf.getvalue()).decode()
+    except Exception:  # a partial is a courtesy: one that cannot be read is skipped
+        return None
 
 
 async def partial_bytes_async(preview: str, fmt: str) -> bytes | None:

@@ -5,6 +5,11 @@ job's ``progress`` events — the shape :mod:`pixelpipe.worker.poll` writes from
 webhook's ``ProviderUpdate.progress`` (``state``, ``percent``, ``queue_position`` or ``eta_s``,
 ``step``, ``steps``, ``preview``).
 
+A raw partial image (a progress's ``partial_image``: OpenAI's, as the upstream sent it) is first
+published to the process's :class:`~pixelpipe.events.partials.PartialHub` — the stream readers of
+this process send it on at once, full size — then shrunk to the thumbnail ``preview`` (in a thread)
+that the stored event carries; the full partial is never stored.
+
 Written only when it changed, at most one event per :data:`MIN_INTERVAL_S`; a ``preview`` (a small
 ``data:`` URL) only in the first event that carries it. The watching never fails the job: it stops
 when the submit returns or fails, and its own errors are logged and end it.
@@ -13,15 +18,19 @@ when the submit returns or fails, and its own errors are logged and end it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any
 
+from pixelpipe.events.partials import Partial, PartialHub
 from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.providers.base import Provider, ProviderUpdate, WatchesProgress
+from pixelpipe.providers.previews import thumbnail_url
 from pixelpipe.worker.context import StepContext
 from pixelpipe.worker.provider_run import submit_request
 
@@ -37,7 +46,9 @@ async def submit_watching(ctx: StepContext, provider: Provider, job: Job) -> Pro
     if not isinstance(provider, WatchesProgress):
         return await provider.submit(req)
     updates = provider.watch_progress(job.id)
-    watcher = asyncio.create_task(write_progress(ctx.svc.store, job.id, updates))
+    watcher = asyncio.create_task(
+        write_progress(ctx.svc.store, job.id, updates, hub=ctx.svc.partials)
+    )
     try:
         return await provider.submit(req)
     finally:
@@ -50,15 +61,21 @@ async def write_progress(
     job_id: str,
     updates: AsyncGenerator[dict[str, Any], None],
     clock: Callable[[], float] = time.monotonic,
+    *,
+    hub: PartialHub | None = None,
 ) -> None:
     """Write ``updates`` as ``job_id``'s progress events (see the module docstring) until they
-    end or this is cancelled. Never raises but for its cancellation."""
+    end or this is cancelled; their raw partial images go to ``hub`` first. Never raises but for
+    its cancellation."""
     written: dict[str, Any] | None = None
     shown_preview: Any = None
     next_at = 0.0
     try:
         async with aclosing(updates):
-            async for progress in updates:
+            async for update in updates:
+                progress = await _with_preview(job_id, update, hub)
+                if progress is None:
+                    continue
                 now = clock()
                 if progress == written or now < next_at:
                     continue
@@ -70,3 +87,34 @@ async def write_progress(
                 written, next_at = progress, now + MIN_INTERVAL_S
     except Exception as exc:  # progress is a courtesy: the job goes on without it
         log.info("progress of job %s stopped: %s: %s", job_id, type(exc).__name__, exc)
+
+
+async def _with_preview(
+    job_id: str, progress: dict[str, Any], hub: PartialHub | None
+) -> dict[str, Any] | None:
+    """``progress`` as it is stored: a raw ``partial_image`` is published to ``hub`` and becomes
+    a thumbnail ``preview`` (None: its image cannot be read, nothing to write)."""
+    raw = progress.get("partial_image")
+    if not isinstance(raw, dict):
+        return progress
+    percent = progress.get("percent")
+    if hub is not None and isinstance(percent, int | float):
+        partial = Partial(
+            str(raw["b64_json"]),
+            str(raw["output_format"]),
+            int(raw["partial_image_index"]),
+            float(percent),
+        )
+        hub.publish(job_id, partial)
+    preview = await asyncio.to_thread(_thumbnail, str(raw["b64_json"]))
+    if preview is None:
+        return None
+    return {k: v for k, v in progress.items() if k != "partial_image"} | {"preview": preview}
+
+
+def _thumbnail(b64: str) -> str | None:
+    """A base64 picture's thumbnail ``data:`` URL; None when it cannot be read."""
+    try:
+        return thumbnail_url(base64.b64decode(b64, validate=True))
+    except (binascii.Error, OSError, ValueError):
+        return None

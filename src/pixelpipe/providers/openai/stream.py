@@ -2,9 +2,12 @@
 
 With ``PIXELPIPE_OPENAI_PARTIAL_IMAGES`` = N (1–3; default 0: runs are not streamed), a GPT image
 generation is asked with ``stream=true, partial_images=N``: each
-``image_generation.partial_image`` event becomes the job's live preview (a thumbnail small enough
-for a progress event: :func:`pixelpipe.providers.previews.preview_url`), the
-``image_generation.completed`` event is the run's answer, and an ``error`` event its failure.
+``image_generation.partial_image`` event is handed to the worker as it came — its base64, its
+``output_format`` and ``partial_image_index`` under the progress's ``partial_image``, with the
+``percent`` it stands for, undecoded (:func:`partial_progress`): the worker relays it to the
+stream readers of its process and makes the job's live preview (a thumbnail) from it
+(:mod:`pixelpipe.worker.progress`). The ``image_generation.completed`` event is the run's
+answer, and an ``error`` event its failure.
 OpenAI charges each partial image as extra output tokens: that is why it is off by default; the
 ``usage`` the completed event reports is what the image is priced from, as without streaming.
 """
@@ -12,8 +15,6 @@ OpenAI charges each partial image as extra output tokens: that is why it is off 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -31,14 +32,13 @@ from pixelpipe.providers.openai.client import (
     is_dalle,
     openai_body,
 )
-from pixelpipe.providers.previews import thumbnail_url
 
 MAX_PARTIAL_IMAGES = 3
 
 
 class StreamingOpenAIProvider(OpenAIProvider):
-    """OpenAI Images with GPT image generations streamed: their partial images are relayed as
-    the job's live previews (the worker reads :meth:`watch_progress` beside the submit)."""
+    """OpenAI Images with GPT image generations streamed: their partial images are handed to the
+    worker as they came (it reads :meth:`watch_progress` beside the submit)."""
 
     def __init__(self, api_key: str, *, partial_images: int, **kw: Any) -> None:
         super().__init__(api_key, **kw)
@@ -62,18 +62,18 @@ class StreamingOpenAIProvider(OpenAIProvider):
             run_id = resp.headers.get("x-request-id") or f"oai_{uuid.uuid4().hex}"
             async for kind, data in sse_events(resp.aiter_lines()):
                 if kind.endswith(".partial_image"):
-                    await self._relay(req.job_id, data)
+                    self._relay(req.job_id, data)
                 elif kind.endswith(".completed"):
                     return images_update(run_id, completed_answer(data), req.model_id)
                 elif kind == "error":
                     raise stream_error(data)
         raise stream_error({})
 
-    async def _relay(self, job_id: str, data: dict[str, Any]) -> None:
+    def _relay(self, job_id: str, data: dict[str, Any]) -> None:
         queue = self._watchers.get(job_id)
         if queue is None:
             return
-        progress = await asyncio.to_thread(partial_progress, data, self.partial_images)
+        progress = partial_progress(data, self.partial_images)  # no decoding: the worker's work
         if progress is not None:
             with contextlib.suppress(asyncio.QueueFull):  # a preview is a courtesy
                 queue.put_nowait(progress)
@@ -126,18 +126,21 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict
 
 
 def partial_progress(data: dict[str, Any], partials: int) -> dict[str, Any] | None:
-    """A partial-image event as the job's progress: ``percent`` and ``preview``; None when its
-    image cannot be read."""
-    try:
-        image = base64.b64decode(str(data.get("b64_json") or ""), validate=True)
-        preview = thumbnail_url(image)
-    except (binascii.Error, OSError, ValueError):
-        return None
-    if preview is None:
+    """A partial-image event as the job's progress: ``percent`` and ``partial_image`` (its
+    ``b64_json`` as received, ``output_format`` (png when not said) and ``partial_image_index``);
+    None when it carries no image. Nothing is decoded here."""
+    b64 = data.get("b64_json")
+    if not isinstance(b64, str) or not b64:
         return None
     index = data.get("partial_image_index")
-    done = (int(index) + 1 if isinstance(index, int) else 1) / (partials + 1)
-    return {"percent": round(100 * done, 1), "preview": preview}
+    index = index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else 0
+    fmt = data.get("output_format")
+    raw = {
+        "b64_json": b64,
+        "output_format": fmt if fmt in ("png", "jpeg", "webp") else "png",
+        "partial_image_index": index,
+    }
+    return {"percent": round(100 * (index + 1) / (partials + 1), 1), "partial_image": raw}
 
 
 def completed_answer(data: dict[str, Any]) -> dict[str, Any]:
