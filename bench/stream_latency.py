@@ -2,23 +2,24 @@
 fake OpenAI, at C concurrent streams, in the same run (issue 17: added latency <= 10 ms p50).
 
 Starts ``pixelpipe fake-providers`` and a ``pixelpipe serve`` pointed at it, relaying OpenAI's
-partials (``PIXELPIPE_OPENAI_PARTIAL_IMAGES``). Each stream is ``POST /v1/images/generations``
-with ``stream=true, partial_images=P`` for ``gpt-image-1`` at 1024x1024 and a unique prompt (no
-cache hit), read as raw SSE. Rounds alternate: direct to the fake, then through pixelpipe: C
-streams each, their starts spread evenly over one run of the fake (``--latency``), so that about
-C are open at once without a burst. The fake's latency is long (24 s) because the fake itself
-spends ~0.4 s of CPU per image (blurring 1024x1024 partials): at 64 streams and 1.5 s it would
-need ~17 cores and measure only its own queueing. The fake spreads the partials and the final
-image evenly over its latency; a partial through pixelpipe is OpenAI's, thumbnailed, and the
-final image is the one pixelpipe stored. Prints p50/p95 of both times for both paths and the
-difference.
+partials (``PIXELPIPE_OPENAI_PARTIAL_IMAGES``). Each stream is ``POST /v1/images/generations`` with
+``stream=true, partial_images=P`` for ``gpt-image-1`` at 1024x1024 (``--size``) and a unique prompt
+(no cache hit), read as raw SSE. Rounds alternate: direct to the fake, then through pixelpipe: C
+streams each, their starts spread evenly over one run of the fake (``--latency``), so that about C
+are open at once without a burst. The fake's latency is long (24 s) because the fake itself spends
+~0.4 s of CPU per image (blurring 1024x1024 partials): at 64 streams and 1.5 s it would need ~17
+cores and measure only its own queueing. The fake spreads the partials and the final image evenly
+over its latency; a partial through pixelpipe is OpenAI's as it came (relayed in-process,
+``events/partials.py``), and the final image is the one pixelpipe stored. Prints p50/p95 of both
+times for both paths and the difference.
 
 ``--fake light`` uses ``bench/stream_light_fake.py`` instead: the same events from an OpenAI fake
 that draws its pictures once at start (PNG; each final image made unique by a byte splice), so
 the fake's own CPU is next to nothing and a short latency (e.g. 6 s) keeps C streams open.
 
 Run: ``.venv/bin/python bench/stream_latency.py [--streams 64] [--rounds 2] [--latency 24]
-[--fake light]``.
+[--fake light] [--size 256x256]``. A small ``--size`` shows pixelpipe's own overhead apart from
+decoding a 1024x1024 PNG (the thumbnail of each partial, the final image's check).
 """
 
 from __future__ import annotations
@@ -75,7 +76,14 @@ async def one_stream(
 
 
 async def round_of(
-    url: str, headers: dict[str, str], tag: str, n: int, partials: int, stagger_s: float, fmt: str
+    url: str,
+    headers: dict[str, str],
+    tag: str,
+    n: int,
+    partials: int,
+    stagger_s: float,
+    fmt: str,
+    size: str = "1024x1024",
 ) -> Times:
     limits = httpx.Limits(max_connections=n + 8, max_keepalive_connections=n + 8)
     async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as client:
@@ -83,7 +91,7 @@ async def round_of(
             {
                 "model": "gpt-image-1",
                 "prompt": f"bench {tag} {i} {time.time_ns()}",
-                "size": "1024x1024",
+                "size": size,
                 "quality": "low",
                 "output_format": fmt,
                 "stream": True,
@@ -128,7 +136,7 @@ def report(name: str, direct: list[float], through: list[float]) -> None:
 
 
 def start_fake(
-    kind: str, latency_s: float, log: Path
+    kind: str, latency_s: float, log: Path, size: str = "1024x1024"
 ) -> tuple[subprocess.Popen[bytes], str, dict[str, str], str]:
     """(process, the fake OpenAI's base URL (``…/v1`` is under it), pixelpipe's env, format)."""
     if kind == "full":
@@ -138,6 +146,7 @@ def start_fake(
     port = free_port()
     script = Path(__file__).with_name("stream_light_fake.py")
     args = [sys.executable, str(script), "--port", str(port), "--latency", str(latency_s)]
+    args += ["--size", size]
     with log.open("ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -168,9 +177,10 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=24.0, help="the fake's seconds per image")
     p.add_argument("--partials", type=int, default=2)
     p.add_argument("--fake", choices=("full", "light"), default="full")
+    p.add_argument("--size", default="1024x1024", help="WxH asked (and drawn by the light fake)")
     o = p.parse_args()
     log = Path(tempfile.mkdtemp(prefix="pixelpipe-bench-fakes-")) / "fakes.log"
-    fake_proc, fake, env, fmt = start_fake(o.fake, o.latency, log)
+    fake_proc, fake, env, fmt = start_fake(o.fake, o.latency, log, o.size)
     print(f"load before: {os.getloadavg()}  cpus: {os.cpu_count()}  fake: {o.fake}")
     try:
         env |= {
@@ -188,7 +198,9 @@ def main() -> None:
                     stagger = o.latency / o.streams
                     cpu_before = cpu_s(srv)
                     got = asyncio.run(
-                        round_of(url, headers, f"{tag}{r}", o.streams, o.partials, stagger, fmt)
+                        round_of(
+                            url, headers, f"{tag}{r}", o.streams, o.partials, stagger, fmt, o.size
+                        )
                     )
                     if tag == "pixelpipe":  # what pixelpipe's process spent per stream
                         into.cpu_s += cpu_s(srv) - cpu_before
@@ -200,7 +212,8 @@ def main() -> None:
     finally:
         stop_pid(fake_proc)
     print(
-        f"{o.streams} concurrent streams x {o.rounds} rounds, {o.fake} fake, latency {o.latency} s"
+        f"{o.streams} concurrent streams x {o.rounds} rounds, {o.fake} fake, latency {o.latency} s,"
+        f" {o.size}"
     )
     report("first partial", direct.first_partial, through.first_partial)
     report("final image", direct.final, through.final)

@@ -1,15 +1,15 @@
-"""A fake OpenAI image API that costs (almost) nothing per image, for ``stream_latency.py
---fake light``: ``POST /v1/images/generations`` with ``stream=true`` answers OpenAI's image
-streaming (``image_generation.partial_image`` × ``partial_images``, then
-``image_generation.completed`` with ``usage``), the events spread evenly over ``--latency``
-seconds, like ``pixelpipe fake-providers``' OpenAI — but every picture is drawn ONCE at start:
-one 1024×1024 PNG (the full fake's drawing) and its blurred partials. Each completed image is
-that PNG made unique by a ``tEXt`` chunk with a counter (a byte splice, no encoding), so every
-request still gives pixelpipe a new image to check and store. The full fake spends ~0.4–1 s of
-CPU per image (drawing and blurring 1024×1024): at 64 streams that, not pixelpipe, is what a
-shared machine measures.
+"""A fake OpenAI image API that costs (almost) nothing per image, for ``stream_latency.py --fake
+light``: ``POST /v1/images/generations`` with ``stream=true`` answers OpenAI's image streaming
+(``image_generation.partial_image`` × ``partial_images``, then ``image_generation.completed`` with
+``usage``), the events spread evenly over ``--latency`` seconds, like ``pixelpipe fake-providers``'
+OpenAI — but every picture is drawn ONCE at start: one PNG (the full fake's drawing, 1024×1024
+unless ``--size``) and its blurred partials. Each completed image is that PNG made unique by a
+``tEXt`` chunk with a counter (a byte splice, no encoding), so every request still gives pixelpipe
+a new image to check and store. The full fake spends ~0.4–1 s of CPU per image (drawing and
+blurring 1024×1024): at 64 streams that, not pixelpipe, is what a shared machine measures.
 
-Run: ``python bench/stream_light_fake.py --port P [--latency 6]`` (serves on 127.0.0.1).
+Run: ``python bench/stream_light_fake.py --port P [--latency 6] [--size 1024x1024]`` (serves on
+127.0.0.1; every answer is that size, whatever was asked).
 """
 
 from __future__ import annotations
@@ -56,9 +56,10 @@ def unique_png(png: bytes, n: int) -> bytes:
 
 
 class LightFake:
-    def __init__(self, latency_s: float) -> None:
+    def __init__(self, latency_s: float, size: str = "1024x1024") -> None:
         self.latency_s = latency_s
-        self.final = render("a lighthouse, drawn once", 7, 1024, 1024, "png")
+        width, height = (int(side) for side in size.split("x"))
+        self.final = render("a lighthouse, drawn once", 7, width, height, "png")
         self.partials = {
             total: [blurred(self.final, "png", i, total) for i in range(total)]
             for total in range(1, MAX_PARTIALS + 1)
@@ -103,8 +104,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--latency", type=float, default=6.0)
+    p.add_argument("--size", default="1024x1024", help="the pictures' WxH")
     o = p.parse_args()
-    fake = LightFake(o.latency)
+    fake = LightFake(o.latency, o.size)
     print(f"ready: {len(fake.final)} byte PNG", flush=True)
     uvicorn.run(fake.app, host="127.0.0.1", port=o.port, log_level="warning")
 
