@@ -15,11 +15,11 @@ def _partial(i: int) -> Partial:
 
 async def test_subscribers_get_their_jobs_partials_in_order() -> None:
     hub = PartialHub()
-    hub.publish("job_a", _partial(0))  # nobody subscribes: nothing kept
+    assert hub.publish("job_a", _partial(0)) == 0  # nobody subscribes: nothing kept
     assert hub.jobs() == 0
     async with hub.subscribe("job_a") as a1, hub.subscribe("job_a") as a2, hub.subscribe("b") as b:
         assert hub.jobs() == 2
-        hub.publish("job_a", _partial(1))
+        assert hub.publish("job_a", _partial(1)) == 2
         hub.publish("job_a", _partial(2))
         assert [await anext(a1), await anext(a1)] == [_partial(1), _partial(2)]
         assert [await anext(a2), await anext(a2)] == [_partial(1), _partial(2)]

@@ -64,10 +64,12 @@ class PartialHub:
         self.keep = keep
         self._subscribers: dict[str, set[Subscription]] = {}
 
-    def publish(self, job_id: str, partial: Partial) -> None:
-        """Hand ``partial`` to the job's subscribers; never waits."""
-        for subscription in self._subscribers.get(job_id, ()):
+    def publish(self, job_id: str, partial: Partial) -> int:
+        """Hand ``partial`` to the job's subscribers (how many); never waits."""
+        subscriptions = self._subscribers.get(job_id, ())
+        for subscription in subscriptions:
             subscription.put(partial)
+        return len(subscriptions)
 
     @asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:

@@ -37,6 +37,10 @@ from pixelpipe.worker.provider_run import submit_request
 log = logging.getLogger("pixelpipe.worker")
 
 MIN_INTERVAL_S = 0.5  # at most two progress events a second per job
+# after a partial went to readers of this process: their sending it goes first, before the
+# thumbnail's thread (Python code that holds the GIL for up to the 5 ms switch interval at a time)
+# competes with the event loop; the handoff takes a few loop turns, well under 1 ms
+HANDOFF_S = 0.002
 
 
 async def submit_watching(ctx: StepContext, provider: Provider, job: Job) -> ProviderUpdate:
@@ -105,7 +109,8 @@ async def _with_preview(
             int(raw["partial_image_index"]),
             float(percent),
         )
-        hub.publish(job_id, partial)
+        if hub.publish(job_id, partial):
+            await asyncio.sleep(HANDOFF_S)
     preview = await asyncio.to_thread(_thumbnail, str(raw["b64_json"]))
     if preview is None:
         return None
