@@ -3,7 +3,7 @@ fake OpenAI, at C concurrent streams, in the same run (issue 17: added latency <
 
 Starts ``pixelpipe fake-providers`` and a ``pixelpipe serve`` pointed at it, relaying OpenAI's
 partials (``PIXELPIPE_OPENAI_PARTIAL_IMAGES``). Each stream is ``POST /v1/images/generations`` with
-``stream=true, partial_images=P`` for ``gpt-image-1`` at 1024x1024 (``--size``) and a unique prompt
+``stream=true, partial_images=P`` for ``gpt-image-1`` at 1024x1024 and a unique prompt
 (no cache hit), read as raw SSE. Rounds alternate: direct to the fake, then through pixelpipe: C
 streams each, their starts spread evenly over one run of the fake (``--latency``), so that about C
 are open at once without a burst. The fake's latency is long (24 s) because the fake itself spends
@@ -18,8 +18,10 @@ that draws its pictures once at start (PNG; each final image made unique by a by
 the fake's own CPU is next to nothing and a short latency (e.g. 6 s) keeps C streams open.
 
 Run: ``.venv/bin/python bench/stream_latency.py [--streams 64] [--rounds 2] [--latency 24]
-[--fake light] [--size 256x256]``. A small ``--size`` shows pixelpipe's own overhead apart from
-decoding a 1024x1024 PNG (the thumbnail of each partial, the final image's check).
+[--fake light] [--size 256x256]``. ``--size``: the light fake's pictures (partials and image)
+are drawn that size, whatever was asked (1024x1024, the size ``gpt-image-1`` takes; pixelpipe
+checks the image's pixels are within bounds, not that they match): a small one shows pixelpipe's
+own overhead apart from decoding 1024x1024 PNGs (each partial's thumbnail, the image's check).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from math import nan
 from pathlib import Path
 
 import httpx
@@ -83,7 +86,6 @@ async def round_of(
     partials: int,
     stagger_s: float,
     fmt: str,
-    size: str = "1024x1024",
 ) -> Times:
     limits = httpx.Limits(max_connections=n + 8, max_keepalive_connections=n + 8)
     async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as client:
@@ -91,7 +93,7 @@ async def round_of(
             {
                 "model": "gpt-image-1",
                 "prompt": f"bench {tag} {i} {time.time_ns()}",
-                "size": size,
+                "size": "1024x1024",  # what gpt-image-1 takes (the light fake draws --size)
                 "quality": "low",
                 "output_format": fmt,
                 "stream": True,
@@ -131,7 +133,7 @@ def report(name: str, direct: list[float], through: list[float]) -> None:
         f"{name:<14} direct p50 {d50 * 1000:7.0f} ms p95 {d95 * 1000:7.0f} ms | "
         f"pixelpipe p50 {t50 * 1000:7.0f} ms p95 {t95 * 1000:7.0f} ms | "
         f"added p50 {(t50 - d50) * 1000:+6.0f} ms p95 {(t95 - d95) * 1000:+6.0f} ms "
-        f"(n={len(direct)}/{len(through)}, mean {statistics.fmean(through) * 1000:.0f} ms)"
+        f"(n={len(direct)}/{len(through)}, mean {statistics.fmean(through or [nan]) * 1000:.0f} ms)"
     )
 
 
@@ -177,7 +179,7 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=24.0, help="the fake's seconds per image")
     p.add_argument("--partials", type=int, default=2)
     p.add_argument("--fake", choices=("full", "light"), default="full")
-    p.add_argument("--size", default="1024x1024", help="WxH asked (and drawn by the light fake)")
+    p.add_argument("--size", default="1024x1024", help="WxH the light fake draws (1024x1024 asked)")
     o = p.parse_args()
     log = Path(tempfile.mkdtemp(prefix="pixelpipe-bench-fakes-")) / "fakes.log"
     fake_proc, fake, env, fmt = start_fake(o.fake, o.latency, log, o.size)
@@ -198,9 +200,7 @@ def main() -> None:
                     stagger = o.latency / o.streams
                     cpu_before = cpu_s(srv)
                     got = asyncio.run(
-                        round_of(
-                            url, headers, f"{tag}{r}", o.streams, o.partials, stagger, fmt, o.size
-                        )
+                        round_of(url, headers, f"{tag}{r}", o.streams, o.partials, stagger, fmt)
                     )
                     if tag == "pixelpipe":  # what pixelpipe's process spent per stream
                         into.cpu_s += cpu_s(srv) - cpu_before
