@@ -15,7 +15,7 @@ import orjson
 from PIL import Image
 
 from pixelpipe.api.openai_stream import StreamPlan, stream_response
-from pixelpipe.events.partials import Partial
+from pixelpipe.events.partials import Partial, PartialHub
 from pixelpipe.jobs.model import Job
 from pixelpipe.providers.previews import thumbnail_url
 from pixelpipe.services import Services
@@ -50,15 +50,20 @@ async def _until(check: Any) -> None:
     raise AssertionError("not in time")
 
 
-async def _run(svc: Services, job: Job, steps: list[Partial | dict[str, Any]]) -> list[Any]:
-    """A reader of ``job`` while ``steps`` happen in order: a Partial is published to the hub, a
-    dict is stored as a progress event (each step once the reader has taken the previous)."""
+Step = Partial | tuple[Partial, ...] | dict[str, Any]
+
+
+async def _run(svc: Services, job: Job, steps: list[Step]) -> list[Any]:
+    """A reader of ``job`` while ``steps`` happen in order: a Partial is published to the hub (a
+    tuple of them at once), a dict is stored as a progress event (each step once the reader has
+    taken the previous)."""
     out: list[Any] = []
     reader = asyncio.create_task(_read(svc, job, StreamPlan(3, timeout_s=1.5), out))
     await _until(lambda: svc.partials.jobs() == 1)  # subscribed
     for step in steps:
-        if isinstance(step, Partial):
-            svc.partials.publish(job.id, step)
+        if isinstance(step, Partial | tuple):
+            for partial in step if isinstance(step, tuple) else (step,):
+                svc.partials.publish(job.id, partial)
         else:
             await svc.store.add_event(job.id, "progress", step)
         await asyncio.sleep(0.15)
@@ -104,3 +109,30 @@ async def test_a_partial_in_another_format_is_re_encoded_full_size(svc: Services
     assert data["partial_image_index"] == 0 and data["output_format"] == "webp"
     with Image.open(io.BytesIO(base64.b64decode(data["b64_json"]))) as im:
         assert im.format == "WEBP" and im.size == (128, 128)  # full size, the asked format
+
+
+async def test_a_partial_the_hub_dropped_comes_as_its_thumbnail_and_nothing_twice(
+    svc: Services,
+) -> None:
+    svc.partials = PartialHub(keep=1)  # a reader that fell behind by one: the oldest is dropped
+    job = (await submit(svc, body("a dropped fox", format="png"))).job
+    first, second = _picture((200, 0, 0), "PNG"), _picture((0, 200, 0), "PNG")
+    relayed = [
+        Partial(base64.b64encode(p).decode(), "png", i, 25.0 * (i + 1))
+        for i, p in enumerate((first, second))
+    ]
+    events = await _run(
+        svc,
+        job,
+        [
+            (relayed[0], relayed[1]),  # both before the reader took one: the first is dropped
+            {"percent": 25.0, "preview": thumbnail_url(first)},  # so its thumbnail is sent
+            {"percent": 50.0, "preview": thumbnail_url(second)},  # sent from the hub: not again
+        ],
+    )
+    assert [kind for kind, _ in events] == [PARTIAL, PARTIAL, "error"]
+    partials = [data for _, data in events[:2]]
+    assert [p["partial_image_index"] for p in partials] == [0, 1]
+    assert partials[0]["b64_json"] == relayed[1].b64_json  # the newest, from the hub
+    with Image.open(io.BytesIO(base64.b64decode(partials[1]["b64_json"]))) as im:
+        assert im.convert("RGB").getpixel((5, 5))[0] > 150  # the dropped one's thumbnail

@@ -185,7 +185,10 @@ class _Partials:
     hub relays (full size), and each new preview of its stored ``progress`` events (thumbnails:
     another provider's, or an OpenAI partial this reader did not get from the hub). A partial is
     known on both paths by its ``percent``: the stored event of a partial sent from the hub is
-    not sent again, nor a hub partial whose stored event was sent first."""
+    not sent again, nor a hub partial whose stored event was sent first. One the hub dropped (a
+    reader behind by more than the hub keeps) comes as its thumbnail when its stored event does —
+    after the newer one the hub kept: nothing is lost or sent twice, and ``partial_image_index``
+    counts on."""
 
     def __init__(self, job: Job, plan: StreamPlan) -> None:
         self.job, self.plan = job, plan
