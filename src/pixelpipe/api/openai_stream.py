@@ -14,10 +14,12 @@ single-flight, ledger); what is refused there is refused before the stream start
 status and error envelope. The stream then follows the job's events: each new live preview in a
 ``progress`` event (a self-hosted server's denoising preview, the offline preview's simulated
 partials, OpenAI's own partials) becomes a partial image, up to ``partial_images`` of them, in the
-requested output format; the completed event carries the image the pipeline stored and billed. A
-cache hit streams its completed event at once. A failure after the stream started is an ``error``
-event (``{"type": "error", "error": {message, type, param, code}}``): the SDK raises it as
-``openai.APIError``. A reader that goes away stops only its stream; the job runs on. While
+requested output format — and OpenAI's own partials, where the worker that runs the job is in this
+process, come straight from it (:mod:`pixelpipe.events.partials`) at full size, as OpenAI sent
+them, each once (:class:`_Partials`); the completed event carries the image the pipeline stored and
+billed. A cache hit streams its completed event at once. A failure after the stream started is an
+``error`` event (``{"type": "error", "error": {message, type, param, code}}``): the SDK raises it
+as ``openai.APIError``. A reader that goes away stops only its stream; the job runs on. While
 nothing happens (a queue, a slow provider) a ``: keep-alive`` comment goes out every
 ``PIXELPIPE_STREAM_KEEPALIVE_S`` (:mod:`pixelpipe.api.openai_stream_keepalive`). Edits stream the
 same way, their events named ``image_edit.*``.
