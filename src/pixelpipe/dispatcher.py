@@ -20,6 +20,7 @@ from pixelpipe.errors import JobTimedOut
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.services import Services
 from pixelpipe.worker import Worker
+from pixelpipe.worker.kept import drop_kept_outputs
 from pixelpipe.worker.moderation import sweep_quarantine
 
 log = logging.getLogger("pixelpipe.dispatcher")
@@ -218,6 +219,8 @@ async def sweep_once(svc: Services) -> tuple[int, int]:
             ),
             svc.ledger.release(job.id),
         )
+        if moved is not None:
+            await drop_kept_outputs(svc, moved)
         if moved is not None and svc.completion_hooks is not None:
             await svc.completion_hooks.job_finished(moved)
     for job in silent:

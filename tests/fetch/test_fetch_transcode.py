@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 
 import pytest
@@ -17,6 +18,7 @@ from pixelpipe.fetch import (
     transcode,
     verify_image,
 )
+from pixelpipe.fetch.transcode import OWN_THUMBNAIL_MAX_BYTES
 
 from .fakes import make_image
 
@@ -79,7 +81,7 @@ def test_unknown_output_format() -> None:
         ("PNG", (800, 400), (320, 160)),
         ("JPEG", (1000, 750), (320, 240)),
         ("WEBP", (300, 900), (107, 320)),
-        ("PNG", (100, 50), (100, 50)),  # never upscaled
+        ("GIF", (100, 50), (100, 50)),  # never upscaled (a GIF is never its own thumbnail)
     ],
 )
 def test_thumbnail(pil_format: str, size: tuple[int, int], expected: tuple[int, int]) -> None:
@@ -90,14 +92,21 @@ def test_thumbnail(pil_format: str, size: tuple[int, int], expected: tuple[int, 
     assert (checked.width, checked.height) == expected
 
 
-def test_a_small_webp_is_its_own_thumbnail_and_a_large_one_is_not() -> None:
-    small = verify_image(make_image("WEBP", (64, 48)))
-    assert thumbnail(small) is small  # nothing to shrink, already WebP: no re-encode
+def test_a_small_light_image_is_its_own_thumbnail_and_a_large_or_heavy_one_is_not() -> None:
+    for fmt in ("WEBP", "PNG", "JPEG"):
+        small = verify_image(make_image(fmt, (64, 48)))
+        assert thumbnail(small) is small  # nothing to shrink, light: no re-encode, one object
     large = verify_image(make_image("WEBP", (640, 480)))
     thumb = thumbnail(large)
     assert thumb is not large and (thumb.width, thumb.height) == (320, 240)
-    png = verify_image(make_image("PNG", (64, 48)))
-    assert thumbnail(png).format == "webp"  # small but not WebP: encoded
+    # thumbnail-sized but heavy (noise: a 300 px PNG of ~270 KB): shrunk to a light WebP
+    noise = Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, "PNG")
+    heavy = verify_image(buf.getvalue())
+    assert len(heavy.data) > OWN_THUMBNAIL_MAX_BYTES
+    thumb = thumbnail(heavy)
+    assert thumb.format == "webp" and (thumb.width, thumb.height) == (300, 300)
 
 
 def test_thumbnail_max_side() -> None:

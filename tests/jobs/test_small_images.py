@@ -1,4 +1,4 @@
-"""Small outputs: processed on the event loop, and a small WebP is its own thumbnail."""
+"""Small outputs: processed on the event loop, and a small, light image is its own thumbnail."""
 
 from __future__ import annotations
 
@@ -26,21 +26,21 @@ def _objects(root: Path) -> set[str]:
     }
 
 
-async def test_a_small_webp_is_stored_once_and_serves_as_its_thumbnail(tmp_path: Path) -> None:
+async def test_a_small_image_is_stored_once_and_serves_as_its_thumbnail(tmp_path: Path) -> None:
     async with running_app(tmp_path) as app:
-        job = await _generate(app, "64x64")
-        assert job.status.value == "succeeded"
-        assert job.thumb_key == job.storage_key
-        assert _objects(tmp_path / "images") == {job.storage_key}
-        image = await app.svc.store.find_image(job.content_key)
-        assert image is not None and image.thumb_key == job.storage_key
+        for fmt in ("webp", "png", "jpeg"):
+            job = await _generate(app, "64x64", fmt)
+            assert job.status.value == "succeeded"
+            assert job.thumb_key == job.storage_key
+            image = await app.svc.store.find_image(job.content_key)
+            assert image is not None and image.thumb_key == job.storage_key
+        assert not any(key.startswith("thumbs/") for key in _objects(tmp_path / "images"))
 
 
-async def test_larger_or_other_formats_get_a_separate_thumbnail(tmp_path: Path) -> None:
+async def test_a_larger_image_gets_a_separate_thumbnail(tmp_path: Path) -> None:
     async with running_app(tmp_path) as app:
-        big = await _generate(app, "512x512")
-        png = await _generate(app, "64x64", "png")
-        for job in (big, png):
+        for fmt in ("webp", "png"):
+            job = await _generate(app, "512x512", fmt)
             assert job.status.value == "succeeded"
             assert job.thumb_key is not None and job.thumb_key.startswith("thumbs/")
             assert {job.storage_key, job.thumb_key} <= _objects(tmp_path / "images")

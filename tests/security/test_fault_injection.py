@@ -450,6 +450,11 @@ async def run(data: Path, fakes: FakesThread, rng: random.Random) -> tuple[Tally
         "PIXELPIPE_PREVIEW_FAILURE_RATE": "0.3",
         "PIXELPIPE_PREVIEW_LATENCY_MS": "150",
         "PIXELPIPE_LOG_LEVEL": "ERROR",
+        # every SIGKILL here ends each step in flight, and a 6 s write lock outlasts the 2 s
+        # lease: a job caught by three of them would be quarantined as poison (docs/queue.md),
+        # held for an operator, never failed at its deadline — by design, tested on its own
+        # (tests/queue_steering); this test is about losing and duplicating nothing
+        "PIXELPIPE_QUEUE_POISON_AFTER": "0",
     }
     srv = [await asyncio.to_thread(start, data, env, port, tally)]
     injector = Injector(fakes, tally, rng)

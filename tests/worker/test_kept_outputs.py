@@ -21,9 +21,10 @@ from pixelpipe.ledger.sql import SqlLedger
 from pixelpipe.providers.base import Output
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
+from pixelpipe.usecases.jobs import cancel
 from pixelpipe.usecases.submit import submit
 from pixelpipe.worker import Worker, provider_request
-from pixelpipe.worker.output import KEPT_OUTPUT_BYTES, KEPT_OUTPUT_PREFIX
+from pixelpipe.worker.kept import KEPT_OUTPUT_BYTES, KEPT_OUTPUT_PREFIX
 
 
 @pytest.fixture
@@ -92,4 +93,43 @@ async def test_a_small_output_stays_in_the_row(svc: Services) -> None:
     fetching = await Worker(svc, "worker-A").accept_success(moved, update)
     assert fetching is not None
     assert all("kept" not in o for o in fetching.provider_state["outputs"])
+    assert kept_objects(svc) == []
+
+
+async def _fetching_with_kept(svc: Services, prompt: str, data: bytes) -> str:
+    """A job billed and at fetching, its (large) output kept as an object; its id."""
+    job = (await submit(svc, GenerationRequest(prompt=prompt, seed=5, size="64x64"))).job
+    assert await svc.store.claim(job.id, "worker-A", lease_s=60) is not None
+    moved = await svc.store.transition(
+        job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, owner="worker-A", attempt=1
+    )
+    assert moved is not None
+    update = await svc.providers["preview"].submit(provider_request(svc, moved))
+    update = dataclasses.replace(update, outputs=(Output(data=data, content_type="image/png"),))
+    assert await Worker(svc, "worker-A").accept_success(moved, update) is not None
+    assert len(kept_objects(svc)) == 1
+    return job.id
+
+
+async def test_a_job_that_fails_for_good_leaves_no_kept_output(svc: Services) -> None:
+    job_id = await _fetching_with_kept(svc, "kept, then invalid", os.urandom(100_000))
+    worker = Worker(svc, "worker-A")
+    for _ in range(10):  # the bytes never verify: retried from the kept object, then failed
+        job = await svc.store.get(job_id)
+        assert job is not None
+        if job.status.terminal:
+            break
+        await svc.store.update(job_id, lease_expires_at=time.time() - 1, next_run_at=time.time())
+        claimed = await svc.store.claim(job_id, "worker-A", lease_s=60)
+        assert claimed is not None
+        await worker.run_step(claimed)
+    assert job.status is JobStatus.FAILED, job
+    assert kept_objects(svc) == []
+
+
+async def test_a_canceled_job_leaves_no_kept_output(svc: Services) -> None:
+    job_id = await _fetching_with_kept(svc, "kept, then canceled", noisy_png())
+    await svc.store.release(job_id, "worker-A")
+    canceled = await cancel(svc, job_id)
+    assert canceled.status is JobStatus.CANCELED
     assert kept_objects(svc) == []

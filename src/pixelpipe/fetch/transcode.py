@@ -22,6 +22,8 @@ THUMBNAIL_QUALITY = 80
 # libwebp's fastest method: a thumbnail encodes ~20x faster than at the default (4), a few % larger
 THUMBNAIL_WEBP_METHOD = 0
 THUMBNAIL_MAX_SIDE = 320
+# a thumbnail-sized image this light is its own thumbnail (a 320 px WebP thumbnail is ~5-20 KB)
+OWN_THUMBNAIL_MAX_BYTES = 48 * 1024
 _PIL_NAMES = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
 _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
 _WHITE = (255, 255, 255)
@@ -88,8 +90,12 @@ def _decoded_for_thumbnail(
 
 
 def is_own_thumbnail(img: VerifiedImage, *, max_side: int = THUMBNAIL_MAX_SIDE) -> bool:
-    """A WebP within the thumbnail size already is its thumbnail (stored once, see worker)."""
-    return img.format == "webp" and max(img.width, img.height) <= max_side
+    """An image within the thumbnail size, and light (:data:`OWN_THUMBNAIL_MAX_BYTES`), already
+    is its thumbnail (stored once, see worker): a WebP, PNG or JPEG, each shown by every
+    browser; re-encoding it as WebP would spend CPU and a second object to save a few KB."""
+    if max(img.width, img.height) > max_side or len(img.data) > OWN_THUMBNAIL_MAX_BYTES:
+        return False
+    return img.format in ("webp", "png", "jpeg")
 
 
 async def to_format_async(img: VerifiedImage, fmt: str, *, quality: int = 90) -> VerifiedImage:

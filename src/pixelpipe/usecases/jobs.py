@@ -13,6 +13,7 @@ from pixelpipe.usecases.events import with_progress
 from pixelpipe.usecases.queue_place import with_live_place
 from pixelpipe.usecases.submit import announce_finished
 from pixelpipe.worker import cancel_run
+from pixelpipe.worker.kept import drop_kept_outputs
 
 log = logging.getLogger("pixelpipe.usecases.jobs")
 
@@ -71,6 +72,7 @@ async def cancel(svc: Services, job_id: str) -> Job:
     if moved is None:
         return await get_job(svc, job_id)  # it kept moving: report where it is
     await svc.ledger.release(job_id)
+    await drop_kept_outputs(svc, moved)
     await announce_finished(svc, moved)
     if job.provider_job_id:  # best effort: the job is canceled on our side anyway
         await cancel_run(svc, job, job.provider_job_id)

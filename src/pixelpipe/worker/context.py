@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pixelpipe.jobs.model import Job
+from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.services import Services
+from pixelpipe.worker.kept import drop_kept_outputs
 
 
 @dataclass
@@ -16,9 +17,12 @@ class StepContext:
     ended: set[str] = field(default_factory=set)
 
     async def finished(self, job: Job) -> None:
-        """``job`` reached the end of a transition made here: count it, tell the hooks."""
+        """``job`` reached the end of a transition made here: count it, tell the hooks; one
+        that ended without an image no longer needs the outputs it kept."""
         if job.status.terminal:
             self.ended.add(job.id)
+        if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+            await drop_kept_outputs(self.svc, job)
         self.svc.metrics.finished.labels(str(job.status)).inc()
         if self.svc.completion_hooks is not None:
             await self.svc.completion_hooks.job_finished(job)

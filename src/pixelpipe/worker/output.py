@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import logging
 import time
 from typing import Any
 
@@ -25,6 +22,7 @@ from pixelpipe.key import CONTENT_TYPES, storage_key, thumbnail_key
 from pixelpipe.providers.base import Output, ProviderUpdate
 from pixelpipe.worker.billing import actual_cost, record_attempt, timed
 from pixelpipe.worker.context import StepContext
+from pixelpipe.worker.kept import drop_kept_outputs, kept_outputs, saved_outputs
 from pixelpipe.worker.moderation import Marks, marked_key, moderate_output
 
 # outputs this small (a 256x256 WebP is ~10 KB) are verified and thumbnailed on the event loop:
@@ -32,14 +30,7 @@ from pixelpipe.worker.moderation import Marks, marked_key, moderate_output
 # pixels too: a 1024x1024 PNG of flat colours is ~7 KB, yet ~30 ms to decode and thumbnail
 INLINE_IMAGE_BYTES = 16 * 1024
 INLINE_IMAGE_PIXELS = 256 * 256
-# a provider's inline output (base64 in its answer) larger than this is kept as an object of its
-# own until the job's image is stored, and the row names it: a 1 MB PNG kept in the row as base64
-# is ~1.3 MB that SQLite writes, rewrites and reads back at every transition (~28 ms per image)
-KEPT_OUTPUT_BYTES = 64 * 1024
-KEPT_OUTPUT_PREFIX = "provider-outputs"
-_KEPT_EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 _S = JobStatus
-log = logging.getLogger("pixelpipe.worker")
 
 
 async def accept_success(
@@ -50,7 +41,7 @@ async def accept_success(
     ``attempt``: the attempt whose run produced ``update`` (an adopted orphan's), if not the
     job's current one."""
     update = timed(ctx, job, update)  # a self-hosted run's GPU time, kept with its usage
-    outputs = await _kept_outputs(ctx, job, list(update.outputs))  # durable before the row
+    outputs = await kept_outputs(ctx.svc, job, list(update.outputs))  # durable before the row
     billed = record_attempt(ctx, job, update, attempt)  # same group commit as transition
     saved = {**job.provider_state, "outputs": outputs, "usage": update.usage}
     moved = ctx.svc.store.transition(
@@ -67,26 +58,62 @@ async def accept_success(
     return result
 
 
+async def accept_and_store(ctx: StepContext, job: Job, update: ProviderUpdate) -> None:
+    """:func:`accept_success`, then store the run's image — its output fetched, verified,
+    converted and thumbnailed while the bill commits. Nothing is stored, indexed or changed before
+    that commit: a step that dies or loses its job meanwhile has only spent CPU, and an output
+    that turns out unreadable fails the job after it was billed, exactly as it did in sequence."""
+    ready = asyncio.ensure_future(_ready_output(ctx, job, list(update.outputs)))
+    try:
+        moved = await accept_success(ctx, job, update)
+    except BaseException:
+        _discard(ready)
+        raise
+    if moved is None:  # the job moved on meanwhile (its deadline, a cancel): nothing to store
+        _discard(ready)
+        return
+    image, thumb = await ready
+    await _moderated_store(ctx, moved, image, thumb)
+
+
 async def fetch_and_store(ctx: StepContext, job: Job, update: ProviderUpdate | None) -> None:
-    svc = ctx.svc
     if update is None and (stored := await _already_stored(ctx, job)) is not None:
         # a previous run of this step uploaded the image, then crashed (or lost its database):
         # finish from our own copy — the provider's URL may have expired meanwhile
         await _store(ctx, job, *stored)
         return
-    outputs = list(update.outputs) if update else await _saved_outputs(ctx, job)
+    outputs = list(update.outputs) if update else await saved_outputs(ctx.svc, job)
+    image, thumb = await _ready_output(ctx, job, outputs)
+    await _moderated_store(ctx, job, image, thumb)
+
+
+async def _ready_output(
+    ctx: StepContext, job: Job, outputs: list[Output]
+) -> tuple[VerifiedImage, VerifiedImage]:
+    """The first output's bytes (inline, or fetched under the provider's policy), verified,
+    in the requested format, and its thumbnail."""
     if not outputs:
         raise OutputFetchError("the provider reported success without an image")
-    policy = svc.fetch_policies.get(job.provider or "")  # every provider has one (bootstrap)
-    raw = await fetch_output(outputs[0], policy, svc.http) if policy else outputs[0].data
+    policy = ctx.svc.fetch_policies.get(job.provider or "")  # every provider has one (bootstrap)
+    raw = await fetch_output(outputs[0], policy, ctx.svc.http) if policy else outputs[0].data
     if raw is None:
         raise OutputFetchError("the provider output could not be read")
     if _inline(raw):  # a thread hop would cost more than the work
-        image, thumb = _prepare_image(raw, job.request.format)
-    else:
-        image, thumb = await asyncio.to_thread(_prepare_image, raw, job.request.format)
+        return _prepare_image(raw, job.request.format)
+    return await asyncio.to_thread(_prepare_image, raw, job.request.format)
+
+
+async def _moderated_store(
+    ctx: StepContext, job: Job, image: VerifiedImage, thumb: VerifiedImage
+) -> None:
     image, thumb, marks = await moderate_output(ctx, job, image, thumb)  # may block it
     await _store(ctx, job, image, thumb, marks)
+
+
+def _discard(task: asyncio.Future[Any]) -> None:
+    """Stop ``task`` (a thread it started runs to its end) and drop its result or error."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 async def _already_stored(ctx: StepContext, job: Job) -> tuple[Any, Any] | None:
@@ -114,7 +141,7 @@ async def _store(
     its own key, kept with the job, and not indexed for reuse by the content-hash cache."""
     svc = ctx.svc
     key = marked_key(storage_key(job.content_key, job.model, job.request.format), marks)
-    # a small WebP is its own thumbnail (fetch.transcode.thumbnail): one object, one put
+    # a small, light image is its own thumbnail (fetch.transcode.is_own_thumbnail): one put
     tkey = key if thumb is image else marked_key(thumbnail_key(job.content_key, job.model), marks)
     puts = [svc.storage.put(key, image.data, content_type=CONTENT_TYPES[job.request.format])]
     if tkey != key:
@@ -175,7 +202,7 @@ async def _store(
     if moved is not None:
         svc.metrics.stored_bytes.inc(len(image.data))
     if done is not None:
-        await _drop_kept_outputs(ctx, job)
+        await drop_kept_outputs(svc, job)
         await ctx.finished(done)
 
 
@@ -210,71 +237,3 @@ def _without_inline_data(state: dict[str, Any], marks: Marks | None = None) -> d
         for o in state.get("outputs") or []
     ]
     return {**state, "outputs": outputs, **({"moderation": marks} if marks else {})}
-
-
-async def _kept_outputs(ctx: StepContext, job: Job, outputs: list[Output]) -> list[dict[str, Any]]:
-    """The outputs as the row keeps them: a URL; a small inline output as base64; a large one
-    put (durably) as an object of this job's, named by its digest, before the row names it."""
-    kept: list[dict[str, Any]] = []
-    for o in outputs:
-        if o.url:
-            kept.append({"url": o.url, "content_type": o.content_type, "digest": o.digest})
-        elif len(o.data or b"") > KEPT_OUTPUT_BYTES and (key := await _keep(ctx, job, o)):
-            kept.append({"kept": key, "content_type": o.content_type})
-        else:
-            data = base64.b64encode(o.data or b"").decode()
-            kept.append({"data_b64": data, "content_type": o.content_type})
-    return kept
-
-
-async def _keep(ctx: StepContext, job: Job, output: Output) -> str | None:
-    """Put a large inline output as the job's object; None when the storage fails (the row then
-    keeps it as base64, as before: a paid-for output is never lost to a storage outage)."""
-    data = output.data or b""
-    ctype = output.content_type or "application/octet-stream"
-    key = kept_output_key(job.id, data, ctype)
-    try:
-        await ctx.svc.storage.put(key, data, content_type=ctype)
-    except PixelpipeError as exc:
-        log.warning("keeping job %s's output in its row: storage failed (%s)", job.id, exc.code)
-        return None
-    return key
-
-
-def kept_output_key(job_id: str, data: bytes, content_type: str | None = None) -> str:
-    """A kept output's object: the job's own (never shared, so it can go once the job's image is
-    stored), named by its bytes (a put of the same output again is a no-op), in one of 256
-    folders (made once), with the extension of its type (no content-type sidecar to write)."""
-    digest = hashlib.sha256(data).hexdigest()
-    ext = _KEPT_EXT.get(content_type or "", "")
-    return f"{KEPT_OUTPUT_PREFIX}/{digest[:2]}/{job_id}-{digest}{ext}"
-
-
-async def _drop_kept_outputs(ctx: StepContext, job: Job) -> None:
-    """The job's image is stored: its kept outputs are garbage (best effort: one left behind by
-    a crash here is an unreferenced object, never a wrong image)."""
-    for o in job.provider_state.get("outputs") or []:
-        if o.get("kept"):
-            try:
-                await ctx.svc.storage.delete(o["kept"])
-            except PixelpipeError as exc:
-                log.warning("could not delete %s: %s", o["kept"], exc.code)
-
-
-async def _saved_outputs(ctx: StepContext, job: Job) -> list[Output]:
-    saved = job.provider_state.get("outputs") or []
-    return [
-        Output(
-            url=o.get("url"),
-            data=await _saved_data(ctx, o),
-            content_type=o.get("content_type"),
-            digest=o.get("digest"),
-        )
-        for o in saved
-    ]
-
-
-async def _saved_data(ctx: StepContext, saved: dict[str, Any]) -> bytes | None:
-    if saved.get("kept"):
-        return await ctx.svc.storage.get(saved["kept"])  # NotFound: the step fails, retried
-    return base64.b64decode(saved["data_b64"]) if saved.get("data_b64") else None

@@ -14,7 +14,7 @@ from pixelpipe.worker.billing import record_end
 from pixelpipe.worker.context import StepContext
 from pixelpipe.worker.failures import poll_later
 from pixelpipe.worker.moderation import block, provider_blocked
-from pixelpipe.worker.output import accept_success, fetch_and_store
+from pixelpipe.worker.output import accept_and_store
 from pixelpipe.worker.policy import polls_again
 from pixelpipe.worker.provider_run import provider_request
 
@@ -39,9 +39,7 @@ async def poll(ctx: StepContext, job: Job) -> None:
 
 async def apply(ctx: StepContext, job: Job, update: ProviderUpdate) -> None:
     if update.state is RunState.SUCCEEDED:
-        moved = await accept_success(ctx, job, update)
-        if moved is not None:
-            await fetch_and_store(ctx, moved, update)
+        await accept_and_store(ctx, job, update)
     elif update.state is RunState.FAILED:
         await record_end(ctx, job, update)
         if (hits := provider_blocked(update)) is not None:  # the provider's NSFW filter
