@@ -20,14 +20,11 @@ from pixelpipe.cli_output import (
     Command,
     Group,
     Server,
-    die,
     err,
-    load_settings_or_die,
     money,
     out,
     print_json,
     table,
-    unreachable,
 )
 
 if TYPE_CHECKING:
@@ -49,31 +46,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 def _run(server: str | None, api_key: str | None, op: Callable[..., Awaitable[T]]) -> T:
     """``op(svc, None)`` in this process, or ``op(None, client)`` against ``server``."""
-    import asyncio
+    from pixelpipe.cli_runner import here_or_there
 
-    from pixelpipe.errors import PixelpipeError
-
-    async def here() -> T:
-        from pixelpipe.pipeline import Pipeline
-
-        async with Pipeline(load_settings_or_die(), worker=False) as p:
-            return await op(p.services, None)
-
-    async def there(url: str) -> T:
-        import httpx
-
-        from pixelpipe.client import Client
-
-        try:
-            async with Client(url, api_key=api_key, timeout=120.0) as client:
-                return await op(None, client)
-        except httpx.TransportError as exc:
-            unreachable(url, exc)
-
-    try:
-        return asyncio.run(there(server) if server else here())
-    except PixelpipeError as exc:
-        die(exc)
+    return here_or_there(server, api_key, op)
 
 
 # ---- pixelpipe gallery ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pixelpipe.cli_output import ApiKey, Command, Group, Server, die, load_settings_or_die, out
+from pixelpipe.cli_output import ApiKey, Command, Group, Server, out
 
 queue_app = typer.Typer(
     cls=Group,
@@ -199,42 +199,14 @@ def _run(
     server: str | None, api_key: str | None, method: str, path: str, body: Any, local: Call
 ) -> Any:
     """The answer of ``method path`` on ``server``, or of ``local`` in this process."""
-    import asyncio
+    from pixelpipe.cli_runner import here_or_there
 
-    from pixelpipe.errors import PixelpipeError
+    async def op(svc: Any, client: Any) -> Any:
+        if client is not None:
+            return await client.call_json(method, path, body)
+        return await local(svc)
 
-    try:
-        if server:
-            return asyncio.run(_remote(server, api_key, method, path, body))
-        return asyncio.run(_in_process(local))
-    except PixelpipeError as exc:
-        die(exc)
-
-
-async def _in_process(local: Call) -> Any:
-    from pixelpipe.pipeline import Pipeline
-
-    async with Pipeline(load_settings_or_die(), worker=False) as p:
-        return await local(p.services)
-
-
-async def _remote(server: str, api_key: str | None, method: str, path: str, body: Any) -> Any:
-    import httpx
-
-    from pixelpipe.cli_output import unreachable
-    from pixelpipe.errors import ERROR_CODES, PixelpipeError
-
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        async with httpx.AsyncClient(base_url=server, headers=headers, timeout=60.0) as client:
-            resp = await client.request(method, path, json=body)
-    except httpx.TransportError as exc:
-        unreachable(server, exc)
-    if resp.status_code >= 400:
-        problem = resp.json() if resp.headers.get("content-type", "").endswith("json") else {}
-        kind = ERROR_CODES.get(str(problem.get("code")), PixelpipeError)
-        raise kind(str(problem.get("detail") or f"HTTP {resp.status_code}: {resp.text[:200]}"))
-    return resp.json()
+    return here_or_there(server, api_key, op, timeout_s=60.0)
 
 
 def _print_queue(answer: dict[str, Any]) -> None:

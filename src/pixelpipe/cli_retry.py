@@ -9,19 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pixelpipe.cli_output import (
-    ApiKey,
-    Server,
-    die,
-    err,
-    load_settings_or_die,
-    money,
-    out,
-    unreachable,
-)
+from pixelpipe.cli_output import ApiKey, Server, err, money, out
 
 if TYPE_CHECKING:
-    from pixelpipe.settings import Settings
+    from pixelpipe.client import Client
+    from pixelpipe.services import Services
 
 
 def retry(
@@ -33,48 +25,33 @@ def retry(
 ) -> None:
     """Retry a failed or canceled generation and wait for the new one (it names the old one in
     retry_of); exits 2 when the retry fails too."""
-    import asyncio
+    from pixelpipe.cli_runner import here_or_there
 
-    from pixelpipe.errors import PixelpipeError
+    async def op(svc: Services | None, client: Client | None) -> int:
+        if client is not None:
+            return await _remote(client, generation, timeout, as_json)
+        assert svc is not None
+        return await _local(svc, generation, timeout, as_json)
 
-    try:
-        if server:
-            code = asyncio.run(_remote(generation, server, api_key, timeout, as_json))
-        else:
-            code = asyncio.run(_local(generation, load_settings_or_die(), timeout, as_json))
-    except PixelpipeError as exc:
-        die(exc)
-    raise typer.Exit(code)
+    raise typer.Exit(here_or_there(server, api_key, op, worker=True, timeout_s=60.0))
 
 
-async def _local(generation: str, settings: Settings, wait_s: float, as_json: bool) -> int:
+async def _local(svc: Services, generation: str, wait_s: float, as_json: bool) -> int:
     from pixelpipe.api.schemas import render_job
-    from pixelpipe.pipeline import Pipeline
     from pixelpipe.usecases.batch import wait_many
     from pixelpipe.usecases.retry import retry as retry_job
 
-    async with Pipeline(settings) as p:
-        sub = await retry_job(p.services, generation)
-        (job,) = await wait_many(p.services, [sub.job], timeout_s=wait_s)
-        if as_json:
-            print(json.dumps((await render_job(p.services, job)).model_dump(), indent=2))
-            return 0 if job.status.value == "succeeded" else 2
-        return _report(job.id, str(job.status), job.model, job.cost_micros, job.error_detail)
+    sub = await retry_job(svc, generation)
+    (job,) = await wait_many(svc, [sub.job], timeout_s=wait_s)
+    if as_json:
+        print(json.dumps((await render_job(svc, job)).model_dump(), indent=2))
+        return 0 if job.status.value == "succeeded" else 2
+    return _report(job.id, str(job.status), job.model, job.cost_micros, job.error_detail)
 
 
-async def _remote(
-    generation: str, server: str, api_key: str | None, wait_s: float, as_json: bool
-) -> int:
-    import httpx
-
-    from pixelpipe.client import Client
-
-    try:
-        async with Client(server, api_key=api_key, timeout=60.0) as client:
-            new = await client.retry(generation)
-            gen = await client.wait(new.id, timeout_s=wait_s)
-    except httpx.TransportError as exc:
-        unreachable(server, exc)
+async def _remote(client: Client, generation: str, wait_s: float, as_json: bool) -> int:
+    new = await client.retry(generation)
+    gen = await client.wait(new.id, timeout_s=wait_s)
     if as_json:
         print(json.dumps(gen.model_dump(mode="json"), indent=2))
         return 0 if gen.status == "succeeded" else 2

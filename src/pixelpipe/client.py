@@ -328,6 +328,12 @@ class Client:
         )
         return UsagePublic.model_validate_json(resp.content)
 
+    async def call_json(self, method: str, path: str, body: Any = None) -> Any:
+        """Any JSON endpoint (``method path``, ``body`` sent as JSON when given): its decoded
+        answer; a problem answer raises its error class, as every method here does."""
+        resp = await self._request(method, path, json=body)
+        return resp.json()
+
     # ---- internals -------------------------------------------------------------------------------
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         resp = await self._http.request(method, url, **kwargs)

@@ -55,3 +55,10 @@ def test_a_canceled_generation_retries_and_remembers_what_it_retried(tmp_path: P
         assert wait_done(srv, new["id"])["retry_of"] == first["id"]
         missing = httpx.post(f"{srv.url}/v1/generations/gen_nosuchjob/retry", timeout=10)
         assert missing.status_code == 404
+    # the CLI in this process, on the same data directory (no server running)
+    local = {"PIXELPIPE_DATA_DIR": str(data)}
+    res3 = run_cli("retry", first["id"], "--json", **local)
+    assert res3.returncode == 0, res3.stderr
+    assert json.loads(res3.stdout)["retry_of"] == first["id"]
+    refused = run_cli("retry", new["id"], **local)  # it succeeded: nothing to retry
+    assert refused.returncode == 1 and "succeeded" in refused.stderr, refused.stderr
