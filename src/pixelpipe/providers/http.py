@@ -43,6 +43,7 @@ from pixelpipe.errors import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
+from pixelpipe.providers.http_pool import LeanTransport
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 USER_AGENT = "pixelpipe/0.1 (+https://pixelpipe.dev)"
@@ -233,12 +234,15 @@ _TRANSIENT = (
 
 
 def default_client() -> httpx.AsyncClient:
-    """The client a provider uses when none is injected: explicit timeouts, no redirects."""
+    """The client a provider uses when none is injected: explicit timeouts, no redirects, and
+    a pool that does O(1) work per request and keeps its connections alive under load
+    (:mod:`pixelpipe.providers.http_pool`)."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     return httpx.AsyncClient(
         timeout=DEFAULT_TIMEOUT,
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        transport=LeanTransport(limits=limits),
     )
 
 
