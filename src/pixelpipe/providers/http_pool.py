@@ -62,6 +62,7 @@ class StackPool:
         self._closing: set[asyncio.Task[None]] = set()  # unusable connections being closed
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        _check_scheme(request.url.scheme)
         await self._take_slot(request)
         origin = request.url.origin
         try:
@@ -168,6 +169,18 @@ class _GivesBack:
 
 
 _Key = tuple[bytes, bytes, int]
+
+
+def _check_scheme(scheme: bytes) -> None:
+    """What httpcore's pool refuses, refused alike (httpx maps it to ``UnsupportedProtocol``)."""
+    if scheme == b"":
+        raise httpcore.UnsupportedProtocol(
+            "Request URL is missing an 'http://' or 'https://' protocol."
+        )
+    if scheme not in (b"http", b"https"):
+        raise httpcore.UnsupportedProtocol(
+            f"Request URL has an unsupported protocol '{scheme.decode(errors='replace')}://'."
+        )
 
 
 def _key(origin: httpcore.Origin) -> _Key:
