@@ -111,7 +111,7 @@ async def _events(
         if not job.status.terminal:
             async for event in _partial_events(svc, job, plan, disconnected):
                 yield event
-            job = await get_job(svc, job.id)
+            job = _announced(svc, job.id) or await get_job(svc, job.id)
             if not job.status.terminal:
                 if await disconnected():
                     return  # the reader left; the job runs on and is billed once, as always
@@ -124,6 +124,12 @@ async def _events(
         yield await _final_event(svc, job, plan, usage)
     except PixelpipeError as exc:  # e.g. the stored image could not be read: say so, in the stream
         yield _error_event(exc.code, f"{exc.detail} (generation {job.id})")
+
+
+def _announced(svc: Services, job_id: str) -> Job | None:
+    """The job as this process's worker announced its end (no read), if it did."""
+    hooks = svc.completion_hooks
+    return None if hooks is None else hooks.finished(job_id)
 
 
 async def _partial_events(
