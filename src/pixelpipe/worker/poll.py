@@ -20,6 +20,7 @@ from pixelpipe.worker.provider_run import provider_request
 
 POLL_MIN_S = 0.25
 POLL_MAX_S = 10.0
+PREVIEW_EVERY_S = 0.5  # a job's live previews: at most two a second (docs/streaming.md)
 _S = JobStatus
 
 
@@ -78,7 +79,8 @@ async def _wait(ctx: StepContext, job: Job, update: ProviderUpdate) -> None:
         deadline = None  # no webhook, or it is overdue: poll on our own schedule from now on
         nxt = now + min(POLL_MAX_S, max(POLL_MIN_S, update.poll_after_s or 1.0))
     state = {k: v for k, v in job.provider_state.items() if k != "poll_errors"}
-    progress = update.progress or state.get("progress") or {}
+    shown = _rate_limited(update.progress, state, now)
+    progress = shown or state.get("progress") or {}
     fields: dict[str, Any] = {
         "provider_job_id": update.provider_job_id,
         "next_run_at": nxt,
@@ -89,5 +91,19 @@ async def _wait(ctx: StepContext, job: Job, update: ProviderUpdate) -> None:
         await svc.store.update(job.id, **fields)
     else:
         await svc.store.transition(job.id, job.status, _S.WAITING, **fields)
-    if update.progress and update.progress != job.provider_state.get("progress"):
-        await svc.store.add_event(job.id, "progress", update.progress)
+    if shown and shown != job.provider_state.get("progress"):
+        await svc.store.add_event(job.id, "progress", shown)
+
+
+def _rate_limited(
+    progress: dict[str, Any] | None, state: dict[str, Any], now: float
+) -> dict[str, Any] | None:
+    """``progress`` as the job shows it: its ``preview`` left out when the job's last one is
+    under :data:`PREVIEW_EVERY_S` old — at most two previews a second per job, whatever the
+    provider's webhooks or polls bring (``state`` keeps when the last one was shown)."""
+    if not progress or "preview" not in progress:
+        return progress
+    if now - float(state.get("preview_at") or 0.0) < PREVIEW_EVERY_S:
+        return {k: v for k, v in progress.items() if k != "preview"}
+    state["preview_at"] = now
+    return progress
