@@ -55,7 +55,9 @@ class Database:
     checkpoint: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
-        self._group = GroupCommitter(self.sync_writer, checkpoint=self.checkpoint)
+        self._group = GroupCommitter(
+            self.sync_writer, checkpoint=self.checkpoint, inline=self.dialect == "sqlite"
+        )
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction shared with concurrent callers (group commit)."""

@@ -60,15 +60,30 @@ async def test_a_key_made_by_another_process_counts_for_the_next_request(tmp_pat
         assert [r.status_code for r in after] == [401] * 10
 
 
-async def test_a_burst_of_unauthenticated_requests_costs_at_most_two_queries(
+async def test_a_burst_of_unauthenticated_requests_costs_at_most_two_thread_queries(
     tmp_path: Path,
 ) -> None:
     async with running_app(tmp_path / "data") as srv, srv.client() as c:
         keys = srv.app.state.auth.keys
+        probe, keys.probe = keys.probe, None  # as on PostgreSQL: every ask goes to a thread
+        assert probe is not None
+        probe.close()
         before = keys.queries
         answers = await asyncio.gather(*(c.get("/v1/models") for _ in range(40)))
         assert {r.status_code for r in answers} == {200}
         assert 1 <= keys.queries - before <= 2
+
+
+async def test_on_sqlite_each_request_is_answered_by_the_probe_without_a_thread(
+    tmp_path: Path,
+) -> None:
+    async with running_app(tmp_path / "data") as srv, srv.client() as c:
+        keys = srv.app.state.auth.keys
+        assert keys.probe is not None
+        before, asked = keys.queries, keys.probe.asked
+        answers = await asyncio.gather(*(c.get("/v1/models") for _ in range(40)))
+        assert {r.status_code for r in answers} == {200}
+        assert keys.queries == before and keys.probe.asked - asked == 40
 
 
 async def test_a_database_error_during_the_check_answers_503_not_anonymous(

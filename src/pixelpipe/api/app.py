@@ -52,6 +52,7 @@ def create_app(
             else:
                 yield
         finally:
+            app.state.auth.stop()
             await svc.aclose()
 
     app = FastAPI(

@@ -21,8 +21,10 @@ Binding any other address without a key refuses to start (:mod:`.startup`).
 starts, before the first request is served, and once a key exists it stays known (keys are revoked,
 never deleted). While no key is known, every request that would be let in anonymously is decided by
 a database query that *started after the request arrived*, so a key made by another process
-(``pixelpipe keys create``, another API node) counts from the next request on; concurrent requests
-share queries (a burst costs at most two). A database error during that check answers 503, never
+(``pixelpipe keys create``, another API node) counts from the next request on. On a SQLite file
+that query runs on the event loop's thread, never waiting for a lock (:mod:`.key_probe`); when it
+cannot answer at once (or on PostgreSQL) it goes through a thread, and concurrent requests share
+those queries (a burst costs at most two). A database error during that check answers 503, never
 anonymous.
 
 Keys are sent as ``Authorization: Bearer pp_<id>_<secret>`` (what the OpenAI SDKs send as well).
@@ -48,6 +50,7 @@ from pixelpipe.db import Database
 from pixelpipe.errors import DatabaseUnavailable, Forbidden, RateLimited, Unauthorized
 from pixelpipe.security import event_tokens
 from pixelpipe.security.caller import Caller
+from pixelpipe.security.key_probe import KeyProbe
 from pixelpipe.security.keys import ApiKey, any_key, verify_key
 from pixelpipe.security.startup import is_loopback
 from pixelpipe.settings import Settings
@@ -96,6 +99,10 @@ class Authenticator:
         """Called by the app's lifespan before it serves: learn whether keys exist."""
         if self.bind_loopback:  # beyond loopback auth is always on: nothing to learn
             await self.keys.prime(db)
+
+    def stop(self) -> None:
+        """Called by the app's lifespan when it stops serving."""
+        self.keys.close()
 
     # -- the public interface used by api.deps.get_caller --
     async def authenticate(self, request: Request) -> Caller:
@@ -180,7 +187,8 @@ class KeyExistence:
 
     def __init__(self) -> None:
         self.known = False
-        self.queries = 0  # how many times the table was asked (tests, diagnostics)
+        self.queries = 0  # how many times the table was asked through a thread (tests)
+        self.probe: KeyProbe | None = None  # asks on the calling thread (SQLite files)
         self._running: asyncio.Future[bool] | None = None
         self._next: asyncio.Future[bool] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -189,10 +197,22 @@ class KeyExistence:
         """The first answer, before anything is served (a database error stops the start)."""
         self.queries += 1
         self.known = self.known or await any_key(db)
+        if not self.known and self.probe is None:
+            self.probe = KeyProbe.open(db.sync_reader.url)
+
+    def close(self) -> None:
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
 
     async def exist(self, db: Database) -> bool:
         if self.known:
             return True
+        if self.probe is not None and (found := self.probe.ask()) is not None:
+            if found:  # sticky: the probe is not needed any more
+                self.known = True
+                self.close()
+            return found
         loop = asyncio.get_running_loop()
         if self._running is None:
             self._running = fut = loop.create_future()

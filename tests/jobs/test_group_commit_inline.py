@@ -1,0 +1,104 @@
+"""A unit alone in its batch runs on the event loop's thread (SQLite), never waiting there.
+
+The group committer of pixelpipe's SQLite database (``open_database``) runs a lone unit inline: no
+thread hop. It must still never make the event loop wait for a lock: when another connection
+holds the write lock the unit goes to a worker thread (which waits, as before), and the writer's
+own busy timeout is left as it was. Concurrent units still share one transaction in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+
+from pixelpipe.db import Database, open_database
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    async with database.begin() as conn:
+        await conn.execute(text("CREATE TABLE things (name TEXT UNIQUE)"))
+    await database.write(lambda conn: None)  # the writer's connection exists from here on
+    yield database
+    await database.dispose()
+
+
+def _add(name: str, threads: list[int]):  # type: ignore[no-untyped-def]
+    def work(conn: Connection) -> str:
+        threads.append(threading.get_ident())
+        conn.execute(text("INSERT INTO things (name) VALUES (:n)"), {"n": name})
+        return name
+
+    return work
+
+
+def _names(path: Path) -> list[str]:
+    with sqlite3.connect(path) as raw:
+        return sorted(r[0] for r in raw.execute("SELECT name FROM things"))
+
+
+async def test_a_lone_unit_runs_on_the_loop_thread_and_commits(db: Database) -> None:
+    threads: list[int] = []
+    assert await db.write(_add("solo", threads)) == "solo"
+    assert threads == [threading.get_ident()]  # no thread hop
+    path = Path(db.sync_writer.url.database or "")
+    assert _names(path) == ["solo"]  # committed: another connection sees it
+
+
+async def test_a_failing_lone_unit_rolls_back_and_raises(db: Database) -> None:
+    def half_then_fail(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO things (name) VALUES ('half')"))
+        raise RuntimeError("the unit failed after writing")
+
+    with pytest.raises(RuntimeError):
+        await db.write(half_then_fail)
+    assert _names(Path(db.sync_writer.url.database or "")) == []
+
+
+async def test_concurrent_units_still_share_a_transaction_in_a_thread(db: Database) -> None:
+    threads: list[int] = []
+    names = await asyncio.gather(*(db.write(_add(f"n{i}", threads)) for i in range(10)))
+    assert names == [f"n{i}" for i in range(10)]
+    assert threading.get_ident() not in threads and len(set(threads)) == 1
+
+
+async def test_a_held_write_lock_sends_the_unit_to_a_thread_without_stalling_the_loop(
+    db: Database,
+) -> None:
+    path = Path(db.sync_writer.url.database or "")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    beat = asyncio.create_task(ticker())
+    threading.Timer(0.4, lambda: other.execute("COMMIT")).start()
+    threads: list[int] = []
+    started = time.monotonic()
+    try:
+        assert await db.write(_add("after-lock", threads)) == "after-lock"
+    finally:
+        beat.cancel()
+        other.close()
+    assert time.monotonic() - started >= 0.35  # it waited for the lock ...
+    assert threads and threads[0] != threading.get_ident()  # ... in a worker thread
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert max(gaps) < 0.2, max(gaps)  # the loop kept running meanwhile
+    timeouts: list[int] = []
+    await db.write(
+        lambda conn: timeouts.append(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+    )
+    assert timeouts == [5000]  # the writer's busy timeout is its own again
