@@ -83,18 +83,19 @@ class GroupCommitter:
             return None  # not SQLite, or no connection made yet (making one may wait: a thread)
         try:
             conn = self._engine.connect()
+            tx = self._begin_now(conn)
         except Exception:
             return None
-        with conn:
-            tx = self._begin_now(conn)
-            if tx is None:
-                return None  # another connection writes: the unit goes to a thread, may wait
-            try:
-                with tx:
-                    value = work(conn)
-            except Exception as exc:
-                return None, exc
-            return value, None
+        if tx is None:  # another connection writes: the unit goes to a thread, which may wait
+            with contextlib.suppress(Exception):
+                conn.close()
+            return None
+        try:  # as _alone: whatever fails (the unit, COMMIT, giving the connection back) is
+            with conn, tx:  # the unit's outcome
+                value = work(conn)
+        except Exception as exc:
+            return None, exc
+        return value, None
 
     def _begin_now(self, conn: Connection) -> RootTransaction | None:
         """BEGIN IMMEDIATE with a busy timeout of 0 (the connection's own restored after)."""
