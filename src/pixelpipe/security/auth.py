@@ -180,9 +180,12 @@ class KeyExistence:
     """Whether any API key was ever created, answered fail-closed.
 
     ``True`` is sticky (keys are revoked, never deleted). While the answer is "no", a caller of
-    :meth:`exist` gets the result of a query that started after it called: when a query is
-    already running (it may have read the table before a key was committed), the caller waits for
-    the next one, which every caller arriving meanwhile shares — at most two queries per burst.
+    :meth:`exist` gets the result of a query that started after it called. On a SQLite file that
+    is the :class:`~pixelpipe.security.key_probe.KeyProbe`'s read, made right there on the event
+    loop's thread; when it cannot tell (or there is no probe) the query goes through a thread:
+    when one is already running (it may have read the table before a key was committed), the
+    caller waits for the next one, which every caller arriving meanwhile shares — at most two
+    queries per burst.
     """
 
     def __init__(self) -> None:
