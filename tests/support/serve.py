@@ -99,6 +99,10 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, timeout_s: float = 30.0) -> Server:
+        """Start the process (once: ``with Server(...).start() as s`` does not start a second
+        one) and wait until it is ready; one that does not get ready is stopped."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [*CLI, self.role]
         if self.role in ("serve", "api"):
@@ -106,7 +110,11 @@ class Server:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         if self.role in ("serve", "api"):
-            self.wait_ready(timeout_s)
+            try:
+                self.wait_ready(timeout_s)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
