@@ -9,6 +9,7 @@ fail-closed way.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from pixelpipe.db import Database, open_database
 from pixelpipe.migrations.runner import upgrade_async
-from pixelpipe.security.auth import KeyExistence
+from pixelpipe.security.auth import PROBE_MAX_SERVING, KeyExistence
 from pixelpipe.security.key_probe import KeyProbe
 
 _ROW = (
@@ -101,4 +102,18 @@ async def test_key_existence_asks_the_probe_and_falls_back_to_a_thread(
     _add_key(db_path, "k2")
     assert await keys.exist(db) is True
     assert keys.queries == 2 and keys.known
+    keys.close()
+
+
+async def test_under_load_the_shared_thread_query_answers(db: Database, db_path: Path) -> None:
+    keys = KeyExistence()
+    await keys.prime(db)
+    assert keys.probe is not None
+    keys.serving = PROBE_MAX_SERVING + 1  # many requests in flight: a burst shares one query
+    answers = await asyncio.gather(*(keys.exist(db) for _ in range(16)))
+    assert answers == [False] * 16
+    assert keys.probe.asked == 0 and 2 <= keys.queries <= 3  # prime + at most two per burst
+    keys.serving = 0  # one at a time again: the probe, on this thread
+    assert await keys.exist(db) is False
+    assert keys.probe.asked == 1
     keys.close()

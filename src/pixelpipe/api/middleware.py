@@ -121,7 +121,12 @@ class Authenticate:
             await _send_problem(scope, send, busy, {"Retry-After": "1"})
             return
         scope[CALLER_KEY] = decision.caller
-        await self.app(scope, receive, send)
+        keys = self.auth.keys
+        keys.serving += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            keys.serving -= 1
 
 
 class InputLimits:

@@ -176,13 +176,19 @@ class Authenticator:
         )
 
 
+# the probe answers while few requests are in flight (one at a time: no thread hop); under load
+# the threaded query is shared by every request of a burst, which costs less per request
+PROBE_MAX_SERVING = 2
+
+
 class KeyExistence:
     """Whether any API key was ever created, answered fail-closed.
 
     ``True`` is sticky (keys are revoked, never deleted). While the answer is "no", a caller of
     :meth:`exist` gets the result of a query that started after it called. On a SQLite file that
     is the :class:`~pixelpipe.security.key_probe.KeyProbe`'s read, made right there on the event
-    loop's thread; when it cannot tell (or there is no probe) the query goes through a thread:
+    loop's thread, while at most :data:`PROBE_MAX_SERVING` requests are in flight; under more
+    load, when it cannot tell, or where there is no probe, the query goes through a thread:
     when one is already running (it may have read the table before a key was committed), the
     caller waits for the next one, which every caller arriving meanwhile shares — at most two
     queries per burst.
@@ -192,6 +198,7 @@ class KeyExistence:
         self.known = False
         self.queries = 0  # how many times the table was asked through a thread (tests)
         self.probe: KeyProbe | None = None  # asks on the calling thread (SQLite files)
+        self.serving = 0  # requests in flight (the middleware counts them)
         self._running: asyncio.Future[bool] | None = None
         self._next: asyncio.Future[bool] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -211,7 +218,8 @@ class KeyExistence:
     async def exist(self, db: Database) -> bool:
         if self.known:
             return True
-        if self.probe is not None and (found := self.probe.ask()) is not None:
+        probe = self.probe if self.serving <= PROBE_MAX_SERVING else None
+        if probe is not None and (found := probe.ask()) is not None:
             if found:  # sticky: the probe is not needed any more
                 self.known = True
                 self.close()
