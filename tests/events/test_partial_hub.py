@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pixelpipe.events.partials import Partial, PartialHub
+from pixelpipe.events.partials import Final, Partial, PartialHub
 
 
 def _partial(i: int) -> Partial:
@@ -42,3 +42,22 @@ async def test_a_subscriber_that_never_reads_holds_at_most_keep_and_publish_neve
         assert stalled.dropped == 498  # the stalled one kept the newest two
         assert [await anext(stalled), await anext(stalled)] == [_partial(498), _partial(499)]
     assert hub.jobs() == 0
+
+
+async def test_the_final_image_comes_after_the_partials_held_and_only_to_watchers() -> None:
+    hub = PartialHub(keep=2)
+    final = Final(b"png bytes", {"usage": {"output_tokens": 1}})
+    assert not hub.watched("job_a")
+    assert hub.finish("job_a", final) == 0  # nobody reads: nothing kept
+    async with hub.subscribe("job_a") as reader:
+        assert hub.watched("job_a") and not hub.watched("job_b")
+        hub.publish("job_a", _partial(0))
+        hub.publish("job_a", _partial(1))
+        assert hub.finish("job_a", final) == 1
+        got = [await anext(reader) for _ in range(3)]
+        assert got == [_partial(0), _partial(1), final]  # the final last, once
+        waiting = asyncio.ensure_future(anext(reader))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        waiting.cancel()
+    assert not hub.watched("job_a")

@@ -79,7 +79,15 @@ def attempts(srv: Server, job_id: str) -> int:
 
 
 def stored_image(srv: Server, job_id: str) -> bytes:
-    job = httpx.get(f"{srv.url}/v1/generations/{job_id}", timeout=10).json()
+    """The job's stored image. Its stream's completed event may come before the job's last
+    commit (the image handed over once billed and stored: ``events/partials.py``): the job
+    finishes within moments, and nothing else may happen to it meanwhile."""
+    deadline = time.monotonic() + 5
+    while (job := httpx.get(f"{srv.url}/v1/generations/{job_id}", timeout=10).json())["status"] in (
+        "fetching",
+        "storing",
+    ) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert job["status"] == "succeeded", job
     return httpx.get(job["image"]["url"], timeout=10).content
 

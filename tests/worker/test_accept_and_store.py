@@ -1,6 +1,8 @@
 """A run's image is fetched, verified and thumbnailed while its bill commits — the two overlap —
 yet nothing is stored before that commit: a job that moved on meanwhile gets no object, and an
-output that does not verify fails the job after its run was billed, as in sequence."""
+output that does not verify fails the job after its run was billed, as in sequence. Where a
+stream reader of the process waits, the image is handed to it once billed, checked and stored,
+before the thumbnail and the job's last commit."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from typing import Any
 import pytest
 
 from pixelpipe.bootstrap import build_services
-from pixelpipe.errors import PixelpipeError
+from pixelpipe.errors import ImageInvalid, PixelpipeError
+from pixelpipe.events.partials import Final
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.providers.base import Output, ProviderUpdate
@@ -31,8 +34,11 @@ async def svc(tmp_path: Path) -> AsyncIterator[Services]:
     await services.aclose()
 
 
-async def submitted(svc: Services, prompt: str) -> tuple[Job, ProviderUpdate]:
-    job = (await submit(svc, GenerationRequest(prompt=prompt, seed=9, size="64x64"))).job
+async def submitted(
+    svc: Services, prompt: str, fmt: str = "webp", size: str = "64x64"
+) -> tuple[Job, ProviderUpdate]:
+    request = GenerationRequest(prompt=prompt, seed=9, size=size, format=fmt)
+    job = (await submit(svc, request)).job
     assert await svc.store.claim(job.id, "w", lease_s=60) is not None
     moved = await svc.store.transition(
         job.id, JobStatus.QUEUED, JobStatus.SUBMITTING, owner="w", attempt=1
@@ -92,3 +98,56 @@ async def test_an_output_that_does_not_verify_fails_after_the_bill(svc: Services
     after = await svc.store.get(job.id)
     assert after is not None and after.status is JobStatus.FETCHING  # billed, then failed
     assert objects(svc) == []
+
+
+async def test_a_waiting_reader_gets_the_image_once_billed_and_stored_before_the_job_ends(
+    svc: Services,
+) -> None:
+    job, update = await submitted(svc, "handed over", fmt="png", size="512x512")
+    async with svc.partials.subscribe(job.id) as reader:
+        storing = asyncio.ensure_future(output.accept_and_store(StepContext(svc, "w"), job, update))
+        final = await asyncio.wait_for(anext(reader), 10)
+        assert isinstance(final, Final)
+        billed = await svc.store.get(job.id)
+        assert billed is not None and billed.status is JobStatus.FETCHING  # not finished yet
+        assert (await svc.ledger.totals()).images == 1  # the attempt is billed
+        assert [p.read_bytes() for p in objects(svc)] == [final.data]  # stored; no thumbnail yet
+        assert final.provider_state == billed.provider_state
+        await storing
+    done = await svc.store.get(job.id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED
+    assert done.storage_key and await svc.storage.get(done.storage_key) == final.data
+    assert done.thumb_key != done.storage_key and len(objects(svc)) == 2  # the thumbnail, after
+
+
+async def test_without_a_reader_or_a_png_nothing_is_handed_over(svc: Services) -> None:
+    webp, webp_update = await submitted(svc, "not a png", fmt="webp", size="512x512")
+    png, png_update = await submitted(svc, "nobody reads", fmt="png", size="512x512")
+    async with svc.partials.subscribe(webp.id) as reader:
+        await output.accept_and_store(StepContext(svc, "w"), webp, webp_update)
+        await output.accept_and_store(StepContext(svc, "w"), png, png_update)
+        waiting = asyncio.ensure_future(anext(reader))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        waiting.cancel()
+    for job in (webp, png):
+        done = await svc.store.get(job.id)
+        assert done is not None and done.status is JobStatus.SUCCEEDED
+
+
+async def test_an_image_pillow_refuses_after_the_check_is_withdrawn_and_fails_the_job(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job, update = await submitted(svc, "refused late", fmt="png", size="512x512")
+
+    def refused(raw: bytes, fmt: str) -> Any:
+        raise ImageInvalid("image is corrupt or truncated (SyntaxError)")
+
+    monkeypatch.setattr(output, "_prepare_image", refused)
+    async with svc.partials.subscribe(job.id) as reader:
+        with pytest.raises(ImageInvalid):
+            await output.accept_and_store(StepContext(svc, "w"), job, update)
+        assert isinstance(await asyncio.wait_for(anext(reader), 10), Final)  # handed, refused
+    assert objects(svc) == []  # and no object is left under the job's key
+    after = await svc.store.get(job.id)
+    assert after is not None and after.status is JobStatus.FETCHING  # billed, then failed

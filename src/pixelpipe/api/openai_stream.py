@@ -17,12 +17,14 @@ partials, OpenAI's own partials) becomes a partial image, up to ``partial_images
 requested output format — and OpenAI's own partials, where the worker that runs the job is in this
 process, come straight from it (:mod:`pixelpipe.events.partials`) at full size, as OpenAI sent
 them, each once (:class:`_Partials`); the completed event carries the image the pipeline stored and
-billed. A cache hit streams its completed event at once. A failure after the stream started is an
-``error`` event (``{"type": "error", "error": {message, type, param, code}}``): the SDK raises it
-as ``openai.APIError``. A reader that goes away stops only its stream; the job runs on. While
-nothing happens (a queue, a slow provider) a ``: keep-alive`` comment goes out every
-``PIXELPIPE_STREAM_KEEPALIVE_S`` (:mod:`pixelpipe.api.openai_stream_keepalive`). Edits stream the
-same way, their events named ``image_edit.*``.
+billed — where this process's worker runs the job, handed over as soon as it is stored, before its
+thumbnail and last commit (:mod:`pixelpipe.events.partials`). A cache hit streams its completed
+event at once. A failure after the stream started is an ``error`` event (``{"type": "error",
+"error": {message, type, param, code}}``): the SDK raises it as ``openai.APIError``. A reader
+that goes away stops only its stream; the job runs on. While nothing happens (a queue, a slow
+provider) a ``: keep-alive`` comment goes out every ``PIXELPIPE_STREAM_KEEPALIVE_S``
+(:mod:`pixelpipe.api.openai_stream_keepalive`). Edits stream the same way, their events named
+``image_edit.*``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import io
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -43,7 +46,7 @@ from starlette.responses import StreamingResponse
 from pixelpipe.api.openai_stream_keepalive import with_keepalive
 from pixelpipe.api.problems import openai_shape
 from pixelpipe.errors import PixelpipeError
-from pixelpipe.events.partials import Partial
+from pixelpipe.events.partials import Final, Partial
 from pixelpipe.fetch.datauri import decode_data_uri
 from pixelpipe.jobs.model import Job, JobEvent, JobStatus
 from pixelpipe.key import CONTENT_TYPES
@@ -110,6 +113,10 @@ async def _events(
     try:
         if not job.status.terminal:
             async for event in _partial_events(svc, job, plan, disconnected):
+                if isinstance(event, Final):  # stored and billed: the job finishes behind it
+                    billed = dataclasses.replace(job, provider_state=event.provider_state)
+                    yield completed_event(billed, event.data, plan, usage)
+                    return
                 yield event
             job = _announced(svc, job.id) or await get_job(svc, job.id)
             if not job.status.terminal:
@@ -134,9 +141,10 @@ def _announced(svc: Services, job_id: str) -> Job | None:
 
 async def _partial_events(
     svc: Services, job: Job, plan: StreamPlan, disconnected: Disconnected
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | Final]:
     """Follow the job until it ends, the reader leaves or the wait is over; with the raw partials
-    the worker of this process relays (:mod:`pixelpipe.events.partials`) as they come."""
+    the worker of this process relays (:mod:`pixelpipe.events.partials`) as they come, and the
+    final image it hands over (last)."""
     deadline = time.monotonic() + plan.timeout_s
 
     async def gone() -> bool:
@@ -145,14 +153,17 @@ async def _partial_events(
     partials = _Partials(job, plan)
     async with svc.partials.subscribe(job.id) as hub:  # before the events: none falls between
         async for item in _merged(hub, follow_job(svc, job.id, 0, gone)):
+            if isinstance(item, Final):
+                yield item
+                return
             event = await partials.take(item)
             if event is not None:
                 yield event
 
 
 async def _merged(
-    hub: AsyncIterator[Partial], events: AsyncIterator[tuple[JobEvent, Job | None]]
-) -> AsyncIterator[Partial | JobEvent]:
+    hub: AsyncIterator[Partial | Final], events: AsyncIterator[tuple[JobEvent, Job | None]]
+) -> AsyncIterator[Partial | Final | JobEvent]:
     """The job's events until they end, and the hub's partials as they come (a partial first
     when both are there: it left the provider before its stored event was written)."""
     next_partial = asyncio.ensure_future(anext(hub))
@@ -300,8 +311,13 @@ async def _final_event(svc: Services, job: Job, plan: StreamPlan, usage: TokenUs
         )
         detail = job.error_detail or f"generation {job.id} {job.status}"
         return _error_event(code, f"{detail} (generation {job.id})")
+    return completed_event(job, await image_bytes(svc, job), plan, usage)
+
+
+def completed_event(job: Job, image: bytes, plan: StreamPlan, usage: TokenUsage) -> bytes:
+    """The completed event of ``job``'s stored ``image``."""
     fields = {
-        "b64_json": base64.b64encode(await image_bytes(svc, job)).decode(),
+        "b64_json": base64.b64encode(image).decode(),
         **echo_fields(job, plan),
         "usage": usage([job]) or ZERO_USAGE,
     }

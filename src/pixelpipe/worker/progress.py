@@ -26,7 +26,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any
 
-from pixelpipe.events.partials import Partial, PartialHub
+from pixelpipe.events.partials import HANDOFF_S, Partial, PartialHub
 from pixelpipe.jobs.model import Job
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.providers.base import Provider, ProviderUpdate, WatchesProgress
@@ -37,10 +37,6 @@ from pixelpipe.worker.provider_run import submit_request
 log = logging.getLogger("pixelpipe.worker")
 
 MIN_INTERVAL_S = 0.5  # at most two progress events a second per job
-# after a partial went to readers of this process: their sending it goes first, before the
-# thumbnail's thread (Python code that holds the GIL for up to the 5 ms switch interval at a time)
-# competes with the event loop; the handoff takes a few loop turns, well under 1 ms
-HANDOFF_S = 0.002
 
 
 async def submit_watching(ctx: StepContext, provider: Provider, job: Job) -> ProviderUpdate:
