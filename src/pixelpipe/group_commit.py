@@ -26,6 +26,7 @@ Work = Callable[[Connection], Any]
 Rows = list[tuple[Table, dict[str, Any]]]
 Outcome = tuple[Any, BaseException | None]
 MAX_BATCH = 512
+INLINE_MAX_UNITS = 4  # a batch this small may run on the event loop's thread (SQLite)
 _SAVEPOINT = "pixelpipe_unit"
 CHECKPOINT_EVERY_S = 1.0
 
@@ -68,15 +69,17 @@ class GroupCommitter:
         self._start()
         await fut
 
-    def _inline(self, work: Work) -> Outcome | None:
-        """Run ``work`` as its own transaction right here, on the event loop's thread, if the
-        write lock can be had without waiting; None (nothing done) when it cannot.
+    def _inline(self, works: list[Work]) -> list[Outcome] | None:
+        """Run a small batch (:data:`INLINE_MAX_UNITS`) as its own transaction right here, on
+        the event loop's thread, if the write lock can be had without waiting; None (nothing
+        done: the batch goes to a thread) when it cannot, or when its BEGIN or COMMIT failed.
 
-        A unit alone at a quiet moment would otherwise cost two thread hops (~0.1 ms of CPU
-        each); its SQL holds the GIL in either thread, and a commit in WAL mode with
+        A batch at a quiet moment (a unit alone; a bill and its job's transition) would
+        otherwise cost two thread hops (~0.1 ms of CPU each) and wait for the GIL on both sides;
+        its SQL holds the GIL in either thread, and a commit in WAL mode with
         ``synchronous=NORMAL`` is a write into the WAL (no fsync: checkpoints sync, off this
         path), so the loop waits for nothing it did not wait for before — except a lock, which
-        is why BEGIN IMMEDIATE is tried with a busy timeout of 0 and the unit goes to the queue
+        is why BEGIN IMMEDIATE is tried with a busy timeout of 0 and the batch goes to the queue
         (a thread that may wait) when another connection writes."""
         pool = self._engine.pool
         if not self._inline_ok or not (isinstance(pool, QueuePool) and pool.checkedin()):
@@ -86,16 +89,14 @@ class GroupCommitter:
             tx = self._begin_now(conn)
         except Exception:
             return None
-        if tx is None:  # another connection writes: the unit goes to a thread, which may wait
+        if tx is None:  # another connection writes: the batch goes to a thread, which may wait
             with contextlib.suppress(Exception):
                 conn.close()
             return None
-        try:  # as _alone: whatever fails (the unit, COMMIT, giving the connection back) is
-            with conn, tx:  # the unit's outcome
-                value = work(conn)
-        except Exception as exc:
-            return None, exc
-        return value, None
+        try:
+            return _committed(conn, tx, works, [])
+        except Exception:  # COMMIT failed: nothing is durable, the thread runs them again
+            return None
 
     def _begin_now(self, conn: Connection) -> RootTransaction | None:
         """BEGIN IMMEDIATE with a busy timeout of 0 (the connection's own restored after)."""
@@ -121,9 +122,10 @@ class GroupCommitter:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             appends, self._appends = self._appends, []
             works, rows = [w for w, _ in batch], [r for r, _ in appends]
-            alone = self._inline(works[0]) if len(works) == 1 and not rows else None
-            if alone is not None:
-                outcomes = [alone]
+            small = len(works) <= INLINE_MAX_UNITS and not rows
+            inline = self._inline(works) if small else None
+            if inline is not None:
+                outcomes = inline
             else:
                 try:
                     outcomes = await asyncio.to_thread(self._flush, works, rows)
@@ -153,25 +155,13 @@ class GroupCommitter:
         )
 
     def _flush(self, works: list[Work], appends: list[Rows]) -> list[Outcome]:
-        if len(works) == 1 and not appends:
-            return [self._alone(works[0])]
-        outcomes: list[Outcome] = []
-        with self._engine.begin() as conn:
-            if appends:
-                bulk = _unit(conn, _bulk_insert(appends))
-                outcomes.extend(bulk for _ in appends)
-            outcomes.extend(_unit(conn, work) for work in works)
-        return outcomes
-
-    def _alone(self, work: Work) -> Outcome:
-        """A batch of one unit (low load): its own transaction, no savepoint needed. Whatever
-        fails — the unit, BEGIN or COMMIT — rolls it back and is that unit's outcome."""
+        conn = self._engine.connect()
         try:
-            with self._engine.begin() as conn:
-                value = work(conn)
-        except Exception as exc:
-            return None, exc
-        return value, None
+            tx = conn.begin()
+        except Exception:
+            conn.close()
+            raise
+        return _committed(conn, tx, works, appends)
 
     def _one_by_one(self, works: list[Work], appends: list[Rows]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -205,6 +195,28 @@ def _bulk_insert(groups: list[Rows]) -> Work:
             insert_rows(conn, table, rows)
 
     return work
+
+
+def _committed(
+    conn: Connection, tx: RootTransaction, works: list[Work], appends: list[Rows]
+) -> list[Outcome]:
+    """Run the batch in ``tx`` (begun on ``conn``), commit, and give ``conn`` back. A unit alone
+    needs no savepoint: whatever fails — it, COMMIT, giving the connection back — is its outcome.
+    Otherwise each unit's failure is its own (:func:`_unit`), and a failed COMMIT raises."""
+    if len(works) == 1 and not appends:
+        try:
+            with conn, tx:
+                value = works[0](conn)
+        except Exception as exc:
+            return [(None, exc)]
+        return [(value, None)]
+    with conn, tx:
+        outcomes: list[Outcome] = []
+        if appends:
+            bulk = _unit(conn, _bulk_insert(appends))
+            outcomes.extend(bulk for _ in appends)
+        outcomes.extend(_unit(conn, work) for work in works)
+    return outcomes
 
 
 def _unit(conn: Connection, work: Work) -> Outcome:

@@ -1,7 +1,8 @@
-"""A unit alone in its batch runs on the event loop's thread (SQLite), never waiting there.
+"""A small batch runs on the event loop's thread (SQLite), never waiting there.
 
-The group committer of pixelpipe's SQLite database (``open_database``) runs a lone unit inline: no
-thread hop. It must still never make the event loop wait for a lock: when another connection
+The group committer of pixelpipe's SQLite database (``open_database``) runs a lone unit, or a
+batch of up to ``INLINE_MAX_UNITS`` (a bill and its job's transition), inline: no thread hop;
+units of a batch are still isolated by savepoints. It must still never make the event loop wait for a lock: when another connection
 holds the write lock the unit goes to a worker thread (which waits, as before), and the writer's
 own busy timeout is left as it was. Concurrent units still share one transaction in a thread.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, text
 
+from pixelpipe import group_commit
 from pixelpipe.db import Database, open_database
 
 
@@ -62,6 +64,47 @@ async def test_a_failing_lone_unit_rolls_back_and_raises(db: Database) -> None:
     with pytest.raises(RuntimeError):
         await db.write(half_then_fail)
     assert _names(Path(db.sync_writer.url.database or "")) == []
+
+
+async def test_a_small_batch_runs_on_the_loop_thread_each_unit_on_its_own(db: Database) -> None:
+    threads: list[int] = []
+    results = await asyncio.gather(
+        db.write(_add("a", threads)),
+        db.write(_add("a", threads)),  # a duplicate: it fails alone
+        db.write(_add("b", threads)),
+        return_exceptions=True,
+    )
+    assert results[0] == "a" and results[2] == "b" and isinstance(results[1], Exception)
+    assert threads == [threading.get_ident()] * 3  # one batch, no thread hop
+    assert _names(Path(db.sync_writer.url.database or "")) == ["a", "b"]
+
+
+async def test_a_small_batch_whose_commit_fails_inline_runs_again_in_a_thread(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = group_commit._committed
+    calls: list[int] = []
+
+    def commit_fails_on_the_loop(conn, tx, works, appends):  # type: ignore[no-untyped-def]
+        calls.append(threading.get_ident())
+        if threading.get_ident() == loop_thread:  # the units ran, COMMIT failed: rolled back
+            with conn, tx:
+                for work in works:
+                    work(conn)
+                tx.rollback()
+            raise RuntimeError("disk I/O error at COMMIT")
+        return real(conn, tx, works, appends)
+
+    loop_thread = threading.get_ident()
+    monkeypatch.setattr(group_commit, "_committed", commit_fails_on_the_loop)
+    threads: list[int] = []
+    assert await asyncio.gather(db.write(_add("x", threads)), db.write(_add("y", threads))) == [
+        "x",
+        "y",
+    ]
+    assert calls[0] == loop_thread and calls[1] != loop_thread
+    assert threads[:2] == [loop_thread] * 2 and threads[2:] != [loop_thread] * 2
+    assert _names(Path(db.sync_writer.url.database or "")) == ["x", "y"]
 
 
 async def test_concurrent_units_still_share_a_transaction_in_a_thread(db: Database) -> None:
