@@ -7,8 +7,9 @@ webhook's ``ProviderUpdate.progress`` (``state``, ``percent``, ``queue_position`
 
 A raw partial image (a progress's ``partial_image``: OpenAI's, as the upstream sent it) is first
 published to the process's :class:`~pixelpipe.events.partials.PartialHub` — the stream readers of
-this process send it on at once, full size — then shrunk to the thumbnail ``preview`` (in a thread)
-that the stored event carries; the full partial is never stored.
+this process send it on at once, full size — then, when its event is written (not throttled),
+shrunk to the thumbnail ``preview`` (in a thread) that the stored event carries; the full partial
+is never stored.
 
 Written only when it changed, at most one event per :data:`MIN_INTERVAL_S`; a ``preview`` (a small
 ``data:`` URL) only in the first event that carries it. The watching never fails the job: it stops
@@ -73,11 +74,12 @@ async def write_progress(
     try:
         async with aclosing(updates):
             async for update in updates:
-                progress = await _with_preview(job_id, update, hub)
-                if progress is None:
-                    continue
+                await _publish(job_id, update, hub)  # every partial: readers get it at once
                 now = clock()
-                if progress == written or now < next_at:
+                if now < next_at:
+                    continue  # no event: its thumbnail is not made either
+                progress = await _with_preview(update)
+                if progress is None or progress == written:
                     continue
                 event = dict(progress)
                 if "preview" in event and event["preview"] == shown_preview:
@@ -89,24 +91,28 @@ async def write_progress(
         log.info("progress of job %s stopped: %s: %s", job_id, type(exc).__name__, exc)
 
 
-async def _with_preview(
-    job_id: str, progress: dict[str, Any], hub: PartialHub | None
-) -> dict[str, Any] | None:
-    """``progress`` as it is stored: a raw ``partial_image`` is published to ``hub`` and becomes
-    a thumbnail ``preview`` (None: its image cannot be read, nothing to write)."""
+async def _publish(job_id: str, progress: dict[str, Any], hub: PartialHub | None) -> None:
+    """A raw ``partial_image`` to ``hub``'s readers of the job, and their turn to send it."""
+    raw = progress.get("partial_image")
+    percent = progress.get("percent")
+    if hub is None or not isinstance(raw, dict) or not isinstance(percent, int | float):
+        return
+    partial = Partial(
+        str(raw["b64_json"]),
+        str(raw["output_format"]),
+        int(raw["partial_image_index"]),
+        float(percent),
+    )
+    if hub.publish(job_id, partial):
+        await asyncio.sleep(HANDOFF_S)
+
+
+async def _with_preview(progress: dict[str, Any]) -> dict[str, Any] | None:
+    """``progress`` as it is stored: a raw ``partial_image`` becomes a thumbnail ``preview``
+    (None: its image cannot be read, nothing to write)."""
     raw = progress.get("partial_image")
     if not isinstance(raw, dict):
         return progress
-    percent = progress.get("percent")
-    if hub is not None and isinstance(percent, int | float):
-        partial = Partial(
-            str(raw["b64_json"]),
-            str(raw["output_format"]),
-            int(raw["partial_image_index"]),
-            float(percent),
-        )
-        if hub.publish(job_id, partial):
-            await asyncio.sleep(HANDOFF_S)
     preview = await asyncio.to_thread(_thumbnail, str(raw["b64_json"]))
     if preview is None:
         return None
