@@ -109,11 +109,11 @@ async def test_under_load_the_shared_thread_query_answers(db: Database, db_path:
     keys = KeyExistence()
     await keys.prime(db)
     assert keys.probe is not None
-    keys.serving = PROBE_MAX_SERVING + 1  # many requests in flight: a burst shares one query
-    answers = await asyncio.gather(*(keys.exist(db) for _ in range(16)))
+    many = PROBE_MAX_SERVING + 1  # many requests in flight: a burst shares one query
+    answers = await asyncio.gather(*(keys.exist(db, in_flight=many) for _ in range(16)))
     assert answers == [False] * 16
     assert keys.probe.asked == 0 and 2 <= keys.queries <= 3  # prime + at most two per burst
-    keys.serving = 0  # one at a time again: the probe, on this thread
+    # one at a time again: the probe, on this thread
     assert await keys.exist(db) is False
     assert keys.probe.asked == 1
     keys.close()

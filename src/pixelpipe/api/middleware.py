@@ -121,12 +121,8 @@ class Authenticate:
             await _send_problem(scope, send, busy, {"Retry-After": "1"})
             return
         scope[CALLER_KEY] = decision.caller
-        keys = self.auth.keys
-        keys.serving += 1
-        try:
+        with self.auth.serving():
             await self.app(scope, receive, send)
-        finally:
-            keys.serving -= 1
 
 
 class InputLimits:

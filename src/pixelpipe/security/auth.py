@@ -37,7 +37,8 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,6 +95,7 @@ class Authenticator:
         self._storage = limiter_storage or MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
         self.keys = KeyExistence()
+        self.in_flight = 0  # requests being served past authentication (:meth:`serving`)
 
     async def start(self, db: Database) -> None:
         """Called by the app's lifespan before it serves: learn whether keys exist."""
@@ -103,6 +105,16 @@ class Authenticator:
     def stop(self) -> None:
         """Called by the app's lifespan when it stops serving."""
         self.keys.close()
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Count a request in flight while the app serves it (the key check's probe answers
+        only while few are)."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
     # -- the public interface used by api.deps.get_caller --
     async def authenticate(self, request: Request) -> Caller:
@@ -159,7 +171,8 @@ class Authenticator:
         headers = scope.get("headers") or []
         if any(name in _PROXY_HEADERS for name, _ in headers):
             return False
-        return not await self.keys.exist(db)  # last: the only step that may ask the database
+        # last: the only step that may ask the database
+        return not await self.keys.exist(db, in_flight=self.in_flight)
 
     async def _rate_limit(self, key: ApiKey) -> None:
         if key.rpm <= 0:
@@ -198,7 +211,6 @@ class KeyExistence:
         self.known = False
         self.queries = 0  # how many times the table was asked through a thread (tests)
         self.probe: KeyProbe | None = None  # asks on the calling thread (SQLite files)
-        self.serving = 0  # requests in flight (the middleware counts them)
         self._running: asyncio.Future[bool] | None = None
         self._next: asyncio.Future[bool] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -215,10 +227,11 @@ class KeyExistence:
             self.probe.close()
             self.probe = None
 
-    async def exist(self, db: Database) -> bool:
+    async def exist(self, db: Database, *, in_flight: int = 0) -> bool:
+        """``in_flight``: requests the app is serving now."""
         if self.known:
             return True
-        probe = self.probe if self.serving <= PROBE_MAX_SERVING else None
+        probe = self.probe if in_flight <= PROBE_MAX_SERVING else None
         if probe is not None and (found := probe.ask()) is not None:
             if found:  # sticky: the probe is not needed any more
                 self.known = True
