@@ -115,3 +115,74 @@ async def test_load_gives_the_stored_bytes_to_a_provider() -> None:
     )
     with pytest.raises(NotFound, match="POST /v1/uploads"):
         await load_input(storage, "sha256:" + "0" * 64)
+
+
+def _chunk_types(png: bytes) -> list[bytes]:
+    from pixelpipe.fetch.png_check import png_chunks
+
+    chunks = png_chunks(png)
+    assert chunks is not None
+    return [kind for kind, _ in chunks]
+
+
+def _png_with_metadata(exif: Image.Exif | None = None) -> bytes:
+    from PIL import ImageCms, PngImagePlugin
+
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text("Comment", "secret-location")
+    meta.add_itxt("Author", "someone private", zip=True)
+    meta.add(b"prIv", b"a private chunk")
+    meta.add(b"tIME", bytes([7, 234, 12, 6, 8, 0, 0]))
+    picture = Image.radial_gradient("L").convert("RGB").resize((48, 32))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    out = io.BytesIO()
+    # compress_level 1: a re-encode (at the default level) would give other IDAT bytes
+    options = {"pnginfo": meta, "icc_profile": srgb, "exif": exif or Image.Exif()}
+    picture.save(out, format="PNG", compress_level=1, **options)
+    return out.getvalue()
+
+
+def test_an_upright_png_keeps_its_pixel_bytes_and_only_the_colour_chunks() -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "ACME Camera"  # a maker, no orientation
+    raw = _png_with_metadata(exif)
+    assert {b"tEXt", b"iTXt", b"prIv", b"tIME", b"eXIf", b"iCCP"} <= set(_chunk_types(raw))
+    clean = clean_image(raw, LIMITS)
+    assert _chunk_types(clean.data) == [b"IHDR", b"iCCP", b"IDAT"]  # and IEND
+    for secret in (b"secret-location", b"ACME Camera", b"a private chunk"):
+        assert secret not in clean.data
+    idat = raw[raw.index(b"IDAT") : raw.index(b"IEND")]
+    assert idat in clean.data  # the same compressed pixels: not re-encoded
+    with Image.open(io.BytesIO(raw)) as before, Image.open(io.BytesIO(clean.data)) as after:
+        assert after.tobytes() == before.tobytes() and after.size == (48, 32)
+        assert after.info["icc_profile"] == before.info["icc_profile"]
+    assert (clean.width, clean.height, clean.format) == (48, 32, "png")
+
+
+def test_a_png_its_exif_turns_is_re_encoded_upright() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to show
+    clean = clean_image(_png_with_metadata(exif), LIMITS)
+    assert b"secret-location" not in clean.data and b"eXIf" not in clean.data
+    with Image.open(io.BytesIO(clean.data)) as after:
+        assert after.size == (32, 48)  # turned into the pixels
+
+
+def test_an_animated_png_is_re_encoded_as_its_first_frame() -> None:
+    out = io.BytesIO()
+    frames = [Image.new("RGB", (16, 16), c) for c in ("red", "blue")]
+    frames[0].save(out, format="PNG", save_all=True, append_images=frames[1:])
+    assert b"acTL" in out.getvalue()
+    clean = clean_image(out.getvalue(), LIMITS)
+    assert b"acTL" not in clean.data and b"fdAT" not in clean.data
+    with Image.open(io.BytesIO(clean.data)) as after:
+        assert after.getpixel((0, 0)) == (255, 0, 0)
+
+
+async def test_two_pngs_differing_only_in_metadata_are_one_input() -> None:
+    storage = MemoryStorage()
+    exif = Image.Exif()
+    exif[0x010F] = "ACME Camera"
+    tagged = await store_input(storage, _png_with_metadata(exif), LIMITS)
+    plain = await store_input(storage, _png_with_metadata(), LIMITS)
+    assert tagged.digest == plain.digest

@@ -34,7 +34,7 @@ _FILTER_TYPES = bytes(range(5))  # None, Sub, Up, Average, Paeth
 # and waits to take it back: up to the 5 ms switch interval on a busy event loop)
 _INFLATE_STEP = 16 << 20
 _MAX_CHUNK = 2**31 - 1
-_Chunk = tuple[bytes, memoryview]
+_Chunk = tuple[bytes, memoryview]  # a chunk's type and payload
 # isal's stubs declare its error an instance (``error: Exception``); it is a class
 _INFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 
@@ -46,7 +46,7 @@ def check_png(
     Pillow's full decode say what, if anything, is wrong with it)."""
     if len(data) > max_bytes or not data.startswith(PNG_SIGNATURE):
         return None
-    chunks = _chunks(data)
+    chunks = png_chunks(data)
     if chunks is None or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13:
         return None
     width, height, depth, colour, compression, filtering, interlace = struct.unpack(
@@ -64,8 +64,9 @@ def check_png(
     return VerifiedImage(data, "png", width, height, "image/png")
 
 
-def _chunks(data: bytes) -> list[_Chunk] | None:
-    """Every chunk up to ``IEND`` (type, payload), each whole with a matching CRC; None if not."""
+def png_chunks(data: bytes) -> list[_Chunk] | None:
+    """Every chunk of the PNG ``data`` before ``IEND`` (type, payload), each whole with a
+    matching CRC; None if not (a truncated file, a bad CRC, no ``IEND``)."""
     view = memoryview(data)
     chunks: list[_Chunk] = []
     at = len(PNG_SIGNATURE)

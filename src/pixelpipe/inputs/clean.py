@@ -8,21 +8,35 @@ capture time), XMP and text chunks are gone; the EXIF orientation is applied to 
 so the picture still stands the right way up. The ICC colour profile is kept (it says what the
 colours mean). What is stored and sent to a provider is this clean copy; its sha256 is the
 input's identity.
+
+A PNG standing upright is cleaned without re-encoding (a 2 MB PNG: ~1 ms instead of ~80 ms): its
+chunks are copied, keeping only the picture's (header, palette, transparency, pixels) and those
+that say what its colours mean (ICC profile, sRGB, gamma, chromaticities); text, EXIF, time and
+every other chunk are dropped. The pixels are the same bytes, already decoded by the verifier.
+Two PNGs that differ only in their metadata are one input; the same pixels compressed otherwise
+are two. An animated or rotated PNG is re-encoded like the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import struct
+import zlib
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from pixelpipe.errors import ImageInvalid, InputRejected
 from pixelpipe.fetch import VerifiedImage, verify_decoded
+from pixelpipe.fetch.png_check import PNG_SIGNATURE, png_chunks
 from pixelpipe.fetch.verify import CONTENT_TYPES
 from pixelpipe.inputs.limits import INPUT_FORMATS, InputLimits
 
 _PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+# a PNG's chunks an input keeps: the picture, and what its colours mean
+_PNG_KEPT = frozenset(
+    {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"iCCP", b"sRGB", b"gAMA", b"cHRM"}
+)
 _QUALITY = 95  # lossy formats: re-encoded close to the original
 
 
@@ -65,6 +79,8 @@ def _input_wording(detail: str) -> str:
 
 def _strip(img: VerifiedImage, im: Image.Image) -> VerifiedImage:
     """``im``: ``img`` as the verifier decoded it (decoding it again cost as much again)."""
+    if img.format == "png" and (copied := _png_without_metadata(img.data, im)) is not None:
+        return VerifiedImage(copied, "png", img.width, img.height, CONTENT_TYPES["png"])
     icc = im.info.get("icc_profile")
     upright = ImageOps.exif_transpose(im)
     # a new image from the raw pixels only: no info dict, no EXIF, nothing to leak
@@ -82,3 +98,19 @@ def _strip(img: VerifiedImage, im: Image.Image) -> VerifiedImage:
     clean.save(out, format=_PIL_NAMES[img.format], **options)
     width, height = clean.size
     return VerifiedImage(out.getvalue(), img.format, width, height, CONTENT_TYPES[img.format])
+
+
+def _png_without_metadata(data: bytes, im: Image.Image) -> bytes | None:
+    """``data`` with only the chunks in :data:`_PNG_KEPT`; None when it must be re-encoded (it
+    is animated, its EXIF turns it, or its chunks do not all check out)."""
+    chunks = png_chunks(data)
+    if chunks is None or any(kind == b"acTL" for kind, _ in chunks):
+        return None
+    if im.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        return None
+    kept: list[bytes | memoryview] = [PNG_SIGNATURE]
+    for kind, payload in [*chunks, (b"IEND", memoryview(b""))]:
+        if kind in _PNG_KEPT:
+            crc = zlib.crc32(payload, zlib.crc32(kind))
+            kept += [struct.pack(">I", len(payload)), kind, payload, struct.pack(">I", crc)]
+    return b"".join(kept)
