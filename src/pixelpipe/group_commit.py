@@ -26,7 +26,7 @@ Work = Callable[[Connection], Any]
 Rows = list[tuple[Table, dict[str, Any]]]
 Outcome = tuple[Any, BaseException | None]
 MAX_BATCH = 512
-INLINE_MAX_UNITS = 4  # a batch this small may run on the event loop's thread (SQLite)
+INLINE_MAX_UNITS = 16  # a batch this small may run on the event loop's thread (SQLite)
 _SAVEPOINT = "pixelpipe_unit"
 CHECKPOINT_EVERY_S = 1.0
 

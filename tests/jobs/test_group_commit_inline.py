@@ -109,8 +109,9 @@ async def test_a_small_batch_whose_commit_fails_inline_runs_again_in_a_thread(
 
 async def test_concurrent_units_still_share_a_transaction_in_a_thread(db: Database) -> None:
     threads: list[int] = []
-    names = await asyncio.gather(*(db.write(_add(f"n{i}", threads)) for i in range(10)))
-    assert names == [f"n{i}" for i in range(10)]
+    many = group_commit.INLINE_MAX_UNITS + 4  # more than the loop takes on itself
+    names = await asyncio.gather(*(db.write(_add(f"n{i}", threads)) for i in range(many)))
+    assert names == [f"n{i}" for i in range(many)]
     assert threading.get_ident() not in threads and len(set(threads)) == 1
 
 
