@@ -40,7 +40,7 @@ class GroupCommitter:
         inline: bool = False,
     ) -> None:
         """``inline``: a SQLite engine whose ``begin`` takes the write lock (``BEGIN IMMEDIATE``,
-        :mod:`pixelpipe.db`): a unit alone in its batch may then run on the event loop's thread
+        :mod:`pixelpipe.db`): a small batch may then run on the event loop's thread
         (:meth:`_inline`)."""
         self._engine = engine
         self._checkpoint = checkpoint  # SQLite: WAL checkpoints off the commit path
@@ -72,7 +72,8 @@ class GroupCommitter:
     def _inline(self, works: list[Work]) -> list[Outcome] | None:
         """Run a small batch (:data:`INLINE_MAX_UNITS`) as its own transaction right here, on
         the event loop's thread, if the write lock can be had without waiting; None (nothing
-        done: the batch goes to a thread) when it cannot, or when its BEGIN or COMMIT failed.
+        done: the batch goes to a thread) when it cannot, or when a batch of several units could
+        not COMMIT (a lone unit's failure, COMMIT included, is its outcome: :func:`_committed`).
 
         A batch at a quiet moment (a unit alone; a bill and its job's transition) would
         otherwise cost two thread hops (~0.1 ms of CPU each) and wait for the GIL on both sides;

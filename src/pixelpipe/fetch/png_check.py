@@ -27,6 +27,7 @@ from pixelpipe.errors import PixelpipeError
 from pixelpipe.fetch.verify import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, VerifiedImage, open_image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IEND_CHUNK = b"\0\0\0\0IEND\xaeB`\x82"  # the last chunk of every PNG: empty, its CRC
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # per colour type
 _DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _FILTER_TYPES = bytes(range(5))  # None, Sub, Up, Average, Paeth
@@ -34,7 +35,7 @@ _FILTER_TYPES = bytes(range(5))  # None, Sub, Up, Average, Paeth
 # and waits to take it back: up to the 5 ms switch interval on a busy event loop)
 _INFLATE_STEP = 16 << 20
 _MAX_CHUNK = 2**31 - 1
-_Chunk = tuple[bytes, memoryview]  # a chunk's type and payload
+_Chunk = tuple[bytes, memoryview]  # a chunk's type, and its payload (or its whole span)
 # isal's stubs declare its error an instance (``error: Exception``); it is a class
 _INFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 
@@ -67,8 +68,14 @@ def check_png(
 def png_chunks(data: bytes) -> list[_Chunk] | None:
     """Every chunk of the PNG ``data`` before ``IEND`` (type, payload), each whole with a
     matching CRC; None if not (a truncated file, a bad CRC, no ``IEND``)."""
+    spans = png_chunk_spans(data)
+    return None if spans is None else [(kind, span[8:-4]) for kind, span in spans]
+
+
+def png_chunk_spans(data: bytes) -> list[_Chunk] | None:
+    """:func:`png_chunks`, each as its whole span of ``data`` (length, type, payload, CRC)."""
     view = memoryview(data)
-    chunks: list[_Chunk] = []
+    spans: list[_Chunk] = []
     at = len(PNG_SIGNATURE)
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)
@@ -79,8 +86,8 @@ def png_chunks(data: bytes) -> list[_Chunk] | None:
         if isal_zlib.crc32(view[at + 4 : end - 4]) != crc:
             return None
         if kind == b"IEND":
-            return chunks if length == 0 else None
-        chunks.append((kind, view[at + 8 : end - 4]))
+            return spans if length == 0 else None
+        spans.append((kind, view[at:end]))
         at = end
     return None  # no IEND: truncated
 

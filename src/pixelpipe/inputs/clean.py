@@ -21,22 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import io
-import struct
-import zlib
 
 from PIL import ExifTags, Image, ImageOps
 
 from pixelpipe.errors import ImageInvalid, InputRejected
 from pixelpipe.fetch import VerifiedImage, verify_decoded
-from pixelpipe.fetch.png_check import PNG_SIGNATURE, png_chunks
+from pixelpipe.fetch.png_check import IEND_CHUNK, PNG_SIGNATURE, png_chunk_spans
 from pixelpipe.fetch.verify import CONTENT_TYPES
 from pixelpipe.inputs.limits import INPUT_FORMATS, InputLimits
 
 _PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
-# a PNG's chunks an input keeps: the picture, and what its colours mean
-_PNG_KEPT = frozenset(
-    {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"iCCP", b"sRGB", b"gAMA", b"cHRM"}
-)
+# a PNG's chunks an input keeps (and its IEND): the picture, and what its colours mean
+_PNG_KEPT = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"iCCP", b"sRGB", b"gAMA", b"cHRM"})
 _QUALITY = 95  # lossy formats: re-encoded close to the original
 
 
@@ -101,16 +97,12 @@ def _strip(img: VerifiedImage, im: Image.Image) -> VerifiedImage:
 
 
 def _png_without_metadata(data: bytes, im: Image.Image) -> bytes | None:
-    """``data`` with only the chunks in :data:`_PNG_KEPT`; None when it must be re-encoded (it
-    is animated, its EXIF turns it, or its chunks do not all check out)."""
-    chunks = png_chunks(data)
-    if chunks is None or any(kind == b"acTL" for kind, _ in chunks):
+    """``data`` with only the chunks in :data:`_PNG_KEPT`, each copied as it is; None when it
+    must be re-encoded (it is animated, its EXIF turns it, or its chunks do not all check out)."""
+    spans = png_chunk_spans(data)
+    if spans is None or any(kind == b"acTL" for kind, _ in spans):
         return None
     if im.getexif().get(ExifTags.Base.Orientation, 1) != 1:
         return None
-    kept: list[bytes | memoryview] = [PNG_SIGNATURE]
-    for kind, payload in [*chunks, (b"IEND", memoryview(b""))]:
-        if kind in _PNG_KEPT:
-            crc = zlib.crc32(payload, zlib.crc32(kind))
-            kept += [struct.pack(">I", len(payload)), kind, payload, struct.pack(">I", crc)]
-    return b"".join(kept)
+    kept = [span for kind, span in spans if kind in _PNG_KEPT]
+    return b"".join([PNG_SIGNATURE, *kept, IEND_CHUNK])

@@ -128,7 +128,7 @@ async def _hand_over_first(
 
 async def _hand_over(ctx: StepContext, job: Job, image: VerifiedImage) -> None:
     """Store the (billed) image, then give it to the job's readers in this process."""
-    key = storage_key(job.content_key, job.model, job.request.format)
+    key = _image_key(job)
     await ctx.svc.storage.put(key, image.data, content_type=image.content_type)
     if ctx.svc.partials.finish(job.id, Final(image.data, job.provider_state)):
         await asyncio.sleep(HANDOFF_S)  # their sending goes before the decode's thread
@@ -138,7 +138,7 @@ async def _withdraw(ctx: StepContext, job: Job, image: VerifiedImage) -> None:
     """Pillow refused an image :func:`check_png` had passed: it goes from the store, where no
     row names it (the job fails), unless what is there is not these bytes (the put found an
     image of the same content key there, and left it)."""
-    key = storage_key(job.content_key, job.model, job.request.format)
+    key = _image_key(job)
     with contextlib.suppress(PixelpipeError):
         if await ctx.svc.storage.get(key) == image.data:
             await ctx.svc.storage.delete(key)
@@ -206,7 +206,7 @@ def _discard(task: asyncio.Future[Any]) -> None:
 async def _already_stored(ctx: StepContext, job: Job) -> tuple[Any, Any] | None:
     """The verified image and thumbnail this job's content key already has in storage."""
     storage = ctx.svc.storage
-    key = storage_key(job.content_key, job.model, job.request.format)
+    key = _image_key(job)
     tkey = thumbnail_key(job.content_key, job.model)
     try:
         if await storage.head(key) is None:
@@ -235,7 +235,7 @@ async def _store(
     ``image_stored``: the image is in place already (handed over first), only its thumbnail
     is put."""
     svc = ctx.svc
-    key = marked_key(storage_key(job.content_key, job.model, job.request.format), marks)
+    key = marked_key(_image_key(job), marks)
     # a small, light image is its own thumbnail (fetch.transcode.is_own_thumbnail): one put
     tkey = key if thumb is image else marked_key(thumbnail_key(job.content_key, job.model), marks)
     puts = []
@@ -303,6 +303,11 @@ async def _store(
     if done is not None:
         await drop_kept_outputs(svc, job)
         await ctx.finished(done)
+
+
+def _image_key(job: Job) -> str:
+    """Where ``job``'s image is stored (unmarked by moderation): its content key's."""
+    return storage_key(job.content_key, job.model, job.request.format)
 
 
 def _inline(raw: bytes) -> bool:
