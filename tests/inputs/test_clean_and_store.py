@@ -186,3 +186,30 @@ async def test_two_pngs_differing_only_in_metadata_are_one_input() -> None:
     tagged = await store_input(storage, _png_with_metadata(exif), LIMITS)
     plain = await store_input(storage, _png_with_metadata(), LIMITS)
     assert tagged.digest == plain.digest
+
+
+def _with_iccp(png: bytes, payload: bytes) -> bytes:
+    """``png`` with an ``iCCP`` chunk of ``payload`` right after its header."""
+    import struct
+    import zlib
+
+    crc = zlib.crc32(b"iCCP" + payload)
+    chunk = struct.pack(">I", len(payload)) + b"iCCP" + payload + struct.pack(">I", crc)
+    return png[:33] + chunk + png[33:]  # signature (8) + IHDR (25)
+
+
+def test_the_icc_profiles_own_name_and_an_unreadable_profile_are_not_kept() -> None:
+    import zlib
+
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (9, 8, 7)).save(out, format="PNG", compress_level=1)
+    named = _with_iccp(out.getvalue(), b"secret-location\0\0" + zlib.compress(srgb))
+    clean = clean_image(named, LIMITS)
+    assert b"secret-location" not in clean.data  # the name is free text: Pillow's instead
+    with Image.open(io.BytesIO(clean.data)) as after:
+        assert after.info["icc_profile"] == srgb and after.getpixel((0, 0)) == (9, 8, 7)
+    broken = clean_image(_with_iccp(out.getvalue(), b"p\0\0not zlib at all"), LIMITS)
+    assert b"iCCP" not in broken.data and b"not zlib" not in broken.data  # dropped, as Pillow does
