@@ -132,7 +132,7 @@ def report(name: str, direct: list[float], through: list[float]) -> None:
     print(
         f"{name:<14} direct p50 {d50 * 1000:7.0f} ms p95 {d95 * 1000:7.0f} ms | "
         f"pixelpipe p50 {t50 * 1000:7.0f} ms p95 {t95 * 1000:7.0f} ms | "
-        f"added p50 {(t50 - d50) * 1000:+6.0f} ms p95 {(t95 - d95) * 1000:+6.0f} ms "
+        f"added p50 {(t50 - d50) * 1000:+6.1f} ms p95 {(t95 - d95) * 1000:+6.1f} ms "
         f"(n={len(direct)}/{len(through)}, mean {statistics.fmean(through or [nan]) * 1000:.0f} ms)"
     )
 

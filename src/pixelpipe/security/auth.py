@@ -37,7 +37,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -95,7 +95,7 @@ class Authenticator:
         self._storage = limiter_storage or MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
         self.keys = KeyExistence()
-        self.in_flight = 0  # requests being served past authentication (:meth:`serving`)
+        self.in_flight = 0  # requests past authentication, their answer not started yet
 
     async def start(self, db: Database) -> None:
         """Called by the app's lifespan before it serves: learn whether keys exist."""
@@ -107,14 +107,24 @@ class Authenticator:
         self.keys.close()
 
     @contextmanager
-    def serving(self) -> Iterator[None]:
-        """Count a request in flight while the app serves it (the key check's probe answers
-        only while few are)."""
+    def serving(self) -> Iterator[Callable[[], None]]:
+        """Count a request in flight until its answer starts: call what this yields then (it
+        counts once; leaving the block counts too). The key check's probe answers only while
+        few are — a stream whose events are flowing (its answer started, for minutes maybe) is
+        not work in hand."""
         self.in_flight += 1
+        counted = False
+
+        def answered() -> None:
+            nonlocal counted
+            if not counted:
+                counted = True
+                self.in_flight -= 1
+
         try:
-            yield
+            yield answered
         finally:
-            self.in_flight -= 1
+            answered()
 
     # -- the public interface used by api.deps.get_caller --
     async def authenticate(self, request: Request) -> Caller:

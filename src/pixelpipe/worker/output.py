@@ -106,8 +106,10 @@ async def _hand_over_first(
     ctx: StepContext, job: Job, update: ProviderUpdate, outputs: list[Output]
 ) -> None:
     """The image to the waiting readers first: checked whole (:func:`check_png`, ~1–6 ms at
-    1024×1024 instead of a ~8–14 ms decode) while the bill commits, then stored and handed over
-    (:meth:`PartialHub.finish`). Then, as always, Pillow's full decode (the thumbnail: a PNG it
+    1024×1024 instead of a ~8–14 ms decode) while the bill commits, then handed over
+    (:meth:`PartialHub.finish`) — once its durable put is done, or, where the provider sent the
+    bytes (kept with the bill, in its commit: the step run again after a crash stores these same
+    bytes), while the put runs. Then, as always, Pillow's full decode (the thumbnail: a PNG it
     refuses still fails the job), the thumbnail's put and the job's commit. An output the check
     does not prove takes the usual path."""
     checked = asyncio.ensure_future(_checked_output(ctx, job, outputs))
@@ -115,31 +117,48 @@ async def _hand_over_first(
     if moved is None:
         return
     raw, image = await checked
-    if image is not None:
-        await _hand_over(ctx, moved, image)
+    put = None if image is None else _put_image(ctx, moved, image)
     try:
+        if image is not None and put is not None:
+            if outputs[0].data is None:  # fetched from a URL, not kept: stored before it is given
+                await put
+            await _hand_over(ctx, moved, image)
         ready = await asyncio.to_thread(_prepare_image, raw, moved.request.format)
     except PixelpipeError:
         if image is not None:
-            await _withdraw(ctx, moved, image)
+            await _withdraw(ctx, moved, image, put)
         raise
+    except BaseException:
+        if put is not None:
+            _discard(put)  # a put under way finishes in its thread; it is idempotent
+        raise
+    if put is not None:
+        await put  # stored before the job's commit names it: a failed put fails the step
     await _moderated_store(ctx, moved, *ready, image_stored=image is not None)
 
 
+def _put_image(ctx: StepContext, job: Job, image: VerifiedImage) -> asyncio.Future[None]:
+    """The image's durable put, under way."""
+    data, ctype = image.data, image.content_type
+    return asyncio.ensure_future(ctx.svc.storage.put(_image_key(job), data, content_type=ctype))
+
+
 async def _hand_over(ctx: StepContext, job: Job, image: VerifiedImage) -> None:
-    """Store the (billed) image, then give it to the job's readers in this process."""
-    key = _image_key(job)
-    await ctx.svc.storage.put(key, image.data, content_type=image.content_type)
+    """Give the (billed) image to the job's readers in this process."""
     if ctx.svc.partials.finish(job.id, Final(image.data, job.provider_state)):
         await asyncio.sleep(HANDOFF_S)  # their sending goes before the decode's thread
 
 
-async def _withdraw(ctx: StepContext, job: Job, image: VerifiedImage) -> None:
-    """Pillow refused an image :func:`check_png` had passed: it goes from the store, where no
-    row names it (the job fails), unless what is there is not these bytes (the put found an
-    image of the same content key there, and left it)."""
+async def _withdraw(
+    ctx: StepContext, job: Job, image: VerifiedImage, put: asyncio.Future[None] | None
+) -> None:
+    """Pillow refused an image :func:`check_png` had passed: once its ``put`` is done, it goes
+    from the store, where no row names it (the job fails), unless what is there is not these
+    bytes (the put found an image of the same content key there, and left it)."""
     key = _image_key(job)
     with contextlib.suppress(PixelpipeError):
+        if put is not None:
+            await put
         if await ctx.svc.storage.get(key) == image.data:
             await ctx.svc.storage.delete(key)
 
