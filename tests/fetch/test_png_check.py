@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pixelpipe.errors import ImageInvalid
-from pixelpipe.fetch.png_check import PNG_SIGNATURE, check_png
+from pixelpipe.fetch.png_check import PNG_SIGNATURE, check_png, png_chunks, scanline_bytes
 from pixelpipe.fetch.verify import verify_decoded
 
 
@@ -205,3 +205,24 @@ def test_filtered_scanlines_with_random_filter_bytes_agree_with_pillow() -> None
         rows[rnd.randrange(4) * 25] = rnd.choice([0, 1, 2, 3, 4, 5, 9, 255])
         data = png(bytes(rows))
         assert (check_png(data) is not None) == pillow_decodes(data)
+
+
+@pytest.mark.parametrize(
+    ("mode", "bits"), [("1", 1), ("L", 8), ("LA", 16), ("RGB", 24), ("RGBA", 32), ("I;16", 16)]
+)
+def test_scanline_bytes_is_what_the_pixels_inflate_to(mode: str, bits: int) -> None:
+    data = pillow_png(mode, (37, 23))
+    inflated = zlib.decompress(b"".join(p for _, p in _idats(data)))
+    assert scanline_bytes(data) == len(inflated) == (1 + (37 * bits + 7) // 8) * 23
+
+
+def test_scanline_bytes_of_what_is_not_a_standard_png_is_none() -> None:
+    assert scanline_bytes(b"GIF89a" + bytes(40)) is None
+    assert scanline_bytes(PNG_SIGNATURE + ihdr(8, 4, depth=7)) is None  # no such depth
+    assert scanline_bytes(PNG_SIGNATURE + ihdr(8, 4)[:10]) is None  # cut short
+
+
+def _idats(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks = png_chunks(data)
+    assert chunks is not None
+    return [(kind, bytes(payload)) for kind, payload in chunks if kind == b"IDAT"]

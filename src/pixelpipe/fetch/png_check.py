@@ -65,6 +65,17 @@ def check_png(
     return VerifiedImage(data, "png", width, height, "image/png")
 
 
+def scanline_bytes(data: bytes) -> int | None:
+    """How many bytes the PNG ``data``'s header says its pixels inflate to (what checking it
+    costs: ~1 ms per 3 MB with ISA-L); None when it does not start as a standard PNG."""
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if depth not in _DEPTHS.get(colour, ()):
+        return None
+    return (1 + (width * _CHANNELS[colour] * depth + 7) // 8) * height
+
+
 def png_chunks(data: bytes) -> list[_Chunk] | None:
     """Every chunk of the PNG ``data`` before ``IEND`` (type, payload), each whole with a
     matching CRC; None if not (a truncated file, a bad CRC, no ``IEND``)."""
