@@ -73,7 +73,8 @@ def scanline_bytes(data: bytes) -> int | None:
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
     if depth not in _DEPTHS.get(colour, ()):
         return None
-    return (1 + (width * _CHANNELS[colour] * depth + 7) // 8) * height
+    rows: int = height
+    return (1 + (width * _CHANNELS[colour] * depth + 7) // 8) * rows
 
 
 def png_chunks(data: bytes) -> list[_Chunk] | None:
