@@ -17,8 +17,9 @@ partials, OpenAI's own partials) becomes a partial image, up to ``partial_images
 requested output format — and OpenAI's own partials, where the worker that runs the job is in this
 process, come straight from it (:mod:`pixelpipe.events.partials`) at full size, as OpenAI sent
 them, each once (:class:`_Partials`); the completed event carries the image the pipeline stored and
-billed — where this process's worker runs the job, handed over as soon as it is stored, before its
-thumbnail and last commit (:mod:`pixelpipe.events.partials`). A cache hit streams its completed
+billed — where this process's worker runs the job, handed over as soon as it is billed (its bytes
+durable with the bill; their put under way), before its thumbnail and last commit
+(:mod:`pixelpipe.events.partials`). A cache hit streams its completed
 event at once. A failure after the stream started is an ``error`` event (``{"type": "error",
 "error": {message, type, param, code}}``): the SDK raises it as ``openai.APIError``. A reader
 that goes away stops only its stream; the job runs on. While nothing happens (a queue, a slow
@@ -113,7 +114,7 @@ async def _events(
     try:
         if not job.status.terminal:
             async for event in _partial_events(svc, job, plan, disconnected):
-                if isinstance(event, Final):  # stored and billed: the job finishes behind it
+                if isinstance(event, Final):  # billed (and kept): the job finishes behind it
                     billed = dataclasses.replace(job, provider_state=event.provider_state)
                     yield completed_event(billed, event.data, plan, usage)
                     return

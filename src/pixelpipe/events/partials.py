@@ -7,10 +7,11 @@ and sends the partial on as it is — full size, with no store write, wake-up or
 Readers elsewhere (another process, or one that attached after the partial) get the stored
 event's thumbnail as before; so does a reader whose partial was dropped here.
 
-The worker also hands over the run's final image (:class:`Final`) as soon as it is billed, proven
-whole (:mod:`pixelpipe.fetch.png_check`) and stored — before its thumbnail and the job's last
-commit: a reader sends its completed event then, the job finishing behind it. Only where
-someone reads (:meth:`PartialHub.watched`): otherwise the image is decoded once for both.
+The worker also hands over the run's final image (:class:`Final`) as soon as it is billed and
+proven whole (:mod:`pixelpipe.fetch.png_check`) — its bytes durable with the bill, their put under
+way (a URL's: once stored); before its thumbnail and the job's last commit: a reader sends its
+completed event then, the job finishing behind it. Only where someone reads
+(:meth:`PartialHub.watched`): otherwise the image is decoded once for both.
 
 Bounded: each subscriber keeps at most ``keep`` partials (the oldest is dropped, publishing never
 waits), and a job's entry exists only while someone subscribes to it. Publishing to a job nobody
@@ -46,7 +47,7 @@ class Partial:
 
 @dataclass(frozen=True, slots=True)
 class Final:
-    """A run's image, billed and stored (its bytes as stored)."""
+    """A run's image, billed, its bytes durable with the bill (as they are stored)."""
 
     data: bytes
     provider_state: dict[str, Any]  # the job's as billed (its ``usage``, for the reader)
@@ -101,7 +102,7 @@ class PartialHub:
         return len(subscriptions)
 
     def finish(self, job_id: str, final: Final) -> int:
-        """Hand the job's stored image to its subscribers (how many); never waits."""
+        """Hand the job's billed image to its subscribers (how many); never waits."""
         subscriptions = self._subscribers.get(job_id, ())
         for subscription in subscriptions:
             subscription.finish(final)
