@@ -12,16 +12,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 from fastapi import FastAPI
 
 from pixelpipe.api.app import create_app
+from pixelpipe.errors import OutputFetchError
+from pixelpipe.fetch import guard
+from pixelpipe.fetch.addresses import IPAddress, is_loopback_name
 from pixelpipe.security.keys import create_key
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 
 LOOPBACK = ("127.0.0.1", 50123)
+_RESOLVE = guard.resolve_host  # the real resolver, for loopback names
 
 
 @dataclass
@@ -49,10 +54,21 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_app(data_dir: Path, **overrides: Any) -> AsyncIterator[Running]:
+    """The app, its lifespan run. Its background webhook deliveries resolve no public name: a
+    job with a webhook on ``hooks.example.com`` would ask the machine's resolver (traffic off
+    loopback; a slow resolver once held a test's teardown past its timeout); such a name
+    answers "no such host" at once, as the resolver would here, and loopback names resolve."""
     settings = Settings(data_dir=data_dir, log_level="WARNING", **overrides)
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield Running(app, settings)
+    with mock.patch.object(guard, "resolve_host", _loopback_only):
+        async with app.router.lifespan_context(app):
+            yield Running(app, settings)
+
+
+async def _loopback_only(host: str, port: int) -> list[IPAddress]:
+    if is_loopback_name(host):
+        return await _RESOLVE(host, port)
+    raise OutputFetchError(f"cannot resolve output host {host}", transient=True)
 
 
 def bearer(key: str) -> dict[str, str]:
