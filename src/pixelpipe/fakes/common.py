@@ -161,15 +161,11 @@ def decompression_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     import struct
     import zlib
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+    from pixelpipe.fetch.png_check import IEND_CHUNK, PNG_SIGNATURE, png_chunk
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     rows = zlib.compress(b"\x00" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-    )
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows) + IEND_CHUNK
 
 
 class Background:

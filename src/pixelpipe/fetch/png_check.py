@@ -18,6 +18,7 @@ Pillow still decodes every image it accepts, for the thumbnail, before the job s
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterator
 from typing import cast
 
@@ -57,7 +58,7 @@ def check_png(
     if not standard or not 0 < width * height <= max_pixels or width > _MAX_CHUNK:
         return None
     image_data = _image_data(chunks, needs_palette=colour == 3)
-    stride = 1 + (width * _CHANNELS[colour] * depth + 7) // 8
+    stride = _stride(width, depth, colour)
     if image_data is None or not _scanlines_whole(image_data, stride, height):
         return None
     if not _pillow_agrees(data, width, height):
@@ -74,7 +75,18 @@ def scanline_bytes(data: bytes) -> int | None:
     depth, colour = data[24], data[25]
     if depth not in _DEPTHS.get(colour, ()):
         return None
-    return (1 + (width * _CHANNELS[colour] * depth + 7) // 8) * height
+    return _stride(width, depth, colour) * height
+
+
+def _stride(width: int, depth: int, colour: int) -> int:
+    """Bytes per scanline: its filter type byte, then ``width`` pixels."""
+    return 1 + (width * _CHANNELS[colour] * depth + 7) // 8
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    """One chunk: its length, ``kind``, ``payload`` and their CRC."""
+    crc = zlib.crc32(payload, zlib.crc32(kind))
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
 
 def png_chunks(data: bytes) -> list[_Chunk] | None:

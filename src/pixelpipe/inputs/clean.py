@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-import struct
 import zlib
 
 from PIL import ExifTags, Image, ImageOps
 
 from pixelpipe.errors import ImageInvalid, InputRejected
 from pixelpipe.fetch import VerifiedImage, verify_decoded
-from pixelpipe.fetch.png_check import IEND_CHUNK, PNG_SIGNATURE, png_chunk_spans
+from pixelpipe.fetch.png_check import IEND_CHUNK, PNG_SIGNATURE, png_chunk, png_chunk_spans
 from pixelpipe.fetch.verify import CONTENT_TYPES
 from pixelpipe.inputs.limits import INPUT_FORMATS, InputLimits
 
@@ -112,10 +111,5 @@ def _png_without_metadata(data: bytes, im: Image.Image) -> bytes | None:
         return None
     kept: list[bytes | memoryview] = [span for kind, span in spans if kind in _PNG_KEPT]
     if icc := im.info.get("icc_profile"):
-        kept.insert(1, _chunk(b"iCCP", _ICC_NAME + b"\0\0" + zlib.compress(icc)))  # after IHDR
+        kept.insert(1, png_chunk(b"iCCP", _ICC_NAME + b"\0\0" + zlib.compress(icc)))  # after IHDR
     return b"".join([PNG_SIGNATURE, *kept, IEND_CHUNK])
-
-
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(kind))
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
