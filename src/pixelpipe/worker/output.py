@@ -172,8 +172,7 @@ async def _checked_output(
 ) -> tuple[bytes, VerifiedImage | None]:
     """The first output's bytes, and the PNG they are when :func:`check_png` proves it."""
     raw = await _raw_output(ctx, job, outputs)
-    inflated = scanline_bytes(raw)
-    if len(raw) <= INLINE_CHECK_BYTES and inflated and inflated <= INLINE_CHECK_SCANLINES:
+    if len(raw) <= INLINE_CHECK_BYTES and 0 < (scanline_bytes(raw) or 0) <= INLINE_CHECK_SCANLINES:
         return raw, check_png(raw)
     return raw, await asyncio.to_thread(check_png, raw)
 
