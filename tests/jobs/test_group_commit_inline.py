@@ -123,24 +123,28 @@ async def test_a_held_write_lock_sends_the_unit_to_a_thread_without_stalling_the
     other.execute("BEGIN IMMEDIATE")  # another process writing
     ticks: list[float] = []
 
-    async def ticker() -> None:
-        while True:
+    async def other_writer() -> None:
+        """Hold the lock until the loop has turned 20 times, then commit. The release is paced
+        by the loop itself, not by a clock: a unit that waited for the lock ON the loop would
+        stall these ticks and never see the lock come free (until its busy timeout, 5 s), and a
+        loop paused by the machine (a long GC in a big suite) cannot let the lock go before the
+        unit had its try."""
+        for _ in range(20):
             ticks.append(time.monotonic())
             await asyncio.sleep(0.01)
+        other.execute("COMMIT")
 
-    beat = asyncio.create_task(ticker())
-    threading.Timer(0.4, lambda: other.execute("COMMIT")).start()
     threads: list[int] = []
-    started = time.monotonic()
+    holder = asyncio.create_task(other_writer())
     try:
         assert await db.write(_add("after-lock", threads)) == "after-lock"
     finally:
-        beat.cancel()
+        await holder
         other.close()
-    assert time.monotonic() - started >= 0.35  # it waited for the lock ...
-    assert threads and threads[0] != threading.get_ident()  # ... in a worker thread
+    assert len(ticks) == 20  # the lock came free only after the loop had run on meanwhile ...
+    assert threads and threads[0] != threading.get_ident()  # ... the unit waiting in a thread
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 0.2, max(gaps)  # the loop kept running meanwhile
+    assert max(gaps) < 1.0, max(gaps)  # never anywhere near the 5 s busy timeout on the loop
     timeouts: list[int] = []
     await db.write(
         lambda conn: timeouts.append(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
