@@ -303,9 +303,11 @@ class _Generate:
     async def _watched_there(self, client: Client, watch: _Watch) -> GenerationPublic:
         """Submit on the server, show its events as they come, then the generation."""
         gen = await client.submit(self.prompt, **self.params)
-        watch.show(gen.status, gen.progress)
-        if gen.status in ("succeeded", "failed", "canceled"):
+        if gen.status in ("succeeded", "failed", "canceled"):  # a cache hit: no events to follow
+            watch.show(gen.status, gen.progress)
             return gen
+        # the stream replays the job's events from its first (queued): the status the submit
+        # answered with (queued, or already submitting) is one of them
         async for event in client.stream(gen.id, timeout_s=self.timeout):
             watch.show(event.status, event.progress)
         return await client.get(gen.id)
@@ -322,9 +324,10 @@ class _Generate:
             return False
 
         job = await p.submit(self.prompt, **self.params)
-        shown = await with_progress(p.services, job)
-        watch.show(str(job.status), shown.provider_state.get("progress") or {})
-        async with asyncio.timeout(self.timeout):
+        if job.status.terminal:  # a cache hit: no events to follow
+            shown = await with_progress(p.services, job)
+            watch.show(str(job.status), shown.provider_state.get("progress") or {})
+        async with asyncio.timeout(self.timeout):  # its events from the first (queued) on
             async for ev, at in follow_job(p.services, job.id, 0, stay):
                 status = str(ev.data.get("status")) if ev.type == "status" else None
                 progress = ev.data if ev.type == "progress" else None

@@ -18,10 +18,12 @@ import time
 
 from pixelpipe.errors import JobTimedOut
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.store import Opening
 from pixelpipe.services import Services
 from pixelpipe.worker import Worker
 from pixelpipe.worker.kept import drop_kept_outputs
 from pixelpipe.worker.moderation import sweep_quarantine
+from pixelpipe.worker.submit import opening
 
 log = logging.getLogger("pixelpipe.dispatcher")
 IDLE_MAX_S = 1.0
@@ -58,9 +60,14 @@ class Dispatcher:
         self._promised += 1
         return True
 
+    async def opening(self, job: Job) -> Opening | None:
+        return await opening(self.worker.ctx, job)
+
     def give_slot(self, job: Job | None) -> None:
         self._promised -= 1
         if job is not None:
+            if job.status is JobStatus.SUBMITTING:  # its attempt was opened with its admission
+                self.worker.ctx.opened.add(job.id)
             self._start(job)
         else:
             self.wakeup.set()  # the slot is free again

@@ -43,7 +43,8 @@ def test_generate_follow_sse_fetch_image_then_cache_hit(tmp_path: Path) -> None:
         r = httpx.post(f"{srv.url}/v1/generations", json=body, timeout=10)
         assert r.status_code == 202, r.text
         job = r.json()
-        assert job["status"] == "queued" and job["cached"] is False
+        # handed over in-process and its provider free to take it: admitted already submitting
+        assert job["status"] == "submitting" and job["cached"] is False
         assert r.headers["location"] == f"{srv.url}/v1/generations/{job['id']}"
         assert job["links"]["self"] == r.headers["location"]  # absolute, on the URL we called
 

@@ -4,11 +4,17 @@ a free slot, and the dispatcher runs it without claiming it from the table."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
+from pixelpipe.dispatcher import Dispatcher
 from pixelpipe.intake import GenerationRequest
-from pixelpipe.jobs.model import Job
+from pixelpipe.jobs.ids import new_job_id
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.store import Opening
+from pixelpipe.key import content_key
 from pixelpipe.notify.hooks import wait_finished
 from pixelpipe.queue.local import LocalQueue
 from pixelpipe.usecases.submit import submit
@@ -68,3 +74,56 @@ async def test_a_full_dispatcher_takes_no_handover_and_the_table_scan_runs_the_j
         dispatcher.give_slot(None)  # the slot frees: the table scan claims and runs the job
         done = await wait_finished(svc, queued.job.id, timeout_s=10)
         assert done.status.value == "succeeded"
+
+
+async def test_a_handed_over_job_is_submitting_from_its_admission_and_sent_at_once(
+    tmp_path: Path,
+) -> None:
+    async with running_app(tmp_path) as app:
+        svc = app.svc
+        moves: list[str] = []
+        real_transition = svc.store.transition
+
+        async def transition(job_id: str, expected: Any, target: Any, **kw: Any) -> Job | None:
+            moves.append(str(target))
+            return await real_transition(job_id, expected, target, **kw)
+
+        svc.store.transition = transition  # type: ignore[method-assign]
+        sub = await submit(svc, _body("sent at once"))
+        assert sub.created and sub.job.status is JobStatus.SUBMITTING and sub.job.attempt == 1
+        done = await wait_finished(svc, sub.job.id, timeout_s=10)
+        assert done.status is JobStatus.SUCCEEDED and done.attempt == 1
+        assert "submitting" not in moves  # the admission made that move, in its own commit
+        events = await svc.store.events_since(sub.job.id)
+        statuses = [e.data["status"] for e in events if e.type == "status"]
+        assert statuses[:2] == ["queued", "submitting"] and statuses[-1] == "succeeded"
+        dispatcher = svc.queue.handoff
+        assert isinstance(dispatcher, Dispatcher) and not dispatcher.worker.ctx.opened
+
+
+async def test_an_opened_job_whose_process_died_before_sending_is_run_again(
+    tmp_path: Path,
+) -> None:
+    """The process that admitted it died between the commit and the provider's call: once its
+    lease lapses the job is an interrupted submit — attempt 1 closed, run again as attempt 2."""
+    async with running_app(tmp_path, lease_s=1.0) as app:
+        svc = app.svc
+        job = (await submit(svc, _body("orphaned at its admission"))).job  # runs: a reference
+        request = dataclasses.replace(job.request, prompt="orphaned at its admission, too")
+        orphan = dataclasses.replace(
+            job,
+            id=new_job_id(),
+            request=request,
+            content_key=content_key(request),
+            lease_owner="a-process-that-died",
+            lease_expires_at=time.time() + 0.5,
+            status=JobStatus.QUEUED,
+            attempt=0,
+        )
+        opening = Opening(fields={"attempt": 1, "submitted_at": time.time()})
+        admitted = await svc.store.admit(orphan, opening=opening)
+        assert admitted.created and admitted.job.status is JobStatus.SUBMITTING
+        done = await wait_finished(svc, orphan.id, timeout_s=15)
+        assert done.status is JobStatus.SUCCEEDED and done.attempt == 2
+        recovered = [e.data.get("recovered") for e in await svc.store.events_since(orphan.id)]
+        assert "submit interrupted; submitting again" in recovered

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -13,14 +14,17 @@ from pixelpipe.db import open_database
 from pixelpipe.errors import BudgetExceeded, ConfigError
 from pixelpipe.events.local import LocalNotifier
 from pixelpipe.jobs.memory import MemoryJobStore
-from pixelpipe.jobs.model import JobStatus
+from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.sql import SqlJobStore
+from pixelpipe.jobs.store import Opening
 from pixelpipe.jobs.tables import job_events, jobs
+from pixelpipe.ledger.base import OPEN_RUN, Charge
 from pixelpipe.ledger.sql import SqlLedger
-from pixelpipe.ledger.tables import budget_reservations
+from pixelpipe.ledger.tables import budget_reservations, ledger_entries
 from pixelpipe.pricing import load_price_table
+from pixelpipe.pricing.price import Price
 from pixelpipe.settings import Settings
-from tests.jobs.test_store_contract import make_job, remember, succeeded_with_image
+from tests.jobs.test_store_contract import _leased, make_job, remember, succeeded_with_image
 
 
 def _ledger(store: SqlJobStore, tmp_path: Path, daily_usd: float) -> SqlLedger:
@@ -73,6 +77,54 @@ async def test_concurrent_admissions_never_overspend(
     )
     assert sum(1 for r in results if isinstance(r, BudgetExceeded)) == 7
     assert await _count(sql_store, jobs) == 5 and await ledger.reserved_micros() == 50_000
+
+
+def _pending(ledger: SqlLedger, job: Job) -> dict[str, Any]:
+    charge = Charge(
+        job_id=job.id,
+        attempt=1,
+        provider="preview",
+        provider_job_id=OPEN_RUN,
+        model=job.model,
+        kind="attempt",
+        price=Price(20_000, "test", "per_image"),
+    )
+    return ledger.pending_values(charge)
+
+
+async def test_an_opening_commits_with_the_job_its_reservation_and_its_pending_attempt(
+    sql_store: SqlJobStore, tmp_path: Path
+) -> None:
+    ledger = _ledger(sql_store, tmp_path, daily_usd=0.05)
+    first = _leased(make_job("opened"), "here")
+    opening = Opening(fields={"attempt": 1, "submitted_at": 1.0}, entry=_pending(ledger, first))
+    admitted = await sql_store.admit(
+        first, guard=ledger.reservation(first.id, None, 30_000), opening=opening
+    )
+    assert admitted.created and admitted.job.status is JobStatus.SUBMITTING
+    assert [(e.charge.attempt, e.charge.state) for e in await ledger.entries(first.id)] == [
+        (1, "pending")
+    ]
+    assert await ledger.reserved_micros() == 30_000
+
+    refused = _leased(make_job("opened over budget"), "here")
+    opening = Opening(fields={"attempt": 1, "submitted_at": 1.0}, entry=_pending(ledger, refused))
+    with pytest.raises(BudgetExceeded):
+        await sql_store.admit(
+            refused, guard=ledger.reservation(refused.id, None, 30_000), opening=opening
+        )
+    assert await sql_store.get(refused.id) is None and await ledger.entries(refused.id) == []
+    assert await _count(sql_store, jobs) == 1 and await _count(sql_store, job_events) == 2
+    assert await _count(sql_store, ledger_entries) == 1
+
+    # attached to the first job: neither its opening nor its reservation is written
+    again = _leased(make_job("opened"), "here")
+    opening = Opening(fields={"attempt": 1, "submitted_at": 1.0}, entry=_pending(ledger, again))
+    attached = await sql_store.admit(
+        again, guard=ledger.reservation(again.id, None, 10), opening=opening
+    )
+    assert not attached.created and attached.job.id == first.id
+    assert await _count(sql_store, ledger_entries) == 1 and await ledger.reserved_micros() == 30_000
 
 
 async def test_the_memory_store_refuses_a_sql_ledgers_reservation(

@@ -15,7 +15,7 @@ from pixelpipe.intake import CanonicalRequest
 from pixelpipe.jobs.ids import is_job_id, new_job_id
 from pixelpipe.jobs.model import ImageRecord, Job, JobStatus
 from pixelpipe.jobs.sql import SqlJobStore
-from pixelpipe.jobs.store import JobStore
+from pixelpipe.jobs.store import JobStore, Opening
 from pixelpipe.key import content_key
 
 S = JobStatus
@@ -214,6 +214,35 @@ async def test_an_identical_request_in_flight_is_admitted_to_the_first_job(
     assert not second.created and second.job.id == first.id
     assert await store.count_by_status() == {"queued": 1}
     assert [e.data["status"] for e in await store.events_since(first.id)] == ["queued"]
+
+
+async def test_an_opening_moves_the_admitted_job_on_to_submitting_in_its_admission(
+    store: JobStore,
+) -> None:
+    first = _leased(make_job("opened at once"), "here")
+    submitted_at = time.time()
+    opening = Opening(fields={"attempt": 1, "submitted_at": submitted_at})
+    admitted = await store.admit(first, opening=opening)
+    assert admitted.created and admitted.job.id == first.id
+    assert admitted.job.status is S.SUBMITTING and admitted.job.attempt == 1
+    assert admitted.job.lease_owner == "here" and admitted.job.submitted_at == submitted_at
+    stored = await store.get(first.id)
+    assert stored is not None and stored.status is S.SUBMITTING and stored.attempt == 1
+    events = await store.events_since(first.id)
+    assert [e.data["status"] for e in events] == ["queued", "submitting"]  # as two writes made
+    # a request that attaches to it moves nothing: the first job is as it was
+    again = await store.admit(_leased(make_job("opened at once"), "here"), opening=opening)
+    assert not again.created and again.job.id == first.id
+    assert [e.data["status"] for e in await store.events_since(first.id)] == [
+        "queued",
+        "submitting",
+    ]
+    assert await store.count_by_status() == {"submitting": 1}
+
+
+def _leased(job: Job, owner: str) -> Job:
+    job.lease_owner, job.lease_expires_at = owner, time.time() + 60
+    return job
 
 
 async def test_admission_honours_idempotency_keys(store: JobStore) -> None:

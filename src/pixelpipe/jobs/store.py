@@ -33,6 +33,17 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class Opening:
+    """The move to submitting that a new job's admission makes in its own unit of work
+    (:meth:`JobRows.admit`): the job is handed over in memory to the dispatcher holding its lease
+    (``job.lease_owner``), which sends it to its provider at once — one commit instead of two
+    before the provider is called (:func:`pixelpipe.worker.submit.opening`)."""
+
+    fields: dict[str, Any]  # the columns the move sets (attempt, submitted_at)
+    entry: dict[str, Any] | None = None  # the attempt's pending ledger row (Ledger.pending_values)
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     """What :meth:`JobRows.delete` did. ``found`` is False for an id that never existed."""
 
@@ -58,13 +69,23 @@ class JobRows(Protocol):
         ...
 
     async def admit(
-        self, job: Job, *, fingerprint: str | None = None, guard: Reservation | None = None
+        self,
+        job: Job,
+        *,
+        fingerprint: str | None = None,
+        guard: Reservation | None = None,
+        opening: Opening | None = None,
     ) -> Admission:
         """A new request's one write: the stored image of its key (then nothing is written), or
         the earlier job it attaches to (idempotency key or single flight), or — after making the
         budget reservation ``guard`` in the same unit of work (its refusal writes nothing) — the
         job inserted. ``guard`` comes from a ledger sharing this store's database
-        (``Ledger.reservation``); a store that cannot make it raises ConfigError."""
+        (``Ledger.reservation``); a store that cannot make it raises ConfigError.
+
+        ``opening``: an inserted job (queued, leased to ``job.lease_owner``) then moves on to
+        submitting in the same unit of work, like :meth:`transition` with its ``entry`` (its
+        status event after the queued one); ``Admission.job`` is the moved job. Nothing of it
+        is written when the request attaches or is served from the image."""
         ...
 
     async def create_cache_hit(

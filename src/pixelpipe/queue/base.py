@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from pixelpipe.jobs.model import Job
+    from pixelpipe.jobs.store import Opening
 
 # What a worker does with a delivered job id: claim the row and run one step (or leave it to the
 # table scan when it has no room). Returning normally acknowledges the message.
@@ -30,8 +31,15 @@ class Handoff(Protocol):
         """Promise a slot to a job about to be created; False when there is no room."""
         ...
 
+    async def opening(self, job: Job) -> Opening | None:
+        """For ``job`` (about to be created in a promised slot, leased to ``owner``): the move to
+        submitting its admission may make, when it can be sent to its provider at once; None
+        when it cannot (it is inserted queued and its step decides)."""
+        ...
+
     def give_slot(self, job: Job | None) -> None:
-        """Run ``job`` (created, leased to ``owner``) in the promised slot, or give it back."""
+        """Run ``job`` (created, leased to ``owner``; submitting when its admission made the
+        :meth:`opening`) in the promised slot, or give it back."""
         ...
 
 

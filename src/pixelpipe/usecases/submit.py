@@ -119,13 +119,14 @@ async def _submit_once(
         await svc.ledger.reserve(job.id, caller.key_id, amount)
     handoff = _local_slot(svc, job)
     try:
-        admitted = await svc.store.admit(job, fingerprint=fingerprint, guard=guard)
+        opening = None if handoff is None else await handoff.opening(job)
+        admitted = await svc.store.admit(job, fingerprint=fingerprint, guard=guard, opening=opening)
     except BaseException:
         if handoff is not None:
             handoff.give_slot(None)
         raise
     if handoff is not None:
-        handoff.give_slot(job if admitted.created else None)
+        handoff.give_slot(admitted.job if admitted.created else None)
     if not admitted.created and guard is None:
         await svc.ledger.release(job.id)
     if admitted.image is not None:
@@ -142,7 +143,8 @@ async def _submit_once(
 
 def _local_slot(svc: Services, job: Job) -> Handoff | None:
     """A slot of this process's dispatcher, if it has one free: ``job`` is then inserted leased
-    to it and handed over in memory (see :mod:`pixelpipe.queue.local`)."""
+    to it and handed over in memory (see :mod:`pixelpipe.queue.local`), moved on to submitting
+    in the same commit when its provider can take it now (``Handoff.opening``)."""
     handoff = svc.queue.handoff
     if handoff is None or not handoff.take_slot():
         return None

@@ -22,6 +22,11 @@ async def open_attempt(ctx: StepContext, job: Job) -> None:
     await ctx.svc.ledger.open_attempt(_charge(job, job.attempt, OPEN_RUN, estimate, {}))
 
 
+def free_attempt(ctx: StepContext, job: Job) -> bool:
+    """``job``'s provider cannot bill its next attempt: no pending row (:func:`open_attempt`)."""
+    return ctx.svc.prices.estimate(job.request, job.provider or "").amount_micros == 0
+
+
 def pending_entry(ctx: StepContext, job: Job, attempt: int) -> dict[str, Any] | None:
     """:func:`open_attempt` of ``job``'s next ``attempt`` as a row that its move to submitting
     inserts (one commit for both; never without the move), where the ledger shares the job

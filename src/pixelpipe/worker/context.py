@@ -15,6 +15,9 @@ class StepContext:
     owner: str  # the lease holder this worker's steps run as
     # jobs whose terminal transition (run here) cleared the lease: nothing left to release
     ended: set[str] = field(default_factory=set)
+    # jobs handed over in memory whose admission opened their attempt (worker.submit.opening):
+    # submitting, and not yet sent — never a crashed submit to resume
+    opened: set[str] = field(default_factory=set)
 
     async def finished(self, job: Job) -> None:
         """``job`` reached the end of a transition made here: count it, tell the hooks; one

@@ -34,7 +34,7 @@ class Worker:
     def __init__(self, svc: Services, owner: str) -> None:
         self.svc = svc
         self.owner = owner
-        self._ctx = StepContext(svc, owner)
+        self.ctx = StepContext(svc, owner)
 
     async def run_step(self, job: Job) -> bool:
         """Look at the job's status and do one thing: submit (queued/submitting), poll (waiting)
@@ -43,11 +43,11 @@ class Worker:
         step = StepEnd()
         async with self.leased_step(job, end=step):
             if job.status in (_S.QUEUED, _S.SUBMITTING):
-                await submit.submit(self._ctx, job)
+                await submit.submit(self.ctx, job)
             elif job.status is _S.WAITING:
-                await poll.poll(self._ctx, job)
+                await poll.poll(self.ctx, job)
             elif job.status in (_S.FETCHING, _S.STORING):
-                await output.fetch_and_store(self._ctx, job, None)
+                await output.fetch_and_store(self.ctx, job, None)
         return step.ended
 
     @asynccontextmanager
@@ -71,15 +71,15 @@ class Worker:
         try:
             yield
         except PixelpipeError as exc:
-            await failures.fail_or_retry(self._ctx, job, exc)
+            await failures.fail_or_retry(self.ctx, job, exc)
         except Exception as exc:
             if on_crash is not None:
                 await on_crash()
                 raise
-            await failures.fail_or_retry(self._ctx, job, _crash_error(job, exc))
+            await failures.fail_or_retry(self.ctx, job, _crash_error(job, exc))
         finally:
-            if job.id in self._ctx.ended:
-                self._ctx.ended.discard(job.id)  # terminal: the lease went with the transition
+            if job.id in self.ctx.ended:
+                self.ctx.ended.discard(job.id)  # terminal: the lease went with the transition
                 if end is not None:
                     end.ended = True
             else:
@@ -87,19 +87,19 @@ class Worker:
 
     async def apply(self, job: Job, update: ProviderUpdate) -> None:
         """Act on what the provider says about the job's run (from a submit, poll or webhook)."""
-        await poll.apply(self._ctx, job, update)
+        await poll.apply(self.ctx, job, update)
 
     async def accept_success(
         self, job: Job, update: ProviderUpdate, *, attempt: int | None = None
     ) -> Job | None:
         """Bill the run (once) and move the job to fetching with its outputs."""
-        return await output.accept_success(self._ctx, job, update, attempt=attempt)
+        return await output.accept_success(self.ctx, job, update, attempt=attempt)
 
     async def record_attempt(
         self, job: Job, update: ProviderUpdate, attempt: int | None = None
     ) -> None:
         """A finished run's charge on its attempt's ledger row."""
-        await billing.record_attempt(self._ctx, job, update, attempt)
+        await billing.record_attempt(self.ctx, job, update, attempt)
 
 
 def _crash_error(job: Job, exc: Exception) -> PixelpipeError:

@@ -8,10 +8,12 @@ import time
 
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.store import Opening
 from pixelpipe.providers.base import FindsLostRuns, NamesItsRuns, ProviderUpdate
-from pixelpipe.worker.billing import open_attempt, pending_entry
+from pixelpipe.worker.billing import free_attempt, open_attempt, pending_entry
 from pixelpipe.worker.context import StepContext
-from pixelpipe.worker.failures import wait_for_gate
+from pixelpipe.worker.failures import LiveGate, wait_for_gate
+from pixelpipe.worker.policy import Next, decide
 from pixelpipe.worker.poll import apply, poll
 from pixelpipe.worker.progress import submit_watching
 from pixelpipe.worker.provider_run import provider_request
@@ -22,8 +24,39 @@ RESUME_POLL_S = 5.0  # a resumed run whose webhook is awaited is looked at again
 _S = JobStatus
 
 
+async def opening(ctx: StepContext, job: Job) -> Opening | None:
+    """The move to submitting that ``job``'s admission may make in its own commit, for a job
+    handed over in memory to this worker (leased here, its step starting at once): what
+    :func:`submit` would do first, decided now — a hosted provider (a backend's slot may put the
+    job in line instead), not paused, its gate open (:func:`wait_for_gate`), and the attempt's
+    pending ledger row in the same transaction (or none needed: a free provider). None
+    otherwise: the job is inserted queued and its step decides, as before.
+
+    The attempt is then in the ledger before money can be spent, as always; a crash between the
+    commit and the provider's call leaves it as a crash mid-submit does
+    (:func:`_resume_interrupted`: looked for, else closed unconfirmed and run again)."""
+    svc, provider = ctx.svc, job.provider or ""
+    if provider in svc.slots or provider not in svc.providers:
+        return None
+    if decide(job, None, LiveGate(svc)).next is not Next.SUBMIT:
+        return None
+    if await svc.store.is_paused(provider):
+        return None
+    attempt = job.attempt + 1
+    entry = pending_entry(ctx, job, attempt)
+    if entry is None and not free_attempt(ctx, job):
+        return None  # a ledger with books of its own: the attempt needs a write of its own
+    fields = {"attempt": attempt, "submitted_at": job.submitted_at or time.time()}
+    return Opening(fields=fields, entry=entry)
+
+
 async def submit(ctx: StepContext, job: Job) -> None:
     svc = ctx.svc
+    if job.id in ctx.opened:
+        ctx.opened.discard(job.id)
+        if job.status is _S.SUBMITTING and not job.provider_job_id:
+            await _send(ctx, job)  # its admission opened the attempt: send it now
+            return
     if job.status is _S.SUBMITTING and job.provider_job_id:
         # crashed after the provider accepted: never submit twice, ask for its state
         moved = await svc.store.transition(job.id, _S.SUBMITTING, _S.WAITING, owner=ctx.owner)
@@ -44,12 +77,17 @@ async def submit(ctx: StepContext, job: Job) -> None:
     moved = await start_submit(ctx, job, attempt=attempt, submitted_at=submitted_at, **with_entry)
     if moved is None:  # waits for a slot of its backend, or moved on
         return
-    provider = svc.providers[moved.provider or ""]
-    svc.metrics.submissions.labels(provider.name).inc()
     if entry is None:
         await open_attempt(ctx, moved)
-    update = await submit_watching(ctx, provider, moved)
-    await apply(ctx, moved, update)
+    await _send(ctx, moved)
+
+
+async def _send(ctx: StepContext, job: Job) -> None:
+    """Call the provider for ``job`` (submitting, its attempt in the ledger) and act on it."""
+    provider = ctx.svc.providers[job.provider or ""]
+    ctx.svc.metrics.submissions.labels(provider.name).inc()
+    update = await submit_watching(ctx, provider, job)
+    await apply(ctx, job, update)
 
 
 async def _resume_interrupted(ctx: StepContext, job: Job) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pixelpipe.errors import ConfigError
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.tables import copied
-from pixelpipe.jobs.model import Job
-from pixelpipe.jobs.rules import check_fingerprint
+from pixelpipe.jobs.model import Job, JobStatus
+from pixelpipe.jobs.rules import check_fingerprint, transition_values
 from pixelpipe.jobs.snapshots import status_data
-from pixelpipe.jobs.store import Admission
+from pixelpipe.jobs.store import Admission, Opening
 from pixelpipe.ledger.base import Reservation
 
 
@@ -26,12 +27,18 @@ class MemoryJobCreation(MemoryStoreBase):
         return job, True
 
     async def admit(
-        self, job: Job, *, fingerprint: str | None = None, guard: Reservation | None = None
+        self,
+        job: Job,
+        *,
+        fingerprint: str | None = None,
+        guard: Reservation | None = None,
+        opening: Opening | None = None,
     ) -> Admission:
-        if guard is not None:
+        if guard is not None or (opening is not None and opening.entry is not None):
             raise ConfigError(
-                "the in-memory job store cannot make a SQL ledger's reservation in its "
-                "transaction: pair it with the in-memory ledger (its reservation() is None)"
+                "the in-memory job store cannot make a SQL ledger's reservation or entry in its "
+                "transaction: pair it with the in-memory ledger (its reservation() and "
+                "pending_values() are None)"
             )
         image = self._tables.images.get(job.content_key)
         if image is not None:
@@ -39,8 +46,19 @@ class MemoryJobCreation(MemoryStoreBase):
         existing = self._insert_unless_taken(job, True, fingerprint, job.content_key)
         if existing is not None:
             return Admission(existing, created=False)
+        if opening is not None:  # no await since the insert: nothing came between
+            job = self._opened(job, opening)
         await self._wake(job.id)
         return Admission(job, created=True)
+
+    def _opened(self, job: Job, opening: Opening) -> Job:
+        """The job just inserted, moved on to submitting (the SQL store's ``_opened``)."""
+        now = time.time()
+        _, values = transition_values(JobStatus.QUEUED, JobStatus.SUBMITTING, opening.fields, now)
+        stored = self._tables.jobs[job.id]
+        self._tables.set_fields(stored, values)
+        self._tables.add_event(job.id, "status", status_data(stored.job), now, stored.job)
+        return copied(stored.job)
 
     async def create_cache_hit(
         self, job: Job, *, fingerprint: str | None = None, entry: dict[str, Any] | None = None

@@ -14,11 +14,12 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from pixelpipe.compiled_sql import first_row, insert_row
-from pixelpipe.jobs.model import Job
+from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.rows import job_to_row, row_to_image, row_to_job
-from pixelpipe.jobs.rules import check_fingerprint
+from pixelpipe.jobs.rules import check_fingerprint, transition_values
 from pixelpipe.jobs.snapshots import status_data
 from pixelpipe.jobs.sql.base import SqlStoreBase, event_row, write_event
+from pixelpipe.jobs.sql.changes import move_job
 from pixelpipe.jobs.sql.statements import (
     ALIAS_BY_KEY,
     IMAGE_BY_KEY,
@@ -27,9 +28,10 @@ from pixelpipe.jobs.sql.statements import (
     JOB_BY_IDEMPOTENCY,
     JOB_IN_FLIGHT,
 )
-from pixelpipe.jobs.store import Admission
+from pixelpipe.jobs.store import Admission, Opening
 from pixelpipe.jobs.tables import idempotency_aliases, images, job_events, jobs
 from pixelpipe.ledger.base import Reservation
+from pixelpipe.ledger.sql.ledger import insert_entry
 from pixelpipe.ledger.sql.reserve import make_reservation
 from pixelpipe.ledger.tables import ledger_entries
 
@@ -63,10 +65,16 @@ class SqlJobCreation(SqlStoreBase):
         return job, True
 
     async def admit(
-        self, job: Job, *, fingerprint: str | None = None, guard: Reservation | None = None
+        self,
+        job: Job,
+        *,
+        fingerprint: str | None = None,
+        guard: Reservation | None = None,
+        opening: Opening | None = None,
     ) -> Admission:
         """One unit of work, one commit: the image lookup, the attach, the reservation (its
-        refusal rolls the unit back) and the job row, instead of a read and two writes."""
+        refusal rolls the unit back), the job row and its ``opening``, instead of a read and
+        two or three writes."""
         row = job_to_row(job)
         row["request_fingerprint"] = fingerprint
         row["inflight_key"] = job.content_key
@@ -76,7 +84,11 @@ class SqlJobCreation(SqlStoreBase):
             if found is not None:
                 return Admission(job, created=False, image=row_to_image(found))
             existing = _insert_unless_taken(conn, job, row, True, fingerprint, guard)
-            return Admission(existing or job, created=existing is None)
+            if existing is not None:
+                return Admission(existing, created=False)
+            if opening is None:
+                return Admission(job, created=True)
+            return Admission(_opened(conn, job, opening), created=True)
 
         admission = await self._write_racing(work)
         if admission.image is not None:
@@ -111,6 +123,18 @@ class SqlJobCreation(SqlStoreBase):
             return existing, False
         await self._wake(job.id)
         return job, True
+
+
+def _opened(conn: Connection, job: Job, opening: Opening) -> Job:
+    """The job just inserted, moved on to submitting with the attempt's pending row."""
+    now = time.time()
+    allowed, values = transition_values(JobStatus.QUEUED, JobStatus.SUBMITTING, opening.fields, now)
+    moved = move_job(conn, job.id, allowed, values, owner=job.lease_owner, event=None, now=now)
+    if moved is None:  # cannot be: the row was inserted queued and leased, in this transaction
+        raise RuntimeError(f"job {job.id} did not move to submitting in its admission")
+    if opening.entry is not None:
+        insert_entry(conn, opening.entry)
+    return moved
 
 
 def _insert_unless_taken(
