@@ -188,9 +188,11 @@ def _translated(exc: BaseException, request: httpx.Request) -> httpx.HTTPError:
         return httpx.ConnectError(message, request=request)
     if isinstance(exc, TimeoutError):  # sock_read, or the whole send past its bound
         return httpx.ReadTimeout(message, request=request)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        return httpx.RemoteProtocolError(message, request=request)
-    if isinstance(exc, aiohttp.ClientResponseError):  # an answer that is not HTTP
+    # closed unanswered, a body cut short, an answer that is not HTTP
+    broken = (
+        aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError
+    )
+    if isinstance(exc, broken):
         return httpx.RemoteProtocolError(message, request=request)
     return httpx.ReadError(message, request=request)  # reset mid-exchange: it may have gone out
 

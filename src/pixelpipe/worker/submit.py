@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from pixelpipe.errors import PixelpipeError
 from pixelpipe.jobs.model import Job, JobStatus
@@ -42,12 +43,17 @@ async def opening(ctx: StepContext, job: Job) -> Opening | None:
         return None
     if await svc.store.is_paused(provider):
         return None
-    attempt = job.attempt + 1
-    entry = pending_entry(ctx, job, attempt)
+    fields = _next_attempt(job)
+    entry = pending_entry(ctx, job, fields["attempt"])
     if entry is None and not free_attempt(ctx, job):
         return None  # a ledger with books of its own: the attempt needs a write of its own
-    fields = {"attempt": attempt, "submitted_at": job.submitted_at or time.time()}
     return Opening(fields=fields, entry=entry)
+
+
+def _next_attempt(job: Job) -> dict[str, Any]:
+    """The columns of ``job``'s move to submitting: its next attempt, and when it was first
+    submitted."""
+    return {"attempt": job.attempt + 1, "submitted_at": job.submitted_at or time.time()}
 
 
 async def submit(ctx: StepContext, job: Job) -> None:
@@ -68,13 +74,12 @@ async def submit(ctx: StepContext, job: Job) -> None:
         return
     if await wait_for_gate(ctx, job):
         return
-    submitted_at = job.submitted_at or time.time()
-    attempt = job.attempt + 1
+    fields = _next_attempt(job)
     # in the ledger before money can be spent: with the move to submitting (one commit) for a
     # hosted provider — a backend's slot may put the job in line instead — else right after it
-    entry = None if job.provider in svc.slots else pending_entry(ctx, job, attempt)
+    entry = None if job.provider in svc.slots else pending_entry(ctx, job, fields["attempt"])
     with_entry = {} if entry is None else {"entry": entry}
-    moved = await start_submit(ctx, job, attempt=attempt, submitted_at=submitted_at, **with_entry)
+    moved = await start_submit(ctx, job, **fields, **with_entry)
     if moved is None:  # waits for a slot of its backend, or moved on
         return
     if entry is None:

@@ -9,7 +9,7 @@ from typing import Any
 from pixelpipe.errors import ConfigError
 from pixelpipe.jobs.memory.base import MemoryStoreBase
 from pixelpipe.jobs.memory.slots import wake_next_in_line
-from pixelpipe.jobs.memory.tables import StoredJob, copied
+from pixelpipe.jobs.memory.tables import MemoryTables, StoredJob, copied
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.rules import check_deletable, transition_values
 from pixelpipe.jobs.slots import frees_slot
@@ -39,13 +39,9 @@ class MemoryJobChanges(MemoryStoreBase):
         stored = self._held(job_id, owner)
         if stored is None or stored.job.status not in allowed:
             return None
-        if frees_slot(allowed, target):
-            wake_next_in_line(self._tables, stored.job, now)
-        self._tables.set_fields(stored, values)
-        data = {**status_data(stored.job), **(event or {})}
-        self._tables.add_event(job_id, "status", data, now, stored.job)
+        moved = move_stored(self._tables, stored, allowed, values, event=event, now=now)
         await self._wake(job_id)
-        return copied(stored.job)
+        return moved
 
     async def update(self, job_id: str, *, owner: str | None = None, **fields: Any) -> bool:
         stored = self._held(job_id, owner)
@@ -80,3 +76,23 @@ class MemoryJobChanges(MemoryStoreBase):
         if stored is None or (owner is not None and stored.job.lease_owner != owner):
             return None
         return stored
+
+
+def move_stored(
+    tables: MemoryTables,
+    stored: StoredJob,
+    allowed: list[JobStatus],
+    values: dict[str, Any],
+    *,
+    event: dict[str, Any] | None,
+    now: float,
+) -> Job:
+    """The transition of ``stored`` (its status one of ``allowed``) and its status event: the
+    SQL store's ``move_job``. A job leaving submitting/waiting frees its backend's slot: the
+    first sleeper in that backend's line wakes."""
+    if frees_slot(allowed, JobStatus(values["status"])):
+        wake_next_in_line(tables, stored.job, now)
+    tables.set_fields(stored, values)
+    data = {**status_data(stored.job), **(event or {})}
+    tables.add_event(stored.job.id, "status", data, now, stored.job)
+    return copied(stored.job)

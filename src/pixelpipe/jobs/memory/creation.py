@@ -7,6 +7,7 @@ from typing import Any
 
 from pixelpipe.errors import ConfigError
 from pixelpipe.jobs.memory.base import MemoryStoreBase
+from pixelpipe.jobs.memory.changes import move_stored
 from pixelpipe.jobs.memory.tables import copied
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.rules import check_fingerprint, transition_values
@@ -54,11 +55,11 @@ class MemoryJobCreation(MemoryStoreBase):
     def _opened(self, job: Job, opening: Opening) -> Job:
         """The job just inserted, moved on to submitting (the SQL store's ``_opened``)."""
         now = time.time()
-        _, values = transition_values(JobStatus.QUEUED, JobStatus.SUBMITTING, opening.fields, now)
+        allowed, values = transition_values(
+            JobStatus.QUEUED, JobStatus.SUBMITTING, opening.fields, now
+        )
         stored = self._tables.jobs[job.id]
-        self._tables.set_fields(stored, values)
-        self._tables.add_event(job.id, "status", status_data(stored.job), now, stored.job)
-        return copied(stored.job)
+        return move_stored(self._tables, stored, allowed, values, event=None, now=now)
 
     async def create_cache_hit(
         self, job: Job, *, fingerprint: str | None = None, entry: dict[str, Any] | None = None
