@@ -210,7 +210,7 @@ def test_file_chooser_and_mask_brush_make_the_mask_the_provider_uses(
     expect(page.locator(".input-strip figcaption").nth(1)).to_have_text("Mask")
     expect(page.locator(".lineage")).to_contain_text("An uploaded image")
     page.wait_for_function(
-        "[...document.querySelectorAll('#job-inputs img')].every((i) => i.complete)"
+        "() => [...document.querySelectorAll('#job-inputs img')].every((i) => i.complete)"
     )
     rng.fill("30")  # the edited corner shows on the "after" side
     assert slider.evaluate("el => el.style.getPropertyValue('--split')") == "30%"
@@ -357,7 +357,7 @@ def test_edit_this_from_the_gallery_then_lineage_on_the_job_page(
     )
     page.locator("#job-inputs").scroll_into_view_if_needed()
     page.wait_for_function(
-        "[...document.querySelectorAll('#job-inputs img')].every((i) => i.complete)"
+        "() => [...document.querySelectorAll('#job-inputs img')].every((i) => i.complete)"
     )
     scroll_to(page, "#job-inputs")
     shot(page, shots, "edit-job-phone")
@@ -376,7 +376,9 @@ def test_edit_this_from_the_gallery_then_lineage_on_the_job_page(
     expect(page.locator(".ba-slider img.ba-before")).to_have_attribute(
         "src", same_object(second["inputs"][0]["url"])
     )
-    page.wait_for_function("document.querySelector('.ba-slider img.ba-before').naturalWidth > 0")
+    page.wait_for_function(
+        "() => document.querySelector('.ba-slider img.ba-before').naturalWidth > 0"
+    )
 
 
 def test_a_finger_paints_the_mask_on_a_phone(server: Server, browser: Any) -> None:

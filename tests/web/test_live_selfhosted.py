@@ -157,7 +157,7 @@ def test_a1111_run_shows_percent_preview_and_the_line(
     # the server's live preview behind the panel, which stays on top
     preview = desk.locator("#stage .live-canvas img.live-preview")
     expect(preview).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
-    desk.wait_for_function("document.querySelector('#stage img.live-preview').complete")
+    desk.wait_for_function("() => document.querySelector('#stage img.live-preview').complete")
     assert _panel_on_top(desk, "#stage")
     _fits(desk, "#stage")
     shot(desk, shots, "live-a1111-running")
@@ -179,7 +179,7 @@ def test_a1111_run_shows_percent_preview_and_the_line(
     expect(phone.locator("#job-stage img.live-preview")).to_have_attribute(
         "src", re.compile(r"^data:image/png;base64,")
     )
-    phone.wait_for_function("document.querySelector('#job-stage img.live-preview').complete")
+    phone.wait_for_function("() => document.querySelector('#job-stage img.live-preview').complete")
     assert _panel_on_top(phone, "#job-stage")
     _fits(phone, "#job-stage")
     shot(phone, shots, "mobile-live-a1111-running")

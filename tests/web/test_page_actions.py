@@ -71,7 +71,7 @@ def test_phone_detail_has_no_blank_band_under_the_image(
     page.goto(f"{fake_server.url}/jobs/{job['id']}")
     img = page.locator("#job-stage figure.result img")
     expect(img).to_be_visible()
-    page.wait_for_function("document.querySelector('#job-stage img').complete")
+    page.wait_for_function("() => document.querySelector('#job-stage img').complete")
     band = page.evaluate(
         """() => {
           const stage = document.querySelector('#job-stage').getBoundingClientRect();
@@ -205,7 +205,7 @@ def test_phone_lightbox_has_big_buttons_and_swipes(
     nxt = page.get_by_role("button", name="Next image").bounding_box()
     assert nxt is not None and nxt["width"] >= 44  # thumb-sized
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE[0]
-    page.wait_for_function("document.querySelector('#lb-img').complete")
+    page.wait_for_function("() => document.querySelector('#lb-img').complete")
     shot(page, shots, "mobile-lightbox")
     # a swipe to the left shows the next image, to the right the previous one
     stage = page.locator("#lb-stage").bounding_box()
