@@ -118,6 +118,7 @@ def profile(
     subprocess.run([*wrk, "-d2s", url], env=env, capture_output=True)  # warm-up
     raw = out / f"{name}-c{conns}.raw"
     spy = [o.py_spy, "record", "-p", str(t.proc.pid), "-r", str(o.rate), "-f", "raw"]
+    spy += ["--gil"] if o.gil else []
     sampler = subprocess.Popen(
         [*spy, "-d", str(o.duration + 2), "-o", str(raw), "--nonblocking"],
         stdout=subprocess.DEVNULL,
@@ -151,6 +152,11 @@ def main() -> None:
     p.add_argument("-c", "--conns", default="1 64")
     p.add_argument("-d", "--duration", type=int, default=8)
     p.add_argument("-r", "--rate", type=int, default=100, help="samples per second")
+    p.add_argument(
+        "--gil",
+        action="store_true",
+        help="only samples holding the GIL: the one lock every Python thread takes in turn",
+    )
     p.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     p.add_argument("--src", type=Path, help="profile another checkout's src on this venv")
     o = p.parse_args()

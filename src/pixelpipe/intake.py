@@ -8,7 +8,6 @@ one explicit, complete :class:`CanonicalRequest` — the input of the content ke
 from __future__ import annotations
 
 import re
-import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -18,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from pixelpipe.catalog import Catalog, ModelSpec
+from pixelpipe.entropy import random_below
 from pixelpipe.errors import InvalidRequest
 
 ImageFormat = Literal["webp", "png", "jpeg"]
@@ -281,7 +281,7 @@ def _resolve_quality(req: GenerationRequest, spec: ModelSpec) -> str | None:
 
 def _resolve_seed(seed: int | None) -> int:
     if seed is None:
-        return secrets.randbelow(SEED_MAX + 1)
+        return random_below(SEED_MAX + 1)
     if not 0 <= seed <= SEED_MAX:
         raise _fail("seed", f"seed must be between 0 and {SEED_MAX}")
     return seed

@@ -51,6 +51,14 @@ class JobCompletions(Protocol):
         """The terminal job if its end was announced here recently (None: read the row)."""
         ...
 
+    def hand_image(self, job_id: str, data: bytes) -> None:
+        """The image just stored for a job a waiter here watches, for that waiter's answer."""
+        ...
+
+    def take_image(self, job_id: str) -> bytes | None:
+        """The image handed over for ``job_id`` (once), or None: read it from storage."""
+        ...
+
 
 @dataclass
 class Services:

@@ -29,6 +29,9 @@ POLL_S = 1.0  # when nothing in this process announces ends (``pixelpipe api`` +
 SAFETY_POLL_S = 5.0  # when announcements are expected (in-process worker or a shared notifier)
 FIRST_CHECK_S = 0.25  # shared notifier: subscribing awaits, so an end may slip in before it
 RECENT_MAX = 4096  # finished jobs kept in memory for waiters in this process
+# stored images handed to their waiters in this process (CompletionHooks.hand_image), at most:
+HANDED_MAX = 64
+HANDED_MAX_BYTES = 16 * 1024 * 1024
 
 
 def done_channel(job_id: str) -> str:
@@ -55,6 +58,8 @@ class CompletionHooks:
         # terminal jobs announced in this process, so that a waiter needs no database read
         self.recent: OrderedDict[str, Job] = OrderedDict()
         self._watchers: dict[str, list[asyncio.Future[Job]]] = {}
+        self._handed: OrderedDict[str, bytes] = OrderedDict()
+        self._handed_bytes = 0
 
     def watch(self, job_id: str) -> asyncio.Future[Job]:
         """A future this process's announcement of ``job_id``'s end resolves (see
@@ -73,6 +78,26 @@ class CompletionHooks:
     def finished(self, job_id: str) -> Job | None:
         """The terminal job if it was announced here recently (else None: read the row)."""
         return self.recent.get(job_id)
+
+    def hand_image(self, job_id: str, data: bytes) -> None:
+        """``data``: the image just stored for ``job_id``, which a waiter here watches, so that
+        its answer need not read it back from storage (:meth:`take_image`). Only while watched;
+        the oldest go first past :data:`HANDED_MAX` images or :data:`HANDED_MAX_BYTES` (one no
+        waiter takes, e.g. of an answer with a URL, costs memory only until then)."""
+        if job_id not in self._watchers or len(data) > HANDED_MAX_BYTES:
+            return
+        self.take_image(job_id)
+        self._handed[job_id] = data
+        self._handed_bytes += len(data)
+        while len(self._handed) > HANDED_MAX or self._handed_bytes > HANDED_MAX_BYTES:
+            self._handed_bytes -= len(self._handed.popitem(last=False)[1])
+
+    def take_image(self, job_id: str) -> bytes | None:
+        """The image handed over for ``job_id`` (once), or None: read it from storage."""
+        data = self._handed.pop(job_id, None)
+        if data is not None:
+            self._handed_bytes -= len(data)
+        return data
 
     async def job_finished(self, job: Job) -> None:
         self.recent[job.id] = job

@@ -32,8 +32,10 @@ def _key(job: Job) -> str:
 
 
 async def image_bytes(svc: Services, job: Job) -> bytes:
-    """The stored image of a finished job (NotFound when it has none)."""
-    return await svc.storage.get(_key(job))
+    """The stored image of a finished job (NotFound when it has none): handed over by this
+    process's worker when it just stored it for a waiter here, else read from storage."""
+    handed = svc.completion_hooks.take_image(job.id)
+    return handed if handed is not None else await svc.storage.get(_key(job))
 
 
 async def image_url(svc: Services, job: Job) -> str:

@@ -327,6 +327,8 @@ async def _store(
         svc.metrics.stored_bytes.inc(len(image.data))
     if done is not None:
         await drop_kept_outputs(svc, job)
+        if not image_stored:  # the bytes put under ``key`` just now
+            svc.completion_hooks.hand_image(done.id, image.data)
         await ctx.finished(done)
 
 

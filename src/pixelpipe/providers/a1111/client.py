@@ -34,13 +34,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
 import httpx
 
+from pixelpipe.entropy import random_bytes
 from pixelpipe.errors import (
     ConfigError,
     PixelpipeError,
@@ -265,7 +265,7 @@ class A1111Provider:
         if error is None and not outputs:
             error = ProviderFailed(f"{self.name} answered no image")
         return ProviderUpdate(
-            f"{self.name}_{uuid.uuid4().hex}",
+            f"{self.name}_{random_bytes(16).hex()}",
             RunState.FAILED if error else RunState.SUCCEEDED,
             outputs=() if error else outputs,
             error=error,
@@ -290,7 +290,7 @@ class A1111Provider:
 
     def _canceled_update(self, wall: float) -> ProviderUpdate:
         return ProviderUpdate(
-            f"{self.name}_{uuid.uuid4().hex}",
+            f"{self.name}_{random_bytes(16).hex()}",
             RunState.CANCELED,
             gpu_seconds=wall,
             gpu_time_source="wall",

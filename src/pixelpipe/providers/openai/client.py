@@ -8,12 +8,12 @@ There is no job to poll, cancel or hear about by webhook.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
+from pixelpipe.entropy import random_bytes
 from pixelpipe.errors import (
     ProviderAuthError,
     ProviderError,
@@ -101,7 +101,7 @@ class OpenAIProvider:
             resp = await self._http.send("POST", url, json=body, allow=range(400, 600))
         if resp.status_code >= 400:
             raise self._error(resp)
-        job_id = resp.headers.get("x-request-id") or f"oai_{uuid.uuid4().hex}"
+        job_id = resp.headers.get("x-request-id") or f"oai_{random_bytes(16).hex()}"
         return images_update(job_id, self._http.json_object(resp), req.model_id)
 
     async def poll(self, provider_job_id: str, req: ProviderRequest) -> ProviderUpdate:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from pixelpipe.entropy import random_bytes
 from pixelpipe.errors import ProviderContentRejected, ProviderError, ProviderUnavailable
 from pixelpipe.providers.base import ProviderRequest, ProviderUpdate
 from pixelpipe.providers.http import body_codes, body_message, is_content_policy
@@ -59,7 +59,7 @@ class StreamingOpenAIProvider(OpenAIProvider):
         async with self._http.stream("POST", url, json=body, allow=range(400, 600)) as resp:
             if resp.status_code >= 400:
                 raise self._error(resp)
-            run_id = resp.headers.get("x-request-id") or f"oai_{uuid.uuid4().hex}"
+            run_id = resp.headers.get("x-request-id") or f"oai_{random_bytes(16).hex()}"
             async for kind, data in sse_events(resp.aiter_lines()):
                 if kind.endswith(".partial_image"):
                     self._relay(req.job_id, data)

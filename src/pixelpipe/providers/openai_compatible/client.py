@@ -29,12 +29,12 @@ otherwise the wall time of the call (``"wall"``), which includes time queued ins
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
+from pixelpipe.entropy import random_bytes
 from pixelpipe.errors import (
     PixelpipeError,
     ProviderFailed,
@@ -203,7 +203,7 @@ class OpenAICompatibleProvider:
         gpu_seconds, source = _gpu_time(data.get("inference_time_s"), wall)
         error = None if outputs else ProviderFailed(f"{self.name} ({model}) answered no image")
         return ProviderUpdate(
-            str(data.get("id") or f"{self.name}_{uuid.uuid4().hex}"),
+            str(data.get("id") or f"{self.name}_{random_bytes(16).hex()}"),
             RunState.SUCCEEDED if outputs else RunState.FAILED,
             outputs=outputs,
             error=error,
