@@ -31,6 +31,8 @@ class Counting:
     in_flight: int = 0
     most_in_flight: int = 0
     url: str = ""
+    set_cookie: bool = False  # every answer sets a cookie
+    heads: list[bytes] = field(default_factory=list)
     _server: asyncio.Server | None = field(default=None, repr=False)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -38,6 +40,7 @@ class Counting:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                self.heads.append(head)
                 length = 0
                 for line in head.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
@@ -48,6 +51,8 @@ class Counting:
                 await asyncio.sleep(self.delay_s)
                 self.in_flight -= 1
                 close = b"Connection: close\r\n" if self.mode == "close" else b""
+                if self.set_cookie:
+                    close += b"Set-Cookie: AWSALB=sticky; Path=/\r\n"
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + close + b"\r\nok")
                 await writer.drain()
                 if self.mode != "keep":
@@ -70,6 +75,17 @@ def client(max_connections: int = 100, pool_s: float = 5.0) -> httpx.AsyncClient
     return httpx.AsyncClient(
         transport=AioTransport(limits=limits), timeout=httpx.Timeout(5.0, pool=pool_s)
     )
+
+
+async def test_the_providers_client_keeps_no_cookie_an_answer_sets() -> None:
+    async with counting(set_cookie=True) as srv, default_client() as http:
+        first = await http.get(srv.url)
+        assert first.headers["set-cookie"].startswith("AWSALB=")  # the answer still shows it
+        await http.get(srv.url)
+        http.cookies.set("by_hand", "1")  # one set on the client deliberately is sent
+        await http.get(srv.url)
+    assert [b"cookie:" in h.lower() for h in srv.heads] == [False, False, True]
+    assert b"by_hand=1" in srv.heads[2] and b"AWSALB" not in srv.heads[2]
 
 
 async def test_sequential_requests_reuse_one_connection() -> None:
