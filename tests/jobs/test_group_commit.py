@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    event,
     insert,
     select,
 )
@@ -99,3 +100,58 @@ async def test_a_unit_alone_commits_without_a_savepoint_and_fails_cleanly(engine
     with pytest.raises(RuntimeError):
         await gc.run(half_then_fail)  # alone in its batch: its transaction rolls back
     assert _names(engine) == ["solo"]
+
+
+def _traced(engine) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every statement the engine's connections run, from SQLite's own trace."""
+    statements: list[str] = []
+
+    @event.listens_for(engine, "connect")
+    def trace(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.set_trace_callback(statements.append)
+
+    engine.dispose()  # the connections made before are not traced: new ones
+    return statements
+
+
+async def test_a_batch_that_succeeds_shares_one_savepoint(engine) -> None:  # type: ignore[no-untyped-def]
+    statements = _traced(engine)
+    gc = GroupCommitter(engine)
+    assert await asyncio.gather(*(gc.run(_add(f"s{i}")) for i in range(20))) == [
+        f"s{i}" for i in range(20)
+    ]
+    savepoints = [s for s in statements if s.startswith("SAVEPOINT")]
+    assert savepoints == ["SAVEPOINT pixelpipe_batch"]  # not one per unit
+    assert _names(engine) == sorted(f"s{i}" for i in range(20))
+
+
+async def test_a_unit_failing_after_writing_takes_back_only_its_own_rows(engine) -> None:  # type: ignore[no-untyped-def]
+    statements = _traced(engine)
+    gc = GroupCommitter(engine)
+    ran: list[str] = []
+
+    def counted(name: str):  # type: ignore[no-untyped-def]
+        add = _add(name)
+
+        def work(conn: Connection) -> str:
+            ran.append(name)
+            return add(conn)  # type: ignore[no-any-return]
+
+        return work
+
+    def half_then_fail(conn: Connection) -> None:
+        conn.execute(insert(things).values(name="half"))
+        raise RuntimeError("the unit failed after writing")
+
+    results = await asyncio.gather(
+        gc.run(counted("before")),
+        gc.run(half_then_fail),
+        gc.run(counted("after")),
+        return_exceptions=True,
+    )
+    assert results[0] == "before" and results[2] == "after"
+    assert isinstance(results[1], RuntimeError)
+    assert _names(engine) == ["after", "before"]  # each once; nothing of the failed unit
+    assert ran == ["before", "before", "after"]  # the batch ran again, unit by unit
+    assert "ROLLBACK TO SAVEPOINT pixelpipe_batch" in statements
+    assert statements.count("SAVEPOINT pixelpipe_unit") == 3
