@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect, text
 
 from pixelpipe.db import Database, open_database
-from pixelpipe.errors import InvalidRequest
-from pixelpipe.ledger import Budget, Charge, Price
+from pixelpipe.errors import BudgetExceeded, InvalidRequest
+from pixelpipe.ledger import Budget, Charge, Price, Reservation
 from pixelpipe.ledger.budgets import delete_budget, list_budgets, set_budget
 from pixelpipe.ledger.sql import SqlLedger
+from pixelpipe.ledger.sql.reserve import make_reservation
 from pixelpipe.ledger.tables import budget_reservations, budgets, ledger_entries
 from pixelpipe.migrations.runner import alembic_config, upgrade
 from pixelpipe.pricing import load_price_table
@@ -122,3 +123,31 @@ async def test_reservation_survives_restart_until_it_expires(url: str, tmp_path:
         await ledger.reserve("j2", None, 10)
     finally:
         await second.dispose()
+
+
+def test_a_new_jobs_reservation_skips_the_look_for_one_it_cannot_hold(url: str) -> None:
+    """``new_job``: the admission inserts the job in the same transaction — no reservation of
+    its own to find, the expired ones left to ``reserve`` (they count for nothing); the budget
+    is checked all the same."""
+    engine = create_engine(url.replace("+aiosqlite", ""))
+    now = 1_790_000_000.0
+
+    def reservation(job_id: str, amount: int) -> Reservation:
+        return Reservation(job_id, None, amount, now, now + 60, (Budget("global", "day", 10),))
+
+    rows = "SELECT job_id FROM budget_reservations ORDER BY job_id"
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                budget_reservations.insert().values(
+                    job_id="expired", amount_micros=5, created_at=now - 120, expires_at=now - 60
+                )
+            )
+            make_reservation(conn, reservation("new", 4), new_job=True)
+            assert [r[0] for r in conn.execute(text(rows))] == ["expired", "new"]
+            with pytest.raises(BudgetExceeded):  # 4 held + 7 > 10: the check still runs
+                make_reservation(conn, reservation("over", 7), new_job=True)
+            make_reservation(conn, reservation("new", 4))  # held already: kept, not doubled
+            assert [r[0] for r in conn.execute(text(rows))] == ["new"]  # the expired one swept
+    finally:
+        engine.dispose()

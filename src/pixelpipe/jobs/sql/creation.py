@@ -151,7 +151,7 @@ def _insert_unless_taken(
     if existing is not None:
         return existing
     if guard is not None:
-        make_reservation(conn, guard)
+        make_reservation(conn, guard, new_job=True)  # its row goes in just below
     insert_row(conn, jobs, row)
     write_event(conn, job.id, "status", status_data(job), job.created_at, job)
     return None

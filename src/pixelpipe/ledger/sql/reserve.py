@@ -32,15 +32,20 @@ _HAS_RESERVATION = select(_R.job_id).where(_R.job_id == bindparam("w_job"))
 COUNTED = _E.state != "pending"  # in flight: its job's reservation still covers it
 
 
-def make_reservation(conn: Connection, reservation: Reservation) -> None:
+def make_reservation(conn: Connection, reservation: Reservation, *, new_job: bool = False) -> None:
     """Hold ``reservation`` against every budget that applies, in ``conn``'s transaction; raise
     errors.BudgetExceeded (rolling the transaction back) when it does not fit. Idempotent per
-    job: a job holding an active reservation keeps it."""
+    job: a job holding an active reservation keeps it. ``new_job``: the job's row is inserted in
+    this same transaction, so it holds none yet — the two statements that look (and sweep the
+    expired ones first: they count for nothing, :func:`reserved_micros` ignores them, and every
+    job's ends with the job) are skipped on the admission's path."""
     r = reservation
     _serialise(conn)
-    execute(conn, _DROP_EXPIRED, budget_reservations, {"w_now": r.created_at})
-    if first_row(conn, _HAS_RESERVATION, budget_reservations, {"w_job": r.job_id}) is not None:
-        return
+    if not new_job:
+        execute(conn, _DROP_EXPIRED, budget_reservations, {"w_now": r.created_at})
+        found = first_row(conn, _HAS_RESERVATION, budget_reservations, {"w_job": r.job_id})
+        if found is not None:
+            return
     for budget in (*r.budgets, *load_budgets(conn, scopes_for(r.api_key_id))):
         spent = _spent(conn, budget, r.created_at)
         reserved = reserved_micros(conn, budget.scope, r.created_at)
