@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from pixelpipe.db import open_database
+from pixelpipe.dispatcher import Dispatcher
 from pixelpipe.events.local import LocalNotifier
 from pixelpipe.jobs.memory import MemoryJobStore
 from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.jobs.store import JobStore
 from pixelpipe.migrations.runner import upgrade_async
+from pixelpipe.queue.local import LocalQueue
+from pixelpipe.services import Services
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.servers)]
 
@@ -53,3 +58,17 @@ async def sql_store(
     sql = await _sql_store(request, tmp_path, notifier)
     yield sql
     await sql.db.dispose()
+
+
+@contextlib.asynccontextmanager
+async def dispatching(services: Services) -> AsyncIterator[Services]:
+    """``services`` with the embedded dispatcher running on them (stopped, then closed after)."""
+    assert isinstance(services.queue, LocalQueue)
+    dispatcher = Dispatcher(services, services.queue.wakeup)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        yield services
+    finally:
+        await dispatcher.stop()
+        await asyncio.gather(running, return_exceptions=True)
+        await services.aclose()

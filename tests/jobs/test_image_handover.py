@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 
 from pixelpipe.bootstrap import build_services
-from pixelpipe.dispatcher import Dispatcher
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.model import JobStatus
 from pixelpipe.notify.hooks import HANDED_MAX, HANDED_MAX_BYTES, CompletionHooks, wait_finished
-from pixelpipe.queue.local import LocalQueue
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 from pixelpipe.usecases.images import image_bytes
 from pixelpipe.usecases.submit import submit
+from tests.jobs.conftest import dispatching
 
 
 @pytest.fixture
@@ -27,13 +26,8 @@ async def svc(tmp_path: Path) -> AsyncIterator[Services]:
     settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
     services = await build_services(settings)
     services.completion_hooks.worker_here = True  # as serve's start_delivery sets it
-    assert isinstance(services.queue, LocalQueue)
-    dispatcher = Dispatcher(services, services.queue.wakeup)
-    running = asyncio.create_task(dispatcher.run())
-    yield services
-    await dispatcher.stop()
-    await asyncio.gather(running, return_exceptions=True)
-    await services.aclose()
+    async with dispatching(services):
+        yield services
 
 
 def _hooks(svc: Services) -> CompletionHooks:

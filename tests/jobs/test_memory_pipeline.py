@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 
 from pixelpipe.bootstrap import build_services
-from pixelpipe.dispatcher import Dispatcher
 from pixelpipe.intake import GenerationRequest
 from pixelpipe.jobs.memory import MemoryJobStore
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.ledger import MemoryLedger
-from pixelpipe.queue.local import LocalQueue
 from pixelpipe.services import Services
 from pixelpipe.settings import Settings
 from pixelpipe.usecases.jobs import delete
 from pixelpipe.usecases.submit import submit
+from tests.jobs.conftest import dispatching
 
 
 @pytest.fixture
@@ -28,13 +27,8 @@ async def svc(tmp_path: Path) -> AsyncIterator[Services]:
     services = await build_services(settings)
     services.store = MemoryJobStore(services.notifier)
     services.ledger = MemoryLedger(settings)
-    assert isinstance(services.queue, LocalQueue)
-    dispatcher = Dispatcher(services, services.queue.wakeup)
-    running = asyncio.create_task(dispatcher.run())
-    yield services
-    await dispatcher.stop()
-    await asyncio.gather(running, return_exceptions=True)
-    await services.aclose()
+    async with dispatching(services):
+        yield services
 
 
 async def _finished(svc: Services, job_id: str) -> Job:
