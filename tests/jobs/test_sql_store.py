@@ -4,11 +4,12 @@ the job (``admit``), and several processes (connection pools) on one database.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from pixelpipe.db import open_database
 from pixelpipe.errors import BudgetExceeded, ConfigError
@@ -17,10 +18,11 @@ from pixelpipe.jobs.memory import MemoryJobStore
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.sql import SqlJobStore
 from pixelpipe.jobs.store import Opening
-from pixelpipe.jobs.tables import job_events, jobs
+from pixelpipe.jobs.tables import images, job_events, jobs
 from pixelpipe.ledger.base import OPEN_RUN, Charge
 from pixelpipe.ledger.sql import SqlLedger
 from pixelpipe.ledger.tables import budget_reservations, ledger_entries
+from pixelpipe.migrations.runner import upgrade_async
 from pixelpipe.pricing import load_price_table
 from pixelpipe.pricing.price import Price
 from pixelpipe.settings import Settings
@@ -162,3 +164,29 @@ async def test_a_delete_and_hits_from_another_process_leave_no_dangling_referenc
                 assert index is None and done.orphaned
     finally:
         await other_db.dispose()
+
+
+async def test_the_image_index_entry_is_one_statement_and_the_first_stays(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'index.db'}"
+    await upgrade_async(url)
+    store = SqlJobStore(open_database(url), LocalNotifier())
+    statements: list[str] = []
+
+    @event.listens_for(store.db.sync_writer, "connect")
+    def trace(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.set_trace_callback(statements.append)
+
+    store.db.sync_writer.dispose()  # connections made from here on are traced
+    try:
+        job = make_job("indexed once")
+        rec = await succeeded_with_image(store, job)
+        statements.clear()
+        other = dataclasses.replace(rec, storage_key="preview/zz/other.png")
+        await store.save_image(other)  # the same content key again: the first entry stays
+        index = [s for s in statements if "images" in s]
+        assert len(index) == 1 and "ON CONFLICT DO NOTHING" in index[0], statements
+        async with store.db.read() as conn:
+            kept = (await conn.execute(select(images.c.storage_key))).scalars().all()
+        assert kept == [rec.storage_key]
+    finally:
+        await store.db.dispose()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from pixelpipe.compiled_sql import first_row, insert_row
+from pixelpipe.compiled_sql import execute, first_row, insert_row
 from pixelpipe.jobs.model import ImageRecord
 from pixelpipe.jobs.rows import image_to_row, row_to_image
 from pixelpipe.jobs.sql.base import SqlStoreBase
@@ -13,6 +14,12 @@ from pixelpipe.jobs.sql.statements import IMAGE_BY_KEY, IMAGE_EXISTS
 from pixelpipe.jobs.tables import images
 
 _STATS = select(func.count(), func.coalesce(func.sum(images.c.bytes), 0))
+# one statement where the dialect has one: a look and an insert are two round trips to SQLite,
+# each giving the GIL up in the committer's thread (ADR 0014)
+_INSERT_UNLESS_INDEXED = {
+    "sqlite": sqlite.insert(images).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(images).on_conflict_do_nothing(),
+}
 
 
 class SqlImageIndex(SqlStoreBase):
@@ -34,8 +41,10 @@ class SqlImageIndex(SqlStoreBase):
 
     async def save_image(self, rec: ImageRecord) -> None:
         def work(conn: Connection) -> None:
-            exists = first_row(conn, IMAGE_EXISTS, images, {"w_key": rec.content_key})
-            if exists is None:
+            unless_indexed = _INSERT_UNLESS_INDEXED.get(conn.dialect.name)
+            if unless_indexed is not None:
+                execute(conn, unless_indexed, images, image_to_row(rec))
+            elif first_row(conn, IMAGE_EXISTS, images, {"w_key": rec.content_key}) is None:
                 insert_row(conn, images, image_to_row(rec))
 
         try:
