@@ -70,7 +70,7 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     if plan is None:
         conn.execute(insert(table), rows)
         return
-    _driver(conn).executemany(plan.sql, [plan.params(row) for row in rows])
+    driver_connection(conn).executemany(plan.sql, [plan.params(row) for row in rows])
 
 
 def insert_row(conn: Connection, table: Table, row: dict[str, Any]) -> None:
@@ -78,7 +78,7 @@ def insert_row(conn: Connection, table: Table, row: dict[str, Any]) -> None:
     if plan is None:
         conn.execute(insert(table), row)
         return
-    _driver(conn).execute(plan.sql, plan.params(row))
+    driver_connection(conn).execute(plan.sql, plan.params(row))
 
 
 def first_row(
@@ -127,7 +127,7 @@ def _run(
     plan = _PLANS.get((stmt, keys))
     if plan is None:
         plan = _PLANS[(stmt, keys)] = _Plan(conn, stmt, table, keys)
-    return plan, _driver(conn).execute(plan.sql, plan.params(params))
+    return plan, driver_connection(conn).execute(plan.sql, plan.params(params))
 
 
 def _insert_plan(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Plan | None:
@@ -141,7 +141,8 @@ def _insert_plan(conn: Connection, table: Table, columns: tuple[str, ...]) -> _P
     return _INSERTS[key]
 
 
-def _driver(conn: Connection) -> Any:
+def driver_connection(conn: Connection) -> Any:
+    """The DB-API connection under ``conn`` (the driver's own: no SQLAlchemy per call)."""
     raw = conn.connection.driver_connection
     assert raw is not None
     return raw

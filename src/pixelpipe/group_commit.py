@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, RootTransaction, Table
 from sqlalchemy.pool import QueuePool
 
-from pixelpipe.compiled_sql import insert_rows
+from pixelpipe.compiled_sql import driver_connection, insert_rows
 
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
@@ -228,7 +228,7 @@ def _together(conn: Connection, works: list[Work], appends: list[Rows]) -> list[
     event loop: ~15 round trips per full generation, measured as 13 % of the throughput at 64
     connections. Units fail rarely (a race lost to a unique constraint), and then the batch is
     run again unit by unit, in the same transaction."""
-    raw = _driver(conn)
+    raw = driver_connection(conn)
     raw.execute(f"SAVEPOINT {_BATCH_SAVEPOINT}")
     try:
         values: list[Any] = []
@@ -255,17 +255,11 @@ def _each(conn: Connection, works: list[Work], appends: list[Rows]) -> list[Outc
     return outcomes
 
 
-def _driver(conn: Connection) -> Any:
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    return raw
-
-
 def _unit(conn: Connection, work: Work) -> Outcome:
     """Run ``work`` in a savepoint of its own. The savepoint statements go straight to the
     driver's connection: through SQLAlchemy each costs ~0.05-0.1 ms of CPU (``begin_nested``
     also compiles a fresh clause every time), and :func:`_each` issues two per unit."""
-    raw = _driver(conn)
+    raw = driver_connection(conn)
     raw.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
         value = work(conn)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 
 from alembic import command
@@ -34,25 +33,20 @@ def _sqlite_file(database_url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-def _to_wal(path: str, attempts: int = 50) -> None:
-    """Leave the file in WAL mode (it stays so: the mode is kept in the file) before the app's
-    connections open it. Each of those asks for WAL as it connects (``db._sqlite_pragmas``): a
-    no-op once the file is WAL, but the switch itself takes an exclusive lock without waiting
-    for it (SQLite does not call the busy handler there), so on a fresh file the first
-    connections — the dispatcher's, a request's — could fail at once with "database is locked".
-    Another process holding the file open may make a try fail too: a few more, then the
-    connections' own try, as before."""
-    for _ in range(attempts):
-        conn = sqlite3.connect(path, timeout=5)
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        except sqlite3.OperationalError:
-            mode = None
-        finally:
-            conn.close()
-        if mode == "wal":
-            return
-        time.sleep(0.02)
+def _to_wal(path: str) -> None:
+    """Leave the file in WAL mode (the mode is kept in the file) before the app's connections
+    open it. Each of those asks for WAL as it connects (``db._sqlite_pragmas``): a no-op once
+    the file is WAL, but on a fresh file the switch needs an exclusive lock, so a connection
+    opening it while another held a read lock waited out its busy timeout and failed with
+    "database is locked". Here nothing else has it open yet; if another process does and the
+    switch fails, the connections' own try remains, as before."""
+    conn = sqlite3.connect(path, timeout=5)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        pass
+    finally:
+        conn.close()
 
 
 async def upgrade_async(database_url: str) -> None:
