@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pixelpipe.providers.base import RunState
-from pixelpipe.providers.cog.client import PREVIEW_EVERY_S, CogProvider
+from pixelpipe.providers.cog.client import GONE_GRACE_S, PREVIEW_EVERY_S, CogProvider
 from pixelpipe.providers.cog.predictions import prediction_id, prediction_update
 from pixelpipe.providers.log_progress import log_progress
 from pixelpipe.providers.previews import PREVIEW_SIDE
@@ -106,5 +106,12 @@ async def test_cog_previews_go_at_most_two_a_second_per_run() -> None:
         clock.now += PREVIEW_EVERY_S
         assert "preview" in await hook(pid, 3)
         assert await hook(pid, 4, "succeeded") == {"percent": 100}
+        # cog sends its non-terminal hooks unordered: one that comes after the end says nothing
+        clock.now += PREVIEW_EVERY_S
+        assert await hook(pid, 4) == {}
+        assert "preview" in await hook(other, 2)  # another run goes on
+        clock.now += GONE_GRACE_S + 1
+        assert await hook(other, 3, "succeeded") == {"percent": 100}
+        assert "preview" in await hook(pid, 4)  # an end that old is forgotten (bounded memory)
     finally:
         await cog.aclose()

@@ -131,6 +131,7 @@ class CogProvider:
         self._names = image_inputs or ImageInputs()  # the predictor's inputs for an edit
         self._schema: tuple[float, Any] | None = None  # (when read, /openapi.json or None)
         self._preview_at: dict[str, float] = {}  # prediction id -> when its last preview went
+        self._ended_at: dict[str, float] = {}  # prediction id -> when its end came, oldest first
         # who is talking in error messages: the backend and where the catalog defines it
         ident = identity or Backend(name=name, kind="cog", url=url).identity()
         self._http = ProviderHTTP(
@@ -203,20 +204,33 @@ class CogProvider:
 
     def _rate_limited(self, update: ProviderUpdate) -> ProviderUpdate:
         """``update`` without its preview when the run's last one went out under
-        :data:`PREVIEW_EVERY_S` ago (cog sends every frame at once); a run that ended is
-        forgotten."""
+        :data:`PREVIEW_EVERY_S` ago (cog sends every frame at once). A run that ended is
+        remembered for :data:`GONE_GRACE_S`: cog sends its non-terminal hooks unordered, and one
+        that comes after the end says nothing new (its progress is left out, so no stale percent
+        or second preview of the final frame follows the completion)."""
         pid = update.provider_job_id
+        now = self._clock()
         if update.state.terminal:
             self._preview_at.pop(pid, None)
+            self._ended(pid, now)
             return update
+        if pid in self._ended_at:
+            return replace(update, progress={})
         if "preview" not in update.progress:
             return update
-        now = self._clock()
         if now - self._preview_at.get(pid, -PREVIEW_EVERY_S) < PREVIEW_EVERY_S:
             progress = {k: v for k, v in update.progress.items() if k != "preview"}
             return replace(update, progress=progress)
         self._preview_at[pid] = now
         return update
+
+    def _ended(self, pid: str, now: float) -> None:
+        """Remember that ``pid`` ended at ``now``; forget the ends older than GONE_GRACE_S (the
+        dict is in time order: the oldest go from its front)."""
+        self._ended_at.pop(pid, None)  # a redelivered end moves to the back
+        self._ended_at[pid] = now
+        while (oldest := next(iter(self._ended_at.items()))) and oldest[1] < now - GONE_GRACE_S:
+            del self._ended_at[oldest[0]]
 
     async def health(self) -> str:
         """``/health-check``'s status: STARTING, READY, BUSY, SETUP_FAILED, DEFUNCT, UNHEALTHY
