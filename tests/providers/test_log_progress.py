@@ -106,9 +106,13 @@ async def test_cog_previews_go_at_most_two_a_second_per_run() -> None:
         clock.now += PREVIEW_EVERY_S
         assert "preview" in await hook(pid, 3)
         assert await hook(pid, 4, "succeeded") == {"percent": 100}
-        # cog sends its non-terminal hooks unordered: one that comes after the end says nothing
+        # cog sends its non-terminal hooks unordered: one that comes after the end shows no
+        # preview (its percent stays: a short run's only logs hook can come after the end)
         clock.now += PREVIEW_EVERY_S
-        assert await hook(pid, 4) == {}
+        body = {"id": pid, "status": "processing", "output": [png_uri(32, (4, 4, 4))]}
+        body["logs"] = " 80%|########  | 4/5"
+        late = await cog.parse_webhook({}, json.dumps(body).encode())
+        assert late.progress == {"percent": 80, "step": 4, "steps": 5}
         assert "preview" in await hook(other, 2)  # another run goes on
         clock.now += GONE_GRACE_S + 1
         assert await hook(other, 3, "succeeded") == {"percent": 100}

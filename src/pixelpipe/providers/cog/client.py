@@ -206,19 +206,20 @@ class CogProvider:
         """``update`` without its preview when the run's last one went out under
         :data:`PREVIEW_EVERY_S` ago (cog sends every frame at once). A run that ended is
         remembered for :data:`GONE_GRACE_S`: cog sends its non-terminal hooks unordered, and one
-        that comes after the end says nothing new (its progress is left out, so no stale percent
-        or second preview of the final frame follows the completion)."""
+        that comes after the end keeps its percent (a short run's only ``logs`` hook may be
+        that one) but not its preview (the last frame was shown; not twice in a millisecond)."""
         pid = update.provider_job_id
         now = self._clock()
         if update.state.terminal:
             self._preview_at.pop(pid, None)
             self._ended(pid, now)
             return update
-        if pid in self._ended_at:
-            return replace(update, progress={})
         if "preview" not in update.progress:
             return update
-        if now - self._preview_at.get(pid, -PREVIEW_EVERY_S) < PREVIEW_EVERY_S:
+        if (
+            pid in self._ended_at
+            or now - self._preview_at.get(pid, -PREVIEW_EVERY_S) < PREVIEW_EVERY_S
+        ):
             progress = {k: v for k, v in update.progress.items() if k != "preview"}
             return replace(update, progress=progress)
         self._preview_at[pid] = now
