@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import LOADS
-from run import HERE, PY, Body, free_port, start, start_pixelpipe, stop, wait_up, wrk
+from run import Body, start_fake, start_pixelpipe, stop, wrk
 
 SITECUSTOMIZE = """
 import os, signal, time
@@ -67,13 +67,11 @@ def main() -> None:
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
     src = o.src or Path(__file__).resolve().parents[2] / "src"
     log = out / "flushes.txt"
-    port = free_port()
-    fake = start([PY, str(HERE / "fake_openai_images.py"), "--port", str(port)], out / "fake.log")
+    fake, fake_url = start_fake(out)
     procs = [fake]
     try:
-        wait_up(f"http://127.0.0.1:{port}/v1/models", fake, out / "fake.log")
         env = {"PYTHONPATH": f"{hook}:{src}", "FLUSH_LOG": str(log)}
-        target = start_pixelpipe(out, f"http://127.0.0.1:{port}", **env)
+        target = start_pixelpipe(out, fake_url, **env)
         procs.append(target.proc)
         body = Body("/v1/images/generations", LOADS[o.load]())
         row = wrk(target, body, o.conns, o.seconds, out, 1)

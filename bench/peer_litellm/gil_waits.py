@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import LOADS
-from run import HERE, PY, Body, Row, free_port, start, start_pixelpipe, stop, wait_up, wrk
+from run import Body, Row, start_fake, start_pixelpipe, stop, wrk
 
 SKIP = {"take_gil", "PyEval_RestoreThread", "PyEval_AcquireThread", "PyGILState_Ensure"}
 NAMES = {  # inlined C helpers, named by the call they serve
@@ -54,12 +54,10 @@ def main() -> None:
     o = p.parse_args()
     out = Path(tempfile.mkdtemp(prefix="pixelpipe-gil-"))
     data = out / "perf.data"
-    port = free_port()
-    fake = start([PY, str(HERE / "fake_openai_images.py"), "--port", str(port)], out / "fake.log")
+    fake, fake_url = start_fake(out)
     procs = [fake]
     try:
-        wait_up(f"http://127.0.0.1:{port}/v1/models", fake, out / "fake.log")
-        target = start_pixelpipe(out, f"http://127.0.0.1:{port}")
+        target = start_pixelpipe(out, fake_url)
         procs.append(target.proc)
         body = Body("/v1/images/generations", LOADS[o.load]())
         wrk(target, body, o.conns, 1, out, 0)  # warm

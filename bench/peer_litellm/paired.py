@@ -21,20 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (
-    HERE,
-    PY,
-    Body,
-    Row,
-    free_port,
-    json_body,
-    start,
-    start_pixelpipe,
-    stop,
-    unique,
-    wait_up,
-    wrk,
-)
+from run import Body, Row, json_body, start_fake, start_pixelpipe, stop, unique, wrk
 
 LOADS = {
     "gen": lambda: json_body(prompt=unique()),  # a full generation per request
@@ -53,14 +40,12 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=3, help="each burst")
     o = p.parse_args()
     out = Path(tempfile.mkdtemp(prefix="pixelpipe-paired-"))
-    port = free_port()
-    fake = start([PY, str(HERE / "fake_openai_images.py"), "--port", str(port)], out / "fake.log")
+    fake, fake_url = start_fake(out)
     procs = [fake]
     try:
-        wait_up(f"http://127.0.0.1:{port}/v1/models", fake, out / "fake.log")
-        base = start_pixelpipe(out, f"http://127.0.0.1:{port}", "base", o.baseline)
+        base = start_pixelpipe(out, fake_url, "base", o.baseline)
         procs.append(base.proc)
-        ours = start_pixelpipe(out, f"http://127.0.0.1:{port}", "this", None)
+        ours = start_pixelpipe(out, fake_url, "this", None)
         procs.append(ours.proc)
         body = Body("/v1/images/generations", LOADS[o.load]())
         for t in (base, ours):

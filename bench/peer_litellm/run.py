@@ -125,6 +125,21 @@ class _quiet:
         return exc[0] is ProcessLookupError
 
 
+def start_fake(out: Path, latency_ms: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+    """The fake OpenAI images backend on a free port, up: (its process, its base URL)."""
+    port = free_port()
+    log = out / "fake.log"
+    cmd = [PY, str(HERE / "fake_openai_images.py"), "--port", str(port)]
+    fake = start([*cmd, "--latency-ms", str(latency_ms)], log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(url + "/v1/models", fake, log)
+    except BaseException:
+        stop(fake)
+        raise
+    return fake, url
+
+
 def wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -383,13 +398,8 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     load_before = os.getloadavg()
     try:
-        fport = free_port()
-        fake_cmd = [PY, str(HERE / "fake_openai_images.py"), "--port", str(fport)]
-        fake_log = out / "fake.log"
-        fake = start([*fake_cmd, "--latency-ms", str(o.latency_ms)], fake_log)
+        fake, fake_url = start_fake(out, o.latency_ms)
         procs.append(fake)
-        fake_url = f"http://127.0.0.1:{fport}"
-        wait_up(fake_url + "/v1/models", fake, fake_log)
         targets: dict[str, Target] = {}
         seed = out / "seed_body.json"
         seed.write_bytes(plan["hit"][1].data if "hit" in plan else json_body(seed=7))
