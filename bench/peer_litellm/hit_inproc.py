@@ -28,8 +28,7 @@ sys.path[:] = [p for p in sys.path if p != _HERE]  # profile.py here shadows the
 import cProfile  # noqa: E402
 
 sys.path.insert(0, _HERE)
-from run import HERE, PY, json_body, start, stop, wait_up  # noqa: E402
-from tests.support.serve import free_port  # noqa: E402
+from run import json_body, start_fake, stop  # noqa: E402
 
 
 class Answer:
@@ -130,17 +129,14 @@ def main() -> None:
     p.add_argument("--cprofile", help="write the event loop thread's cProfile here")
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="as uvicorn")
     o = p.parse_args()
-    port = free_port()
-    log = Path(tempfile.mkdtemp(prefix="pixelpipe-hit-fake-")) / "fake.log"
-    fake = start([PY, str(HERE / "fake_openai_images.py"), "--port", str(port)], log)
+    fake, fake_url = start_fake(Path(tempfile.mkdtemp(prefix="pixelpipe-hit-fake-")))
     try:
-        wait_up(f"http://127.0.0.1:{port}/v1/models", fake, log)
         if o.loop == "uvloop":
             import uvloop
 
-            uvloop.run(drive(o, f"http://127.0.0.1:{port}"))
+            uvloop.run(drive(o, fake_url))
         else:
-            asyncio.run(drive(o, f"http://127.0.0.1:{port}"))
+            asyncio.run(drive(o, fake_url))
     finally:
         stop(fake)
 

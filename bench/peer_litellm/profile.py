@@ -31,17 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (
     CLK,
     HERE,
-    PY,
     Target,
     json_body,
-    start,
+    start_fake,
     start_pixelpipe,
     stop,
     tree_ticks,
     unique,
-    wait_up,
 )
-from tests.support.serve import free_port
 
 # (stage, substrings of a frame) — the innermost frame of a sample that matches decides
 STAGES: list[tuple[str, tuple[str, ...]]] = [
@@ -161,15 +158,12 @@ def main() -> None:
     p.add_argument("--src", type=Path, help="profile another checkout's src on this venv")
     o = p.parse_args()
     out = Path(tempfile.mkdtemp(prefix="pixelpipe-profile-"))
-    fport = free_port()
-    fake_log = out / "fake.log"
-    fake = start([PY, str(HERE / "fake_openai_images.py"), "--port", str(fport)], fake_log)
+    fake, fake_url = start_fake(out)
     procs = [fake]
     results: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
     load_before = os.getloadavg()[0]
     try:
-        wait_up(f"http://127.0.0.1:{fport}/v1/models", fake, fake_log)
-        t = start_pixelpipe(out, f"http://127.0.0.1:{fport}", "pixelpipe", o.src)
+        t = start_pixelpipe(out, fake_url, "pixelpipe", o.src)
         procs.append(t.proc)
         for name in o.load or ["gen", "hit"]:
             for conns in [int(c) for c in o.conns.split()]:

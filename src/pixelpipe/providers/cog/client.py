@@ -229,9 +229,11 @@ class CogProvider:
         """Remember that ``pid`` ended at ``now``; forget the ends older than GONE_GRACE_S (the
         dict is in time order: the oldest go from its front)."""
         self._ended_at.pop(pid, None)  # a redelivered end moves to the back
-        self._ended_at[pid] = now
-        while (oldest := next(iter(self._ended_at.items()))) and oldest[1] < now - GONE_GRACE_S:
-            del self._ended_at[oldest[0]]
+        self._ended_at[pid] = now  # never older than the cutoff: the loop stops at it
+        oldest = next(iter(self._ended_at))
+        while self._ended_at[oldest] < now - GONE_GRACE_S:
+            del self._ended_at[oldest]
+            oldest = next(iter(self._ended_at))
 
     async def health(self) -> str:
         """``/health-check``'s status: STARTING, READY, BUSY, SETUP_FAILED, DEFUNCT, UNHEALTHY
