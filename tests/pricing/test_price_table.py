@@ -270,3 +270,32 @@ def test_prices_are_exact_decimals_not_floats() -> None:
     # 0.003 * 3 in binary floating point is 0.009000000000000001
     req = request("flux-schnell", 2048, 1536)  # exactly 3 MP of 1024*1024 pixels
     assert table.estimate(req, "fal", at=AT).amount_micros == 9_000
+
+
+def test_remembered_list_prices_follow_the_version_in_force(tmp_path: Path) -> None:
+    """List prices are worked out once per (version, provider, model, shape): asking again, in
+    either order across a version change, gives each version's own price."""
+    path = tmp_path / "prices.toml"
+    path.write_text(VERSIONED)
+    table = load_price_table(path)
+    before = datetime(2026, 6, 30, tzinfo=UTC).timestamp()
+    after = datetime(2026, 7, 2, tzinfo=UTC).timestamp()
+    for _ in range(2):
+        for at, price in (
+            (after, Price(30_000, "v2", "per_image")),
+            (before, Price(25_000, "v1", "per_image")),
+        ):
+            assert table.estimate(request("flux-dev", 1024, 1024), "replicate", at=at) == price
+    assert table.estimate(request("flux-dev", 512, 512), "replicate", at=before).version == "v1"
+    assert len(table._listed) == 3
+
+
+def test_remembered_list_prices_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pixelpipe.pricing.table as table_module
+
+    monkeypatch.setattr(table_module, "_LISTED_MAX", 2)
+    table = load_price_table()
+    sizes = [(1024, 1024), (1344, 768), (768, 1344), (1024, 1024)]
+    prices = [table.estimate(request("flux-dev", w, h), "fal", at=AT) for w, h in sizes]
+    assert prices[0] == prices[3] and all(p.amount_micros for p in prices)
+    assert len(table._listed) == 2

@@ -11,12 +11,12 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 ID_RE = re.compile(r"^gen_[0-9a-hjkmnp-tv-z]{26}$")
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> two letters
+
+
 def _b32(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    """``value`` as ``length`` (even) base32 letters, most significant first: two at a time."""
+    return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(5 * length - 10, -1, -10))
 
 
 def new_job_id(now: float | None = None) -> str:

@@ -12,7 +12,7 @@ import re
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
@@ -37,6 +37,7 @@ from pixelpipe.pricing.rules import (
 )
 
 NO_VERSION = "none"
+_LISTED_MAX = 4096
 _SIZE = re.compile(r"^\d+x\d+$")
 
 
@@ -54,6 +55,10 @@ class PriceVersion:
 class PriceTable:
     versions: tuple[PriceVersion, ...]  # sorted by effective_at
     gpu: GpuPricing | None = None  # self-hosted backends, priced in GPU time (gpu_time.py)
+    # list prices already worked out (Decimal arithmetic): (version, provider, model, shape)
+    _listed: dict[tuple[str, float, str, str, Shape], Price] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def with_gpu(self, gpu: GpuPricing) -> PriceTable:
         """This table, pricing ``gpu``'s backends in GPU time."""
@@ -146,17 +151,32 @@ class PriceTable:
         v = self.version_at(at)
         if v is None:
             return Price(None, NO_VERSION, "unknown")
-        rule = v.rules.get((provider, model))
-        if rule is None:
-            return Price(None, v.version, "unknown")
-        if rule.tokens is not None and usage:
-            dollars = price_by_tokens(rule.tokens, usage)
-            if dollars is not None:
-                return Price(to_micros(dollars), v.version, "tokens")
-        dollars = price_by_table(rule, shape, v.megapixel)
-        if dollars is None:
-            return Price(None, v.version, "unknown")
-        return Price(to_micros(dollars), v.version, rule.basis)
+        if usage:
+            return _priced(v, model, provider, shape, usage)
+        key = (v.version, v.effective_at, provider, model, shape)
+        listed = self._listed.get(key)
+        if listed is None:
+            listed = _priced(v, model, provider, shape, usage)
+            if len(self._listed) < _LISTED_MAX:  # shapes are few; a flood of odd ones is not kept
+                self._listed[key] = listed
+        return listed
+
+
+def _priced(
+    v: PriceVersion, model: str, provider: str, shape: Shape, usage: Mapping[str, Any]
+) -> Price:
+    """The list (or ``usage``) price of one (provider, model) at version ``v``."""
+    rule = v.rules.get((provider, model))
+    if rule is None:
+        return Price(None, v.version, "unknown")
+    if rule.tokens is not None and usage:
+        dollars = price_by_tokens(rule.tokens, usage)
+        if dollars is not None:
+            return Price(to_micros(dollars), v.version, "tokens")
+    dollars = price_by_table(rule, shape, v.megapixel)
+    if dollars is None:
+        return Price(None, v.version, "unknown")
+    return Price(to_micros(dollars), v.version, rule.basis)
 
 
 def _positive_int(value: Any) -> int | None:

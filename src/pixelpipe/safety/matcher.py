@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pixelpipe.safety.normalize import FoldTable, fold, fold_table
 from pixelpipe.safety.terms import allowed_pattern, blocked_pattern, marker_pattern, term_words
+
+REMEMBERED = 1024  # verdicts kept (texts up to REMEMBERED_CHARS: at most ~1 M characters)
+REMEMBERED_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,25 @@ class Matcher:
     blocked: tuple[BlockedClass, ...]
     allowed: re.Pattern[str]
     markers: tuple[Marker, ...]
+    # text -> (marker, blocked class): a repeated prompt (a cache hit, a retry) is read once
+    _verdicts: dict[str, tuple[str | None, str | None]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def verdict(self, text: str) -> tuple[str | None, str | None]:
+        """(:meth:`marker_in`, :meth:`blocked_class_in`) of ``text`` as :meth:`read` reads it,
+        remembered for the last :data:`REMEMBERED` short texts (the rules never change)."""
+        known = self._verdicts.get(text)
+        if known is not None:
+            return known
+        read = self.read(text)
+        marker = self.marker_in(read)
+        found = (marker, None if marker is not None else self.blocked_class_in(read))
+        if len(text) <= REMEMBERED_CHARS:
+            if len(self._verdicts) >= REMEMBERED:
+                self._verdicts.pop(next(iter(self._verdicts), ""), None)  # the oldest
+            self._verdicts[text] = found
+        return found
 
     def read(self, text: str) -> str:
         """``text`` folded, its allow-listed phrases blanked (so that they also separate what

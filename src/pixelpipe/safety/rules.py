@@ -66,8 +66,7 @@ def check_prompt(text: str, rules: SafetyRules, *, field: str = "prompt") -> Non
             reason="too_long",
             field=field,
         )
-    read = rules.matcher.read(text)
-    marker = rules.matcher.marker_in(read)
+    marker, label = rules.matcher.verdict(text)
     if marker is not None:
         raise SafetyRejected(
             f"the {field} contains an instruction aimed at a model ({marker.lower()!r}), not a "
@@ -75,7 +74,6 @@ def check_prompt(text: str, rules: SafetyRules, *, field: str = "prompt") -> Non
             reason="prompt_injection",
             field=field,
         )
-    label = rules.matcher.blocked_class_in(read)
     if label is not None:
         raise SafetyRejected(
             f"the {field} asks for {label}, which this server does not generate",
