@@ -13,7 +13,7 @@ import pytest
 
 from pixelpipe.errors import ConfigError, InvalidRequest, NotFound, StorageError
 from pixelpipe.storage import LocalDiskStorage
-from pixelpipe.storage.local import INLINE_READ_BYTES
+from pixelpipe.storage.local import INLINE_READ_BYTES, RecentReads
 
 KEY = "flux-dev/cd/cd0123.png"
 
@@ -169,3 +169,49 @@ def test_from_url() -> None:
     for bad in ("file://otherhost/x", "file:", "file:relative/dir", "s3://bucket"):
         with pytest.raises(ConfigError):
             LocalDiskStorage.from_url(bad)
+
+
+async def test_a_repeated_read_is_one_stat_and_sees_every_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small files are kept after a read with their file's identity: the next read of an
+    unchanged file opens nothing; a file replaced behind the storage's back (another process),
+    deleted, or deleted and put again reads as what is on disk now."""
+    storage = LocalDiskStorage(tmp_path)
+    await storage.put(KEY, b"first", content_type="image/png")
+    assert await storage.get(KEY) == b"first"
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(path)
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", counting_open)
+    assert await storage.get(KEY) == b"first"
+    assert opened == []
+    replacement = tmp_path / "other.png"  # another process publishes a new file at the name
+    replacement.write_bytes(b"second, longer")
+    os.replace(replacement, tmp_path / KEY)
+    assert await storage.get(KEY) == b"second, longer"
+    assert len(opened) == 1
+    (tmp_path / KEY).unlink()  # and removes it
+    with pytest.raises(NotFound):
+        await storage.get(KEY)
+    await storage.put(KEY, b"third", content_type="image/png")
+    assert await storage.get(KEY) == b"third"
+    await storage.delete(KEY)
+    await storage.put(KEY, b"thirD", content_type="image/png")  # same size, same tick maybe
+    assert await storage.get(KEY) == b"thirD"
+
+
+def test_recent_reads_stay_within_their_budget(tmp_path: Path) -> None:
+    recent = RecentReads(budget=10)
+    for i, size in enumerate((4, 4, 4, 11)):
+        (tmp_path / f"{i}.png").write_bytes(bytes([i]) * size)
+    for i in range(3):
+        assert recent.read(str(tmp_path / f"{i}.png"), f"{i}.png") == bytes([i]) * 4
+    assert list(recent._files) == [str(tmp_path / "1.png"), str(tmp_path / "2.png")]
+    assert recent._used == 8
+    assert recent.read(str(tmp_path / "3.png"), "3.png") == bytes([3]) * 11  # too big to keep
+    assert recent._used == 8 and len(recent._files) == 2

@@ -21,6 +21,7 @@ import itertools
 import os
 import stat
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -41,6 +42,7 @@ _TYPES = {
 _DEFAULT_TYPE = "application/octet-stream"
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 INLINE_READ_BYTES = 256 * 1024
+RECENT_READ_BYTES = 8 * 1024 * 1024  # small files' bytes kept after a read (RecentReads)
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
@@ -58,6 +60,7 @@ class LocalDiskStorage:
         self.root = Path(root).absolute()
         self._root = str(self.root)
         self._dirs: set[str] = set()  # directories made (or seen) durable: no stat per put
+        self._recent = RecentReads(RECENT_READ_BYTES)
 
     @classmethod
     def from_url(cls, url: str) -> LocalDiskStorage:
@@ -75,9 +78,9 @@ class LocalDiskStorage:
             await asyncio.to_thread(self._put_sync, key, bytes(data), content_type)
 
     async def get(self, key: str) -> bytes:
-        path = os.path.join(self._root, validate_key(key))  # a str: pathlib costs ~10 µs here
+        path = self._str_path(key)
         with translated("local", "get", key, (OSError,)):
-            small = _read_small(path, key)  # most images: no thread hop (~0.1 ms of CPU)
+            small = self._recent.read(path, key)  # most images: no thread hop, one stat
             return small if small is not None else await asyncio.to_thread(_read, path, key)
 
     async def head(self, key: str) -> StoredObject | None:
@@ -87,6 +90,7 @@ class LocalDiskStorage:
 
     async def delete(self, key: str) -> None:
         path = self.local_path(key)
+        self._recent.forget(self._str_path(key))
         with translated("local", "delete", key, (OSError,)):
             await asyncio.to_thread(_unlink_all, path, Path(_sidecar(path)))
 
@@ -94,6 +98,10 @@ class LocalDiskStorage:
         """None: files are served by the app behind HMAC-signed URLs."""
         validate_key(key)
         return None
+
+    def _str_path(self, key: str) -> str:
+        """:meth:`local_path` as a str: pathlib costs ~10 µs on a cache hit's read."""
+        return os.path.join(self._root, validate_key(key))
 
     def local_path(self, key: str) -> Path:
         """Where ``key`` lives (it may not exist yet); the key rules keep it under ``root``."""
@@ -147,11 +155,60 @@ class LocalDiskStorage:
             pass
 
 
-def _read_small(path: str, key: str) -> bytes | None:
-    """The file's bytes when it is at most :data:`INLINE_READ_BYTES` (read on the caller's
-    thread: a local file that size is in the page cache right after it was written, and one
-    ``read`` costs less than handing it to a thread), else None. Plain descriptor calls: a
-    Python file object costs more than the read itself at this size."""
+Identity = tuple[int, int, int, int, int]  # device, inode, size, mtime and ctime (ns)
+
+
+class RecentReads:
+    """The bytes of small files read lately (at most ``budget`` bytes, least recently read out),
+    each with the identity its file had: a read that finds the file unchanged costs one ``stat``
+    instead of open, fstat, read, read and close — each a syscall that gives the GIL up on the
+    event loop's thread. Objects are published whole under a new inode (:func:`_publish`), so a
+    replaced or deleted file never matches; a missing one is NotFound as before."""
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._used = 0
+        self._files: OrderedDict[str, tuple[Identity, bytes]] = OrderedDict()
+
+    def read(self, path: str, key: str) -> bytes | None:
+        """The file's bytes when it is at most :data:`INLINE_READ_BYTES`, else None."""
+        known = self._files.get(path)
+        if known is not None:
+            try:
+                st = os.stat(path)
+            except _MISSING as exc:
+                self.forget(path)
+                raise NotFound(f"no stored object {key!r}") from exc
+            if _identity(st) == known[0]:
+                self._files.move_to_end(path)
+                return known[1]
+            self.forget(path)
+        read = _read_small(path, key)
+        if read is None:
+            return None
+        identity, data = read
+        if len(data) <= self._budget:
+            self._files[path] = (identity, data)
+            self._used += len(data)
+            while self._used > self._budget:
+                self._used -= len(self._files.popitem(last=False)[1][1])
+        return data
+
+    def forget(self, path: str) -> None:
+        gone = self._files.pop(path, None)
+        if gone is not None:
+            self._used -= len(gone[1])
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_small(path: str, key: str) -> tuple[Identity, bytes] | None:
+    """The file's identity and bytes when it is at most :data:`INLINE_READ_BYTES` (read on the
+    caller's thread: a local file that size is in the page cache right after it was written,
+    and one ``read`` costs less than handing it to a thread), else None. Plain descriptor
+    calls: a Python file object costs more than the read itself at this size."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except _MISSING as exc:
@@ -165,7 +222,7 @@ def _read_small(path: str, key: str) -> bytes | None:
         chunks = [os.read(fd, st.st_size + 1)]  # the whole file in one call, and its end seen
         while chunks[-1]:
             chunks.append(os.read(fd, INLINE_READ_BYTES))
-        return b"".join(chunks)
+        return _identity(st), b"".join(chunks)
     finally:
         os.close(fd)
 
