@@ -13,14 +13,17 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from pixelpipe.api.middleware import Authenticate
 from pixelpipe.db import Database, open_database
 from pixelpipe.migrations.runner import upgrade_async
-from pixelpipe.security.auth import PROBE_MAX_SERVING, KeyExistence
+from pixelpipe.security.auth import KeyExistence
 from pixelpipe.security.key_probe import KeyProbe
+from tests.security.conftest import LOOPBACK, running_app
 
 _ROW = (
     "INSERT INTO api_keys (id, name, secret_hash, scopes, rpm, created_at) "
@@ -105,15 +108,82 @@ async def test_key_existence_asks_the_probe_and_falls_back_to_a_thread(
     keys.close()
 
 
-async def test_under_load_the_shared_thread_query_answers(db: Database, db_path: Path) -> None:
+async def test_under_load_each_request_asks_the_probe_and_sees_a_new_key_at_once(
+    db: Database, db_path: Path
+) -> None:
+    """A burst of requests is answered by the probe, one read each started after the request
+    came: none waits for a thread, and a key committed in the middle of the burst counts for
+    every request after it."""
     keys = KeyExistence()
     await keys.prime(db)
     assert keys.probe is not None
-    many = PROBE_MAX_SERVING + 1  # many requests in flight: a burst shares one query
-    answers = await asyncio.gather(*(keys.exist(db, in_flight=many) for _ in range(16)))
+    answers = await asyncio.gather(*(keys.exist(db) for _ in range(16)))
     assert answers == [False] * 16
-    assert keys.probe.asked == 0 and 2 <= keys.queries <= 3  # prime + at most two per burst
-    # one at a time again: the probe, on this thread
-    assert await keys.exist(db) is False
-    assert keys.probe.asked == 1
+    assert keys.probe.asked == 16 and keys.queries == 1  # the prime only: no thread query
+    _add_key(db_path, "k3")
+    assert await asyncio.gather(*(keys.exist(db) for _ in range(4))) == [True] * 4
+    assert keys.known and keys.probe is None  # sticky: the probe was closed
     keys.close()
+
+
+async def test_without_an_answering_probe_a_burst_shares_the_thread_query(
+    db: Database, db_path: Path
+) -> None:
+    keys = KeyExistence()
+    await keys.prime(db)
+    assert keys.probe is not None
+    keys.probe.close()  # cannot tell any more (PostgreSQL has none at all)
+    answers = await asyncio.gather(*(keys.exist(db) for _ in range(16)))
+    assert answers == [False] * 16
+    assert 2 <= keys.queries <= 3  # prime + at most two per burst
+    _add_key(db_path, "k4")
+    assert await keys.exist(db) is True  # a query started after the key was committed
+    keys.close()
+
+
+async def test_requests_held_in_the_app_do_not_push_the_next_ones_onto_a_thread(
+    tmp_path: Path,
+) -> None:
+    """Through the middleware: while 16 requests are past the key check and held in the app
+    (their answers not started), each next request still asks the probe; none waits for the
+    threaded query (which held a whole burst back, docs/performance.md)."""
+    async with running_app(tmp_path / "d") as running:
+        auth = running.app.state.auth
+        keys = auth.keys
+        assert keys.probe is not None
+        before = keys.queries
+        entered: list[str] = []
+        release = asyncio.Event()
+
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            entered.append(scope["path"])
+            if len(entered) == 16:
+                release.set()
+            await release.wait()
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        middleware = Authenticate(held, auth)
+
+        async def one(i: int) -> None:
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": f"/v1/generations/gen_{i}",
+                "headers": [],
+                "client": LOOPBACK,
+                "app": running.app,
+            }
+
+            async def send(message: Any) -> None:
+                pass
+
+            await asyncio.wait_for(middleware(scope, _no_body, send), 10)
+
+        await asyncio.gather(*(one(i) for i in range(16)))
+        assert len(entered) == 16  # every one let in anonymously
+        assert keys.probe.asked == 16 and keys.queries == before
+
+
+async def _no_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}

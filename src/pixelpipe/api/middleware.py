@@ -121,14 +121,7 @@ class Authenticate:
             await _send_problem(scope, send, busy, {"Retry-After": "1"})
             return
         scope[CALLER_KEY] = decision.caller
-        with self.auth.serving() as answered:
-
-            async def send_counted(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    answered()
-                await send(message)
-
-            await self.app(scope, receive, send_counted)
+        await self.app(scope, receive, send)
 
 
 class InputLimits:

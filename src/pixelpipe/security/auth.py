@@ -37,8 +37,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -95,7 +94,6 @@ class Authenticator:
         self._storage = limiter_storage or MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
         self.keys = KeyExistence()
-        self.in_flight = 0  # requests past authentication, their answer not started yet
 
     async def start(self, db: Database) -> None:
         """Called by the app's lifespan before it serves: learn whether keys exist."""
@@ -105,26 +103,6 @@ class Authenticator:
     def stop(self) -> None:
         """Called by the app's lifespan when it stops serving."""
         self.keys.close()
-
-    @contextmanager
-    def serving(self) -> Iterator[Callable[[], None]]:
-        """Count a request in flight until its answer starts: call what this yields then (it
-        counts once; leaving the block counts too). The key check's probe answers only while
-        few are — a stream whose events are flowing (its answer started, for minutes maybe) is
-        not work in hand."""
-        self.in_flight += 1
-        counted = False
-
-        def answered() -> None:
-            nonlocal counted
-            if not counted:
-                counted = True
-                self.in_flight -= 1
-
-        try:
-            yield answered
-        finally:
-            answered()
 
     # -- the public interface used by api.deps.get_caller --
     async def authenticate(self, request: Request) -> Caller:
@@ -182,7 +160,7 @@ class Authenticator:
         if any(name in _PROXY_HEADERS for name, _ in headers):
             return False
         # last: the only step that may ask the database
-        return not await self.keys.exist(db, in_flight=self.in_flight)
+        return not await self.keys.exist(db)
 
     async def _rate_limit(self, key: ApiKey) -> None:
         if key.rpm <= 0:
@@ -199,22 +177,17 @@ class Authenticator:
         )
 
 
-# the probe answers while few requests are in flight (one at a time: no thread hop); under load
-# the threaded query is shared by every request of a burst, which costs less per request
-PROBE_MAX_SERVING = 2
-
-
 class KeyExistence:
     """Whether any API key was ever created, answered fail-closed.
 
     ``True`` is sticky (keys are revoked, never deleted). While the answer is "no", a caller of
     :meth:`exist` gets the result of a query that started after it called. On a SQLite file that
     is the :class:`~pixelpipe.security.key_probe.KeyProbe`'s read, made right there on the event
-    loop's thread, while at most :data:`PROBE_MAX_SERVING` requests are in flight; under more
-    load, when it cannot tell, or where there is no probe, the query goes through a thread:
-    when one is already running (it may have read the table before a key was committed), the
-    caller waits for the next one, which every caller arriving meanwhile shares — at most two
-    queries per burst.
+    loop's thread (~10 µs; under load too: measured cheaper than sharing a threaded query, whose
+    wait held every request of a burst back, docs/performance.md). When the probe cannot tell,
+    or there is none (PostgreSQL), the query goes through a thread: when one is already running
+    (it may have read the table before a key was committed), the caller waits for the next one,
+    which every caller arriving meanwhile shares — at most two queries per burst.
     """
 
     def __init__(self) -> None:
@@ -237,11 +210,10 @@ class KeyExistence:
             self.probe.close()
             self.probe = None
 
-    async def exist(self, db: Database, *, in_flight: int = 0) -> bool:
-        """``in_flight``: requests the app is serving now."""
+    async def exist(self, db: Database) -> bool:
         if self.known:
             return True
-        probe = self.probe if in_flight <= PROBE_MAX_SERVING else None
+        probe = self.probe
         if probe is not None and (found := probe.ask()) is not None:
             if found:  # sticky: the probe is not needed any more
                 self.known = True
