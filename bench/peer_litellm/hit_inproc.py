@@ -78,20 +78,26 @@ async def call(app: Any, body: bytes) -> Answer:
     return answer
 
 
-async def drive(o: argparse.Namespace, fake: str) -> None:
+def embedded_app(fake: str) -> Any:
+    """The app ``pixelpipe serve`` runs (embedded defaults, a fresh data dir), its OpenAI
+    provider pointed at the fake backend ``fake``."""
     from pixelpipe.api.app import create_app
     from pixelpipe.settings import load_settings
 
     os.environ.update(
         {
-            "PIXELPIPE_DATA_DIR": tempfile.mkdtemp(prefix="pixelpipe-hit-"),
+            "PIXELPIPE_DATA_DIR": tempfile.mkdtemp(prefix="pixelpipe-inproc-"),
             "PIXELPIPE_LOG_LEVEL": "WARNING",
             "OPENAI_API_KEY": "sk-fake",
             "PIXELPIPE_OPENAI_BASE_URL": fake + "/v1",
             "PIXELPIPE_TEST_MODE": "true",
         }
     )
-    app = create_app(load_settings(), freeze_gc=True)
+    return create_app(load_settings(), freeze_gc=True)
+
+
+async def drive(o: argparse.Namespace, fake: str) -> None:
+    app = embedded_app(fake)
     gc.set_threshold(20_000, 20, 50)  # as `pixelpipe serve`
     body = json_body(seed=7)
     async with app.router.lifespan_context(app):
