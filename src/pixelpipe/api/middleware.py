@@ -141,17 +141,21 @@ class InputLimits:
         if declared.isdigit() and int(declared) > limit:
             await _send_problem(scope, send, self.limits.too_large(limit))
             return
-        body = bytearray()
+        chunks: list[bytes] = []
+        size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body += message.get("body", b"")
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
             more = bool(message.get("more_body"))
-            if len(body) > limit:
+            if size > limit:
                 await _send_problem(scope, send, self.limits.too_large(limit))
                 return
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # most bodies: one message
         depth = self.limits.max_json_depth
         if b"json" in headers.get(b"content-type", b"") and too_deep(bytes(body), depth):
             await _send_problem(scope, send, self.limits.too_deep())

@@ -16,7 +16,7 @@ _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> two letters
 
 def _b32(value: int, length: int) -> str:
     """``value`` as ``length`` (even) base32 letters, most significant first: two at a time."""
-    return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(5 * length - 10, -1, -10))
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(5 * length - 10, -1, -10)])
 
 
 def new_job_id(now: float | None = None) -> str:
