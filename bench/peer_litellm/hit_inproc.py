@@ -93,12 +93,13 @@ def embedded_app(fake: str) -> Any:
             "PIXELPIPE_TEST_MODE": "true",
         }
     )
-    return create_app(load_settings(), freeze_gc=True)
+    app = create_app(load_settings(), freeze_gc=True)
+    gc.set_threshold(20_000, 20, 50)  # as `pixelpipe serve`
+    return app
 
 
 async def drive(o: argparse.Namespace, fake: str) -> None:
     app = embedded_app(fake)
-    gc.set_threshold(20_000, 20, 50)  # as `pixelpipe serve`
     body = json_body(seed=7)
     async with app.router.lifespan_context(app):
         first = await call(app, body)
