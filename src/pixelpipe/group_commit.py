@@ -1,12 +1,14 @@
 """Group commit: concurrent small write transactions share one database transaction.
 
 Units of work are synchronous functions of a SQLAlchemy ``Connection``. A flush runs a whole batch
-in ONE worker-thread hop on a synchronous engine: first the bulk appends (multi-row INSERTs of fresh
-rows), then each unit, all in one SAVEPOINT; when a unit fails (a unique-constraint race), that
-savepoint is rolled back and the batch runs again with each unit in a SAVEPOINT of its own, so
-the failing unit rolls back alone. Callers' futures resolve only after the shared COMMIT, so
-durability is exactly that of a private transaction. Under load this turns N commits and ~5·N
-thread hops into one of each.
+on a synchronous engine — on the event loop's thread when the database is SQLite and its write
+lock is free at once (:meth:`GroupCommitter._inline`), else in ONE worker-thread hop: first the
+bulk appends (multi-row INSERTs of fresh rows, always in a thread), then each unit, all in one
+SAVEPOINT; when a unit fails (a unique-constraint race), that savepoint is rolled back and the
+batch runs again with each unit in a SAVEPOINT of its own, so the failing unit rolls back alone.
+Callers' futures resolve only after the shared COMMIT, so durability is exactly that of a private
+transaction. Under load this turns N commits and ~5·N thread hops into one commit and at most one
+hop.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ Work = Callable[[Connection], Any]
 Rows = list[tuple[Table, dict[str, Any]]]
 Outcome = tuple[Any, BaseException | None]
 MAX_BATCH = 512
-INLINE_MAX_UNITS = 16  # a batch this small may run on the event loop's thread (SQLite)
 _SAVEPOINT = "pixelpipe_unit"
 _BATCH_SAVEPOINT = "pixelpipe_batch"
 CHECKPOINT_EVERY_S = 1.0
@@ -72,18 +73,20 @@ class GroupCommitter:
         await fut
 
     def _inline(self, works: list[Work]) -> list[Outcome] | None:
-        """Run a small batch (:data:`INLINE_MAX_UNITS`) as its own transaction right here, on
-        the event loop's thread, if the write lock can be had without waiting; None (nothing
-        done: the batch goes to a thread) when it cannot, or when a batch of several units could
-        not COMMIT (a lone unit's failure, COMMIT included, is its outcome: :func:`_committed`).
+        """Run the batch as its own transaction right here, on the event loop's thread, if the
+        write lock can be had without waiting; None (nothing done: the batch goes to a thread)
+        when it cannot, or when a batch of several units could not COMMIT (a lone unit's
+        failure, COMMIT included, is its outcome: :func:`_committed`).
 
-        A batch at a quiet moment (a unit alone; a bill and its job's transition) would
-        otherwise cost two thread hops (~0.1 ms of CPU each) and wait for the GIL on both sides;
+        In a thread the batch would cost two thread hops (~0.1 ms of CPU each), and each of its
+        statements gives the GIL up and waits to take it back from the event loop (ADR 0014):
         its SQL holds the GIL in either thread, and a commit in WAL mode with
         ``synchronous=NORMAL`` is a write into the WAL (no fsync: checkpoints sync, off this
         path), so the loop waits for nothing it did not wait for before — except a lock, which
         is why BEGIN IMMEDIATE is tried with a busy timeout of 0 and the batch goes to the queue
-        (a thread that may wait) when another connection writes."""
+        (a thread that may wait) when another connection writes. Small batches only, at first
+        (up to 16 units); measured since, whole batches are as fast for full generations and
+        ×1.14 for cache hits at 64 connections (docs/performance.md, "Ninth pass")."""
         pool = self._engine.pool
         if not self._inline_ok or not (isinstance(pool, QueuePool) and pool.checkedin()):
             return None  # not SQLite, or no connection made yet (making one may wait: a thread)
@@ -125,8 +128,7 @@ class GroupCommitter:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             appends, self._appends = self._appends, []
             works, rows = [w for w, _ in batch], [r for r, _ in appends]
-            small = len(works) <= INLINE_MAX_UNITS and not rows
-            inline = self._inline(works) if small else None
+            inline = self._inline(works) if not rows else None
             if inline is not None:
                 outcomes = inline
             else:

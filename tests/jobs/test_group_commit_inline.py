@@ -1,10 +1,10 @@
-"""A small batch runs on the event loop's thread (SQLite), never waiting there.
+"""A batch runs on the event loop's thread (SQLite), never waiting there.
 
 The group committer of pixelpipe's SQLite database (``open_database``) runs a lone unit, or a
-batch of up to ``INLINE_MAX_UNITS`` (a bill and its job's transition), inline: no thread hop;
-units of a batch are still isolated by savepoints. It must still never make the event loop wait for a lock: when another connection
-holds the write lock the unit goes to a worker thread (which waits, as before), and the writer's
-own busy timeout is left as it was. Concurrent units still share one transaction in a thread.
+batch of them, inline: no thread hop; units of a batch are still isolated by savepoints. It must
+still never make the event loop wait for a lock: when another connection holds the write lock the
+batch goes to a worker thread (which waits, as before), and the writer's own busy timeout is left
+as it was. Concurrent units still share one transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -108,12 +108,23 @@ async def test_a_small_batch_whose_commit_fails_inline_runs_again_in_a_thread(
     assert _names(Path(db.sync_writer.url.database or "")) == ["x", "y"]
 
 
-async def test_concurrent_units_still_share_a_transaction_in_a_thread(db: Database) -> None:
+async def test_concurrent_units_still_share_one_transaction(db: Database) -> None:
+    """Many units at once: one batch, one transaction, on the loop's thread (the lock is free);
+    the same batch under a held lock goes to one thread (below)."""
     threads: list[int] = []
-    many = group_commit.INLINE_MAX_UNITS + 4  # more than the loop takes on itself
-    names = await asyncio.gather(*(db.write(_add(f"n{i}", threads)) for i in range(many)))
+    transactions: list[int] = []
+    many = 40
+
+    def add(name: str) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            transactions.append(id(conn.get_transaction()))
+            return _add(name, threads)(conn)
+
+        return work
+
+    names = await asyncio.gather(*(db.write(add(f"n{i}")) for i in range(many)))
     assert names == [f"n{i}" for i in range(many)]
-    assert threading.get_ident() not in threads and len(set(threads)) == 1
+    assert set(threads) == {threading.get_ident()} and len(set(transactions)) == 1
 
 
 async def test_a_held_write_lock_sends_the_unit_to_a_thread_without_stalling_the_loop(
