@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, text
 
 from pixelpipe.db import open_database
 from pixelpipe.events.local import LocalNotifier
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.slots import InLine
-from pixelpipe.jobs.sql import SqlJobStore
+from pixelpipe.jobs.sql import SqlJobStore, leases
 from pixelpipe.jobs.store import JobStore
 from tests.jobs.test_store_contract import make_job
 
@@ -186,6 +190,32 @@ async def test_two_processes_keep_one_order_and_obey_one_pause(
         assert len(await other.claim_due("B", limit=10, lease_s=30)) == 10
     finally:
         await other.db.dispose()
+
+
+async def test_a_claim_locks_only_the_rows_it_takes(
+    sql_store: SqlJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a claim's transaction is open, every due row it does not take stays free for a
+    claim of another process at that moment (which skips locked rows: had the claim locked all
+    the candidates it looked at, up to its limit per key, the other could find none)."""
+    if sql_store.db.sync_writer.dialect.name != "postgresql":
+        pytest.skip("row locks (FOR UPDATE SKIP LOCKED): PostgreSQL")
+    await add(sql_store, keyed("batch", 40))
+    await add(sql_store, keyed("ui", 4, t0=1))  # two keys: eight candidates for a claim of four
+    free_meanwhile: list[int] = []
+    real = leases._lock_first
+
+    def watched(conn: Connection, rows: list[Any], now: float, limit: int) -> list[Any]:
+        picked = real(conn, rows, now, limit)
+        with sql_store.db.sync_writer.connect() as other:  # another process, in effect
+            free = other.execute(text("SELECT id FROM jobs FOR UPDATE SKIP LOCKED")).all()
+            free_meanwhile.append(len(free))
+            other.rollback()
+        return picked
+
+    monkeypatch.setattr(leases, "_lock_first", watched)
+    got = await sql_store.claim_due("A", limit=4, lease_s=30)
+    assert len(got) == 4 and free_meanwhile == [40]
 
 
 async def test_a_backend_line_puts_higher_priority_first(store: JobStore) -> None:

@@ -30,7 +30,7 @@ class SqlLeases(SqlStoreBase):
 
         def work(conn: Connection) -> list[Job]:
             # lock a few more than it takes: other claims at this moment hold the first ones
-            picked = _lock_first(conn, _in_order(conn, now, limit)[: 4 * limit], now)[:limit]
+            picked = _lock_first(conn, _in_order(conn, now, limit)[: 4 * limit], now, limit)
             held = {p.id for p in picked if _quarantine(conn, p, now, poison_after)}
             ids = [p.id for p in picked if p.id not in held]
             if not ids:
@@ -143,13 +143,23 @@ def _in_order(conn: Connection, now: float, limit: int) -> list[Any]:
     return [by_id[i] for i in order]
 
 
-def _lock_first(conn: Connection, rows: list[Any], now: float) -> list[Any]:
-    """PostgreSQL: keep the rows no other claim holds (``FOR UPDATE SKIP LOCKED``), in order."""
+def _lock_first(conn: Connection, rows: list[Any], now: float, limit: int) -> list[Any]:
+    """The first ``limit`` of ``rows`` that no other claim holds, in order. PostgreSQL: lock
+    exactly those (``ORDER BY`` the given order, ``LIMIT``, ``FOR UPDATE SKIP LOCKED``): locking
+    every candidate would leave a claim running at the same moment nothing to take (it skips
+    them all), though only ``limit`` are taken."""
     if conn.dialect.name != "postgresql" or not rows:
-        return rows
+        return rows[:limit]
     ids = [r.id for r in rows]
-    lock = select(jobs.c.id).where(jobs.c.id.in_(ids), *due_terms(now))
-    locked = set(conn.execute(lock.with_for_update(skip_locked=True)).scalars())
+    place = case({job_id: i for i, job_id in enumerate(ids)}, value=jobs.c.id)
+    lock = (
+        select(jobs.c.id)
+        .where(jobs.c.id.in_(ids), *due_terms(now))
+        .order_by(place)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    locked = set(conn.execute(lock).scalars())
     return [r for r in rows if r.id in locked]
 
 
