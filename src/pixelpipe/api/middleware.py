@@ -155,12 +155,12 @@ class InputLimits:
             if size > limit:
                 await _send_problem(scope, send, self.limits.too_large(limit))
                 return
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # most bodies: one message
+        body = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)  # most: one message
         depth = self.limits.max_json_depth
-        if b"json" in headers.get(b"content-type", b"") and too_deep(bytes(body), depth):
+        if b"json" in headers.get(b"content-type", b"") and too_deep(body, depth):
             await _send_problem(scope, send, self.limits.too_deep())
             return
-        scope[BODY_KEY] = bytes(body)  # handlers that know the key skip re-reading the stream
+        scope[BODY_KEY] = body  # handlers that know the key skip re-reading the stream
         await self.app(scope, replay_body(scope[BODY_KEY], receive), send)
 
 

@@ -89,10 +89,10 @@ class LocalDiskStorage:
             return await asyncio.to_thread(self._head_sync, path, key)
 
     async def delete(self, key: str) -> None:
-        path = self.local_path(key)
-        self._recent.forget(self._str_path(key))
+        path = self._str_path(key)
+        self._recent.forget(path)
         with translated("local", "delete", key, (OSError,)):
-            await asyncio.to_thread(_unlink_all, path, Path(_sidecar(path)))
+            await asyncio.to_thread(_unlink_all, Path(path), Path(_sidecar(path)))
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str | None:
         """None: files are served by the app behind HMAC-signed URLs."""

@@ -29,7 +29,7 @@ class SqlLeases(SqlStoreBase):
         now = time.time()
 
         def work(conn: Connection) -> list[Job]:
-            # lock a few more than it takes: other claims at this moment hold the first ones
+            # look at a few more than it takes: other claims at this moment may hold the first
             picked = _lock_first(conn, _in_order(conn, now, limit)[: 4 * limit], now, limit)
             held = {p.id for p in picked if _quarantine(conn, p, now, poison_after)}
             ids = [p.id for p in picked if p.id not in held]
