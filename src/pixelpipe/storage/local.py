@@ -4,7 +4,8 @@ Durability: each object is written to a temp file in its final directory, fsynce
 under its final name with ``os.link`` (atomic, and fails if the name exists, so the first writer
 wins exactly like S3's put-if-not-exists) — falling back to ``os.replace`` on filesystems without
 hard links. Readers therefore never see a partial file, and a crash leaves at most a hidden temp
-file. Directories are fsynced so a published name survives power loss.
+file. Directories are fsynced so a published name survives power loss. Puts that wait together
+are written together and share their fsyncs (:mod:`pixelpipe.storage.local_puts`).
 
 Content type: derived from the extension (the pipeline's keys always carry one, and the database
 stores the type too); only when the caller's type disagrees is it kept in a hidden sidecar
@@ -15,9 +16,6 @@ stores the type too); only when the caller's type disagrees is it kept in a hidd
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import itertools
 import os
 import stat
 import tempfile
@@ -29,6 +27,7 @@ from pixelpipe.errors import ConfigError, NotFound
 from pixelpipe.storage._errors import translated
 from pixelpipe.storage._keys import validate_content_type, validate_key
 from pixelpipe.storage.base import StoredObject
+from pixelpipe.storage.local_puts import KnownDirs, Put, PutBatcher, sidecar_path, write_batch
 
 _TYPES = {
     ".webp": "image/webp",
@@ -43,7 +42,6 @@ _DEFAULT_TYPE = "application/octet-stream"
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 INLINE_READ_BYTES = 256 * 1024
 RECENT_READ_BYTES = 8 * 1024 * 1024  # small files' bytes kept after a read (RecentReads)
-_NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
 def guess_type(key: str) -> str:
@@ -59,7 +57,8 @@ class LocalDiskStorage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
         self._root = str(self.root)
-        self._dirs: set[str] = set()  # directories made (or seen) durable: no stat per put
+        self._puts = PutBatcher(self._write_batch)
+        self._dirs = KnownDirs(self.root)  # touched by one batch at a time (the batcher's)
         self._recent = RecentReads(RECENT_READ_BYTES)
 
     @classmethod
@@ -74,8 +73,10 @@ class LocalDiskStorage:
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:
         validate_key(key)
         validate_content_type(content_type)
+        path = os.path.join(self._root, key)
+        sidecar_type = None if content_type == guess_type(key) else content_type
         with translated("local", "put", key, (OSError,), missing_is_not_found=False):
-            await asyncio.to_thread(self._put_sync, key, bytes(data), content_type)
+            await self._puts.put(Put(path, bytes(data), sidecar_type))
 
     async def get(self, key: str) -> bytes:
         path = self._str_path(key)
@@ -92,7 +93,7 @@ class LocalDiskStorage:
         path = self._str_path(key)
         self._recent.forget(path)
         with translated("local", "delete", key, (OSError,)):
-            await asyncio.to_thread(_unlink_all, Path(path), Path(_sidecar(path)))
+            await asyncio.to_thread(_unlink_all, Path(path), Path(sidecar_path(path)))
 
     async def presigned_url(self, key: str, *, expires_in: int) -> str | None:
         """None: files are served by the app behind HMAC-signed URLs."""
@@ -117,28 +118,8 @@ class LocalDiskStorage:
 
     # --- blocking helpers (run in a thread) ------------------------------------------------
 
-    def _put_sync(self, key: str, data: bytes, content_type: str) -> None:
-        # plain os calls on str paths: pathlib costs more than the syscalls on this hot path
-        path = os.path.join(self._root, key)
-        if os.path.isfile(path):
-            return
-        directory = os.path.dirname(path)
-        if directory not in self._dirs:
-            _makedirs_durable(Path(directory), self.root)
-            self._dirs.add(directory)
-        sidecar = _sidecar(path)
-        try:
-            if content_type == guess_type(key):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(sidecar)  # a leftover from a deleted object
-            else:
-                _write_replace(sidecar, content_type.encode())
-            _publish(path, directory, data)
-        except FileNotFoundError:
-            if directory not in self._dirs:
-                raise
-            self._dirs.discard(directory)  # removed behind our back: make it again, once
-            self._put_sync(key, data, content_type)
+    def _write_batch(self, puts: list[Put]) -> list[BaseException | None]:
+        return write_batch(puts, self._dirs)
 
     def _head_sync(self, path: Path, key: str) -> StoredObject | None:
         try:
@@ -236,88 +217,9 @@ def _read(path: str, key: str) -> bytes:
 
 def _content_type(path: Path, key: str) -> str:
     try:
-        return Path(_sidecar(path)).read_text("ascii").strip() or guess_type(key)
+        return Path(sidecar_path(path)).read_text("ascii").strip() or guess_type(key)
     except _MISSING:
         return guess_type(key)
-
-
-def _sidecar(path: str | Path) -> str:
-    """Where an object's content type is kept when its extension does not imply it."""
-    directory, name = os.path.split(path)
-    return os.path.join(directory, f".{name}.ct")
-
-
-_temp_names = itertools.count()
-
-
-def _temp_copy(path: str, data: bytes) -> str:
-    """Write ``data`` durably to a hidden temp file beside ``path`` and return its name."""
-    directory, name = os.path.split(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    while True:
-        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{next(_temp_names)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o644)
-            break
-        except FileExistsError:  # left by a crashed process that had our pid: next name
-            continue
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, 0o644)  # whatever the umask
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
-
-
-def _publish(path: str, directory: str, data: bytes) -> None:
-    """Make ``data`` appear under ``path`` all at once, unless another writer got there first."""
-    tmp = _temp_copy(path, data)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        if not os.path.isfile(path):
-            raise  # a directory holds that name: the key cannot be stored here
-        # else a concurrent put of the same (content-addressed) key won
-    except OSError as exc:
-        if exc.errno not in _NO_HARDLINKS:
-            raise
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(directory)
-
-
-def _write_replace(path: str, data: bytes) -> None:
-    os.replace(_temp_copy(path, data), path)
-
-
-def _makedirs_durable(directory: Path, root: Path) -> None:
-    """Create missing directories down to ``directory`` and fsync each new entry's parent."""
-    if directory.is_dir():
-        return
-    if directory == root:
-        directory.mkdir(parents=True, exist_ok=True)
-        return
-    _makedirs_durable(directory.parent, root)
-    with contextlib.suppress(FileExistsError):
-        directory.mkdir()
-    _fsync_dir(directory.parent)
-
-
-def _fsync_dir(directory: Path | str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _unlink_all(*paths: Path) -> None:
