@@ -129,6 +129,42 @@ async def test_an_opening_commits_with_the_job_its_reservation_and_its_pending_a
     assert await _count(sql_store, ledger_entries) == 1 and await ledger.reserved_micros() == 30_000
 
 
+async def test_an_opened_admission_inserts_the_job_submitting_in_one_statement(
+    sql_store: SqlJobStore, tmp_path: Path
+) -> None:
+    """No INSERT then UPDATE: the row goes in as the move would leave it, its two status events
+    (queued, then submitting) as the move writes them, and the job returned is the row's."""
+    ledger = _ledger(sql_store, tmp_path, daily_usd=1.0)
+    statements: list[str] = []
+    writer = sql_store.db.sync_writer
+    if writer.dialect.name == "sqlite":  # its statements go to the driver: SQLite's own trace
+
+        @event.listens_for(writer, "connect")
+        def trace(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_conn.set_trace_callback(statements.append)
+
+        writer.dispose()  # connections made from here on are traced
+    else:
+
+        @event.listens_for(writer, "before_cursor_execute")
+        def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+    job = _leased(make_job("one insert"), "here")
+    opening = Opening(fields={"attempt": 1, "submitted_at": 12.5}, entry=_pending(ledger, job))
+    admitted = await sql_store.admit(job, opening=opening)
+    on_jobs = [s.split(" (")[0] for s in statements if " jobs " in f"{s} " and "SELECT" not in s]
+    assert on_jobs == ["INSERT INTO jobs"], statements
+    stored = await sql_store.get(job.id)
+    assert stored == admitted.job and stored is not None
+    assert (stored.status, stored.attempt, stored.submitted_at) == (JobStatus.SUBMITTING, 1, 12.5)
+    assert stored.lease_owner == "here" and stored.slot_wait_since is None
+    events = await sql_store.events_since(job.id)
+    assert [e.data["status"] for e in events] == ["queued", "submitting"]
+    assert events[1].snapshot is not None and events[1].snapshot["attempt"] == 1
+    assert [e.charge.state for e in await ledger.entries(job.id)] == ["pending"]
+
+
 async def test_the_memory_store_refuses_a_sql_ledgers_reservation(
     sql_store: SqlJobStore, tmp_path: Path
 ) -> None:

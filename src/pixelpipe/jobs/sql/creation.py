@@ -7,6 +7,7 @@ insert of the same key wins the race (the unique ``inflight_key``/``idempotency_
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -19,7 +20,6 @@ from pixelpipe.jobs.rows import job_to_row, row_to_image, row_to_job
 from pixelpipe.jobs.rules import check_fingerprint, transition_values
 from pixelpipe.jobs.snapshots import status_data
 from pixelpipe.jobs.sql.base import SqlStoreBase, event_row, write_event
-from pixelpipe.jobs.sql.changes import move_job
 from pixelpipe.jobs.sql.statements import (
     ALIAS_BY_KEY,
     IMAGE_BY_KEY,
@@ -83,12 +83,13 @@ class SqlJobCreation(SqlStoreBase):
             found = first_row(conn, IMAGE_BY_KEY, images, {"w_key": job.content_key})
             if found is not None:
                 return Admission(job, created=False, image=row_to_image(found))
-            existing = _insert_unless_taken(conn, job, row, True, fingerprint, guard)
+            if opening is None:
+                existing = _insert_unless_taken(conn, job, row, True, fingerprint, guard)
+                return Admission(existing or job, created=existing is None)
+            existing = _existing(conn, job, True, fingerprint)
             if existing is not None:
                 return Admission(existing, created=False)
-            if opening is None:
-                return Admission(job, created=True)
-            return Admission(_opened(conn, job, opening), created=True)
+            return Admission(_insert_opened(conn, job, row, opening, guard), created=True)
 
         admission = await self._write_racing(work)
         if admission.image is not None:
@@ -125,13 +126,20 @@ class SqlJobCreation(SqlStoreBase):
         return job, True
 
 
-def _opened(conn: Connection, job: Job, opening: Opening) -> Job:
-    """The job just inserted, moved on to submitting with the attempt's pending row."""
+def _insert_opened(
+    conn: Connection, job: Job, row: dict[str, Any], opening: Opening, guard: Reservation | None
+) -> Job:
+    """Make the reservation ``guard``; insert ``job`` (``row``) as its move to submitting would
+    leave it — one INSERT, not an INSERT and an UPDATE — with both status events (queued, then
+    submitting: as the move writes them) and the attempt's pending ledger row."""
     now = time.time()
-    allowed, values = transition_values(JobStatus.QUEUED, JobStatus.SUBMITTING, opening.fields, now)
-    moved = move_job(conn, job.id, allowed, values, owner=job.lease_owner, event=None, now=now)
-    if moved is None:  # cannot be: the row was inserted queued and leased, in this transaction
-        raise RuntimeError(f"job {job.id} did not move to submitting in its admission")
+    _, values = transition_values(JobStatus.QUEUED, JobStatus.SUBMITTING, opening.fields, now)
+    moved = dataclasses.replace(job, **{**values, "status": JobStatus.SUBMITTING})
+    if guard is not None:
+        make_reservation(conn, guard, new_job=True)  # its row goes in just below
+    insert_row(conn, jobs, {**row, **values})
+    write_event(conn, job.id, "status", status_data(job), job.created_at, job)
+    write_event(conn, job.id, "status", status_data(moved), now, moved)
     if opening.entry is not None:
         insert_entry(conn, opening.entry)
     return moved
