@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import collections
 import functools
+import itertools
 import os
 import statistics
 import sys
@@ -33,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import itertools
-
 import commit_waits
 from run import start_fake, stop
 
