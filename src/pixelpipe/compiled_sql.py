@@ -11,8 +11,10 @@ itself) go through ``conn.execute`` unchanged.
 
 from __future__ import annotations
 
+import functools
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, cast
 
 import orjson
@@ -79,6 +81,69 @@ def insert_row(conn: Connection, table: Table, row: dict[str, Any]) -> None:
         conn.execute(insert(table), row)
         return
     driver_connection(conn).execute(plan.sql, plan.params(row))
+
+
+_DEFERRED = "pixelpipe.deferred_rows"  # conn.info key: [(plan, driver params)] while deferring
+_MAX_ROWS_PER_INSERT = 128  # 128 rows of a few columns: far below SQLite's bound-variable limit
+
+
+@contextmanager
+def rows_deferred(conn: Connection) -> Iterator[None]:
+    """Within it, :func:`insert_later` queues its rows (SQLite); at the end, unless the body
+    raised, they are written in the order given with multi-row INSERTs — one statement where
+    there were one per row. A group commit's status events were a quarter of its statements,
+    and each statement is a driver call on the event loop's thread (or, in a worker thread, a
+    GIL round trip: ADR 0014). A body that reads or deletes what it queued calls
+    :func:`write_deferred` first."""
+    if conn.dialect.name != "sqlite" or _DEFERRED in conn.info:
+        yield  # not SQLite (rows go at once), or already deferring (the outer scope writes)
+        return
+    conn.info[_DEFERRED] = []
+    try:
+        yield
+        write_deferred(conn)
+    finally:
+        del conn.info[_DEFERRED]
+
+
+def insert_later(conn: Connection, table: Table, row: dict[str, Any]) -> None:
+    """INSERT ``row`` now, or at the end of the enclosing :func:`rows_deferred`. Its values are
+    converted now: a caller may reuse its dicts."""
+    pending: list[tuple[_Plan, tuple[Any, ...]]] | None = conn.info.get(_DEFERRED)
+    plan = _insert_plan(conn, table, tuple(row)) if pending is not None else None
+    if pending is None or plan is None:
+        insert_row(conn, table, row)
+        return
+    pending.append((plan, plan.params(row)))
+
+
+def write_deferred(conn: Connection) -> None:
+    """Write the rows queued so far: each run of rows with the same statement as multi-row
+    INSERTs of power-of-two sizes (few distinct statements for the driver's cache to hold)."""
+    pending: list[tuple[_Plan, tuple[Any, ...]]] | None = conn.info.get(_DEFERRED)
+    if not pending:
+        return
+    conn.info[_DEFERRED] = []
+    raw = driver_connection(conn)
+    start = 0
+    while start < len(pending):
+        plan = pending[start][0]
+        end = start
+        while end < len(pending) and pending[end][0] is plan:
+            end += 1
+        run = [params for _, params in pending[start:end]]
+        while run:
+            n = min(_MAX_ROWS_PER_INSERT, 1 << (len(run).bit_length() - 1))
+            chunk, run = run[:n], run[n:]
+            raw.execute(_multi_row_sql(plan.sql, n), [v for params in chunk for v in params])
+        start = end
+
+
+@functools.cache
+def _multi_row_sql(sql: str, rows: int) -> str:
+    """``INSERT … VALUES (?, ?)`` for ``rows`` rows."""
+    head, _, values = sql.rpartition(" VALUES ")
+    return f"{head} VALUES {', '.join([values] * rows)}"
 
 
 def first_row(

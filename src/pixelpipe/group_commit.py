@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, RootTransaction, Table
 from sqlalchemy.pool import QueuePool
 
-from pixelpipe.compiled_sql import driver_connection, insert_rows
+from pixelpipe.compiled_sql import driver_connection, insert_rows, rows_deferred
 
 T = TypeVar("T")
 Work = Callable[[Connection], Any]
@@ -211,7 +211,7 @@ def _committed(
     failed COMMIT raises."""
     if len(works) == 1 and not appends:
         try:
-            with conn, tx:
+            with conn, tx, rows_deferred(conn):
                 value = works[0](conn)
         except Exception as exc:
             return [(None, exc)]
@@ -237,7 +237,8 @@ def _together(conn: Connection, works: list[Work], appends: list[Rows]) -> list[
         if appends:
             _bulk_insert(appends)(conn)
             values.extend(None for _ in appends)
-        values.extend(work(conn) for work in works)
+        with rows_deferred(conn):  # e.g. the status events: one INSERT for the batch
+            values.extend(work(conn) for work in works)
     except Exception:
         raw.execute(f"ROLLBACK TO SAVEPOINT {_BATCH_SAVEPOINT}")
         raw.execute(f"RELEASE SAVEPOINT {_BATCH_SAVEPOINT}")
@@ -264,7 +265,8 @@ def _unit(conn: Connection, work: Work) -> Outcome:
     raw = driver_connection(conn)
     raw.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
-        value = work(conn)
+        with rows_deferred(conn):
+            value = work(conn)
     except Exception as exc:
         raw.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
         raw.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Executable, select
 from sqlalchemy.exc import IntegrityError
 
-from pixelpipe.compiled_sql import insert_row
+from pixelpipe.compiled_sql import insert_later
 from pixelpipe.db import Database
 from pixelpipe.events.base import ALL, Notifier
 from pixelpipe.jobs.cache import BoundedCache
@@ -73,7 +73,9 @@ def write_event(
     now: float,
     job: Job | None = None,
 ) -> None:
-    insert_row(conn, job_events, event_row(job_id, type_, data, now, job))
+    """Queued when the caller's transaction defers its rows (a group commit's batch:
+    :func:`~pixelpipe.compiled_sql.rows_deferred`), else inserted now."""
+    insert_later(conn, job_events, event_row(job_id, type_, data, now, job))
 
 
 def event_row(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete
 
-from pixelpipe.compiled_sql import execute, first_row
+from pixelpipe.compiled_sql import execute, first_row, write_deferred
 from pixelpipe.jobs.model import Job, JobStatus
 from pixelpipe.jobs.rows import row_to_job
 from pixelpipe.jobs.rules import check_deletable, transition_values
@@ -94,6 +94,7 @@ def move_job(
 
 
 def _delete(conn: Connection, job_id: str, now: float) -> Deletion:
+    write_deferred(conn)  # the batch's queued events, this job's among them, before they go
     row = first_row(conn, JOB_BY_ID, jobs, {"w_id": job_id})
     if row is None:
         gone = conn.execute(TOMBSTONE, {"w_job": job_id}).first()
