@@ -123,6 +123,27 @@ async def test_the_worker_publishes_the_raw_partial_and_stores_its_thumbnail() -
     assert hub.jobs() == 0  # nobody subscribes: the job's entry is gone
 
 
+async def test_partials_that_come_with_the_answer_reach_the_readers_all_the_same() -> None:
+    """A fast run's events come in one read, its partials with its answer; the worker stops
+    watching as soon as the submit returns (worker/progress.py cancels its watcher), so the
+    answer waits until the worker has taken the partials relayed before it."""
+    fake = FakeOpenAI(api_key=KEY, behaviour=Behaviour(latency_s=0.0))  # no spread: one read
+    store, hub = MemoryJobStore(LocalNotifier()), PartialHub()
+    async with serve_app(fake.app) as url, hub.subscribe("gen_relay") as relayed:
+        streaming = StreamingOpenAIProvider(KEY, base_url=url + "/v1", partial_images=2)
+        updates = streaming.watch_progress("gen_relay")
+        watcher = asyncio.create_task(write_progress(store, "gen_relay", updates, hub=hub))
+        try:
+            update = await streaming.submit(_req())
+        finally:
+            watcher.cancel()  # as the worker does once the submit returned
+            await asyncio.wait([watcher])
+            await streaming.aclose()
+        got = [await asyncio.wait_for(anext(relayed), 5) for _ in range(2)]
+    assert update.state is RunState.SUCCEEDED
+    assert [(p.index, p.percent) for p in got] == [(0, 33.3), (1, 66.7)]
+
+
 async def test_a_refusal_before_the_stream_is_the_usual_error() -> None:
     fake = FakeOpenAI(api_key=KEY, behaviour=Behaviour(latency_s=0.1))
     async with serve_app(fake.app) as url:

@@ -34,6 +34,8 @@ from pixelpipe.providers.openai.client import (
 )
 
 MAX_PARTIAL_IMAGES = 3
+# the most a run's answer waits for the worker to take the partials relayed just before it
+DRAIN_S = 1.0
 
 
 class StreamingOpenAIProvider(OpenAIProvider):
@@ -64,6 +66,7 @@ class StreamingOpenAIProvider(OpenAIProvider):
                 if kind.endswith(".partial_image"):
                     self._relay(req.job_id, data)
                 elif kind.endswith(".completed"):
+                    await self._taken(req.job_id)
                     return images_update(run_id, completed_answer(data), req.model_id)
                 elif kind == "error":
                     raise stream_error(data)
@@ -78,12 +81,22 @@ class StreamingOpenAIProvider(OpenAIProvider):
             with contextlib.suppress(asyncio.QueueFull):  # a preview is a courtesy
                 queue.put_nowait(progress)
 
+    async def _taken(self, job_id: str) -> None:
+        """Wait (at most :data:`DRAIN_S`) until the worker has taken every partial relayed so
+        far: a fast run's events come in one read, its partials and its answer together, and
+        the worker stops watching once the answer is returned."""
+        queue = self._watchers.get(job_id)
+        if queue is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.join(), DRAIN_S)
+
     async def _previews(
         self, job_id: str, queue: asyncio.Queue[dict[str, Any]]
     ) -> AsyncGenerator[dict[str, Any], None]:
         try:
             while True:
                 yield await queue.get()
+                queue.task_done()  # the worker asks for the next one: done with this one
         finally:
             if self._watchers.get(job_id) is queue:
                 del self._watchers[job_id]
