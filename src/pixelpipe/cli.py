@@ -61,6 +61,10 @@ def _logging(settings: Settings) -> None:
         if settings.log_json
         else "%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO with its full URL: a line per provider call and output
+    # fetch on the hot path, and an output's URL may carry a signature (no secret in logs)
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
 
 
 def _uvicorn(settings: Settings, worker: bool) -> None:
