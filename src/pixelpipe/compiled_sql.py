@@ -12,6 +12,7 @@ itself) go through ``conn.execute`` unchanged.
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -125,18 +126,12 @@ def write_deferred(conn: Connection) -> None:
         return
     conn.info[_DEFERRED] = []
     raw = driver_connection(conn)
-    start = 0
-    while start < len(pending):
-        plan = pending[start][0]
-        end = start
-        while end < len(pending) and pending[end][0] is plan:
-            end += 1
-        run = [params for _, params in pending[start:end]]
+    for plan, same in itertools.groupby(pending, key=operator.itemgetter(0)):
+        run = [params for _, params in same]
         while run:
             n = min(_MAX_ROWS_PER_INSERT, 1 << (len(run).bit_length() - 1))
             chunk, run = run[:n], run[n:]
             raw.execute(_multi_row_sql(plan.sql, n), [v for params in chunk for v in params])
-        start = end
 
 
 @functools.cache

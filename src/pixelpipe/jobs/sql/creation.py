@@ -83,12 +83,12 @@ class SqlJobCreation(SqlStoreBase):
             found = first_row(conn, IMAGE_BY_KEY, images, {"w_key": job.content_key})
             if found is not None:
                 return Admission(job, created=False, image=row_to_image(found))
-            if opening is None:
-                existing = _insert_unless_taken(conn, job, row, True, fingerprint, guard)
-                return Admission(existing or job, created=existing is None)
             existing = _existing(conn, job, True, fingerprint)
             if existing is not None:
                 return Admission(existing, created=False)
+            if opening is None:
+                _insert_new(conn, job, row, guard)
+                return Admission(job, created=True)
             return Admission(_insert_opened(conn, job, row, opening, guard), created=True)
 
         admission = await self._write_racing(work)
@@ -135,10 +135,7 @@ def _insert_opened(
     now = time.time()
     _, values = transition_values(JobStatus.QUEUED, JobStatus.SUBMITTING, opening.fields, now)
     moved = dataclasses.replace(job, **{**values, "status": JobStatus.SUBMITTING})
-    if guard is not None:
-        make_reservation(conn, guard, new_job=True)  # its row goes in just below
-    insert_row(conn, jobs, {**row, **values})
-    write_event(conn, job.id, "status", status_data(job), job.created_at, job)
+    _insert_new(conn, job, {**row, **values}, guard)
     write_event(conn, job.id, "status", status_data(moved), now, moved)
     if opening.entry is not None:
         insert_entry(conn, opening.entry)
@@ -156,13 +153,18 @@ def _insert_unless_taken(
     """The earlier job this request attaches to, or None after making the reservation ``guard``
     and inserting ``row`` with its first status event."""
     existing = _existing(conn, job, single_flight, fingerprint)
-    if existing is not None:
-        return existing
+    if existing is None:
+        _insert_new(conn, job, row, guard)
+    return existing
+
+
+def _insert_new(conn: Connection, job: Job, row: dict[str, Any], guard: Reservation | None) -> None:
+    """Make the reservation ``guard``, insert ``row`` (``job``'s) and its first status event
+    (``job`` as it was created: queued)."""
     if guard is not None:
         make_reservation(conn, guard, new_job=True)  # its row goes in just below
     insert_row(conn, jobs, row)
     write_event(conn, job.id, "status", status_data(job), job.created_at, job)
-    return None
 
 
 def _existing(
