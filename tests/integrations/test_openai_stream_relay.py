@@ -22,6 +22,7 @@ from pixelpipe.fakes.server import serve_app
 from pixelpipe.intake import CanonicalRequest
 from pixelpipe.jobs.memory.store import MemoryJobStore
 from pixelpipe.providers.base import ProviderRequest, RunState, WatchesProgress
+from pixelpipe.providers.openai import stream
 from pixelpipe.providers.openai.client import OpenAIProvider
 from pixelpipe.providers.openai.stream import StreamingOpenAIProvider
 from pixelpipe.providers.previews import PREVIEW_MAX_BYTES
@@ -142,6 +143,28 @@ async def test_partials_that_come_with_the_answer_reach_the_readers_all_the_same
         got = [await asyncio.wait_for(anext(relayed), 5) for _ in range(2)]
     assert update.state is RunState.SUCCEEDED
     assert [(p.index, p.percent) for p in got] == [(0, 33.3), (1, 66.7)]
+
+
+async def test_an_answer_does_not_wait_for_partials_once_the_worker_stopped_watching(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Relayed partials nobody will take (the worker's watching ended, e.g. on an error) do not
+    hold the answer back: it waits only for a watcher that is still there."""
+    monkeypatch.setattr(stream, "DRAIN_S", 60.0)
+    provider = StreamingOpenAIProvider(KEY, partial_images=2)
+    try:
+        updates = provider.watch_progress("gen_relay")
+        partial = {"b64_json": "aGk=", "partial_image_index": 0}
+        provider._relay("gen_relay", partial)
+        provider._relay("gen_relay", partial | {"partial_image_index": 1})
+        assert await anext(updates)  # the worker takes the first
+        answer = asyncio.create_task(provider._taken("gen_relay"))  # the completed event came
+        await asyncio.sleep(0.05)
+        assert not answer.done()  # the worker still watches: the answer waits for it
+        await updates.aclose()  # then it stops watching, the second partial untaken
+        await asyncio.wait_for(answer, 5)
+    finally:
+        await provider.aclose()
 
 
 async def test_a_refusal_before_the_stream_is_the_usual_error() -> None:

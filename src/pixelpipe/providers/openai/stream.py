@@ -88,18 +88,25 @@ class StreamingOpenAIProvider(OpenAIProvider):
         queue = self._watchers.get(job_id)
         if queue is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(queue.join(), DRAIN_S)
+                async with asyncio.timeout(DRAIN_S):
+                    await queue.join()
 
     async def _previews(
         self, job_id: str, queue: asyncio.Queue[dict[str, Any]]
     ) -> AsyncGenerator[dict[str, Any], None]:
         try:
             while True:
-                yield await queue.get()
-                queue.task_done()  # the worker asks for the next one: done with this one
+                progress = await queue.get()
+                try:
+                    yield progress
+                finally:
+                    queue.task_done()  # the worker asks for the next one, or stopped watching
         finally:
             if self._watchers.get(job_id) is queue:
                 del self._watchers[job_id]
+            while not queue.empty():  # nobody takes these now: the answer need not wait
+                queue.get_nowait()
+                queue.task_done()
 
 
 @dataclass
